@@ -1,0 +1,112 @@
+"""Input checks shared by every estimator, solver and the CLI.
+
+Each check raises a ``ValueError`` or ``TypeError`` whose message names the offending argument,
+so that a user sees what is wrong with *their* data rather than a NumPy traceback.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_array",
+    "check_measurements",
+    "check_positive",
+    "check_random_state",
+]
+
+
+def check_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None, allow_empty=False):
+    """Return ``x`` as a finite float64 array, or raise a clear error.
+
+    Parameters
+    ----------
+    x : array_like
+        The input.
+    name : str
+        Name used in error messages.
+    ndim : int or tuple of int, optional
+        Allowed numbers of dimensions.
+    allow_empty : bool, default=False
+        Whether an array with zero elements is acceptable.
+    """
+    if isinstance(x, str | bytes):
+        raise TypeError(f"{name} must be a numeric array, got a string")
+    arr = np.asarray(x)
+    if arr.dtype == object or arr.dtype.kind in "USVMm":
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "c":
+        raise TypeError(
+            f"{name} is complex; overparam works with real data (stack real and imaginary "
+            "parts to recover a complex signal)"
+        )
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} must be a numeric array, got booleans")
+    arr = arr.astype(np.float64, copy=False)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(f"{name} must be {want}-dimensional, got shape {arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} NaN or Inf value(s)")
+    return arr
+
+
+def check_measurements(A, y, *, y_ndim: int | tuple[int, ...] = 1):
+    """Validate a measurement operator and measurements; return ``(operator, y)``.
+
+    Parameters
+    ----------
+    A : array_like, scipy.sparse.linalg.LinearOperator or Operator
+        The forward model.
+    y : array_like
+        Measurements, shape ``(m,)`` (or ``(m, L)`` when ``y_ndim`` allows 2).
+    y_ndim : int or tuple of int, default=1
+        Allowed dimensions of ``y``.
+
+    Returns
+    -------
+    operator : Operator
+    y : ndarray of float64
+    """
+    from .operators import as_operator
+
+    op = as_operator(A)
+    y = check_array(y, "y", ndim=y_ndim, allow_empty=True)
+    if y.shape[0] == 0 or op.n_measurements == 0:
+        raise ValueError("the number of measurements is zero: need at least one row in A and y")
+    if y.size == 0:
+        raise ValueError(f"y is empty (shape {y.shape})")
+    if y.shape[0] != op.n_measurements:
+        raise ValueError(
+            f"A has {op.n_measurements} measurement rows but y has {y.shape[0]} entries "
+            f"(A: {op.shape}, y: {y.shape})"
+        )
+    return op, y
+
+
+def check_positive(value, name: str, *, strict: bool = True, integer: bool = False):
+    """Raise unless ``value`` is a positive (or non-negative) real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if integer and int(value) != value:
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if not np.isfinite(value) or value < 0 or (strict and value == 0):
+        relation = "> 0" if strict else ">= 0"
+        raise ValueError(f"{name} must be {relation} and finite, got {value!r}")
+    return value
+
+
+def check_random_state(seed) -> np.random.Generator:
+    """Turn ``None``, an int or a Generator into a ``numpy.random.Generator``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, numbers.Integral | np.random.SeedSequence):
+        return np.random.default_rng(seed)
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {seed!r}")

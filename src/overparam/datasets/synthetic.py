@@ -1,0 +1,56 @@
+"""Synthetic compressed-sensing problems."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_positive, check_random_state
+from ..metrics import add_noise
+
+__all__ = ["SparseProblem", "make_sparse_problem"]
+
+
+@dataclass
+class SparseProblem:
+    """Measurements ``y = A x + noise`` of an ``s``-sparse vector ``x``."""
+
+    A: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    noise: np.ndarray
+
+
+def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
+                        positive: bool = False, snr: float = float("inf"),
+                        normalize: bool = True, random_state=None) -> SparseProblem:
+    """Gaussian measurements of a random sparse vector.
+
+    Parameters
+    ----------
+    n_measurements, n_features, n_nonzero : int
+        ``M``, ``N`` and the sparsity ``s``.
+    positive : bool, default=False
+        Non-negative nonzeros (``|N(0,1)|``) instead of ``N(0,1)``.
+    snr : float, default=inf
+        Measurement SNR in dB.
+    normalize : bool, default=True
+        Entries of ``A`` are ``N(0, 1/M)`` (columns of unit norm on average); else ``N(0, 1)``.
+    random_state : None, int or Generator
+    """
+    for value, name in ((n_measurements, "n_measurements"), (n_features, "n_features")):
+        check_positive(value, name, integer=True)
+    check_positive(n_nonzero, "n_nonzero", strict=False, integer=True)
+    if n_nonzero > n_features:
+        raise ValueError(f"n_nonzero={n_nonzero} exceeds n_features={n_features}")
+    rng = check_random_state(random_state)
+    A = rng.standard_normal((n_measurements, n_features))
+    if normalize:
+        A /= np.sqrt(n_measurements)
+    x = np.zeros(n_features)
+    idx = rng.choice(n_features, size=n_nonzero, replace=False)
+    vals = rng.standard_normal(n_nonzero)
+    x[idx] = np.abs(vals) if positive else vals
+    y, noise = add_noise(A @ x, snr, rng)
+    return SparseProblem(A=A, y=y, x=x, noise=noise)

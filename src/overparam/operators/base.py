@@ -1,0 +1,98 @@
+"""The forward-model interface: ``forward``, ``adjoint``, shapes and a norm estimate."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from math import prod
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator, svds
+
+__all__ = ["Operator", "RowSubset"]
+
+
+class Operator(ABC):
+    """A linear map from signals of shape ``input_shape`` to ``m`` measurements.
+
+    Subclasses implement :meth:`forward` and :meth:`adjoint`. Signals may carry trailing
+    columns (several signals measured by the same operator, as in MMV) where a subclass says so.
+
+    Attributes
+    ----------
+    input_shape : tuple of int
+        Shape of one signal.
+    n_measurements : int
+        Number of measurements ``m``.
+    """
+
+    input_shape: tuple[int, ...]
+    n_measurements: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(m, n)``: measurements by number of signal entries, as for a matrix."""
+        return (self.n_measurements, prod(self.input_shape))
+
+    @abstractmethod
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Measure a signal: ``x`` of shape ``input_shape`` to ``(m,)``."""
+
+    @abstractmethod
+    def adjoint(self, z: np.ndarray) -> np.ndarray:
+        """Apply the adjoint: ``z`` of shape ``(m,)`` to ``input_shape``."""
+
+    def rows(self, index) -> Operator:
+        """The operator restricted to a subset of measurements (used for hold-out validation)."""
+        return RowSubset(self, index)
+
+    def as_linear_operator(self) -> LinearOperator:
+        """This operator as a scipy ``LinearOperator`` acting on flattened signals."""
+        shape_in = self.input_shape
+        return LinearOperator(
+            self.shape,
+            matvec=lambda v: self.forward(np.reshape(v, shape_in)),
+            rmatvec=lambda z: np.ravel(self.adjoint(np.ravel(z))),
+            dtype=np.float64,
+        )
+
+    def to_dense(self) -> np.ndarray:
+        """The ``(m, n)`` matrix of this operator (costs ``n`` forward applications)."""
+        n = self.shape[1]
+        cols = [self.forward(np.reshape(e, self.input_shape)) for e in np.eye(n)]
+        return np.stack(cols, axis=1) if cols else np.zeros(self.shape)
+
+    def norm_estimate(self) -> float:
+        """Estimate the spectral norm ``||A||_2`` (largest singular value).
+
+        Uses ARPACK through :func:`scipy.sparse.linalg.svds` with a fixed start vector, so the
+        estimate is deterministic; small operators are computed exactly.
+        """
+        m, n = self.shape
+        if min(m, n) <= 3 or m * n <= 40_000:
+            return float(np.linalg.norm(self.to_dense(), 2))
+        v0 = np.random.default_rng(0).standard_normal(min(m, n))
+        s = svds(self.as_linear_operator(), k=1, return_singular_vectors=False, v0=v0)
+        return float(s[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(m={self.n_measurements}, input_shape={self.input_shape})"
+
+
+class RowSubset(Operator):
+    """The measurements ``index`` of another operator."""
+
+    def __init__(self, parent: Operator, index):
+        idx = np.arange(parent.n_measurements)[index]
+        self.parent = parent
+        self.index = np.atleast_1d(idx)
+        self.input_shape = parent.input_shape
+        self.n_measurements = int(self.index.size)
+
+    def forward(self, x):
+        return self.parent.forward(x)[self.index]
+
+    def adjoint(self, z):
+        z = np.asarray(z)
+        full = np.zeros((self.parent.n_measurements, *z.shape[1:]), dtype=np.result_type(z, float))
+        full[self.index] = z
+        return self.parent.adjoint(full)

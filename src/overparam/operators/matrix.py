@@ -1,0 +1,77 @@
+"""Operators given by a matrix: a dense array or a scipy ``LinearOperator``."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from .._validation import check_array
+from .base import Operator
+
+__all__ = ["DenseOperator", "ScipyOperator"]
+
+
+class DenseOperator(Operator):
+    """A dense ``(m, n)`` measurement matrix.
+
+    ``forward`` accepts ``(n,)`` or ``(n, L)`` (L signals sharing the operator, as in MMV).
+
+    Parameters
+    ----------
+    A : array_like of shape (m, n)
+    """
+
+    def __init__(self, A):
+        self.matrix = check_array(A, "A", ndim=2, allow_empty=True)
+        if self.matrix.shape[1] == 0:
+            raise ValueError(f"A has no columns (shape {self.matrix.shape})")
+        self.n_measurements = self.matrix.shape[0]
+        self.input_shape = (self.matrix.shape[1],)
+
+    def forward(self, x):
+        return self.matrix @ x
+
+    def adjoint(self, z):
+        return self.matrix.T @ z
+
+    def rows(self, index):
+        return DenseOperator(self.matrix[np.atleast_1d(np.arange(self.n_measurements)[index])])
+
+    def to_dense(self):
+        return self.matrix
+
+    def norm_estimate(self):
+        m, n = self.matrix.shape
+        if min(m, n) <= 2000:
+            return float(np.linalg.norm(self.matrix, 2))
+        return super().norm_estimate()
+
+
+class ScipyOperator(Operator):
+    """Any :class:`scipy.sparse.linalg.LinearOperator` (or sparse matrix) acting on vectors.
+
+    ``forward`` accepts ``(n,)`` or ``(n, L)``; the latter uses ``matmat``.
+    """
+
+    def __init__(self, linop: LinearOperator):
+        from scipy.sparse.linalg import aslinearoperator
+
+        self.linop = aslinearoperator(linop)
+        if np.iscomplexobj(np.empty(0, dtype=self.linop.dtype)):
+            raise TypeError("complex LinearOperators are not supported")
+        m, n = self.linop.shape
+        if n == 0:
+            raise ValueError(f"the LinearOperator has no columns (shape {self.linop.shape})")
+        self.n_measurements = m
+        self.input_shape = (n,)
+
+    def forward(self, x):
+        x = np.asarray(x)
+        return self.linop.matvec(x) if x.ndim == 1 else self.linop.matmat(x)
+
+    def adjoint(self, z):
+        z = np.asarray(z)
+        return self.linop.rmatvec(z) if z.ndim == 1 else self.linop.rmatmat(z)
+
+    def as_linear_operator(self):
+        return self.linop

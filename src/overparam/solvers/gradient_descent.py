@@ -1,0 +1,133 @@
+"""Gradient descent on ``loss_weight/2 * ||A signal(params) - y||^2`` for any parameterization."""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._validation import check_positive, check_random_state
+from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from .result import History, SolverResult
+from .steps import as_step_policy
+
+__all__ = ["gradient_descent"]
+
+
+def _sqnorm(arrays) -> float:
+    return float(sum(np.vdot(a, a) for a in arrays))
+
+
+def gradient_descent(
+    parameterization,
+    operator,
+    y,
+    *,
+    init_scale: float | None = None,
+    init_params=None,
+    step="adaptive",
+    loss_weight: float = 1.0,
+    stopping: StoppingRule | None = None,
+    random_state=None,
+    history: History | None = None,
+    validation: Validation | None = None,
+    callback=None,
+    progress: bool = False,
+) -> SolverResult:
+    """Minimize ``loss_weight/2 * ||A x - y||^2`` over the parameters of ``x = signal(params)``.
+
+    Parameters
+    ----------
+    parameterization : Parameterization
+    operator : Operator
+    y : ndarray
+        Measurements.
+    init_scale : float, optional
+        Passed to ``parameterization.init``; ignored when ``init_params`` is given.
+    init_params : tuple of ndarray, optional
+        Explicit starting point.
+    step : "adaptive", float or StepPolicy, default="adaptive"
+        Safe adaptive scalar step, or a constant step (paper-faithful).
+    loss_weight : float, default=1.0
+        Multiplies the loss (``1/n`` gives the group paper's loss, ``2`` the MMV paper's).
+    stopping : StoppingRule, optional
+    random_state : None, int or Generator
+        Seed for random initializations.
+    history : History, optional
+        Filled in place every ``history.every`` iterations.
+    validation : Validation, optional
+        Early stopping on held-out measurements; the best iterate is returned.
+    callback : callable, optional
+        ``callback(iteration, params, x)``; returning True stops the run.
+    progress : bool, default=False
+        Show a progress bar.
+
+    Returns
+    -------
+    SolverResult
+    """
+    stopping = stopping or StoppingRule()
+    check_positive(loss_weight, "loss_weight")
+    policy = as_step_policy(step)
+    rng = check_random_state(random_state)
+    if init_params is not None:
+        params = tuple(np.array(p, dtype=float) for p in init_params)
+    else:
+        if init_scale is None:
+            raise ValueError("give init_scale or init_params")
+        params = parameterization.init(init_scale, rng)
+
+    y = np.asarray(y, dtype=float)
+    monitor = stopping.monitor(float(np.linalg.norm(y)))
+    x = parameterization.signal(params)
+    r = operator.forward(x) - y
+    loss = 0.5 * loss_weight * float(np.vdot(r, r))
+    monitor.update(0, loss, float(np.linalg.norm(r)))
+    if history is not None:
+        history.record(0, 0.0, loss, params, x)
+    eta = policy.start(1.0 / (loss_weight * operator.norm_estimate() ** 2 + 1e-300))
+    n_rejected = 0
+    reason = StopReason.MAX_ITER
+    bar = tqdm(total=stopping.max_iter, disable=not progress, desc="gradient descent",
+               leave=False)
+    it = 0
+    try:
+        while True:
+            grads = parameterization.vjp(params, loss_weight * operator.adjoint(r))
+            gnorm2 = _sqnorm(grads)
+            while True:
+                trial = tuple(p - eta * g for p, g in zip(params, grads, strict=True))
+                x_new = parameterization.signal(trial)
+                r_new = operator.forward(x_new) - y
+                loss_new = 0.5 * loss_weight * float(np.vdot(r_new, r_new))
+                if policy.accept(eta, loss, loss_new, eta * gnorm2) and not monitor.is_divergent(
+                        loss_new):
+                    break
+                n_rejected += 1
+                eta = policy.next_after_reject(eta)
+            params, x, r, loss = trial, x_new, r_new, loss_new
+            eta = policy.next_after_accept(eta)
+            it += 1
+            bar.update()
+            reason = monitor.update(it, loss, float(np.linalg.norm(r)))
+            if history is not None and (history.due(it) or reason is not None):
+                history.record(it, monitor.elapsed, loss, params, x)
+            if validation is not None and it % validation.every == 0:
+                if validation.check(it, x, params):
+                    reason = StopReason.EARLY_STOPPED
+            if callback is not None and callback(it, params, x):
+                reason = StopReason.CALLBACK
+            if reason is not None:
+                break
+    finally:
+        bar.close()
+    if not np.all(np.isfinite(x)):  # the monitor guards the loss; this guards the iterate itself
+        raise DivergenceError(f"non-finite estimate after {it} iterations")
+    info = {"step": eta, "n_rejected_steps": n_rejected, "final_loss": loss}
+    if validation is not None:
+        if validation.best_state is not None:
+            params = validation.best_state
+            x = parameterization.signal(params)
+        info.update(best_iteration=validation.best_iteration,
+                    validation_error=validation.best_error)
+    return SolverResult(coef=x, params=params, n_iter=it, wall_time=monitor.elapsed,
+                        stop_reason=reason, history=history, info=info)

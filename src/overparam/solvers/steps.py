@@ -1,0 +1,125 @@
+"""Scalar step-size policies.
+
+A scalar, time-varying step only re-times the gradient flow, so it keeps the flow's path and
+implicit bias up to discretization. Per-coordinate preconditioning would change the bias, so
+no policy here is per-coordinate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._validation import check_positive
+from ..stopping import DivergenceError
+
+__all__ = ["AdaptiveStep", "ConstantStep", "StepPolicy", "as_step_policy"]
+
+
+class StepPolicy:
+    """Proposes a step, then is told whether the trial step was acceptable."""
+
+    def start(self, initial: float | None) -> float:
+        """First step to try; ``initial`` is a solver's safe guess (may be None)."""
+        raise NotImplementedError
+
+    def accept(self, step: float, loss_old: float, loss_new: float, decrease: float) -> bool:
+        """Whether the trial step is kept. ``decrease`` = step * ||grad||^2."""
+        raise NotImplementedError
+
+    def next_after_accept(self, step: float) -> float:
+        return step
+
+    def next_after_reject(self, step: float) -> float:
+        raise NotImplementedError
+
+
+@dataclass
+class ConstantStep(StepPolicy):
+    """A fixed step, as the papers use.
+
+    Parameters
+    ----------
+    step : float
+        The step size.
+    on_divergence : {"raise", "halve"}, default="raise"
+        A non-finite or exploding loss raises :class:`DivergenceError` (paper-faithful), or halves
+        the step and retries the iteration (the smaller step is then kept).
+    """
+
+    step: float
+    on_divergence: str = "raise"
+
+    def __post_init__(self):
+        check_positive(self.step, "step")
+        if self.on_divergence not in ("raise", "halve"):
+            raise ValueError(f"on_divergence must be 'raise' or 'halve', got {self.on_divergence!r}")
+
+    def start(self, initial):
+        return float(self.step)
+
+    def accept(self, step, loss_old, loss_new, decrease):
+        # Divergence is judged by the solver's monitor; a constant step accepts any finite loss.
+        return loss_new == loss_new and loss_new != float("inf")
+
+    def next_after_reject(self, step):
+        if self.on_divergence == "raise":
+            raise DivergenceError(
+                f"gradient descent diverged with the fixed step {step:.3g}; use a smaller step "
+                "or the safe adaptive step (step='adaptive')"
+            )
+        return step / 2
+
+
+@dataclass
+class AdaptiveStep(StepPolicy):
+    """Safe adaptive scalar step: backtracking (Armijo) with cautious growth.
+
+    A trial step is kept only if the loss decreases by at least ``armijo * step * ||grad||^2``;
+    otherwise it is shrunk and retried, so the loss never increases and iterates never blow up.
+    After each accepted step the step grows by ``grow``, capped at ``max_step``.
+
+    Parameters
+    ----------
+    initial : float or None, default=None
+        First trial step; None uses the solver's guess (about 1/Lipschitz at the init).
+    grow, shrink : float, default=1.1, 0.5
+    armijo : float, default=1e-4
+    max_step : float, default=inf
+        Cap on the step; a cap keeps the iterates closer to the gradient-flow path.
+    min_step : float, default=1e-300
+        Below this the solver gives up with :class:`DivergenceError`.
+    """
+
+    initial: float | None = None
+    grow: float = 1.1
+    shrink: float = 0.5
+    armijo: float = 1e-4
+    max_step: float = float("inf")
+    min_step: float = 1e-300
+
+    def start(self, initial):
+        step = self.initial if self.initial is not None else (initial or 1.0)
+        return min(float(step), self.max_step)
+
+    def accept(self, step, loss_old, loss_new, decrease):
+        return loss_new <= loss_old - self.armijo * decrease
+
+    def next_after_accept(self, step):
+        return min(step * self.grow, self.max_step)
+
+    def next_after_reject(self, step):
+        new = step * self.shrink
+        if new < self.min_step:
+            raise DivergenceError(f"adaptive step fell below {self.min_step:g} without decrease")
+        return new
+
+
+def as_step_policy(step) -> StepPolicy:
+    """``"adaptive"``, a number (constant step) or a :class:`StepPolicy`."""
+    if isinstance(step, StepPolicy):
+        return step
+    if isinstance(step, str):
+        if step == "adaptive":
+            return AdaptiveStep()
+        raise ValueError(f"step must be 'adaptive', a positive number or a StepPolicy, got {step!r}")
+    return ConstantStep(step)

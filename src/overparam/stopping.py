@@ -1,0 +1,169 @@
+"""Stopping rules shared by every iterative solver.
+
+A :class:`StoppingRule` is a small frozen description (what to watch); :meth:`StoppingRule.monitor`
+makes the per-run state that watches it. Solvers call :meth:`Monitor.update` once per iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ._validation import check_positive
+
+__all__ = ["DivergenceError", "Monitor", "StopReason", "StoppingRule"]
+
+
+class StopReason(str, Enum):
+    """Why a solver stopped."""
+
+    CONVERGED = "converged"  #: relative residual ||Ax - y|| / ||y|| below ``tol``
+    STAGNATED = "stagnated"  #: loss decreased by less than ``stagnation_tol`` over ``patience``
+    MAX_ITER = "max_iter"  #: iteration budget spent
+    TIME_LIMIT = "time_limit"  #: wall-clock budget spent
+    EARLY_STOPPED = "early_stopped"  #: held-out (validation) error stopped improving
+    DISCREPANCY = "discrepancy"  #: residual reached the given noise level
+    END_OF_TIME = "end_of_time"  #: a flow solver reached its final time
+    CALLBACK = "callback"  #: a user callback asked to stop
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when iterates become non-finite or the loss explodes and cannot be recovered."""
+
+
+@dataclass(frozen=True)
+class StoppingRule:
+    """When an iterative solver stops.
+
+    Parameters
+    ----------
+    max_iter : int, default=100_000
+        Iteration budget.
+    tol : float, default=1e-6
+        Stop when ``||A x - y|| <= tol * ||y||``. Zero disables.
+    stagnation_tol : float, default=1e-9
+        Stop when the loss decreased by less than this fraction over the last ``patience``
+        iterations. Zero disables.
+    patience : int, default=1000
+        Window, in iterations, of the stagnation test (and, in validation checks, of the
+        early-stopping test).
+    divergence_factor : float, default=1e8
+        The loss exceeding this multiple of its initial value counts as divergence.
+    max_time : float or None, default=None
+        Wall-clock budget in seconds.
+    """
+
+    max_iter: int = 100_000
+    tol: float = 1e-6
+    stagnation_tol: float = 1e-9
+    patience: int = 1000
+    divergence_factor: float = 1e8
+    max_time: float | None = None
+
+    def __post_init__(self):
+        check_positive(self.max_iter, "max_iter", integer=True)
+        check_positive(self.tol, "tol", strict=False)
+        check_positive(self.stagnation_tol, "stagnation_tol", strict=False)
+        check_positive(self.patience, "patience", integer=True)
+        check_positive(self.divergence_factor, "divergence_factor")
+        if self.max_time is not None:
+            check_positive(self.max_time, "max_time")
+
+    def monitor(self, y_norm: float) -> Monitor:
+        """Fresh per-run state for measurements of norm ``y_norm``."""
+        return Monitor(self, y_norm)
+
+
+@dataclass
+class Monitor:
+    """Per-run state of a :class:`StoppingRule`."""
+
+    rule: StoppingRule
+    y_norm: float
+    start: float = field(default_factory=time.perf_counter)
+    initial_loss: float | None = None
+    _loss_window: deque = field(default_factory=deque)
+
+    def is_divergent(self, loss: float) -> bool:
+        """Whether ``loss`` is non-finite or exploded relative to the initial loss."""
+        if not math.isfinite(loss):
+            return True
+        ref = self.initial_loss if self.initial_loss else 0.0
+        return ref > 0 and loss > self.rule.divergence_factor * ref
+
+    def update(self, iteration: int, loss: float, residual_norm: float) -> StopReason | None:
+        """Record iteration ``iteration`` (1-based count done) and say whether to stop."""
+        rule = self.rule
+        if self.initial_loss is None:
+            self.initial_loss = loss
+        if self.is_divergent(loss):
+            raise DivergenceError(
+                f"loss became {loss:.3e} at iteration {iteration} (initial {self.initial_loss:.3e})"
+            )
+        if rule.tol > 0 and residual_norm <= rule.tol * self.y_norm:
+            return StopReason.CONVERGED
+        if rule.stagnation_tol > 0:
+            self._loss_window.append(loss)
+            if len(self._loss_window) > rule.patience:
+                old = self._loss_window.popleft()
+                if old - loss <= rule.stagnation_tol * abs(old):
+                    return StopReason.STAGNATED
+        if iteration >= rule.max_iter:
+            return StopReason.MAX_ITER
+        if rule.max_time is not None and time.perf_counter() - self.start > rule.max_time:
+            return StopReason.TIME_LIMIT
+        return None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the monitor was made."""
+        return time.perf_counter() - self.start
+
+
+@dataclass
+class Validation:
+    """Early stopping on held-out measurements.
+
+    The solver evaluates the held-out error ``||A_val x - y_val||^2 / m_val`` every ``every``
+    iterations, keeps the iterate with the smallest value, and stops once ``patience`` checks
+    in a row brought no improvement (``patience=None`` follows the whole path).
+
+    Parameters
+    ----------
+    operator : Operator
+        The held-out measurement operator.
+    y : ndarray
+        The held-out measurements.
+    every : int, default=10
+    patience : int or None, default=50
+    """
+
+    operator: object
+    y: object
+    every: int = 10
+    patience: int | None = 50
+    best_error: float = math.inf
+    best_iteration: int = 0
+    best_state: object = None
+    _since_best: int = 0
+    curve: list = field(default_factory=list)
+
+    def check(self, iteration: int, x, state) -> bool:
+        """Record the held-out error at ``x``; return True when it is time to stop."""
+        import numpy as np
+
+        r = self.operator.forward(x) - self.y
+        err = float(np.sum(r * r) / max(np.size(self.y), 1))
+        self.curve.append((iteration, err))
+        if err < self.best_error:
+            self.best_error, self.best_iteration, self.best_state = err, iteration, state
+            self._since_best = 0
+        else:
+            self._since_best += 1
+        return self.patience is not None and self._since_best >= self.patience
