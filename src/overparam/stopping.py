@@ -14,7 +14,14 @@ from enum import Enum
 
 from ._validation import check_positive
 
-__all__ = ["DivergenceError", "Monitor", "StopReason", "StoppingRule"]
+__all__ = [
+    "DivergenceError",
+    "Monitor",
+    "PathControl",
+    "StopReason",
+    "StoppingRule",
+    "Validation",
+]
 
 
 class StopReason(str, Enum):
@@ -57,6 +64,13 @@ class StoppingRule:
         The loss exceeding this multiple of its initial value counts as divergence.
     max_time : float or None, default=None
         Wall-clock budget in seconds.
+    max_flow_time : float or None, default=None
+        Stop when the solver's clock reaches this time (see ``SolverResult.info["time"]``):
+        for gradient descent the time of the gradient flow of the mean loss
+        ``1/(2m) ||A x - y||^2``, so that paths on different numbers of measurements are
+        comparable. Used to refit up to a time chosen on held-out data.
+    discrepancy : float or None, default=None
+        Discrepancy principle: stop as soon as ``||A x - y|| <= discrepancy``.
     """
 
     max_iter: int = 100_000
@@ -65,6 +79,8 @@ class StoppingRule:
     patience: int = 1000
     divergence_factor: float = 1e8
     max_time: float | None = None
+    max_flow_time: float | None = None
+    discrepancy: float | None = None
 
     def __post_init__(self):
         check_positive(self.max_iter, "max_iter", integer=True)
@@ -72,8 +88,9 @@ class StoppingRule:
         check_positive(self.stagnation_tol, "stagnation_tol", strict=False)
         check_positive(self.patience, "patience", integer=True)
         check_positive(self.divergence_factor, "divergence_factor")
-        if self.max_time is not None:
-            check_positive(self.max_time, "max_time")
+        for name in ("max_time", "max_flow_time", "discrepancy"):
+            if getattr(self, name) is not None:
+                check_positive(getattr(self, name), name, strict=name != "max_flow_time")
 
     def monitor(self, y_norm: float) -> Monitor:
         """Fresh per-run state for measurements of norm ``y_norm``."""
@@ -97,8 +114,9 @@ class Monitor:
         ref = self.initial_loss if self.initial_loss else 0.0
         return ref > 0 and loss > self.rule.divergence_factor * ref
 
-    def update(self, iteration: int, loss: float, residual_norm: float) -> StopReason | None:
-        """Record iteration ``iteration`` (1-based count done) and say whether to stop."""
+    def update(self, iteration: int, loss: float, residual_norm: float,
+               clock: float | None = None) -> StopReason | None:
+        """Record iteration ``iteration`` (count done) at solver time ``clock``; stop or not."""
         rule = self.rule
         if self.initial_loss is None:
             self.initial_loss = loss
@@ -108,6 +126,11 @@ class Monitor:
             )
         if rule.tol > 0 and residual_norm <= rule.tol * self.y_norm:
             return StopReason.CONVERGED
+        if rule.discrepancy is not None and residual_norm <= rule.discrepancy:
+            return StopReason.DISCREPANCY
+        if (rule.max_flow_time is not None and clock is not None
+                and clock >= rule.max_flow_time * (1 - 1e-12)):
+            return StopReason.END_OF_TIME
         if rule.stagnation_tol > 0:
             self._loss_window.append(loss)
             if len(self._loss_window) > rule.patience:
@@ -131,8 +154,11 @@ class Validation:
     """Early stopping on held-out measurements.
 
     The solver evaluates the held-out error ``||A_val x - y_val||^2 / m_val`` every ``every``
-    iterations, keeps the iterate with the smallest value, and stops once ``patience`` checks
-    in a row brought no improvement (``patience=None`` follows the whole path).
+    iterations, keeps the iterate with the smallest value and the solver time at which it
+    occurred (``best_time``), and stops once ``patience`` checks in a row brought no improvement
+    and the solver time has passed ``horizon`` times the best time (so that a slow start,
+    common from a small init, is not mistaken for the minimum). ``patience=None`` follows the
+    whole path.
 
     Parameters
     ----------
@@ -142,28 +168,63 @@ class Validation:
         The held-out measurements.
     every : int, default=10
     patience : int or None, default=50
+    horizon : float, default=2.0
     """
 
     operator: object
     y: object
     every: int = 10
     patience: int | None = 50
+    horizon: float = 2.0
     best_error: float = math.inf
     best_iteration: int = 0
+    best_time: float = 0.0
     best_state: object = None
     _since_best: int = 0
     curve: list = field(default_factory=list)
 
-    def check(self, iteration: int, x, state) -> bool:
-        """Record the held-out error at ``x``; return True when it is time to stop."""
+    def check(self, iteration: int, clock: float, x, state) -> bool:
+        """Record the held-out error at ``x`` (solver time ``clock``); True means stop."""
         import numpy as np
 
         r = self.operator.forward(x) - self.y
         err = float(np.sum(r * r) / max(np.size(self.y), 1))
-        self.curve.append((iteration, err))
+        self.curve.append((iteration, clock, err))
         if err < self.best_error:
             self.best_error, self.best_iteration, self.best_state = err, iteration, state
+            self.best_time = clock
             self._since_best = 0
         else:
             self._since_best += 1
-        return self.patience is not None and self._since_best >= self.patience
+        return (self.patience is not None and self._since_best >= self.patience
+                and clock >= self.horizon * self.best_time)
+
+
+@dataclass(frozen=True)
+class PathControl:
+    """How far an estimator's solver follows its path; set by ``RecoveryEstimator.fit``.
+
+    Parameters
+    ----------
+    validation : Validation, optional
+        Early stopping on held-out measurements.
+    stop_time : float, optional
+        Stop at this solver time (``StoppingRule.max_flow_time``).
+    discrepancy : float, optional
+        Stop once the residual norm falls to this value.
+    """
+
+    validation: Validation | None = None
+    stop_time: float | None = None
+    discrepancy: float | None = None
+
+    def apply(self, rule: StoppingRule) -> StoppingRule:
+        """``rule`` with this control's stop time and discrepancy filled in."""
+        from dataclasses import replace
+
+        changes = {}
+        if self.stop_time is not None:
+            changes["max_flow_time"] = self.stop_time
+        if self.discrepancy is not None:
+            changes["discrepancy"] = self.discrepancy
+        return replace(rule, **changes) if changes else rule

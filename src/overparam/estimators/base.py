@@ -2,30 +2,61 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_measurements
+from .._validation import check_measurements, check_positive, check_random_state
 from ..operators import as_operator
+from ..stopping import PathControl, Validation
 
-__all__ = ["RecoveryEstimator"]
+__all__ = ["RecoveryEstimator", "holdout_split"]
+
+_EARLY_STOPPING = (None, "validation", "discrepancy")
+
+
+def holdout_split(n_measurements: int, fraction: float, random_state=None):
+    """Random split of measurement indices into ``(train, held_out)``.
+
+    At least one measurement is held out and at least one kept.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+    if n_measurements < 2:
+        raise ValueError("holding out measurements needs at least 2 of them")
+    n_val = min(max(1, round(fraction * n_measurements)), n_measurements - 1)
+    perm = check_random_state(random_state).permutation(n_measurements)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
 class RecoveryEstimator(RegressorMixin, BaseEstimator):
     """Recover a signal ``x`` from measurements ``y = A x (+ noise)``.
 
-    Subclasses implement ``_solve(operator, y) -> SolverResult``. After ``fit``:
+    Subclasses implement ``_solve(operator, y, control) -> SolverResult`` and honour the
+    :class:`~overparam.stopping.PathControl` (held-out validation, a stop time on the solver's
+    clock, a discrepancy level). Implicit-regularization estimators expose the parameters
+    ``early_stopping``, ``validation_fraction`` and ``noise_level``, used here:
+
+    - ``early_stopping=None``: run the solver to its own stopping rule.
+    - ``"validation"``: hold out ``validation_fraction`` of the measurements, follow the path on
+      the rest, pick the solver time with the smallest held-out error, then refit on all
+      measurements up to that time. Needs no noise level and no sparsity; costs about two fits.
+    - ``"discrepancy"``: stop once ``||A x - y|| <= noise_level * sqrt(y.size)``, with
+      ``noise_level`` the standard deviation of the noise per measurement.
+
+    After ``fit``:
 
     Attributes
     ----------
     coef_ : ndarray
         The recovered signal.
     result_ : SolverResult
-        Full solver report (parameters, history, info).
+        Full solver report (parameters, history, info). With validation, ``info`` also holds
+        ``chosen_time``, ``validation_curve`` and the path run's iteration count.
     n_iter_ : int
     stop_reason_ : StopReason
     fit_time_ : float
-        Seconds spent in the solver.
+        Seconds spent in the solver(s).
     """
 
     #: allowed dimensions of ``y`` (2 for multiple measurement vectors)
@@ -46,7 +77,21 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         self
         """
         operator, y = check_measurements(A, y, y_ndim=self._y_ndim)
-        result = self._solve(operator, y)
+        rule = getattr(self, "early_stopping", None)
+        if rule not in _EARLY_STOPPING:
+            raise ValueError(f"early_stopping must be one of {_EARLY_STOPPING}, got {rule!r}")
+        if rule == "validation":
+            result = self._fit_validated(operator, y)
+        elif rule == "discrepancy":
+            sigma = getattr(self, "noise_level", None)
+            if sigma is None:
+                raise ValueError("early_stopping='discrepancy' needs noise_level (the noise "
+                                 "standard deviation per measurement)")
+            check_positive(sigma, "noise_level")
+            control = PathControl(discrepancy=float(sigma) * np.sqrt(y.size))
+            result = self._solve(operator, y, control)
+        else:
+            result = self._solve(operator, y, PathControl())
         self.result_ = result
         self.coef_ = result.coef
         self.n_iter_ = result.n_iter
@@ -54,10 +99,24 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         self.fit_time_ = result.wall_time
         return self
 
+    def _fit_validated(self, operator, y):
+        fraction = getattr(self, "validation_fraction", 0.2)
+        train, held = holdout_split(operator.n_measurements, fraction,
+                                    getattr(self, "random_state", None))
+        validation = Validation(operator.rows(held), y[held])
+        path = self._solve(operator.rows(train), y[train], PathControl(validation=validation))
+        chosen = validation.best_time
+        result = self._solve(operator, y, PathControl(stop_time=chosen))
+        result.wall_time += path.wall_time
+        result.info.update(chosen_time=chosen, chosen_iteration_on_path=validation.best_iteration,
+                           path_iterations=path.n_iter, validation_error=validation.best_error,
+                           validation_curve=np.asarray(validation.curve))
+        return result
+
     def predict(self, A):
         """Measurements ``A coef_`` predicted by the recovered signal."""
         check_is_fitted(self, "coef_")
         return as_operator(A).forward(self.coef_)
 
-    def _solve(self, operator, y):  # pragma: no cover - abstract
+    def _solve(self, operator, y, control: PathControl):  # pragma: no cover - abstract
         raise NotImplementedError

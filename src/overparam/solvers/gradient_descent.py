@@ -78,6 +78,9 @@ def gradient_descent(
 
     y = np.asarray(y, dtype=float)
     monitor = stopping.monitor(float(np.linalg.norm(y)))
+    # Solver clock: time of the flow of the mean loss 1/(2m)||Ax - y||^2 (see StoppingRule).
+    time_per_step = loss_weight * y.shape[0]
+    clock = 0.0
     x = parameterization.signal(params)
     r = operator.forward(x) - y
     loss = 0.5 * loss_weight * float(np.vdot(r, r))
@@ -94,6 +97,8 @@ def gradient_descent(
         while True:
             grads = parameterization.vjp(params, loss_weight * operator.adjoint(r))
             gnorm2 = _sqnorm(grads)
+            if stopping.max_flow_time is not None:  # land exactly on the requested time
+                eta = min(eta, max(stopping.max_flow_time - clock, 0.0) / time_per_step)
             while True:
                 trial = tuple(p - eta * g for p, g in zip(params, grads, strict=True))
                 x_new = parameterization.signal(trial)
@@ -105,14 +110,15 @@ def gradient_descent(
                 n_rejected += 1
                 eta = policy.next_after_reject(eta)
             params, x, r, loss = trial, x_new, r_new, loss_new
+            clock += eta * time_per_step
             eta = policy.next_after_accept(eta)
             it += 1
             bar.update()
-            reason = monitor.update(it, loss, float(np.linalg.norm(r)))
+            reason = monitor.update(it, loss, float(np.linalg.norm(r)), clock)
             if history is not None and (history.due(it) or reason is not None):
                 history.record(it, monitor.elapsed, loss, params, x)
             if validation is not None and it % validation.every == 0:
-                if validation.check(it, x, params):
+                if validation.check(it, clock, x, params):
                     reason = StopReason.EARLY_STOPPED
             if callback is not None and callback(it, params, x):
                 reason = StopReason.CALLBACK
@@ -122,12 +128,12 @@ def gradient_descent(
         bar.close()
     if not np.all(np.isfinite(x)):  # the monitor guards the loss; this guards the iterate itself
         raise DivergenceError(f"non-finite estimate after {it} iterations")
-    info = {"step": eta, "n_rejected_steps": n_rejected, "final_loss": loss}
-    if validation is not None:
-        if validation.best_state is not None:
-            params = validation.best_state
-            x = parameterization.signal(params)
-        info.update(best_iteration=validation.best_iteration,
+    info = {"step": eta, "n_rejected_steps": n_rejected, "final_loss": loss, "time": clock,
+            "clock": "flow_time"}
+    if validation is not None and validation.best_state is not None:
+        params = validation.best_state
+        x = parameterization.signal(params)
+        info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
                     validation_error=validation.best_error)
     return SolverResult(coef=x, params=params, n_iter=it, wall_time=monitor.elapsed,
                         stop_reason=reason, history=history, info=info)
