@@ -10,7 +10,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from ._validation import check_positive
 
@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     """Why a solver stopped."""
 
     CONVERGED = "converged"  #: relative residual ||Ax - y|| / ||y|| below ``tol``
@@ -35,9 +35,6 @@ class StopReason(str, Enum):
     DISCREPANCY = "discrepancy"  #: residual reached the given noise level
     END_OF_TIME = "end_of_time"  #: a flow solver reached its final time
     CALLBACK = "callback"  #: a user callback asked to stop
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class DivergenceError(FloatingPointError):

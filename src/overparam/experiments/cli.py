@@ -2,9 +2,63 @@
 
 from __future__ import annotations
 
+import fnmatch
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 __all__ = ["register_commands"]
+
+_OUTDIR_HELP = "Folder of the CSVs, figures, report and (by default) the result store."
+_STORE_HELP = "SQLite result store (default: OUTDIR/results.sqlite). Finished trials are skipped."
+_JOBS_HELP = "Parallel workers (-1: every core)."
+_SCHEDULER_HELP = "Address of a Dask scheduler (tcp://host:8786) to run the trials on."
+_BACKEND_HELP = ("serial, loky (local process pool) or dask (a LocalCluster unless --scheduler); "
+                 "default: dask with --scheduler, serial for --jobs 1, else loky.")
+
+Quick = Annotated[bool, typer.Option("--quick", help="Run the small CI grid and trial count.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help=_JOBS_HELP)]
+Outdir = Annotated[Path, typer.Option("--outdir", "-o", help=_OUTDIR_HELP)]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help=_STORE_HELP)]
+Scheduler = Annotated[str | None, typer.Option("--scheduler", help=_SCHEDULER_HELP)]
+Backend = Annotated[str | None, typer.Option("--backend", help=_BACKEND_HELP)]
+Fresh = Annotated[bool, typer.Option("--fresh", help="Forget stored trials and run again.")]
+Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+
+def _store_path(outdir: Path, store: Path | None) -> Path:
+    from .runner import STORE_NAME
+
+    return store if store is not None else outdir / STORE_NAME
+
+
+def _echo_result(result) -> None:
+    exp = result.experiment
+    typer.echo(f"{exp.name}: {len(result.rows)}/{result.n_planned} trials ok "
+               f"(ran {result.n_run}, {result.n_skipped} already stored, "
+               f"{len(result.errors)} failed), trial time {result.run_time:.1f} s")
+    for key, value in result.summary.items():
+        if key != "error":
+            typer.echo(f"    {key}: {value}")
+    if "error" in result.summary:
+        typer.secho("    summarize failed (see the log above)", fg="red", err=True)
+    if result.plot_error:
+        typer.secho("    plot failed (see the log above)", fg="red", err=True)
+    for rec in result.errors[:3]:
+        last = (rec.error or "").strip().splitlines()[-1:] or [""]
+        typer.secho(f"    failed: {rec.params} trial {rec.trial}: {last[0]}", fg="red", err=True)
+
+
+def _select(patterns: list[str] | None, include_demo: bool) -> list:
+    from .spec import list_experiments
+
+    exps = [e for e in list_experiments() if include_demo or "demo" not in e.tags]
+    if patterns:
+        exps = [e for e in exps if any(fnmatch.fnmatch(e.name, p) or fnmatch.fnmatch(e.paper, p)
+                                       for p in patterns)]
+    return exps
 
 
 def register_commands(app: typer.Typer) -> None:
@@ -20,4 +74,120 @@ def register_commands(app: typer.Typer) -> None:
         for exp in list_experiments():
             typer.echo(f"{exp.name:40s} {exp.paper:28s} {exp.figure}")
 
+    @experiments_app.command("export")
+    def export_cmd(
+        name: Annotated[str, typer.Argument(help="Experiment name.")],
+        out: Annotated[Path, typer.Option("--out", help="CSV file to write.")],
+        quick: Quick = False,
+        outdir: Outdir = Path("overparam-results"),
+        store: StoreOpt = None,
+    ) -> None:
+        """Export an experiment's stored trials to CSV."""
+        from .store import ResultStore
+
+        path = _store_path(outdir, store)
+        if not path.exists():
+            raise typer.BadParameter(f"no result store at {path}", param_hint="--store")
+        with ResultStore(path) as db:
+            rows = db.rows(name, quick=quick)
+            if not rows:
+                raise typer.BadParameter(f"no stored {'quick ' if quick else ''}trials of "
+                                         f"{name!r} in {path}")
+            db.export_csv(out, name, quick=quick, rows=rows)
+        typer.echo(f"{len(rows)} trials -> {out}")
+
     app.add_typer(experiments_app, name="experiments")
+
+    @app.command("run")
+    def run_cmd(
+        name: Annotated[str, typer.Argument(help="Experiment name (see `experiments list`).")],
+        quick: Quick = False,
+        trials: Annotated[int | None, typer.Option(
+            "--trials", min=1, help="Trials per cell (default: the spec's).")] = None,
+        jobs: Jobs = -1,
+        outdir: Outdir = Path("overparam-results"),
+        store: StoreOpt = None,
+        scheduler: Scheduler = None,
+        backend: Backend = None,
+        fresh: Fresh = False,
+        progress: Progress = True,
+    ) -> None:
+        """Run one experiment: store its trials, write OUTDIR/NAME.csv and OUTDIR/NAME.png."""
+        from .runner import run_experiment
+        from .spec import get_experiment
+
+        try:
+            exp = get_experiment(name)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="NAME") from None
+        start = time.perf_counter()
+        result = run_experiment(exp, quick=quick, trials=trials, jobs=jobs, backend=backend,
+                                scheduler=scheduler, store=_store_path(outdir, store),
+                                outdir=outdir, fresh=fresh, progress=progress)
+        _echo_result(result)
+        typer.echo(f"wall time {time.perf_counter() - start:.1f} s; wrote {result.csv}"
+                   + (f" and {result.figure}" if result.figure else ""))
+        if not result.ok:
+            raise typer.Exit(1)
+
+    @app.command("reproduce")
+    def reproduce_cmd(
+        quick: Quick = False,
+        only: Annotated[list[str] | None, typer.Option(
+            "--only", help="Experiment or paper name (glob); repeatable.")] = None,
+        jobs: Jobs = -1,
+        outdir: Outdir = Path("overparam-results"),
+        store: StoreOpt = None,
+        scheduler: Scheduler = None,
+        backend: Backend = None,
+        fresh: Fresh = False,
+        progress: Progress = True,
+        include_demo: Annotated[bool, typer.Option(
+            "--include-demo", help="Also run the toy experiments tagged 'demo'.")] = False,
+    ) -> None:
+        """Run every registered experiment as one sweep, then write the report."""
+        from .report import write_report
+        from .runner import run_experiments
+
+        exps = _select(only, include_demo)
+        if not exps:
+            raise typer.BadParameter("no experiment matches", param_hint="--only")
+        store_path = _store_path(outdir, store)
+        start = time.perf_counter()
+        results = run_experiments(exps, quick=quick, jobs=jobs, backend=backend,
+                                  scheduler=scheduler, store=store_path, outdir=outdir,
+                                  fresh=fresh, progress=progress)
+        for result in results:
+            _echo_result(result)
+        report = write_report(store_path, outdir, quick=quick, names=[e.name for e in exps])
+        wall = time.perf_counter() - start
+        n_bad = sum(not r.ok for r in results)
+        typer.echo(f"{len(results)} experiments in {wall:.1f} s ({n_bad} with failures); "
+                   f"report: {report.html}")
+        if n_bad:
+            raise typer.Exit(1)
+
+    @app.command("report")
+    def report_cmd(
+        outdir: Outdir = Path("overparam-results"),
+        store: StoreOpt = None,
+        mode: Annotated[str, typer.Option(
+            "--mode", help="auto (full results where stored, else quick), quick or full.")
+        ] = "auto",
+        only: Annotated[list[str] | None, typer.Option(
+            "--only", help="Experiment name; repeatable.")] = None,
+    ) -> None:
+        """Write OUTDIR/report.html and report.md from the stored results (no re-run)."""
+        from .report import write_report
+
+        if mode not in ("auto", "quick", "full"):
+            raise typer.BadParameter("must be auto, quick or full", param_hint="--mode")
+        path = _store_path(outdir, store)
+        if not path.exists():
+            raise typer.BadParameter(f"no result store at {path}", param_hint="--store")
+        quick = None if mode == "auto" else mode == "quick"
+        try:
+            report = write_report(path, outdir, quick=quick, names=only)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--only") from None
+        typer.echo(f"{len(report.sections)} experiments -> {report.html}, {report.markdown}")

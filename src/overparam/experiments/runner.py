@@ -1,23 +1,400 @@
-"""Run an experiment's cells and trials. (Serial reference runner; see the runner issue.)"""
+"""Run experiments: every (cell, trial), seeded, in parallel, resumably, into a result store.
+
+Each trial of each grid cell gets its own seed, :func:`~overparam.experiments.cell_seed` of
+(experiment seed, cell parameters, trial index), so any cell reproduces alone. Trials run on one
+of three backends:
+
+``"serial"``
+    In this process (``jobs=1``): simplest, and what :func:`run_serial` does.
+``"loky"``
+    A local process pool (joblib's loky backend), the default for ``jobs > 1``.
+``"dask"``
+    A Dask distributed cluster: the scheduler at ``scheduler=ADDRESS`` (sweeps beyond one
+    machine), or a :class:`~distributed.LocalCluster` of ``jobs`` worker processes.
+
+Workers only compute; the driving process writes each finished trial to the
+:class:`~overparam.experiments.store.ResultStore` in its own transaction, so a sweep killed at
+any point and started again skips the stored trials (see :func:`run_experiments`). A trial that
+raises is stored with its traceback and reported; it does not stop the sweep.
+"""
 
 from __future__ import annotations
 
+import logging
+import platform
 import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from .spec import Experiment, cell_seed
+from .spec import Experiment, cell_seed, get_experiment
+from .store import (
+    ResultStore,
+    TrialRecord,
+    canonical_params,
+    package_version,
+    to_jsonable,
+    write_csv,
+)
 
-__all__ = ["run_serial"]
+__all__ = [
+    "DEFAULT_OUTDIR",
+    "RunResult",
+    "Task",
+    "execute_trial",
+    "plan",
+    "run_experiment",
+    "run_experiments",
+    "run_serial",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Default folder of ``overparam run`` / ``reproduce`` outputs (CSV, figures, store, report).
+DEFAULT_OUTDIR = Path("overparam-results")
+#: File name of the SQLite store inside the output folder.
+STORE_NAME = "results.sqlite"
+BACKENDS = ("serial", "loky", "dask")
 
 
 def run_serial(experiment: Experiment, *, quick: bool = False, trials: int | None = None) -> list:
-    """Run every (cell, trial) in this process and return the rows."""
-    n_trials = experiment.n_trials(quick) if trials is None else trials
+    """Run every (cell, trial) in this process and return the rows.
+
+    The reference runner for tests: no store, no pool, and an exception in a trial propagates.
+    A row is ``{"params", "trial", "seed", "metrics", "time"}``.
+    """
     rows = []
-    for params in experiment.cells(quick):
-        for trial in range(n_trials):
-            seed = cell_seed(experiment.seed, params, trial)
-            start = time.perf_counter()
-            metrics = experiment.run_trial(dict(params), seed)
-            rows.append({"params": dict(params), "trial": trial, "seed": seed,
-                         "metrics": metrics, "time": time.perf_counter() - start})
+    for task in plan(experiment, quick=quick, trials=trials):
+        start = time.perf_counter()
+        metrics = experiment.run_trial(dict(task.params), task.seed)
+        rows.append({"params": dict(task.params), "trial": task.trial, "seed": task.seed,
+                     "metrics": metrics, "time": time.perf_counter() - start})
     return rows
+
+
+@dataclass(frozen=True)
+class Task:
+    """One trial of one cell: what a worker needs besides the experiment's ``run_trial``."""
+
+    experiment: str
+    params: dict
+    trial: int
+    seed: int
+    quick: bool
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return canonical_params(self.params), self.trial
+
+
+def plan(experiment: Experiment, *, quick: bool = False, trials: int | None = None) -> list[Task]:
+    """Every (cell, trial) of a run, in grid order, each with its seed."""
+    n_trials = experiment.n_trials(quick) if trials is None else int(trials)
+    if n_trials < 1:
+        raise ValueError(f"trials must be at least 1, got {n_trials}")
+    return [Task(experiment.name, dict(params), trial,
+                 cell_seed(experiment.seed, params, trial), bool(quick))
+            for params in experiment.cells(quick) for trial in range(n_trials)]
+
+
+def execute_trial(run_trial: Callable[[dict, int], dict], task: Task) -> TrialRecord:
+    """Run one trial and return its record; an exception becomes an ``"error"`` record.
+
+    This is what runs in a worker. Metrics must be a dict of JSON-serializable values (NumPy
+    scalars and arrays are converted); anything else is recorded as an error.
+    """
+    import json
+
+    start = time.perf_counter()
+    try:
+        metrics = run_trial(dict(task.params), task.seed)
+        if not isinstance(metrics, dict):
+            raise TypeError(f"run_trial must return a dict of metrics, got {type(metrics)}")
+        metrics = to_jsonable(metrics)
+        json.dumps(metrics)  # fail here, in the trial, rather than in the store
+        status, error = "ok", None
+    except Exception:
+        metrics, status = None, "error"
+        error = traceback.format_exc()[-8000:]
+    return TrialRecord(experiment=task.experiment, params=dict(task.params), trial=task.trial,
+                       quick=task.quick, seed=task.seed, status=status, metrics=metrics,
+                       error=error, time=time.perf_counter() - start, finished_at=time.time(),
+                       version=package_version(), host=platform.node())
+
+
+@dataclass
+class RunResult:
+    """What one experiment's run produced.
+
+    Attributes
+    ----------
+    experiment : Experiment
+    quick : bool
+    rows : list of dict
+        Successful trials of the planned cells (stored earlier or now), in grid order.
+    errors : list of TrialRecord
+        Trials of the plan that failed (with tracebacks).
+    n_planned, n_run, n_skipped : int
+        Trials in the plan, run now, and found already finished in the store.
+    run_time : float
+        Summed trial time of the trials run now (s).
+    csv, figure : Path or None
+        Files written (when an output folder was given).
+    summary : dict
+        ``experiment.summarize(rows)`` (empty without a summarize; ``{"error": ...}`` if it
+        raised).
+    plot_error : str or None
+        Traceback of the plot function if it raised.
+    """
+
+    experiment: Experiment
+    quick: bool
+    rows: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    n_planned: int = 0
+    n_run: int = 0
+    n_skipped: int = 0
+    run_time: float = 0.0
+    csv: Path | None = None
+    figure: Path | None = None
+    summary: dict = field(default_factory=dict)
+    plot_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.plot_error is None and "error" not in self.summary
+
+
+def _resolve_backend(backend: str | None, jobs: int, scheduler: str | None) -> str:
+    if backend is None:
+        backend = "dask" if scheduler else ("serial" if jobs == 1 else "loky")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if scheduler and backend != "dask":
+        raise ValueError("a scheduler address needs the dask backend")
+    return backend
+
+
+def _iter_serial(calls: Sequence[tuple[Callable, Task]]) -> Iterator[TrialRecord]:
+    for fn, task in calls:
+        yield execute_trial(fn, task)
+
+
+def _iter_loky(calls: Sequence[tuple[Callable, Task]], jobs: int) -> Iterator[TrialRecord]:
+    from joblib import Parallel, delayed
+
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    yield from parallel(delayed(execute_trial)(fn, task) for fn, task in calls)
+
+
+def _iter_dask(calls: Sequence[tuple[Callable, Task]], jobs: int,
+               scheduler: str | None) -> Iterator[TrialRecord]:
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        n_workers = jobs if jobs > 0 else None
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(execute_trial, fn, task, pure=False): task
+                   for fn, task in calls}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception:
+                task = futures[future]
+                yield TrialRecord(
+                    experiment=task.experiment, params=dict(task.params), trial=task.trial,
+                    quick=task.quick, seed=task.seed, status="error", metrics=None,
+                    error=traceback.format_exc()[-8000:], time=0.0, finished_at=time.time(),
+                    version=package_version(), host=None)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_experiments(
+    experiments: Sequence[Experiment | str],
+    *,
+    quick: bool = False,
+    trials: int | None = None,
+    jobs: int = 1,
+    backend: str | None = None,
+    scheduler: str | None = None,
+    store: ResultStore | str | Path | None = None,
+    outdir: str | Path | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+) -> list[RunResult]:
+    """Run several experiments as one sweep (one pool, one progress bar) and store the trials.
+
+    Parameters
+    ----------
+    experiments : sequence of Experiment or str
+        Specs or registered names.
+    quick : bool, default=False
+        Run the quick grid and trial count (the CI version).
+    trials : int, optional
+        Trials per cell, overriding the spec's.
+    jobs : int, default=1
+        Parallel workers (``-1``: all cores for loky; a LocalCluster's default for dask).
+    backend : {"serial", "loky", "dask"}, optional
+        Default: ``"dask"`` with a scheduler, ``"serial"`` for ``jobs=1``, else ``"loky"``.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``). Without it the dask backend
+        starts a LocalCluster of ``jobs`` processes.
+    store : ResultStore, path or None
+        Where trials are stored. Trials already finished there (same experiment, cell, trial
+        index and quick flag) are skipped. ``None``: a throw-away in-memory store.
+    outdir : path, optional
+        Folder for ``<name>.csv`` and ``<name>.png`` of each experiment (created).
+    fresh : bool, default=False
+        Forget the stored trials of these experiments (same quick flag) first.
+    progress : bool, default=True
+        Show a progress bar with the ETA (on stderr).
+
+    Returns
+    -------
+    list of RunResult
+        One per experiment, in the given order.
+    """
+    exps = [get_experiment(e) if isinstance(e, str) else e for e in experiments]
+    names = [e.name for e in exps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"experiments listed twice: {names}")
+    if jobs == 0 or jobs < -1:
+        raise ValueError(f"jobs must be a positive number or -1, got {jobs}")
+    backend = _resolve_backend(backend, jobs, scheduler)
+    own_store = not isinstance(store, ResultStore)
+    db = ResultStore(":memory:" if store is None else store) if own_store else store
+    try:
+        return _run(exps, db, quick=quick, trials=trials, jobs=jobs, backend=backend,
+                    scheduler=scheduler, outdir=outdir, fresh=fresh, progress=progress)
+    finally:
+        if own_store:
+            db.close()
+
+
+def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outdir, fresh,
+         progress) -> list[RunResult]:
+    from tqdm.auto import tqdm
+
+    plans = {e.name: plan(e, quick=quick, trials=trials) for e in exps}
+    results = {e.name: RunResult(e, quick, n_planned=len(plans[e.name])) for e in exps}
+    calls = []
+    for exp in exps:
+        if fresh:
+            db.delete(exp.name, quick=quick)
+        done = db.finished_keys(exp.name, quick=quick)
+        todo = [t for t in plans[exp.name] if t.key not in done]
+        results[exp.name].n_skipped = len(plans[exp.name]) - len(todo)
+        calls.extend((exp.run_trial, t) for t in todo)
+
+    run_id = db.start_run(list(results), quick=quick, backend=backend, jobs=jobs,
+                          n_planned=len(calls))
+    start = time.perf_counter()
+    n_errors = 0
+    desc = exps[0].name if len(exps) == 1 else f"{len(exps)} experiments"
+    bar = tqdm(total=len(calls), desc=desc, unit="trial", disable=not progress or not calls,
+               dynamic_ncols=True)
+    if backend == "serial" or not calls:
+        stream = _iter_serial(calls)
+    elif backend == "loky":
+        stream = _iter_loky(calls, jobs)
+    else:
+        stream = _iter_dask(calls, jobs, scheduler)
+    try:
+        for record in stream:
+            record.run_id = run_id
+            db.add(record)  # one transaction per trial: nothing finished is lost on a kill
+            result = results[record.experiment]
+            result.n_run += 1
+            result.run_time += record.time
+            if record.status != "ok":
+                n_errors += 1
+                logger.warning("trial failed: %s %s trial %d\n%s", record.experiment,
+                               record.params, record.trial, record.error)
+                bar.set_postfix(errors=n_errors)
+            bar.update()
+    finally:
+        bar.close()
+        if hasattr(stream, "close"):
+            stream.close()
+        db.finish_run(run_id, wall_time=time.perf_counter() - start,
+                      n_run=sum(r.n_run for r in results.values()), n_errors=n_errors)
+
+    for exp in exps:
+        _collect(results[exp.name], plans[exp.name], db, outdir)
+    return [results[e.name] for e in exps]
+
+
+def _collect(result: RunResult, tasks: list[Task], db: ResultStore,
+             outdir: str | Path | None) -> None:
+    """Gather the plan's stored rows, then write the CSV and figure and compute the summary."""
+    exp = result.experiment
+    stored = {(canonical_params(r.params), r.trial): r
+              for r in db.records(exp.name, quick=result.quick)}
+    for task in tasks:
+        record = stored.get(task.key)
+        if record is None:
+            continue
+        if record.status == "ok":
+            row = record.as_row()
+            row["params"] = dict(task.params)  # the spec's own values (tuples stay tuples)
+            result.rows.append(row)
+        else:
+            result.errors.append(record)
+    result.summary, result.plot_error = summarize_and_plot(
+        exp, result.rows, None if outdir is None else Path(outdir) / f"{exp.name}.png")
+    if outdir is not None:
+        result.csv = write_csv(Path(outdir) / f"{exp.name}.csv", result.rows)
+        if result.plot_error is None and exp.plot is not None and result.rows:
+            result.figure = Path(outdir) / f"{exp.name}.png"
+
+
+def summarize_and_plot(exp: Experiment, rows: list,
+                       figure: Path | None) -> tuple[dict, str | None]:
+    """``exp.summarize(rows)`` and ``exp.plot(rows, figure)``, each guarded.
+
+    Returns ``(summary, plot_error)``; a raising summarize gives ``{"error": traceback}``.
+    Nothing is drawn without rows or without a path.
+    """
+    summary: dict = {}
+    plot_error = None
+    if exp.summarize is not None and rows:
+        try:
+            summary = to_jsonable(dict(exp.summarize(rows)))
+        except Exception:
+            summary = {"error": traceback.format_exc()[-4000:]}
+            logger.warning("summarize of %s failed:\n%s", exp.name, summary["error"])
+    if figure is not None and exp.plot is not None and rows:
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            exp.plot(rows, figure)
+            if not figure.exists():
+                raise RuntimeError(f"plot of {exp.name} wrote no file at {figure}")
+        except Exception:
+            plot_error = traceback.format_exc()[-4000:]
+            logger.warning("plot of %s failed:\n%s", exp.name, plot_error)
+        finally:
+            _close_pyplot_figures()
+    return summary, plot_error
+
+
+def _close_pyplot_figures() -> None:
+    # Specs that draw with pyplot leave figures open; a long reproduction would pile them up.
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+def run_experiment(experiment: Experiment | str, **kwargs) -> RunResult:
+    """Run one experiment; the keywords are those of :func:`run_experiments`."""
+    return run_experiments([experiment], **kwargs)[0]

@@ -7,11 +7,13 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from .base import Operator, RowSubset
+from .gaussian import GaussianSensingOperator
 from .matrix import DenseOperator, ScipyOperator
 from .matrix_sensing import MatrixSensingOperator
 
 __all__ = [
     "DenseOperator",
+    "GaussianSensingOperator",
     "MatrixSensingOperator",
     "Operator",
     "RowSubset",

@@ -1,6 +1,17 @@
 """Overparameterized factorizations: ``init``, ``signal`` and a hand-written ``vjp``."""
 
 from .base import Parameterization, Params
-from .hadamard import Hadamard
+from .factorized import Factorized
+from .hadamard import DiagonalLinearNetwork, Hadamard
+from .identity import Identity
+from .row import RowHadamard
 
-__all__ = ["Hadamard", "Parameterization", "Params"]
+__all__ = [
+    "DiagonalLinearNetwork",
+    "Factorized",
+    "Hadamard",
+    "Identity",
+    "Parameterization",
+    "Params",
+    "RowHadamard",
+]

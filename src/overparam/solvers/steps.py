@@ -52,7 +52,8 @@ class ConstantStep(StepPolicy):
     def __post_init__(self):
         check_positive(self.step, "step")
         if self.on_divergence not in ("raise", "halve"):
-            raise ValueError(f"on_divergence must be 'raise' or 'halve', got {self.on_divergence!r}")
+            raise ValueError(
+                f"on_divergence must be 'raise' or 'halve', got {self.on_divergence!r}")
 
     def start(self, initial):
         return float(self.step)
@@ -121,5 +122,6 @@ def as_step_policy(step) -> StepPolicy:
     if isinstance(step, str):
         if step == "adaptive":
             return AdaptiveStep()
-        raise ValueError(f"step must be 'adaptive', a positive number or a StepPolicy, got {step!r}")
+        raise ValueError(
+            f"step must be 'adaptive', a positive number or a StepPolicy, got {step!r}")
     return ConstantStep(step)

@@ -1,0 +1,75 @@
+"""Minimum-norm least squares: the "no structure" baseline (linear regression from zero)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse.linalg import lsqr
+
+from ..estimators.base import RecoveryEstimator
+from ..methods import register_method
+from ..parameterizations import Identity
+from ..solvers import SolverResult, gradient_descent
+from ..stopping import StoppingRule, StopReason
+
+__all__ = ["MinNormRegressor"]
+
+
+@register_method("min-norm", "minimum-l2-norm least squares (GD from zero / LSQR), no structure")
+class MinNormRegressor(RecoveryEstimator):
+    """Minimum-Euclidean-norm least-squares fit, for signals of any shape (vectors, matrices).
+
+    Gradient descent from zero on ``1/2 ||A x - y||^2`` stays in the row space of ``A`` and so
+    converges to the minimum-norm interpolant (the implicit bias of the plain parameterization).
+
+    Parameters
+    ----------
+    solver : {"lsqr", "gd"}, default="lsqr"
+        ``"lsqr"`` uses :func:`scipy.sparse.linalg.lsqr` from zero (same limit, far fewer
+        iterations); ``"gd"`` runs plain gradient descent from zero (its path is the baseline
+        "linear regression" curve of the papers).
+    step : "adaptive" or float, default="adaptive"
+        Step of ``solver="gd"``.
+    max_iter : int, default=10_000
+    tol : float, default=1e-8
+    early_stopping, validation_fraction, noise_level, random_state
+        Automatic stopping (``solver="gd"`` only), see :class:`RecoveryEstimator`.
+    """
+
+    def __init__(self, solver="lsqr", step="adaptive", max_iter=10_000, tol=1e-8,
+                 early_stopping=None, validation_fraction=0.2, noise_level=None,
+                 random_state=None):
+        self.solver = solver
+        self.step = step
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.noise_level = noise_level
+        self.random_state = random_state
+
+    def _solve(self, operator, y, control):
+        if self.solver == "gd":
+            rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+            return gradient_descent(Identity(operator.input_shape), operator, y, init_scale=0.0,
+                                    step=self.step, stopping=rule,
+                                    validation=control.validation)
+        if self.solver != "lsqr":
+            raise ValueError(f"solver must be 'lsqr' or 'gd', got {self.solver!r}")
+        if control.validation is not None or control.stop_time is not None:
+            raise ValueError("automatic stopping needs solver='gd' (LSQR has no flow path)")
+        if y.ndim != 1:
+            raise ValueError("solver='lsqr' takes one measurement vector; use solver='gd'")
+        import time
+
+        start = time.perf_counter()
+        out = lsqr(operator.as_linear_operator(), y, atol=self.tol, btol=self.tol,
+                   iter_lim=self.max_iter)
+        x, istop, n_iter = out[0], out[1], out[2]
+        if not np.all(np.isfinite(x)):
+            from ..stopping import DivergenceError
+
+            raise DivergenceError("LSQR returned a non-finite solution")
+        reason = StopReason.MAX_ITER if istop == 7 else StopReason.CONVERGED
+        return SolverResult(coef=np.reshape(x, operator.input_shape), params=(), n_iter=int(n_iter),
+                            wall_time=time.perf_counter() - start, stop_reason=reason,
+                            info={"lsqr_istop": int(istop), "clock": "iterations"})

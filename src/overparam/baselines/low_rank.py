@@ -1,0 +1,213 @@
+"""Baselines for low-rank matrix sensing: nuclear-norm minimization (cvxpy), the PSD variant."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .._validation import check_measurements, check_positive, check_random_state
+from ..estimators.base import RecoveryEstimator
+from ..estimators.low_rank import FactorizedRegressor, matrix_shape
+from ..methods import register_method
+from ..solvers import SolverResult
+from ..stopping import StopReason
+
+__all__ = [
+    "NuclearNormCV",
+    "NuclearNormRegressor",
+    "PSDFactorizedRegressor",
+    "nuclear_norm_minimization",
+]
+
+_OK = ("optimal", "optimal_inaccurate")
+
+
+def _variable_and_measurements(operator):
+    import cvxpy as cp
+
+    n1, n2 = matrix_shape(operator)
+    A = np.asarray(operator.to_dense(), dtype=float)
+    X = cp.Variable((n1, n2))
+    # to_dense() acts on row-major (C order) flattened matrices.
+    return X, A @ cp.vec(X, order="C")
+
+
+def _solve_problem(problem, solver):
+    import cvxpy as cp
+
+    try:
+        problem.solve(solver=solver)
+    except cp.error.SolverError as exc:
+        raise RuntimeError(f"cvxpy could not solve the nuclear-norm problem: {exc}") from exc
+    if problem.status not in _OK:
+        raise RuntimeError(f"the nuclear-norm problem ended with status {problem.status!r}")
+
+
+def nuclear_norm_minimization(operator, y, *, noise_bound=None, lam=None, solver=None):
+    """Nuclear-norm minimization for matrix sensing, solved with cvxpy.
+
+    - neither ``noise_bound`` nor ``lam``: ``min ||X||_*  s.t.  A(X) = y``;
+    - ``noise_bound``: ``min ||X||_*  s.t.  ||A(X) - y||_2 <= noise_bound``;
+    - ``lam``: ``min 1/2 ||A(X) - y||^2 + lam ||X||_*``.
+
+    Parameters
+    ----------
+    operator : Operator or ndarray of shape (m, n1, n2)
+        Any operator with a 2-D ``input_shape`` (its ``to_dense()`` builds the cvxpy expression).
+    y : ndarray of shape (m,)
+    noise_bound, lam : float, optional
+        At most one of them.
+    solver : str, optional
+        A cvxpy solver name (default: cvxpy's choice for this SDP, e.g. Clarabel or SCS).
+
+    Returns
+    -------
+    ndarray of shape (n1, n2)
+    """
+    import cvxpy as cp
+
+    operator, y = check_measurements(operator, y)
+    if noise_bound is not None and lam is not None:
+        raise ValueError("give noise_bound or lam, not both")
+    X, AX = _variable_and_measurements(operator)
+    if lam is not None:
+        check_positive(lam, "lam", strict=False)
+        problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(AX - y) + lam * cp.normNuc(X)))
+    elif noise_bound is not None:
+        check_positive(noise_bound, "noise_bound", strict=False)
+        problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [cp.norm(AX - y, 2) <= noise_bound])
+    else:
+        problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [AX == y])
+    _solve_problem(problem, solver)
+    return np.asarray(X.value, dtype=float)
+
+
+def _result(X, start, info) -> SolverResult:
+    if not np.all(np.isfinite(X)):
+        raise RuntimeError("the nuclear-norm solver returned a non-finite matrix")
+    return SolverResult(coef=X, params=(), n_iter=1, wall_time=time.perf_counter() - start,
+                        stop_reason=StopReason.CONVERGED, info={"clock": "iterations", **info})
+
+
+@register_method("nuclear-norm", "low-rank matrix: nuclear-norm minimization (cvxpy)")
+class NuclearNormRegressor(RecoveryEstimator):
+    """Nuclear-norm minimization (the convex baseline of matrix sensing), via cvxpy.
+
+    Parameters
+    ----------
+    noise_bound : float, optional
+        Constrain ``||A(X) - y|| <= noise_bound`` instead of ``A(X) = y``.
+    lam : float, optional
+        Solve the penalized form ``1/2 ||A(X) - y||^2 + lam ||X||_*``.
+    solver : str, optional
+        cvxpy solver name.
+    """
+
+    def __init__(self, noise_bound=None, lam=None, solver=None):
+        self.noise_bound = noise_bound
+        self.lam = lam
+        self.solver = solver
+
+    def _solve(self, operator, y, control):
+        start = time.perf_counter()
+        X = nuclear_norm_minimization(operator, y, noise_bound=self.noise_bound, lam=self.lam,
+                                      solver=self.solver)
+        return _result(X, start, {})
+
+
+@register_method("nuclear-norm-cv",
+                 "low-rank matrix: nuclear-norm penalty with lambda by cross-validation (cvxpy)")
+class NuclearNormCV(RecoveryEstimator):
+    """Penalized nuclear-norm minimization with the penalty chosen by K-fold cross-validation.
+
+    The penalty is set for the mean loss, ``1/(2m) ||A(X) - y||^2 + alpha ||X||_*`` (as in
+    scikit-learn's ``LassoCV``), so that a value chosen on ``(K-1)/K`` of the measurements
+    carries over to the refit on all of them. The grid runs from ``alpha_max = ||A^*(y)||/m``
+    (where ``X = 0`` is optimal) down over ``n_alphas`` log-spaced values to
+    ``eps * alpha_max``. Folds come from :class:`sklearn.model_selection.KFold`; each fold's
+    problem is compiled once with a cvxpy ``Parameter`` for alpha.
+
+    Parameters
+    ----------
+    alphas : sequence of float, optional
+        Explicit grid (mean-loss penalties).
+    n_alphas : int, default=8
+    eps : float, default=1e-3
+    cv : int, default=3
+        Number of folds.
+    solver : str, optional
+    random_state : None or int
+        Shuffles the folds.
+
+    Attributes
+    ----------
+    alpha_ : float
+        Chosen penalty (mean loss); ``lam_ = alpha_ * m`` is the penalty of the sum loss.
+    cv_errors_ : ndarray of shape (n_alphas,)
+        Mean held-out squared error per alpha.
+    """
+
+    def __init__(self, alphas=None, n_alphas=8, eps=1e-3, cv=3, solver=None, random_state=None):
+        self.alphas = alphas
+        self.n_alphas = n_alphas
+        self.eps = eps
+        self.cv = cv
+        self.solver = solver
+        self.random_state = random_state
+
+    def _path(self, operator, y):
+        import cvxpy as cp
+
+        X, AX = _variable_and_measurements(operator)
+        alpha = cp.Parameter(nonneg=True)
+        m = y.shape[0]
+        problem = cp.Problem(cp.Minimize(cp.sum_squares(AX - y) / (2 * m)
+                                         + alpha * cp.normNuc(X)))
+        return X, alpha, problem
+
+    def _solve(self, operator, y, control):
+        from sklearn.model_selection import KFold
+
+        start = time.perf_counter()
+        m = y.shape[0]
+        if self.alphas is not None:
+            alphas = np.sort(np.asarray(self.alphas, dtype=float))[::-1]
+        else:
+            check_positive(self.n_alphas, "n_alphas", integer=True)
+            top = float(np.linalg.norm(operator.adjoint(y), 2)) / m
+            alphas = top * np.logspace(0, np.log10(self.eps), int(self.n_alphas))
+        seed = check_random_state(self.random_state).integers(2**31)
+        errors = np.zeros(alphas.size)
+        for train, held in KFold(self.cv, shuffle=True, random_state=int(seed)).split(
+                np.arange(m)):
+            X, alpha, problem = self._path(operator.rows(train), y[train])
+            op_held = operator.rows(held)
+            for k, a in enumerate(alphas):
+                alpha.value = a
+                _solve_problem(problem, self.solver)
+                r = op_held.forward(X.value) - y[held]
+                errors[k] += float(r @ r) / m
+        best = int(np.argmin(errors))
+        X, alpha, problem = self._path(operator, y)
+        alpha.value = alphas[best]
+        _solve_problem(problem, self.solver)
+        self.alpha_ = float(alphas[best])
+        self.lam_ = self.alpha_ * m
+        self.alphas_ = alphas
+        self.cv_errors_ = errors
+        return _result(np.asarray(X.value, dtype=float), start,
+                       {"alpha": self.alpha_, "cv_errors": errors})
+
+
+@register_method("factorized-psd",
+                 "symmetric PSD matrix: GD on X = U U^T from a small init (baseline variant)")
+class PSDFactorizedRegressor(FactorizedRegressor):
+    """The symmetric PSD variant ``X = U U^T`` of :class:`FactorizedRegressor`.
+
+    The classical simplification studied before the asymmetric case (Li et al. 2018, Stöger &
+    Soltanolkotabi 2021): it can only recover symmetric PSD matrices. Same parameters as
+    :class:`FactorizedRegressor`.
+    """
+
+    _symmetric = True

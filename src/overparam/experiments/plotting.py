@@ -1,0 +1,230 @@
+"""Shared plotting helpers for the experiments' figures.
+
+One consistent style for every figure of the report, and the few recurring pieces the papers'
+figures are made of: a curve of a per-cell statistic with a mean ± sd or median + quartiles band,
+and a straight-line fit on log-log axes (the papers' scaling laws). Matplotlib does the drawing;
+only these small conventions are written here.
+
+The helpers use matplotlib's object-oriented API (:class:`matplotlib.figure.Figure`, no
+``pyplot``), so they need no display, keep no global figure state and are safe in worker
+processes.
+
+Examples
+--------
+>>> from overparam.experiments import plotting
+>>> fig, ax = plotting.new_figure()
+>>> plotting.stat_curve(ax, rows, x="n", metric="error", label="GD")    # doctest: +SKIP
+>>> slope = plotting.loglog_fit(ax, xs, ys, label="fit")              # doctest: +SKIP
+>>> plotting.finish(ax, xlabel="n (measurements)", ylabel="relative error", log="xy")
+>>> plotting.save(fig, path)                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .spec import aggregate
+
+__all__ = [
+    "STYLE",
+    "band",
+    "finish",
+    "fit_power_law",
+    "grouped_stats",
+    "loglog_fit",
+    "new_figure",
+    "save",
+    "stat_curve",
+]
+
+#: rcParams of every report figure: readable fonts at the report's display size, light grid.
+STYLE: dict = {
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linestyle": "-",
+    "lines.linewidth": 1.6,
+    "lines.markersize": 4,
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "savefig.bbox": "tight",
+}
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 5.0, height: float = 3.6,
+               squeeze: bool = True, **subplot_kw) -> tuple[Figure, Axes | np.ndarray]:
+    """A figure in the report style with ``nrows × ncols`` axes of ``width × height`` inches each.
+
+    Returns ``(fig, ax)`` where ``ax`` is one ``Axes`` when ``squeeze`` and the grid is 1 × 1,
+    otherwise an array of axes (as :meth:`matplotlib.figure.Figure.subplots`).
+    """
+    import matplotlib as mpl
+
+    with mpl.rc_context(STYLE):
+        fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=squeeze, subplot_kw=subplot_kw or None)
+        # rc_context only lasts for this block: apply the grid style to the axes themselves.
+        for ax in np.atleast_1d(axes).ravel():
+            ax.grid(True, alpha=STYLE["grid.alpha"])
+    return fig, axes
+
+
+def finish(ax: Axes, *, xlabel: str, ylabel: str, title: str | None = None,
+           log: str = "", legend: bool = True) -> Axes:
+    """Label the axes (say the units in the label), set log scales and draw the legend.
+
+    Parameters
+    ----------
+    ax : Axes
+    xlabel, ylabel : str
+        Axis labels, with units, e.g. ``"m (measurements)"`` or ``"time (s)"``.
+    title : str, optional
+    log : str, default=""
+        Which axes are logarithmic: ``""``, ``"x"``, ``"y"`` or ``"xy"``.
+    legend : bool, default=True
+        Draw a legend when some artist has a label.
+    """
+    if set(log) - {"x", "y"}:
+        raise ValueError(f"log must be made of 'x' and 'y', got {log!r}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if "x" in log:
+        ax.set_xscale("log")
+    if "y" in log:
+        ax.set_yscale("log")
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False)
+    return ax
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=STYLE["savefig.dpi"], bbox_inches="tight")
+    return path
+
+
+def band(ax: Axes, x: Sequence[float], center: Sequence[float], low: Sequence[float],
+         high: Sequence[float], *, label: str | None = None, color=None, marker: str = "o",
+         alpha: float = 0.2, **line_kw):
+    """A line through ``center`` with a shaded band from ``low`` to ``high``.
+
+    Use it for mean ± sd (``low = mean - sd``) or median with quartiles. Returns the line.
+    """
+    (line,) = ax.plot(x, center, marker=marker, label=label, color=color, **line_kw)
+    ax.fill_between(np.asarray(x, dtype=float), np.asarray(low, dtype=float),
+                    np.asarray(high, dtype=float), color=line.get_color(), alpha=alpha,
+                    linewidth=0)
+    return line
+
+
+def stat_curve(ax: Axes, rows: Iterable[Mapping], *, x: str, metric: str,
+               where: Mapping | None = None, stat: str = "median", label: str | None = None,
+               color=None, marker: str = "o", positive: bool = False, **line_kw):
+    """Plot a metric against parameter ``x`` over the stored rows, with a spread band.
+
+    Parameters
+    ----------
+    ax : Axes
+    rows : iterable of Row
+        Rows as the runner returns them (``{"params", "metrics", ...}``).
+    x : str
+        Parameter on the horizontal axis.
+    metric : str
+        Scalar metric on the vertical axis.
+    where : mapping, optional
+        Keep only rows whose parameters equal these values (e.g. ``{"method": "gd"}``).
+    stat : {"median", "mean"}, default="median"
+        ``"median"`` draws median with quartiles; ``"mean"`` draws mean ± one sd.
+    label, color, marker
+        Passed to the line.
+    positive : bool, default=False
+        Clip the band's lower edge to the smallest positive value (for log axes).
+
+    Returns
+    -------
+    list of dict
+        The statistics plotted (from :func:`grouped_stats`).
+    """
+    stats = grouped_stats(rows, x, metric, where=where)
+    if not stats:
+        return stats
+    xs = np.array([s[x] for s in stats], dtype=float)
+    if stat == "median":
+        center = np.array([s["median"] for s in stats])
+        low, high = np.array([s["q25"] for s in stats]), np.array([s["q75"] for s in stats])
+    elif stat == "mean":
+        center = np.array([s["mean"] for s in stats])
+        sd = np.array([s["sd"] for s in stats])
+        low, high = center - sd, center + sd
+    else:
+        raise ValueError(f"stat must be 'median' or 'mean', got {stat!r}")
+    if positive:
+        floor = np.min(center[center > 0]) / 10 if np.any(center > 0) else 1e-300
+        low = np.maximum(low, floor)
+    band(ax, xs, center, low, high, label=label, color=color, marker=marker, **line_kw)
+    return stats
+
+
+def grouped_stats(rows: Iterable[Mapping], x: str, metric: str, *,
+                  where: Mapping | None = None) -> list[dict]:
+    """:func:`~overparam.experiments.aggregate` of ``metric`` by parameter ``x``, filtered.
+
+    Safe for a parameter named like a statistic (``"n"``, ``"mean"``...): the group value is
+    kept under ``x`` and the count under ``"count"``.
+    """
+    where = dict(where or {})
+    key = "\x00x"  # a name no parameter has, so that aggregate's own keys cannot clash
+    kept = [{"params": {key: r["params"].get(x)}, "metrics": r["metrics"]} for r in rows
+            if x in r["params"] and all(r["params"].get(k) == v for k, v in where.items())]
+    out = []
+    for s in aggregate(kept, [key], metric):
+        s = dict(s)
+        s["count"] = s.pop("n")
+        s[x] = s.pop(key)
+        out.append(s)
+    return out
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Least-squares fit of ``log y = slope · log x + intercept``; returns ``(slope, intercept)``.
+
+    Non-positive or non-finite points are left out (they have no logarithm). Natural logs.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if ok.sum() < 2:
+        raise ValueError("a power-law fit needs at least two positive, finite points")
+    slope, intercept = np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)
+    return float(slope), float(intercept)
+
+
+def loglog_fit(ax: Axes, x: Sequence[float], y: Sequence[float], *, label: str | None = "fit",
+               color: str = "k", linestyle: str = "--", **line_kw) -> float:
+    """Fit a power law to ``(x, y)``, draw it over the data's x-range and return the slope.
+
+    The label gets the fitted slope appended (``"fit (slope 1.02)"``). Set log scales on the
+    axes (e.g. ``finish(ax, ..., log="xy")``) for the line to look straight.
+    """
+    slope, intercept = fit_power_law(x, y)
+    xs = np.asarray(x, dtype=float)
+    xs = xs[np.isfinite(xs) & (xs > 0)]
+    grid = np.geomspace(xs.min(), xs.max(), 50)
+    text = None if label is None else f"{label} (slope {slope:.2f})"
+    ax.plot(grid, np.exp(intercept) * grid**slope, color=color, linestyle=linestyle,
+            label=text, **line_kw)
+    return slope

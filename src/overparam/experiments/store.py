@@ -1,0 +1,352 @@
+"""SQLite store of experiment results: one row per trial, written in transactions.
+
+A trial is keyed by ``(experiment, canonical JSON of the cell parameters, trial index, quick)``.
+Each finished trial is committed on its own, so a sweep killed at any moment (even by
+``kill -9``) loses at most the trials that were still running; run again, the runner asks
+:meth:`ResultStore.finished_keys` and skips what is stored. SQLite's write-ahead log keeps the
+file consistent across such a crash.
+
+Failed trials are stored too (``status = "error"`` with the traceback) so that they are
+reported, never lost; a later run retries them and overwrites the record.
+
+Only the process that drives a sweep writes here; workers (local processes or Dask) return
+their results to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ResultStore", "TrialRecord", "canonical_params", "to_jsonable"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trials (
+    experiment   TEXT    NOT NULL,
+    params       TEXT    NOT NULL,
+    trial        INTEGER NOT NULL,
+    quick        INTEGER NOT NULL,
+    seed         INTEGER NOT NULL,
+    status       TEXT    NOT NULL,
+    metrics      TEXT,
+    error        TEXT,
+    time         REAL    NOT NULL,
+    finished_at  REAL    NOT NULL,
+    version      TEXT    NOT NULL,
+    host         TEXT,
+    run_id       INTEGER,
+    PRIMARY KEY (experiment, params, trial, quick)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiments  TEXT    NOT NULL,
+    quick        INTEGER NOT NULL,
+    backend      TEXT    NOT NULL,
+    jobs         INTEGER,
+    started_at   REAL    NOT NULL,
+    finished_at  REAL,
+    wall_time    REAL,
+    n_planned    INTEGER,
+    n_run        INTEGER,
+    n_errors     INTEGER,
+    version      TEXT    NOT NULL,
+    machine      TEXT    NOT NULL
+);
+"""
+
+
+def to_jsonable(value):
+    """``value`` with NumPy scalars and arrays turned into plain Python numbers and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def canonical_params(params: Mapping) -> str:
+    """The canonical JSON of a cell's parameters (sorted keys, no spaces): the store's key."""
+    return json.dumps(to_jsonable(dict(params)), sort_keys=True, separators=(",", ":"),
+                      default=str)
+
+
+def _dumps(value) -> str:
+    # NaN/inf are legitimate metric values (e.g. a diverged baseline); Python's json keeps them.
+    return json.dumps(to_jsonable(value), allow_nan=True, default=str)
+
+
+def package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def machine_info() -> dict:
+    """Where the code runs: OS, CPU, core count, Python and key library versions."""
+    import os
+
+    import scipy
+
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "overparam": package_version(),
+        "host": platform.node(),
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["processor"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info
+
+
+@dataclass
+class TrialRecord:
+    """The outcome of one trial of one cell, as stored."""
+
+    experiment: str
+    params: dict
+    trial: int
+    quick: bool
+    seed: int
+    status: str  # "ok" or "error"
+    metrics: dict | None
+    error: str | None
+    time: float
+    finished_at: float
+    version: str
+    host: str | None = None
+    run_id: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int, bool]:
+        return (self.experiment, canonical_params(self.params), self.trial, bool(self.quick))
+
+    def as_row(self) -> dict:
+        """The runner's row format: ``{"params", "trial", "seed", "metrics", "time"}``."""
+        return {"params": dict(self.params), "trial": self.trial, "seed": self.seed,
+                "metrics": dict(self.metrics or {}), "time": self.time}
+
+
+class ResultStore:
+    """Results of experiment sweeps in one SQLite file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The database file (created with its folder if missing), or ``":memory:"``.
+
+    Examples
+    --------
+    >>> store = ResultStore(":memory:")
+    >>> store.finished_keys("demo", quick=True)
+    set()
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # The driver writes from one thread; check_same_thread=False lets a progress callback
+        # thread read without copying the connection.
+        self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        if self.path != ":memory:":
+            # WAL: a crash mid-write leaves the last committed state; readers do not block.
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        with self._conn:
+            self._conn.executescript(_SCHEMA)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({self.path!r})"
+
+    # -- writing ---------------------------------------------------------------------------
+    def add(self, record: TrialRecord) -> None:
+        """Store one trial in its own transaction (replacing an earlier record of its key)."""
+        self.add_many([record])
+
+    def add_many(self, records: Iterable[TrialRecord]) -> None:
+        """Store several trials in one transaction (all or none)."""
+        values = [
+            (r.experiment, canonical_params(r.params), int(r.trial), int(bool(r.quick)),
+             int(r.seed), r.status, None if r.metrics is None else _dumps(r.metrics), r.error,
+             float(r.time), float(r.finished_at), r.version, r.host, r.run_id)
+            for r in records
+        ]
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO trials (experiment, params, trial, quick, seed, status,"
+                " metrics, error, time, finished_at, version, host, run_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    def start_run(self, experiments: Iterable[str], *, quick: bool, backend: str,
+                  jobs: int | None, n_planned: int) -> int:
+        """Record the start of a sweep and return its id."""
+        with self._conn:
+            cur = self._conn.execute(
+                "INSERT INTO runs (experiments, quick, backend, jobs, started_at, n_planned,"
+                " version, machine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (json.dumps(list(experiments)), int(quick), backend, jobs, time.time(),
+                 n_planned, package_version(), json.dumps(machine_info())))
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, *, wall_time: float, n_run: int, n_errors: int) -> None:
+        """Record the end of a sweep."""
+        with self._conn:
+            self._conn.execute(
+                "UPDATE runs SET finished_at = ?, wall_time = ?, n_run = ?, n_errors = ?"
+                " WHERE run_id = ?", (time.time(), wall_time, n_run, n_errors, run_id))
+
+    def delete(self, experiment: str, *, quick: bool | None = None) -> int:
+        """Forget the stored trials of an experiment (all, or only the quick or full ones)."""
+        sql, args = "DELETE FROM trials WHERE experiment = ?", [experiment]
+        if quick is not None:
+            sql += " AND quick = ?"
+            args.append(int(quick))
+        with self._conn:
+            return self._conn.execute(sql, args).rowcount
+
+    # -- reading ---------------------------------------------------------------------------
+    def finished_keys(self, experiment: str, *, quick: bool) -> set[tuple[str, int]]:
+        """``(canonical params, trial)`` of the successfully finished trials."""
+        cur = self._conn.execute(
+            "SELECT params, trial FROM trials WHERE experiment = ? AND quick = ?"
+            " AND status = 'ok'", (experiment, int(quick)))
+        return {(p, int(t)) for p, t in cur}
+
+    def records(self, experiment: str | None = None, *, quick: bool | None = None,
+                status: str | None = None) -> list[TrialRecord]:
+        """Stored trials, filtered by experiment, quick flag and status, in a stable order."""
+        sql, args, where = "SELECT * FROM trials", [], []
+        if experiment is not None:
+            where.append("experiment = ?")
+            args.append(experiment)
+        if quick is not None:
+            where.append("quick = ?")
+            args.append(int(quick))
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY experiment, quick, params, trial"
+        return [
+            TrialRecord(
+                experiment=r["experiment"], params=json.loads(r["params"]), trial=r["trial"],
+                quick=bool(r["quick"]), seed=r["seed"], status=r["status"],
+                metrics=None if r["metrics"] is None else json.loads(r["metrics"]),
+                error=r["error"], time=r["time"], finished_at=r["finished_at"],
+                version=r["version"], host=r["host"], run_id=r["run_id"])
+            for r in self._conn.execute(sql, args)
+        ]
+
+    def rows(self, experiment: str, *, quick: bool) -> list[dict]:
+        """The successful trials of an experiment in the runner's row format."""
+        return [r.as_row() for r in self.records(experiment, quick=quick, status="ok")]
+
+    def errors(self, experiment: str | None = None, *,
+               quick: bool | None = None) -> list[TrialRecord]:
+        """The failed trials (with their tracebacks)."""
+        return self.records(experiment, quick=quick, status="error")
+
+    def experiments(self) -> list[tuple[str, bool]]:
+        """``(experiment, quick)`` pairs that have stored trials."""
+        cur = self._conn.execute(
+            "SELECT DISTINCT experiment, quick FROM trials ORDER BY experiment, quick")
+        return [(e, bool(q)) for e, q in cur]
+
+    def runs(self) -> list[dict]:
+        """The recorded sweeps, oldest first (machine info decoded)."""
+        out = []
+        for r in self._conn.execute("SELECT * FROM runs ORDER BY run_id"):
+            d = dict(r)
+            d["experiments"] = json.loads(d["experiments"])
+            d["machine"] = json.loads(d["machine"])
+            d["quick"] = bool(d["quick"])
+            out.append(d)
+        return out
+
+    def count(self, experiment: str | None = None, *, quick: bool | None = None,
+              status: str | None = None) -> int:
+        """Number of stored trials matching the filters."""
+        return len(self.records(experiment, quick=quick, status=status))
+
+    # -- export ----------------------------------------------------------------------------
+    def export_csv(self, path: str | Path, experiment: str, *, quick: bool,
+                   rows: list[dict] | None = None) -> Path:
+        """Write an experiment's successful trials as CSV and return the path.
+
+        Columns: ``trial, seed, time``, then one per parameter, then one per metric. Scalar
+        metrics are written as numbers; list metrics (curves) as JSON.
+        """
+        rows = self.rows(experiment, quick=quick) if rows is None else rows
+        return write_csv(path, rows)
+
+
+def write_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Write rows (the runner's format) as a flat CSV; see :meth:`ResultStore.export_csv`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    param_names: list[str] = []
+    metric_names: list[str] = []
+    for row in rows:
+        for k in row["params"]:
+            if k not in param_names:
+                param_names.append(k)
+        for k in row["metrics"]:
+            if k not in metric_names:
+                metric_names.append(k)
+    # A parameter and a metric may share a name: prefix the metric then.
+    metric_cols = [f"metric_{m}" if m in param_names or m in ("trial", "seed", "time") else m
+                   for m in metric_names]
+
+    def cell(value):
+        value = to_jsonable(value)
+        if value is None:
+            return ""
+        if isinstance(value, list | dict):
+            return json.dumps(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return repr(value)
+        return value
+
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["trial", "seed", "time", *param_names, *metric_cols])
+        for row in rows:
+            writer.writerow([row["trial"], row["seed"], f"{row['time']:.6g}",
+                             *(cell(row["params"].get(k)) for k in param_names),
+                             *(cell(row["metrics"].get(m)) for m in metric_names)])
+    return path

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from overparam.datasets import make_sparse_problem
+from overparam.estimators import HadamardRegressor
+from overparam.estimators.base import holdout_split
+from overparam.metrics import relative_error
+from overparam.stopping import StopReason
+
+
+def test_sklearn_conventions():
+    est = HadamardRegressor(depth=3, init_scale=1e-3)
+    assert clone(est).get_params() == est.get_params()
+    assert est.set_params(depth=4).depth == 4
+
+
+def test_fit_sets_report_and_predict():
+    p = make_sparse_problem(30, 60, 3, random_state=0)
+    est = HadamardRegressor(init_scale=1e-4).fit(p.A, p.y)
+    assert est.coef_.shape == (60,)
+    assert est.n_iter_ == est.result_.n_iter > 0
+    assert est.fit_time_ > 0
+    assert isinstance(est.stop_reason_, StopReason)
+    np.testing.assert_allclose(est.predict(p.A), p.A @ est.coef_)
+
+
+def test_holdout_split_is_a_seeded_partition():
+    train, held = holdout_split(10, 0.3, random_state=1)
+    assert len(held) == 3 and len(train) == 7
+    assert sorted(np.concatenate([train, held]).tolist()) == list(range(10))
+    again = holdout_split(10, 0.3, random_state=1)
+    np.testing.assert_array_equal(train, again[0])
+    with pytest.raises(ValueError, match="at least 2"):
+        holdout_split(1, 0.5)
+
+
+def test_validation_stopping_beats_interpolation_under_noise():
+    errs = {"none": [], "validation": []}
+    for seed in range(3):
+        p = make_sparse_problem(120, 300, 8, snr=10, random_state=seed)
+        for rule in errs:
+            est = HadamardRegressor(init_scale=1e-4, max_iter=30_000, random_state=seed,
+                                    early_stopping=None if rule == "none" else rule)
+            est.fit(p.A, p.y)
+            errs[rule].append(relative_error(est.coef_, p.x))
+        assert est.result_.info["chosen_time"] > 0
+        assert est.stop_reason_ is StopReason.END_OF_TIME
+    assert np.median(errs["validation"]) < np.median(errs["none"])
+
+
+def test_discrepancy_uses_noise_level():
+    p = make_sparse_problem(100, 200, 5, snr=20, random_state=0)
+    sigma = np.linalg.norm(p.noise) / np.sqrt(100)
+    est = HadamardRegressor(init_scale=1e-4, early_stopping="discrepancy",
+                            noise_level=sigma).fit(p.A, p.y)
+    assert est.stop_reason_ is StopReason.DISCREPANCY
+    assert np.linalg.norm(p.A @ est.coef_ - p.y) <= sigma * np.sqrt(100)

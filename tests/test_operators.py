@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
+
+from overparam.operators import (
+    DenseOperator,
+    MatrixSensingOperator,
+    Operator,
+    ScipyOperator,
+    as_operator,
+)
+
+
+def assert_adjoint(op: Operator, rng, columns=None):
+    """<A x, z> = <x, A* z> for random x, z."""
+    shape = op.input_shape if columns is None else (*op.input_shape, columns)
+    x = rng.standard_normal(shape)
+    z = rng.standard_normal((op.n_measurements,) + (() if columns is None else (columns,)))
+    lhs = np.vdot(op.forward(x), z)
+    rhs = np.vdot(x, op.adjoint(z))
+    assert np.isclose(lhs, rhs, rtol=1e-12, atol=1e-12 * abs(lhs))
+
+
+def make_operators(rng):
+    A = rng.standard_normal((7, 11))
+    return {
+        "dense": DenseOperator(A),
+        "scipy-sparse": ScipyOperator(sp.random(7, 11, density=0.4, random_state=1)),
+        "linear-operator": ScipyOperator(aslinearoperator(A)),
+        "matrix-sensing": MatrixSensingOperator(rng.standard_normal((9, 3, 4)), scale=1 / 3),
+    }
+
+
+@pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator", "matrix-sensing"])
+def test_adjoint_identity(name, rng):
+    op = make_operators(rng)[name]
+    assert_adjoint(op, rng)
+    assert_adjoint(op.rows([0, 2, 3]), rng)
+
+
+@pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator"])
+def test_adjoint_with_columns(name, rng):
+    assert_adjoint(make_operators(rng)[name], rng, columns=4)
+
+
+@pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator", "matrix-sensing"])
+def test_norm_estimate_matches_dense(name, rng):
+    op = make_operators(rng)[name]
+    assert op.norm_estimate() == pytest.approx(np.linalg.norm(op.to_dense(), 2), rel=1e-10)
+
+
+def test_large_operator_norm_uses_arpack(rng):
+    A = rng.standard_normal((150, 400))
+    op = ScipyOperator(aslinearoperator(A))
+    assert op.norm_estimate() == pytest.approx(np.linalg.norm(A, 2), rel=1e-8)
+
+
+def test_matrix_sensing_forward_is_inner_products(rng):
+    stack = rng.standard_normal((5, 3, 2))
+    X = rng.standard_normal((3, 2))
+    op = MatrixSensingOperator(stack, scale=0.5)
+    expected = 0.5 * np.array([np.sum(Ai * X) for Ai in stack])
+    np.testing.assert_allclose(op.forward(X), expected)
+    np.testing.assert_allclose(op.to_dense() @ X.ravel(), expected)
+    assert op.shape == (5, 6)
+    with pytest.raises(ValueError, match="shape"):
+        op.forward(np.zeros((2, 3)))
+
+
+def test_rows_subset_matches_matrix_rows(rng):
+    A = rng.standard_normal((6, 4))
+    x = rng.standard_normal(4)
+    idx = [5, 1]
+    for op in (DenseOperator(A), ScipyOperator(aslinearoperator(A))):
+        np.testing.assert_allclose(op.rows(idx).forward(x), A[idx] @ x)
+        assert op.rows(idx).n_measurements == 2
+
+
+def test_as_operator_dispatch(rng):
+    A = rng.standard_normal((3, 4))
+    assert isinstance(as_operator(A), DenseOperator)
+    assert isinstance(as_operator(sp.csr_matrix(A)), ScipyOperator)
+    assert isinstance(as_operator(rng.standard_normal((2, 3, 3))), MatrixSensingOperator)
+    op = DenseOperator(A)
+    assert as_operator(op) is op
+    with pytest.raises(ValueError, match="2-D"):
+        as_operator(np.zeros(5))
+    with pytest.raises(ValueError, match="NaN"):
+        as_operator(np.array([[1.0, np.nan]]))
+    with pytest.raises(TypeError, match="complex"):
+        as_operator(np.ones((2, 2), dtype=complex))

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+
+from overparam.operators import DenseOperator
+from overparam.parameterizations import Hadamard, Identity
+from overparam.solvers import AdaptiveStep, ConstantStep, History, gradient_descent
+from overparam.stopping import DivergenceError, StoppingRule, StopReason, Validation
+
+
+@pytest.fixture
+def problem(rng):
+    A = rng.standard_normal((20, 50)) / np.sqrt(20)
+    x = np.zeros(50)
+    x[[3, 17, 40]] = [1.0, -0.7, 0.5]
+    return DenseOperator(A), A @ x, x
+
+
+def test_plain_gd_reaches_min_norm_solution(problem):
+    op, y, _ = problem
+    res = gradient_descent(Identity((50,)), op, y, init_scale=0.0,
+                           stopping=StoppingRule(tol=1e-10))
+    assert res.stop_reason is StopReason.CONVERGED
+    np.testing.assert_allclose(res.coef, np.linalg.pinv(op.matrix) @ y, atol=1e-8)
+    assert res.n_iter > 0 and res.wall_time > 0
+
+
+def test_hadamard_gd_recovers_sparse_vector(problem):
+    op, y, x = problem
+    res = gradient_descent(Hadamard(50), op, y, init_scale=1e-6,
+                           stopping=StoppingRule(tol=1e-7, max_iter=200_000))
+    assert res.stop_reason is StopReason.CONVERGED
+    assert np.linalg.norm(res.coef - x) / np.linalg.norm(x) < 0.02
+
+
+def test_constant_step_divergence_raises_clear_error(problem):
+    op, y, _ = problem
+    with pytest.raises(DivergenceError, match="fixed step"):
+        gradient_descent(Identity((50,)), op, y, init_scale=0.0, step=100.0)
+
+
+def test_constant_step_halving_recovers(problem):
+    op, y, _ = problem
+    res = gradient_descent(Identity((50,)), op, y, init_scale=0.0,
+                           step=ConstantStep(100.0, on_divergence="halve"),
+                           stopping=StoppingRule(tol=1e-8))
+    assert res.stop_reason is StopReason.CONVERGED
+    assert res.info["step"] < 100.0 and res.info["n_rejected_steps"] > 0
+    assert np.all(np.isfinite(res.coef))
+
+
+def test_adaptive_step_never_increases_loss(problem):
+    op, y, _ = problem
+    hist = History(every=1)
+    gradient_descent(Hadamard(50, depth=3), op, y, init_scale=1e-3,
+                     step=AdaptiveStep(initial=1e3), history=hist,
+                     stopping=StoppingRule(max_iter=300, tol=0))
+    loss = np.asarray(hist.loss)
+    assert len(loss) == 301
+    assert np.all(np.diff(loss) <= 1e-15 * loss[0])
+
+
+def test_history_records_error_and_quantities(problem):
+    op, y, x = problem
+    hist = History(every=10, truth=x, quantities={"l1": lambda p, s: np.abs(s).sum()})
+    res = gradient_descent(Hadamard(50), op, y, init_scale=1e-4, history=hist,
+                           stopping=StoppingRule(max_iter=95, tol=0))
+    data = hist.as_dict()
+    assert list(data["iteration"][:3]) == [0, 10, 20]
+    assert data["iteration"][-1] == res.n_iter == 95
+    assert data["error"][0] == pytest.approx(1.0, abs=1e-3)
+    assert data["error"][-1] < data["error"][0]
+    assert data["l1"][-1] == pytest.approx(np.abs(res.coef).sum())
+
+
+def test_stop_at_flow_time_lands_exactly(problem):
+    op, y, _ = problem
+    res = gradient_descent(Hadamard(50), op, y, init_scale=1e-4,
+                           stopping=StoppingRule(max_flow_time=123.0, tol=0))
+    assert res.stop_reason is StopReason.END_OF_TIME
+    assert res.info["time"] == pytest.approx(123.0, rel=1e-12)
+
+
+def test_flow_time_is_independent_of_step(problem):
+    # Two step sizes, same flow time: nearly the same point (the flow path, re-timed).
+    op, y, _ = problem
+    out = [gradient_descent(Hadamard(50), op, y, init_scale=1e-2, step=step,
+                            stopping=StoppingRule(max_flow_time=200.0, tol=0)).coef
+           for step in (0.05, 0.025)]
+    assert np.linalg.norm(out[0] - out[1]) < 0.02 * np.linalg.norm(out[1])
+
+
+def test_discrepancy_stops_at_noise_level(problem):
+    op, y, _ = problem
+    res = gradient_descent(Hadamard(50), op, y, init_scale=1e-4,
+                           stopping=StoppingRule(discrepancy=0.1 * np.linalg.norm(y)))
+    assert res.stop_reason is StopReason.DISCREPANCY
+    resid = np.linalg.norm(op.forward(res.coef) - y)
+    assert resid <= 0.1 * np.linalg.norm(y)
+
+
+def test_validation_returns_best_iterate(rng):
+    A = rng.standard_normal((60, 40)) / np.sqrt(60)
+    x = np.zeros(40)
+    x[:3] = [1.0, -1.0, 0.8]
+    noise = 0.3 * rng.standard_normal(60)
+    y = A @ x + noise
+    train, held = np.arange(45), np.arange(45, 60)
+    op = DenseOperator(A)
+    val = Validation(op.rows(held), y[held], every=5, patience=None)
+    res = gradient_descent(Hadamard(40), op.rows(train), y[train], init_scale=1e-4,
+                           validation=val, stopping=StoppingRule(max_iter=3000, tol=0))
+    curve = np.asarray(val.curve)
+    assert res.info["best_iteration"] == int(curve[np.argmin(curve[:, 2]), 0])
+    best_err = np.sum((op.rows(held).forward(res.coef) - y[held]) ** 2) / 15
+    assert best_err == pytest.approx(curve[:, 2].min())
+    assert best_err < curve[-1, 2]  # the path overfits after the best point
+
+
+def test_deterministic(problem):
+    op, y, _ = problem
+    runs = [gradient_descent(Hadamard(50), op, y, init_scale=1e-3,
+                             stopping=StoppingRule(max_iter=500)).coef for _ in range(2)]
+    np.testing.assert_array_equal(*runs)
+
+
+def test_requires_an_init(problem):
+    op, y, _ = problem
+    with pytest.raises(ValueError, match="init_scale"):
+        gradient_descent(Hadamard(50), op, y)
