@@ -56,3 +56,26 @@ def test_discrepancy_uses_noise_level():
                             noise_level=sigma).fit(p.A, p.y)
     assert est.stop_reason_ is StopReason.DISCREPANCY
     assert np.linalg.norm(p.A @ est.coef_ - p.y) <= sigma * np.sqrt(100)
+
+
+def test_validation_on_noiseless_data_runs_to_convergence():
+    # Well above the phase transition, so the path on 80% of the measurements recovers too.
+    p = make_sparse_problem(90, 150, 4, random_state=3)
+    est = HadamardRegressor(init_scale=1e-5, early_stopping="validation", random_state=0)
+    est.fit(p.A, p.y)
+    assert est.result_.info["chosen_time"] is None
+    assert est.stop_reason_ is not StopReason.END_OF_TIME  # its own rule, not a chosen time
+    assert relative_error(est.coef_, p.x) < 1e-2
+
+
+def test_oracle_picks_the_iterate_closest_to_truth():
+    from overparam.stopping import Oracle, PathControl
+
+    p = make_sparse_problem(80, 200, 6, snr=10, random_state=1)
+    oracle = Oracle(p.x, every=5, patience=None)
+    est = HadamardRegressor(init_scale=1e-4, max_iter=5000)
+    res = est._solve(__import__("overparam").operators.as_operator(p.A), p.y,
+                     PathControl(validation=oracle))
+    curve = np.asarray(oracle.curve)
+    assert np.sum((res.coef - p.x) ** 2) == pytest.approx(curve[:, 2].min())
+    assert curve[:, 2].min() < curve[-1, 2]

@@ -17,6 +17,7 @@ from ._validation import check_positive
 __all__ = [
     "DivergenceError",
     "Monitor",
+    "Oracle",
     "PathControl",
     "StopReason",
     "StoppingRule",
@@ -180,12 +181,16 @@ class Validation:
     _since_best: int = 0
     curve: list = field(default_factory=list)
 
-    def check(self, iteration: int, clock: float, x, state) -> bool:
-        """Record the held-out error at ``x`` (solver time ``clock``); True means stop."""
+    def error(self, x) -> float:
+        """Mean squared held-out residual at ``x``."""
         import numpy as np
 
         r = self.operator.forward(x) - self.y
-        err = float(np.sum(r * r) / max(np.size(self.y), 1))
+        return float(np.sum(r * r) / max(np.size(self.y), 1))
+
+    def check(self, iteration: int, clock: float, x, state) -> bool:
+        """Record the held-out error at ``x`` (solver time ``clock``); True means stop."""
+        err = self.error(x)
         self.curve.append((iteration, clock, err))
         if err < self.best_error:
             self.best_error, self.best_iteration, self.best_state = err, iteration, state
@@ -195,6 +200,24 @@ class Validation:
             self._since_best += 1
         return (self.patience is not None and self._since_best >= self.patience
                 and clock >= self.horizon * self.best_time)
+
+
+class Oracle(Validation):
+    """Stop at the iterate closest to a known truth: the best stopping time in hindsight.
+
+    Not usable in practice (it needs the signal); benchmarks use it as the yardstick that a
+    data-driven stopping rule is judged against. Pass as ``PathControl(validation=Oracle(x))``.
+    """
+
+    def __init__(self, truth, *, every: int = 10, patience: int | None = 50,
+                 horizon: float = 2.0):
+        super().__init__(operator=None, y=None, every=every, patience=patience, horizon=horizon)
+        self.truth = truth
+
+    def error(self, x) -> float:
+        import numpy as np
+
+        return float(np.sum((np.asarray(x) - self.truth) ** 2))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,32 @@
 """Synthetic problem generators matching each paper, and loaders for shipped real data."""
 
+from .group import (
+    GroupSparseProblem,
+    SplineRegressionData,
+    load_diabetes_splines,
+    make_group_sparse_problem,
+)
+from .low_rank import LowRankProblem, make_low_rank_matrix, make_low_rank_problem
+from .mmv import (
+    MMVProblem,
+    dct2_basis,
+    load_digit_columns,
+    make_mmv_batch,
+    make_mmv_problem,
+    normalized_gaussian_matrix,
+)
 from .synthetic import SparseProblem, make_sparse_problem
 
-__all__ = ["SparseProblem", "make_sparse_problem"]
+__all__ = [
+    "MMVProblem",
+    "SparseProblem",
+    "dct2_basis",
+    "load_digit_columns",
+    "make_mmv_batch",
+    "make_mmv_problem",
+    "make_sparse_problem",
+    "normalized_gaussian_matrix",
+]
+__all__ += ["GroupSparseProblem", "SplineRegressionData", "load_diabetes_splines",
+            "make_group_sparse_problem"]
+__all__ += ["LowRankProblem", "make_low_rank_matrix", "make_low_rank_problem"]

@@ -40,7 +40,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     - ``early_stopping=None``: run the solver to its own stopping rule.
     - ``"validation"``: hold out ``validation_fraction`` of the measurements, follow the path on
       the rest, pick the solver time with the smallest held-out error, then refit on all
-      measurements up to that time. Needs no noise level and no sparsity; costs about two fits.
+      measurements up to that time. If the held-out error was still falling at the end of the
+      path (no overfitting seen, e.g. noiseless data), the refit runs to its own stopping rule
+      and ``chosen_time`` is None. Needs no noise level and no sparsity; costs about two fits.
     - ``"discrepancy"``: stop once ``||A x - y|| <= noise_level * sqrt(y.size)``, with
       ``noise_level`` the standard deviation of the noise per measurement.
 
@@ -106,9 +108,15 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         validation = Validation(operator.rows(held), y[held])
         path = self._solve(operator.rows(train), y[train], PathControl(validation=validation))
         chosen = validation.best_time
-        result = self._solve(operator, y, PathControl(stop_time=chosen))
+        # Held-out error still falling when the path ended (noiseless data, or too short a
+        # path): no sign of overfitting, so the refit runs to its own stopping rule.
+        still_improving = bool(validation.curve) and validation.best_iteration == max(
+            it for it, *_ in validation.curve)
+        control = PathControl() if still_improving else PathControl(stop_time=chosen)
+        result = self._solve(operator, y, control)
         result.wall_time += path.wall_time
-        result.info.update(chosen_time=chosen, chosen_iteration_on_path=validation.best_iteration,
+        result.info.update(chosen_time=None if still_improving else chosen,
+                           chosen_iteration_on_path=validation.best_iteration,
                            path_iterations=path.n_iter, validation_error=validation.best_error,
                            validation_curve=np.asarray(validation.curve))
         return result

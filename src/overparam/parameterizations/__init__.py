@@ -2,6 +2,7 @@
 
 from .base import Parameterization, Params
 from .factorized import Factorized
+from .group import GroupHadamard, as_group_labels
 from .hadamard import DiagonalLinearNetwork, Hadamard
 from .identity import Identity
 from .row import RowHadamard
@@ -15,3 +16,4 @@ __all__ = [
     "Params",
     "RowHadamard",
 ]
+__all__ += ["GroupHadamard", "as_group_labels"]

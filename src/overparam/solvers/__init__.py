@@ -1,15 +1,28 @@
 """Solvers: gradient descent with step policies, and the result they return."""
 
 from .gradient_descent import gradient_descent
+from .group import initial_group_params, weight_normalized_gd
+from .matrix_sensing import (
+    FixedMeasurements,
+    GaussianStream,
+    factorized_sgd,
+    perturbed_gradient_descent,
+)
+from .mmv import BatchResult, ir_mmv
 from .result import History, SolverResult
 from .steps import AdaptiveStep, ConstantStep, StepPolicy, as_step_policy
 
 __all__ = [
     "AdaptiveStep",
+    "BatchResult",
     "ConstantStep",
     "History",
     "SolverResult",
     "StepPolicy",
     "as_step_policy",
     "gradient_descent",
+    "ir_mmv",
 ]
+__all__ += ["initial_group_params", "weight_normalized_gd"]
+__all__ += ["FixedMeasurements", "GaussianStream", "factorized_sgd",
+            "perturbed_gradient_descent"]

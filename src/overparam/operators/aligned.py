@@ -1,0 +1,105 @@
+"""The aligned (quasi-commuting) matrix-sensing operator of the spectral-network paper."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_array
+from .base import Operator
+from .matrix import DenseOperator
+
+__all__ = ["AlignedSpectralOperator"]
+
+
+def _check_orthogonal(Q, name: str) -> np.ndarray:
+    Q = check_array(Q, name, ndim=2)
+    if Q.shape[0] != Q.shape[1]:
+        raise ValueError(f"{name} must be a square orthogonal matrix, got shape {Q.shape}")
+    err = np.linalg.norm(Q.T @ Q - np.eye(Q.shape[0]))
+    if err > 1e-8 * Q.shape[0]:
+        raise ValueError(f"{name} is not orthogonal (||Q^T Q - I|| = {err:.2e})")
+    return Q
+
+
+class AlignedSpectralOperator(Operator):
+    """Sensing matrices sharing their singular vectors: ``A_i = Phi diag(sigma_i) Psi^T``.
+
+    Assumption 1 of Chu, Ghosh, Lam, Mukherjee, "Implicit regularization via spectral neural
+    networks and non-linear matrix sensing": every ``A_i`` (``n1 x n2``) has the same left
+    singular vectors ``Phi`` and right singular vectors ``Psi``, and a (rectangular) diagonal
+    ``Abar_i`` whose diagonal is ``sigma_i`` (length ``r = min(n1, n2)``). A measurement is
+
+        ``y_i = scale * <A_i, X> = scale * <sigma_i, diag(Phi^T X Psi)>``,
+
+    so the operator only sees the diagonal of ``X`` in the ``(Phi, Psi)`` basis. Nothing is
+    stored as an ``(m, n1, n2)`` stack: forward and adjoint cost ``O(n1 n2 r + m r)``.
+
+    Parameters
+    ----------
+    left : ndarray of shape (n1, n1)
+        Orthogonal ``Phi``.
+    right : ndarray of shape (n2, n2)
+        Orthogonal ``Psi``.
+    diagonals : ndarray of shape (m, r)
+        Row ``i`` is ``diag(Abar_i)`` (the paper's ``sigma^(i)``; ``B = diagonals.T``).
+    scale : float, default=1.0
+        Factor applied to every measurement.
+    """
+
+    def __init__(self, left, right, diagonals, scale: float = 1.0):
+        self.left = _check_orthogonal(left, "left")
+        self.right = _check_orthogonal(right, "right")
+        n1, n2 = self.left.shape[0], self.right.shape[0]
+        r = min(n1, n2)
+        self.diagonals = check_array(diagonals, "diagonals", ndim=2)
+        if self.diagonals.shape[1] != r:
+            raise ValueError(f"diagonals must have min(n1, n2) = {r} columns, got shape "
+                             f"{self.diagonals.shape}")
+        self.scale = float(scale)
+        self.n_measurements = self.diagonals.shape[0]
+        self.input_shape = (n1, n2)
+        self.rank = r
+
+    # -- the diagonal (spectral) coordinates ---------------------------------------------
+    def to_diagonal(self, X) -> np.ndarray:
+        """``diag(Phi^T X Psi)``: the coordinates of ``X`` that the measurements see."""
+        X = np.asarray(X, dtype=float)
+        if X.shape != self.input_shape:
+            raise ValueError(f"expected a matrix of shape {self.input_shape}, got {X.shape}")
+        r = self.rank
+        return np.einsum("ij,ik,kj->j", self.left[:, :r], X, self.right[:, :r])
+
+    def from_diagonal(self, s) -> np.ndarray:
+        """``Phi Diag(s) Psi^T``: the matrix with singular vectors ``Phi, Psi`` and diagonal ``s``."""
+        s = np.asarray(s, dtype=float)
+        r = self.rank
+        return (self.left[:, :r] * s) @ self.right[:, :r].T
+
+    def diagonal_operator(self) -> DenseOperator:
+        """The ``(m, r)`` operator ``scale * B^T`` acting on diagonals: ``y = scale * B^T s``."""
+        return DenseOperator(self.scale * self.diagonals)
+
+    def sensing_matrices(self) -> np.ndarray:
+        """The explicit stack ``(m, n1, n2)`` of ``A_i`` (for checks and other solvers)."""
+        r = self.rank
+        return np.einsum("ik,mk,jk->mij", self.left[:, :r], self.diagonals, self.right[:, :r])
+
+    # -- Operator interface ----------------------------------------------------------------
+    def forward(self, X):
+        return self.scale * (self.diagonals @ self.to_diagonal(X))
+
+    def adjoint(self, z):
+        z = np.asarray(z, dtype=float)
+        return self.from_diagonal(self.scale * (self.diagonals.T @ z))
+
+    def rows(self, index):
+        idx = np.atleast_1d(np.arange(self.n_measurements)[index])
+        return AlignedSpectralOperator(self.left, self.right, self.diagonals[idx],
+                                       scale=self.scale)
+
+    def to_dense(self):
+        return self.scale * self.sensing_matrices().reshape(self.n_measurements, -1)
+
+    def norm_estimate(self) -> float:
+        # Phi, Psi are orthogonal, so ||A|| equals the norm of the diagonal operator.
+        return float(abs(self.scale) * np.linalg.norm(self.diagonals, 2))

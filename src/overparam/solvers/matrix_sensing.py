@@ -1,0 +1,365 @@
+"""Factorized gradient descent for matrix sensing: GD, perturbed GD, mini-batch SGD.
+
+Wind, "Implicit regularization makes overparameterized asymmetric matrix sensing robust to
+perturbations", Definition 2.1 (perturbed gradient descent):
+
+    W_{k+1} = W_k - eta * grad L_k(W_k) + eta * E_k W_k,   W = (U; V),
+    L_k(W) = 1/2 ||A_k(Y) - A_k(U V^T)||^2,
+
+where the operator ``A_k`` may change between iterations (mini-batch SGD, Theorem 2.9) and
+``E_k`` is any ``(n1 + n2) x (n1 + n2)`` perturbation. These iterations (a fixed step, a
+non-gradient term, a changing loss) are not what :func:`~overparam.solvers.gradient_descent`
+does, and no library implements them, so the loop is written here; the gradient itself is the
+parameterization's hand-written, finite-difference-checked ``vjp``.
+
+For plain GD on a fixed operator with the safe adaptive step, use
+:func:`overparam.solvers.gradient_descent` with :class:`~overparam.parameterizations.Factorized`
+(that is what :class:`~overparam.estimators.low_rank.FactorizedRegressor` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._validation import check_measurements, check_positive, check_random_state
+from ..operators import GaussianSensingOperator
+from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from .result import History, SolverResult
+
+__all__ = [
+    "FixedMeasurements",
+    "GaussianStream",
+    "factorized_sgd",
+    "perturbed_gradient_descent",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Where each step's measurements come from
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _FullBatch:
+    """The same operator and measurements at every step (plain / perturbed GD)."""
+
+    operator: object
+    y: np.ndarray
+
+    def sample(self, k: int):
+        return self.operator, self.y, 1.0
+
+
+class GaussianStream:
+    """Fresh Gaussian measurements of a fixed matrix at every step (streaming SGD, Thm 2.9).
+
+    Step ``k`` draws a new :class:`~overparam.operators.GaussianSensingOperator` ``A_k`` with
+    ``batch_size`` measurements, ``[A_k(X)]_i = <A_i, X> / sqrt(batch_size)``, and measures
+    ``y_k = A_k(Y) + e_k`` with i.i.d. ``N(0, noise_level^2)`` noise ``e_k``.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n1, n2)
+        The matrix being measured (the stream plays the role of a measurement device).
+    batch_size : int
+        Measurements per step ``m``.
+    noise_level : float, default=0.0
+        Noise standard deviation per measurement.
+    random_state : None or int
+        Seeds the whole stream; step ``k`` uses the ``k``-th spawned seed, so the stream is
+        reproducible and independent of how far it is read.
+    """
+
+    def __init__(self, Y, batch_size: int, *, noise_level: float = 0.0, random_state=None):
+        self.Y = np.asarray(Y, dtype=float)
+        if self.Y.ndim != 2:
+            raise ValueError(f"Y must be a matrix, got shape {self.Y.shape}")
+        check_positive(batch_size, "batch_size", integer=True)
+        check_positive(noise_level, "noise_level", strict=False)
+        self.batch_size = int(batch_size)
+        self.noise_level = float(noise_level)
+        self._seed = np.random.SeedSequence(random_state)
+        self.n_measurements = self.batch_size  # per step
+
+    @property
+    def input_shape(self):
+        return self.Y.shape
+
+    def sample(self, k: int):
+        seq = np.random.SeedSequence(self._seed.entropy, spawn_key=(*self._seed.spawn_key, k))
+        op_seed, noise_seed = seq.spawn(2)
+        op = GaussianSensingOperator(self.batch_size, self.Y.shape, random_state=op_seed)
+        y = op.forward(self.Y)
+        if self.noise_level > 0:
+            y = y + self.noise_level * np.random.default_rng(noise_seed).standard_normal(y.shape)
+        return op, y, 1.0
+
+
+class FixedMeasurements:
+    """Mini-batches resampled from one fixed set of ``m`` measurements.
+
+    Each step draws ``batch_size`` of the ``m`` measurements without replacement. The batch
+    loss is weighted by ``m / batch_size`` so that its gradient is an unbiased estimate of the
+    full-batch gradient of ``1/2 ||A(X) - y||^2``.
+
+    Parameters
+    ----------
+    operator : Operator
+    y : ndarray of shape (m,)
+    batch_size : int
+    random_state : None or int
+    """
+
+    def __init__(self, operator, y, batch_size: int, *, random_state=None):
+        self.operator, self.y = check_measurements(operator, y)
+        check_positive(batch_size, "batch_size", integer=True)
+        if batch_size > self.operator.n_measurements:
+            raise ValueError(f"batch_size={batch_size} exceeds the {self.operator.n_measurements} "
+                             "measurements")
+        self.batch_size = int(batch_size)
+        self._seed = np.random.SeedSequence(random_state)
+        self.n_measurements = self.operator.n_measurements
+
+    @property
+    def input_shape(self):
+        return self.operator.input_shape
+
+    def sample(self, k: int):
+        seq = np.random.SeedSequence(self._seed.entropy, spawn_key=(*self._seed.spawn_key, k))
+        idx = np.sort(np.random.default_rng(seq).choice(self.n_measurements, self.batch_size,
+                                                        replace=False))
+        return (self.operator.rows(idx), self.y[idx],
+                self.n_measurements / self.batch_size)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+def _perturbation_at(perturbation, k, params):
+    if perturbation is None:
+        return None
+    E = perturbation(k, params) if callable(perturbation) else perturbation
+    return None if E is None else np.asarray(E, dtype=float)
+
+
+def _apply_perturbation(E, params, symmetric: bool):
+    """``E W`` split back into the factors (``W = (U; V)``, or ``U`` when symmetric)."""
+    if symmetric:
+        U = params[0]
+        if E.shape != (U.shape[0], U.shape[0]):
+            raise ValueError(f"the perturbation must be {U.shape[0]} x {U.shape[0]}, "
+                             f"got {E.shape}")
+        return (E @ U,)
+    U, V = params
+    n1 = U.shape[0]
+    n = n1 + V.shape[0]
+    if E.shape != (n, n):
+        raise ValueError(f"the perturbation must be (n1 + n2) x (n1 + n2) = {n} x {n}, "
+                         f"got {E.shape}")
+    EW = E @ np.vstack([U, V])
+    return (EW[:n1], EW[n1:])
+
+
+def _descent(parameterization, source, *, step, init_params, perturbation, stopping, history,
+             validation, callback, on_divergence, progress, desc, full_batch: bool):
+    check_positive(step, "step")
+    if on_divergence not in ("raise", "halve"):
+        raise ValueError(f"on_divergence must be 'raise' or 'halve', got {on_divergence!r}")
+    symmetric = bool(getattr(parameterization, "symmetric", False))
+    params = tuple(np.array(p, dtype=float) for p in init_params)
+    eta = float(step)
+    op, yk, weight = source.sample(0)
+    monitor = stopping.monitor(float(np.linalg.norm(yk)))
+    x = parameterization.signal(params)
+    r = op.forward(x) - yk
+    loss = 0.5 * weight * float(r @ r)
+    monitor.update(0, loss, float(np.linalg.norm(r)))
+    if history is not None:
+        history.record(0, 0.0, loss, params, x)
+    clock = paper_time = 0.0
+    n_halved = 0
+    reason = StopReason.MAX_ITER
+    it = 0
+    bar = tqdm(total=stopping.max_iter, disable=not progress, desc=desc, leave=False)
+    try:
+        while True:
+            grads = parameterization.vjp(params, weight * op.adjoint(r))
+            E = _perturbation_at(perturbation, it, params)
+            drift = _apply_perturbation(E, params, symmetric) if E is not None else None
+            time_per_step = weight * op.n_measurements
+            eta_k = eta
+            if stopping.max_flow_time is not None:  # land exactly on the requested time
+                eta_k = min(eta, max(stopping.max_flow_time - clock, 0.0) / time_per_step)
+            while True:
+                trial = tuple(p - eta_k * g for p, g in zip(params, grads, strict=True))
+                if drift is not None:
+                    trial = tuple(t + eta_k * d for t, d in zip(trial, drift, strict=True))
+                x_new = parameterization.signal(trial)
+                r_new = op.forward(x_new) - yk
+                loss_new = 0.5 * weight * float(r_new @ r_new)
+                if not monitor.is_divergent(loss_new) and np.all(np.isfinite(x_new)):
+                    break
+                if on_divergence == "raise":
+                    raise DivergenceError(
+                        f"factorized gradient descent diverged at iteration {it + 1} with step "
+                        f"{eta_k:.3g}; use a smaller step or on_divergence='halve'")
+                eta, eta_k, n_halved = eta / 2, eta_k / 2, n_halved + 1
+                if eta_k < 1e-300:
+                    raise DivergenceError("the step fell below 1e-300 without a finite iterate")
+            params, x = trial, x_new
+            clock += eta_k * time_per_step
+            paper_time += eta_k
+            it += 1
+            bar.update()
+            if full_batch:
+                r, loss = r_new, loss_new
+            else:
+                op, yk, weight = source.sample(it)
+                r = op.forward(x) - yk
+                loss = 0.5 * weight * float(r @ r)
+            reason = monitor.update(it, loss, float(np.linalg.norm(r)), clock)
+            if history is not None and (history.due(it) or reason is not None):
+                history.record(it, monitor.elapsed, loss, params, x)
+            if validation is not None and it % validation.every == 0:
+                if validation.check(it, clock, x, params):
+                    reason = StopReason.EARLY_STOPPED
+            if callback is not None and callback(it, params, x):
+                reason = StopReason.CALLBACK
+            if reason is not None:
+                break
+    finally:
+        bar.close()
+    if not np.all(np.isfinite(x)):
+        raise DivergenceError(f"non-finite estimate after {it} iterations")
+    info = {"step": eta, "n_halved": n_halved, "final_loss": loss, "time": clock,
+            "clock": "flow_time", "paper_time": paper_time}
+    if validation is not None and validation.best_state is not None:
+        params = validation.best_state
+        x = parameterization.signal(params)
+        info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
+                    validation_error=validation.best_error)
+    return SolverResult(coef=x, params=params, n_iter=it, wall_time=monitor.elapsed,
+                        stop_reason=reason, history=history, info=info)
+
+
+def _init(parameterization, init_params, init_scale, random_state):
+    if init_params is not None:
+        return init_params
+    if init_scale is None:
+        raise ValueError("give init_scale or init_params")
+    return parameterization.init(init_scale, check_random_state(random_state))
+
+
+def perturbed_gradient_descent(
+    parameterization,
+    operator,
+    y,
+    *,
+    step: float,
+    perturbation: np.ndarray | Callable | None = None,
+    init_scale: float | None = None,
+    init_params=None,
+    random_state=None,
+    stopping: StoppingRule | None = None,
+    history: History | None = None,
+    validation: Validation | None = None,
+    callback=None,
+    on_divergence: str = "raise",
+    progress: bool = False,
+) -> SolverResult:
+    """Gradient descent with a fixed step and an optional perturbation ``E_k W_k`` per step.
+
+    ``W_{k+1} = W_k - step * grad L(W_k) + step * E_k W_k`` with ``L = 1/2 ||A(X) - y||^2``
+    and ``W = (U; V)`` (``W = U`` for the symmetric parameterization). Without a perturbation
+    this is the paper's plain factorized gradient descent; noisy measurements are simply a
+    noisy ``y`` (the paper's Example 2.4: a constant perturbation of norm ``||A^*(e)||``).
+
+    Parameters
+    ----------
+    parameterization : Factorized
+    operator : Operator
+        Matrix-sensing operator (2-D ``input_shape``).
+    y : ndarray of shape (m,)
+    step : float
+        The learning rate ``eta``.
+    perturbation : ndarray or callable, optional
+        ``E_k``: a fixed ``(n1 + n2) x (n1 + n2)`` matrix (``n x n`` when symmetric), or
+        ``perturbation(k, params) -> matrix or None`` called at every step ``k``.
+    init_scale, init_params, random_state
+        Initialization (``parameterization.init(init_scale, rng)``) or explicit factors.
+    stopping : StoppingRule, optional
+        Default: ``StoppingRule(max_iter=10_000)``. ``max_flow_time`` is honoured exactly.
+    history : History, optional
+    validation : Validation, optional
+        Held-out early stopping; the best iterate is returned.
+    callback : callable, optional
+        ``callback(iteration, params, x)``; True stops.
+    on_divergence : {"raise", "halve"}, default="raise"
+        An exploding or non-finite loss raises :class:`DivergenceError`, or halves the step.
+    progress : bool, default=False
+
+    Returns
+    -------
+    SolverResult
+        ``info["paper_time"]`` is the paper's time ``t = k * eta``; ``info["time"]`` the
+        library's clock (flow time of the mean loss).
+    """
+    operator, y = check_measurements(operator, y)
+    stopping = stopping or StoppingRule(max_iter=10_000)
+    params = _init(parameterization, init_params, init_scale, random_state)
+    return _descent(parameterization, _FullBatch(operator, y), step=step, init_params=params,
+                    perturbation=perturbation, stopping=stopping, history=history,
+                    validation=validation, callback=callback, on_divergence=on_divergence,
+                    progress=progress, desc="perturbed GD", full_batch=True)
+
+
+def factorized_sgd(
+    parameterization,
+    source,
+    *,
+    step: float,
+    n_iter: int,
+    perturbation: np.ndarray | Callable | None = None,
+    init_scale: float | None = None,
+    init_params=None,
+    random_state=None,
+    history: History | None = None,
+    validation: Validation | None = None,
+    callback=None,
+    on_divergence: str = "raise",
+    progress: bool = False,
+) -> SolverResult:
+    """Mini-batch SGD: step ``k`` takes a gradient step on the loss of batch ``k``.
+
+    Parameters
+    ----------
+    parameterization : Factorized
+    source : GaussianStream or FixedMeasurements
+        Anything with ``sample(k) -> (operator_k, y_k, weight_k)``: fresh Gaussian operators
+        per step (:class:`GaussianStream`, the paper's Theorem 2.9) or batches resampled from
+        a fixed set (:class:`FixedMeasurements`).
+    step : float
+        The learning rate.
+    n_iter : int
+        Number of steps (SGD has no reliable full residual to stop on; ``validation`` or a
+        ``callback`` can stop earlier).
+    perturbation, init_scale, init_params, random_state, history, validation, callback,
+    on_divergence, progress
+        As in :func:`perturbed_gradient_descent`. Divergence is judged on each step's own
+        batch: its loss after the step becoming non-finite or exceeding 1e8 times the first
+        batch loss.
+
+    Returns
+    -------
+    SolverResult
+        ``history.loss`` holds the batch losses.
+    """
+    check_positive(n_iter, "n_iter", integer=True)
+    stopping = StoppingRule(max_iter=int(n_iter), tol=0.0, stagnation_tol=0.0)
+    params = _init(parameterization, init_params, init_scale, random_state)
+    return _descent(parameterization, source, step=step, init_params=params,
+                    perturbation=perturbation, stopping=stopping, history=history,
+                    validation=validation, callback=callback, on_divergence=on_divergence,
+                    progress=progress, desc="factorized SGD", full_batch=False)

@@ -1,0 +1,186 @@
+"""Gradient descent for spectral neural networks: the aligned (closed-form) and general solvers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validation import check_random_state
+from ..operators.aligned import AlignedSpectralOperator
+from ..parameterizations.spectral import (
+    AlignedSpectralNetwork,
+    SpectralNetwork,
+    warn_if_discontinuous,
+)
+from ..stopping import StoppingRule
+from .gradient_descent import gradient_descent
+from .result import History, SolverResult
+
+__all__ = ["aligned_spectral_gd", "spectral_gd"]
+
+
+class _LiftedValidation:
+    """A :class:`~overparam.stopping.Validation` seen through the diagonal coordinates.
+
+    The aligned solver iterates on diagonals ``s``; the held-out operator measures matrices.
+    This proxy lifts ``s`` to ``Phi Diag(s) Psi^T`` before the check and otherwise forwards
+    every attribute, so the caller's ``Validation`` object records the curve and the best time.
+    """
+
+    def __init__(self, validation, lift):
+        self._validation = validation
+        self._lift = lift
+
+    def check(self, iteration, clock, x, state):
+        return self._validation.check(iteration, clock, self._lift(x), state)
+
+    def __getattr__(self, name):
+        return getattr(self._validation, name)
+
+
+def aligned_spectral_gd(
+    operator: AlignedSpectralOperator,
+    y,
+    *,
+    n_components: int = 2,
+    activation="tanh",
+    init="small",
+    init_scale: float = 1e-4,
+    step="adaptive",
+    loss_weight: float = 1.0,
+    stopping: StoppingRule | None = None,
+    history: History | None = None,
+    validation=None,
+    random_state=None,
+    callback=None,
+    progress: bool = False,
+) -> SolverResult:
+    """Gradient descent on an SNN in the aligned case, on the diagonals (Theorem 1 of the paper).
+
+    With sensing matrices ``A_i = Phi Abar_i Psi^T`` and the spectral init of Assumption 2,
+    the factors stay ``U_k = Phi Diag(u_k) G``, ``V_k = Psi Diag(v_k) G``, so gradient descent
+    on the full network equals gradient descent on ``(alpha, u, v)`` with the measurements
+    ``y = B^T s``, ``s = sum_k alpha_k gamma(u_k o v_k)``. This costs ``O(m r K)`` per
+    iteration instead of ``K`` SVDs. Steps, divergence checks, stopping rules and validation
+    are those of :func:`~overparam.solvers.gradient_descent`.
+
+    Parameters
+    ----------
+    operator : AlignedSpectralOperator
+    y : ndarray of shape (m,)
+    n_components : int, default=2
+        Number ``K`` of spectral neurons.
+    activation : str, Activation or (callable, callable), default="tanh"
+        Applied to the signed diagonal entries ``u_k o v_k``.
+    init : {"small", "paper"} or tuple, default="small"
+        ``"small"``: diagonals ``init_scale * (1 + 0.01 eps)``, ``alpha`` uniform on [0, 1];
+        ``"paper"``: the paper's Sec. 5.1 init (diagonals and ``alpha`` uniform on [0, 1],
+        diagonals sorted decreasing); or explicit ``(alpha, u, v)`` with ``u, v`` of shape
+        ``(K, r)``.
+    init_scale : float, default=1e-4
+    step, loss_weight, stopping, callback, progress
+        As :func:`~overparam.solvers.gradient_descent`.
+    history : History, optional
+        Its ``quantities`` are called as ``f(params, s)`` with ``s`` the diagonal (the
+        singular values of ``X`` up to sign); ``truth`` is compared with ``s`` as well, so
+        pass ``operator.to_diagonal(X_true)`` or leave it out.
+    validation : Validation, optional
+        Held-out measurements (an operator acting on matrices); see
+        :class:`~overparam.stopping.Validation`.
+    random_state : None, int or Generator
+        Seeds the init.
+
+    Returns
+    -------
+    SolverResult
+        ``coef`` is the matrix ``Phi Diag(s) Psi^T``; ``params`` are ``(alpha, u, v)``;
+        ``info["diagonal"]`` is ``s``.
+    """
+    if not isinstance(operator, AlignedSpectralOperator):
+        raise TypeError("the aligned solver needs an AlignedSpectralOperator; use spectral_gd "
+                        f"for general sensing matrices (got {type(operator).__name__})")
+    param = AlignedSpectralNetwork(operator.rank, n_components, activation)
+    rng = check_random_state(random_state)
+    if isinstance(init, str):
+        if init == "small":
+            init_params = param.init(init_scale, rng)
+        elif init == "paper":
+            init_params = param.paper_init(rng)
+        else:
+            raise ValueError(f"init must be 'small', 'paper' or (alpha, u, v), got {init!r}")
+    else:
+        init_params = tuple(np.array(p, dtype=float) for p in init)
+        if (len(init_params) != 3 or init_params[0].shape != (n_components,)
+                or init_params[1].shape != (n_components, operator.rank)
+                or init_params[2].shape != (n_components, operator.rank)):
+            raise ValueError(f"init must be (alpha, u, v) with shapes ({n_components},), "
+                             f"({n_components}, {operator.rank}) and the same")
+    lifted = None if validation is None else _LiftedValidation(validation,
+                                                                operator.from_diagonal)
+    result = gradient_descent(param, operator.diagonal_operator(), y, init_params=init_params,
+                              step=step, loss_weight=loss_weight, stopping=stopping,
+                              history=history, validation=lifted, callback=callback,
+                              progress=progress)
+    diagonal = result.coef
+    result.coef = operator.from_diagonal(diagonal)
+    result.info["diagonal"] = diagonal
+    result.info["solver"] = "aligned"
+    return result
+
+
+def spectral_gd(
+    operator,
+    y,
+    *,
+    n_components: int = 2,
+    activation="tanh",
+    width: int | None = None,
+    init_scale: float = 1e-4,
+    init_params=None,
+    alpha_init="uniform",
+    step="adaptive",
+    loss_weight: float = 1.0,
+    stopping: StoppingRule | None = None,
+    history: History | None = None,
+    validation=None,
+    random_state=None,
+    callback=None,
+    progress: bool = False,
+) -> SolverResult:
+    """Gradient descent on a general SNN ``X = sum_k alpha_k Gamma(U_k V_k^T)``, any operator.
+
+    The gradient differentiates the singular-value function (see
+    :func:`~overparam.parameterizations.spectral.singular_value_function_vjp`), so it holds
+    for arbitrary sensing matrices. The default init is the paper's Sec. 5.2 one: diagonal
+    factors ``init_scale * (1 + 0.01 eps)``.
+
+    Parameters
+    ----------
+    operator : Operator
+        Measures ``(n1, n2)`` matrices.
+    y : ndarray of shape (m,)
+    n_components, activation, width, alpha_init
+        See :class:`~overparam.parameterizations.SpectralNetwork`.
+    init_scale : float, default=1e-4
+    init_params : tuple, optional
+        Explicit ``(alpha, U, V)`` (e.g. from ``SpectralNetwork.spectral_init``).
+    step, loss_weight, stopping, history, validation, callback, progress
+        As :func:`~overparam.solvers.gradient_descent`.
+    random_state : None, int or Generator
+        Seeds the init.
+
+    Returns
+    -------
+    SolverResult
+    """
+    shape = tuple(operator.input_shape)
+    if len(shape) != 2:
+        raise ValueError(f"the SNN recovers matrices; the operator measures shape {shape}")
+    param = SpectralNetwork(shape[0], shape[1], n_components=n_components, width=width,
+                            activation=activation, alpha_init=alpha_init)
+    warn_if_discontinuous(param.activation)
+    result = gradient_descent(param, operator, y, init_scale=init_scale, init_params=init_params,
+                              step=step, loss_weight=loss_weight, stopping=stopping,
+                              history=history, validation=validation,
+                              random_state=random_state, callback=callback, progress=progress)
+    result.info["solver"] = "general"
+    return result
