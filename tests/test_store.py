@@ -92,9 +92,11 @@ def _count(path):
 def test_resume_after_kill_9(tmp_path, jobs):
     """Kill a real sweep with SIGKILL mid-run; the restart must redo and lose nothing."""
     store = tmp_path / "s.sqlite"
-    total = len(SLEEP.cells()) * SLEEP.trials
+    trials = 4  # 80 trials of 0.05 s: long enough for the kill to land mid-sweep under load
+    total = len(SLEEP.cells()) * trials
     cmd = [sys.executable, "-c", "from overparam.cli import main; main()", "run", "demo-sleep",
-           "--jobs", jobs, "--outdir", str(tmp_path), "--store", str(store), "--no-progress"]
+           "--trials", str(trials), "--jobs", jobs, "--outdir", str(tmp_path), "--store",
+           str(store), "--no-progress"]
     # A session of its own, so that the kill also reaches the pool's worker processes.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -15,6 +15,14 @@ from .mmv import (
     make_mmv_problem,
     normalized_gaussian_matrix,
 )
+from .spectral import (
+    MatrixSensingProblem,
+    load_digit,
+    load_grayscale_sample_image,
+    make_aligned_problem,
+    make_gaussian_sensing_problem,
+    make_low_rank_truth,
+)
 from .synthetic import SparseProblem, make_sparse_problem
 
 __all__ = [
@@ -30,3 +38,5 @@ __all__ = [
 __all__ += ["GroupSparseProblem", "SplineRegressionData", "load_diabetes_splines",
             "make_group_sparse_problem"]
 __all__ += ["LowRankProblem", "make_low_rank_matrix", "make_low_rank_problem"]
+__all__ += ["MatrixSensingProblem", "load_digit", "load_grayscale_sample_image",
+            "make_aligned_problem", "make_gaussian_sensing_problem", "make_low_rank_truth"]

@@ -24,7 +24,8 @@ class SparseProblem:
 
 def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
                         positive: bool = False, snr: float = float("inf"),
-                        normalize: bool = True, random_state=None) -> SparseProblem:
+                        normalize: bool = True, unit_norm: bool = False,
+                        random_state=None) -> SparseProblem:
     """Gaussian measurements of a random sparse vector.
 
     Parameters
@@ -37,6 +38,8 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
         Measurement SNR in dB.
     normalize : bool, default=True
         Entries of ``A`` are ``N(0, 1/M)`` (columns of unit norm on average); else ``N(0, 1)``.
+    unit_norm : bool, default=False
+        Scale ``x`` to unit Euclidean norm (the "More is less" paper's ``x* = b_S / ||b_S||``).
     random_state : None, int or Generator
     """
     for value, name in ((n_measurements, "n_measurements"), (n_features, "n_features")):
@@ -52,5 +55,7 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
     idx = rng.choice(n_features, size=n_nonzero, replace=False)
     vals = rng.standard_normal(n_nonzero)
     x[idx] = np.abs(vals) if positive else vals
+    if unit_norm and n_nonzero > 0:
+        x /= np.linalg.norm(x)
     y, noise = add_noise(A @ x, snr, rng)
     return SparseProblem(A=A, y=y, x=x, noise=noise)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import time
 from pathlib import Path
@@ -49,6 +50,17 @@ def _echo_result(result) -> None:
     for rec in result.errors[:3]:
         last = (rec.error or "").strip().splitlines()[-1:] or [""]
         typer.secho(f"    failed: {rec.params} trial {rec.trial}: {last[0]}", fg="red", err=True)
+
+
+@contextlib.contextmanager
+def _interruptible(store: Path):
+    """Turn Ctrl-C into a short message: the finished trials are stored, a rerun resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.secho(f"\ninterrupted; finished trials are kept in {store}: run the same command "
+                    "again to resume", fg="yellow", err=True)
+        raise typer.Exit(130) from None
 
 
 def _select(patterns: list[str] | None, include_demo: bool) -> list:
@@ -121,9 +133,11 @@ def register_commands(app: typer.Typer) -> None:
         except ValueError as err:
             raise typer.BadParameter(str(err), param_hint="NAME") from None
         start = time.perf_counter()
-        result = run_experiment(exp, quick=quick, trials=trials, jobs=jobs, backend=backend,
-                                scheduler=scheduler, store=_store_path(outdir, store),
-                                outdir=outdir, fresh=fresh, progress=progress)
+        with _interruptible(_store_path(outdir, store)):
+            result = run_experiment(exp, quick=quick, trials=trials, jobs=jobs,
+                                    backend=backend, scheduler=scheduler,
+                                    store=_store_path(outdir, store), outdir=outdir,
+                                    fresh=fresh, progress=progress)
         _echo_result(result)
         typer.echo(f"wall time {time.perf_counter() - start:.1f} s; wrote {result.csv}"
                    + (f" and {result.figure}" if result.figure else ""))
@@ -154,9 +168,10 @@ def register_commands(app: typer.Typer) -> None:
             raise typer.BadParameter("no experiment matches", param_hint="--only")
         store_path = _store_path(outdir, store)
         start = time.perf_counter()
-        results = run_experiments(exps, quick=quick, jobs=jobs, backend=backend,
-                                  scheduler=scheduler, store=store_path, outdir=outdir,
-                                  fresh=fresh, progress=progress)
+        with _interruptible(store_path):
+            results = run_experiments(exps, quick=quick, jobs=jobs, backend=backend,
+                                      scheduler=scheduler, store=store_path, outdir=outdir,
+                                      fresh=fresh, progress=progress)
         for result in results:
             _echo_result(result)
         report = write_report(store_path, outdir, quick=quick, names=[e.name for e in exps])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .runner import summarize_and_plot
 from .spec import Experiment, aggregate, list_experiments
-from .store import ResultStore, TrialRecord, machine_info, write_csv
+from .store import ResultStore, TrialRecord, canonical_params, machine_info, write_csv
 
 __all__ = ["ExperimentSection", "collect", "write_report"]
 
@@ -122,6 +122,28 @@ def _sort_key(value) -> tuple:
     return (1, "" if value is None else str(value))
 
 
+def _grid_rows(records: list[TrialRecord], spec: Experiment | None,
+               quick: bool) -> tuple[list[TrialRecord], list[dict], int]:
+    """The records of the spec's current grid in grid order, their rows, and how many were not.
+
+    Rows carry the spec's own parameter values (tuples stay tuples), as the runner gives them,
+    so that a plot sees the same rows after a re-render as after a run. Without a spec (an
+    experiment no longer registered) every record is kept, in the store's order.
+    """
+    if spec is None:
+        return records, [r.as_row() for r in records if r.status == "ok"], 0
+    cells = {canonical_params(c): (i, c) for i, c in enumerate(spec.cells(quick))}
+    kept = sorted((r for r in records if canonical_params(r.params) in cells),
+                  key=lambda r: (cells[canonical_params(r.params)][0], r.trial))
+    rows = []
+    for record in kept:
+        if record.status == "ok":
+            row = record.as_row()
+            row["params"] = dict(cells[canonical_params(record.params)][1])
+            rows.append(row)
+    return kept, rows, len(records) - len(kept)
+
+
 def _choose_mode(modes: set[bool], quick: bool | None) -> bool | None:
     if quick is not None:
         return quick if quick in modes else None
@@ -160,8 +182,7 @@ def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None
         if mode is None:
             continue
         spec = registry.get(name)
-        records = store.records(name, quick=mode)
-        rows = [r.as_row() for r in records if r.status == "ok"]
+        records, rows, n_stale = _grid_rows(store.records(name, quick=mode), spec, mode)
         section = ExperimentSection(
             name=name, quick=mode, spec=spec, rows=rows,
             errors=[r for r in records if r.status != "ok"],
@@ -177,6 +198,10 @@ def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None
             write_csv(outdir / "data" / f"{name}.csv", rows)
             section.csv = f"data/{name}.csv"
         section.table_columns, section.table, section.table_note = _aggregate_table(rows)
+        if n_stale:
+            section.table_note += (f" {n_stale} stored trials of cells no longer in the grid"
+                                   " are left out.")
+            section.table_note = section.table_note.strip()
         sections.append(section)
     return sections
 
@@ -210,8 +235,19 @@ def _h(value) -> str:
 def _html_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{_h(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f'<td class="num">{_h(v)}</td>' for v in row) + "</tr>" for row in rows)
+        "<tr>" + "".join(f"<td{_num_class(v)}>{_h(v)}</td>" for v in row) + "</tr>"
+        for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _num_class(value) -> str:
+    """Right-align numbers (and ``mean ± sd`` cells) so that digits line up."""
+    head = str(value).split(" ± ")[0]
+    try:
+        float(head)
+    except ValueError:
+        return ""
+    return ' class="num"'
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -276,7 +312,8 @@ def _render_html(sections, store, title) -> str:
                  + "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>"
                            for r in linked) + "</tbody></table>")
     machine = _machine(store)
-    parts.append("<h3>Machine</h3>" + _html_table(["", ""], [[k, v] for k, v in machine.items()]))
+    parts.append("<h3>Machine</h3>" + _html_table(["property", "value"],
+                                                   [[k, v] for k, v in machine.items()]))
     parts.append("<h3>Runs</h3>" + _html_table(*_runs_table(store)))
     for s in sections:
         spec = s.spec
@@ -320,7 +357,8 @@ def _render_markdown(sections, store, title) -> str:
            f"Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} from "
            f"`{store.path}`. Tables give mean ± sd over trials per grid cell.", "",
            "## Overview", "", _md_table(*_overview(sections)), "", "### Machine", "",
-           _md_table(["", ""], [[k, str(v)] for k, v in _machine(store).items()]), "",
+           _md_table(["property", "value"],
+                     [[k, str(v)] for k, v in _machine(store).items()]), "",
            "### Runs", "", _md_table(*_runs_table(store)), ""]
     for s in sections:
         spec = s.spec

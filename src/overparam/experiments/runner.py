@@ -184,7 +184,10 @@ def _iter_serial(calls: Sequence[tuple[Callable, Task]]) -> Iterator[TrialRecord
 def _iter_loky(calls: Sequence[tuple[Callable, Task]], jobs: int) -> Iterator[TrialRecord]:
     from joblib import Parallel, delayed
 
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")
+    # One trial per dispatch: trials of different experiments differ in cost by orders of
+    # magnitude, and joblib's automatic batching could hand one worker a batch of slow ones.
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered",
+                        batch_size=1)
     yield from parallel(delayed(execute_trial)(fn, task) for fn, task in calls)
 
 

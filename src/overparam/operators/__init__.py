@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from .aligned import AlignedSpectralOperator
 from .base import Operator, RowSubset
 from .gaussian import GaussianSensingOperator
 from .matrix import DenseOperator, ScipyOperator
@@ -20,6 +21,7 @@ __all__ = [
     "ScipyOperator",
     "as_operator",
 ]
+__all__ += ["AlignedSpectralOperator"]
 
 
 def as_operator(A) -> Operator:

@@ -70,7 +70,7 @@ class AlignedSpectralOperator(Operator):
         return np.einsum("ij,ik,kj->j", self.left[:, :r], X, self.right[:, :r])
 
     def from_diagonal(self, s) -> np.ndarray:
-        """``Phi Diag(s) Psi^T``: the matrix with singular vectors ``Phi, Psi`` and diagonal ``s``."""
+        """``Phi Diag(s) Psi^T``: singular vectors ``Phi, Psi``, diagonal ``s``."""
         s = np.asarray(s, dtype=float)
         r = self.rank
         return (self.left[:, :r] * s) @ self.right[:, :r].T

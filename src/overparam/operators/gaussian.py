@@ -80,7 +80,10 @@ class GaussianSensingOperator(Operator):
         self.stored = bool(store) if store != "auto" else nbytes <= max_stored_bytes
         self._stack = None
         if self.stored:
-            self._stack = np.concatenate([self._block(b) for b in range(self._n_blocks)])
+            self._stack = np.empty((self.n_measurements, n))
+            for b in range(self._n_blocks):
+                start = b * self.block_size
+                self._stack[start:start + self.block_size] = self._block(b)
 
     # -- the ensemble -------------------------------------------------------------------------
     def _block(self, b: int) -> np.ndarray:
@@ -102,16 +105,22 @@ class GaussianSensingOperator(Operator):
 
     # -- Operator interface -------------------------------------------------------------------
     def _flatten(self, X) -> tuple[np.ndarray, tuple]:
+        """``X`` as ``(n,)`` (one matrix) or ``(n, L)``, and its trailing shape.
+
+        One matrix stays 1-D so that products are matrix-vector (gemv): on a loaded machine
+        a threaded gemm with one column is many times slower.
+        """
         X = np.asarray(X, dtype=float)
         if X.shape[:2] != self.input_shape or X.ndim not in (2, 3):
             raise ValueError(f"expected a matrix of shape {self.input_shape} (or a stack "
                              f"{(*self.input_shape, 'L')}), got {X.shape}")
-        return X.reshape(self.shape[1], -1), X.shape[2:]
+        n = self.shape[1]
+        return (X.reshape(n) if X.ndim == 2 else X.reshape(n, -1)), X.shape[2:]
 
     def forward(self, X):
         """``scale * <A_i, X>`` for every ``i``; ``X`` of shape ``(n1, n2)`` or ``(n1, n2, L)``."""
         flat, trailing = self._flatten(X)
-        out = np.empty((self.n_measurements, flat.shape[1]))
+        out = np.empty((self.n_measurements, *flat.shape[1:]))
         for start, stop, block in self._blocks():
             out[start:stop] = block @ flat
         out *= self.scale
@@ -122,10 +131,9 @@ class GaussianSensingOperator(Operator):
         z = np.asarray(z, dtype=float)
         if z.shape[0] != self.n_measurements or z.ndim not in (1, 2):
             raise ValueError(f"expected {self.n_measurements} measurements, got shape {z.shape}")
-        flat = z.reshape(self.n_measurements, -1)
-        acc = np.zeros((self.shape[1], flat.shape[1]))
+        acc = np.zeros((self.shape[1], *z.shape[1:]))
         for start, stop, block in self._blocks():
-            acc += block.T @ flat[start:stop]
+            acc += block.T @ z[start:stop]
         acc *= self.scale
         return acc.reshape(self.input_shape + z.shape[1:])
 
@@ -185,7 +193,7 @@ class _GaussianRows(Operator):
 
     def forward(self, X):
         flat, trailing = self.parent._flatten(X)
-        out = np.empty((self.n_measurements, flat.shape[1]))
+        out = np.empty((self.n_measurements, *flat.shape[1:]))
         for b, where in self._plan:
             local = self.index[where] - b * self.parent.block_size
             out[where] = self.parent._block(b)[local] @ flat
@@ -196,11 +204,10 @@ class _GaussianRows(Operator):
         z = np.asarray(z, dtype=float)
         if z.shape[0] != self.n_measurements or z.ndim not in (1, 2):
             raise ValueError(f"expected {self.n_measurements} measurements, got shape {z.shape}")
-        flat = z.reshape(self.n_measurements, -1)
-        acc = np.zeros((self.shape[1], flat.shape[1]))
+        acc = np.zeros((self.shape[1], *z.shape[1:]))
         for b, where in self._plan:
             local = self.index[where] - b * self.parent.block_size
-            acc += self.parent._block(b)[local].T @ flat[where]
+            acc += self.parent._block(b)[local].T @ z[where]
         acc *= self.parent.scale
         return acc.reshape(self.input_shape + z.shape[1:])
 

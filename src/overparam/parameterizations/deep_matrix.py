@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .._validation import check_positive, check_random_state
@@ -53,7 +55,7 @@ class DeepMatrixFactorization(Parameterization):
     def _shapes(self):
         d = self.width
         dims = [self.n_rows] + [d] * (self.depth - 1) + [self.n_cols]
-        return list(zip(dims[:-1], dims[1:], strict=True))
+        return list(itertools.pairwise(dims))
 
     def init(self, scale: float, rng=None) -> Params:
         check_positive(scale, "init_scale")

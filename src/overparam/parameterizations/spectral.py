@@ -146,7 +146,7 @@ def _close(a, b, rtol):
     return np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b))
 
 
-def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5) -> np.ndarray:
+def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5, svd=None) -> np.ndarray:
     """Pull back ``G = dL/dF`` through ``F(Z) = Phi f(Sigma) Psi^T``: returns ``dL/dZ``.
 
     With the thin SVD ``Z = U S V^T`` (``n1 <= n2``; otherwise work on the transpose),
@@ -177,6 +177,8 @@ def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5) -> np.ndarra
     rtol : float, default=1e-5
         Relative gap below which two singular values count as equal (about the cube root of
         machine precision, balancing cancellation against the error of the limit).
+    svd : tuple, optional
+        The thin SVD ``(U, s, Vt)`` of ``Z`` if already computed.
 
     Returns
     -------
@@ -185,10 +187,13 @@ def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5) -> np.ndarra
     Z = np.asarray(Z, dtype=float)
     G = np.asarray(G, dtype=float)
     if Z.shape[-2] > Z.shape[-1]:
+        svd_t = None if svd is None else (np.swapaxes(svd[2], -1, -2), svd[1],
+                                          np.swapaxes(svd[0], -1, -2))
         return np.swapaxes(singular_value_function_vjp(np.swapaxes(Z, -1, -2),
                                                        np.swapaxes(G, -1, -2), f, df,
-                                                       rtol=rtol), -1, -2)
-    U, s, Vt = np.linalg.svd(Z, full_matrices=False)  # U (n1, n1), Vt (n1, n2)
+                                                       rtol=rtol, svd=svd_t), -1, -2)
+    # U (n1, n1), Vt (n1, n2)
+    U, s, Vt = np.linalg.svd(Z, full_matrices=False) if svd is None else svd
     fs, dfs = f(s), df(s)
     Ut = np.swapaxes(U, -1, -2)
     V = np.swapaxes(Vt, -1, -2)
@@ -318,22 +323,44 @@ class SpectralNetwork(Parameterization):
         """The inner matrices ``Z_k = U_k V_k^T``, shape ``(K, n1, n2)``."""
         return params[1] @ np.swapaxes(params[2], -1, -2)
 
+    def _decomposed(self, params: Params):
+        """``(Z, (U, s, Vt), Gamma(Z))``; the last one is reused by the next ``vjp``.
+
+        Solvers evaluate ``signal`` at a trial point and then ``vjp`` at the same (accepted)
+        arrays; remembering the SVD of the last factors saves one SVD per iteration. The cache
+        holds the factor arrays themselves and is hit only by the very same objects
+        (parameters are never modified in place).
+        """
+        cache = getattr(self, "_cache", None)
+        if cache is not None and cache[0] is params[1] and cache[1] is params[2]:
+            return cache[2]
+        Z = self.products(params)
+        U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+        out = (Z, (U, s, Vt), (U * self.activation.function(s)[..., None, :]) @ Vt)
+        self._cache = (params[1], params[2], out)
+        return out
+
     def neurons(self, params: Params) -> np.ndarray:
         """``Gamma(Z_k)`` for every component, shape ``(K, n1, n2)``."""
-        return singular_value_function(self.products(params), self.activation.function)
+        return self._decomposed(params)[2]
 
     def signal(self, params: Params) -> np.ndarray:
         return np.tensordot(params[0], self.neurons(params), axes=1)
 
     def vjp(self, params: Params, grad_signal: np.ndarray) -> Params:
         alpha, U, V = params
-        Z = self.products(params)
+        Z, svd, neurons = self._decomposed(params)
         G = np.asarray(grad_signal, dtype=float)
         act = self.activation
-        g_alpha = np.einsum("kij,ij->k", singular_value_function(Z, act.function), G)
+        g_alpha = np.einsum("kij,ij->k", neurons, G)
         GZ = singular_value_function_vjp(Z, alpha[:, None, None] * G, act.function,
-                                         act.derivative)
+                                         act.derivative, svd=svd)
         return (g_alpha, GZ @ V, np.swapaxes(GZ, -1, -2) @ U)
+
+    def __getstate__(self):  # the SVD cache is not part of the model
+        state = dict(vars(self))
+        state.pop("_cache", None)
+        return state
 
     def __repr__(self) -> str:
         return (f"SpectralNetwork(n_rows={self.n_rows}, n_cols={self.n_cols}, "

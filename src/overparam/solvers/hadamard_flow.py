@@ -36,19 +36,27 @@ from scipy.optimize import brentq
 from tqdm.auto import tqdm
 
 from .._validation import check_array, check_positive
+from ..operators.base import Operator
+from ..parameterizations import Hadamard
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from .gradient_descent import gradient_descent
 from .result import History, SolverResult
+from .steps import AdaptiveStep, StepPolicy, as_step_policy
 
 __all__ = [
+    "FlowStep",
+    "HadamardDual",
     "HadamardDualMap",
     "HadamardFlowPath",
     "NewtonConvergenceError",
     "hadamard_flow",
+    "hadamard_gd",
     "hadamard_newton",
 ]
 
-# exp(4 s) overflows beyond s ~ 177; the true path never gets near, trial points might.
-_MAX_EXPONENT = 600.0
+# Parts u^L are clipped at e^230 ~ 1e100 (squares and sums stay finite); the true path never
+# gets near, but trial points of the integrator and of the line search might.
+_MAX_LOG_PART = 230.0
 
 
 class NewtonConvergenceError(RuntimeError):
@@ -101,9 +109,9 @@ class HadamardDualMap:
         s = np.asarray(s, dtype=float)
         L = self.depth
         if L == 2:
-            a = np.sqrt(self.init_scale)
-            u = a * np.exp(np.minimum(2 * s, _MAX_EXPONENT / 2))
-            v = a * np.exp(np.minimum(-2 * s, _MAX_EXPONENT / 2))
+            log_a = np.log(self.init_scale)
+            u = np.exp(np.minimum(log_a + 4 * s, _MAX_LOG_PART) / 2)
+            v = np.exp(np.minimum(log_a - 4 * s, _MAX_LOG_PART) / 2)
         else:
             u = self._base(s, 1) ** (-1.0 / (L - 2))
             v = self._base(s, -1) ** (-1.0 / (L - 2))
@@ -114,8 +122,9 @@ class HadamardDualMap:
         s = np.asarray(s, dtype=float)
         L = self.depth
         if L == 2:
-            up = self.init_scale * np.exp(np.minimum(4 * s, _MAX_EXPONENT))
-            vp = self.init_scale * np.exp(np.minimum(-4 * s, _MAX_EXPONENT))
+            log_a = np.log(self.init_scale)
+            up = np.exp(np.minimum(log_a + 4 * s, _MAX_LOG_PART))
+            vp = np.exp(np.minimum(log_a - 4 * s, _MAX_LOG_PART))
         else:
             up = self._base(s, 1) ** (-L / (L - 2.0))
             vp = self._base(s, -1) ** (-L / (L - 2.0))
@@ -138,7 +147,8 @@ class HadamardDualMap:
         s = np.asarray(s, dtype=float)
         L = self.depth
         if L == 2:
-            if np.max(np.abs(s)) * 4 > _MAX_EXPONENT:
+            top = np.max(np.abs(s)) if self.signed else np.max(s)
+            if np.log(self.init_scale) + 4 * top > _MAX_LOG_PART:
                 return np.inf
         elif np.max(np.abs(s) if self.signed else s) >= self.s_max:
             return np.inf
@@ -159,6 +169,37 @@ class HadamardDualMap:
     def __repr__(self) -> str:
         return (f"HadamardDualMap(depth={self.depth}, signed={self.signed}, "
                 f"init_scale={self.init_scale!r})")
+
+
+class HadamardDual:
+    """The dual function ``Phi(w) = sum psi*(A^T w) - <y, w>`` of the flow, and its derivatives.
+
+    The dual ODE is ``w' = -gradient(w)`` (Jacobian ``-hessian(w)``); the flow's limit is the
+    minimizer of ``Phi``.
+
+    Parameters
+    ----------
+    A : ndarray of shape (m, n)
+    y : ndarray of shape (m,)
+    dual_map : HadamardDualMap
+    """
+
+    def __init__(self, A, y, dual_map: HadamardDualMap):
+        self.A = A
+        self.y = y
+        self.map = dual_map
+
+    def value(self, w) -> float:
+        """``Phi(w)`` (``inf`` outside the domain, i.e. past the blow-up boundary)."""
+        return self.map.potential(self.A.T @ w) - float(self.y @ w)
+
+    def gradient(self, w) -> np.ndarray:
+        """``A x(A^T w) - y``: the residual of the signal at ``w``."""
+        return self.A @ self.map.signal(self.A.T @ w) - self.y
+
+    def hessian(self, w) -> np.ndarray:
+        """``A diag(x'(A^T w)) A^T`` (symmetric positive (semi)definite)."""
+        return (self.A * self.map.derivative(self.A.T @ w)) @ self.A.T
 
 
 class HadamardFlowPath:
@@ -282,14 +323,15 @@ def hadamard_flow(
     aty_norm = float(np.linalg.norm(A.T @ y))
     n_rhs = 0
 
+    dual = HadamardDual(A, y, dmap)
+
     def rhs(t, w):
         nonlocal n_rhs
         n_rhs += 1
-        return y - A @ dmap.signal(A.T @ w)
+        return -dual.gradient(w)
 
     def jac(t, w):
-        d = dmap.derivative(A.T @ w)
-        return -(A * d) @ A.T
+        return -dual.hessian(w)
 
     t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
     start = time.perf_counter()
@@ -351,7 +393,7 @@ def hadamard_flow(
                 if reason is not None:
                     break
             if stopping.discrepancy is not None and r_norm <= stopping.discrepancy:
-                stop_t = _crossing(lambda tt: np.linalg.norm(residual(dense(tt))),
+                stop_t = _crossing(lambda tt, path=dense: np.linalg.norm(residual(path(tt))),
                                    stopping.discrepancy, t_old, solver.t)
                 stop_w = dense(stop_t)
                 reason = StopReason.DISCREPANCY
@@ -457,9 +499,10 @@ def hadamard_newton(
         raise ValueError(f"dual_init must have shape ({m},), got {w.shape}")
     y_norm = float(np.linalg.norm(y))
 
+    dual = HadamardDual(A, y, dmap)
+
     def phi(v):
-        s_v = A.T @ v
-        return dmap.potential(s_v) - float(y @ v), s_v
+        return dual.value(v), A.T @ v
 
     value, s = phi(w)
     if not np.isfinite(value):
@@ -468,15 +511,14 @@ def hadamard_newton(
     reason = None
     it = 0
     eps = np.finfo(float).eps
-    for it in range(1, max_iter + 1):  # noqa: B007 - `it` is reported
-        x = dmap.signal(s)
-        g = A @ x - y
+    for it in range(1, max_iter + 1):
+        g = dual.gradient(w)
         g_norm = float(np.linalg.norm(g))
         if g_norm <= tol * y_norm:
             reason = StopReason.CONVERGED
             it -= 1
             break
-        H = (A * dmap.derivative(s)) @ A.T
+        H = dual.hessian(w)
         try:
             step = cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
         except LinAlgError:
@@ -517,8 +559,10 @@ def hadamard_newton(
 
 
 def _max_step(dmap: HadamardDualMap, s, ds) -> float:
-    """Largest trial step length along ``-ds``: at most 1, a bounded change of ``s``."""
-    peak = float(np.max(np.abs(ds)))
+    """Largest trial step length along ``-ds``: at most 1; for ``L = 2`` a growing part changes
+    by at most ``e^4``; for ``L > 2`` at most 99% of the way to the blow-up boundary."""
+    # only growing parts can overflow: s rises where -ds > 0 (and, signed, falls where ds > 0)
+    peak = float(np.max(np.abs(ds)) if dmap.signed else max(np.max(-ds), 0.0))
     if peak == 0:
         return 1.0
     if dmap.depth == 2:
@@ -529,4 +573,196 @@ def _max_step(dmap: HadamardDualMap, s, ds) -> float:
         room_up = np.where(-ds > 0, (dmap.s_max - s) / -ds, np.inf)
         room_down = np.where(-ds < 0, (dmap.s_max + s) / ds, np.inf) if dmap.signed else np.inf
     limit = float(min(np.min(room_up), np.min(room_down)))
-    return min(1.0, 0.99 * limit, max(dmap.s_max, 1.0) / peak)
+    return min(1.0, 0.99 * limit)
+
+
+class FlowStep(AdaptiveStep):
+    """Safe adaptive scalar step for the Hadamard factorization that keeps the flow's path.
+
+    Backtracking (Armijo) as :class:`~overparam.solvers.AdaptiveStep`, so the loss never
+    increases, plus a cap recomputed every iteration from the current factors:
+
+    - the largest relative change of a factor in one step, ``step * max |L g u^{L-2}|``
+      (``g = A^T r``), is at most ``relative_change`` (so the multiplicative growth of the small
+      coordinates, which decides the implicit bias, is followed closely);
+    - ``step <= curvature / (||A||^2 L^2 max u^{2L-2})``, a bound on the inverse curvature of the
+      loss in the factors (no oscillation across the stiff directions).
+
+    Small factors therefore move with large steps and the path stays within ``O(relative_change)``
+    of the gradient flow. Used by :func:`hadamard_gd`, which feeds it the factors and gradient.
+
+    Parameters
+    ----------
+    relative_change : float, default=0.01
+    curvature : float, default=1.0
+    grow, shrink, armijo
+        As :class:`~overparam.solvers.AdaptiveStep`.
+    """
+
+    def __init__(self, relative_change: float = 0.01, curvature: float = 1.0, grow: float = 1.1,
+                 shrink: float = 0.5, armijo: float = 1e-4):
+        check_positive(relative_change, "relative_change")
+        check_positive(curvature, "curvature")
+        super().__init__(grow=grow, shrink=shrink, armijo=armijo)
+        self.relative_change = float(relative_change)
+        self.curvature = float(curvature)
+
+    def cap(self, params, grad_signal, depth: int, norm_sq: float) -> float:
+        """The step bound at factors ``params`` with signal gradient ``grad_signal = A^T r``."""
+        L = depth
+        speed = max(float(np.max(np.abs(L * grad_signal * p ** (L - 2)))) for p in params)
+        top = max(float(np.max(np.abs(p))) for p in params)
+        bound = self.curvature / max(norm_sq * L * L * top ** (2 * L - 2), 1e-300)
+        if speed > 0:
+            bound = min(bound, self.relative_change / speed)
+        return bound
+
+    def start(self, initial):
+        return self.max_step if initial is None else min(float(initial), self.max_step)
+
+
+class _AdjointTap(Operator):
+    """Pass-through operator remembering its last adjoint product (the gradient's ``A^T r``).
+
+    Lets :class:`FlowStep` read the gradient that :func:`gradient_descent` computes anyway,
+    instead of paying for a second product per iteration.
+    """
+
+    def __init__(self, operator):
+        self.inner = operator
+        self.input_shape = operator.input_shape
+        self.n_measurements = operator.n_measurements
+        self.last_adjoint = None
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def adjoint(self, z):
+        self.last_adjoint = self.inner.adjoint(z)
+        return self.last_adjoint
+
+    def norm_estimate(self):
+        return self.inner.norm_estimate()
+
+    def to_dense(self):
+        return self.inner.to_dense()
+
+
+def hadamard_gd(
+    operator,
+    y,
+    *,
+    depth: int = 2,
+    signed: bool = True,
+    init_scale: float = 1e-6,
+    step="flow",
+    stopping: StoppingRule | None = None,
+    validation: Validation | None = None,
+    validation_ratio: float = 1.05,
+    history: History | None = None,
+    callback=None,
+    progress: bool = False,
+) -> SolverResult:
+    """Gradient descent on ``1/2 ||A (u^L - v^L) - y||^2`` over the factors.
+
+    Parameters
+    ----------
+    operator : Operator
+    y : ndarray of shape (m,)
+    depth, signed, init_scale
+        As :class:`~overparam.parameterizations.Hadamard` (``init_scale`` = product init).
+    step : "flow", float or StepPolicy, default="flow"
+        ``"flow"``: the safe adaptive scalar step :class:`FlowStep` (never increases the loss,
+        stays close to the gradient-flow path); a number: the paper's fixed step (the paper used
+        ``1e-2``); or any :class:`~overparam.solvers.StepPolicy` (e.g. ``"adaptive"``, plain
+        backtracking, whose large steps drift from the flow's limit by a few percent).
+    stopping, history, callback, progress
+        As :func:`~overparam.solvers.gradient_descent` (same mean-loss flow clock).
+    validation : Validation, optional
+        Held-out early stopping, checked (as in :func:`hadamard_flow`) at the first iterations
+        past the clock times ``tau_0 r^k``, ``r = validation_ratio``: the path's time scale
+        spans decades, and evenly spaced checks with a patience stop at early local minima of
+        the held-out error. The best iterate is returned.
+    validation_ratio : float, default=1.05
+
+    Returns
+    -------
+    SolverResult
+        ``info["solver"] = "gd"``.
+    """
+    param = Hadamard(operator.shape[1], depth=depth, signed=signed)
+    check_positive(validation_ratio, "validation_ratio")
+    if validation_ratio <= 1:
+        raise ValueError(f"validation_ratio must be > 1, got {validation_ratio}")
+    y = np.asarray(y, dtype=float)
+    flow_step = isinstance(step, FlowStep) or (isinstance(step, str) and step == "flow")
+    inner = (step if isinstance(step, FlowStep) else FlowStep()) if flow_step else \
+        as_step_policy(step)
+    policy = _ClockedPolicy(inner, time_per_step=float(operator.shape[0]))
+    params0 = param.init(init_scale)
+    tap = _AdjointTap(operator)
+    if flow_step:
+        norm_sq = operator.norm_estimate() ** 2
+        grad0 = operator.adjoint(operator.forward(param.signal(params0)) - y)
+        inner.max_step = inner.cap(params0, grad0, depth, norm_sq)
+    next_check = None
+    stopped_by = []
+
+    def each_iteration(iteration, params, x):
+        nonlocal next_check
+        policy.commit()
+        if flow_step:
+            # tap.last_adjoint is A^T r at the previous iterate: the cap lags a step (harmless)
+            inner.max_step = inner.cap(params, tap.last_adjoint, depth, norm_sq)
+        if validation is not None:
+            next_check = policy.clock if next_check is None else next_check
+            while policy.clock >= next_check * (1 - 1e-12):
+                next_check *= validation_ratio
+                if validation.check(iteration, policy.clock, x, params):
+                    stopped_by.append("validation")
+                    return True
+        return callback(iteration, params, x) if callback is not None else False
+
+    result = gradient_descent(param, tap, y, init_params=params0, step=policy,
+                              stopping=stopping, history=history, callback=each_iteration,
+                              progress=progress)
+    result.info.update(solver="gd", step_policy="flow" if flow_step else type(inner).__name__)
+    if validation is not None and validation.best_state is not None:
+        if stopped_by:
+            result.stop_reason = StopReason.EARLY_STOPPED
+        result.params = validation.best_state
+        result.coef = param.signal(validation.best_state)
+        result.info.update(best_iteration=validation.best_iteration,
+                           best_time=validation.best_time,
+                           validation_error=validation.best_error)
+    return result
+
+
+class _ClockedPolicy(StepPolicy):
+    """A step policy that also keeps the flow clock (sum of accepted steps times ``m``)."""
+
+    def __init__(self, inner: StepPolicy, time_per_step: float):
+        self.inner = inner
+        self.time_per_step = time_per_step
+        self.clock = 0.0
+        self._pending = 0.0
+
+    def start(self, initial):
+        return self.inner.start(initial)
+
+    def accept(self, step, loss_old, loss_new, decrease):
+        ok = self.inner.accept(step, loss_old, loss_new, decrease)
+        self._pending = step if ok else 0.0
+        return ok
+
+    def next_after_accept(self, step):
+        return self.inner.next_after_accept(step)
+
+    def next_after_reject(self, step):
+        self._pending = 0.0  # accepted by the policy but judged divergent by the solver
+        return self.inner.next_after_reject(step)
+
+    def commit(self):
+        """Called once per completed iteration: add its step to the clock."""
+        self.clock += self._pending * self.time_per_step
+        self._pending = 0.0

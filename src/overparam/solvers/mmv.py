@@ -94,9 +94,11 @@ def ir_mmv(
     *,
     init_scale: float = 1e-4,
     v_scale: float | None = None,
-    update: str = "sequential",
+    init_params=None,
+    update: str = "simultaneous",
     step="adaptive",
     stopping: StoppingRule | None = None,
+    row_tol: float = 1e-3,
     validation: Validation | Sequence[Validation | None] | None = None,
     history: History | None = None,
     callback=None,
@@ -118,7 +120,9 @@ def ir_mmv(
         ``alpha_g``.
     v_scale : float, optional
         ``alpha_V``; default ``alpha_g / sqrt(2 L)`` (perfect row balance ``g_i^2/2 = ||V_i||^2``).
-    update : {"sequential", "simultaneous"}, default="sequential"
+    init_params : tuple (g, V), optional
+        Explicit start, shapes ``([B,] N)`` and ``([B,] N, L)``; overrides the scales.
+    update : {"sequential", "simultaneous"}, default="simultaneous"
         ``"sequential"`` is Algorithm 1 as printed: ``V(t+1)`` uses ``g(t+1)``. ``"simultaneous"``
         is plain gradient descent. Both follow the same gradient flow as the step goes to zero.
     step : "adaptive", float or StepPolicy, default="adaptive"
@@ -129,6 +133,13 @@ def ir_mmv(
         ``ConstantStep(eta, on_divergence="halve")``.
     stopping : StoppingRule, optional
         Applied to each problem separately. ``patience`` and ``max_iter`` count accepted steps.
+        Stagnation also needs ``row_tol`` (below).
+    row_tol : float, default=1e-3
+        A problem counts as stagnated only if, over the last ``patience`` steps, its loss fell
+        by less than ``stopping.stagnation_tol`` (relative) *and* no row scale ``g_i`` grew by
+        more than this factor (``log(g_i(t) / g_i(t - patience)) < row_tol``). Between two rows
+        being learned the loss is flat for a long time while the next row's ``g_i`` grows
+        exponentially from its small init; a loss-only test would stop on these plateaus.
     validation : Validation or sequence of Validation, optional
         Held-out early stopping, one per problem (a single one for an unbatched call). The
         problem stops when its validation says so and returns its best iterate.
@@ -187,8 +198,18 @@ def ir_mmv(
 
     start = time.perf_counter()
     At = np.swapaxes(A, 1, 2)
-    g = np.full((B, N), float(init_scale))
-    V = np.full((B, N, L), float(v_scale))
+    if init_params is None:
+        g = np.full((B, N), float(init_scale))
+        V = np.full((B, N, L), float(v_scale))
+    else:
+        g0, V0 = (check_array(p, name) for p, name in zip(init_params, ("g", "V"),
+                                                           strict=True))
+        try:
+            g = np.array(np.broadcast_to(g0, (B, N)))
+            V = np.array(np.broadcast_to(V0, (B, N, L)))
+        except ValueError:
+            raise ValueError(f"init_params must have shapes ([B,] {N}) and ([B,] {N}, {L}), "
+                             f"got {g0.shape} and {V0.shape}") from None
     X = (g * g)[..., None] * V
     R = Y - A @ X
     loss = np.sum(R * R, axis=(1, 2))
@@ -202,9 +223,12 @@ def ir_mmv(
     a_norm2 = np.linalg.norm(A, ord=2, axis=(1, 2)) ** 2
     guess = _initial_step_guess(a_norm2, g, V, Lam)
     eta = np.array([policy.start(float(s)) for s in guess])
-    window = np.empty((stopping.patience + 1, B)) if stopping.stagnation_tol > 0 else None
-    if window is not None:
-        window[0] = loss
+    check_positive(row_tol, "row_tol", strict=False)
+    window = g_window = None
+    if stopping.stagnation_tol > 0:
+        window = np.empty((stopping.patience + 1, B))
+        g_window = np.empty((stopping.patience + 1, B, N))
+        window[0], g_window[0] = loss, np.log(np.abs(g))
     reasons: list[StopReason | None] = [None] * B
 
     def check_stop(b: int) -> StopReason | None:
@@ -218,11 +242,18 @@ def ir_mmv(
             return StopReason.END_OF_TIME
         k = n_iter[b]
         if window is not None and k > 0:
-            window[k % window.shape[0], b] = loss[b]
+            slot, old_slot = k % window.shape[0], (k - stopping.patience) % window.shape[0]
+            window[slot, b] = loss[b]
+            with np.errstate(divide="ignore"):
+                g_window[slot, b] = np.log(np.abs(g[b]))
             if k >= stopping.patience:
-                old = window[(k - stopping.patience) % window.shape[0], b]
+                old = window[old_slot, b]
                 if old - loss[b] <= stopping.stagnation_tol * abs(old):
-                    return StopReason.STAGNATED
+                    with np.errstate(invalid="ignore"):
+                        growth = np.nanmax(g_window[slot, b] - g_window[old_slot, b],
+                                           initial=-np.inf)
+                    if not growth >= row_tol:
+                        return StopReason.STAGNATED
         if k >= stopping.max_iter:
             return StopReason.MAX_ITER
         if stopping.max_time is not None and time.perf_counter() - start > stopping.max_time:
@@ -248,22 +279,31 @@ def ir_mmv(
                 eta[idx] = np.minimum(eta[idx], np.maximum(stopping.max_flow_time - clock[idx],
                                                            0.0) / time_per_step)
             e = eta[idx]
-            g_new = gi - e[:, None] * grad_g
+            d_g = -e[:, None] * grad_g
+            g_new = gi + d_g
             if sequential:
-                V_new = Vi + 2.0 * e[:, None, None] * (g_new * g_new)[..., None] * Li
+                d_V = 2.0 * e[:, None, None] * (g_new * g_new)[..., None] * Li
             else:
-                V_new = Vi - e[:, None, None] * grad_V
+                d_V = -e[:, None, None] * grad_V
+            V_new = Vi + d_V
             X_new = (g_new * g_new)[..., None] * V_new
+            # The change of the loss from the change of X, not as a difference of two losses:
+            # on a plateau it is far below the rounding error of the loss itself, and a
+            # rounding-noise "increase" would make the step policy shrink the step for ever.
             with np.errstate(over="ignore", invalid="ignore"):
-                R_new = Y[idx] - A[idx] @ X_new
-                loss_new = np.sum(R_new * R_new, axis=(1, 2))
+                d_X = (d_g * (2.0 * gi + d_g))[..., None] * V_new + (gi * gi)[..., None] * d_V
+                d_R = -(A[idx] @ d_X)
+                d_loss = np.sum(d_R * (d_R + 2.0 * R[idx]), axis=(1, 2))
+                R_new = R[idx] + d_R
+                loss_new = loss[idx] + d_loss
             decrease = e * (np.sum(grad_g * grad_g, axis=-1) + np.sum(grad_V * grad_V,
                                                                        axis=(1, 2)))
             ok = np.isfinite(loss_new) & ~(loss_new > stopping.divergence_factor
                                            * initial_loss[idx])
             accepted = np.zeros(idx.size, dtype=bool)
             for j, b in enumerate(idx):
-                if ok[j] and policy.accept(float(e[j]), float(loss[b]), float(loss_new[j]),
+                # Policies compare losses; give them the change (old loss 0) for its accuracy.
+                if ok[j] and policy.accept(float(e[j]), 0.0, float(d_loss[j]),
                                            float(decrease[j])):
                     accepted[j] = True
                 else:
@@ -276,7 +316,11 @@ def ir_mmv(
                 acc, loc = idx[accepted], np.flatnonzero(accepted)
                 g[acc], V[acc], X[acc] = g_new[loc], V_new[loc], X_new[loc]
                 R[acc], loss[acc] = R_new[loc], loss_new[loc]
-                Lam[acc] = At[acc] @ R_new[loc]
+                refresh = acc[n_iter[acc] % 100 == 99]  # R = Y - A X again, against drift
+                if refresh.size:
+                    R[refresh] = Y[refresh] - A[refresh] @ X[refresh]
+                    loss[refresh] = np.sum(R[refresh] ** 2, axis=(1, 2))
+                Lam[acc] = At[acc] @ R[acc]
                 clock[acc] += e[loc] * time_per_step
                 n_iter[acc] += 1
                 for b in acc:

@@ -50,7 +50,7 @@ def aligned_spectral_gd(
     stopping: StoppingRule | None = None,
     history: History | None = None,
     validation=None,
-    random_state=None,
+    random_state=0,
     callback=None,
     progress: bool = False,
 ) -> SolverResult:
@@ -86,7 +86,7 @@ def aligned_spectral_gd(
     validation : Validation, optional
         Held-out measurements (an operator acting on matrices); see
         :class:`~overparam.stopping.Validation`.
-    random_state : None, int or Generator
+    random_state : None, int or Generator, default=0
         Seeds the init.
 
     Returns
@@ -142,7 +142,7 @@ def spectral_gd(
     stopping: StoppingRule | None = None,
     history: History | None = None,
     validation=None,
-    random_state=None,
+    random_state=0,
     callback=None,
     progress: bool = False,
 ) -> SolverResult:
@@ -165,7 +165,7 @@ def spectral_gd(
         Explicit ``(alpha, U, V)`` (e.g. from ``SpectralNetwork.spectral_init``).
     step, loss_weight, stopping, history, validation, callback, progress
         As :func:`~overparam.solvers.gradient_descent`.
-    random_state : None, int or Generator
+    random_state : None, int or Generator, default=0
         Seeds the init.
 
     Returns

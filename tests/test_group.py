@@ -1,0 +1,291 @@
+"""Group sparsity: the grouped network, Algorithms 1/2, plain GD, baselines, theory checks."""
+
+import numpy as np
+import pytest
+
+from overparam.baselines import GroupLassoRegressor, GroupPrimalDualRegressor
+from overparam.datasets import load_diabetes_splines, make_group_sparse_problem
+from overparam.estimators import GroupHadamardRegressor
+from overparam.methods import get_method
+from overparam.metrics import relative_error
+from overparam.operators import as_operator
+from overparam.parameterizations import GroupHadamard, as_group_labels
+from overparam.solvers import History, gradient_descent, weight_normalized_gd
+from overparam.stopping import DivergenceError, StoppingRule, StopReason
+from overparam.testing import check_vjp
+
+
+def _problem(seed=0, noise=0.0, **kw):
+    args = dict(group_size=3, n_active_groups=2, values=[3, 2, 1, -2, 1, 2], design="gaussian",
+                noise_std=noise, random_state=seed)
+    args.update(kw)
+    return make_group_sparse_problem(60, 120, **args)
+
+
+# --- groups and the parameterization ------------------------------------------------------
+def test_group_specifications_agree():
+    by_size = as_group_labels(2, 6)
+    by_lists = as_group_labels([[0, 1], [2, 3], [4, 5]])
+    by_labels = as_group_labels(np.array(["a", "a", "b", "b", "c", "c"]))
+    np.testing.assert_array_equal(by_size, [0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(by_lists, by_size)
+    np.testing.assert_array_equal(by_labels, by_size)
+    # unequal sizes, unsorted indices, labels relabelled by first appearance
+    np.testing.assert_array_equal(as_group_labels([[3], [0, 2, 1]]), [1, 1, 1, 0])
+    np.testing.assert_array_equal(as_group_labels([7, 7, 2, 9]), [0, 0, 1, 2])
+
+
+@pytest.mark.parametrize("groups, match", [
+    ([[0, 1], [1, 2]], "overlap"),
+    ([[0, 1], [3]], "cover"),
+    ([[0, 1], []], "empty"),
+    (4, "multiple"),
+])
+def test_bad_groups_raise(groups, match):
+    with pytest.raises(ValueError, match=match):
+        as_group_labels(groups, 6 if isinstance(groups, int) else None)
+
+
+def test_label_count_must_match_features():
+    with pytest.raises(ValueError, match="labels"):
+        as_group_labels([0, 0, 1], 4)
+
+
+def test_vjp_matches_finite_differences_unequal_groups():
+    param = GroupHadamard([[0, 4], [1], [2, 3, 5, 6]])
+    rng = np.random.default_rng(1)
+    params = (rng.standard_normal(3), rng.standard_normal(7))
+    check_vjp(param, params)
+    np.testing.assert_allclose(param.signal(params),
+                               params[0][param.labels] ** 2 * params[1])
+
+
+def test_balanced_init_and_helpers():
+    param = GroupHadamard([0, 0, 1, 1, 1], direction_scale="balanced")
+    u, v = param.init(0.1)
+    np.testing.assert_allclose(param.balance((u, v)), 0.0, atol=1e-15)
+    np.testing.assert_allclose(param.group_norms(v), 0.1 / np.sqrt(2))
+    np.testing.assert_allclose(param.magnitudes((u, v)), param.group_norms(param.signal((u, v))))
+
+
+# --- Algorithm 1/2 -----------------------------------------------------------------------
+def test_one_iteration_matches_the_paper_updates():
+    """normalize(u^2 v + X^T r/n) is the step v - grad_v / u^4; then u - gamma grad_u(v_new)."""
+    pb = _problem(noise=0.1)
+    param = GroupHadamard(pb.groups)
+    op = as_operator(pb.X)
+    n = pb.X.shape[0]
+    rng = np.random.default_rng(0)
+    u0 = 0.5 + rng.random(param.n_groups)
+    v0 = param.normalize(rng.standard_normal(param.n_features))
+    gamma = 1e-3
+    res = weight_normalized_gd(param, op, pb.y, algorithm="alg1", init_params=(u0, v0),
+                               step_u=gamma, stopping=StoppingRule(max_iter=1, tol=0))
+
+    def grads(u, v):
+        r = pb.X @ param.signal((u, v)) - pb.y
+        return param.vjp((u, v), pb.X.T @ r / n)  # gradient of (1/2n)||Xw - y||^2
+
+    _, gv = grads(u0, v0)
+    z = v0 - gv / u0[param.labels] ** 4
+    v1 = z / param.group_norms(z)[param.labels]
+    u1 = u0 - gamma * grads(u0, v1)[0]
+    np.testing.assert_allclose(res.params[1], v1, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.params[0], u1, rtol=1e-12)
+
+
+def test_alg2_switches_and_recovers_noiseless():
+    pb = _problem()
+    for algorithm in ("alg1", "alg2"):
+        res = weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y,
+                                   algorithm=algorithm, step_u=5e-3, step_v=5e-3,
+                                   stopping=StoppingRule(max_iter=20_000, tol=1e-7))
+        assert res.info["clock"] == "iterations" and res.info["time"] == res.n_iter
+        assert relative_error(res.coef, pb.w) < 1e-4, algorithm
+        if algorithm == "alg2":
+            assert res.info["switch_iteration"] is not None
+            assert 0 < res.info["switch_iteration"] < res.n_iter
+        else:
+            assert res.info["switch_iteration"] is None
+
+
+def test_size_one_groups_recover_a_sparse_vector():
+    pb = make_group_sparse_problem(50, 120, group_size=1, n_active_groups=5,
+                                   values=[1, -1, 1, -1, 1], design="rademacher",
+                                   random_state=3)
+    est = GroupHadamardRegressor(groups=1, step_u=1e-2, step_v=1e-2, max_iter=20_000,
+                                 tol=1e-7).fit(pb.X, pb.y)
+    assert relative_error(est.coef_, pb.w) < 1e-3
+    assert get_method("group-hadamard") is GroupHadamardRegressor
+
+
+def test_divergence_is_raised_or_recovered():
+    pb = _problem()
+    kw = dict(init_scale=1.0, step_u=50.0, stopping=StoppingRule(max_iter=200, tol=0))
+    with pytest.raises(DivergenceError):
+        weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y, **kw)
+    res = weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y,
+                               on_divergence="halve", **kw)
+    assert res.info["n_step_halvings"] > 0 and np.all(np.isfinite(res.coef))
+
+
+def test_stop_time_is_an_exact_iteration_and_discrepancy_stops():
+    pb = _problem(noise=0.3)
+    est = GroupHadamardRegressor(groups=3, step_u=5e-3, max_iter=300).fit(pb.X, pb.y)
+    assert est.result_.info["clock"] == "iterations"
+    from overparam.stopping import PathControl
+
+    res = est._solve(as_operator(pb.X), pb.y, PathControl(stop_time=123))
+    assert res.n_iter == 123 and res.stop_reason is StopReason.END_OF_TIME
+    d = GroupHadamardRegressor(groups=3, step_u=5e-3, early_stopping="discrepancy",
+                               noise_level=0.3).fit(pb.X, pb.y)
+    assert d.stop_reason_ is StopReason.DISCREPANCY
+    assert np.linalg.norm(pb.X @ d.coef_ - pb.y) <= 0.3 * np.sqrt(60) + 1e-9
+
+
+@pytest.mark.parametrize("algorithm", ["alg2", "gd"])
+def test_validation_stopping_beats_interpolation_under_noise(algorithm):
+    pb = make_group_sparse_problem(100, 200, group_size=4, n_active_groups=2, values=1.0,
+                                   design="gaussian", noise_std=1.0, random_state=5)
+    kw = dict(groups=4, algorithm=algorithm, init_scale=1e-2, max_iter=10_000, random_state=0)
+    if algorithm == "gd":
+        kw.update(step_u="adaptive")
+    else:
+        kw.update(step_u=2e-2, step_v=2e-2)
+    full = GroupHadamardRegressor(**kw).fit(pb.X, pb.y)
+    early = GroupHadamardRegressor(early_stopping="validation", **kw).fit(pb.X, pb.y)
+    err_full, err_early = relative_error(full.coef_, pb.w), relative_error(early.coef_, pb.w)
+    assert err_early < 0.7 * err_full, (err_early, err_full)
+    assert early.stop_reason_ is StopReason.END_OF_TIME
+    if algorithm == "alg2":
+        assert early.chosen_iteration_ == early.n_iter_
+    else:
+        assert early.result_.info["clock"] == "flow_time"
+
+
+# --- theory checks (paper's Lemma 2, incremental learning, early stopping) ----------------
+def test_balance_is_conserved_by_small_step_gd():
+    """d/dt (u_l^2/2 - ||v_l||^2) = 0 for gradient flow: GD's drift shrinks with the step."""
+    pb = _problem(noise=0.2)
+    param = GroupHadamard(pb.groups)
+    rng = np.random.default_rng(0)
+    start = (0.3 + rng.random(param.n_groups), 0.3 * rng.standard_normal(param.n_features))
+    drift = []
+    for step in (2e-3, 5e-4):
+        horizon = 2.0  # same flow time for both steps
+        res = gradient_descent(param, as_operator(pb.X), pb.y, init_params=start, step=step,
+                               loss_weight=1 / 60,
+                               stopping=StoppingRule(max_iter=int(horizon / step), tol=0,
+                                                     stagnation_tol=0))
+        assert res.n_iter == int(horizon / step)
+        drift.append(np.max(np.abs(param.balance(res.params) - param.balance(start))))
+    scale = np.max(np.abs(param.balance(start)))
+    assert drift[1] < 1e-2 * scale
+    assert 3.0 < drift[0] / drift[1] < 5.0  # first order in the step: 4x smaller
+
+
+def test_larger_groups_are_learned_first():
+    pb = make_group_sparse_problem(150, 300, group_size=3, n_active_groups=3,
+                                   values=[8, 8, 8, 4, 4, 4, 1.5, 1.5, 1.5], active="first",
+                                   design="rademacher", noise_std=0.1, random_state=2)
+    param = GroupHadamard(pb.groups)
+    history = History(every=5, quantities={"mag": lambda p, x: param.group_norms(x)[:3]})
+    weight_normalized_gd(param, as_operator(pb.X), pb.y, step_u=2e-3,
+                         stopping=StoppingRule(max_iter=8000, tol=1e-5), history=history)
+    mags = np.asarray(history.values["mag"])
+    target = param.group_norms(pb.w)[:3]
+    half_time = [history.iteration[int(np.argmax(mags[:, k] >= target[k] / 2))]
+                 for k in range(3)]
+    assert all(mags[:, k].max() >= target[k] / 2 for k in range(3))
+    assert half_time[0] < half_time[1] < half_time[2], half_time
+
+
+def test_error_curve_is_u_shaped_under_noise():
+    pb = make_group_sparse_problem(60, 120, group_size=3, n_active_groups=2, values=2.0,
+                                   design="gaussian", noise_std=1.0, random_state=4)
+    history = History(every=20, truth=pb.w)
+    weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y, init_scale=1e-3,
+                         step_u=2e-2, step_v=2e-2,
+                         stopping=StoppingRule(max_iter=15_000, tol=0, stagnation_tol=0),
+                         history=history)
+    err = np.asarray(history.error)
+    best = int(np.argmin(err))
+    assert err[0] > 2 * err[best] and err[-1] > 2 * err[best], (err[0], err[best], err[-1])
+    assert 0 < best < err.size - 1
+
+
+# --- estimator input checks --------------------------------------------------------------
+def test_estimator_errors():
+    pb = _problem()
+    with pytest.raises(ValueError, match="groups is required"):
+        GroupHadamardRegressor().fit(pb.X, pb.y)
+    with pytest.raises(ValueError, match="algorithm"):
+        GroupHadamardRegressor(groups=3, algorithm="alg3").fit(pb.X, pb.y)
+    with pytest.raises(ValueError, match="labels"):
+        GroupHadamardRegressor(groups=[0, 1, 1]).fit(pb.X, pb.y)
+    with pytest.raises(ValueError, match="adaptive"):
+        GroupHadamardRegressor(groups=3, step_u="adaptive").fit(pb.X, pb.y)
+
+
+# --- baselines ---------------------------------------------------------------------------
+def test_group_lasso_matches_cvxpy_at_fixed_alpha():
+    cp = pytest.importorskip("cvxpy")
+    pb = _problem(noise=0.3, seed=1)
+    labels = np.arange(120) // 3
+    alpha = 0.05
+    est = GroupLassoRegressor(groups=3, alpha=alpha).fit(pb.X, pb.y)
+    w = cp.Variable(120)
+    penalty = sum(np.sqrt(3) * cp.norm(w[labels == k], 2) for k in range(40))
+    cp.Problem(cp.Minimize(cp.sum_squares(pb.X @ w - pb.y) / 120 + alpha * penalty)).solve()
+    np.testing.assert_allclose(est.coef_, w.value, atol=2e-3 * np.abs(w.value).max())
+
+
+def test_group_lasso_cv_recovers_support_groups():
+    pb = _problem(noise=0.3, seed=2)
+    est = GroupLassoRegressor(groups=3, cv=3, n_alphas=15, random_state=0).fit(pb.X, pb.y)
+    assert est.alpha_ in est.result_.info["alphas"]
+    assert relative_error(est.coef_, pb.w) < 0.3
+
+
+def test_primal_dual_tends_to_min_group_norm_interpolant():
+    cp = pytest.importorskip("cvxpy")
+    pb = _problem(seed=3)
+    labels = np.arange(120) // 3
+    est = GroupPrimalDualRegressor(groups=3, early_stopping=None, max_iter=20_000,
+                                   tol=1e-8).fit(pb.X, pb.y)
+    w = cp.Variable(120)
+    cp.Problem(cp.Minimize(sum(cp.norm(w[labels == k], 2) for k in range(40))),
+               [pb.X @ w == pb.y]).solve()
+    assert relative_error(est.coef_, w.value) < 1e-3
+
+
+def test_primal_dual_validation_stops_early_without_losing_accuracy():
+    pb = make_group_sparse_problem(100, 200, group_size=4, n_active_groups=2, values=1.0,
+                                   design="gaussian", noise_std=1.0, random_state=5)
+    full = GroupPrimalDualRegressor(groups=4, early_stopping=None, max_iter=5000).fit(pb.X, pb.y)
+    early = GroupPrimalDualRegressor(groups=4, random_state=0).fit(pb.X, pb.y)
+    assert full.stop_reason_ is StopReason.CONVERGED  # reached the interpolant
+    assert early.result_.info["clock"] == "iterations"
+    assert early.n_iter_ == early.result_.info["chosen_time"] < full.n_iter_
+    assert relative_error(early.coef_, pb.w) < 1.05 * relative_error(full.coef_, pb.w)
+
+
+# --- data --------------------------------------------------------------------------------
+def test_generator_fills_groups_in_order():
+    pb = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3, n_nonzero=10,
+                                   values=1.0, active="first", random_state=0)
+    np.testing.assert_array_equal(np.flatnonzero(pb.w), np.arange(10))
+    assert set(np.unique(pb.X)) == {-1.0, 1.0}
+    with pytest.raises(ValueError, match="fill"):
+        make_group_sparse_problem(20, 40, group_size=4, n_active_groups=3, n_nonzero=7)
+    snr = make_group_sparse_problem(50, 40, group_size=4, snr_db=10.0, random_state=0)
+    clean = snr.X @ snr.w
+    assert 10 * np.log10(clean @ clean / (snr.noise @ snr.noise)) == pytest.approx(10.0)
+
+
+def test_diabetes_splines_have_unequal_groups():
+    data = load_diabetes_splines()
+    sizes = np.bincount(data.groups)
+    assert data.X.shape == (442, sizes.sum()) and sizes.size == 10
+    assert sorted(set(sizes.tolist())) == [1, 5]
+    assert np.all(np.isfinite(data.X))

@@ -1,0 +1,236 @@
+"""The exact flow (dual ODE), its Newton limit and the flow-keeping GD agree with small-step GD."""
+
+import numpy as np
+import pytest
+from scipy.optimize import nnls
+
+from overparam.baselines import BasisPursuit
+from overparam.datasets import make_sparse_problem
+from overparam.implicit_bias import (
+    implicit_bias,
+    minimize_implicit_bias,
+    signed_implicit_bias,
+)
+from overparam.operators import as_operator
+from overparam.solvers import (
+    History,
+    NewtonConvergenceError,
+    hadamard_flow,
+    hadamard_newton,
+)
+from overparam.solvers.hadamard_flow import FlowStep, hadamard_gd
+from overparam.stopping import StoppingRule, StopReason, Validation
+
+
+def rel(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def small():
+    p = make_sparse_problem(12, 30, 3, random_state=0)
+    return p, as_operator(p.A)
+
+
+@pytest.fixture(scope="module")
+def small_positive():
+    p = make_sparse_problem(12, 30, 3, positive=True, random_state=4)
+    return p, as_operator(p.A)
+
+
+def _gd_snapshots(op, y, depth, alpha, eta, iterations):
+    snaps = {}
+
+    def keep(it, params, x):
+        if it in iterations:
+            snaps[it] = x.copy()
+
+    hadamard_gd(op, y, depth=depth, init_scale=alpha, step=eta, callback=keep,
+                stopping=StoppingRule(max_iter=max(iterations), tol=0, stagnation_tol=0))
+    return snaps
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_flow_path_is_the_limit_of_small_step_gd(small, depth):
+    """GD with step eta is O(eta) from the flow at equal clock time; halving eta halves it."""
+    p, op = small
+    alpha, m = 1e-2, 12
+    flow = hadamard_flow(op, p.y, depth=depth, init_scale=alpha, dense_output=True,
+                         stopping=StoppingRule(tol=1e-9, max_iter=10**6))
+    path = flow.info["path"]
+    errors = {}
+    for eta in (2e-2, 1e-2):
+        iters = [round(k * 1e-2 / eta) for k in (300, 1000, 3000)]
+        snaps = _gd_snapshots(op, p.y, depth, alpha, eta, set(iters))
+        errors[eta] = max(rel(snaps[k], path(k * eta * m)) for k in iters)
+    assert errors[1e-2] < 5e-3
+    assert errors[1e-2] < 0.7 * errors[2e-2]  # first-order convergence to the flow
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_flow_newton_and_flow_step_gd_share_the_limit(small, depth):
+    p, op = small
+    alpha = 1e-2
+    newton = hadamard_newton(op, p.y, depth=depth, init_scale=alpha)
+    flow = hadamard_flow(op, p.y, depth=depth, init_scale=alpha,
+                         stopping=StoppingRule(tol=1e-10, max_iter=10**6))
+    gd = hadamard_gd(op, p.y, depth=depth, init_scale=alpha, step=FlowStep(0.01),
+                     stopping=StoppingRule(tol=1e-9, max_iter=10**6))
+    assert newton.converged and flow.converged and gd.converged
+    assert rel(flow.coef, newton.coef) < 1e-6
+    assert rel(gd.coef, newton.coef) < 3e-3  # measured 0.8e-3 (L=2), 1.2e-3 (L=3)
+    # the flow's factors are the Hadamard parameters: (u^L - v^L) = x
+    u, v = flow.params
+    np.testing.assert_allclose(u**depth - v**depth, flow.coef, atol=1e-12)
+
+
+def test_plain_backtracking_drifts_but_flow_step_does_not(small):
+    """The unbounded Armijo step lands measurably off the flow's limit; FlowStep does not."""
+    p, op = small
+    newton = hadamard_newton(op, p.y, depth=2, init_scale=1e-2)
+    plain = hadamard_gd(op, p.y, depth=2, init_scale=1e-2, step="adaptive",
+                        stopping=StoppingRule(tol=1e-9, max_iter=10**6))
+    flow_step = hadamard_gd(op, p.y, depth=2, init_scale=1e-2,
+                            stopping=StoppingRule(tol=1e-9, max_iter=10**6))
+    assert rel(flow_step.coef, newton.coef) < 0.2 * rel(plain.coef, newton.coef)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_positive_flow(small_positive, depth):
+    p, op = small_positive
+    newton = hadamard_newton(op, p.y, depth=depth, signed=False, init_scale=1e-6)
+    flow = hadamard_flow(op, p.y, depth=depth, signed=False, init_scale=1e-6,
+                         stopping=StoppingRule(tol=1e-9, max_iter=10**6))
+    assert np.all(newton.coef >= 0)
+    assert rel(flow.coef, newton.coef) < 1e-5
+    assert rel(newton.coef, p.x) < 1e-3  # exact positive recovery from a small init
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("alpha", [1e-1, 1e-2])
+def test_flow_limit_minimizes_the_implicit_bias(small, depth, alpha):
+    """Thm 3.1: the limit's parts minimize g(z+) + g(z-) over A(z+ - z-) = y (cvxpy check)."""
+    p, op = small
+    newton = hadamard_newton(op, p.y, depth=depth, init_scale=alpha, tol=1e-12)
+    x_cvx, parts = minimize_implicit_bias(p.A, p.y, alpha, depth=depth)
+    assert rel(newton.coef, x_cvx) < 1e-4
+    flow_parts = tuple(f**depth for f in newton.params)
+    g_flow = signed_implicit_bias(*flow_parts, alpha, depth=depth)
+    g_cvx = signed_implicit_bias(*parts, alpha, depth=depth)
+    assert g_flow <= g_cvx + 1e-6 * abs(g_cvx)
+    # at this large init the limit is far from the l1 minimizer: the check is discriminating
+    bp = BasisPursuit().fit(p.A, p.y).coef_
+    assert rel(newton.coef, bp) > 0.05
+
+
+def test_implicit_bias_values():
+    z = np.array([0.0, 1.0, 2.0])
+    x = np.full(3, 0.5)
+    expected = (1 * (0 - 1 - np.log(0.5))) + 2 * (np.log(2) - 1 - np.log(0.5))
+    assert implicit_bias(z, 0.5, 2) == pytest.approx(expected)
+    assert implicit_bias(z, x, 4) == pytest.approx(np.sum(z * 0.5 ** (-0.5)) - 2 * np.sum(
+        z**0.5))
+    with pytest.raises(ValueError):
+        implicit_bias(-z, 0.5)
+    with pytest.raises(ValueError):
+        implicit_bias(z, 0.0)
+
+
+def test_positive_implicit_bias_minimizer(small_positive):
+    p, op = small_positive
+    newton = hadamard_newton(op, p.y, depth=2, signed=False, init_scale=0.1, tol=1e-12)
+    x_cvx, _ = minimize_implicit_bias(p.A, p.y, 0.1, depth=2, signed=False)
+    assert rel(newton.coef, x_cvx) < 1e-4
+    assert implicit_bias(newton.coef, 0.1) <= implicit_bias(x_cvx, 0.1) + 1e-7
+
+
+def test_stop_time_is_exact_and_on_the_gd_clock(small):
+    p, op = small
+    tau = 2000.0  # mean-loss clock: mid-path for alpha = 1e-2
+    full = hadamard_flow(op, p.y, init_scale=1e-2, dense_output=True,
+                         stopping=StoppingRule(tol=1e-10, max_iter=10**6))
+    stopped = hadamard_flow(op, p.y, init_scale=1e-2,
+                            stopping=StoppingRule(max_iter=10**6, tol=0, max_flow_time=tau))
+    assert stopped.stop_reason is StopReason.END_OF_TIME
+    assert stopped.info["time"] == pytest.approx(tau, rel=1e-12)
+    assert rel(stopped.coef, full.info["path"](tau)) < 1e-5
+    # gradient descent (small constant step) stopped at the same clock time lands there too
+    gd = hadamard_gd(op, p.y, init_scale=1e-2, step=5e-3,
+                     stopping=StoppingRule(max_iter=10**6, tol=0, max_flow_time=tau))
+    assert gd.info["time"] == pytest.approx(tau)
+    assert rel(gd.coef, stopped.coef) < 5e-3
+
+
+def test_discrepancy_stops_at_the_level(small):
+    p, op = small
+    level = 0.05 * np.linalg.norm(p.y)
+    res = hadamard_flow(op, p.y, init_scale=1e-3,
+                        stopping=StoppingRule(max_iter=10**6, discrepancy=level))
+    assert res.stop_reason is StopReason.DISCREPANCY
+    assert np.linalg.norm(p.A @ res.coef - p.y) == pytest.approx(level, rel=1e-6)
+
+
+def test_validation_returns_the_best_point_of_the_path():
+    p = make_sparse_problem(60, 120, 4, snr=5.0, random_state=1)
+    op = as_operator(p.A)
+    train, held = np.arange(48), np.arange(48, 60)
+    val = Validation(op.rows(held), p.y[held])
+    res = hadamard_flow(op.rows(train), p.y[train], init_scale=1e-4, validation=val,
+                        stopping=StoppingRule(max_iter=10**6, tol=1e-10))
+    assert res.stop_reason is StopReason.EARLY_STOPPED
+    assert res.info["best_time"] == val.best_time > 0
+    errs = [e for _, _, e in val.curve]
+    assert min(errs) == val.best_error
+    r = op.rows(held).forward(res.coef) - p.y[held]
+    assert float(r @ r / held.size) == pytest.approx(val.best_error)
+    clocks = [c for _, c, _ in val.curve]
+    assert np.all(np.diff(clocks) > 0)
+
+
+def test_newton_failures_are_clear(small, small_positive):
+    p, op = small
+    with pytest.raises(NewtonConvergenceError, match="did not converge"):
+        hadamard_newton(op, p.y, init_scale=1e-6, max_iter=2)
+    # a positive model cannot fit y outside the cone of A: the flow's limit (and Newton's
+    # answer) is then the non-negative least-squares fit, here x = 0
+    A = np.array([[1.0, 1.0], [1.0, -1.0]])
+    res = hadamard_newton(as_operator(A), np.array([-1.0, 0.0]), signed=False, max_iter=60)
+    np.testing.assert_allclose(res.coef, nnls(A, np.array([-1.0, 0.0]))[0], atol=1e-8)
+    with pytest.raises(ValueError, match="NaN"):
+        hadamard_newton(op, np.full(12, np.nan))
+
+
+def test_flow_budget_history_and_counts(small):
+    p, op = small
+    hist = History(every=5, truth=p.x)
+    res = hadamard_flow(op, p.y, init_scale=1e-6, history=hist,
+                        stopping=StoppingRule(max_iter=200, tol=1e-12))
+    assert res.stop_reason is StopReason.MAX_ITER
+    assert 200 <= res.n_iter < 260  # right-hand-side evaluations (a step may use several)
+    assert res.info["n_steps"] > 0 and res.wall_time > 0
+    assert len(hist.loss) >= 2 and np.all(np.isfinite(hist.loss))
+
+
+def test_tiny_init_does_not_overflow(small):
+    p, op = small
+    with np.errstate(over="raise", invalid="raise"):
+        newton = hadamard_newton(op, p.y, init_scale=1e-30)
+        flow = hadamard_flow(op, p.y, init_scale=1e-30,
+                             stopping=StoppingRule(tol=1e-8, max_iter=10**6))
+    assert rel(flow.coef, newton.coef) < 1e-5
+    bp = BasisPursuit().fit(p.A, p.y).coef_
+    assert rel(newton.coef, bp) < 1e-2  # alpha -> 0: the l1 minimizer
+
+
+def test_inconsistent_system_converges_to_least_squares():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((20, 8))
+    y = rng.standard_normal(20)
+    op = as_operator(A)
+    ls = np.linalg.lstsq(A, y, rcond=None)[0]
+    flow = hadamard_flow(op, y, depth=3, init_scale=1e-2,
+                         stopping=StoppingRule(tol=1e-8, max_iter=10**6))
+    newton = hadamard_newton(op, y, depth=3, init_scale=1e-2)
+    assert flow.converged and newton.converged
+    assert rel(flow.coef, ls) < 1e-5
+    assert rel(newton.coef, ls) < 1e-5

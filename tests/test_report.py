@@ -1,0 +1,166 @@
+"""The reproduction report (HTML, Markdown) and the `reproduce` and `report` commands."""
+
+import dataclasses
+import re
+from html.parser import HTMLParser
+
+import typer
+from typer.testing import CliRunner
+
+from overparam.experiments.cli import register_commands
+from overparam.experiments.papers.demo import POWER_LAW, SLEEP
+from overparam.experiments.report import write_report
+from overparam.experiments.runner import run_experiments, run_serial
+from overparam.experiments.store import ResultStore
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.links, self.tables, self.text = [], [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        elif tag == "a":
+            self.links.append(attrs.get("href"))
+        elif tag == "table":
+            self.tables += 1
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path):
+    page = _Page()
+    page.feed(path.read_text())
+    page.text = " ".join(" ".join(page.text).split())
+    return page
+
+
+def _failing():
+    return dataclasses.replace(
+        SLEEP, name="t-report-failing", grid={"delay": [0.0], "cell": list(range(4)),
+                                             "fail": [True]}, quick_grid=None, trials=1)
+
+
+def _cli():
+    app = typer.Typer()
+    register_commands(app)
+    return app
+
+
+def test_report_has_figures_tables_claims_and_errors(tmp_path):
+    store = tmp_path / "results.sqlite"
+    results = run_experiments([POWER_LAW, _failing()], quick=True, store=store,
+                              outdir=tmp_path / "run", progress=False)
+    n_failed = len(results[1].errors)
+    assert n_failed > 0
+    report = write_report(store, tmp_path / "report")
+    page = _parse(report.html)
+
+    # Every figure the page shows exists, is a PNG, and has alt text.
+    assert [img["src"] for img in page.images] == ["figures/demo-power-law.png"]
+    for img in page.images:
+        assert (report.html.parent / img["src"]).read_bytes()[:4] == b"\x89PNG"
+        assert img["alt"]
+    for href in page.links:
+        if not href.startswith("#"):
+            assert (report.html.parent / href).exists(), href
+    # The claim beside the measured number, from summarize().
+    assert POWER_LAW.claim in page.text
+    slope = results[0].summary["slope"]
+    assert f"slope: {slope:.4g}" in page.text
+    # Overview, machine, runs and the aggregate table (mean ± sd per cell).
+    assert page.tables >= 4
+    assert "n (mean ± sd)" not in page.text and "error (mean ± sd)" in page.text
+    for n in POWER_LAW.quick_grid["n"]:
+        assert re.search(rf"\b{n}\b", page.text)
+    assert "cpu_count" in page.text and "python" in page.text
+    # The failing experiment (not registered) is still reported, with its failures.
+    assert "t-report-failing" in page.text and "Not a registered experiment" in page.text
+    assert f"{n_failed} trials failed" in page.text
+    assert "demo failure for seed" in page.text
+    assert report.n_errors == n_failed
+
+    md = report.markdown.read_text()
+    assert "![demo-power-law](figures/demo-power-law.png)" in md
+    assert f"**Paper's claim.** {POWER_LAW.claim}" in md
+    assert f"slope = {slope:.4g}" in md and "| n | error (mean ± sd) |" in md
+
+
+def test_report_from_store_alone_and_mode_choice(tmp_path):
+    store = tmp_path / "s.sqlite"
+    run_experiments([POWER_LAW], quick=True, store=store, progress=False)
+    run_experiments([POWER_LAW], quick=False, trials=1, store=store, progress=False)
+    # No run outputs exist: the report draws the figure again from the stored rows.
+    auto = write_report(store, tmp_path / "auto")
+    (section,) = auto.sections
+    assert not section.quick and len(section.rows) == len(POWER_LAW.cells())
+    assert (tmp_path / "auto" / "figures" / "demo-power-law.png").exists()
+    assert (tmp_path / "auto" / "data" / "demo-power-law.csv").exists()
+    # Rows come back in grid order with the spec's values, as the runner gives them.
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in section.rows]
+    assert strip == [{k: v for k, v in r.items() if k != "time"}
+                     for r in run_serial(POWER_LAW, trials=1)]
+    quick = write_report(store, tmp_path / "quick", quick=True)
+    assert quick.sections[0].quick and len(quick.sections[0].rows) == 8
+    with ResultStore(store) as db:
+        assert write_report(db, tmp_path / "again").sections[0].summary == section.summary
+        # A trial of a cell no longer in the grid is left out, and the page says so.
+        stale = db.records("demo-power-law", quick=False)[0]
+        stale.params = {"n": 3}
+        db.add(stale)
+        again = write_report(db, tmp_path / "again").sections[0]
+    assert len(again.rows) == len(section.rows)
+    assert "1 stored trials of cells no longer in the grid" in again.table_note
+
+
+def test_report_survives_a_broken_plot_and_summary(tmp_path):
+    def bad_plot(rows, path):
+        raise RuntimeError("plot is broken")
+
+    def bad_summary(rows):
+        raise RuntimeError("summary is broken")
+
+    exp = dataclasses.replace(POWER_LAW, name="t-broken", plot=bad_plot, summarize=bad_summary)
+    results = run_experiments([exp], quick=True, outdir=tmp_path / "run", progress=False)
+    assert not results[0].ok and "plot is broken" in results[0].plot_error
+    assert "summary is broken" in results[0].summary["error"]
+
+
+def test_cli_reproduce_then_report(tmp_path):
+    cli = _cli()
+    res = CliRunner().invoke(cli, ["reproduce", "--quick", "--include-demo", "--only", "demo-*",
+                                   "-j", "1", "-o", str(tmp_path), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "2 experiments in" in res.output and "report.html" in res.output
+    html = (tmp_path / "report.html").read_text()
+    assert "demo-power-law" in html and "demo-sleep" in html
+    assert (tmp_path / "demo-power-law.png").exists() and (tmp_path / "demo-sleep.csv").exists()
+
+    (tmp_path / "report.html").unlink()
+    res = CliRunner().invoke(cli, ["report", "-o", str(tmp_path), "--only", "demo-sleep"])
+    assert res.exit_code == 0, res.output
+    assert "1 experiments" in res.output
+    html = (tmp_path / "report.html").read_text()
+    assert "demo-sleep" in html and "demo-power-law" not in html
+
+    res = CliRunner().invoke(cli, ["report", "-o", str(tmp_path / "nothing")])
+    assert res.exit_code != 0 and "no result store" in res.output
+    res = CliRunner().invoke(cli, ["reproduce", "--only", "no-such-*", "-o", str(tmp_path)])
+    assert res.exit_code != 0 and "no experiment matches" in res.output
+
+
+def test_cli_export(tmp_path):
+    cli = _cli()
+    run_experiments([POWER_LAW], quick=True, store=tmp_path / "results.sqlite", progress=False)
+    out = tmp_path / "x.csv"
+    res = CliRunner().invoke(cli, ["experiments", "export", "demo-power-law", "--quick",
+                                   "-o", str(tmp_path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(out.read_text().splitlines()) == 1 + 8
+    res = CliRunner().invoke(cli, ["experiments", "export", "demo-power-law",
+                                   "-o", str(tmp_path), "--out", str(out)])
+    assert res.exit_code != 0 and "no stored trials" in res.output
