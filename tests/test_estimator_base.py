@@ -69,13 +69,16 @@ def test_validation_on_noiseless_data_runs_to_convergence():
 
 
 def test_oracle_picks_the_iterate_closest_to_truth():
-    from overparam.stopping import Oracle, PathControl
+    from overparam.stopping import Oracle
 
     p = make_sparse_problem(80, 200, 6, snr=10, random_state=1)
     oracle = Oracle(p.x, every=5, patience=None)
-    est = HadamardRegressor(init_scale=1e-4, max_iter=5000)
-    res = est._solve(__import__("overparam").operators.as_operator(p.A), p.y,
-                     PathControl(validation=oracle))
-    curve = np.asarray(oracle.curve)
-    assert np.sum((res.coef - p.x) ** 2) == pytest.approx(curve[:, 2].min())
-    assert curve[:, 2].min() < curve[-1, 2]
+    est = HadamardRegressor(init_scale=1e-4, max_iter=5000, solver="gd", step="adaptive",
+                            early_stopping=oracle).fit(p.A, p.y)
+    curve = est.result_.info["validation_curve"]
+    best = np.sum((est.coef_ - p.x) ** 2)
+    assert oracle.curve == []  # the estimator worked on a copy: reusable across fits
+    other = HadamardRegressor(init_scale=1e-4, max_iter=5000, solver="gd", step="adaptive")
+    final = np.sum((other.fit(p.A, p.y).coef_ - p.x) ** 2)
+    assert best < final
+    assert best == pytest.approx(curve[:, 2].min())

@@ -45,7 +45,7 @@ def test_gaussian_snn_beats_least_squares(tmp_path):
 
 @pytest.mark.parametrize("name", ["snn-images"])
 def test_images_snn_beats_least_squares(name, tmp_path):
-    rows, summary = _run(name, tmp_path)
+    rows, _ = _run(name, tmp_path)
     gains = []
     for r in rows:
         m = r["metrics"]
@@ -63,5 +63,6 @@ def test_full_runs(name, tmp_path):
     exp.plot(rows, tmp_path / "full.png")
     summary = exp.summarize(rows)
     if name == "snn-gaussian":
-        assert summary["snn: nuclear_norm (median)"] < summary["least-squares: nuclear_norm (median)"]
+        snn, ls = "snn: nuclear_norm (median)", "least-squares: nuclear_norm (median)"
+        assert summary[snn] < summary[ls]
         assert summary["snn: psnr (median)"] > summary["least-squares: psnr (median)"] + 8

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
@@ -45,6 +47,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
       and ``chosen_time`` is None. Needs no noise level and no sparsity; costs about two fits.
     - ``"discrepancy"``: stop once ``||A x - y|| <= noise_level * sqrt(y.size)``, with
       ``noise_level`` the standard deviation of the noise per measurement.
+    - a :class:`~overparam.stopping.Validation` instance: that criterion is followed along the
+      path on all measurements and the best iterate returned (e.g.
+      :class:`~overparam.stopping.Oracle` for the best stopping time in hindsight).
 
     After ``fit``:
 
@@ -80,9 +85,15 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         """
         operator, y = check_measurements(A, y, y_ndim=self._y_ndim)
         rule = getattr(self, "early_stopping", None)
-        if rule not in _EARLY_STOPPING:
-            raise ValueError(f"early_stopping must be one of {_EARLY_STOPPING}, got {rule!r}")
-        if rule == "validation":
+        if isinstance(rule, Validation):  # a custom criterion along the path, e.g. an Oracle
+            criterion = copy.deepcopy(rule)  # fresh state each fit
+            result = self._solve(operator, y, PathControl(validation=criterion))
+            result.info.update(validation_curve=np.asarray(criterion.curve),
+                               chosen_time=criterion.best_time)
+        elif rule not in _EARLY_STOPPING:
+            raise ValueError(f"early_stopping must be one of {_EARLY_STOPPING} or a "
+                             f"Validation, got {rule!r}")
+        elif rule == "validation":
             result = self._fit_validated(operator, y)
         elif rule == "discrepancy":
             sigma = getattr(self, "noise_level", None)

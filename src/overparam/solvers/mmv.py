@@ -228,7 +228,8 @@ def ir_mmv(
     if stopping.stagnation_tol > 0:
         window = np.empty((stopping.patience + 1, B))
         g_window = np.empty((stopping.patience + 1, B, N))
-        window[0], g_window[0] = loss, np.log(np.abs(g))
+        with np.errstate(divide="ignore"):  # a zero row stays zero: log = -inf is fine
+            window[0], g_window[0] = loss, np.log(np.abs(g))
     reasons: list[StopReason | None] = [None] * B
 
     def check_stop(b: int) -> StopReason | None:

@@ -512,14 +512,14 @@ def _sgd_trial(params, seed):
 
 def _sgd_plot(rows, path):
     fig, ax = plotting.new_figure(width=5.5, height=4)
-    for row in rows:
-        if row["trial"] != 0:
-            continue
+    first = [row for row in rows if row["trial"] == 0]
+    for color, row in zip(("C0", "C3", "C2", "C1"), first, strict=False):
         met, noise = row["metrics"], row["params"]["noise"]
         for kind, style in (("fresh", "-"), ("fixed", "--")):
             curve = met[f"curve_{kind}"]
             it = np.arange(1, len(curve) + 1) * met["every"]
-            ax.plot(it, curve, linestyle=style, label=f"{kind} batches, noise {noise:g}")
+            ax.plot(it, curve, linestyle=style, color=color,
+                    label=f"{kind} batches, noise {noise:g}")
     plotting.finish(ax, xlabel="iteration", ylabel="‖Y − UVᵀ‖", log="y",
                     title=f"SGD, batch {_SGD_BATCH}: fresh operators vs a fixed set of "
                           f"{_SGD_POOL}")

@@ -204,7 +204,7 @@ ALIGNED = register(Experiment(
            "min ||X||_* s.t. the measurements (Theorem 3)."),
     grid={"n_iter": [20_000], "steps": [(1e-4, 1e-3, 3e-3, 1e-2, 3e-2)],
           "limit_iter": [300_000]},
-    quick_grid={"n_iter": [2_000], "steps": [(1e-3, 3e-3, 3e-2)], "limit_iter": [25_000]},
+    quick_grid={"n_iter": [2_000], "steps": [(1e-3, 3e-3, 3e-2)], "limit_iter": [60_000]},
     run_trial=_single_threaded(_aligned_trial),
     trials=5,
     quick_trials=1,

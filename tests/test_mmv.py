@@ -1,0 +1,278 @@
+"""IR-MMV: the row-Hadamard factorization, its batched solver, theory checks and the estimator."""
+
+import numpy as np
+import pytest
+
+from overparam.datasets import make_mmv_batch, make_mmv_problem
+from overparam.estimators import MMVRegressor
+from overparam.methods import get_method
+from overparam.metrics import relative_error, support_recovered
+from overparam.parameterizations import RowHadamard
+from overparam.solvers import BatchResult, ConstantStep, History, ir_mmv
+from overparam.stopping import DivergenceError, PathControl, StoppingRule, StopReason
+from overparam.testing import check_gradient, check_vjp
+
+
+def _random_params(rng, N=6, L=4, batch=()):
+    return (rng.standard_normal((*batch, N)), rng.standard_normal((*batch, N, L)))
+
+
+# --- parameterization -------------------------------------------------------------------------
+
+def test_row_hadamard_signal_and_vjp():
+    rng = np.random.default_rng(0)
+    param = RowHadamard(6, 4)
+    g, V = _random_params(rng)
+    np.testing.assert_allclose(param.signal((g, V)), (g**2)[:, None] * V)
+    check_vjp(param, (g, V))
+
+
+def test_paper_gradient_formulas_match_finite_differences():
+    """∇g = -4 g ⊙ rowsum(Λ ⊙ V), ∇V = -2 g² ⊙ Λ for ||Y - A X||_F² (paper appendix A)."""
+    rng = np.random.default_rng(1)
+    A, Y = rng.standard_normal((5, 6)), rng.standard_normal((5, 4))
+    param = RowHadamard(6, 4)
+
+    def loss(p):
+        r = Y - A @ param.signal(tuple(p))
+        return float(np.sum(r * r))
+
+    def paper_grad(p):
+        g, V = p
+        Lam = A.T @ (Y - A @ param.signal((g, V)))
+        return (-4 * g * np.sum(Lam * V, axis=1), -2 * (g**2)[:, None] * Lam)
+
+    params = _random_params(rng)
+    check_gradient(loss, paper_grad, params)
+    # and the generic pullback with G = -2 Λ is the same gradient
+    g, V = params
+    G = -2 * A.T @ (Y - A @ param.signal(params))
+    for a, b in zip(param.vjp(params, G), paper_grad(params), strict=True):
+        np.testing.assert_allclose(a, b)
+
+
+def test_row_hadamard_batched_matches_single():
+    rng = np.random.default_rng(2)
+    param = RowHadamard(6, 4)
+    g, V = _random_params(rng, batch=(3,))
+    G = rng.standard_normal((3, 6, 4))
+    batched = param.vjp((g, V), G)
+    for b in range(3):
+        single = param.vjp((g[b], V[b]), G[b])
+        np.testing.assert_allclose(batched[0][b], single[0])
+        np.testing.assert_allclose(batched[1][b], single[1])
+        np.testing.assert_allclose(param.signal((g, V))[b], param.signal((g[b], V[b])))
+
+
+def test_balanced_init():
+    param = RowHadamard(5, 8)
+    g, V = param.init(1e-3)
+    np.testing.assert_allclose(param.row_balance((g, V)), 0.0, atol=1e-20)
+    assert g[0] == 1e-3 and V[0, 0] == pytest.approx(1e-3 / 4)
+    with pytest.raises(ValueError, match="init_scale"):
+        param.init(-1.0)
+
+
+# --- theory (Lemmas 5.1 and 5.3) --------------------------------------------------------------
+
+def _small_problem(M=20, N=10, L=5, K=2, seed=0):
+    return make_mmv_problem(M, N, L, K, row_values="gaussian", random_state=seed)
+
+
+def test_row_balance_conserved_by_small_step_gd():
+    """Lemma 5.1: g_i²/2 - ||V_i||² is conserved by the flow; small-step GD drifts O(step)."""
+    p = _small_problem()
+    rng = np.random.default_rng(3)
+    g0 = 0.3 + 0.1 * rng.random(10)
+    V0 = 0.1 * rng.standard_normal((10, 5))  # unbalanced on purpose: each row its own constant
+    before = RowHadamard.row_balance((g0, V0))
+    drift = {}
+    for step in (2e-4, 1e-3):
+        res = ir_mmv(p.A, p.Y, init_params=(g0, V0), step=step,
+                     stopping=StoppingRule(max_iter=2000, tol=0, stagnation_tol=0))
+        after = RowHadamard.row_balance(res.params)
+        assert np.max(np.abs(res.params[0] - g0)) > 0.1  # the factors really moved
+        drift[step] = np.max(np.abs(after - before))
+    assert drift[2e-4] < 2e-3 * np.max(np.abs(g0)) ** 2
+    assert drift[2e-4] < drift[1e-3] / 3  # shrinks with the step: a flow invariant
+
+
+def test_zero_row_stays_zero_and_g_keeps_its_sign():
+    p = _small_problem(seed=4)
+    rng = np.random.default_rng(4)
+    g0 = 0.05 * np.sign(rng.standard_normal(10))
+    g0[3] = 0.0
+    V0 = np.full((10, 5), 0.05 / np.sqrt(10))
+    V0[3] = 0.0
+    res = ir_mmv(p.A, p.Y, init_params=(g0, V0), stopping=StoppingRule(max_iter=3000))
+    g, V = res.params
+    assert g[3] == 0.0 and np.all(V[3] == 0.0) and np.all(res.coef[3] == 0.0)
+    others = np.arange(10) != 3
+    assert np.all(np.sign(g[others]) == np.sign(g0[others]))
+    assert np.any(g[others] < 0)  # the negative rows stayed negative (and took part)
+    assert relative_error(res.coef, p.X) < 0.5 or p.support[3]
+
+
+def test_lemma_5_3_growth_rate_on_a_balanced_row():
+    """d||X_i||/dt = 6·2^(2/3) <λ_i, x̂_i> ||X_i||^(4/3) under perfect row balance."""
+    rng = np.random.default_rng(5)
+    A, Y = rng.standard_normal((8, 6)), rng.standard_normal((8, 3))
+    param = RowHadamard(6, 3)
+    V = rng.standard_normal((6, 3))
+    g = np.sqrt(2) * np.linalg.norm(V, axis=1)  # g_i²/2 = ||V_i||²
+
+    def flow_direction(g, V):
+        Lam = A.T @ (Y - A @ param.signal((g, V)))
+        return 4 * g * np.sum(Lam * V, axis=1), 2 * (g**2)[:, None] * Lam  # = -∇ loss
+
+    def rate_by_finite_difference(g, V, i, h=1e-7):
+        dg, dV = flow_direction(g, V)
+        plus = np.linalg.norm(param.signal((g + h * dg, V + h * dV))[i])
+        minus = np.linalg.norm(param.signal((g - h * dg, V - h * dV))[i])
+        return (plus - minus) / (2 * h)
+
+    def lemma_rate(g, V, i):
+        X = param.signal((g, V))
+        Lam = A.T @ (Y - A @ X)
+        xi = np.linalg.norm(X[i])
+        return 6 * 2 ** (2 / 3) * (Lam[i] @ X[i] / xi) * xi ** (4 / 3)
+
+    for i in range(6):
+        assert rate_by_finite_difference(g, V, i) == pytest.approx(lemma_rate(g, V, i),
+                                                                   rel=1e-5)
+    g_unbalanced = 2 * g  # the identity needs balance: it must fail off it
+    assert rate_by_finite_difference(g_unbalanced, V, 0) != pytest.approx(
+        lemma_rate(g_unbalanced, V, 0), rel=1e-2)
+
+
+# --- solver -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("update", ["simultaneous", "sequential"])
+def test_ir_mmv_recovers_paper_setting(update):
+    """The paper's M=50, N=25, L=100, K=3 (overdetermined) with rows 1_L, noise-free."""
+    p = make_mmv_problem(50, 25, 100, 3, random_state=0)
+    res = ir_mmv(p.A, p.Y, update=update)
+    assert res.stop_reason is StopReason.CONVERGED
+    assert relative_error(res.coef, p.X, squared=True) < 1e-8
+    assert res.info["clock"] == "flow_time" and res.info["time"] > 0
+
+
+def test_ir_mmv_underdetermined_finds_the_row_sparse_solution():
+    p = make_mmv_problem(20, 40, 10, 3, row_values="gaussian", random_state=1)
+    res = ir_mmv(p.A, p.Y, init_scale=1e-3, stopping=StoppingRule(max_iter=30_000))
+    assert relative_error(res.coef, p.X) < 1e-2
+    assert support_recovered(res.coef, p.X)
+    # the minimum-Frobenius-norm interpolant is far off: the bias is the factorization's
+    min_norm = np.linalg.pinv(p.A) @ p.Y
+    assert relative_error(min_norm, p.X) > 0.3
+
+
+def test_paper_fixed_step_diverges_and_adaptive_does_not():
+    p = make_mmv_problem(50, 25, 100, 3, random_state=2)
+    with pytest.raises(DivergenceError):
+        ir_mmv(p.A, p.Y, step=1e-2, update="sequential", stopping=StoppingRule(max_iter=5000))
+    res = ir_mmv(p.A, p.Y, step=ConstantStep(1e-2, on_divergence="halve"),
+                 stopping=StoppingRule(max_iter=20_000))
+    assert np.all(np.isfinite(res.coef)) and res.info["step"] < 1e-2
+
+
+def test_batch_matches_single_problems_and_reports_per_problem():
+    prob = make_mmv_batch(3, 20, 30, 6, 2, row_values="gaussian", random_state=3)
+    Y = prob.Y.copy()
+    Y[1] = 0.0  # converged at once: its own stop reason
+    rule = StoppingRule(max_iter=5000)
+    batch = ir_mmv(prob.A, Y, stopping=rule)
+    assert isinstance(batch, BatchResult) and len(batch) == 3
+    assert batch.stop_reason[1] is StopReason.CONVERGED and batch.n_iter[1] == 0
+    assert batch.n_iter[0] != batch.n_iter[2]
+    for b in (0, 2):
+        single = ir_mmv(prob.A[b], Y[b], stopping=rule)
+        np.testing.assert_allclose(batch.coef[b], single.coef, rtol=1e-7, atol=1e-10)
+        assert single.n_iter == batch.n_iter[b]
+        assert single.stop_reason is batch.stop_reason[b] is batch[b].stop_reason
+        assert batch[b].info["time"] == pytest.approx(single.info["time"])
+
+
+def test_stop_time_is_exact_and_history_records_flow_time():
+    p = _small_problem(seed=6)
+    hist = History(every=10)
+    res = ir_mmv(p.A, p.Y, stopping=StoppingRule(max_flow_time=50.0), history=hist)
+    assert res.stop_reason is StopReason.END_OF_TIME
+    assert res.info["time"] == pytest.approx(50.0, rel=1e-9)
+    ft = hist.values["flow_time"]
+    assert ft[0] == 0 and ft[-1] == pytest.approx(50.0) and np.all(np.diff(ft) > 0)
+    assert len(ft) == len(hist.iteration)
+
+
+def test_plateau_is_not_mistaken_for_stagnation():
+    """Rows 1, 2, 3 x 1_L are learned one after another with long flat-loss plateaus between."""
+    p = make_mmv_problem(50, 25, 100, 3, row_values="ramp", random_state=0)
+    res = ir_mmv(p.A, p.Y, init_scale=1e-3, stopping=StoppingRule(max_iter=100_000))
+    assert res.stop_reason is StopReason.CONVERGED
+    loss_only = ir_mmv(p.A, p.Y, init_scale=1e-3, row_tol=np.inf,
+                       stopping=StoppingRule(max_iter=100_000))
+    assert loss_only.stop_reason is StopReason.STAGNATED  # the loss-only test stops too early
+    assert relative_error(loss_only.coef, p.X) > 0.1 > relative_error(res.coef, p.X)
+
+
+def test_ir_mmv_input_errors():
+    A, Y = np.ones((4, 3)), np.ones((4, 2))
+    with pytest.raises(ValueError, match="update"):
+        ir_mmv(A, Y, update="jacobi")
+    with pytest.raises(ValueError, match="batched"):
+        ir_mmv(A[None], Y)
+    with pytest.raises(ValueError, match="shape"):
+        ir_mmv(A, np.ones((5, 2)))
+    with pytest.raises(ValueError, match="init_params"):
+        ir_mmv(A, Y, init_params=(np.ones(4), np.ones((3, 2))))
+    with pytest.raises(ValueError, match="NaN"):
+        ir_mmv(A, np.full((4, 2), np.nan))
+
+
+# --- estimator --------------------------------------------------------------------------------
+
+def test_estimator_fit_shapes_registry_and_errors():
+    p = make_mmv_problem(50, 25, 20, 3, random_state=7)
+    est = get_method("ir-mmv")().fit(p.A, p.Y)
+    assert isinstance(est, MMVRegressor)
+    assert est.coef_.shape == (25, 20)
+    assert relative_error(est.coef_, p.X) < 1e-4
+    np.testing.assert_allclose(est.predict(p.A), p.A @ est.coef_)
+    with pytest.raises(ValueError, match="2-dimensional"):
+        MMVRegressor().fit(p.A, p.Y[:, 0])
+    with pytest.raises(ValueError, match="measurement rows"):
+        MMVRegressor().fit(p.A, p.Y[:-1])
+
+
+def test_validation_stopping_beats_running_to_interpolation():
+    p = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", snr=10, random_state=3)
+    kw = dict(init_scale=1e-2, max_iter=30_000, random_state=0)
+    full = MMVRegressor(**kw).fit(p.A, p.Y)
+    early = MMVRegressor(early_stopping="validation", **kw).fit(p.A, p.Y)
+    assert early.stop_reason_ is StopReason.END_OF_TIME
+    assert early.result_.info["time"] == pytest.approx(early.result_.info["chosen_time"])
+    assert relative_error(early.coef_, p.X) < 0.5 * relative_error(full.coef_, p.X)
+
+
+def test_discrepancy_stopping():
+    p = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", snr=10, random_state=3)
+    sigma = float(np.std(p.noise))
+    est = MMVRegressor(init_scale=1e-2, early_stopping="discrepancy", noise_level=sigma)
+    est.fit(p.A, p.Y)
+    assert est.stop_reason_ is StopReason.DISCREPANCY
+    assert np.linalg.norm(p.Y - p.A @ est.coef_) <= sigma * np.sqrt(p.Y.size)
+    full = MMVRegressor(init_scale=1e-2, max_iter=30_000).fit(p.A, p.Y)
+    assert relative_error(est.coef_, p.X) < relative_error(full.coef_, p.X)
+
+
+def test_estimator_honours_stop_time():
+    p = _small_problem(seed=8)
+    res = MMVRegressor()._solve(*_operator_and_y(p), PathControl(stop_time=30.0))
+    assert res.stop_reason is StopReason.END_OF_TIME
+    assert res.info["time"] == pytest.approx(30.0)
+
+
+def _operator_and_y(p):
+    from overparam.operators import as_operator
+
+    return as_operator(p.A), p.Y

@@ -1,0 +1,64 @@
+"""Quick versions of the "More is less" experiments show the paper's claims."""
+
+import numpy as np
+import pytest
+
+from overparam.experiments import get_experiment
+from overparam.experiments.papers.more_is_less import theory_bound
+from overparam.experiments.runner import run_serial
+
+
+@pytest.fixture(scope="module")
+def phase_rows():
+    return run_serial(get_experiment("more-is-less-phase-transition"), quick=True)
+
+
+@pytest.fixture(scope="module")
+def scaling_rows():
+    return run_serial(get_experiment("more-is-less-init-scaling"), quick=True)
+
+
+def test_phase_transition_claim(phase_rows, tmp_path):
+    exp = get_experiment("more-is-less-phase-transition")
+    summary = exp.summarize(phase_rows)
+    for sign in ("positive", "signed"):
+        bp = summary[f"{sign}: mean success bp"]
+        # IR recovers about as often as (positive) basis pursuit, cell by cell (L = 3) ...
+        assert summary[f"{sign}: mean |ir3 - bp| success per cell"] < 0.05
+        assert summary[f"{sign}: mean success ir2"] > 0.6 * bp
+        # ... while minimum-l2 interpolation succeeds only at M = N (1 of 9 rows of the grid)
+        assert summary[f"{sign}: mean success min-l2"] < 0.2 < 0.6 < bp
+    at_n = [r["metrics"]["success_min-l2"] for r in phase_rows if r["params"]["M"] == 20]
+    below = [r["metrics"]["success_min-l2"] for r in phase_rows if r["params"]["M"] <= 16]
+    assert np.mean(at_n) == 1.0 and np.mean(below) == 0.0
+    path = tmp_path / "phase.png"
+    exp.plot(phase_rows, path)
+    assert path.stat().st_size > 10_000
+
+
+def test_init_scaling_claim(scaling_rows, tmp_path):
+    exp = get_experiment("more-is-less-init-scaling")
+    summary = exp.summarize(scaling_rows)
+    for depth in (3, 4):
+        # polynomial decay at least as fast as the theory's rate alpha^(1 - 2/L)
+        slope = summary[f"L={depth}: fitted slope (alpha in [1e-6, 1e-2])"]
+        assert slope >= summary[f"L={depth}: theory slope 1 - 2/L"]
+    for depth in (2, 3, 4):
+        assert summary[f"L={depth}: epsilon below Thm 1.1 bound"]
+        eps = next(r["metrics"]["epsilon"] for r in scaling_rows
+                   if r["params"]["depth"] == depth)
+        assert np.all(np.diff(eps[2:]) < 0)  # smaller alpha, smaller gap (alpha <= 1e-2)
+    # deeper is closer to min-l1 at the same small init
+    assert (summary["L=4: median epsilon at alpha=1e-6"]
+            < summary["L=2: median epsilon at alpha=1e-6"] / 10)
+    path = tmp_path / "scaling.png"
+    exp.plot(scaling_rows, path)
+    assert path.stat().st_size > 10_000
+
+
+def test_theory_bound_values():
+    # L = 2: log(2N) / log(Q / (2N alpha))
+    assert theory_bound(1e-6, 3.0, 1000, 2) == pytest.approx(
+        np.log(2000) / np.log(3.0 / 2e-3))
+    assert theory_bound(1.0, 3.0, 1000, 3) == np.inf  # beta_1 >= Q: the theorem is void
+    assert theory_bound(1e-9, 3.0, 1000, 4) < theory_bound(1e-6, 3.0, 1000, 4)
