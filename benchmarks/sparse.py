@@ -19,7 +19,6 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from overparam.baselines import BasisPursuit, LassoCVRegressor, OMPRegressor

@@ -34,7 +34,7 @@ def test_convergence_of_algorithms_1_and_2(tmp_path):
 
 
 def test_alg2_entries_learned_largest_first(tmp_path):
-    rows, summary = _run("group-alg2-entries", tmp_path)
+    rows, _ = _run("group-alg2-entries", tmp_path)
     assert {r["params"]["design"] for r in rows} == {"rademacher", "gaussian"}
     for row in rows:
         m = row["metrics"]

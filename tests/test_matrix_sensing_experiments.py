@@ -110,3 +110,27 @@ def test_phase_transition_factorized_and_nuclear_norm():
 def test_gaussian_operator_concentrates_like_m_to_the_minus_half():
     exp, rows = quick("asym-sensing-rip-scaling")
     assert exp.summarize(rows)["slope"] == pytest.approx(-0.5, abs=0.1)
+
+
+@pytest.mark.slow
+def test_full_eps_slope_rises_with_m_past_four_thirds():
+    exp = get_experiment("asym-sensing-eps-slope")
+    rows = run_serial(exp)
+    slopes: dict = {}
+    for r in rows:
+        slopes.setdefault(r["params"]["m"], []).append(r["metrics"]["slope_at_K"])
+    med = {m: float(np.median(v)) for m, v in slopes.items()}
+    assert med[150] < med[390] < med[1600] < med[6400] < med[0] + 0.1, med
+    assert med[1600] >= 4 / 3 and med[6400] >= 4 / 3 and med[0] >= 4 / 3, med
+
+
+@pytest.mark.slow
+def test_full_phase_transition_both_methods_succeed_well_above_the_dof():
+    exp = get_experiment("asym-sensing-phase-transition")
+    rows = run_serial(exp)
+    by_m: dict = {}
+    for r in rows:
+        by_m.setdefault(r["params"]["m"], []).append(r["metrics"])
+    for key in ("success_factorized", "success_nuclear"):
+        assert np.mean([mt[key] for mt in by_m[30]]) == 0
+        assert np.mean([mt[key] for mt in by_m[100]]) == 1

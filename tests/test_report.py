@@ -164,3 +164,24 @@ def test_cli_export(tmp_path):
     res = CliRunner().invoke(cli, ["experiments", "export", "demo-power-law",
                                    "-o", str(tmp_path), "--out", str(out)])
     assert res.exit_code != 0 and "no stored trials" in res.output
+
+
+def test_report_reuses_the_figures_of_a_fresh_run(tmp_path):
+    calls = []
+
+    def counting_plot(rows, path):
+        calls.append(len(rows))
+        POWER_LAW.plot(rows, path)
+
+    exp = dataclasses.replace(POWER_LAW, name="t-counting", plot=counting_plot)
+    store = tmp_path / "s.sqlite"
+    results = run_experiments([exp], quick=True, store=store, outdir=tmp_path, progress=False)
+    report = write_report(store, tmp_path, fresh_results=results)
+    assert calls == [8]  # drawn once, by the run; the report copied it
+    assert (tmp_path / "figures" / "t-counting.png").read_bytes() == (
+        tmp_path / "t-counting.png").read_bytes()
+    assert report.sections[0].summary == results[0].summary
+    # More trials stored than the run holds: the report draws its own figure.
+    run_experiments([exp], quick=True, trials=3, store=store, progress=False)
+    write_report(store, tmp_path, fresh_results=results)
+    assert calls == [8, 12]

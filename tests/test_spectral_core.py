@@ -27,7 +27,13 @@ from overparam.parameterizations.spectral import (
     singular_value_function,
     singular_value_function_vjp,
 )
-from overparam.solvers import ConstantStep, History, aligned_spectral_gd, spectral_gd
+from overparam.solvers import (
+    ConstantStep,
+    History,
+    aligned_spectral_flow,
+    aligned_spectral_gd,
+    spectral_gd,
+)
 from overparam.stopping import StoppingRule
 from overparam.testing import check_gradient, check_vjp
 
@@ -240,6 +246,26 @@ def test_aligned_flow_limit_is_the_nuclear_norm_minimizer():
                                rtol=1e-6)
     # It is not the truth (the measurements only see its diagonal): the bias decides.
     assert relative_error(res.coef, problem.truth) > 0.1
+
+
+def test_flow_solver_is_the_limit_of_small_steps():
+    problem = make_aligned_problem(basis="truth", random_state=0)
+    op, y = problem.operator, problem.y
+    gaps = []
+    for step, n_iter in ((1e-3, 1000), (5e-4, 2000)):
+        gd = aligned_spectral_gd(op, y, init="paper", random_state=1, step=ConstantStep(step),
+                                 stopping=StoppingRule(max_iter=n_iter, **FIXED))
+        flow = aligned_spectral_flow(op, y, init="paper", random_state=1,
+                                     t_max=gd.info["time"], n_points=3)
+        assert np.isclose(flow.info["times"][-1], gd.info["time"])
+        gaps.append(relative_error(gd.coef, flow.coef))
+    assert gaps[0] < 1e-2
+    assert 1.5 < gaps[0] / gaps[1] < 2.5  # first order in the step
+    limit = aligned_spectral_flow(op, y, init="paper", random_state=1, t_max=5e6)
+    s_ls = np.linalg.lstsq(op.diagonal_operator().matrix, y, rcond=None)[0]
+    assert np.linalg.norm(limit.info["diagonal"] - s_ls) < 1e-8 * np.linalg.norm(s_ls)
+    assert limit.stop_reason == "end_of_time" and limit.info["path"].shape[1] == 10
+    assert np.all(np.diff(limit.info["path_loss"]) <= 1e-12)  # a gradient flow
 
 
 def test_aligned_solver_validation_and_errors():

@@ -64,11 +64,16 @@ def _noise(m, level, rng):
 
 def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int = 6,
                          n_measurements: int = 50, *, noise: float = 1e-2, truth=None,
-                         random_state=None) -> MatrixSensingProblem:
+                         basis: str = "random", random_state=None) -> MatrixSensingProblem:
     """The aligned setting of the paper's Sec. 5.1 (Fig. 2).
 
-    ``Phi, Psi`` are Haar-random orthogonal matrices, each ``Abar_i`` has a diagonal uniform
-    on [0, 1] sorted decreasing, and ``y_i = <A_i, X*> + noise * eps_i``.
+    Each ``Abar_i`` has a diagonal uniform on [0, 1] sorted decreasing, and
+    ``y_i = <A_i, X*> + noise * eps_i``. The paper does not say how ``Phi, Psi`` are drawn:
+    ``basis="random"`` takes Haar-random orthogonal matrices (the measurements then only see
+    ``sigma* = diag(Phi^T X* Psi)``, and the nuclear-norm minimizer is
+    ``Phi Diag(sigma*) Psi^T``, not ``X*``); ``basis="truth"`` takes the singular vectors of
+    ``X*``, so that ``sigma*`` are its singular values and ``||sigma*||_1 = ||X*||_* = 1`` (the
+    paper's Fig. 2 shows the nuclear norm converging to 1, which needs this reading).
 
     Parameters
     ----------
@@ -79,16 +84,24 @@ def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int 
         Standard deviation of the additive Gaussian noise.
     truth : ndarray, optional
         A given matrix instead of the random low-rank one.
+    basis : {"random", "truth"}, default="random"
+        Haar-random ``Phi, Psi``, or the singular vectors of the truth.
     random_state : None, int or Generator
     """
     rng = check_random_state(random_state)
     check_positive(n_measurements, "n_measurements", integer=True)
+    if basis not in ("random", "truth"):
+        raise ValueError(f"basis must be 'random' or 'truth', got {basis!r}")
     if truth is None:
         truth = make_low_rank_truth(n_rows, n_cols, rank, random_state=rng)
     truth = check_array(truth, "truth", ndim=2)
     n1, n2 = truth.shape
-    left = ortho_group.rvs(n1, random_state=rng) if n1 > 1 else np.ones((1, 1))
-    right = ortho_group.rvs(n2, random_state=rng) if n2 > 1 else np.ones((1, 1))
+    if basis == "truth":
+        left, _, right_t = np.linalg.svd(truth)
+        right = right_t.T
+    else:
+        left = ortho_group.rvs(n1, random_state=rng) if n1 > 1 else np.ones((1, 1))
+        right = ortho_group.rvs(n2, random_state=rng) if n2 > 1 else np.ones((1, 1))
     diagonals = -np.sort(-rng.uniform(0.0, 1.0, (n_measurements, min(n1, n2))), axis=1)
     operator = AlignedSpectralOperator(left, right, diagonals)
     eps = _noise(n_measurements, noise, rng)

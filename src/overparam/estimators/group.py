@@ -134,7 +134,8 @@ class GroupHadamardRegressor(RecoveryEstimator):
         steps; the smallest held-out error can be a transient dip in the middle of a step,
         and the refit on all measurements, whose steps come slightly earlier or later, then
         stops before the step. The plateau after the step is within the tolerance. The path
-        is also followed longer (``validation_patience``, horizon 3) than by default.
+        is also followed longer (``validation_patience`` checks, and to 3 times the best time)
+        than by default: the held-out error can rise between two steps and fall again.
         """
         train, held = holdout_split(operator.n_measurements, self.validation_fraction,
                                     self.random_state)

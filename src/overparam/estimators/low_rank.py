@@ -60,8 +60,6 @@ class FactorizedRegressor(RecoveryEstimator):
     init : {"gaussian", "identity"}, default="gaussian"
         I.i.d. Gaussian factors of standard deviation ``eps / (C sqrt(h))`` or the scaled identity
         ``eps / sqrt(2) * I``.
-    init_constant : float, default=1.0
-        ``C`` of the Gaussian init.
     step : "adaptive", float or StepPolicy, default="adaptive"
         Safe adaptive scalar step (:func:`default_factorized_step`) or the paper's fixed step.
     max_iter : int, default=10_000
@@ -74,17 +72,18 @@ class FactorizedRegressor(RecoveryEstimator):
         Noise standard deviation per measurement (``early_stopping="discrepancy"``).
     random_state : None, int or Generator
         Seeds the Gaussian init and the hold-out split.
+    init_constant : float, default=1.0
+        ``C`` of the Gaussian init.
     """
 
     _symmetric = False
 
-    def __init__(self, width=None, init_scale=1e-3, init="gaussian", init_constant=1.0,
-                 step="adaptive", max_iter=10_000, tol=1e-6, early_stopping=None,
-                 validation_fraction=0.2, noise_level=None, random_state=None):
+    def __init__(self, width=None, init_scale=1e-3, init="gaussian", step="adaptive",
+                 max_iter=10_000, tol=1e-6, early_stopping=None, validation_fraction=0.2,
+                 noise_level=None, random_state=None, init_constant=1.0):
         self.width = width
         self.init_scale = init_scale
         self.init = init
-        self.init_constant = init_constant
         self.step = step
         self.max_iter = max_iter
         self.tol = tol
@@ -92,6 +91,7 @@ class FactorizedRegressor(RecoveryEstimator):
         self.validation_fraction = validation_fraction
         self.noise_level = noise_level
         self.random_state = random_state
+        self.init_constant = init_constant
 
     def _parameterization(self, operator) -> Factorized:
         shape = matrix_shape(operator)

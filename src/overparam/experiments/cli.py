@@ -35,14 +35,16 @@ def _store_path(outdir: Path, store: Path | None) -> Path:
     return store if store is not None else outdir / STORE_NAME
 
 
-def _echo_result(result) -> None:
+def _echo_result(result, max_summary: int | None = None) -> None:
     exp = result.experiment
     typer.echo(f"{exp.name}: {len(result.rows)}/{result.n_planned} trials ok "
                f"(ran {result.n_run}, {result.n_skipped} already stored, "
                f"{len(result.errors)} failed), trial time {result.run_time:.1f} s")
-    for key, value in result.summary.items():
-        if key != "error":
-            typer.echo(f"    {key}: {value}")
+    items = [(k, v) for k, v in result.summary.items() if k != "error"]
+    for key, value in items[:max_summary]:
+        typer.echo(f"    {key}: {value}")
+    if max_summary is not None and len(items) > max_summary:
+        typer.echo(f"    ... {len(items) - max_summary} more numbers in the report")
     if "error" in result.summary:
         typer.secho("    summarize failed (see the log above)", fg="red", err=True)
     if result.plot_error:
@@ -173,8 +175,9 @@ def register_commands(app: typer.Typer) -> None:
                                       scheduler=scheduler, store=store_path, outdir=outdir,
                                       fresh=fresh, progress=progress)
         for result in results:
-            _echo_result(result)
-        report = write_report(store_path, outdir, quick=quick, names=[e.name for e in exps])
+            _echo_result(result, max_summary=3)
+        report = write_report(store_path, outdir, quick=quick, names=[e.name for e in exps],
+                              fresh_results=results)
         wall = time.perf_counter() - start
         n_bad = sum(not r.ok for r in results)
         typer.echo(f"{len(results)} experiments in {wall:.1f} s ({n_bad} with failures); "

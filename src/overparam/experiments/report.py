@@ -12,12 +12,13 @@ from __future__ import annotations
 import html
 import json
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .runner import summarize_and_plot
+from .runner import RunResult, summarize_and_plot
 from .spec import Experiment, aggregate, list_experiments
 from .store import ResultStore, TrialRecord, canonical_params, machine_info, write_csv
 
@@ -151,7 +152,8 @@ def _choose_mode(modes: set[bool], quick: bool | None) -> bool | None:
 
 
 def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None,
-            names: Sequence[str] | None = None) -> list[ExperimentSection]:
+            names: Sequence[str] | None = None,
+            fresh_results: Sequence[RunResult] = ()) -> list[ExperimentSection]:
     """Build each experiment's section from the store, drawing figures and writing CSVs.
 
     Parameters
@@ -164,9 +166,15 @@ def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None
         else quick.
     names : sequence of str, optional
         Only these experiments (default: every experiment with stored trials).
+    fresh_results : sequence of RunResult, optional
+        Results of a run just made on this store (``overparam reproduce``): where one holds
+        exactly the rows shown, its figure is copied and its summary reused instead of being
+        computed again.
     """
-    outdir = Path(outdir)
+    fresh = {(r.experiment.name, r.quick): r for r in fresh_results}
     registry = {e.name: e for e in list_experiments()}
+    registry.update({r.experiment.name: r.experiment for r in fresh_results})
+    outdir = Path(outdir)
     stored: dict[str, set[bool]] = {}
     for name, mode in store.experiments():
         stored.setdefault(name, set()).add(mode)
@@ -191,7 +199,15 @@ def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None
         if spec is not None:
             figure = outdir / "figures" / f"{name}.png"
             figure.unlink(missing_ok=True)
-            section.summary, section.plot_error = summarize_and_plot(spec, rows, figure)
+            done = fresh.get((name, mode))
+            if done is not None and done.experiment is spec and done.rows == rows and (
+                    done.figure is not None or spec.plot is None):
+                section.summary, section.plot_error = done.summary, done.plot_error
+                if done.figure is not None:
+                    figure.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(done.figure, figure)
+            else:
+                section.summary, section.plot_error = summarize_and_plot(spec, rows, figure)
             if figure.exists():
                 section.figure = f"figures/{name}.png"
         if rows:
@@ -402,6 +418,7 @@ class Report:
 
 def write_report(store: ResultStore | str | Path, outdir: str | Path, *,
                  quick: bool | None = None, names: Sequence[str] | None = None,
+                 fresh_results: Sequence[RunResult] = (),
                  title: str = "overparam: reproduction of the papers' experiments") -> Report:
     """Write ``report.html`` and ``report.md`` (with figures and CSVs) for the stored results.
 
@@ -411,7 +428,7 @@ def write_report(store: ResultStore | str | Path, outdir: str | Path, *,
         The results; nothing is re-run.
     outdir : path
         Folder of the report (created).
-    quick, names
+    quick, names, fresh_results
         See :func:`collect`.
     title : str
         Page title.
@@ -423,7 +440,7 @@ def write_report(store: ResultStore | str | Path, outdir: str | Path, *,
         raise FileNotFoundError(f"no result store at {store}; run `overparam run` first")
     db = ResultStore(store) if own else store
     try:
-        sections = collect(db, outdir, quick=quick, names=names)
+        sections = collect(db, outdir, quick=quick, names=names, fresh_results=fresh_results)
         html_path = outdir / "report.html"
         md_path = outdir / "report.md"
         html_path.write_text(_render_html(sections, db, title), encoding="utf-8")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -304,8 +305,10 @@ def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outd
     start = time.perf_counter()
     n_errors = 0
     desc = exps[0].name if len(exps) == 1 else f"{len(exps)} experiments"
+    # In a log file (CI) a bar redrawn ten times a second would flood it: redraw rarely there.
+    interactive = getattr(sys.stderr, "isatty", lambda: False)()
     bar = tqdm(total=len(calls), desc=desc, unit="trial", disable=not progress or not calls,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=0.1 if interactive else 15.0)
     if backend == "serial" or not calls:
         stream = _iter_serial(calls)
     elif backend == "loky":

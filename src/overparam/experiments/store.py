@@ -249,7 +249,22 @@ class ResultStore:
     def records(self, experiment: str | None = None, *, quick: bool | None = None,
                 status: str | None = None) -> list[TrialRecord]:
         """Stored trials, filtered by experiment, quick flag and status, in a stable order."""
-        sql, args, where = "SELECT * FROM trials", [], []
+        sql, args = self._select("SELECT * FROM trials", experiment, quick, status)
+        sql += " ORDER BY experiment, quick, params, trial"
+        return [
+            TrialRecord(
+                experiment=r["experiment"], params=json.loads(r["params"]), trial=r["trial"],
+                quick=bool(r["quick"]), seed=r["seed"], status=r["status"],
+                metrics=None if r["metrics"] is None else json.loads(r["metrics"]),
+                error=r["error"], time=r["time"], finished_at=r["finished_at"],
+                version=r["version"], host=r["host"], run_id=r["run_id"])
+            for r in self._conn.execute(sql, args)
+        ]
+
+    @staticmethod
+    def _select(sql: str, experiment: str | None, quick: bool | None,
+                status: str | None) -> tuple[str, list]:
+        args, where = [], []
         if experiment is not None:
             where.append("experiment = ?")
             args.append(experiment)
@@ -261,16 +276,7 @@ class ResultStore:
             args.append(status)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY experiment, quick, params, trial"
-        return [
-            TrialRecord(
-                experiment=r["experiment"], params=json.loads(r["params"]), trial=r["trial"],
-                quick=bool(r["quick"]), seed=r["seed"], status=r["status"],
-                metrics=None if r["metrics"] is None else json.loads(r["metrics"]),
-                error=r["error"], time=r["time"], finished_at=r["finished_at"],
-                version=r["version"], host=r["host"], run_id=r["run_id"])
-            for r in self._conn.execute(sql, args)
-        ]
+        return sql, args
 
     def rows(self, experiment: str, *, quick: bool) -> list[dict]:
         """The successful trials of an experiment in the runner's row format."""
@@ -301,7 +307,8 @@ class ResultStore:
     def count(self, experiment: str | None = None, *, quick: bool | None = None,
               status: str | None = None) -> int:
         """Number of stored trials matching the filters."""
-        return len(self.records(experiment, quick=quick, status=status))
+        sql, args = self._select("SELECT COUNT(*) FROM trials", experiment, quick, status)
+        return int(self._conn.execute(sql, args).fetchone()[0])
 
     # -- export ----------------------------------------------------------------------------
     def export_csv(self, path: str | Path, experiment: str, *, quick: bool,

@@ -18,7 +18,7 @@ from .matrix_sensing import (
 )
 from .mmv import BatchResult, ir_mmv
 from .result import History, SolverResult
-from .spectral import aligned_spectral_gd, spectral_gd
+from .spectral import aligned_spectral_flow, aligned_spectral_gd, spectral_gd
 from .steps import AdaptiveStep, ConstantStep, StepPolicy, as_step_policy
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
     "ir_mmv",
 ]
 __all__ += ["initial_group_params", "weight_normalized_gd"]
-__all__ += ["aligned_spectral_gd", "spectral_gd"]
+__all__ += ["aligned_spectral_flow", "aligned_spectral_gd", "spectral_gd"]
 __all__ += ["FixedMeasurements", "GaussianStream", "factorized_sgd",
             "perturbed_gradient_descent"]
 __all__ += ["HadamardDual", "HadamardDualMap", "HadamardFlowPath", "NewtonConvergenceError",

@@ -280,10 +280,10 @@ def hadamard_flow(
     init_scale : float, default=1e-6
         Product init ``alpha`` (``u(0)^L = v(0)^L = alpha``), as in :class:`Hadamard`.
     stopping : StoppingRule, optional
-        ``tol`` (relative residual, or relative stationarity ``||A^T r|| / ||A^T y||`` for an
-        inconsistent system), ``max_iter`` (right-hand-side evaluations), ``max_time``,
-        ``max_flow_time`` (clock time to stop at exactly) and ``discrepancy`` (stop at the exact
-        time the residual norm falls to it) are honoured.
+        ``tol`` (relative residual ``||r|| / ||y||``, or, for an inconsistent system, a residual
+        orthogonal to the range: ``||A^T r|| <= tol ||A|| ||r||``), ``max_iter`` (right-hand-side
+        evaluations), ``max_time``, ``max_flow_time`` (clock time to stop at exactly) and
+        ``discrepancy`` (stop at the exact time the residual norm falls to it) are honoured.
     validation : Validation, optional
         Held-out early stopping: the held-out error is checked along the dense-output path at
         the clock times ``tau_0 r^k`` (``r = validation_ratio``, ``tau_0`` the end of the first
@@ -320,7 +320,7 @@ def hadamard_flow(
         raise ValueError(f"validation_ratio must be > 1, got {validation_ratio}")
     m = A.shape[0]
     y_norm = float(np.linalg.norm(y))
-    aty_norm = float(np.linalg.norm(A.T @ y))
+    a_norm = float(operator.norm_estimate())
     n_rhs = 0
 
     dual = HadamardDual(A, y, dmap)
@@ -398,8 +398,9 @@ def hadamard_flow(
                 stop_w = dense(stop_t)
                 reason = StopReason.DISCREPANCY
                 break
+            # converged: interpolation, or (inconsistent y) a residual orthogonal to range(A)
             if stopping.tol > 0 and (r_norm <= stopping.tol * y_norm or float(
-                    np.linalg.norm(A.T @ r)) <= stopping.tol * aty_norm):
+                    np.linalg.norm(A.T @ r)) <= stopping.tol * a_norm * r_norm):
                 reason = StopReason.CONVERGED
             elif solver.status == "finished":
                 reason = StopReason.END_OF_TIME

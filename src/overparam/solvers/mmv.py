@@ -139,7 +139,8 @@ def ir_mmv(
         by less than ``stopping.stagnation_tol`` (relative) *and* no row scale ``g_i`` grew by
         more than this factor (``log(g_i(t) / g_i(t - patience)) < row_tol``). Between two rows
         being learned the loss is flat for a long time while the next row's ``g_i`` grows
-        exponentially from its small init; a loss-only test would stop on these plateaus.
+        exponentially from its small init; a loss-only test (``row_tol=inf``) would stop on
+        these plateaus.
     validation : Validation or sequence of Validation, optional
         Held-out early stopping, one per problem (a single one for an unbatched call). The
         problem stops when its validation says so and returns its best iterate.
@@ -223,7 +224,8 @@ def ir_mmv(
     a_norm2 = np.linalg.norm(A, ord=2, axis=(1, 2)) ** 2
     guess = _initial_step_guess(a_norm2, g, V, Lam)
     eta = np.array([policy.start(float(s)) for s in guess])
-    check_positive(row_tol, "row_tol", strict=False)
+    if not float(row_tol) >= 0:  # inf allowed: the loss-only stagnation test
+        raise ValueError(f"row_tol must be >= 0, got {row_tol!r}")
     window = g_window = None
     if stopping.stagnation_tol > 0:
         window = np.empty((stopping.patience + 1, B))

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import numpy as np
+import time
 
-from .._validation import check_random_state
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from .._validation import check_positive, check_random_state
 from ..operators.aligned import AlignedSpectralOperator
 from ..parameterizations.spectral import (
     AlignedSpectralNetwork,
     SpectralNetwork,
     warn_if_discontinuous,
 )
-from ..stopping import StoppingRule
+from ..stopping import DivergenceError, StoppingRule, StopReason
 from .gradient_descent import gradient_descent
 from .result import History, SolverResult
 
-__all__ = ["aligned_spectral_gd", "spectral_gd"]
+__all__ = ["aligned_spectral_flow", "aligned_spectral_gd", "spectral_gd"]
 
 
 class _LiftedValidation:
@@ -35,6 +38,27 @@ class _LiftedValidation:
 
     def __getattr__(self, name):
         return getattr(self._validation, name)
+
+
+def _aligned_setup(operator, n_components, activation, init, init_scale, random_state):
+    if not isinstance(operator, AlignedSpectralOperator):
+        raise TypeError("the aligned solver needs an AlignedSpectralOperator; use spectral_gd "
+                        f"for general sensing matrices (got {type(operator).__name__})")
+    param = AlignedSpectralNetwork(operator.rank, n_components, activation)
+    rng = check_random_state(random_state)
+    if isinstance(init, str):
+        if init == "small":
+            return param, param.init(init_scale, rng)
+        if init == "paper":
+            return param, param.paper_init(rng)
+        raise ValueError(f"init must be 'small', 'paper' or (alpha, u, v), got {init!r}")
+    init_params = tuple(np.array(p, dtype=float) for p in init)
+    if (len(init_params) != 3 or init_params[0].shape != (n_components,)
+            or init_params[1].shape != (n_components, operator.rank)
+            or init_params[2].shape != (n_components, operator.rank)):
+        raise ValueError(f"init must be (alpha, u, v) with shapes ({n_components},), "
+                         f"({n_components}, {operator.rank}) and the same")
+    return param, init_params
 
 
 def aligned_spectral_gd(
@@ -95,25 +119,8 @@ def aligned_spectral_gd(
         ``coef`` is the matrix ``Phi Diag(s) Psi^T``; ``params`` are ``(alpha, u, v)``;
         ``info["diagonal"]`` is ``s``.
     """
-    if not isinstance(operator, AlignedSpectralOperator):
-        raise TypeError("the aligned solver needs an AlignedSpectralOperator; use spectral_gd "
-                        f"for general sensing matrices (got {type(operator).__name__})")
-    param = AlignedSpectralNetwork(operator.rank, n_components, activation)
-    rng = check_random_state(random_state)
-    if isinstance(init, str):
-        if init == "small":
-            init_params = param.init(init_scale, rng)
-        elif init == "paper":
-            init_params = param.paper_init(rng)
-        else:
-            raise ValueError(f"init must be 'small', 'paper' or (alpha, u, v), got {init!r}")
-    else:
-        init_params = tuple(np.array(p, dtype=float) for p in init)
-        if (len(init_params) != 3 or init_params[0].shape != (n_components,)
-                or init_params[1].shape != (n_components, operator.rank)
-                or init_params[2].shape != (n_components, operator.rank)):
-            raise ValueError(f"init must be (alpha, u, v) with shapes ({n_components},), "
-                             f"({n_components}, {operator.rank}) and the same")
+    param, init_params = _aligned_setup(operator, n_components, activation, init, init_scale,
+                                        random_state)
     lifted = None if validation is None else _LiftedValidation(validation,
                                                                 operator.from_diagonal)
     result = gradient_descent(param, operator.diagonal_operator(), y, init_params=init_params,
@@ -125,6 +132,100 @@ def aligned_spectral_gd(
     result.info["diagonal"] = diagonal
     result.info["solver"] = "aligned"
     return result
+
+
+def aligned_spectral_flow(
+    operator: AlignedSpectralOperator,
+    y,
+    *,
+    n_components: int = 2,
+    activation="tanh",
+    init="small",
+    init_scale: float = 1e-4,
+    t_max: float = 1e6,
+    n_points: int = 100,
+    loss_weight: float = 1.0,
+    method: str = "LSODA",
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+    random_state=0,
+) -> SolverResult:
+    """The gradient flow of an aligned SNN, integrated by a stiff ODE solver (scipy).
+
+    Integrates ``d theta / dt = -grad L(theta)``, ``L = loss_weight/2 ||B^T s(theta) - y||^2``,
+    on the diagonals ``theta = (alpha, u, v)`` (the gradient of Theorem 1) with
+    :func:`scipy.integrate.solve_ivp`. The flow is stiff (fast directions next to slow ones,
+    e.g. where ``tanh`` saturates), so small-step gradient descent needs millions of steps to
+    reach its limit; an implicit / automatic-switching integrator (``"LSODA"``, ``"BDF"``,
+    ``"Radau"``) takes large steps in the slow phase. This is the paper's object of study
+    (Theorems 2-3), and the reference path that small-step gradient descent follows.
+
+    Parameters
+    ----------
+    operator : AlignedSpectralOperator
+    y : ndarray of shape (m,)
+    n_components, activation, init, init_scale, random_state
+        As :func:`aligned_spectral_gd`.
+    t_max : float, default=1e6
+        Final time, on the solver clock of :mod:`overparam.stopping` (the time of the flow of
+        the mean loss ``1/(2m) ||A x - y||^2``; the flow of ``L`` itself runs for
+        ``t_max / (loss_weight m)``).
+    n_points : int, default=100
+        Times (geometrically spaced, plus 0) at which the path is returned.
+    loss_weight : float, default=1.0
+    method : str, default="LSODA"
+        A :func:`scipy.integrate.solve_ivp` method.
+    rtol, atol : float
+        Integration tolerances.
+
+    Returns
+    -------
+    SolverResult
+        ``coef = Phi Diag(s(t_max)) Psi^T``; ``params`` at ``t_max``; ``n_iter`` counts the
+        right-hand-side evaluations; ``info`` holds ``times`` (clock), ``path`` (the diagonals
+        ``s`` at those times, shape ``(n_points + 1, r)``), ``path_loss`` and ``diagonal``.
+    """
+    check_positive(t_max, "t_max")
+    check_positive(loss_weight, "loss_weight")
+    check_positive(n_points, "n_points", integer=True)
+    param, init_params = _aligned_setup(operator, n_components, activation, init, init_scale,
+                                        random_state)
+    Bt = operator.diagonal_operator().matrix
+    y = np.asarray(y, dtype=float)
+    if y.shape != (operator.n_measurements,):
+        raise ValueError(f"y must have shape ({operator.n_measurements},), got {y.shape}")
+    K, r = n_components, operator.rank
+    sizes = np.cumsum([K, K * r])
+
+    def unpack(theta):
+        a, u, v = np.split(theta, sizes)
+        return (a, u.reshape(K, r), v.reshape(K, r))
+
+    def rhs(_, theta):
+        params = unpack(theta)
+        grad_s = loss_weight * (Bt.T @ (Bt @ param.signal(params) - y))
+        return -np.concatenate([g.ravel() for g in param.vjp(params, grad_s)])
+
+    per_clock = 1.0 / (loss_weight * y.shape[0])  # flow time of L per unit of the clock
+    t_end = t_max * per_clock
+    times = np.concatenate([[0.0], np.geomspace(min(1e-3, t_end), t_end, n_points)])
+    times = np.unique(np.minimum(times, t_end))
+    theta0 = np.concatenate([p.ravel() for p in init_params])
+    start = time.perf_counter()
+    sol = solve_ivp(rhs, (0.0, t_end), theta0, method=method, t_eval=times, rtol=rtol,
+                    atol=atol)
+    wall = time.perf_counter() - start
+    if not sol.success or not np.all(np.isfinite(sol.y)):
+        raise DivergenceError(f"the ODE solver failed: {sol.message}")
+    path = np.array([param.signal(unpack(th)) for th in sol.y.T])
+    residuals = path @ Bt.T - y
+    losses = 0.5 * loss_weight * np.sum(residuals**2, axis=1)
+    params = unpack(sol.y[:, -1])
+    info = {"times": sol.t / per_clock, "path": path, "path_loss": losses,
+            "diagonal": path[-1], "final_loss": float(losses[-1]), "time": t_max,
+            "clock": "flow_time", "solver": "aligned-flow", "method": method}
+    return SolverResult(coef=operator.from_diagonal(path[-1]), params=params, n_iter=sol.nfev,
+                        wall_time=wall, stop_reason=StopReason.END_OF_TIME, info=info)
 
 
 def spectral_gd(

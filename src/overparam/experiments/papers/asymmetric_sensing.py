@@ -158,8 +158,11 @@ def _eps_plot(rows, path):
 
 
 def _eps_summary(rows):
-    out = {}
-    for m, slopes in _per_cell(rows, "m", "slope_at_K").items():
+    cells = _per_cell(rows, "m", "slope_at_K")
+    order = sorted(cells, key=lambda m: (m == 0, m))
+    out = {"slope at K by m": ", ".join(
+        f"{'A=I' if int(m) == 0 else int(m)}: {np.median(cells[m]):.2f}" for m in order)}
+    for m, slopes in cells.items():
         key = "A=I" if int(m) == 0 else f"m={int(m)}"
         out[f"slope {key}"] = round(float(np.median(slopes)), 3)
     best = _per_cell(rows, "m", "slope_best")
@@ -371,12 +374,12 @@ def _width_plot(rows, path):
 
 def _width_summary(rows):
     out = {}
+    for eps, ratios in _per_cell(rows, "init_scale", "ratio_4n_n").items():
+        out[f"eps={eps:g}: error(h=4n)/error(h=n)"] = round(float(np.median(ratios)), 3)
     for eps, curves in _per_cell(rows, "init_scale", "error_at_K").items():
         med = np.median(np.asarray(curves), axis=0)
         out.update({f"eps={eps:g}: error h={h}": f"{e:.3g}"
                     for h, e in zip(_WIDTHS, med, strict=True)})
-        out[f"eps={eps:g}: error(h=4n)/error(h=n)"] = round(float(np.median(
-            _per_cell(rows, "init_scale", "ratio_4n_n")[eps])), 3)
     return out
 
 
@@ -449,12 +452,12 @@ def _imbalance_plot(rows, path):
 
 def _imbalance_summary(rows):
     out = {}
+    for eps, slopes in _per_cell(rows, "init_scale", "slope").items():
+        out[f"eps={eps:g}: slope of change vs eta"] = round(float(np.median(slopes)), 3)
     for eps, changes in _per_cell(rows, "init_scale", "change").items():
         med = np.median(np.asarray(changes), axis=0)
         out.update({f"eps={eps:g}: change eta={s:g}": f"{c:.3g}"
                     for s, c in zip(_STEPS, med, strict=True)})
-        out[f"eps={eps:g}: slope of change vs eta"] = round(float(np.median(
-            _per_cell(rows, "init_scale", "slope")[eps])), 3)
     return out
 
 
@@ -528,6 +531,8 @@ def _sgd_plot(rows, path):
 
 def _sgd_summary(rows):
     out = {}
+    for noise, ratios in _per_cell(rows, "noise", "ratio_fixed_fresh").items():
+        out[f"noise {noise:g}: error fixed / fresh"] = round(float(np.median(ratios)), 2)
     for noise, finals in _per_cell(rows, "noise", "final_fresh").items():
         out[f"noise {noise:g}: final error fresh"] = f"{np.median(finals):.3g}"
         fixed = _per_cell(rows, "noise", "final_fixed")[noise]
@@ -593,13 +598,14 @@ def _phase_plot(rows, path):
 
 
 def _phase_summary(rows):
-    out = {}
+    out, means = {}, {}
     for method in ("factorized", "nuclear"):
         stats = plotting.grouped_stats(rows, "m", f"success_{method}")
         ok = [s["m"] for s in stats if s["mean"] >= 0.5]
         out[f"smallest m with >= 50% success, {method}"] = min(ok) if ok else None
-        out[f"mean success {method}"] = round(float(np.mean([s["mean"] for s in stats])), 3)
-    return out
+        means[f"mean success over the grid, {method}"] = round(
+            float(np.mean([s["mean"] for s in stats])), 3)
+    return {**out, **means}
 
 
 PHASE_TRANSITION = register(Experiment(

@@ -34,8 +34,16 @@ from ...datasets import (
     make_gaussian_sensing_problem,
 )
 from ...metrics import effective_rank, psnr, relative_error
-from ...parameterizations import DeepMatrixFactorization, Identity
-from ...solvers import ConstantStep, History, aligned_spectral_gd, gradient_descent, spectral_gd
+from ...operators import AlignedSpectralOperator
+from ...parameterizations import AlignedSpectralNetwork, DeepMatrixFactorization, Identity
+from ...solvers import (
+    ConstantStep,
+    History,
+    aligned_spectral_flow,
+    aligned_spectral_gd,
+    gradient_descent,
+    spectral_gd,
+)
 from ...stopping import DivergenceError, StoppingRule
 from .. import plotting
 from ..spec import Experiment, register
@@ -84,14 +92,12 @@ def _aligned_trial(params, seed):
     from ...baselines.low_rank import nuclear_norm_minimization
 
     problem = make_aligned_problem(10, 10, rank=6, n_measurements=50, noise=1e-2,
-                                   random_state=seed)
+                                   basis=params["basis"], random_state=seed)
     op, y = problem.operator, problem.y
+    m = y.shape[0]
     n_iter = int(params["n_iter"])
     every = max(1, n_iter // _CURVE_POINTS)
-    init_rng = np.random.default_rng(seed + 1)
-    from ...parameterizations import AlignedSpectralNetwork
-
-    init = AlignedSpectralNetwork(op.rank, 2).paper_init(init_rng)
+    init = AlignedSpectralNetwork(op.rank, 2).paper_init(np.random.default_rng(seed + 1))
     quantities = {"nuc": lambda p, s: np.abs(s).sum(),
                   "sv": lambda p, s: np.sort(np.abs(s))[::-1][:3]}
     out = {"steps": list(params["steps"])}
@@ -105,6 +111,10 @@ def _aligned_trial(params, seed):
             out[f"{key}:diverged"] = False
             out[f"{key}:final_loss"] = res.info["final_loss"]
             out[f"{key}:final_nuclear_norm"] = float(np.abs(res.info["diagonal"]).sum())
+            # Distance to the exact flow at the same time t = step * iterations.
+            same_time = aligned_spectral_flow(op, y, init=init, t_max=res.info["time"],
+                                              n_points=2)
+            out[f"{key}:gap_to_flow"] = relative_error(res.coef, same_time.coef)
         except DivergenceError:
             out[f"{key}:diverged"] = True
         h = hist.as_dict()
@@ -112,18 +122,26 @@ def _aligned_trial(params, seed):
         out[f"{key}:loss"] = _thin(h["loss"])
         out[f"{key}:nuclear_norm"] = _thin(h["nuc"])
         out[f"{key}:sv"] = [_thin(col) for col in np.asarray(h["sv"]).T]
-    # The flow limit: the safe adaptive step (re-times the flow, keeps its path) to stagnation.
-    limit = aligned_spectral_gd(op, y, init=init, stopping=StoppingRule(
-        max_iter=int(params["limit_iter"]), tol=0.0, stagnation_tol=1e-13, patience=2000))
-    s_limit = limit.info["diagonal"]
-    # Least-squares diagonal: the limit predicted by Theorem 2 (B^T s = y has a unique
-    # least-squares solution when m >= r), and the truth's diagonal sigma*.
+    # The gradient flow itself (stiff ODE solver), up to flow time T of the paper's loss.
+    flow = aligned_spectral_flow(op, y, init=init, t_max=float(params["flow_time"]) * m,
+                                 n_points=_CURVE_POINTS)
+    path = np.abs(flow.info["path"])
+    out["flow:time"] = (flow.info["times"] / m).tolist()
+    out["flow:loss"] = flow.info["path_loss"].tolist()
+    out["flow:nuclear_norm"] = path.sum(axis=1).tolist()
+    out["flow:sv"] = np.sort(path, axis=1)[:, ::-1][:, :3].T.tolist()
+    s_limit = flow.info["diagonal"]
+    # Theorem 2 with noise: the limit is the least-squares diagonal (unique when m >= r).
     s_ls = np.linalg.lstsq(op.diagonal_operator().matrix, y, rcond=None)[0]
-    residual = float(np.linalg.norm(op.forward(limit.coef) - y))
-    nnm = nuclear_norm_minimization(op, y, noise_bound=residual * (1 + 1e-6))
+    # Nuclear-norm minimization over the least-squares fits, "min ||X||_* s.t.
+    # ||A(X) - y|| <= min residual", in an exact, well-conditioned form: the fits are
+    # {X : B^T diag(Phi^T X Psi) = B^T s_ls} = {X : diag(Phi^T X Psi) = s_ls} (B has full row
+    # rank), i.e. r independent equality constraints (the 50 rows of A have rank r).
+    fits = AlignedSpectralOperator(op.left, op.right, np.eye(op.rank))
+    nnm = nuclear_norm_minimization(fits, s_ls, solver="CLARABEL")
     out.update(
-        limit_iterations=limit.n_iter, limit_stop=str(limit.stop_reason),
-        limit_loss=limit.info["final_loss"], limit_nuclear_norm=float(np.abs(s_limit).sum()),
+        limit_ode_evaluations=flow.n_iter, limit_loss=flow.info["final_loss"],
+        limit_nuclear_norm=float(np.abs(s_limit).sum()),
         limit_sv=np.sort(np.abs(s_limit))[::-1][:3].tolist(),
         cvxpy_nuclear_norm=_nuclear(nnm),
         limit_vs_cvxpy=float(abs(np.abs(s_limit).sum() - _nuclear(nnm)) / _nuclear(nnm)),
@@ -138,32 +156,52 @@ def _aligned_trial(params, seed):
 
 
 def _plot_aligned(rows, path):
-    row = rows[0]["metrics"]
-    fig, axes = plotting.new_figure(1, 3, width=4.2, height=3.4)
+    firsts = {}
+    for r in rows:  # the first trial of each basis
+        firsts.setdefault(r["params"]["basis"], r["metrics"])
+    fig, axes = plotting.new_figure(len(firsts), 3, width=4.2, height=3.4, squeeze=False)
+    for ax_row, (basis, row) in zip(axes, firsts.items(), strict=True):
+        _plot_aligned_row(ax_row, row, basis)
+    plotting.save(fig, path)
+
+
+def _plot_aligned_row(axes, row, basis):
+    styles = ("-", "--", ":")
+    t_flow = np.asarray(row["flow:time"])
+    keep = t_flow > 0  # log axis
+    axes[0].plot(t_flow[keep], np.asarray(row["flow:loss"])[keep], color="k", linewidth=2.5,
+                 alpha=0.4, label="gradient flow (LSODA)")
+    axes[1].plot(t_flow[keep], np.asarray(row["flow:nuclear_norm"])[keep], color="k",
+                 linewidth=2.5, alpha=0.4, label="gradient flow (LSODA)")
+    for j, sv in enumerate(row["flow:sv"]):
+        axes[2].plot(t_flow[keep], np.asarray(sv)[keep], color="k", linewidth=2.5, alpha=0.4,
+                     linestyle=styles[j], label="gradient flow" if j == 0 else None)
     colors = plotting_colors(len(row["steps"]))
     for step, color in zip(row["steps"], colors, strict=True):
         key = f"lr={step:g}"
-        it = np.asarray(row[f"{key}:iteration"]) + 1  # log axis: iteration 0 at 1
-        label = key + (" (diverged)" if row.get(f"{key}:diverged") else "")
-        axes[0].plot(it, row[f"{key}:loss"], color=color, label=label)
-        axes[1].plot(it, row[f"{key}:nuclear_norm"], color=color, label=label)
+        t = step * np.asarray(row[f"{key}:iteration"], dtype=float)
+        keep = t > 0
+        label = f"GD {key}" + (" (diverged)" if row.get(f"{key}:diverged") else "")
+        axes[0].plot(t[keep], np.asarray(row[f"{key}:loss"])[keep], color=color, label=label)
+        axes[1].plot(t[keep], np.asarray(row[f"{key}:nuclear_norm"])[keep], color=color,
+                     label=label)
         for j, sv in enumerate(row[f"{key}:sv"]):
-            axes[2].plot(it, sv, color=color, linestyle=("-", "--", ":")[j],
+            axes[2].plot(t[keep], np.asarray(sv)[keep], color=color, linestyle=styles[j],
                          label=label if j == 0 else None)
     axes[1].axhline(row["cvxpy_nuclear_norm"], color="k", linestyle="--",
                     label="nuclear-norm min (cvxpy)")
     axes[1].axhline(row["truth_nuclear_norm"], color="grey", linestyle=":",
                     label="||X*||_* = 1")
     for j, value in enumerate(row["sigma_star_sv"]):
-        axes[2].axhline(value, color="k", linestyle=("-", "--", ":")[j], linewidth=0.8,
+        axes[2].axhline(value, color="r", linestyle=styles[j], linewidth=0.8,
                         label="|sigma*| (3 largest)" if j == 0 else None)
-    plotting.finish(axes[0], xlabel="iteration + 1", ylabel="training error 1/2||A(X)-y||^2",
-                    log="xy", title="training error")
-    plotting.finish(axes[1], xlabel="iteration + 1", ylabel="nuclear norm ||X||_*",
-                    log="x", title="nuclear norm")
-    plotting.finish(axes[2], xlabel="iteration + 1", ylabel="singular value", log="x",
-                    title="3 leading singular values")
-    plotting.save(fig, path)
+    xlabel = "flow time t = lr x iteration"
+    plotting.finish(axes[0], xlabel=xlabel, ylabel="training error 1/2||A(X)-y||^2",
+                    log="xy", title=f"training error ({basis} basis)")
+    plotting.finish(axes[1], xlabel=xlabel, ylabel="nuclear norm ||X||_*",
+                    log="x", title=f"nuclear norm ({basis} basis)")
+    plotting.finish(axes[2], xlabel=xlabel, ylabel="singular value", log="x",
+                    title=f"3 leading singular values ({basis} basis)")
 
 
 def plotting_colors(n):
@@ -175,22 +213,31 @@ def plotting_colors(n):
 
 
 def _summarize_aligned(rows):
-    ms = [r["metrics"] for r in rows]
-    out = {"limit_nuclear_norm (median)": float(np.median([m["limit_nuclear_norm"] for m in ms])),
-           "cvxpy_nuclear_norm (median)": float(np.median([m["cvxpy_nuclear_norm"] for m in ms])),
-           "limit_vs_cvxpy relative gap (max)": float(max(m["limit_vs_cvxpy"] for m in ms)),
-           "limit_vs_least_squares_diagonal (max)":
-               float(max(m["limit_vs_least_squares_diagonal"] for m in ms)),
-           "sigma*_l1 (median)": float(np.median([m["sigma_star_l1"] for m in ms]))}
-    for step in ms[0]["steps"]:
-        key = f"lr={step:g}"
-        finals = [m.get(f"{key}:final_nuclear_norm") for m in ms
-                  if not m.get(f"{key}:diverged")]
-        out[f"{key}: diverged runs"] = int(sum(bool(m.get(f"{key}:diverged")) for m in ms))
-        if finals:
-            out[f"{key}: final nuclear norm (median)"] = float(np.median(finals))
-            out[f"{key}: final training error (median)"] = float(np.median(
-                [m[f"{key}:final_loss"] for m in ms if not m.get(f"{key}:diverged")]))
+    out = {}
+    for basis in sorted({r["params"]["basis"] for r in rows}):
+        ms = [r["metrics"] for r in rows if r["params"]["basis"] == basis]
+        b = f"{basis} basis: "
+        out.update({
+            b + "flow limit nuclear norm (median)":
+                float(np.median([m["limit_nuclear_norm"] for m in ms])),
+            b + "cvxpy nuclear norm (median)":
+                float(np.median([m["cvxpy_nuclear_norm"] for m in ms])),
+            b + "flow limit vs cvxpy relative gap (max)":
+                float(max(m["limit_vs_cvxpy"] for m in ms)),
+            b + "flow limit vs least-squares diagonal (max)":
+                float(max(m["limit_vs_least_squares_diagonal"] for m in ms)),
+            b + "||sigma*||_1 (median)": float(np.median([m["sigma_star_l1"] for m in ms]))})
+        for step in ms[0]["steps"]:
+            key = f"lr={step:g}"
+            kept = [m for m in ms if not m.get(f"{key}:diverged")]
+            out[f"{b}{key}: diverged runs"] = len(ms) - len(kept)
+            if kept:
+                out[f"{b}{key}: relative distance to the flow (median)"] = float(np.median(
+                    [m[f"{key}:gap_to_flow"] for m in kept]))
+                out[f"{b}{key}: final nuclear norm (median)"] = float(np.median(
+                    [m[f"{key}:final_nuclear_norm"] for m in kept]))
+                out[f"{b}{key}: final training error (median)"] = float(np.median(
+                    [m[f"{key}:final_loss"] for m in kept]))
     return out
 
 
@@ -201,10 +248,12 @@ ALIGNED = register(Experiment(
     claim=("With aligned A_i = Phi Abar_i Psi^T (m = 50, n = 10, K = 2, tanh, noise 1e-2), the "
            "singular values of X(t) converge exponentially to sigma* and the nuclear norm to "
            "||X*||_* = 1; small/moderate learning rates follow the flow, whose limit solves "
-           "min ||X||_* s.t. the measurements (Theorem 3)."),
-    grid={"n_iter": [20_000], "steps": [(1e-4, 1e-3, 3e-3, 1e-2, 3e-2)],
-          "limit_iter": [300_000]},
-    quick_grid={"n_iter": [2_000], "steps": [(1e-3, 3e-3, 3e-2)], "limit_iter": [60_000]},
+           "min ||X||_* s.t. the measurements (Theorem 3). Basis 'truth': Phi, Psi are X*'s "
+           "singular vectors (needed for the limit 1); 'random': Haar-random."),
+    grid={"basis": ["truth", "random"], "n_iter": [20_000],
+          "steps": [(1e-4, 1e-3, 3e-3, 1e-2, 3e-2)], "flow_time": [1e5]},
+    quick_grid={"basis": ["truth"], "n_iter": [2_000], "steps": [(1e-3, 3e-3, 3e-2)],
+                "flow_time": [1e5]},
     run_trial=_single_threaded(_aligned_trial),
     trials=5,
     quick_trials=1,
