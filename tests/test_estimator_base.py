@@ -82,3 +82,16 @@ def test_oracle_picks_the_iterate_closest_to_truth():
     final = np.sum((other.fit(p.A, p.y).coef_ - p.x) ** 2)
     assert best < final
     assert best == pytest.approx(curve[:, 2].min())
+
+
+def test_residual_matched_refit_stops_at_the_path_residual():
+    class ResidualRefit(HadamardRegressor):
+        _validation_refit = "residual"
+
+    p = make_sparse_problem(120, 300, 8, snr=10, random_state=0)
+    est = ResidualRefit(init_scale=1e-4, early_stopping="validation", random_state=0)
+    est.fit(p.A, p.y)
+    level = est.result_.info["refit_residual"]
+    assert est.stop_reason_ is StopReason.DISCREPANCY
+    assert np.linalg.norm(p.A @ est.coef_ - p.y) <= level
+    assert relative_error(est.coef_, p.x) < 0.3

@@ -42,7 +42,8 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     - ``early_stopping=None``: run the solver to its own stopping rule.
     - ``"validation"``: hold out ``validation_fraction`` of the measurements, follow the path on
       the rest, pick the solver time with the smallest held-out error, then refit on all
-      measurements up to that time. If the held-out error was still falling at the end of the
+      measurements up to that time (or down to the path's training residual there, see
+      ``_validation_refit``). If the held-out error was still falling at the end of the
       path (no overfitting seen, e.g. noiseless data), the refit runs to its own stopping rule
       and ``chosen_time`` is None. Needs no noise level and no sparsity; costs about two fits.
     - ``"discrepancy"``: stop once ``||A x - y|| <= noise_level * sqrt(y.size)``, with
@@ -68,6 +69,11 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
 
     #: allowed dimensions of ``y`` (2 for multiple measurement vectors)
     _y_ndim: int | tuple[int, ...] = 1
+    #: how ``early_stopping="validation"`` refits on all measurements: up to the chosen solver
+    #: ``"time"``, or until the residual falls to the path's training residual at the chosen
+    #: iterate (``"residual"``: for models whose escape from a small init is abrupt, so that
+    #: a few percent of timing difference between the path and the refit matters).
+    _validation_refit: str = "time"
 
     def fit(self, A, y):
         """Recover the signal.
@@ -117,19 +123,29 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         train, held = holdout_split(operator.n_measurements, fraction,
                                     getattr(self, "random_state", None))
         validation = Validation(operator.rows(held), y[held])
-        path = self._solve(operator.rows(train), y[train], PathControl(validation=validation))
+        train_op = operator.rows(train)
+        path = self._solve(train_op, y[train], PathControl(validation=validation))
         chosen = validation.best_time
         # Held-out error still falling when the path ended (noiseless data, or too short a
         # path): no sign of overfitting, so the refit runs to its own stopping rule.
         still_improving = bool(validation.curve) and validation.best_iteration == max(
             it for it, *_ in validation.curve)
-        control = PathControl() if still_improving else PathControl(stop_time=chosen)
+        level = None
+        if still_improving:
+            control = PathControl()
+        elif self._validation_refit == "residual":
+            residual = train_op.forward(path.coef) - y[train]
+            level = float(np.sqrt(np.mean(residual**2) * y.size))
+            control = PathControl(discrepancy=level) if level > 0 else PathControl()
+        else:
+            control = PathControl(stop_time=chosen)
         result = self._solve(operator, y, control)
         result.wall_time += path.wall_time
         result.info.update(chosen_time=None if still_improving else chosen,
                            chosen_iteration_on_path=validation.best_iteration,
                            path_iterations=path.n_iter, validation_error=validation.best_error,
-                           validation_curve=np.asarray(validation.curve))
+                           validation_curve=np.asarray(validation.curve),
+                           refit=self._validation_refit, refit_residual=level)
         return result
 
     def predict(self, A):
