@@ -21,6 +21,8 @@ from .steps import as_step_policy
 
 __all__ = ["UPDATES", "BatchResult", "ir_mmv"]
 
+_DEAD = 1e-60  # |g_i| below this is set to zero (a row this small never comes back)
+
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
 #: ``"simultaneous"``: plain gradient descent on ``(g, V)``.
 UPDATES = ("sequential", "simultaneous")
@@ -317,6 +319,11 @@ def ir_mmv(
                         raise DivergenceError(f"problem {b} of the batch: {err}") from err
             if accepted.any():
                 acc, loc = idx[accepted], np.flatnonzero(accepted)
+                # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they
+                # would stay: subnormal numbers would slow every later iteration many times.
+                g_new[np.abs(g_new) < _DEAD] = 0.0
+                V_new[np.abs(V_new) < _DEAD ** 2] = 0.0
+                X_new = (g_new * g_new)[..., None] * V_new
                 g[acc], V[acc], X[acc] = g_new[loc], V_new[loc], X_new[loc]
                 R[acc], loss[acc] = R_new[loc], loss_new[loc]
                 refresh = acc[n_iter[acc] % 100 == 99]  # R = Y - A X again, against drift
