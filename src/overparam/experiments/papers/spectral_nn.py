@@ -58,15 +58,20 @@ LABELS = {"snn": "SNN (ours)", "least-squares": "least squares (GD from 0)",
 _CURVE_POINTS = 50
 
 
-def _single_threaded(trial):
-    """Small matrices: one BLAS thread is faster, especially on a shared machine."""
+class _SingleThreaded:
+    """Run a trial with one BLAS thread: small matrices, shared machine.
 
-    @functools.wraps(trial)
-    def run(params, seed):
+    A class rather than a closure so that the wrapped trial pickles by reference (plain
+    ``pickle`` as well as loky / dask) for the parallel runner.
+    """
+
+    def __init__(self, trial):
+        self.trial = trial
+        functools.update_wrapper(self, trial)
+
+    def __call__(self, params, seed):
         with threadpool_limits(limits=1, user_api="blas"):
-            return trial(params, seed)
-
-    return run
+            return self.trial(params, seed)
 
 
 def _thin(values, n=_CURVE_POINTS):
@@ -254,7 +259,7 @@ ALIGNED = register(Experiment(
           "steps": [(1e-4, 1e-3, 3e-3, 1e-2, 3e-2)], "flow_time": [1e5]},
     quick_grid={"basis": ["truth"], "n_iter": [2_000], "steps": [(1e-3, 3e-3, 3e-2)],
                 "flow_time": [1e5]},
-    run_trial=_single_threaded(_aligned_trial),
+    run_trial=_SingleThreaded(_aligned_trial),
     trials=5,
     quick_trials=1,
     plot=_plot_aligned,
@@ -415,7 +420,7 @@ GAUSSIAN = register(Experiment(
            "vs about 7 dB); depth-3 gives lower effective rank but larger errors."),
     grid={"m": [50], "methods": [METHODS], "max_iter": [50_000]},
     quick_grid={"m": [50], "methods": [METHODS], "max_iter": [20_000]},
-    run_trial=_single_threaded(_gaussian_trial),
+    run_trial=_SingleThreaded(_gaussian_trial),
     trials=20,
     quick_trials=2,
     plot=_plot_gaussian,
@@ -489,7 +494,7 @@ IMAGES = register(Experiment(
           "max_iter": [30_000]},
     quick_grid={"image": ["digits"], "ratio": [0.7], "methods": [METHODS],
                 "max_iter": [10_000]},
-    run_trial=_single_threaded(_image_trial),
+    run_trial=_SingleThreaded(_image_trial),
     trials=3,
     quick_trials=2,
     plot=_plot_images,
