@@ -182,7 +182,7 @@ def _fit(alphas, eps, lo=_FIT_RANGE[0], hi=_FIT_RANGE[1]):
 
 def _scaling_plot(rows: list, path) -> None:
     depths = sorted({int(r["params"]["depth"]) for r in rows})
-    fig, ax = plotting.new_figure(width=6.0, height=4.2)
+    fig, ax = plotting.new_figure(width=9.5, height=4.6)
     for depth in depths:
         alphas, eps = _curves(rows, depth)
         (line,) = ax.plot(alphas, eps, marker="o", label=f"L = {depth} (median ε)")
