@@ -45,7 +45,6 @@ def test_paper_gradient_formulas_match_finite_differences():
     params = _random_params(rng)
     check_gradient(loss, paper_grad, params)
     # and the generic pullback with G = -2 Λ is the same gradient
-    g, V = params
     G = -2 * A.T @ (Y - A @ param.signal(params))
     for a, b in zip(param.vjp(params, G), paper_grad(params), strict=True):
         np.testing.assert_allclose(a, b)
@@ -146,6 +145,28 @@ def test_lemma_5_3_growth_rate_on_a_balanced_row():
 
 
 # --- solver -----------------------------------------------------------------------------------
+
+def test_one_solver_step_is_the_checked_gradient_step_and_algorithm_1():
+    """Simultaneous: (g, V) - eta ∇ with ∇ from the finite-difference-checked vjp.
+    Sequential: Algorithm 1 as printed (V updated with g(t+1)). Clock: eta * 2M per step."""
+    rng = np.random.default_rng(9)
+    A, Y = rng.standard_normal((7, 5)), rng.standard_normal((7, 3))
+    g0, V0 = 0.5 + rng.random(5), rng.standard_normal((5, 3))
+    param, eta = RowHadamard(5, 3), 1e-3
+    rule = StoppingRule(max_iter=1, tol=0, stagnation_tol=0)
+    Lam = A.T @ (Y - A @ param.signal((g0, V0)))
+    grad_g, grad_V = param.vjp((g0, V0), -2 * Lam)
+    sim = ir_mmv(A, Y, init_params=(g0, V0), step=eta, update="simultaneous", stopping=rule)
+    np.testing.assert_allclose(sim.params[0], g0 - eta * grad_g, rtol=1e-12)
+    np.testing.assert_allclose(sim.params[1], V0 - eta * grad_V, rtol=1e-12)
+    assert sim.info["time"] == pytest.approx(eta * 2 * 7)
+    seq = ir_mmv(A, Y, init_params=(g0, V0), step=eta, update="sequential", stopping=rule)
+    g1 = g0 + 4 * eta * g0 * np.sum(Lam * V0, axis=1)
+    V1 = V0 + 2 * eta * (g1**2)[:, None] * Lam
+    np.testing.assert_allclose(seq.params[0], g1, rtol=1e-12)
+    np.testing.assert_allclose(seq.params[1], V1, rtol=1e-12)
+    np.testing.assert_allclose(seq.coef, param.signal((g1, V1)), rtol=1e-12)
+
 
 @pytest.mark.parametrize("update", ["simultaneous", "sequential"])
 def test_ir_mmv_recovers_paper_setting(update):
@@ -264,9 +285,14 @@ def test_validation_stopping_beats_running_to_interpolation():
     kw = dict(init_scale=1e-2, max_iter=30_000, random_state=0)
     full = MMVRegressor(**kw).fit(p.A, p.Y)
     early = MMVRegressor(early_stopping="validation", **kw).fit(p.A, p.Y)
-    assert early.stop_reason_ is StopReason.END_OF_TIME
-    assert early.result_.info["time"] == pytest.approx(early.result_.info["chosen_time"])
+    assert early.stop_reason_ is StopReason.DISCREPANCY  # refit down to the path's residual
+    assert early.result_.info["refit"] == "residual"
     assert relative_error(early.coef_, p.X) < 0.5 * relative_error(full.coef_, p.X)
+    # the refit-in-time variant is honoured too (PathControl.stop_time)
+    by_time = type("ByTime", (MMVRegressor,), {"_validation_refit": "time"})
+    early_t = by_time(early_stopping="validation", **kw).fit(p.A, p.Y)
+    assert early_t.stop_reason_ is StopReason.END_OF_TIME
+    assert early_t.result_.info["time"] == pytest.approx(early_t.result_.info["chosen_time"])
 
 
 def test_discrepancy_stopping():

@@ -39,8 +39,9 @@ class MMVRegressor(RecoveryEstimator):
     patience : int, default=1000
     early_stopping : {None, "validation", "discrepancy"}, default=None
         Automatic stopping under noise (see :class:`RecoveryEstimator`): held-out rows of
-        ``Y`` (whole measurements), or the discrepancy ``||Y - A X||_F <= noise_level
-        sqrt(M L)``. The solver's clock is the flow time of ``1/(2M) ||A X - Y||_F^2``.
+        ``Y`` (whole measurements; the refit on all rows stops at the path's training residual
+        at the chosen iterate), or the discrepancy ``||Y - A X||_F <= noise_level sqrt(M L)``.
+        The solver's clock is the flow time of ``1/(2M) ||A X - Y||_F^2``.
     validation_fraction : float, default=0.2
     noise_level : float, optional
         Noise standard deviation per entry of ``Y``, for ``early_stopping="discrepancy"``.
@@ -55,6 +56,11 @@ class MMVRegressor(RecoveryEstimator):
     """
 
     _y_ndim = 2
+    # Rows escape the small init abruptly: a refit matched to the path's training residual
+    # at the chosen iterate was more robust than one matched in flow time (measured on 6
+    # noisy problems, M=30, N=60, L=10, 10 dB: mean relative error 0.15 vs 0.25 at
+    # alpha_g=1e-2 and 0.13 vs 0.27 at 1e-4; worst 0.24 vs 0.97).
+    _validation_refit = "residual"
 
     def __init__(self, init_scale=1e-4, v_scale=None, update="simultaneous", step="adaptive",
                  max_iter=100_000, tol=1e-6, stagnation_tol=1e-9, patience=1000,

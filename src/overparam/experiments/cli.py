@@ -65,10 +65,20 @@ def _interruptible(store: Path):
         raise typer.Exit(130) from None
 
 
+def _warn_load_errors() -> int:
+    """Print the spec modules that failed to import; return how many."""
+    from .spec import LOAD_ERRORS
+
+    for module, error in LOAD_ERRORS.items():
+        typer.echo(f"error: experiments of papers/{module}.py not loaded: {error}", err=True)
+    return len(LOAD_ERRORS)
+
+
 def _select(patterns: list[str] | None, include_demo: bool) -> list:
     from .spec import list_experiments
 
     exps = [e for e in list_experiments() if include_demo or "demo" not in e.tags]
+    _warn_load_errors()
     if patterns:
         exps = [e for e in exps if any(fnmatch.fnmatch(e.name, p) or fnmatch.fnmatch(e.paper, p)
                                        for p in patterns)]
@@ -87,6 +97,8 @@ def register_commands(app: typer.Typer) -> None:
 
         for exp in list_experiments():
             typer.echo(f"{exp.name:40s} {exp.paper:28s} {exp.figure}")
+        if _warn_load_errors():
+            raise typer.Exit(1)
 
     @experiments_app.command("export")
     def export_cmd(
@@ -182,7 +194,7 @@ def register_commands(app: typer.Typer) -> None:
         n_bad = sum(not r.ok for r in results)
         typer.echo(f"{len(results)} experiments in {wall:.1f} s ({n_bad} with failures); "
                    f"report: {report.html}")
-        if n_bad:
+        if n_bad or _warn_load_errors():
             raise typer.Exit(1)
 
     @app.command("report")

@@ -183,20 +183,12 @@ def grouped_stats(rows: Iterable[Mapping], x: str, metric: str, *,
                   where: Mapping | None = None) -> list[dict]:
     """:func:`~overparam.experiments.aggregate` of ``metric`` by parameter ``x``, filtered.
 
-    Safe for a parameter named like a statistic (``"n"``, ``"mean"``...): the group value is
-    kept under ``x`` and the count under ``"count"``.
+    Only rows whose parameters match ``where`` (and that have ``x``) are kept.
     """
     where = dict(where or {})
-    key = "\x00x"  # a name no parameter has, so that aggregate's own keys cannot clash
-    kept = [{"params": {key: r["params"].get(x)}, "metrics": r["metrics"]} for r in rows
+    kept = [r for r in rows
             if x in r["params"] and all(r["params"].get(k) == v for k, v in where.items())]
-    out = []
-    for s in aggregate(kept, [key], metric):
-        s = dict(s)
-        s["count"] = s.pop("n")
-        s[x] = s.pop(key)
-        out.append(s)
-    return out
+    return aggregate(kept, [x], metric)
 
 
 def fit_power_law(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:

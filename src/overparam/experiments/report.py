@@ -92,7 +92,7 @@ def _aggregate_table(rows: list) -> tuple[list[str], list[list[str]], str]:
     if len(metrics) > MAX_TABLE_METRICS:
         note = f"{len(metrics) - MAX_TABLE_METRICS} more metrics in the CSV. "
         metrics = metrics[:MAX_TABLE_METRICS]
-    # aggregate() names its count "n"; group under private names so no parameter can clash.
+    # Group under private names so that no parameter can clash with a statistic's name.
     safe = {p: f"\x00{i}" for i, p in enumerate(varying)}
     renamed = [{"params": {safe[p]: _sort_key(r["params"].get(p)) for p in varying},
                 "metrics": r["metrics"]} for r in rows]
@@ -101,9 +101,10 @@ def _aggregate_table(rows: list) -> tuple[list[str], list[list[str]], str]:
         scalar_rows = [r for r in renamed if _is_scalar(r["metrics"].get(metric))]
         for s in aggregate(scalar_rows, [safe[p] for p in varying], metric):
             key = tuple(s[safe[p]] for p in varying)
-            entry = f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}" if s["n"] > 1 else _fmt(s["mean"])
+            entry = (f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}" if s["count"] > 1
+                     else _fmt(s["mean"]))
             cells.setdefault(key, {"count": 0})[metric] = entry
-            cells[key]["count"] = max(cells[key]["count"], s["n"])
+            cells[key]["count"] = max(cells[key]["count"], s["count"])
     keys = sorted(cells)
     if len(keys) > MAX_TABLE_ROWS:
         note += f"First {MAX_TABLE_ROWS} of {len(keys)} cells shown; all are in the CSV."

@@ -16,6 +16,7 @@ import importlib
 import itertools
 import json
 import pkgutil
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,8 @@ class Experiment:
 
 _REGISTRY: dict[str, Experiment] = {}
 _LOADED = False
+#: Spec modules that failed to import, with the error (shown by the CLI).
+LOAD_ERRORS: dict[str, str] = {}
 
 
 def register(experiment: Experiment) -> Experiment:
@@ -113,7 +116,12 @@ def _load() -> None:
     from . import papers
 
     for mod in pkgutil.iter_modules(papers.__path__):
-        importlib.import_module(f"{papers.__name__}.{mod.name}")
+        try:
+            importlib.import_module(f"{papers.__name__}.{mod.name}")
+        except Exception as exc:  # one broken spec module must not hide all the others
+            LOAD_ERRORS[mod.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"experiments in papers/{mod.name}.py not loaded: {exc}",
+                          RuntimeWarning, stacklevel=2)
     _LOADED = True
 
 
@@ -153,6 +161,18 @@ def cell_seed(base_seed: int, params: Mapping, trial: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
 
 
+_STATS = ("mean", "sd", "median", "q25", "q75", "count")
+
+
+def _order(value):
+    # Sort keys of mixed types (None, numbers, strings) without comparing across types.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        return (1, float(value))
+    return (2, str(value))
+
+
 def aggregate(rows: Sequence[Row], by: Sequence[str], metric: str) -> list[dict]:
     """Per-group statistics of a scalar metric: mean, sd, median, quartiles, count.
 
@@ -160,7 +180,7 @@ def aggregate(rows: Sequence[Row], by: Sequence[str], metric: str) -> list[dict]
     ----------
     rows : sequence of Row
     by : sequence of str
-        Parameter names to group by.
+        Parameter names to group by (none may be called like a statistic).
     metric : str
         Metric name.
 
@@ -168,8 +188,11 @@ def aggregate(rows: Sequence[Row], by: Sequence[str], metric: str) -> list[dict]
     -------
     list of dict
         One dict per group, sorted by the group keys, with the ``by`` values and
-        ``mean, sd, median, q25, q75, n``.
+        ``mean, sd, median, q25, q75, count``.
     """
+    clash = set(by) & set(_STATS)
+    if clash:
+        raise ValueError(f"cannot group by {sorted(clash)}: the names of statistics")
     groups: dict[tuple, list[float]] = {}
     for row in rows:
         key = tuple(row["params"].get(k) for k in by)
@@ -177,10 +200,10 @@ def aggregate(rows: Sequence[Row], by: Sequence[str], metric: str) -> list[dict]
         if value is not None:
             groups.setdefault(key, []).append(float(value))
     out = []
-    for key in sorted(groups, key=lambda k: tuple(str(v) if v is None else v for v in k)):
+    for key in sorted(groups, key=lambda k: tuple(_order(v) for v in k)):
         v = np.asarray(groups[key])
         out.append({**dict(zip(by, key, strict=True)), "mean": float(v.mean()),
                     "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0,
                     "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
-                    "q75": float(np.quantile(v, 0.75)), "n": int(v.size)})
+                    "q75": float(np.quantile(v, 0.75)), "count": int(v.size)})
     return out
