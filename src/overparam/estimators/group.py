@@ -111,8 +111,8 @@ class GroupHadamardRegressor(RecoveryEstimator):
         super().fit(A, y)
         info = self.result_.info
         self.chosen_iteration_ = (round(info["chosen_time"])
-                                  if "chosen_time" in info and info["clock"] == "iterations"
-                                  else None)
+                                  if info.get("chosen_time") is not None
+                                  and info["clock"] == "iterations" else None)
         self.group_norms_ = self._param.group_norms(self.coef_)
         return self
 
@@ -148,9 +148,14 @@ class GroupHadamardRegressor(RecoveryEstimator):
             best = validation.best_error
             near = curve[:, 2] <= best + self.validation_rtol * (curve[0, 2] - best)
             chosen = float(curve[near, 1].max()) if near.any() else chosen
-        result = self._solve(operator, y, PathControl(stop_time=chosen))
+        # As in the base class: held-out error still falling at the end of the path (no sign
+        # of overfitting), so the refit runs to its own stopping rule.
+        still_improving = curve.shape[0] > 0 and validation.best_iteration == curve[-1, 0]
+        control = PathControl() if still_improving else PathControl(stop_time=chosen)
+        result = self._solve(operator, y, control)
         result.wall_time += path.wall_time
-        result.info.update(chosen_time=chosen, chosen_iteration_on_path=validation.best_iteration,
+        result.info.update(chosen_time=None if still_improving else chosen,
+                           chosen_iteration_on_path=validation.best_iteration,
                            path_iterations=path.n_iter, validation_error=validation.best_error,
                            validation_curve=curve)
         return result
