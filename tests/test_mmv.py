@@ -289,7 +289,7 @@ def test_validation_stopping_beats_running_to_interpolation():
     assert early.result_.info["refit"] == "residual"
     assert relative_error(early.coef_, p.X) < 0.5 * relative_error(full.coef_, p.X)
     # the refit-in-time variant is honoured too (PathControl.stop_time)
-    by_time = type("ByTime", (MMVRegressor,), {"_validation_refit": "time"})
+    by_time = type("ByTime", (MMVRegressor,), {"validation_refit": "time"})
     early_t = by_time(early_stopping="validation", **kw).fit(p.A, p.Y)
     assert early_t.stop_reason_ is StopReason.END_OF_TIME
     assert early_t.result_.info["time"] == pytest.approx(early_t.result_.info["chosen_time"])

@@ -24,7 +24,8 @@ def test_balance_and_incremental_learning(tmp_path):
     for r in rows:
         m = r["metrics"]
         assert m["balance_drift"] < 1e-6  # Lemma 5.1: g²/2 - ||V_i||² conserved
-        assert m["learned_largest_first"]  # rows 3×1, 2×1, 1×1 in this order
+        assert m["smallest_row_last"]  # the 1×1_L row after the 2× and 3× rows
+        assert m["learn_time_x1"] > 1.1 * max(m["learn_time_x2"], m["learn_time_x3"])
         assert m["rel_error"] < 1e-4
         assert len(m["t"]) <= 100 and len(m["half_g2_1"]) == len(m["t"])
 

@@ -42,10 +42,11 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     - ``early_stopping=None``: run the solver to its own stopping rule.
     - ``"validation"``: hold out ``validation_fraction`` of the measurements, follow the path on
       the rest, pick the solver time with the smallest held-out error, then refit on all
-      measurements up to that time (or down to the path's training residual there, see
-      ``_validation_refit``). If the held-out error was still falling at the end of the
-      path (no overfitting seen, e.g. noiseless data), the refit runs to its own stopping rule
-      and ``chosen_time`` is None. Needs no noise level and no sparsity; costs about two fits.
+      measurements up to that time (or down to the path's training residual there; the
+      class attributes ``validation_*`` set how the path is followed and read). If the
+      held-out error was still falling at the end of the path (no overfitting seen, e.g.
+      noiseless data), the refit runs to its own stopping rule and ``chosen_time`` is None.
+      Needs no noise level and no sparsity; costs about two fits.
     - ``"discrepancy"``: stop once ``||A x - y|| <= noise_level * sqrt(y.size)``, with
       ``noise_level`` the standard deviation of the noise per measurement.
     - a :class:`~overparam.stopping.Validation` instance: that criterion is followed along the
@@ -69,11 +70,23 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
 
     #: allowed dimensions of ``y`` (2 for multiple measurement vectors)
     _y_ndim: int | tuple[int, ...] = 1
-    #: how ``early_stopping="validation"`` refits on all measurements: up to the chosen solver
-    #: ``"time"``, or until the residual falls to the path's training residual at the chosen
-    #: iterate (``"residual"``: for models whose escape from a small init is abrupt, so that
-    #: a few percent of timing difference between the path and the refit matters).
-    _validation_refit: str = "time"
+    #: How ``early_stopping="validation"`` follows and reads the path (class-level settings
+    #: of the rule, not hyperparameters to tune). Held-out error every ``validation_every``
+    #: iterations; the path stops after ``validation_patience`` checks without improvement
+    #: once past ``validation_horizon`` times the best time. The chosen time is the *latest*
+    #: check whose held-out error is within ``validation_rtol`` of the path's total decrease
+    #: from the best: incremental learning makes the held-out error fall in steps, and the
+    #: first minimum can be a transient dip in the middle of a step that the refit, whose
+    #: steps come slightly earlier or later, would stop just before.
+    validation_every: int = 10
+    validation_patience: int = 50
+    validation_horizon: float = 2.0
+    validation_rtol: float = 0.0
+    #: How the refit on all measurements stops: at the chosen solver ``"time"``, or when its
+    #: residual falls to the path's training residual at the chosen iterate (``"residual"``:
+    #: for models whose escape from a small init is abrupt, so that a few percent of timing
+    #: difference between the path and the refit matters).
+    validation_refit: str = "time"
 
     def fit(self, A, y):
         """Recover the signal.
@@ -122,19 +135,29 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         fraction = getattr(self, "validation_fraction", 0.2)
         train, held = holdout_split(operator.n_measurements, fraction,
                                     getattr(self, "random_state", None))
-        validation = Validation(operator.rows(held), y[held])
+        validation = Validation(operator.rows(held), y[held], every=self.validation_every,
+                                patience=self.validation_patience,
+                                horizon=self.validation_horizon)
         train_op = operator.rows(train)
         path = self._solve(train_op, y[train], PathControl(validation=validation))
-        chosen = validation.best_time
+        curve = np.asarray(validation.curve, dtype=float).reshape(-1, 3)
         # Held-out error still falling when the path ended (noiseless data, or too short a
         # path): no sign of overfitting, so the refit runs to its own stopping rule.
-        still_improving = bool(validation.curve) and validation.best_iteration == max(
-            it for it, *_ in validation.curve)
+        still_improving = curve.shape[0] > 0 and validation.best_iteration == curve[-1, 0]
+        chosen, chosen_iteration = validation.best_time, validation.best_iteration
+        if curve.shape[0] and self.validation_rtol > 0:
+            best = validation.best_error
+            near = np.flatnonzero(curve[:, 2] <= best + self.validation_rtol * (curve[0, 2] - best))
+            chosen_iteration, chosen = int(curve[near[-1], 0]), float(curve[near[-1], 1])
         level = None
         if still_improving:
             control = PathControl()
-        elif self._validation_refit == "residual":
-            residual = train_op.forward(path.coef) - y[train]
+        elif self.validation_refit == "residual":
+            state = path.coef
+            if chosen_iteration != validation.best_iteration:
+                # The path returned its best iterate; re-run it to the chosen iterate.
+                state = self._solve(train_op, y[train], PathControl(stop_time=chosen)).coef
+            residual = train_op.forward(state) - y[train]
             level = float(np.sqrt(np.mean(residual**2) * y.size))
             control = PathControl(discrepancy=level) if level > 0 else PathControl()
         else:
@@ -142,10 +165,10 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         result = self._solve(operator, y, control)
         result.wall_time += path.wall_time
         result.info.update(chosen_time=None if still_improving else chosen,
-                           chosen_iteration_on_path=validation.best_iteration,
+                           chosen_iteration_on_path=chosen_iteration,
                            path_iterations=path.n_iter, validation_error=validation.best_error,
-                           validation_curve=np.asarray(validation.curve),
-                           refit=self._validation_refit, refit_residual=level)
+                           validation_curve=curve, refit=self.validation_refit,
+                           refit_residual=level)
         return result
 
     def predict(self, A):

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..methods import register_method
 from ..operators import as_operator
 from ..parameterizations.group import GroupHadamard, as_group_labels
 from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd
-from ..stopping import PathControl, StoppingRule, Validation
-from .base import RecoveryEstimator, holdout_split
+from ..stopping import StoppingRule
+from .base import RecoveryEstimator
 
 __all__ = ["GroupHadamardRegressor"]
 
@@ -116,49 +114,11 @@ class GroupHadamardRegressor(RecoveryEstimator):
         self.group_norms_ = self._param.group_norms(self.coef_)
         return self
 
-    #: Validation picks the latest time whose held-out error exceeds the smallest by at most
-    #: this fraction of the path's total decrease of held-out error (see ``_fit_validated``).
+    # Groups are learned in sharp steps with bumps between them: read the held-out curve
+    # with a tolerance and follow it longer than the default (see RecoveryEstimator).
     validation_rtol = 1e-3
-    #: Held-out checks every this many iterations; the path stops after this many checks
-    #: without improvement once past 3 times the best time. Incremental learning makes the
-    #: held-out error fall in steps, with bumps between them, so the patience is long.
-    validation_every = 10
     validation_patience = 200
-
-    def _fit_validated(self, operator, y):
-        """Hold out, follow the path, refit on everything up to the chosen time.
-
-        As :meth:`RecoveryEstimator._fit_validated`, except for the chosen time: the *latest*
-        checked time whose held-out error is at most ``best + validation_rtol * (first -
-        best)``, not the first time the smallest is reached. Groups are learned in sharp
-        steps; the smallest held-out error can be a transient dip in the middle of a step,
-        and the refit on all measurements, whose steps come slightly earlier or later, then
-        stops before the step. The plateau after the step is within the tolerance. The path
-        is also followed longer (``validation_patience`` checks, and to 3 times the best time)
-        than by default: the held-out error can rise between two steps and fall again.
-        """
-        train, held = holdout_split(operator.n_measurements, self.validation_fraction,
-                                    self.random_state)
-        validation = Validation(operator.rows(held), y[held], every=self.validation_every,
-                                patience=self.validation_patience, horizon=3.0)
-        path = self._solve(operator.rows(train), y[train], PathControl(validation=validation))
-        curve = np.asarray(validation.curve, dtype=float).reshape(-1, 3)
-        chosen = validation.best_time
-        if curve.shape[0]:
-            best = validation.best_error
-            near = curve[:, 2] <= best + self.validation_rtol * (curve[0, 2] - best)
-            chosen = float(curve[near, 1].max()) if near.any() else chosen
-        # As in the base class: held-out error still falling at the end of the path (no sign
-        # of overfitting), so the refit runs to its own stopping rule.
-        still_improving = curve.shape[0] > 0 and validation.best_iteration == curve[-1, 0]
-        control = PathControl() if still_improving else PathControl(stop_time=chosen)
-        result = self._solve(operator, y, control)
-        result.wall_time += path.wall_time
-        result.info.update(chosen_time=None if still_improving else chosen,
-                           chosen_iteration_on_path=validation.best_iteration,
-                           path_iterations=path.n_iter, validation_error=validation.best_error,
-                           validation_curve=curve)
-        return result
+    validation_horizon = 3.0
 
     def _solve(self, operator, y, control):
         param = GroupHadamard(self.groups, operator.shape[1])

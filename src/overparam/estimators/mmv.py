@@ -60,7 +60,7 @@ class MMVRegressor(RecoveryEstimator):
     # at the chosen iterate was more robust than one matched in flow time (measured on 6
     # noisy problems, M=30, N=60, L=10, 10 dB: mean relative error 0.15 vs 0.25 at
     # alpha_g=1e-2 and 0.13 vs 0.27 at 1e-4; worst 0.24 vs 0.97).
-    _validation_refit = "residual"
+    validation_refit = "residual"
 
     def __init__(self, init_scale=1e-4, v_scale=None, update="simultaneous", step="adaptive",
                  max_iter=100_000, tol=1e-6, stagnation_tol=1e-9, patience=1000,

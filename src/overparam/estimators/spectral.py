@@ -65,7 +65,7 @@ class SpectralNetworkRegressor(RecoveryEstimator):
     # From a small init these networks leave a plateau abruptly (for depth 3 a finite-time
     # blow-up whose time scales like 1/init), so a refit "up to the chosen flow time" on all
     # measurements can stop just before its escape; match the residual level instead.
-    _validation_refit = "residual"
+    validation_refit = "residual"
 
     def __init__(self, n_components=2, activation="tanh", width=None, init_scale=1e-4,
                  solver="auto", step="adaptive", max_iter=50_000, tol=1e-6, early_stopping=None,
@@ -126,7 +126,7 @@ class DeepMatrixRegressor(RecoveryEstimator):
     # From a small init these networks leave a plateau abruptly (for depth 3 a finite-time
     # blow-up whose time scales like 1/init), so a refit "up to the chosen flow time" on all
     # measurements can stop just before its escape; match the residual level instead.
-    _validation_refit = "residual"
+    validation_refit = "residual"
 
     def __init__(self, depth=3, width=None, init_scale=1e-4, init="identity", step="adaptive",
                  max_iter=50_000, tol=1e-6, early_stopping=None, validation_fraction=0.2,

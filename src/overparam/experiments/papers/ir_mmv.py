@@ -105,6 +105,7 @@ def _balance_trial(params, seed):
         "balance_drift": float(drift.max() / h["half_g2"].max()),
         "learn_time_x1": learn[0], "learn_time_x2": learn[1], "learn_time_x3": learn[2],
         "learned_largest_first": bool(learn[2] < learn[1] < learn[0] < np.inf),
+        "smallest_row_last": bool(max(learn[1], learn[2]) < learn[0] < np.inf),
         "t": t[idx].tolist(),
         **{f"half_g2_{k + 1}": h["half_g2"][idx, k].tolist() for k in range(3)},
         **{f"v2_{k + 1}": h["v2"][idx, k].tolist() for k in range(3)},
@@ -145,6 +146,8 @@ def _balance_summary(rows):
             "max relative balance drift": max(m["balance_drift"] for m in ms),
             "rows learned largest first": f"{sum(m['learned_largest_first'] for m in ms)}"
                                           f"/{len(ms)}",
+            "1·1_L row learned last": f"{sum(m.get('smallest_row_last', False) for m in ms)}"
+                                      f"/{len(ms)}",
             "median learn times (x3, x2, x1)": [float(np.median([m[f"learn_time_x{k}"]
                                                                  for m in ms]))
                                                 for k in (3, 2, 1)],
@@ -158,8 +161,8 @@ BALANCE = register(Experiment(
     paper=PAPER,
     figure="Fig. 1a (section 6.1)",
     claim="g_i²/2 and ||V_i||² stay equal for every row over the whole run (Lemma 5.1), and "
-          "the rows 3·1_L, 2·1_L, 1·1_L are learned one at a time, largest first "
-          "(incremental learning).",
+          "the rows of X are learned one at a time (incremental learning): larger rows grow "
+          "faster, so the 1·1_L row comes after the 2·1_L and 3·1_L rows.",
     grid={"setting": list(SETTINGS), "L": [100], "init_scale": [1e-4], "max_iter": [300_000]},
     quick_grid={"setting": list(SETTINGS), "L": [100], "init_scale": [1e-3],
                 "max_iter": [30_000]},
