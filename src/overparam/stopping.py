@@ -151,12 +151,13 @@ class Monitor:
 class Validation:
     """Early stopping on held-out measurements.
 
-    The solver evaluates the held-out error ``||A_val x - y_val||^2 / m_val`` every ``every``
-    iterations, keeps the iterate with the smallest value and the solver time at which it
-    occurred (``best_time``), and stops once ``patience`` checks in a row brought no improvement
-    and the solver time has passed ``horizon`` times the best time (so that a slow start,
-    common from a small init, is not mistaken for the minimum). ``patience=None`` follows the
-    whole path.
+    The solver evaluates the held-out error ``||A_val x - y_val||^2 / m_val`` at the iterations
+    where :meth:`due` says so (every ``every`` iterations, or on a geometric grid of solver
+    times when ``ratio`` is given), keeps the iterate with the smallest value and the solver
+    time at which it occurred (``best_time``), and stops once ``patience`` checks in a row
+    brought no improvement and the solver time has passed ``horizon`` times the best time (so
+    that a slow start, common from a small init, is not mistaken for the minimum).
+    ``patience=None`` follows the whole path.
 
     Parameters
     ----------
@@ -165,8 +166,14 @@ class Validation:
     y : ndarray
         The held-out measurements.
     every : int, default=10
+        Check every ``every`` iterations (when ``ratio`` is None).
     patience : int or None, default=50
     horizon : float, default=2.0
+    ratio : float or None, default=None
+        Check instead at the first iterations past the solver times ``t0 ratio^k``
+        (``t0`` the time at the first call of :meth:`due`): for paths whose time scale spans
+        decades (small initializations), where evenly spaced checks with a patience stop at
+        early local minima of the held-out error. Must be > 1.
     """
 
     operator: object
@@ -174,12 +181,37 @@ class Validation:
     every: int = 10
     patience: int | None = 50
     horizon: float = 2.0
+    ratio: float | None = None
     best_error: float = math.inf
     best_iteration: int = 0
     best_time: float = 0.0
     best_state: object = None
     _since_best: int = 0
+    _next_check: float | None = None
     curve: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.ratio is not None and not self.ratio > 1:
+            raise ValueError(f"ratio must be > 1 or None, got {self.ratio}")
+
+    def due(self, iteration: int, clock: float) -> bool:
+        """Whether the solver should :meth:`check` after iteration ``iteration`` (time ``clock``).
+
+        With ``ratio=None``: every ``every`` iterations. With a ratio: at the first call (with a
+        positive ``clock``, which sets ``t0``), then at the first iteration past each grid time
+        ``t0 ratio^k``; grid times passed within one iteration give a single check.
+        """
+        if self.ratio is None:
+            return iteration % self.every == 0
+        if self._next_check is None:
+            if not clock > 0:
+                return False
+            self._next_check = clock
+        if clock < self._next_check * (1 - 1e-12):
+            return False
+        while clock >= self._next_check * (1 - 1e-12):
+            self._next_check *= self.ratio
+        return True
 
     def error(self, x) -> float:
         """Mean squared held-out residual at ``x``."""
@@ -210,8 +242,9 @@ class Oracle(Validation):
     """
 
     def __init__(self, truth, *, every: int = 10, patience: int | None = 50,
-                 horizon: float = 2.0):
-        super().__init__(operator=None, y=None, every=every, patience=patience, horizon=horizon)
+                 horizon: float = 2.0, ratio: float | None = None):
+        super().__init__(operator=None, y=None, every=every, patience=patience, horizon=horizon,
+                         ratio=ratio)
         self.truth = truth
 
     def error(self, x) -> float:

@@ -46,7 +46,10 @@ def gradient_descent(
     init_params : tuple of ndarray, optional
         Explicit starting point.
     step : "adaptive", float or StepPolicy, default="adaptive"
-        Safe adaptive scalar step, or a constant step (paper-faithful).
+        Safe adaptive scalar step, or a constant step (paper-faithful). Each iteration the
+        trial step is capped by the policy's ``limit(params, grads)`` (see
+        :meth:`~overparam.solvers.StepPolicy.limit`), then clipped to land on
+        ``stopping.max_flow_time``.
     loss_weight : float, default=1.0
         Multiplies the loss (``1/n`` gives the group paper's loss, ``2`` the MMV paper's).
     stopping : StoppingRule, optional
@@ -55,7 +58,10 @@ def gradient_descent(
     history : History, optional
         Filled in place every ``history.every`` iterations.
     validation : Validation, optional
-        Early stopping on held-out measurements; the best iterate is returned.
+        Early stopping on held-out measurements, checked at the iterations where
+        ``validation.due(iteration, clock)`` (every ``validation.every`` iterations, or on a
+        geometric grid of clock times when ``validation.ratio`` is set); the best iterate is
+        returned and the stop reason is ``EARLY_STOPPED`` when it stopped the run.
     callback : callable, optional
         ``callback(iteration, params, x)``; returning True stops the run.
     progress : bool, default=False
@@ -97,6 +103,7 @@ def gradient_descent(
         while True:
             grads = parameterization.vjp(params, loss_weight * operator.adjoint(r))
             gnorm2 = _sqnorm(grads)
+            eta = min(eta, policy.limit(params, grads))
             if stopping.max_flow_time is not None:  # land exactly on the requested time
                 eta = min(eta, max(stopping.max_flow_time - clock, 0.0) / time_per_step)
             while True:
@@ -117,7 +124,7 @@ def gradient_descent(
             reason = monitor.update(it, loss, float(np.linalg.norm(r)), clock)
             if history is not None and (history.due(it) or reason is not None):
                 history.record(it, monitor.elapsed, loss, params, x)
-            if validation is not None and it % validation.every == 0:
+            if validation is not None and validation.due(it, clock):
                 if validation.check(it, clock, x, params):
                     reason = StopReason.EARLY_STOPPED
             if callback is not None and callback(it, params, x):

@@ -7,6 +7,7 @@ no policy here is per-coordinate.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .._validation import check_positive
@@ -16,11 +17,37 @@ __all__ = ["AdaptiveStep", "ConstantStep", "StepPolicy", "as_step_policy"]
 
 
 class StepPolicy:
-    """Proposes a step, then is told whether the trial step was acceptable."""
+    """Proposes a step, then is told whether the trial step was acceptable.
+
+    Each iteration the solver tries ``min(step, limit(params, grads))``, asks :meth:`accept`
+    whether the trial step is kept, and after each answer takes the next step from
+    :meth:`next_after_accept` or :meth:`next_after_reject`.
+    """
 
     def start(self, initial: float | None) -> float:
         """First step to try; ``initial`` is a solver's safe guess (may be None)."""
         raise NotImplementedError
+
+    def limit(self, params, grads) -> float:
+        """Upper bound on the next step at the current parameters and their gradient.
+
+        Called once per iteration, before the trial step; the solver tries
+        ``min(step, limit(params, grads))``. Lets a policy cap the step by the local geometry
+        (e.g. the relative change of each factor) without computing the gradient again.
+
+        Parameters
+        ----------
+        params : tuple of ndarray
+            The current parameters.
+        grads : tuple of ndarray
+            The gradient of the loss with respect to each of ``params``.
+
+        Returns
+        -------
+        float
+            The largest step allowed; the default, ``inf``, does not limit it.
+        """
+        return math.inf
 
     def accept(self, step: float, loss_old: float, loss_new: float, decrease: float) -> bool:
         """Whether the trial step is kept. ``decrease`` = step * ||grad||^2."""
