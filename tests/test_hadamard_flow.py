@@ -234,3 +234,64 @@ def test_inconsistent_system_converges_to_least_squares():
     assert flow.converged and newton.converged
     assert rel(flow.coef, ls) < 1e-5
     assert rel(newton.coef, ls) < 1e-5
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_flow_step_limit_matches_the_factor_speed(small, depth):
+    """FlowStep.limit from (params, grads) is the relative-change and curvature cap."""
+    p, op = small
+    rng = np.random.default_rng(0)
+    u, v = rng.uniform(0.1, 1.5, 30), rng.uniform(0.1, 1.5, 30)
+    r = p.A @ (u**depth - v**depth) - p.y
+    g = p.A.T @ r
+    grads = (depth * u ** (depth - 1) * g, -depth * v ** (depth - 1) * g)
+    speed = max(np.max(np.abs(depth * g * u ** (depth - 2))),
+                np.max(np.abs(depth * g * v ** (depth - 2))))
+    assert FlowStep(0.01).limit((u, v), grads) == pytest.approx(0.01 / speed, rel=1e-12)
+    norm_sq = op.norm_estimate() ** 2
+    top = max(u.max(), v.max())
+    curvature = 1.0 / (norm_sq * depth**2 * top ** (2 * depth - 2))
+    bound = FlowStep(0.01).bind(depth, norm_sq).limit((u, v), grads)
+    assert bound == pytest.approx(min(0.01 / speed, curvature), rel=1e-12)
+    assert FlowStep(10.0).bind(depth, norm_sq).limit((u, v), grads) == pytest.approx(curvature)
+    # a zero factor stays zero under the multiplicative update: it sets no speed
+    u0 = u.copy()
+    u0[np.argmax(np.abs(grads[0] / u))] = 0.0
+    without = max(np.max(np.abs(grads[0] / u)[u0 != 0]), np.max(np.abs(grads[1] / v)))
+    assert FlowStep(0.01).limit((u0, v), grads) == pytest.approx(0.01 / without, rel=1e-12)
+
+
+def test_flow_step_bounds_the_relative_change_of_the_factors(small):
+    p, op = small
+    worst = []
+    previous = {}
+
+    def watch(it, params, x):
+        if "params" in previous:
+            worst.append(max(float(np.max(np.abs(q / q0 - 1)))
+                             for q, q0 in zip(params, previous["params"], strict=True)))
+        previous["params"] = params
+
+    res = hadamard_gd(op, p.y, depth=3, init_scale=1e-4, step=FlowStep(0.02), callback=watch,
+                      stopping=StoppingRule(max_iter=3000, tol=0))
+    assert res.info["step_policy"] == "flow" and res.info["n_rejected_steps"] == 0
+    assert max(worst) <= 0.02 * (1 + 1e-9)
+    assert max(worst) > 0.015  # the cap binds: the step is as large as it allows
+
+
+def test_gd_validation_checks_on_a_geometric_clock_grid():
+    p = make_sparse_problem(60, 120, 4, snr=5.0, random_state=1)
+    op = as_operator(p.A)
+    train, held = np.arange(48), np.arange(48, 60)
+    val = Validation(op.rows(held), p.y[held])
+    res = hadamard_gd(op.rows(train), p.y[train], init_scale=1e-4, validation=val,
+                      stopping=StoppingRule(max_iter=10**6, tol=1e-10))
+    assert res.stop_reason is StopReason.EARLY_STOPPED and val.ratio == 1.05  # the default
+    assert res.info["best_time"] == val.best_time > 0
+    r = op.rows(held).forward(res.coef) - p.y[held]
+    assert float(r @ r / held.size) == pytest.approx(val.best_error)
+    clocks = np.array([c for _, c, _ in val.curve])
+    # one check per grid interval [t0 r^k, t0 r^(k+1)), t0 the clock of the first iteration
+    cells = np.floor(np.log(clocks / clocks[0]) / np.log(1.05) + 1e-9)
+    assert np.all(np.diff(cells) >= 1)
+    assert res.n_iter > 20 * len(clocks)  # far fewer checks than iterations

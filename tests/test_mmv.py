@@ -203,7 +203,6 @@ def test_paper_fixed_step_diverges_and_adaptive_does_not():
     assert relative_error(small.coef, p.X) < 1e-5  # a small enough fixed step works too
 
 
-@pytest.mark.slow
 def test_paper_fixed_step_diverges_at_paper_init():
     p = make_mmv_problem(50, 25, 100, 3, random_state=2)
     with pytest.raises(DivergenceError):
@@ -227,6 +226,26 @@ def test_batch_matches_single_problems_and_reports_per_problem():
         assert single.n_iter == batch.n_iter[b]
         assert single.stop_reason is batch.stop_reason[b] is batch[b].stop_reason
         assert batch[b].info["time"] == pytest.approx(single.info["time"])
+
+
+def test_batch_with_one_validation_per_problem():
+    from overparam.operators import DenseOperator
+    from overparam.stopping import Validation
+
+    prob = make_mmv_batch(2, 30, 60, 10, 3, row_values="gaussian", snr=10, random_state=4)
+    held, train = np.arange(6), np.arange(6, 30)
+    vals = [Validation(DenseOperator(prob.A[b][held]), prob.Y[b][held], patience=20)
+            for b in range(2)]
+    res = ir_mmv(prob.A[:, train], prob.Y[:, train], init_scale=1e-2, validation=vals,
+                 stopping=StoppingRule(max_iter=30_000))
+    assert res.stop_reason == [StopReason.EARLY_STOPPED] * 2
+    for b in range(2):
+        assert res.info["best_iteration"][b] == vals[b].best_iteration > 0
+        np.testing.assert_allclose(res.coef[b], RowHadamard(60, 10).signal(vals[b].best_state))
+    with pytest.raises(ValueError, match="one validation per problem"):
+        ir_mmv(prob.A, prob.Y, validation=vals[:1])
+    with pytest.raises(ValueError, match="single problem"):
+        ir_mmv(prob.A, prob.Y, history=History())
 
 
 def test_stop_time_is_exact_and_history_records_flow_time():

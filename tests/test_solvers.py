@@ -3,7 +3,13 @@ import pytest
 
 from overparam.operators import DenseOperator
 from overparam.parameterizations import Hadamard, Identity
-from overparam.solvers import AdaptiveStep, ConstantStep, History, gradient_descent
+from overparam.solvers import (
+    AdaptiveStep,
+    ConstantStep,
+    History,
+    StepPolicy,
+    gradient_descent,
+)
 from overparam.stopping import DivergenceError, StoppingRule, StopReason, Validation
 
 
@@ -127,3 +133,88 @@ def test_requires_an_init(problem):
     op, y, _ = problem
     with pytest.raises(ValueError, match="init_scale"):
         gradient_descent(Hadamard(50), op, y)
+
+
+class _CappedLargeStep(StepPolicy):
+    """A constant step far too large to converge, held back only by a gradient-dependent limit."""
+
+    def __init__(self, step, cap):
+        self.step, self.cap = step, cap
+        self.limits, self.tried = [], []
+
+    def start(self, initial):
+        return self.step
+
+    def limit(self, params, grads):
+        value = self.cap / (1.0 + float(np.linalg.norm(grads[0])))
+        self.limits.append(value)
+        return value
+
+    def accept(self, step, loss_old, loss_new, decrease):
+        self.tried.append(step)
+        return np.isfinite(loss_new)
+
+    def next_after_accept(self, step):
+        return self.step  # back to the large step: only the limit keeps the run stable
+
+    def next_after_reject(self, step):
+        raise DivergenceError("rejected")
+
+
+def test_step_limit_caps_every_step(problem):
+    op, y, _ = problem
+    cap = 0.5 / op.norm_estimate() ** 2
+    policy = _CappedLargeStep(100.0, cap)
+    res = gradient_descent(Identity((50,)), op, y, init_scale=0.0, step=policy,
+                           stopping=StoppingRule(tol=1e-8, max_iter=20_000))
+    assert res.stop_reason is StopReason.CONVERGED
+    # one limit per iteration, every trial step within it, and the limit was what bound it
+    assert len(policy.limits) == len(policy.tried) == res.n_iter
+    np.testing.assert_array_equal(policy.tried, policy.limits)
+    assert max(policy.limits) <= cap and min(policy.limits) < 0.5 * cap
+    # the clock counts the limited steps
+    assert res.info["time"] == pytest.approx(y.shape[0] * sum(policy.tried), rel=1e-12)
+    with pytest.raises(DivergenceError):  # the same step without the limit diverges
+        gradient_descent(Identity((50,)), op, y, init_scale=0.0, step=100.0)
+
+
+def test_default_step_limit_is_unbounded():
+    assert StepPolicy().limit((np.ones(3),), (np.ones(3),)) == np.inf
+    assert ConstantStep(0.1).limit((np.ones(3),), (np.ones(3),)) == np.inf
+
+
+def test_validation_due_schedules():
+    every = Validation(None, None, every=3)
+    assert [it for it in range(1, 11) if every.due(it, 0.1 * it)] == [3, 6, 9]
+    geometric = Validation(None, None, ratio=2.0)
+    assert not geometric.due(1, 0.0)  # no time has passed: the grid is not set yet
+    clocks = {2: 1.0, 3: 1.5, 4: 2.0, 5: 3.9, 6: 8.5, 7: 9.0, 8: 15.0, 9: 16.0}
+    due = [it for it, clock in clocks.items() if geometric.due(it, clock)]
+    # grid 1, 2, 4, 8, 16, ...: 8.5 passes both 4 and 8 yet gives a single check
+    assert due == [2, 4, 6, 9]
+    with pytest.raises(ValueError, match="ratio"):
+        Validation(None, None, ratio=1.0)
+
+
+def test_geometric_validation_checks_on_the_clock_grid(rng):
+    A = rng.standard_normal((60, 40)) / np.sqrt(60)
+    x = np.zeros(40)
+    x[:3] = [1.0, -1.0, 0.8]
+    y = A @ x + 0.3 * rng.standard_normal(60)
+    op = DenseOperator(A)
+    train, held = np.arange(45), np.arange(45, 60)
+    ratio, eta = 1.5, 0.05
+    val = Validation(op.rows(held), y[held], ratio=ratio, patience=None)
+    res = gradient_descent(Hadamard(40), op.rows(train), y[train], init_scale=1e-4, step=eta,
+                           validation=val, stopping=StoppingRule(max_iter=3000, tol=0))
+    curve = np.asarray(val.curve)
+    # constant step: the clock is iteration * eta * m, so the grid t0 ratio^k (t0 = the clock
+    # after iteration 1) is crossed first at iteration ceil(ratio^k)
+    expected = sorted({int(np.ceil(ratio**k - 1e-9))
+                       for k in range(int(np.log(3000) / np.log(ratio)) + 1)})
+    np.testing.assert_array_equal(curve[:, 0], expected)
+    np.testing.assert_allclose(curve[:, 1], curve[:, 0] * eta * 45, rtol=1e-12)
+    assert len(curve) < 25  # vs 300 checks every 10 iterations
+    assert res.info["best_iteration"] == int(curve[np.argmin(curve[:, 2]), 0])
+    best_err = np.sum((op.rows(held).forward(res.coef) - y[held]) ** 2) / 15
+    assert best_err == pytest.approx(curve[:, 2].min())

@@ -27,6 +27,7 @@ scipy's :class:`scipy.integrate.BDF` and the linear algebra LAPACK's Cholesky.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import time
 import warnings
@@ -39,12 +40,11 @@ from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .._validation import check_array, check_positive
-from ..operators.base import Operator
 from ..parameterizations import Hadamard
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from .gradient_descent import gradient_descent
 from .result import History, SolverResult
-from .steps import AdaptiveStep, StepPolicy, as_step_policy
+from .steps import AdaptiveStep, as_step_policy
 
 __all__ = [
     "FlowStep",
@@ -616,16 +616,19 @@ class FlowStep(AdaptiveStep):
     """Safe adaptive scalar step for the Hadamard factorization that keeps the flow's path.
 
     Backtracking (Armijo) as :class:`~overparam.solvers.AdaptiveStep`, so the loss never
-    increases, plus a cap recomputed every iteration from the current factors:
+    increases, plus a cap (:meth:`limit`) recomputed every iteration from the current factors
+    ``p`` and their gradient:
 
-    - the largest relative change of a factor in one step, ``step * max |L g u^{L-2}|``
-      (``g = A^T r``), is at most ``relative_change`` (so the multiplicative growth of the small
-      coordinates, which decides the implicit bias, is followed closely);
-    - ``step <= curvature / (||A||^2 L^2 max u^{2L-2})``, a bound on the inverse curvature of the
+    - the largest relative change of a factor in one step, ``step * max |grad_p / p|``, is at
+      most ``relative_change`` (so the multiplicative growth of the small coordinates, which
+      decides the implicit bias, is followed closely). For ``x = u^L - v^L`` and ``g = A^T r``,
+      ``grad_u / u = L g u^{L-2}``: the factor's relative speed;
+    - once bound to a depth ``L`` and ``||A||^2`` (:meth:`bind`),
+      ``step <= curvature / (||A||^2 L^2 max p^{2L-2})``, a bound on the inverse curvature of the
       loss in the factors (no oscillation across the stiff directions).
 
     Small factors therefore move with large steps and the path stays within ``O(relative_change)``
-    of the gradient flow. Used by :func:`hadamard_gd`, which feeds it the factors and gradient.
+    of the gradient flow. :func:`hadamard_gd` binds it to its problem.
 
     Parameters
     ----------
@@ -633,55 +636,54 @@ class FlowStep(AdaptiveStep):
     curvature : float, default=1.0
     grow, shrink, armijo
         As :class:`~overparam.solvers.AdaptiveStep`.
+    depth : int, optional
+        Number of factors ``L``; with ``norm_sq``, enables the curvature cap.
+    norm_sq : float, optional
+        ``||A||^2`` (squared operator norm) of the measurement operator.
     """
 
     def __init__(self, relative_change: float = 0.01, curvature: float = 1.0, grow: float = 1.1,
-                 shrink: float = 0.5, armijo: float = 1e-4):
+                 shrink: float = 0.5, armijo: float = 1e-4, *, depth: int | None = None,
+                 norm_sq: float | None = None):
         check_positive(relative_change, "relative_change")
         check_positive(curvature, "curvature")
         super().__init__(grow=grow, shrink=shrink, armijo=armijo)
         self.relative_change = float(relative_change)
         self.curvature = float(curvature)
+        self.depth = None if depth is None else int(depth)
+        self.norm_sq = None if norm_sq is None else float(norm_sq)
 
-    def cap(self, params, grad_signal, depth: int, norm_sq: float) -> float:
-        """The step bound at factors ``params`` with signal gradient ``grad_signal = A^T r``."""
-        L = depth
-        speed = max(float(np.max(np.abs(L * grad_signal * p ** (L - 2)))) for p in params)
-        top = max(float(np.max(np.abs(p))) for p in params)
-        bound = self.curvature / max(norm_sq * L * L * top ** (2 * L - 2), 1e-300)
+    def bind(self, depth: int, norm_sq: float) -> FlowStep:
+        """A copy of this policy with the curvature cap set for ``depth`` and ``||A||^2``."""
+        check_positive(depth, "depth", integer=True)
+        check_positive(norm_sq, "norm_sq", strict=False)
+        bound = copy.copy(self)
+        bound.depth, bound.norm_sq = int(depth), float(norm_sq)
+        return bound
+
+    def limit(self, params, grads) -> float:
+        """The step bound at factors ``params`` with gradient ``grads`` (see the class)."""
+        bound = np.inf
+        speed = 0.0
+        for p, g in zip(params, grads, strict=True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                peak = float(np.max(np.abs(g / p), initial=0.0))
+            if not np.isfinite(peak):
+                # a zero factor stays zero under the multiplicative update: it sets no speed
+                rel = np.divide(np.abs(g), np.abs(p), out=np.zeros(np.shape(p)), where=p != 0)
+                peak = float(np.max(rel, initial=0.0))
+            speed = max(speed, peak)
         if speed > 0:
-            bound = min(bound, self.relative_change / speed)
+            bound = self.relative_change / speed
+        if self.depth is not None and self.norm_sq is not None:
+            L = self.depth
+            top = max(float(np.max(np.abs(p), initial=0.0)) for p in params)
+            bound = min(bound, self.curvature / max(self.norm_sq * L * L * top ** (2 * L - 2),
+                                                    1e-300))
         return bound
 
     def start(self, initial):
         return self.max_step if initial is None else min(float(initial), self.max_step)
-
-
-class _AdjointTap(Operator):
-    """Pass-through operator remembering its last adjoint product (the gradient's ``A^T r``).
-
-    Lets :class:`FlowStep` read the gradient that :func:`gradient_descent` computes anyway,
-    instead of paying for a second product per iteration.
-    """
-
-    def __init__(self, operator):
-        self.inner = operator
-        self.input_shape = operator.input_shape
-        self.n_measurements = operator.n_measurements
-        self.last_adjoint = None
-
-    def forward(self, x):
-        return self.inner.forward(x)
-
-    def adjoint(self, z):
-        self.last_adjoint = self.inner.adjoint(z)
-        return self.last_adjoint
-
-    def norm_estimate(self):
-        return self.inner.norm_estimate()
-
-    def to_dense(self):
-        return self.inner.to_dense()
 
 
 @_limit_blas
@@ -702,6 +704,9 @@ def hadamard_gd(
 ) -> SolverResult:
     """Gradient descent on ``1/2 ||A (u^L - v^L) - y||^2`` over the factors.
 
+    A call of :func:`~overparam.solvers.gradient_descent` on the
+    :class:`~overparam.parameterizations.Hadamard` factorization with the flow-keeping step.
+
     Parameters
     ----------
     operator : Operator
@@ -710,7 +715,8 @@ def hadamard_gd(
         As :class:`~overparam.parameterizations.Hadamard` (``init_scale`` = product init).
     step : "flow", float or StepPolicy, default="flow"
         ``"flow"``: the safe adaptive scalar step :class:`FlowStep` (never increases the loss,
-        stays close to the gradient-flow path); a number: the paper's fixed step (the paper used
+        stays close to the gradient-flow path; a given :class:`FlowStep` is bound to this
+        problem's depth and ``||A||^2``); a number: the paper's fixed step (the paper used
         ``1e-2``); or any :class:`~overparam.solvers.StepPolicy` (e.g. ``"adaptive"``, plain
         backtracking, whose large steps drift from the flow's limit by a few percent).
     stopping, history, callback, progress
@@ -719,7 +725,8 @@ def hadamard_gd(
         Held-out early stopping, checked (as in :func:`hadamard_flow`) at the first iterations
         past the clock times ``tau_0 r^k``, ``r = validation_ratio``: the path's time scale
         spans decades, and evenly spaced checks with a patience stop at early local minima of
-        the held-out error. The best iterate is returned.
+        the held-out error. Its ``ratio`` is set to ``validation_ratio`` (in place: the object
+        records the curve and the best time). The best iterate is returned.
     validation_ratio : float, default=1.05
     blas_threads : int or None, default=1
         BLAS threads while solving (None: leave as configured).
@@ -727,81 +734,23 @@ def hadamard_gd(
     Returns
     -------
     SolverResult
-        ``info["solver"] = "gd"``.
+        ``info["solver"] = "gd"``, ``info["step_policy"]`` (``"flow"`` or the policy's class).
     """
     param = Hadamard(operator.shape[1], depth=depth, signed=signed)
     check_positive(validation_ratio, "validation_ratio")
     if validation_ratio <= 1:
         raise ValueError(f"validation_ratio must be > 1, got {validation_ratio}")
-    y = np.asarray(y, dtype=float)
     flow_step = isinstance(step, FlowStep) or (isinstance(step, str) and step == "flow")
-    inner = (step if isinstance(step, FlowStep) else FlowStep()) if flow_step else \
-        as_step_policy(step)
-    policy = _ClockedPolicy(inner, time_per_step=float(operator.shape[0]))
-    params0 = param.init(init_scale)
-    tap = _AdjointTap(operator)
     if flow_step:
-        norm_sq = operator.norm_estimate() ** 2
-        grad0 = operator.adjoint(operator.forward(param.signal(params0)) - y)
-        inner.max_step = inner.cap(params0, grad0, depth, norm_sq)
-    next_check = None
-    stopped_by = []
-
-    def each_iteration(iteration, params, x):
-        nonlocal next_check
-        policy.commit()
-        if flow_step:
-            # tap.last_adjoint is A^T r at the previous iterate: the cap lags a step (harmless)
-            inner.max_step = inner.cap(params, tap.last_adjoint, depth, norm_sq)
-        if validation is not None:
-            next_check = policy.clock if next_check is None else next_check
-            while policy.clock >= next_check * (1 - 1e-12):
-                next_check *= validation_ratio
-                if validation.check(iteration, policy.clock, x, params):
-                    stopped_by.append("validation")
-                    return True
-        return callback(iteration, params, x) if callback is not None else False
-
-    result = gradient_descent(param, tap, y, init_params=params0, step=policy,
-                              stopping=stopping, history=history, callback=each_iteration,
-                              progress=progress)
-    result.info.update(solver="gd", step_policy="flow" if flow_step else type(inner).__name__)
-    if validation is not None and validation.best_state is not None:
-        if stopped_by:
-            result.stop_reason = StopReason.EARLY_STOPPED
-        result.params = validation.best_state
-        result.coef = param.signal(validation.best_state)
-        result.info.update(best_iteration=validation.best_iteration,
-                           best_time=validation.best_time,
-                           validation_error=validation.best_error)
+        policy = (step if isinstance(step, FlowStep) else FlowStep()).bind(
+            depth, operator.norm_estimate() ** 2)
+    else:
+        policy = as_step_policy(step)
+    if validation is not None:
+        validation.ratio = float(validation_ratio)
+    result = gradient_descent(param, operator, np.asarray(y, dtype=float),
+                              init_params=param.init(init_scale), step=policy,
+                              stopping=stopping, history=history, validation=validation,
+                              callback=callback, progress=progress)
+    result.info.update(solver="gd", step_policy="flow" if flow_step else type(policy).__name__)
     return result
-
-
-class _ClockedPolicy(StepPolicy):
-    """A step policy that also keeps the flow clock (sum of accepted steps times ``m``)."""
-
-    def __init__(self, inner: StepPolicy, time_per_step: float):
-        self.inner = inner
-        self.time_per_step = time_per_step
-        self.clock = 0.0
-        self._pending = 0.0
-
-    def start(self, initial):
-        return self.inner.start(initial)
-
-    def accept(self, step, loss_old, loss_new, decrease):
-        ok = self.inner.accept(step, loss_old, loss_new, decrease)
-        self._pending = step if ok else 0.0
-        return ok
-
-    def next_after_accept(self, step):
-        return self.inner.next_after_accept(step)
-
-    def next_after_reject(self, step):
-        self._pending = 0.0  # accepted by the policy but judged divergent by the solver
-        return self.inner.next_after_reject(step)
-
-    def commit(self):
-        """Called once per completed iteration: add its step to the clock."""
-        self.clock += self._pending * self.time_per_step
-        self._pending = 0.0
