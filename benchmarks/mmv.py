@@ -6,7 +6,7 @@ the same work; the script prints medians over repeats and the ratios measured in
 the BLAS-thread effect (one thread against the library default, at the digits experiment's
 size) and the fit times of the baselines on one problem.
 
-Run: ``.venv/bin/python benchmarks/bench_mmv.py [--repeats 5] [--batch 20] [--iters 2000]``
+Run: ``.venv/bin/python benchmarks/mmv.py [--repeats 5] [--batch 20] [--iters 2000]``
 """
 
 from __future__ import annotations

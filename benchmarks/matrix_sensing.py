@@ -10,7 +10,7 @@
 All numbers of a table come from one run on one machine. BLAS is limited to one thread
 (small matrices; threaded BLAS on a shared machine is slower).
 
-Run: ``.venv/bin/python benchmarks/bench_matrix_sensing.py [--repeats 5]``
+Run: ``.venv/bin/python benchmarks/matrix_sensing.py [--repeats 5]``
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the cost of one Algorithm-2 iteration relative to one plain gradient-descent ite
 products with X and two with X^T against one and one). Prints medians over repeats and the
 ratios measured in this run.
 
-Run: ``.venv/bin/python benchmarks/bench_group.py [--repeats 5]``
+Run: ``.venv/bin/python benchmarks/group.py [--repeats 5]``
 """
 
 from __future__ import annotations
