@@ -73,7 +73,8 @@ def estimator_table(repeats):
         for seed in range(repeats):
             pb = make_low_rank_problem(shape, 2, m, random_state=seed)
             start = time.perf_counter()
-            est = FactorizedRegressor(random_state=seed).fit(pb.operator, pb.y)
+            est = FactorizedRegressor(random_state=seed, early_stopping=None).fit(pb.operator,
+                                                                                  pb.y)
             t_gd = time.perf_counter() - start
             start = time.perf_counter()
             X = nuclear_norm_minimization(pb.operator, pb.y)

@@ -54,7 +54,7 @@ def main(argv=None):
 
     p = make_sparse_problem(args.m, args.n, args.s, random_state=args.seed)
     ir = {"depth": args.depth, "init_scale": args.alpha, "tol": args.tol,
-          "max_iter": 10**8}
+          "max_iter": 10**8, "early_stopping": None}
     methods = {
         "BP-LP (HiGHS)": (lambda: BasisPursuit(), args.repeats),
         "LassoCV": (lambda: LassoCVRegressor(random_state=0), args.repeats),

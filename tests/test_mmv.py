@@ -302,7 +302,7 @@ def test_estimator_fit_shapes_registry_and_errors():
 def test_validation_stopping_beats_running_to_interpolation():
     p = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", snr=10, random_state=3)
     kw = dict(init_scale=1e-2, max_iter=30_000, random_state=0)
-    full = MMVRegressor(**kw).fit(p.A, p.Y)
+    full = MMVRegressor(early_stopping=None, **kw).fit(p.A, p.Y)
     early = MMVRegressor(early_stopping="validation", **kw).fit(p.A, p.Y)
     assert early.stop_reason_ is StopReason.DISCREPANCY  # refit down to the path's residual
     assert early.result_.info["refit"] == "residual"
@@ -321,7 +321,7 @@ def test_discrepancy_stopping():
     est.fit(p.A, p.Y)
     assert est.stop_reason_ is StopReason.DISCREPANCY
     assert np.linalg.norm(p.Y - p.A @ est.coef_) <= sigma * np.sqrt(p.Y.size)
-    full = MMVRegressor(init_scale=1e-2, max_iter=30_000).fit(p.A, p.Y)
+    full = MMVRegressor(init_scale=1e-2, max_iter=30_000, early_stopping=None).fit(p.A, p.Y)
     assert relative_error(est.coef_, p.X) < relative_error(full.coef_, p.X)
 
 

@@ -38,7 +38,8 @@ def test_registered_names():
 @pytest.mark.parametrize("depth", [2, 3])
 def test_solvers_agree_and_recover(problem, depth):
     p = problem
-    fits = {s: HadamardRegressor(depth=depth, solver=s, init_scale=1e-4, tol=1e-7).fit(p.A, p.y)
+    fits = {s: HadamardRegressor(depth=depth, solver=s, init_scale=1e-4, tol=1e-7,
+                                early_stopping=None).fit(p.A, p.y)
             for s in ("auto", "newton", "flow", "gd")}
     assert fits["auto"].result_.info["solver"] == "newton"
     assert relative_error(fits["flow"].coef_, fits["newton"].coef_) < 1e-5
@@ -50,9 +51,10 @@ def test_solvers_agree_and_recover(problem, depth):
 
 def test_paper_fixed_step_and_bad_solver(problem):
     p = problem
-    est = HadamardRegressor(solver="gd", step=1e-2, init_scale=1e-3, tol=1e-5).fit(p.A, p.y)
+    est = HadamardRegressor(solver="gd", step=1e-2, init_scale=1e-3, tol=1e-5,
+                            early_stopping=None).fit(p.A, p.y)
     assert est.result_.converged
-    limit = HadamardRegressor(init_scale=1e-3).fit(p.A, p.y).coef_
+    limit = HadamardRegressor(init_scale=1e-3, early_stopping=None).fit(p.A, p.y).coef_
     assert relative_error(est.coef_, limit) < 5e-3  # O(step) from the flow's limit
     with pytest.raises(ValueError, match="solver"):
         HadamardRegressor(solver="bfgs").fit(p.A, p.y)
@@ -80,7 +82,8 @@ def test_automatic_stopping_beats_interpolation_under_noise(solver):
         sigma = float(np.linalg.norm(p.noise) / np.sqrt(p.y.size))
         common = {"depth": 3, "init_scale": 1e-4, "solver": solver, "tol": 1e-4}
         fits = {
-            "limit": HadamardRegressor(**{**common, "solver": "newton"}),  # GD's limit too
+            # the limit of GD and of the flow
+            "limit": HadamardRegressor(**{**common, "solver": "newton"}, early_stopping=None),
             "validation": HadamardRegressor(**common, early_stopping="validation",
                                             random_state=seed),
             "discrepancy": HadamardRegressor(**common, early_stopping="discrepancy",
@@ -109,7 +112,7 @@ def test_basis_pursuit(problem):
     assert relative_error(bp.coef_, p.x) < 1e-8
     assert bp.result_.info["l1_norm"] == pytest.approx(np.abs(bp.coef_).sum())
     # basis pursuit is the min-l1 interpolant: no other interpolant has a smaller l1 norm
-    other = HadamardRegressor(init_scale=0.1).fit(p.A, p.y).coef_
+    other = HadamardRegressor(init_scale=0.1, early_stopping=None).fit(p.A, p.y).coef_
     assert np.abs(other).sum() > np.abs(bp.coef_).sum()
 
 

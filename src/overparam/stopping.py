@@ -182,6 +182,9 @@ class Validation:
     patience: int | None = 50
     horizon: float = 2.0
     ratio: float | None = None
+    #: the held-out error must first fall by this fraction of its first value before the
+    #: path may be stopped (see :meth:`check`)
+    min_drop: float = 0.01
     best_error: float = math.inf
     best_iteration: int = 0
     best_time: float = 0.0
@@ -230,8 +233,11 @@ class Validation:
             self._since_best = 0
         else:
             self._since_best += 1
+        # Never stop on the initial plateau of a small init, before anything has been learned:
+        # there the held-out error only wobbles at round-off level around its first value.
+        learned = self.best_error <= (1 - self.min_drop) * self.curve[0][2]
         return (self.patience is not None and self._since_best >= self.patience
-                and clock >= self.horizon * self.best_time)
+                and clock >= self.horizon * self.best_time and learned)
 
 
 class Oracle(Validation):

@@ -57,7 +57,9 @@ class GroupHadamardRegressor(RecoveryEstimator):
     max_iter : int, default=100_000
     tol : float, default=1e-6
         Stop when ``||y - X w|| <= tol ||y||``.
-    early_stopping : {None, "validation", "discrepancy"}, default=None
+    early_stopping : {"validation", "discrepancy", None}, default="validation"
+        The stopping rule (docs/noise.md): held-out validation needs no noise level;
+        ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
         Automatic stopping (see :class:`RecoveryEstimator`). The weight-normalized algorithms
         have no gradient-flow time: their clock is the iteration count
         (``result_.info["clock"] == "iterations"``), so validation picks an iteration.
@@ -81,7 +83,7 @@ class GroupHadamardRegressor(RecoveryEstimator):
 
     def __init__(self, groups=None, algorithm="alg2", init_scale=1e-6, step_u=1e-3,
                  step_v=1e-3, switch_tol=1e-3, direction="correlation", on_divergence="halve",
-                 max_iter=100_000, tol=1e-6, early_stopping=None, validation_fraction=0.2,
+                 max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
         self.groups = groups
         self.algorithm = algorithm

@@ -65,7 +65,9 @@ class FactorizedRegressor(RecoveryEstimator):
     max_iter : int, default=10_000
     tol : float, default=1e-6
         Relative residual ``||A(X) - y|| / ||y||`` at which to stop.
-    early_stopping : {None, "validation", "discrepancy"}, default=None
+    early_stopping : {"validation", "discrepancy", None}, default="validation"
+        The stopping rule (docs/noise.md): held-out validation needs no noise level;
+        ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
         Automatic stopping under noise (see :class:`RecoveryEstimator`).
     validation_fraction : float, default=0.2
     noise_level : float, optional
@@ -79,7 +81,7 @@ class FactorizedRegressor(RecoveryEstimator):
     _symmetric = False
 
     def __init__(self, width=None, init_scale=1e-3, init="gaussian", step="adaptive",
-                 max_iter=10_000, tol=1e-6, early_stopping=None, validation_fraction=0.2,
+                 max_iter=10_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None, init_constant=1.0):
         self.width = width
         self.init_scale = init_scale

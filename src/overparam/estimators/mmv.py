@@ -37,7 +37,9 @@ class MMVRegressor(RecoveryEstimator):
         Stop when the loss fell by less than this fraction over ``patience`` steps and no row
         is growing (see ``row_tol`` of :func:`~overparam.solvers.ir_mmv`). Zero disables.
     patience : int, default=1000
-    early_stopping : {None, "validation", "discrepancy"}, default=None
+    early_stopping : {"validation", "discrepancy", None}, default="validation"
+        The stopping rule (docs/noise.md): held-out validation needs no noise level;
+        ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
         Automatic stopping under noise (see :class:`RecoveryEstimator`): held-out rows of
         ``Y`` (whole measurements; the refit on all rows stops at the path's training residual
         at the chosen iterate), or the discrepancy ``||Y - A X||_F <= noise_level sqrt(M L)``.
@@ -64,7 +66,7 @@ class MMVRegressor(RecoveryEstimator):
 
     def __init__(self, init_scale=1e-4, v_scale=None, update="simultaneous", step="adaptive",
                  max_iter=100_000, tol=1e-6, stagnation_tol=1e-9, patience=1000,
-                 early_stopping=None, validation_fraction=0.2, noise_level=None,
+                 early_stopping="validation", validation_fraction=0.2, noise_level=None,
                  random_state=None):
         self.init_scale = init_scale
         self.v_scale = v_scale

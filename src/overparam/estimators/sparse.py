@@ -57,7 +57,9 @@ class HadamardRegressor(RecoveryEstimator):
         Budget: GD iterations, right-hand-side evaluations of the flow, or Newton steps.
     tol : float, default=1e-6
         Relative residual ``||A x - y|| / ||y||`` at which to stop.
-    early_stopping : {None, "validation", "discrepancy"}, default=None
+    early_stopping : {"validation", "discrepancy", None}, default="validation"
+        The stopping rule (docs/noise.md): held-out validation needs no noise level;
+        ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
         Automatic stopping under noise (see :class:`RecoveryEstimator`).
     validation_fraction : float, default=0.2
         Share of measurements held out when ``early_stopping="validation"``.
@@ -68,7 +70,7 @@ class HadamardRegressor(RecoveryEstimator):
     """
 
     def __init__(self, depth=2, signed=True, init_scale=1e-6, solver="auto", step="flow",
-                 max_iter=100_000, tol=1e-6, early_stopping=None, validation_fraction=0.2,
+                 max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
         self.depth = depth
         self.signed = signed

@@ -55,7 +55,9 @@ class SpectralNetworkRegressor(RecoveryEstimator):
     step : "adaptive" or float, default="adaptive"
     max_iter : int, default=50_000
     tol : float, default=1e-6
-    early_stopping : {None, "validation", "discrepancy"}, default=None
+    early_stopping : {"validation", "discrepancy", None}, default="validation"
+        The stopping rule (docs/noise.md): held-out validation needs no noise level;
+        ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
     validation_fraction : float, default=0.2
     noise_level : float, optional
     random_state : None or int, default=None
@@ -68,8 +70,9 @@ class SpectralNetworkRegressor(RecoveryEstimator):
     validation_refit = "residual"
 
     def __init__(self, n_components=2, activation="tanh", width=None, init_scale=1e-4,
-                 solver="auto", step="adaptive", max_iter=50_000, tol=1e-6, early_stopping=None,
-                 validation_fraction=0.2, noise_level=None, random_state=None):
+                 solver="auto", step="adaptive", max_iter=50_000, tol=1e-6,
+                 early_stopping="validation", validation_fraction=0.2, noise_level=None,
+                 random_state=None):
         self.n_components = n_components
         self.activation = activation
         self.width = width
@@ -129,7 +132,7 @@ class DeepMatrixRegressor(RecoveryEstimator):
     validation_refit = "residual"
 
     def __init__(self, depth=3, width=None, init_scale=1e-4, init="identity", step="adaptive",
-                 max_iter=50_000, tol=1e-6, early_stopping=None, validation_fraction=0.2,
+                 max_iter=50_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
         self.depth = depth
         self.width = width

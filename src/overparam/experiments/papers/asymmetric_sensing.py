@@ -573,7 +573,8 @@ def _phase_trial(params, seed):
 
     m = int(params["m"])
     pb = _problem(*_PT_SHAPE, _PT_RANK, m, seed)
-    est = FactorizedRegressor(init_scale=1e-4, random_state=seed, max_iter=5000).fit(
+    est = FactorizedRegressor(init_scale=1e-4, random_state=seed, max_iter=5000,
+                              early_stopping=None).fit(
         pb.operator, pb.y)
     err_gd = relative_error(est.coef_, pb.Y)
     err_nn = relative_error(nuclear_norm_minimization(pb.operator, pb.y), pb.Y)

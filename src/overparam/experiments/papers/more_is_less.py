@@ -47,8 +47,10 @@ def _phase_trial(params: dict, seed: int) -> dict:
     estimates = {
         "min-l2": MinNormRegressor(),
         "bp": BasisPursuit(positive=positive),
-        "ir2": HadamardRegressor(depth=2, signed=not positive, init_scale=1e-6, tol=1e-10),
-        "ir3": HadamardRegressor(depth=3, signed=not positive, init_scale=1e-6, tol=1e-10),
+        "ir2": HadamardRegressor(depth=2, signed=not positive, init_scale=1e-6, tol=1e-10,
+                                 early_stopping=None),
+        "ir3": HadamardRegressor(depth=3, signed=not positive, init_scale=1e-6, tol=1e-10,
+                                 early_stopping=None),
     }
     out = {}
     for name, est in estimates.items():
@@ -158,7 +160,8 @@ def _scaling_trial(params: dict, seed: int) -> dict:
     q = float(np.abs(bp.coef_).sum())
     eps, bounds, errors = [], [], []
     for alpha in _ALPHAS:
-        x = HadamardRegressor(depth=depth, init_scale=alpha, tol=1e-11).fit(p.A, p.y).coef_
+        x = HadamardRegressor(depth=depth, init_scale=alpha, tol=1e-11,
+                              early_stopping=None).fit(p.A, p.y).coef_
         eps.append(l1_gap(x, q))
         bounds.append(theory_bound(alpha, q, n, depth))
         errors.append(relative_error(x, p.x))

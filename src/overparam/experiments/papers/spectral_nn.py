@@ -305,7 +305,8 @@ def _run_methods(problem, methods, *, n_components, seed, max_iter):
                                    init_scale=1e-4, stopping=rule, history=_history())
             X = res.coef
         elif method == "factorized":
-            est = FactorizedRegressor(random_state=seed, max_iter=max_iter).fit(op, y)
+            est = FactorizedRegressor(random_state=seed, max_iter=max_iter,
+                                      early_stopping=None).fit(op, y)
             res, X = est.result_, est.coef_
         elif method == "nuclear-norm":
             # The noise is known here (1e-2 per measurement): the oracle constraint level.
