@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from overparam.stopping import DivergenceError, PathControl, StoppingRule, StopReason
+from overparam.stopping import (
+    DivergenceError,
+    PathControl,
+    StoppingRule,
+    StopReason,
+    Validation,
+)
 
 
 def test_monitor_reasons():
@@ -40,3 +46,26 @@ def test_path_control_fills_rule():
     rule = PathControl(stop_time=3.0, discrepancy=0.5).apply(StoppingRule(max_iter=7))
     assert (rule.max_flow_time, rule.discrepancy, rule.max_iter) == (3.0, 0.5, 7)
     assert PathControl().apply(StoppingRule()) == StoppingRule()
+
+
+class ScalarValidation(Validation):
+    """A Validation whose 'held-out error' is the iterate itself."""
+
+    def __init__(self, **kw):
+        super().__init__(operator=None, y=None, **kw)
+
+    def error(self, x):
+        return float(x)
+
+
+def test_validation_waits_out_the_initial_plateau():
+    val = ScalarValidation(patience=3, horizon=2.0)
+    # flat (round-off wobble) for a long time: nothing learned yet, never a reason to stop
+    flat = [1.0, 1.0 + 1e-12, 1.0 - 1e-13, 1.0 + 1e-12, 1.0, 1.0, 1.0 + 1e-12, 1.0]
+    assert not any(val.check(it, float(it), err, None) for it, err in enumerate(flat, 1))
+    # once the error has fallen and then stopped improving long enough, it stops
+    # (3 checks without improvement and at least twice the best time)
+    later = {100.0: 0.5, 101.0: 0.4, 150.0: 0.45, 180.0: 0.46, 190.0: 0.47, 210.0: 0.48}
+    stops = [val.check(i, clock, err, None) for i, (clock, err) in enumerate(later.items(), 9)]
+    assert val.best_time == 101.0
+    assert stops == [False, False, False, False, False, True]
