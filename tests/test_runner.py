@@ -193,3 +193,20 @@ def test_cli_run_and_exit_codes(tmp_path):
     assert "(ran 0, 6 already stored, 0 failed)" in res.output
     res = CliRunner().invoke(cli, ["run", "nope", "-o", str(tmp_path)])
     assert res.exit_code != 0 and "unknown experiment" in res.output
+
+
+def test_trials_run_with_one_blas_thread():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from overparam.experiments.runner import call_trial
+
+    def trial(params, seed):
+        return {"threads": max(i["num_threads"] for i in threadpool_info()
+                               if i["user_api"] == "blas")}
+
+    with threadpool_limits(limits=2, user_api="blas"):  # conftest sets 1: raise it here
+        outside = trial({}, 0)["threads"]
+        inside = call_trial(trial, {}, 0)["threads"]
+    assert inside == 1
+    if outside == 1:  # a single-threaded BLAS build cannot show the difference
+        pytest.skip("BLAS is single-threaded here")

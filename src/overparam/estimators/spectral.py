@@ -9,6 +9,7 @@ from ..solvers import gradient_descent
 from ..solvers.spectral import aligned_spectral_gd, spectral_gd
 from ..stopping import StoppingRule
 from .base import RecoveryEstimator
+from .low_rank import matrix_shape
 
 __all__ = ["DeepMatrixRegressor", "SpectralNetworkRegressor"]
 
@@ -18,15 +19,6 @@ _SOLVERS = ("auto", "aligned", "general")
 def _seed(random_state):
     # The init is random (alpha, jitter of the diagonals): seed it even when the user did not.
     return 0 if random_state is None else random_state
-
-
-def _matrix_shape(operator):
-    shape = tuple(operator.input_shape)
-    if len(shape) != 2:
-        raise ValueError("this estimator recovers matrices: give a matrix-sensing operator "
-                         f"(a stack (m, n1, n2) or an Operator on matrices), got signals of "
-                         f"shape {shape}")
-    return shape
 
 
 @register_method("snn", "low-rank matrix: GD on a spectral neural network (Chu et al.)")
@@ -89,7 +81,7 @@ class SpectralNetworkRegressor(RecoveryEstimator):
     def _solve(self, operator, y, control):
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
-        _matrix_shape(operator)
+        matrix_shape(operator)
         aligned = isinstance(operator, AlignedSpectralOperator)
         if self.solver == "aligned" and not aligned:
             raise ValueError("solver='aligned' needs an AlignedSpectralOperator "
@@ -147,7 +139,7 @@ class DeepMatrixRegressor(RecoveryEstimator):
         self.random_state = random_state
 
     def _solve(self, operator, y, control):
-        n1, n2 = _matrix_shape(operator)
+        n1, n2 = matrix_shape(operator)
         param = DeepMatrixFactorization(n1, n2, depth=self.depth, width=self.width,
                                         init=self.init)
         rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))

@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from .spec import Experiment, cell_seed, get_experiment
 from .store import (
     ResultStore,
@@ -59,6 +61,17 @@ STORE_NAME = "results.sqlite"
 BACKENDS = ("serial", "loky", "dask")
 
 
+def call_trial(run_trial: Callable[[dict, int], dict], params: dict, seed: int):
+    """``run_trial(params, seed)`` with one BLAS thread.
+
+    Trials solve small problems, where threaded BLAS gains nothing, and the runner already
+    runs one trial per core: on a shared machine threaded BLAS spin-waits and was measured
+    many times slower.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return run_trial(dict(params), seed)
+
+
 def run_serial(experiment: Experiment, *, quick: bool = False, trials: int | None = None) -> list:
     """Run every (cell, trial) in this process and return the rows.
 
@@ -68,7 +81,7 @@ def run_serial(experiment: Experiment, *, quick: bool = False, trials: int | Non
     rows = []
     for task in plan(experiment, quick=quick, trials=trials):
         start = time.perf_counter()
-        metrics = experiment.run_trial(dict(task.params), task.seed)
+        metrics = call_trial(experiment.run_trial, task.params, task.seed)
         rows.append({"params": dict(task.params), "trial": task.trial, "seed": task.seed,
                      "metrics": metrics, "time": time.perf_counter() - start})
     return rows
@@ -109,7 +122,7 @@ def execute_trial(run_trial: Callable[[dict, int], dict], task: Task) -> TrialRe
 
     start = time.perf_counter()
     try:
-        metrics = run_trial(dict(task.params), task.seed)
+        metrics = call_trial(run_trial, task.params, task.seed)
         if not isinstance(metrics, dict):
             raise TypeError(f"run_trial must return a dict of metrics, got {type(metrics)}")
         metrics = to_jsonable(metrics)

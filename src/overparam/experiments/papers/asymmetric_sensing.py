@@ -16,10 +16,7 @@ the constant of the paper's Theorem 4.3 (``T = 5 log(sigma_r / ||W_0||^2) / sigm
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ...datasets import make_low_rank_problem
 from ...metrics import relative_error
@@ -49,18 +46,6 @@ _C_TIME = 5.0  # T = 5 log(sigma_r / eps^2) / sigma_r (Theorem 4.3)
 # --------------------------------------------------------------------------------------------
 # Shared pieces
 # --------------------------------------------------------------------------------------------
-def _single_threaded(trial):
-    """Run a trial with one BLAS thread: its matrices are small, and threaded BLAS on a
-    shared machine (or in the runner's worker processes) is many times slower."""
-
-    @functools.wraps(trial)
-    def run(params, seed):
-        with threadpool_limits(limits=1, user_api="blas"):
-            return trial(params, seed)
-
-    return run
-
-
 def _problem(n1, n2, rank, m, seed, *, kappa=1.0, noise=0.0):
     """Gaussian sensing of a rank-r matrix; ``m = 0`` means ``A = I`` (matrix factorization)."""
     pb = make_low_rank_problem((n1, n2), rank, max(int(m), 1), condition_number=kappa,
@@ -183,7 +168,7 @@ EPS_SLOPE = register(Experiment(
     quick_grid={"m": [150, 1600, 0]},
     trials=3,
     quick_trials=1,
-    run_trial=_single_threaded(_eps_trial),
+    run_trial=_eps_trial,
     plot=_eps_plot,
     summarize=_eps_summary,
     seed=11,
@@ -253,7 +238,7 @@ ITERATIONS = register(Experiment(
     quick_grid={"kappa": [1.0, 2.0]},
     trials=3,
     quick_trials=1,
-    run_trial=_single_threaded(_iterations_trial),
+    run_trial=_iterations_trial,
     plot=_iterations_plot,
     summarize=_iterations_summary,
     seed=12,
@@ -324,7 +309,7 @@ NOISE_FLOOR = register(Experiment(
     quick_grid={"kappa": [2.0]},
     trials=3,
     quick_trials=1,
-    run_trial=_single_threaded(_noise_trial),
+    run_trial=_noise_trial,
     plot=_noise_plot,
     summarize=_noise_summary,
     seed=13,
@@ -393,7 +378,7 @@ WIDTH = register(Experiment(
     quick_grid={"init_scale": [1e-3]},
     trials=3,
     quick_trials=1,
-    run_trial=_single_threaded(_width_trial),
+    run_trial=_width_trial,
     plot=_width_plot,
     summarize=_width_summary,
     seed=14,
@@ -472,7 +457,7 @@ IMBALANCE = register(Experiment(
     quick_grid={"init_scale": [1e-2]},
     trials=2,
     quick_trials=1,
-    run_trial=_single_threaded(_imbalance_trial),
+    run_trial=_imbalance_trial,
     plot=_imbalance_plot,
     summarize=_imbalance_summary,
     seed=15,
@@ -551,7 +536,7 @@ SGD = register(Experiment(
     quick_grid={"noise": [0.01], "n_iter": [800]},
     trials=3,
     quick_trials=1,
-    run_trial=_single_threaded(_sgd_trial),
+    run_trial=_sgd_trial,
     plot=_sgd_plot,
     summarize=_sgd_summary,
     seed=16,
@@ -619,7 +604,7 @@ PHASE_TRANSITION = register(Experiment(
     quick_grid={"m": [35, 55, 80]},
     trials=10,
     quick_trials=2,
-    run_trial=_single_threaded(_phase_trial),
+    run_trial=_phase_trial,
     plot=_phase_plot,
     summarize=_phase_summary,
     seed=17,
@@ -669,7 +654,7 @@ RIP_SCALING = register(Experiment(
     quick_grid={"m": [100, 1000, 10000]},
     trials=10,
     quick_trials=3,
-    run_trial=_single_threaded(_rip_trial),
+    run_trial=_rip_trial,
     plot=_rip_plot,
     summarize=_rip_summary,
     seed=18,

@@ -22,10 +22,7 @@ like the synthetic ``X*`` (PSNR does not depend on the scale); ``alpha(0)`` is u
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ...datasets import (
     load_digit,
@@ -56,22 +53,6 @@ LABELS = {"snn": "SNN (ours)", "least-squares": "least squares (GD from 0)",
           "depth-3": "depth-3 W1W2W3", "factorized": "factorized UV^T",
           "nuclear-norm": "nuclear-norm min (cvxpy)"}
 _CURVE_POINTS = 50
-
-
-class _SingleThreaded:
-    """Run a trial with one BLAS thread: small matrices, shared machine.
-
-    A class rather than a closure so that the wrapped trial pickles by reference (plain
-    ``pickle`` as well as loky / dask) for the parallel runner.
-    """
-
-    def __init__(self, trial):
-        self.trial = trial
-        functools.update_wrapper(self, trial)
-
-    def __call__(self, params, seed):
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self.trial(params, seed)
 
 
 def _thin(values, n=_CURVE_POINTS):
@@ -259,7 +240,7 @@ ALIGNED = register(Experiment(
           "steps": [(1e-4, 1e-3, 3e-3, 1e-2, 3e-2)], "flow_time": [1e5]},
     quick_grid={"basis": ["truth"], "n_iter": [2_000], "steps": [(1e-3, 3e-3, 3e-2)],
                 "flow_time": [1e5]},
-    run_trial=_SingleThreaded(_aligned_trial),
+    run_trial=_aligned_trial,
     trials=5,
     quick_trials=1,
     plot=_plot_aligned,
@@ -421,7 +402,7 @@ GAUSSIAN = register(Experiment(
            "vs about 7 dB); depth-3 gives lower effective rank but larger errors."),
     grid={"m": [50], "methods": [METHODS], "max_iter": [50_000]},
     quick_grid={"m": [50], "methods": [METHODS], "max_iter": [20_000]},
-    run_trial=_SingleThreaded(_gaussian_trial),
+    run_trial=_gaussian_trial,
     trials=20,
     quick_trials=2,
     plot=_plot_gaussian,
@@ -495,7 +476,7 @@ IMAGES = register(Experiment(
           "max_iter": [30_000]},
     quick_grid={"image": ["digits"], "ratio": [0.7], "methods": [METHODS],
                 "max_iter": [10_000]},
-    run_trial=_SingleThreaded(_image_trial),
+    run_trial=_image_trial,
     trials=3,
     quick_trials=2,
     plot=_plot_images,
