@@ -95,3 +95,44 @@ def test_residual_matched_refit_stops_at_the_path_residual():
     assert est.stop_reason_ is StopReason.DISCREPANCY
     assert np.linalg.norm(p.A @ est.coef_ - p.y) <= level
     assert relative_error(est.coef_, p.x) < 0.3
+
+
+def test_mean_curve_holds_a_finished_curve_at_its_last_value():
+    from overparam.estimators.base import _mean_curve
+
+    a = np.array([[0, 1.0, 4.0], [0, 2.0, 2.0], [0, 4.0, 1.0]])
+    b = np.array([[0, 2.0, 3.0], [0, 3.0, 1.0]])  # stopped at t=3
+    mean = _mean_curve([a, b])
+    np.testing.assert_array_equal(mean[:, 1], [2.0, 3.0, 4.0])  # from the latest first check
+    np.testing.assert_allclose(mean[:, 2], [(2 + 3) / 2, (1.5 + 1) / 2, (1 + 1) / 2])
+    assert np.isnan(mean[:, 0]).all()
+
+
+def test_kfold_validation_picks_the_minimum_of_the_mean_held_out_curve():
+    class ThreeFold(HadamardRegressor):
+        validation_folds = 3
+
+    p = make_sparse_problem(90, 200, 5, snr=10, random_state=2)
+    est = ThreeFold(init_scale=1e-4, random_state=0).fit(p.A, p.y)
+    info = est.result_.info
+    assert info["validation_folds"] == 3 and len(info["path_iterations"]) == 3
+    curve = info["validation_curve"]
+    assert info["chosen_time"] == curve[np.argmin(curve[:, 2]), 1]
+    assert est.stop_reason_ is StopReason.END_OF_TIME
+    assert info["time"] == pytest.approx(info["chosen_time"])
+    interpolating = HadamardRegressor(init_scale=1e-4, early_stopping=None).fit(p.A, p.y)
+    assert relative_error(est.coef_, p.x) < relative_error(interpolating.coef_, p.x)
+
+
+def test_limit_budget_falls_back_to_the_chosen_time():
+    p = make_sparse_problem(90, 150, 4, random_state=3)  # noiseless: no overfitting seen
+    unbounded = HadamardRegressor(init_scale=1e-5, random_state=0).fit(p.A, p.y)
+    assert unbounded.result_.info["chosen_time"] is None
+    assert unbounded.stop_reason_ is StopReason.CONVERGED
+
+    class TinyBudget(HadamardRegressor):
+        validation_limit_budget = 1e-3  # a budget of one iteration: the limit cannot converge
+
+    est = TinyBudget(init_scale=1e-5, solver="flow", random_state=0).fit(p.A, p.y)
+    assert est.stop_reason_ is StopReason.END_OF_TIME
+    assert est.result_.info["time"] == pytest.approx(est.result_.info["chosen_time"])

@@ -119,6 +119,44 @@ def test_size_one_groups_recover_a_sparse_vector():
     assert get_method("group-hadamard") is GroupHadamardRegressor
 
 
+def test_auto_steps_are_scale_free():
+    """Rescaling X or y leaves the iteration count of the data-scaled steps nearly unchanged.
+
+    (Only the escape from the unscaled init ``u(0) = alpha`` shifts by ``log(scale)``.)
+    A fixed step would need about 10x more iterations for ``y / 10`` and 10x fewer (if it
+    does not diverge) for ``100 y``.
+    """
+    pb = _problem()
+    cases = {"plain": (pb.X, pb.y, 1.0), "y*100": (pb.X, 1e2 * pb.y, 1e2),
+             "y/10": (pb.X, 0.1 * pb.y, 0.1), "X*10": (10 * pb.X, pb.y, 0.1)}
+    n_iter = {}
+    for name, (X, y, scale) in cases.items():
+        est = GroupHadamardRegressor(groups=3, early_stopping=None, tol=1e-4,
+                                     max_iter=20_000).fit(X, y)
+        assert est.stop_reason_ is StopReason.CONVERGED, name
+        assert relative_error(est.coef_ / scale, pb.w) < 1e-3, name
+        n_iter[name] = est.n_iter_
+        if name == "plain":
+            c = np.max(GroupHadamard(pb.groups).group_norms(pb.X.T @ pb.y / 60))
+            assert est.result_.info["step_u"] == pytest.approx(1 / (20 * c))
+    assert n_iter["plain"] < 2000
+    for count in n_iter.values():
+        assert abs(count - n_iter["plain"]) < 0.15 * n_iter["plain"], n_iter
+
+
+def test_default_validation_at_high_snr_stops_near_the_oracle():
+    """At 40 dB the held-out error hardly rises: the path must not run on to the limit."""
+    from overparam.stopping import Oracle
+
+    pb = make_group_sparse_problem(150, 300, group_size=5, n_active_groups=4,
+                                   design="gaussian", snr_db=40.0, random_state=11)
+    est = GroupHadamardRegressor(groups=5, random_state=0).fit(pb.X, pb.y)
+    oracle = GroupHadamardRegressor(groups=5, early_stopping=Oracle(pb.w)).fit(pb.X, pb.y)
+    assert est.stop_reason_ is StopReason.END_OF_TIME
+    assert est.result_.info["path_iterations"] < 0.05 * est.max_iter
+    assert relative_error(est.coef_, pb.w) <= 1.1 * relative_error(oracle.coef_, pb.w)
+
+
 def test_divergence_is_raised_or_recovered():
     pb = _problem()
     kw = dict(init_scale=1.0, step_u=50.0, stopping=StoppingRule(max_iter=200, tol=0))

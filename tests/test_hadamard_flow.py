@@ -167,7 +167,9 @@ def test_discrepancy_stops_at_the_level(small):
     res = hadamard_flow(op, p.y, init_scale=1e-3,
                         stopping=StoppingRule(max_iter=10**6, discrepancy=level))
     assert res.stop_reason is StopReason.DISCREPANCY
-    assert np.linalg.norm(p.A @ res.coef - p.y) == pytest.approx(level, rel=1e-6)
+    residual = np.linalg.norm(p.A @ res.coef - p.y)
+    assert residual == pytest.approx(level, rel=1e-6)
+    assert residual <= level  # at or just past the crossing, never a rounding error before
 
 
 def test_validation_returns_the_best_point_of_the_path():
@@ -185,6 +187,27 @@ def test_validation_returns_the_best_point_of_the_path():
     assert float(r @ r / held.size) == pytest.approx(val.best_error)
     clocks = [c for _, c, _ in val.curve]
     assert np.all(np.diff(clocks) > 0)
+
+
+def test_low_rank_newton_matrices_are_solved_exactly():
+    """The Woodbury factor of I + c B B^T (B thin) and the dense fallback both solve it."""
+    from overparam.solvers.hadamard_flow import _LowRankBDF
+
+    rng = np.random.default_rng(0)
+    m = 40
+    for k in (5, 30):  # Woodbury; dense Cholesky (k > m / 2)
+        B = rng.standard_normal((m, k))
+        solver = _LowRankBDF(lambda t, w, B=B: -B @ (B.T @ w), 0.0, np.ones(m), 1.0,
+                             jac=lambda t, w, B=B: B)
+        b = rng.standard_normal(m)
+        for c in (1e-3, 1.0, 1e3):
+            matrix = np.eye(m) + c * B @ B.T
+            factors = solver.lu(matrix.copy())
+            assert factors[0] == ("woodbury" if k == 5 else "cholesky")
+            x = solver.solve_lu(factors, b)
+            assert np.linalg.norm(matrix @ x - b) <= 1e-10 * np.linalg.norm(b)
+    # a matrix that is not I - c J for the last Jacobian falls back to the dense factor
+    assert solver.lu(np.eye(m) + np.diag(rng.uniform(1, 2, m)))[0] == "cholesky"
 
 
 def test_newton_failures_are_clear(small, small_positive):

@@ -69,3 +69,27 @@ def test_validation_waits_out_the_initial_plateau():
     stops = [val.check(i, clock, err, None) for i, (clock, err) in enumerate(later.items(), 9)]
     assert val.best_time == 101.0
     assert stops == [False, False, False, False, False, True]
+
+
+def test_path_control_budget_only_tightens():
+    assert PathControl(max_iter=50).apply(StoppingRule(max_iter=100)).max_iter == 50
+    assert PathControl(max_iter=500).apply(StoppingRule(max_iter=100)).max_iter == 100
+
+
+def _creeping(val, n):
+    """Fall from 1 to 0.1 by t=10, then creep down by 1e-6 per check; True once it stops."""
+    for it in range(1, n + 1):
+        err = 1.0 if it < 10 else 0.1 - 1e-6 * it
+        if val.check(it, float(it), err, None):
+            return it
+    return None
+
+
+def test_min_improvement_stops_a_creeping_path_but_keeps_its_best():
+    # every creep counts as an improvement: followed to the end of the budget
+    assert _creeping(ScalarValidation(patience=5, horizon=2.0), 1000) is None
+    # creeps below 0.1% of the fall so far do not count: stopped 5 checks after the last real
+    # gain (t=10) and past twice its time; the best iterate is still the lowest error seen
+    val = ScalarValidation(patience=5, horizon=2.0, min_improvement=1e-3)
+    assert _creeping(val, 1000) == 20
+    assert val.best_time == 20.0

@@ -185,6 +185,13 @@ class Validation:
     #: the held-out error must first fall by this fraction of its first value before the
     #: path may be stopped (see :meth:`check`)
     min_drop: float = 0.01
+    #: an improvement of the held-out error smaller than this fraction of its fall so far
+    #: (first value minus best) does not restart the patience nor move the horizon: a path
+    #: that only creeps down (the slow convergence of a larger init on noiseless data) is
+    #: followed ``horizon`` times past its last real improvement, not to the end of the budget.
+    #: The best iterate is still the one with the smallest error. 0 counts every improvement.
+    min_improvement: float = 0.0
+    _last_gain_time: float = 0.0
     best_error: float = math.inf
     best_iteration: int = 0
     best_time: float = 0.0
@@ -227,17 +234,21 @@ class Validation:
         """Record the held-out error at ``x`` (solver time ``clock``); True means stop."""
         err = self.error(x)
         self.curve.append((iteration, clock, err))
+        first = self.curve[0][2]
+        gain = self.best_error - err
+        if gain > 0 and (not math.isfinite(self.best_error)
+                         or gain > self.min_improvement * (first - err)):
+            self._since_best, self._last_gain_time = 0, clock
+        else:
+            self._since_best += 1
         if err < self.best_error:
             self.best_error, self.best_iteration, self.best_state = err, iteration, state
             self.best_time = clock
-            self._since_best = 0
-        else:
-            self._since_best += 1
         # Never stop on the initial plateau of a small init, before anything has been learned:
         # there the held-out error only wobbles at round-off level around its first value.
-        learned = self.best_error <= (1 - self.min_drop) * self.curve[0][2]
+        learned = self.best_error <= (1 - self.min_drop) * first
         return (self.patience is not None and self._since_best >= self.patience
-                and clock >= self.horizon * self.best_time and learned)
+                and clock >= self.horizon * self._last_gain_time and learned)
 
 
 class Oracle(Validation):
@@ -271,14 +282,17 @@ class PathControl:
         Stop at this solver time (``StoppingRule.max_flow_time``).
     discrepancy : float, optional
         Stop once the residual norm falls to this value.
+    max_iter : int, optional
+        A tighter iteration budget than the solver's own.
     """
 
     validation: Validation | None = None
     stop_time: float | None = None
     discrepancy: float | None = None
+    max_iter: int | None = None
 
     def apply(self, rule: StoppingRule) -> StoppingRule:
-        """``rule`` with this control's stop time and discrepancy filled in."""
+        """``rule`` with this control's stop time, discrepancy and budget filled in."""
         from dataclasses import replace
 
         changes = {}
@@ -286,4 +300,6 @@ class PathControl:
             changes["max_flow_time"] = self.stop_time
         if self.discrepancy is not None:
             changes["discrepancy"] = self.discrepancy
+        if self.max_iter is not None:
+            changes["max_iter"] = max(1, min(rule.max_iter, int(self.max_iter)))
         return replace(rule, **changes) if changes else rule

@@ -10,9 +10,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_measurements, check_positive, check_random_state
 from ..operators import as_operator
-from ..stopping import PathControl, Validation
+from ..stopping import PathControl, StopReason, Validation
 
-__all__ = ["RecoveryEstimator", "holdout_split"]
+__all__ = ["RecoveryEstimator", "holdout_split", "kfold_splits"]
 
 _EARLY_STOPPING = (None, "validation", "discrepancy")
 _NO_OVERFIT_RTOL = 1e-6
@@ -32,6 +32,35 @@ def holdout_split(n_measurements: int, fraction: float, random_state=None):
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+def kfold_splits(n_measurements: int, n_folds: int, random_state=None):
+    """``n_folds`` splits ``(train, held_out)`` of the measurement indices, each index held
+    out exactly once (shuffled :class:`sklearn.model_selection.KFold`)."""
+    from sklearn.model_selection import KFold
+
+    if n_measurements < n_folds:
+        raise ValueError(f"{n_folds}-fold validation needs at least {n_folds} measurements, "
+                         f"got {n_measurements}")
+    seed = int(check_random_state(random_state).integers(2**31 - 1))
+    return list(KFold(n_folds, shuffle=True, random_state=seed).split(np.arange(n_measurements)))
+
+
+def _mean_curve(curves) -> np.ndarray:
+    """Mean of held-out curves ``(iteration, clock, error)``.
+
+    Each curve is interpolated (linearly in the clock) at the union of the check times from
+    the latest first check on; a curve that ended earlier (its path stopped: past its minimum)
+    counts with its last value. The iteration column of the result is NaN.
+    """
+    lo = max(c[0, 1] for c in curves)
+    hi = max(c[-1, 1] for c in curves)
+    grid = np.unique(np.concatenate([c[:, 1] for c in curves]))
+    grid = grid[(grid >= lo) & (grid <= hi)]
+    if grid.size == 0:
+        grid = np.array([hi])
+    mean = np.mean([np.interp(grid, c[:, 1], c[:, 2]) for c in curves], axis=0)
+    return np.column_stack([np.full(grid.size, np.nan), grid, mean])
+
+
 class RecoveryEstimator(RegressorMixin, BaseEstimator):
     """Recover a signal ``x`` from measurements ``y = A x (+ noise)``.
 
@@ -47,7 +76,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
       class attributes ``validation_*`` set how the path is followed and read). If the
       held-out error was still falling at the end of the path (no overfitting seen, e.g.
       noiseless data), the refit runs to its own stopping rule and ``chosen_time`` is None.
-      Needs no noise level and no sparsity; costs about two fits.
+      Needs no noise level and no sparsity; costs about two fits. With
+      ``validation_folds = K > 1`` the time is chosen by K-fold cross-validation instead
+      (K paths, the minimum of the mean held-out curve, a refit up to that time).
     - ``"discrepancy"``: stop once ``||A x - y|| <= noise_level * sqrt(y.size)``, with
       ``noise_level`` the standard deviation of the noise per measurement.
     - a :class:`~overparam.stopping.Validation` instance: that criterion is followed along the
@@ -83,6 +114,21 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     validation_patience: int = 50
     validation_horizon: float = 2.0
     validation_rtol: float = 0.0
+    #: See :attr:`Validation.min_improvement <overparam.stopping.Validation>`.
+    validation_min_improvement: float = 0.0
+    #: ``1``: one held-out split of ``validation_fraction``. ``K > 1``: K-fold
+    #: cross-validation of the stopping time: K paths, each holding out one fold, the time
+    #: of the smallest *mean* held-out error (the folds' clocks are comparable: the flow time
+    #: of the mean loss), and a refit up to that time. Costs K paths instead of one (solvers
+    #: that batch problems run them together, see :meth:`_solve_paths`); worth it where the
+    #: held-out error of one split is too noisy a guide (few measurements).
+    validation_folds: int = 1
+    #: When the held-out error never rose (no overfitting seen), the refit runs to the
+    #: solver's own stopping rule (the limit). With a number ``b`` it gets at most ``b`` times
+    #: the path's iterations and must converge (or stagnate) within them; otherwise the refit
+    #: stops at the chosen time instead (for solvers whose limit on noisy data is far slower
+    #: to reach than the paths).
+    validation_limit_budget: float | None = None
     #: How the refit on all measurements stops: at the chosen solver ``"time"``, or when its
     #: residual falls to the path's training residual at the chosen iterate (``"residual"``:
     #: for models whose escape from a small init is abrupt, so that a few percent of timing
@@ -133,35 +179,51 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         return self
 
     def _fit_validated(self, operator, y):
-        fraction = getattr(self, "validation_fraction", 0.2)
         # Deterministic by default: random_state=None holds out the same rows every time.
         seed = getattr(self, "random_state", None)
-        train, held = holdout_split(operator.n_measurements, fraction,
-                                    0 if seed is None else seed)
-        validation = Validation(operator.rows(held), y[held], every=self.validation_every,
-                                patience=self.validation_patience,
-                                horizon=self.validation_horizon)
-        train_op = operator.rows(train)
-        path = self._solve(train_op, y[train], PathControl(validation=validation))
-        curve = np.asarray(validation.curve, dtype=float).reshape(-1, 3)
-        # Held-out error at the end of the path as low as its best, up to round-off (noiseless
-        # data, or too short a path): no sign of overfitting, so the refit runs to its own
-        # stopping rule. Overfitting noise, even at 40 dB, raises it far above this level.
-        still_improving = curve.shape[0] > 0 and (
-            validation.best_iteration == curve[-1, 0]
-            or curve[-1, 2] <= validation.best_error
-            + _NO_OVERFIT_RTOL * (curve[0, 2] - validation.best_error))
-        chosen, chosen_iteration = validation.best_time, validation.best_iteration
-        if curve.shape[0] and self.validation_rtol > 0:
-            best = validation.best_error
-            near = np.flatnonzero(curve[:, 2] <= best + self.validation_rtol * (curve[0, 2] - best))
-            chosen_iteration, chosen = int(curve[near[-1], 0]), float(curve[near[-1], 1])
-        level = None
+        seed = 0 if seed is None else seed
+        folds = int(self.validation_folds)
+        if folds > 1:
+            splits = kfold_splits(operator.n_measurements, folds, seed)
+        else:
+            splits = [holdout_split(operator.n_measurements,
+                                    getattr(self, "validation_fraction", 0.2), seed)]
+        validations = [Validation(operator.rows(held), y[held], every=self.validation_every,
+                                  patience=self.validation_patience,
+                                  horizon=self.validation_horizon,
+                                  min_improvement=self.validation_min_improvement)
+                       for _, held in splits]
+        paths = self._solve_paths([(operator.rows(train), y[train], PathControl(validation=v))
+                                   for (train, _), v in zip(splits, validations, strict=True)])
+        curves = [np.asarray(v.curve, dtype=float).reshape(-1, 3) for v in validations]
+        curve = curves[0] if folds == 1 else _mean_curve(curves)
+        level = chosen = chosen_iteration = None
+        still_improving = True
+        if curve.shape[0]:
+            best_index = int(np.argmin(curve[:, 2]))
+            best, drop = curve[best_index, 2], curve[0, 2] - curve[best_index, 2]
+            # Held-out error at the end of the path as low as its best, up to round-off
+            # (noiseless data, or too short a path): no sign of overfitting, so the refit runs
+            # to its own stopping rule. Overfitting noise, even at 40 dB, raises it far above.
+            still_improving = (best_index == curve.shape[0] - 1
+                               or curve[-1, 2] <= best + _NO_OVERFIT_RTOL * drop)
+            near = np.flatnonzero(curve[:, 2] <= best + self.validation_rtol * drop)
+            chosen_index = int(near[-1]) if self.validation_rtol > 0 else best_index
+            chosen, chosen_iteration = float(curve[chosen_index, 1]), curve[chosen_index, 0]
+        limit = None
+        if still_improving and self.validation_limit_budget is not None:
+            # Try the limit on a budget: it converges fast on noiseless data, but creeps for
+            # long when it has to fit noise that the paths did not show (held-out error flat).
+            budget = self.validation_limit_budget * max(path.n_iter for path in paths)
+            limit = self._solve(operator, y, PathControl(max_iter=budget))
+            if limit.stop_reason not in (StopReason.CONVERGED, StopReason.STAGNATED):
+                still_improving = False
         if still_improving:
             control = PathControl()
-        elif self.validation_refit == "residual":
-            state = path.coef
-            if chosen_iteration != validation.best_iteration:
+        elif self.validation_refit == "residual" and folds == 1:
+            train, _ = splits[0]
+            train_op, state = operator.rows(train), paths[0].coef
+            if chosen_iteration != validations[0].best_iteration:
                 # The path returned its best iterate; re-run it to the chosen iterate.
                 state = self._solve(train_op, y[train], PathControl(stop_time=chosen)).coef
             residual = train_op.forward(state) - y[train]
@@ -169,14 +231,30 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
             control = PathControl(discrepancy=level) if level > 0 else PathControl()
         else:
             control = PathControl(stop_time=chosen)
-        result = self._solve(operator, y, control)
-        result.wall_time += path.wall_time
-        result.info.update(chosen_time=None if still_improving else chosen,
-                           chosen_iteration_on_path=chosen_iteration,
-                           path_iterations=path.n_iter, validation_error=validation.best_error,
-                           validation_curve=curve, refit=self.validation_refit,
-                           refit_residual=level)
+        if still_improving and limit is not None:
+            result = limit
+        else:
+            result = self._solve(operator, y, control)
+            result.wall_time += 0.0 if limit is None else limit.wall_time
+        result.wall_time += sum(path.wall_time for path in paths)
+        result.info.update(
+            chosen_time=None if still_improving else chosen,
+            chosen_iteration_on_path=(None if chosen_iteration is None
+                                      or np.isnan(chosen_iteration) else int(chosen_iteration)),
+            path_iterations=(paths[0].n_iter if folds == 1
+                             else [path.n_iter for path in paths]),
+            validation_error=None if not curve.shape[0] else float(curve[:, 2].min()),
+            validation_curve=curve, validation_folds=folds,
+            refit="time" if folds > 1 else self.validation_refit, refit_residual=level)
         return result
+
+    def _solve_paths(self, problems):
+        """Solve ``[(operator, y, control), ...]``: the validation paths (one per fold).
+
+        One :meth:`_solve` call after another; estimators whose solver batches problems
+        override this to run them together.
+        """
+        return [self._solve(operator, y, control) for operator, y, control in problems]
 
     def predict(self, A):
         """Measurements ``A coef_`` predicted by the recovered signal."""

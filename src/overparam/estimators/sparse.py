@@ -69,6 +69,17 @@ class HadamardRegressor(RecoveryEstimator):
         Seeds the hold-out split (the init itself is deterministic).
     """
 
+    #: Integrator tolerances ``(rtol, atol)`` of the dual flow (``solver="flow"``/``"auto"``)
+    #: when the path is stopped early (validation, discrepancy, a stop time, an Oracle); the
+    #: limit (``early_stopping=None``) keeps :func:`hadamard_flow`'s tight defaults. A stopping
+    #: time needs the path to about the statistical error, not to 1e-6: on benchmarks/noisy.py
+    #: (sparse, N=1000, M=300, s=20) the estimate at the chosen time stays within 1e-3
+    #: (relative, 3e-4 at 40 dB) of a 1e-8-tolerance path, against errors of 7e-3 (40 dB) to
+    #: 0.2 (10 dB). Over 20 trials default/oracle error was 1.096 here vs 1.088 at rtol 1e-6
+    #: (10 dB) and 1.012 for both (40 dB), while the validated fit took 4-5 times fewer
+    #: integrator steps (CPU time 0.29 -> 0.09 s at 10 dB, 0.44 -> 0.12 s at 40 dB).
+    flow_tolerances = (1e-2, 1e-5)
+
     def __init__(self, depth=2, signed=True, init_scale=1e-6, solver="auto", step="flow",
                  max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
@@ -107,4 +118,6 @@ class HadamardRegressor(RecoveryEstimator):
         if solver == "gd":
             return hadamard_gd(operator, y, step=self.step, stopping=rule,
                                validation=control.validation, **kwargs)
+        if needs_path:
+            kwargs["rtol"], kwargs["atol"] = self.flow_tolerances
         return hadamard_flow(operator, y, stopping=rule, validation=control.validation, **kwargs)

@@ -1,0 +1,133 @@
+"""IR-MMV: cost per iteration on the MMV estimator's workload, optionally against a baseline.
+
+The workload of ``MMVRegressor()`` (held-out validation, 5 folds) on the MMV setting of
+benchmarks/noisy.py (M=30, N=60, L=20, K=5, 20 dB): the 5 fold paths as one batched call
+(B=5 problems of 24 x 60 x 20, a Validation per problem, init_scale=1e-2), then an unbatched
+refit (30 x 60 x 20) up to a flow time. Prints microseconds per loop iteration (the call's
+wall time over its slowest problem's accepted plus rejected steps) and the fixed cost of a
+call (one iteration), medians over problems and repeats.
+
+``--baseline FILE`` loads another version of ``src/overparam/solvers/mmv.py``, e.g.
+``git show HEAD:src/overparam/solvers/mmv.py > /tmp/mmv_old.py``, checks that it computes the
+same results as the current one on the workload, and times both side by side (alternating).
+
+Run: ``.venv/bin/python benchmarks/mmv_overhead.py [--repeats 5] [--problems 3]
+[--baseline FILE]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+
+import numpy as np
+from sklearn.model_selection import KFold
+
+from overparam.datasets import make_mmv_problem
+from overparam.estimators import MMVRegressor
+from overparam.metrics import add_noise
+from overparam.operators import DenseOperator
+from overparam.solvers import ir_mmv
+from overparam.stopping import StoppingRule, Validation
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location("overparam.solvers._mmv_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.ir_mmv
+
+
+def _problem(seed, snr=20.0):
+    p = make_mmv_problem(30, 60, 20, 5, row_values="gaussian", random_state=seed)
+    Y, _ = add_noise(p.A @ p.X, snr, np.random.default_rng([seed, 1]))
+    folds = list(KFold(5, shuffle=True, random_state=seed).split(np.arange(30)))
+    return p.A, Y, folds
+
+
+def _validations(A, Y, folds):
+    est = MMVRegressor
+    return [Validation(DenseOperator(A[held]), Y[held], every=est.validation_every,
+                       patience=est.validation_patience, horizon=est.validation_horizon,
+                       min_improvement=est.validation_min_improvement)
+            for _, held in folds]
+
+
+def _workload(solver, A, Y, folds):
+    """(batched result, refit result, seconds per batched loop, seconds per refit loop)."""
+    As = np.stack([A[train] for train, _ in folds])
+    Ys = np.stack([Y[train] for train, _ in folds])
+    start = time.perf_counter()
+    batch = solver(As, Ys, init_scale=1e-2, validation=_validations(A, Y, folds))
+    batch_time = time.perf_counter() - start
+    stop_time = float(np.median(batch.info["best_time"]))
+    start = time.perf_counter()
+    refit = solver(A, Y, init_scale=1e-2, stopping=StoppingRule(max_flow_time=stop_time))
+    refit_time = time.perf_counter() - start
+    batch_loops = int(np.max(batch.n_iter + batch.info["n_rejected_steps"]))
+    refit_loops = refit.n_iter + refit.info["n_rejected_steps"]
+    return batch, refit, batch_time / batch_loops, refit_time / refit_loops
+
+
+def _same(a, b) -> bool:
+    return (np.array_equal(a.coef, b.coef) and np.array_equal(a.n_iter, b.n_iter)
+            and list(np.atleast_1d(a.stop_reason)) == list(np.atleast_1d(b.stop_reason))
+            and np.array_equal(a.info["time"], b.info["time"]))
+
+
+def _fixed_cost(solver, A, Y, folds, repeats=50):
+    As = np.stack([A[train] for train, _ in folds])
+    Ys = np.stack([Y[train] for train, _ in folds])
+    one = StoppingRule(max_iter=1)
+    costs = []
+    for X, Z in ((As, Ys), (A, Y)):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            solver(X, Z, init_scale=1e-2, stopping=one)
+            times.append(time.perf_counter() - start)
+        costs.append(float(np.median(times)))
+    return costs
+
+
+def main(repeats: int, n_problems: int, baseline: str | None) -> None:
+    solvers = {"current": ir_mmv}
+    if baseline:
+        solvers["baseline"] = _load(baseline)
+    problems = [_problem(seed) for seed in range(n_problems)]
+    if baseline:
+        for A, Y, folds in problems:
+            new, old = (_workload(s, A, Y, folds) for s in solvers.values())
+            identical = _same(new[0], old[0]) and _same(new[1], old[1])
+            print(f"identical results on the workload: {identical}")
+    per_loop = {name: ([], []) for name in solvers}
+    for _ in range(repeats):
+        for A, Y, folds in problems:
+            for name, solver in solvers.items():
+                _, _, batch, refit = _workload(solver, A, Y, folds)
+                per_loop[name][0].append(batch)
+                per_loop[name][1].append(refit)
+    A, Y, folds = problems[0]
+    print(f"{'':10s} {'B=5 us/iter':>12s} {'B=1 us/iter':>12s} {'B=5 call us':>12s} "
+          f"{'B=1 call us':>12s}")
+    for name, solver in solvers.items():
+        fixed = _fixed_cost(solver, A, Y, folds)
+        batch, refit = (1e6 * float(np.median(t)) for t in per_loop[name])
+        print(f"{name:10s} {batch:12.1f} {refit:12.1f} {1e6 * fixed[0]:12.0f} "
+              f"{1e6 * fixed[1]:12.0f}")
+    if baseline:
+        for k, label in enumerate(("B=5", "B=1")):
+            ratio = np.median(per_loop["baseline"][k]) / np.median(per_loop["current"][k])
+            print(f"baseline / current per iteration, {label}: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--problems", type=int, default=3)
+    parser.add_argument("--baseline", default=None, help="another version of solvers/mmv.py")
+    args = parser.parse_args()
+    main(args.repeats, args.problems, args.baseline)
