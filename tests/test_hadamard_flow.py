@@ -318,3 +318,21 @@ def test_gd_validation_checks_on_a_geometric_clock_grid():
     cells = np.floor(np.log(clocks / clocks[0]) / np.log(1.05) + 1e-9)
     assert np.all(np.diff(cells) >= 1)
     assert res.n_iter > 20 * len(clocks)  # far fewer checks than iterations
+
+
+def test_validation_checks_skip_the_initial_plateau():
+    p = make_sparse_problem(80, 200, 5, snr=20, random_state=4)
+    A_tr, y_tr = as_operator(p.A[:64]), p.y[:64]
+    val = Validation(as_operator(p.A[64:]), p.y[64:], patience=None)
+    hadamard_flow(A_tr, y_tr, init_scale=1e-6, validation=val, rtol=1e-2, atol=1e-5)
+    clocks = [c[1] for c in val.curve]
+    np.testing.assert_allclose(np.diff(np.log(clocks[1:])) / np.log(1.05),
+                               np.round(np.diff(np.log(clocks[1:])) / np.log(1.05)),
+                               atol=1e-6)  # the grid t0 1.05^k
+    skipped = round(np.log(clocks[1] / clocks[0]) / np.log(1.05)) - 1
+    assert skipped > 20
+    # the last skipped grid time was on the plateau: training loss within 0.1% of its start
+    before = hadamard_flow(A_tr, y_tr, init_scale=1e-6, rtol=1e-2, atol=1e-5,
+                           stopping=StoppingRule(max_flow_time=clocks[1] / 1.05))
+    loss = np.sum((A_tr.forward(before.coef) - y_tr) ** 2)
+    assert loss > (1 - 1e-3) * np.sum(y_tr**2)
