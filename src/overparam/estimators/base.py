@@ -125,9 +125,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     validation_folds: int = 1
     #: When the held-out error never rose (no overfitting seen), the refit runs to the
     #: solver's own stopping rule (the limit). With a number ``b`` it gets at most ``b`` times
-    #: the path's iterations and must converge (or stagnate) within them; otherwise the refit
-    #: stops at the chosen time instead (for solvers whose limit on noisy data is far slower
-    #: to reach than the paths).
+    #: the (median) path's iterations and must converge (or stagnate) within them; otherwise
+    #: the refit stops at the chosen time instead (for solvers whose limit on noisy data is
+    #: far slower to reach than the paths).
     validation_limit_budget: float | None = None
     #: How the refit on all measurements stops: at the chosen solver ``"time"``, or when its
     #: residual falls to the path's training residual at the chosen iterate (``"residual"``:
@@ -214,7 +214,7 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         if still_improving and self.validation_limit_budget is not None:
             # Try the limit on a budget: it converges fast on noiseless data, but creeps for
             # long when it has to fit noise that the paths did not show (held-out error flat).
-            budget = self.validation_limit_budget * max(path.n_iter for path in paths)
+            budget = self.validation_limit_budget * float(np.median([p.n_iter for p in paths]))
             limit = self._solve(operator, y, PathControl(max_iter=budget))
             if limit.stop_reason not in (StopReason.CONVERGED, StopReason.STAGNATED):
                 still_improving = False

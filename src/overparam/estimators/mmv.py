@@ -59,8 +59,8 @@ class MMVRegressor(RecoveryEstimator):
         see ``validation_fraction``). The fold paths run as one batch; the refit on all rows
         stops at the flow time of the smallest mean held-out error. One held-out split of
         6 of 30 rows chose a time that cost 1.4x the oracle error at 10 dB; the fold average
-        brings it to ~1.02x. If no overfitting shows, the limit is tried on a budget of twice
-        the paths' iterations (noiseless data mostly converge within it: the default then
+        brings it to ~1.02x. If no overfitting shows, the limit is tried on a budget of twice the
+        median path's iterations (noiseless data mostly converge within it: the default then
         matches ``None``), else the refit stops at the end of the paths.
         ``"discrepancy"`` stops at ``||Y - A X||_F <= noise_level sqrt(M L)``.
         The solver's clock is the flow time of ``1/(2M) ||A X - Y||_F^2``.
