@@ -291,6 +291,13 @@ class PathControl:
     discrepancy: float | None = None
     max_iter: int | None = None
 
+    @property
+    def stops_early(self) -> bool:
+        """Whether the run ends at a point on the path (held-out best, stop time or
+        discrepancy) rather than at the solver's own limit; a budget alone does not count."""
+        return (self.validation is not None or self.stop_time is not None
+                or self.discrepancy is not None)
+
     def apply(self, rule: StoppingRule) -> StoppingRule:
         """``rule`` with this control's stop time, discrepancy and budget filled in."""
         from dataclasses import replace

@@ -244,7 +244,7 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
             it += 1
             reason = monitor.update(it, 0.5 * float(r @ r) / n, float(np.linalg.norm(r)),
                                     float(it))
-            if validation is not None and it % validation.every == 0:
+            if validation is not None and validation.due(it, float(it)):
                 if validation.check(it, float(it), w, (w,)):
                     reason = StopReason.EARLY_STOPPED
             if reason is not None:

@@ -12,10 +12,17 @@ from .._validation import check_measurements, check_positive, check_random_state
 from ..operators import as_operator
 from ..stopping import PathControl, StopReason, Validation
 
-__all__ = ["RecoveryEstimator", "holdout_split", "kfold_splits"]
+__all__ = ["RecoveryEstimator", "check_validation_fraction", "holdout_split", "kfold_splits"]
 
 _EARLY_STOPPING = (None, "validation", "discrepancy")
 _NO_OVERFIT_RTOL = 1e-6
+
+
+def check_validation_fraction(fraction) -> float:
+    """``fraction`` if it is in (0, 1), else a clear error."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+    return fraction
 
 
 def holdout_split(n_measurements: int, fraction: float, random_state=None):
@@ -23,8 +30,7 @@ def holdout_split(n_measurements: int, fraction: float, random_state=None):
 
     At least one measurement is held out and at least one kept.
     """
-    if not 0 < fraction < 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+    check_validation_fraction(fraction)
     if n_measurements < 2:
         raise ValueError("holding out measurements needs at least 2 of them")
     n_val = min(max(1, round(fraction * n_measurements)), n_measurements - 1)
@@ -219,7 +225,7 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
             if limit.stop_reason not in (StopReason.CONVERGED, StopReason.STAGNATED):
                 still_improving = False
         if still_improving:
-            control = PathControl()
+            control = None if limit is not None else PathControl()  # the limit, or run to it
         elif self.validation_refit == "residual" and folds == 1:
             train, _ = splits[0]
             train_op, state = operator.rows(train), paths[0].coef
@@ -231,7 +237,7 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
             control = PathControl(discrepancy=level) if level > 0 else PathControl()
         else:
             control = PathControl(stop_time=chosen)
-        if still_improving and limit is not None:
+        if control is None:
             result = limit
         else:
             result = self._solve(operator, y, control)

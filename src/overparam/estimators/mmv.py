@@ -7,7 +7,7 @@ import numpy as np
 from ..methods import register_method
 from ..solvers.mmv import ir_mmv
 from ..stopping import StoppingRule
-from .base import RecoveryEstimator
+from .base import RecoveryEstimator, check_validation_fraction
 
 __all__ = ["MMVRegressor"]
 
@@ -109,21 +109,15 @@ class MMVRegressor(RecoveryEstimator):
     @property
     def validation_folds(self) -> int:
         """K-fold cross-validation of the stopping time, each fold ``validation_fraction``."""
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got "
-                             f"{self.validation_fraction!r}")
-        return max(2, round(1 / self.validation_fraction))
+        return max(2, round(1 / check_validation_fraction(self.validation_fraction)))
 
     def _init_scale(self, control) -> float:
-        if isinstance(self.init_scale, str):
-            if self.init_scale != "auto":
-                raise ValueError(f"init_scale must be 'auto' or a positive number, got "
-                                 f"{self.init_scale!r}")
-        else:
+        if not isinstance(self.init_scale, str):
             return self.init_scale
-        stops_early = (control.validation is not None or control.stop_time is not None
-                       or control.discrepancy is not None)
-        return _PATH_INIT if stops_early else _LIMIT_INIT
+        if self.init_scale != "auto":
+            raise ValueError(f"init_scale must be 'auto' or a positive number, got "
+                             f"{self.init_scale!r}")
+        return _PATH_INIT if control.stops_early else _LIMIT_INIT
 
     def _rule(self, control):
         return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
@@ -131,12 +125,11 @@ class MMVRegressor(RecoveryEstimator):
                                           patience=self.patience))
 
     def _solve(self, operator, y, control):
-        return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
-                      v_scale=self.v_scale, update=self.update, step=self.step,
-                      stopping=self._rule(control), validation=control.validation)
+        return self._solve_paths([(operator, y, control)])[0]
 
     def _solve_paths(self, problems):
-        """The folds' paths as batches of :func:`ir_mmv` (one batch per training size)."""
+        """Problems as batches of :func:`ir_mmv`, one batch per number of measurement rows
+        (the folds' paths; a single problem is a batch of one)."""
         results = [None] * len(problems)
         by_size = {}
         for k, (operator, _, _) in enumerate(problems):

@@ -98,8 +98,7 @@ class HadamardRegressor(RecoveryEstimator):
     def _solve(self, operator, y, control):
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
-        needs_path = (control.validation is not None or control.stop_time is not None
-                      or control.discrepancy is not None)
+        needs_path = control.stops_early
         solver = self.solver
         if solver == "newton" and needs_path:
             raise ValueError("solver='newton' computes only the limit of the flow; automatic "

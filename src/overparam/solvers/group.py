@@ -259,7 +259,7 @@ def weight_normalized_gd(
             reason = monitor.update(it, loss, math.sqrt(rr), float(it))
             if history is not None and (history.due(it) or reason is not None):
                 history.record(it, monitor.elapsed, loss, (u, v), x)
-            if validation is not None and it % validation.every == 0:
+            if validation is not None and validation.due(it, float(it)):
                 if validation.check(it, float(it), x, (u, v)):
                     reason = StopReason.EARLY_STOPPED
             if callback is not None and callback(it, (u, v), x):

@@ -222,7 +222,7 @@ def _descent(parameterization, source, *, step, init_params, perturbation, stopp
             reason = monitor.update(it, loss, float(np.linalg.norm(r)), clock)
             if history is not None and (history.due(it) or reason is not None):
                 history.record(it, monitor.elapsed, loss, params, x)
-            if validation is not None and it % validation.every == 0:
+            if validation is not None and validation.due(it, clock):
                 if validation.check(it, clock, x, params):
                     reason = StopReason.EARLY_STOPPED
             if callback is not None and callback(it, params, x):
