@@ -26,7 +26,6 @@ scipy's :class:`scipy.integrate.BDF` and the linear algebra LAPACK's Cholesky.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import time
@@ -44,12 +43,12 @@ from scipy.linalg import (
     lu_solve,
 )
 from scipy.optimize import brentq
-from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .._validation import check_array, check_positive
 from ..parameterizations import Hadamard
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from ._blas import blas_limit
 from .gradient_descent import gradient_descent
 from .result import History, SolverResult
 from .steps import AdaptiveStep, as_step_policy
@@ -73,9 +72,6 @@ _PLATEAU_DROP = 1e-3
 _JAC_DROP = 0.1  # see the Jacobian in hadamard_flow
 
 
-_CONTROLLER: ThreadpoolController | None = None
-
-
 def _limit_blas(fun):
     """Add a ``blas_threads`` keyword (default 1) limiting BLAS threads during ``fun``.
 
@@ -86,14 +82,7 @@ def _limit_blas(fun):
 
     @functools.wraps(fun)
     def wrapper(*args, blas_threads: int | None = 1, **kwargs):
-        global _CONTROLLER
-        if blas_threads is None:
-            limit = contextlib.nullcontext()
-        else:
-            if _CONTROLLER is None:  # inspecting the loaded libraries costs ~1 ms: once
-                _CONTROLLER = ThreadpoolController()
-            limit = _CONTROLLER.limit(limits=int(blas_threads), user_api="blas")
-        with limit:
+        with blas_limit(blas_threads):
             return fun(*args, **kwargs)
 
     return wrapper

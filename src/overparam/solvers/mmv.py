@@ -14,17 +14,16 @@ from dataclasses import dataclass, field
 from math import isfinite
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .._validation import check_array, check_positive
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from ._blas import blas_limit
 from .result import History, SolverResult
 from .steps import AdaptiveStep, as_step_policy
 
 __all__ = ["UPDATES", "BatchResult", "ir_mmv"]
 
-_CONTROLLER: ThreadpoolController | None = None
 _DEAD = 1e-60  # |g_i| below this is set to zero (a row this small never comes back)
 
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
@@ -322,11 +321,7 @@ def ir_mmv(
         _record(history, 0, start, loss[0], g[0], V[0], X[0], clock[0])
     bar = tqdm(total=stopping.max_iter, disable=not progress, desc="IR-MMV", leave=False)
     limits = ExitStack()
-    if blas_threads is not None:
-        global _CONTROLLER
-        if _CONTROLLER is None:  # inspecting the loaded libraries costs ~0.2 ms: once
-            _CONTROLLER = ThreadpoolController()
-        limits.enter_context(_CONTROLLER.limit(limits=int(blas_threads), user_api="blas"))
+    limits.enter_context(blas_limit(blas_threads))
     # Overflow and NaN in a trial step are expected (the step is then rejected), as is the log
     # of a dead row in the stagnation test; once here instead of in each iteration.
     limits.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
