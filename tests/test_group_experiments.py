@@ -24,13 +24,28 @@ def _metric(rows, key, **where):
 
 
 def test_convergence_of_algorithms_1_and_2(tmp_path):
-    rows, _ = _run("group-convergence", tmp_path)
+    rows, summary = _run("group-convergence", tmp_path)
+    assert {r["params"]["loss_scale"] for r in rows} == {"half-mean", "authors"}
     for row in rows:
         m = row["metrics"]
         assert m["min_error"] < 0.02  # noise level: sigma=0.5 against entries of 10
+        if (row["params"]["algorithm"], row["params"]["loss_scale"]) == ("alg1", "authors"):
+            continue
         final = np.array([mag[-1] for mag in m["magnitudes"]])
         np.testing.assert_allclose(final, m["true_magnitude"], rtol=0.02)
-    assert _metric(rows, "switch_iteration", algorithm="alg2")[0] is not None
+    # switch at tau = 0.1 (the authors' notebook) right after the first steps
+    assert 0 < _metric(rows, "switch_iteration", algorithm="alg2", loss_scale="authors")[0] <= 5
+    # Fig. 6: on the authors' loss (twice ours) Algorithm 1 turns unstable late in the run:
+    # the error rises far above its minimum and the directions keep moving; on the paper's
+    # (1/2n) scale, and with Algorithm 2, they settle
+    a1 = {r["params"]["loss_scale"]: r["metrics"] for r in rows
+          if r["params"]["algorithm"] == "alg1"}
+    assert a1["authors"]["final_error"] > 10 * a1["authors"]["min_error"]
+    assert a1["half-mean"]["final_error"] < 1.1 * a1["half-mean"]["min_error"]
+    assert (summary["authors' loss: alg1 late max |v(t+1)-v(t)| (median)"]
+            > 1e3 * summary["alg1 late max |v(t+1)-v(t)| (median)"])
+    assert (summary["authors' loss: alg2 late max |v(t+1)-v(t)| (median)"]
+            < 1e-3 * summary["authors' loss: alg1 late max |v(t+1)-v(t)| (median)"])
 
 
 def test_alg2_entries_learned_largest_first(tmp_path):
