@@ -501,7 +501,8 @@ def _snr_trial(params: dict, seed: int) -> dict:
                                 random_state=seed).fit(X, y)
     pd = GroupPrimalDualRegressor(groups=4, random_state=seed).fit(X, y)
     return {"ir_group": relative_error(ir.coef_, w),
-            "ir_group_authors": relative_error(authors.coef_, w), "group_lasso": relative_error(lasso.coef_, w),
+            "ir_group_authors": relative_error(authors.coef_, w),
+            "group_lasso": relative_error(lasso.coef_, w),
             "primal_dual": relative_error(pd.coef_, w),
             "ir_chosen_iteration": ir.chosen_iteration_, "pd_chosen_iteration": pd.n_iter_}
 
