@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from overparam.experiments import get_experiment
 from overparam.experiments.runner import run_serial
+from overparam.experiments.spec import cell_seed
 
 
 def _rows(name, grid, trials):
@@ -76,6 +77,83 @@ def diabetes(trials):
     _print(exp.summarize(rows))
 
 
+def _split(data, seed, n_train=None):
+    from overparam.experiments.papers.group_sparsity import _standardize
+
+    perm = np.random.default_rng(seed).permutation(data.y.size)
+    tr, va, te = np.array_split(perm, 3)
+    tr = tr[:n_train] if n_train else tr
+    X = _standardize(data.X[tr], data.X[va], data.X[te], scale=data.X.std(axis=0))
+    y = [v[:, 0] for v in _standardize(data.y[tr, None], data.y[va, None], data.y[te, None])]
+    return X, y
+
+
+def _ir_path(X_tr, y_tr, groups, loss_scale, step, n_iter=20_000, every=10):
+    from overparam.operators import as_operator
+    from overparam.parameterizations import GroupHadamard
+    from overparam.solvers import History, weight_normalized_gd
+    from overparam.stopping import StoppingRule
+
+    hist = History(every=every, quantities={"w": lambda p, x: x.copy()})
+    weight_normalized_gd(GroupHadamard(groups), as_operator(X_tr), y_tr, algorithm="alg2",
+                         init_scale=1e-3, step_u=step, step_v=step, loss_scale=loss_scale,
+                         stopping=StoppingRule(max_iter=n_iter, tol=0, stagnation_tol=0),
+                         history=hist, on_divergence="halve")
+    return np.asarray(hist.iteration), np.asarray(hist.values["w"])
+
+
+def diabetes_diagnose(trials, n_train=None, loss_scale="half-mean", step=1e-2,
+                      dataset="diabetes"):
+    """Validation-chosen and best-possible (oracle) test MSE along the IR and lasso paths."""
+    from overparam.baselines.group import group_lasso_alpha_max, group_lasso_path, group_weights
+    from overparam.datasets.group import load_breast_cancer_groups, load_diabetes_splines
+
+    data = load_diabetes_splines() if dataset == "diabetes" else load_breast_cancer_groups()
+    exp = get_experiment("group-diabetes")
+    seeds = [cell_seed(exp.seed, exp.cells()[0], t) for t in range(trials)]
+    rows = []
+    for seed in seeds:
+        (X_tr, X_va, X_te), (y_tr, y_va, y_te) = _split(data, seed, n_train)
+        its, ws = _ir_path(X_tr, y_tr, data.groups, loss_scale, step)
+        val = np.mean((ws @ X_va.T - y_va) ** 2, axis=1)
+        test = np.mean((ws @ X_te.T - y_te) ** 2, axis=1)
+        top = group_lasso_alpha_max(X_tr, y_tr, data.groups, group_weights(data.groups))
+        coefs = group_lasso_path(X_tr, y_tr, data.groups, np.geomspace(top, top * 1e-3, 50))
+        gval = np.mean((coefs @ X_va.T - y_va) ** 2, axis=1)
+        gtest = np.mean((coefs @ X_te.T - y_te) ** 2, axis=1)
+        ols = np.linalg.lstsq(X_tr, y_tr, rcond=None)[0]
+        # relaxed group lasso: least squares on the groups each alpha selects (no shrinkage)
+        relaxed = np.zeros_like(coefs)
+        for k, c in enumerate(coefs):
+            cols = np.isin(data.groups, np.unique(data.groups[np.abs(c) > 0]))
+            if cols.any():
+                relaxed[k, cols] = np.linalg.lstsq(X_tr[:, cols], y_tr, rcond=None)[0]
+        rval = np.mean((relaxed @ X_va.T - y_va) ** 2, axis=1)
+        rtest = np.mean((relaxed @ X_te.T - y_te) ** 2, axis=1)
+        # ridge (dense shrinkage), penalty chosen on the validation part
+        lams = np.geomspace(1e-3, 1e3, 40) * len(y_tr)
+        gram, xty = X_tr.T @ X_tr, X_tr.T @ y_tr
+        ridge = np.array([np.linalg.solve(gram + lam * np.eye(gram.shape[0]), xty)
+                          for lam in lams])
+        dval = np.mean((ridge @ X_va.T - y_va) ** 2, axis=1)
+        dtest = np.mean((ridge @ X_te.T - y_te) ** 2, axis=1)
+        n_groups = [np.unique(data.groups[np.abs(ws[np.argmin(val)]) > 1e-3]).size,
+                    np.unique(data.groups[np.abs(coefs[np.argmin(gval)]) > 0]).size]
+        rows.append([test[np.argmin(val)], test.min(), its[np.argmin(val)],
+                     gtest[np.argmin(gval)], gtest.min(), np.argmin(gval),
+                     rtest[np.argmin(rval)], dtest[np.argmin(dval)], *n_groups,
+                     np.mean((X_te @ ols - y_te) ** 2)])
+    a = np.asarray(rows, dtype=float)
+    names = ["IR (validation)", "IR (oracle)", "IR chosen iteration", "lasso (validation)",
+             "lasso (oracle)", "lasso chosen alpha index (of 50)",
+             "relaxed group lasso (validation)", "ridge (validation)", "IR groups selected",
+             "lasso groups selected", "least squares"]
+    print(f"{dataset}, n_train={n_train or 'a third'}, {loss_scale} loss, step {step}, "
+          f"{trials} splits")
+    for name, col in zip(names, a.T, strict=True):
+        print(f"  {name}: {col.mean():.4g} ± {col.std(ddof=1):.2g} (median {np.median(col):.4g})")
+
+
 def spectral(trials):
     exp = get_experiment("spectral-nn-recovery")
     exp, rows = _rows(exp.name, exp.grid, trials)
@@ -83,6 +161,11 @@ def spectral(trials):
 
 
 _COMMANDS = {"more-is-less": more_is_less, "horizon": horizon, "group-fig2": group_fig2,
+             "diabetes-diagnose": diabetes_diagnose,
+             "diabetes-small": lambda t: diabetes_diagnose(t, n_train=50),
+             "breast-cancer-diagnose": lambda t: diabetes_diagnose(t, dataset="breast-cancer"),
+             "diabetes-authors": lambda t: diabetes_diagnose(t, loss_scale="authors",
+                                                             step=5e-3),
              "group-snr": group_snr, "diabetes": diabetes, "spectral": spectral}
 
 
