@@ -65,6 +65,24 @@ def group_fig2(trials):
     _print(exp.summarize(rows))
 
 
+def group_step(trials):
+    """Is Fig. 6's instability the step size or the authors' update? Alg. 1, 2,000 its."""
+    from overparam.datasets import make_group_sparse_problem
+    from overparam.experiments.papers.group_sparsity import _run_path
+
+    exp = get_experiment("group-convergence")
+    for trial in range(trials):
+        seed = cell_seed(exp.seed, exp.cells(quick=True)[1], trial)
+        pb = make_group_sparse_problem(150, 300, group_size=3, n_active_groups=3, values=10.0,
+                                       noise_std=0.5, random_state=seed)
+        for scale, step in [("half-mean", 1e-3), ("half-mean", 2e-3), ("authors", 1e-3),
+                            ("authors", 5e-4)]:
+            _, _, hist = _run_path(pb, "alg1", 2000, step=step, loss_scale=scale)
+            err = np.asarray(hist.error)
+            print(f"  trial {trial}, {scale} loss, gamma {step:g}: min relative error "
+                  f"{err.min():.4f}, final {err[-1]:.4f}")
+
+
 def group_snr(trials):
     grid = {"snr_db": [10, 20, 30], "n_alphas": [30]}
     exp, rows = _rows("group-snr", grid, trials)
@@ -155,13 +173,16 @@ def diabetes_diagnose(trials, n_train=None, loss_scale="half-mean", step=1e-2,
 
 
 def spectral(trials):
-    exp = get_experiment("spectral-nn-recovery")
-    exp, rows = _rows(exp.name, exp.grid, trials)
+    """snn-gaussian in both settings (the paper's m = 50 depth 1, the authors' depth 4)."""
+    from overparam.experiments.papers.spectral_nn import METHODS
+
+    grid = {"setting": ["paper", "authors"], "methods": [METHODS], "max_iter": [50_000]}
+    exp, rows = _rows("snn-gaussian", grid, trials)
     _print(exp.summarize(rows))
 
 
 _COMMANDS = {"more-is-less": more_is_less, "horizon": horizon, "group-fig2": group_fig2,
-             "diabetes-diagnose": diabetes_diagnose,
+             "diabetes-diagnose": diabetes_diagnose, "group-step": group_step,
              "diabetes-small": lambda t: diabetes_diagnose(t, n_train=50),
              "breast-cancer-diagnose": lambda t: diabetes_diagnose(t, dataset="breast-cancer"),
              "diabetes-authors": lambda t: diabetes_diagnose(t, loss_scale="authors",

@@ -38,8 +38,8 @@ def data_scaled_steps(param: GroupHadamard, operator, y,
       group (``u_k^4 ~ (c / lam)^2``) relaxes at the rate ``4 step_u c`` at which its
       magnitude grew;
     - ``switch_tol = step_u c / 3``: switch once every group's correlation ``<v_l, g_l>``
-      has fallen below ``c / 6`` (the paper's ``tau = gamma = 1e-3`` on data with ``c`` about
-      3, as in its experiments).
+      has fallen below ``c / 6`` (``tau = gamma`` at ``c = 3``; the paper gives no ``tau``,
+      the authors' notebooks use 0.1 and 0.03 at ``gamma`` 1e-3 and 0.01).
 
     All three are unchanged by rescaling ``X`` or ``y`` (in the units of the iterates).
 
