@@ -471,10 +471,7 @@ class DeepSpectralNetwork(Parameterization):
                                                  svd=svd)
         return (grad_z @ V, np.swapaxes(grad_z, -1, -2) @ U, *grad_alphas)
 
-    def __getstate__(self):
-        state = dict(vars(self))
-        state.pop("_cache", None)
-        return state
+    __getstate__ = SpectralNetwork.__getstate__  # the forward cache is not part of the model
 
     def __repr__(self) -> str:
         return (f"DeepSpectralNetwork(n_rows={self.n_rows}, n_cols={self.n_cols}, "
