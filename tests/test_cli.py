@@ -167,9 +167,10 @@ def test_recover_force_and_real_output_path(sparse_files):
 
 
 def test_recover_says_what_it_guessed_about_a_csv(sparse_files):
-    tmp, x = sparse_files
+    tmp, _ = sparse_files
     y = np.loadtxt(tmp / "y.csv", delimiter=",")
-    lines = [",y"] + [f"{i},{float(v)!r}" for i, v in enumerate(y)]  # pandas' to_csv(): index column
+    # pandas' to_csv(): an unnamed index column first.
+    lines = [",y"] + [f"{i},{float(v)!r}" for i, v in enumerate(y)]
     (tmp / "y_pandas.csv").write_text("\n".join(lines) + "\n")
     out = run_cli("recover", "--method", "min-norm", "--A", "A.npy", "--y", "y_pandas.csv",
                   "-o", "x.npy", cwd=tmp)

@@ -110,8 +110,13 @@ def recover(
 def _relative_residual(estimator, A, y) -> float:
     import numpy as np
 
-    resid = np.linalg.norm(estimator.predict(A) - y)
-    return float(resid / max(np.linalg.norm(y), 1e-300))
+    resid = np.asarray(estimator.predict(A) - y, dtype=float)
+    y = np.asarray(y, dtype=float)
+    scale = max(float(np.max(np.abs(y), initial=0.0)), float(np.max(np.abs(resid), initial=0.0)))
+    if not scale > 0:
+        return 0.0
+    # Scaled first: the squares of values near 1e300 overflow.
+    return float(np.linalg.norm(resid / scale) / max(np.linalg.norm(y / scale), 1e-300))
 
 
 def check_output(output: Path, force: bool) -> None:

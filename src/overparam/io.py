@@ -150,7 +150,7 @@ def _read_csv(path: Path, key: str | None) -> np.ndarray:
             warnings.warn(f"{path}: first column has no name (a pandas index): dropped",
                           DataFileNote, stacklevel=3)
     arr = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2, usecols=columns,
-                     encoding="utf-8-sig")
+                     encoding="utf-8-sig", quotechar='"')
     return arr.ravel() if arr.shape[1] == 1 else arr
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +14,7 @@ import typer
 __all__ = ["register_commands"]
 
 
-class BackendName(str, Enum):
+class BackendName(StrEnum):
     """``--backend`` values (a choice checked when the command line is parsed)."""
 
     serial = "serial"
@@ -23,7 +23,7 @@ class BackendName(str, Enum):
     dask = "dask"
 
 
-class ReportMode(str, Enum):
+class ReportMode(StrEnum):
     """``--mode`` values of ``report``."""
 
     auto = "auto"
