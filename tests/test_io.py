@@ -31,6 +31,7 @@ def test_csv_with_header(tmp_path):
     np.testing.assert_array_equal(load_array(tmp_path / "h.csv"), [[1, 2], [3, 4]])
 
 
+@pytest.mark.filterwarnings("ignore::overparam.io.DataFileNote")
 @pytest.mark.parametrize("content, name, match", [
     (None, "missing.npy", "no such file"),
     ("x", "data.txt", "unsupported format"),

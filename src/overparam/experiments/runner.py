@@ -53,7 +53,7 @@ from .store import (
     to_jsonable,
     write_csv,
 )
-from .workers import dask_trial, failed_record, iter_pool
+from .workers import dask_trial, failed_record, iter_pool, pickled
 
 __all__ = [
     "DEFAULT_OUTDIR",
@@ -216,7 +216,6 @@ def _pool_size(jobs: int) -> int:
 
 def _iter_dask(calls: Sequence[tuple[Callable, Task, float | None]], jobs: int,
                scheduler: str | None) -> Iterator[TrialRecord]:
-    import cloudpickle
     import dask
     from distributed import Client, LocalCluster, as_completed
 
@@ -231,9 +230,7 @@ def _iter_dask(calls: Sequence[tuple[Callable, Task, float | None]], jobs: int,
                                    dashboard_address=None)
             client = Client(cluster)
         try:
-            payloads: dict[int, bytes] = {}
-            futures = {client.submit(dask_trial, payloads.setdefault(id(fn), cloudpickle.dumps(fn)),
-                                     task, timeout, pure=False): task
+            futures = {client.submit(dask_trial, pickled(fn), task, timeout, pure=False): task
                        for fn, task, timeout in calls}
             for future in as_completed(futures):
                 try:

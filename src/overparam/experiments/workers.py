@@ -10,6 +10,7 @@ This module turns each outcome into a :class:`~overparam.experiments.store.Trial
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import multiprocessing.util
@@ -27,7 +28,7 @@ import cloudpickle
 
 from .store import TrialRecord, package_version
 
-__all__ = ["TIMEOUT", "crash_message", "dask_trial", "iter_pool", "trial_pool"]
+__all__ = ["TIMEOUT", "crash_message", "dask_trial", "iter_pool", "pickled", "trial_pool"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,19 @@ def outcome(future, task, timeout: float | None) -> TrialRecord:
         return failed_record(task, "error", text)
 
 
+def pickled(fn: Callable) -> bytes:
+    """``cloudpickle.dumps(fn)``, computed once per function, not once per trial."""
+    try:
+        return _pickled_cached(fn)
+    except TypeError:  # an unhashable callable object
+        return cloudpickle.dumps(fn)
+
+
+@functools.lru_cache(maxsize=256)
+def _pickled_cached(fn: Callable) -> bytes:
+    return cloudpickle.dumps(fn)
+
+
 def _limit(timeout: float | None) -> float | None:
     return None if timeout is None or timeout <= 0 else float(timeout)
 
@@ -169,14 +183,14 @@ def iter_pool(calls: Sequence[tuple[Callable, object, float | None]],
         for fn, task, _ in calls:
             yield execute_trial(fn, task)
         return
-    payloads: dict[int, bytes] = {}
+    if not calls:
+        return
     modules = {getattr(fn, "__module__", None) or "" for fn, _, _ in calls}
     pool = trial_pool(max(1, min(workers, len(calls))), sorted(modules))
     try:
         futures = {}
         for fn, task, timeout in calls:
-            payload = payloads.setdefault(id(fn), cloudpickle.dumps(fn))
-            futures[pool.schedule(run_pickled, args=(payload, task),
+            futures[pool.schedule(run_pickled, args=(pickled(fn), task),
                                   timeout=_limit(timeout))] = (task, _limit(timeout))
         for future in as_completed(futures):
             task, timeout = futures[future]
