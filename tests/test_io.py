@@ -28,7 +28,8 @@ def test_npz_and_mat_keys(tmp_path, rng):
 
 def test_csv_with_header(tmp_path):
     (tmp_path / "h.csv").write_text("a,b\n1,2\n3,4\n")
-    np.testing.assert_array_equal(load_array(tmp_path / "h.csv"), [[1, 2], [3, 4]])
+    with pytest.warns(DataFileNote, match="header"):
+        np.testing.assert_array_equal(load_array(tmp_path / "h.csv"), [[1, 2], [3, 4]])
 
 
 @pytest.mark.filterwarnings("ignore::overparam.io.DataFileNote")
