@@ -174,14 +174,19 @@ def test_cli_export(tmp_path):
     assert res.exit_code != 0 and "no stored trials" in res.output
 
 
-def test_report_reuses_the_figures_of_a_fresh_run(tmp_path):
+def _counting(name):
+    """POWER_LAW renamed, with a plot that records the number of rows of each drawing."""
     calls = []
 
     def counting_plot(rows, path):
         calls.append(len(rows))
         POWER_LAW.plot(rows, path)
 
-    exp = dataclasses.replace(POWER_LAW, name="t-counting", plot=counting_plot)
+    return dataclasses.replace(POWER_LAW, name=name, plot=counting_plot), calls
+
+
+def test_report_reuses_the_figures_of_a_fresh_run(tmp_path):
+    exp, calls = _counting("t-counting")
     store = tmp_path / "s.sqlite"
     results = run_experiments([exp], quick=True, store=store, outdir=tmp_path, progress=False)
     report = write_report(store, tmp_path, fresh_results=results)
@@ -273,13 +278,7 @@ def test_markdown_code_blocks_cannot_be_closed_from_inside():
 
 
 def test_unchanged_figures_are_not_redrawn(tmp_path):
-    calls = []
-
-    def counting_plot(rows, path):
-        calls.append(len(rows))
-        POWER_LAW.plot(rows, path)
-
-    exp = dataclasses.replace(POWER_LAW, name="t-redraw", plot=counting_plot)
+    exp, calls = _counting("t-redraw")
     store = tmp_path / "s.sqlite"
     # No outdir: the run draws nothing; its results tell the report the (unregistered) spec.
     fresh = run_experiments([exp], quick=True, store=store, progress=False)
