@@ -385,7 +385,7 @@ def _claim_rows(section: ExperimentSection) -> list[dict]:
                     "criterion": claim.criterion, "measured": measured,
                     "verdict": outcome.verdict.value,
                     "css": outcome.verdict.name.lower().replace("_", "-"),
-                    "detail": outcome.detail,
+                    "detail": _fmt(outcome.detail),
                     "cause": claim.cause if outcome.verdict is not Verdict.REPRODUCED else ""})
     return out
 

@@ -290,10 +290,11 @@ def _bound_violations(rows, summary):
 
 declare_claims(
     INIT_SCALING,
-    *(Claim(f"slope-L{d}", f"L = {d}: log-log slope of ε against α on [1e-6, 1e-2] is 1 − 2/L = "
-            f"{1 - 2 / d:.3g} (± 0.1; partly ± 0.2).",
-            summary_value(f"L={d}: fitted slope (alpha in [1e-6, 1e-2])"), op="==",
-            target=1 - 2 / d, tolerance=0.1, partly=0.2) for d in (3, 4)),
+    *(Claim(f"slope-L{d}", f"L = {d}: ε decreases polynomially, at least at Theorem 1.1's "
+            f"rate: log-log slope of ε against α on [1e-6, 1e-2] ≥ 1 − 2/L = {1 - 2 / d:.3g} "
+            "(tolerance 0.1; partly ≥ 0.05).",
+            summary_value(f"L={d}: fitted slope (alpha in [1e-6, 1e-2])"), op=">=",
+            target=1 - 2 / d, tolerance=0.1, partly=1 - 2 / d - 0.05) for d in (3, 4)),
     Claim("L2-slower", "L = 2 decreases only logarithmically: its fitted slope is below "
           "L = 3's (slope(L=2) − slope(L=3) ≤ 0).", _slope_gap, target=0.0),
     Claim("below-bound", "ε stays below Theorem 1.1's bound at every α where the bound applies "
