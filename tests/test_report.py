@@ -240,7 +240,7 @@ def test_verdicts_overview_and_people_numbers(tmp_path):
     # The overview: one row per paper and a total with the count of each verdict.
     assert re.search(r"all papers 1 4 1 1 1 1", page.text)
     assert "| all papers | 1 | 4 | 1 | 1 | 1 | 1 |" in md
-    assert "1000 needed" in page.text and "Cause: a known setting" in page.text
+    assert "needed: 1000" in page.text and "Cause: a known setting" in page.text
     for text in (page.text, md):
         assert "0.123" in text and "0.123456789" not in text  # 3 significant figures
         assert "1.23 × 10⁻⁹" in text and "e-09" not in text

@@ -95,9 +95,17 @@ def test_claim_operators(op, target, measured, verdict):
     assert claim.evaluate([{}]).verdict is verdict
 
 
+def test_claim_bounds_are_inclusive_despite_rounding():
+    # 0.8 - 0.5 is 0.30000000000000004 in floats: still within partly = 0.3.
+    claim = Claim("c", "s", lambda rows, _: 0.5, op=">=", target=0.8, partly=0.3)
+    assert claim.evaluate([{}]).verdict is Verdict.PARTLY
+    below = Claim("c", "s", lambda rows, _: 0.49, op=">=", target=0.8, partly=0.3)
+    assert below.evaluate([{}]).verdict is Verdict.NOT_REPRODUCED
+
+
 def test_claim_not_evaluated_with_a_reason():
     few = _gap_claim(min_rows=10).evaluate(_cells(0.0))
-    assert few.verdict is Verdict.NOT_EVALUATED and "4 trials stored, 10 needed" in few.detail
+    assert few.verdict is Verdict.NOT_EVALUATED and "trials stored: 4, needed: 10" in few.detail
 
     def undecided(rows, summary):
         raise NotEvaluated("one trial per cell in the quick run")

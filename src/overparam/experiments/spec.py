@@ -315,7 +315,7 @@ class Claim:
         """The verdict on ``rows`` (and their ``summarize`` output), never raising."""
         if len(rows) < self.min_rows:
             return Outcome(Verdict.NOT_EVALUATED,
-                           detail=f"{len(rows)} trials stored, {self.min_rows} needed")
+                           detail=f"trials stored: {len(rows)}, needed: {self.min_rows}")
         try:
             value = self.measure(rows, summary or {})
         except NotEvaluated as exc:
@@ -330,7 +330,8 @@ class Claim:
             return Outcome(Verdict.NOT_EVALUATED, None if value is None else float(value),
                            detail or "no finite value measured")
         value = float(value)
-        excess = self.excess(value)
+        # Bounds are inclusive; the slack absorbs rounding (0.8 - 0.5 > 0.3 in floats).
+        excess = self.excess(value) - 1e-9 * max(1.0, abs(self.target))
         if excess <= self.tolerance:
             verdict = Verdict.REPRODUCED
         elif self.partly is not None and excess <= self.partly:

@@ -515,7 +515,10 @@ declare_claims(
     Claim("norm-one", "With Φ, Ψ the singular vectors of X*, the nuclear norm converges to "
           "‖X*‖_* = 1 (± 0.01; partly ± 0.05).",
           lambda rows, _: median_of(rows, "limit_nuclear_norm", {"basis": "truth"}), op="==",
-          target=1.0, tolerance=0.01, partly=0.05),
+          target=1.0, tolerance=0.01, partly=0.05,
+          cause="the measurements carry noise (1e-2): the limit is the minimum-nuclear-norm "
+                "interpolant of the noisy data (see nuclear-minimal), whose norm exceeds "
+                "‖X*‖_*"),
     Claim("gd-follows-flow", "Small learning rates follow the flow: median relative distance "
           "to the flow at the smallest step ≤ 0.05 (partly ≤ 0.2).", _smallest_step_gap,
           target=0.0, tolerance=0.05, partly=0.2),
