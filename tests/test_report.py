@@ -300,3 +300,14 @@ def test_unchanged_figures_are_not_redrawn(tmp_path):
     assert figure.exists() and calls == [8, 12, 12]
     write_report(store, out, fresh_results=fresh)
     assert calls == [8, 12, 12]
+
+
+def test_units_from_metric_names():
+    from overparam.experiments.report import _aggregate_table, unit_of
+
+    assert [unit_of(n) for n in ("time_IR-MMV", "ir_time", "psnr_M-SP", "snr_db", "error",
+                                 "timeline")] == ["s", "s", "dB", "dB", "", ""]
+    rows = [{"params": {"n": n}, "metrics": {"ir_time": 0.5, "error": 1.0}} for n in (1, 2)]
+    columns, table, _ = _aggregate_table(rows)
+    assert columns == ["n", "ir_time (s, mean ± sd)", "error (mean ± sd)", "trials"]
+    assert table == [["1", "0.5", "1", "1"], ["2", "0.5", "1", "1"]]

@@ -154,10 +154,25 @@ def _aggregate_table(rows: list) -> tuple[list[str], list[list[str]], str]:
     if len(keys) > MAX_TABLE_ROWS:
         note += f"First {MAX_TABLE_ROWS} of {len(keys)} cells shown; all are in the CSV."
         keys = keys[:MAX_TABLE_ROWS]
-    columns = [*varying, *(f"{m} (mean ± sd)" for m in metrics), "trials"]
+    columns = [*varying, *(f"{m} ({_unit_prefix(m)}mean ± sd)" for m in metrics), "trials"]
     table = [[_fmt(v) for _, v in key] + [cells[key].get(m, "") for m in metrics]
              + [str(cells[key]["count"])] for key in keys]
     return columns, table, note.strip()
+
+
+def unit_of(name: str) -> str:
+    """The unit a metric's name implies (``time``/``*_time`` in s, PSNR and SNR in dB), or ""."""
+    words = re.split(r"[^a-z0-9]+", name.lower())
+    if "time" in words or "seconds" in words:
+        return "s"
+    if any(w in ("psnr", "db") for w in words):
+        return "dB"
+    return ""
+
+
+def _unit_prefix(name: str) -> str:
+    unit = unit_of(name)
+    return f"{unit}, " if unit else ""
 
 
 def _sort_key(value) -> tuple:
