@@ -6,7 +6,9 @@ trial of one grid cell, a plot, a summary, and the paper's claim in words. The r
 (:mod:`overparam.experiments.runner`) does the looping, seeding, parallelism, storage and CSV.
 
 Spec modules live in :mod:`overparam.experiments.papers`; every module there is imported on
-first use of the registry, so adding an experiment touches no shared file.
+first use of the registry, so adding an experiment touches no shared file. Each experiment
+declares its paper's claims as :class:`Claim` checks of the stored numbers with a tolerance;
+the report turns them into a :class:`Verdict` each.
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ class Experiment:
     figure : str
         What it reproduces, e.g. ``"Fig. 1-3"``.
     claim : str
-        The paper's claim in words, shown beside the measured result in the report.
+        The paper's claim in words, shown beside the measured result in the report. Its
+        machine-checked form, one :class:`Claim` per checkable statement, is attached with
+        :func:`declare_claims` and read back from :attr:`claims`.
     grid : mapping of str to sequence
         Full parameter grid; the cells are the Cartesian product.
     run_trial : callable
