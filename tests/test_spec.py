@@ -1,4 +1,5 @@
 import importlib
+import itertools
 import sys
 import types
 
@@ -151,12 +152,13 @@ def test_declared_phase_transition_claims_on_synthetic_rows():
 
     def rows(ir_of):
         out = []
-        for sign in ("positive", "signed"):
+        for reading, sign in itertools.product(("product", "per-factor"), ("positive", "signed")):
             for m in (4, 12, 20):
                 for t in range(4):
                     bp = float(m >= 12 and t < 3)
-                    ir = ir_of(bp, t)
-                    out.append({"params": {"sign": sign, "M": m, "s": 2}, "trial": t,
+                    ir = ir_of(bp, t) if reading == "product" else bp
+                    out.append({"params": {"sign": sign, "M": m, "s": 2,
+                                           "init_reading": reading}, "trial": t,
                                 "metrics": {"success_bp": bp, "success_ir2": ir,
                                             "success_ir3": bp,
                                             "success_min-l2": float(m == 20)}})
@@ -166,12 +168,15 @@ def test_declared_phase_transition_claims_on_synthetic_rows():
     same = {n: c.evaluate(rows(lambda bp, t: bp)).verdict for n, c in claims.items()}
     assert set(same.values()) == {Verdict.REPRODUCED}
     # IR L=2 succeeds in trial 0 of the M = 4 cells where BP fails: 2 of 6 cells off by 1/4.
-    near = claims["ir2-as-bp"].evaluate(rows(lambda bp, t: 1.0 if t == 0 else bp))
+    near = claims["ir2-as-bp-product"].evaluate(rows(lambda bp, t: 1.0 if t == 0 else bp))
     assert near.verdict is Verdict.PARTLY and near.measured == pytest.approx(1 / 12)
     # IR L=2 always succeeds: off by 1 at M = 4 and 1/4 elsewhere, mean 1/2.
-    far = claims["ir2-as-bp"].evaluate(rows(lambda bp, t: 1.0))
+    far = claims["ir2-as-bp-product"].evaluate(rows(lambda bp, t: 1.0))
     assert far.verdict is Verdict.NOT_REPRODUCED and far.measured == pytest.approx(0.5)
-    assert claims["ir3-as-bp"].evaluate(rows(lambda bp, t: 1.0)).verdict is Verdict.REPRODUCED
+    assert claims["ir3-as-bp-product"].evaluate(rows(lambda bp, t: 1.0)).verdict is (
+        Verdict.REPRODUCED)
+    assert claims["ir2-as-bp-per-factor"].evaluate(rows(lambda bp, t: 1.0)).verdict is (
+        Verdict.REPRODUCED)
 
 
 # --- Numbers for people ------------------------------------------------------------------------

@@ -729,18 +729,29 @@ def _mean_ratio(metric, reference):
     return measure
 
 
+def _jitter(scale):
+    """Late direction change of Algorithm 1 over Algorithm 2's, at one loss scale."""
+    def measure(rows, _):
+        kept = [r for r in rows if _scale_of(r) == scale]
+        return (median_of(kept, "late_direction_change", {"algorithm": "alg1"})
+                / median_of(kept, "late_direction_change", {"algorithm": "alg2"}))
+    return measure
+
+
 _RECOVER = "median minimum relative error ≤ 0.1 (partly ≤ 0.3)"
 declare_claims(
     CONVERGENCE,
     *(Claim(f"{alg}-recovers", f"Algorithm {alg[-1]} recovers w*: {_RECOVER}.",
             _recovers(where={"algorithm": alg}), target=0.0, tolerance=0.1, partly=0.3)
       for alg in ("alg1", "alg2")),
-    Claim("alg1-jitter", "Algorithm 1's directions fluctuate late in the run, Algorithm 2's do "
-          "not: late max |v(t+1) − v(t)| of Alg. 1 / Alg. 2 ≥ 10 (partly ≥ 2).",
-          _ratio("late_direction_change", "late_direction_change", {"algorithm": "alg1"},
-                 {"algorithm": "alg2"}), op=">=", target=10.0, partly=8.0,
-          cause="with our loss scale (1/2n)‖r‖² the late instability does not appear; the "
-                "authors' MSELoss (1/n)‖r‖² doubles the step (issue 16 item 2)"),
+    Claim("alg1-jitter-authors-loss", "With the authors' loss (1/n)‖r‖², Algorithm 1's "
+          "directions fluctuate late in the run, Algorithm 2's do not: late max |v(t+1) − v(t)| "
+          "of Alg. 1 / Alg. 2 ≥ 10 (partly ≥ 2).", _jitter("authors"), op=">=", target=10.0,
+          partly=8.0),
+    Claim("alg1-jitter-our-loss", "The same with our loss (1/2n)‖r‖²: ratio ≥ 10 (partly ≥ 2).",
+          _jitter("half-mean"), op=">=", target=10.0, partly=8.0,
+          cause="with our loss scale the step is half the authors' and the late instability "
+                "does not appear (issue 16 item 2)"),
 )
 declare_claims(
     ENTRIES,
@@ -764,8 +775,8 @@ declare_claims(
 )
 declare_claims(
     DEGENERATE,
-    Claim("recovers", f"Size-one groups: Algorithm 2 recovers w* = [1, −1, 1, −1, 1]: "
-          f"{_RECOVER}.", _recovers(), target=0.0, tolerance=0.1, partly=0.3),
+    Claim("recovers", f"Size-one groups: w* = [1, −1, 1, −1, 1] is recovered: {_RECOVER}.",
+          _recovers(), target=0.0, tolerance=0.1, partly=0.3),
 )
 declare_claims(
     NO_NORMALIZATION,
