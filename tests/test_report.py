@@ -11,6 +11,7 @@ from overparam.experiments.cli import register_commands
 from overparam.experiments.papers.demo import POWER_LAW, SLEEP
 from overparam.experiments.report import write_report
 from overparam.experiments.runner import run_experiments, run_serial
+from overparam.experiments.spec import Claim, Verdict, format_number
 from overparam.experiments.store import ResultStore
 
 
@@ -70,8 +71,14 @@ def test_report_has_figures_tables_claims_and_errors(tmp_path):
             assert (report.html.parent / href).exists(), href
     # The claim beside the measured number, from summarize().
     assert POWER_LAW.claim in page.text
-    slope = results[0].summary["slope"]
-    assert f"slope: {slope:.4g}" in page.text
+    slope = format_number(results[0].summary["slope"])
+    assert f"slope: {slope}" in page.text
+    # A verdict per declared claim, and the overview of verdicts per paper.
+    (claim,) = POWER_LAW.claims
+    assert claim.statement in page.text and claim.criterion in page.text
+    verdict = report.sections[0].outcomes[0][1].verdict
+    assert verdict is not Verdict.NOT_EVALUATED and verdict.value in page.text
+    assert "how much of the papers holds" in page.text and "all papers" in page.text
     # Overview, machine, runs and the aggregate table (mean ± sd per cell).
     assert page.tables >= 4
     assert "n (mean ± sd)" not in page.text and "error (mean ± sd)" in page.text
@@ -87,7 +94,8 @@ def test_report_has_figures_tables_claims_and_errors(tmp_path):
     md = report.markdown.read_text()
     assert "![demo-power-law](figures/demo-power-law.png)" in md
     assert f"**Paper's claim.** {POWER_LAW.claim}" in md
-    assert f"slope = {slope:.4g}" in md and "| n | error (mean ± sd) |" in md
+    assert f"slope = {slope}" in md and "| n | error (mean ± sd) |" in md
+    assert f"**{verdict.value}**" in md
 
 
 def test_report_from_store_alone_and_mode_choice(tmp_path):
@@ -166,14 +174,19 @@ def test_cli_export(tmp_path):
     assert res.exit_code != 0 and "no stored trials" in res.output
 
 
-def test_report_reuses_the_figures_of_a_fresh_run(tmp_path):
+def _counting(name):
+    """POWER_LAW renamed, with a plot that records the number of rows of each drawing."""
     calls = []
 
     def counting_plot(rows, path):
         calls.append(len(rows))
         POWER_LAW.plot(rows, path)
 
-    exp = dataclasses.replace(POWER_LAW, name="t-counting", plot=counting_plot)
+    return dataclasses.replace(POWER_LAW, name=name, plot=counting_plot), calls
+
+
+def test_report_reuses_the_figures_of_a_fresh_run(tmp_path):
+    exp, calls = _counting("t-counting")
     store = tmp_path / "s.sqlite"
     results = run_experiments([exp], quick=True, store=store, outdir=tmp_path, progress=False)
     report = write_report(store, tmp_path, fresh_results=results)
@@ -185,3 +198,116 @@ def test_report_reuses_the_figures_of_a_fresh_run(tmp_path):
     run_experiments([exp], quick=True, trials=3, store=store, progress=False)
     write_report(store, tmp_path, fresh_results=results)
     assert calls == [8, 12]
+
+
+_CRAFTED = ("<script>alert(1)</script> <img src=x onerror=alert(2)> | [click](javascript:x) "
+            "**bold** `tick` ![i](http://e/x.png)")
+
+
+def _crafted_experiment():
+    def summarize(rows):
+        return {"note": _CRAFTED, "ratio": 0.123456789, "tiny": 1.23456e-9,
+                "nested": {"a · b": 2.0 / 3.0}, "text number": "1.234567e-03 ± 2.5e-04"}
+
+    claims = (
+        Claim("good", "slope within 0.1 of -0.5", lambda rows, s: -0.49, op="==", target=-0.5,
+              tolerance=0.1),
+        Claim("near", "close-ish", lambda rows, s: 0.1, target=0.0, tolerance=0.05, partly=0.2,
+              cause=_CRAFTED),
+        Claim("bad", "never", lambda rows, s: 5.0, target=0.0, cause="a known setting"),
+        Claim("quick", "needs many rows", lambda rows, s: 0.0, min_rows=1000),
+    )
+    from overparam.experiments.spec import declare_claims
+
+    exp = dataclasses.replace(POWER_LAW, name="t-crafted", summarize=summarize,
+                              description=_CRAFTED, claim=_CRAFTED)
+    declare_claims(exp, *claims)
+    return exp
+
+
+def _report_of(exp, tmp_path, **kw):
+    store = tmp_path / "s.sqlite"
+    results = run_experiments([exp], quick=True, store=store, progress=False)
+    return write_report(store, tmp_path / "report", fresh_results=results, **kw)
+
+
+def test_verdicts_overview_and_people_numbers(tmp_path):
+    report = _report_of(_crafted_experiment(), tmp_path, names=["t-crafted"])
+    assert report.verdicts == {Verdict.REPRODUCED: 1, Verdict.PARTLY: 1,
+                               Verdict.NOT_REPRODUCED: 1, Verdict.NOT_EVALUATED: 1}
+    page = _parse(report.html)
+    md = report.markdown.read_text(encoding="utf-8")
+    # The overview: one row per paper and a total with the count of each verdict.
+    assert re.search(r"all papers 1 4 1 1 1 1", page.text)
+    assert "| all papers | 1 | 4 | 1 | 1 | 1 | 1 |" in md
+    assert "needed: 1000" in page.text and "Cause: a known setting" in page.text
+    for text in (page.text, md):
+        assert "0.123" in text and "0.123456789" not in text  # 3 significant figures
+        assert "1.23 × 10⁻⁹" in text and "e-09" not in text
+        assert "0.00123 ± 2.5 × 10⁻⁴" in text  # pre-formatted numbers in text rounded too
+        assert "nested: a · b" in text and "0.667" in text  # flattened, UTF-8 kept
+        assert "\\u00b7" not in text and "{" not in text.split("Machine")[1]
+
+
+def test_stored_text_is_escaped_in_html_and_markdown(tmp_path):
+    report = _report_of(_crafted_experiment(), tmp_path, names=["t-crafted"])
+    html = report.html.read_text(encoding="utf-8")
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    page = _parse(report.html)
+    assert _CRAFTED in page.text  # shown to the reader as text, whole
+    assert all(img["src"].startswith("figures/") for img in page.images)
+    md = report.markdown.read_text(encoding="utf-8")
+    for raw in ("<script>", "<img", "**bold**", "`tick`"):
+        assert raw not in md, raw
+    # No link or image syntax survives: every bracket is backslash-escaped.
+    assert not re.search(r"(?<!\\)\]\(", md.split("## t-crafted")[1].replace(
+        "](figures/", "").replace("](data/", ""))
+    assert "&lt;script&gt;" in md and "\\[click\\]" in md and "\\*\\*bold\\*\\*" in md
+    # Table rows keep their column count: a stored '|' cannot add a cell.
+    for line in md.splitlines():
+        if line.startswith("| close-ish"):
+            assert line.count(" | ") == 3, line
+
+
+def test_markdown_code_blocks_cannot_be_closed_from_inside():
+    from overparam.experiments.report import md_code
+
+    block = str(md_code("a\n```\n<b>x</b>\n````"))
+    assert block.startswith("`````\n") and block.endswith("\n`````")
+
+
+def test_unchanged_figures_are_not_redrawn(tmp_path):
+    exp, calls = _counting("t-redraw")
+    store = tmp_path / "s.sqlite"
+    # No outdir: the run draws nothing; its results tell the report the (unregistered) spec.
+    fresh = run_experiments([exp], quick=True, store=store, progress=False)
+    out = tmp_path / "report"
+    first = write_report(store, out, fresh_results=fresh)
+    figure = out / "figures" / "t-redraw.png"
+    assert first.sections[0].redrawn and calls == [8]
+    assert (out / "figures" / "t-redraw.png.sha256").exists()
+    mtime = figure.stat().st_mtime_ns
+    again = write_report(store, out, fresh_results=fresh)
+    assert not again.sections[0].redrawn and calls == [8]
+    assert figure.stat().st_mtime_ns == mtime
+    # New rows: drawn again. A deleted figure: drawn again.
+    fresh = run_experiments([exp], quick=True, trials=3, store=store, progress=False)
+    assert write_report(store, out, fresh_results=fresh).sections[0].redrawn
+    assert calls == [8, 12] and figure.stat().st_mtime_ns != mtime
+    figure.unlink()
+    write_report(store, out, fresh_results=fresh)
+    assert figure.exists() and calls == [8, 12, 12]
+    write_report(store, out, fresh_results=fresh)
+    assert calls == [8, 12, 12]
+
+
+def test_units_from_metric_names():
+    from overparam.experiments.report import _aggregate_table, unit_of
+
+    assert [unit_of(n) for n in ("time_IR-MMV", "ir_time", "psnr_M-SP", "snr_db", "error",
+                                 "timeline")] == ["s", "s", "dB", "dB", "", ""]
+    rows = [{"params": {"n": n}, "metrics": {"ir_time": 0.5, "error": 1.0}} for n in (1, 2)]
+    columns, table, _ = _aggregate_table(rows)
+    assert columns == ["n", "ir_time (s, mean ± sd)", "error (mean ± sd)", "trials"]
+    assert table == [["1", "0.5", "1", "1"], ["2", "0.5", "1", "1"]]

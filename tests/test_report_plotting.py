@@ -1,7 +1,10 @@
 """Shared plotting helpers of the experiments' figures."""
 
+import itertools
+
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from overparam.experiments import plotting
 
@@ -59,3 +62,46 @@ def test_bad_options():
     assert plotting.stat_curve(ax, _rows(), x="n", metric="missing") == []
     _, axes = plotting.new_figure(2, 3)
     assert axes.shape == (2, 3)
+
+
+def _boxes(fig, labels):
+    renderer = fig.canvas.get_renderer()
+    return [lab.get_window_extent(renderer) for lab in labels if lab.get_text()]
+
+
+def _overlaps(boxes, vertical=False):
+    spans = sorted((b.y0, b.y1) if vertical else (b.x0, b.x1) for b in boxes)
+    return sum(b[0] < a[1] for a, b in itertools.pairwise(spans))
+
+
+def test_save_removes_overlapping_tick_labels(tmp_path):
+    fig, (crowded, names, logs) = plotting.new_figure(1, 3, width=2.2)
+    crowded.plot(np.arange(60), np.arange(60))
+    crowded.set_xticks(range(60))
+    crowded.set_yticks(range(60))
+    names.bar(range(6), range(6))
+    categories = [f"method number {i}" for i in range(6)]
+    names.set_xticks(range(6), labels=categories)
+    logs.plot([1e-7, 1.0], [1.0, 2.0])
+    logs.set_xscale("log")
+    logs.set_xticks(np.geomspace(1e-7, 1, 8))
+    FigureCanvasAgg(fig).draw()
+    assert _overlaps(_boxes(fig, crowded.get_xticklabels())) > 10  # the problem is real
+    plotting.save(fig, tmp_path / "t.png")
+    for ax in (crowded, logs):
+        assert _overlaps(_boxes(fig, ax.get_xticklabels())) == 0
+        assert _overlaps(_boxes(fig, ax.get_yticklabels()), vertical=True) == 0
+    kept = [t.get_text() for t in crowded.get_xticklabels()]
+    assert kept[0] == "0" and 2 < len(kept) < 30
+    # Category names are turned, never dropped.
+    assert [t.get_text() for t in names.get_xticklabels()] == categories
+    assert all(t.get_rotation() == 35 for t in names.get_xticklabels())
+
+
+def test_save_leaves_readable_ticks_alone(tmp_path):
+    fig, ax = plotting.new_figure()
+    ax.plot([1, 2, 3], [1, 4, 9])
+    ax.set_xticks([1, 2, 3])
+    plotting.save(fig, tmp_path / "t.png")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "3"]
+    assert all(t.get_rotation() == 0 for t in ax.get_xticklabels())

@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from .spec import aggregate
 __all__ = [
     "STYLE",
     "band",
+    "declutter_ticks",
     "finish",
     "fit_power_law",
     "grouped_stats",
@@ -110,9 +112,13 @@ def finish(ax: Axes, *, xlabel: str, ylabel: str, title: str | None = None,
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (folders created) and return the path."""
+    """Write ``fig`` as a PNG at ``path`` (folders created) and return the path.
+
+    Overlapping tick labels are thinned out or turned first (:func:`declutter_ticks`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    declutter_ticks(fig)
     fig.savefig(path, format="png", dpi=STYLE["savefig.dpi"], bbox_inches="tight")
     return path
 
@@ -220,3 +226,86 @@ def loglog_fit(ax: Axes, x: Sequence[float], y: Sequence[float], *, label: str |
     ax.plot(grid, np.exp(intercept) * grid**slope, color=color, linestyle=linestyle,
             label=text, **line_kw)
     return slope
+
+
+#: Pixels of free space required between neighbouring tick labels.
+_TICK_GAP = 2.0
+
+
+def _visible_labels(axis, minor: bool = False) -> list:
+    ticks = axis.get_minor_ticks() if minor else axis.get_major_ticks()
+    lo, hi = sorted(axis.get_view_interval())
+    out = []
+    for tick in ticks:
+        label = tick.label1
+        if label.get_visible() and label.get_text() and lo <= tick.get_loc() <= hi:
+            out.append(label)
+    return out
+
+
+def _overlap(boxes: list, vertical: bool) -> bool:
+    """Whether any two of the label boxes (sorted along the axis) come closer than the gap."""
+    spans = sorted((b.y0, b.y1) if vertical else (b.x0, b.x1) for b in boxes)
+    return any(b[0] < a[1] + _TICK_GAP for a, b in itertools.pairwise(spans))
+
+
+def _is_number(text: str) -> bool:
+    text = text.replace("−", "-").replace("$", "").replace("\\mathdefault", "")
+    try:
+        float(text.strip("{}"))
+    except ValueError:
+        return "^" in text  # mathtext powers such as 10^{-6}
+    return True
+
+
+def declutter_ticks(fig: Figure, max_rounds: int = 8) -> None:
+    """Make the tick labels of every axes of ``fig`` stop overlapping.
+
+    Minor tick labels that collide are dropped; colliding numeric major labels are thinned
+    (every k-th kept, k as small as possible); colliding text labels on the x axis are
+    turned 35° instead, so that no category loses its name.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.ticker import NullFormatter
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    for _ in range(max_rounds):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        changed = False
+        for ax in fig.axes:
+            for axis, vertical in ((ax.xaxis, False), (ax.yaxis, True)):
+                changed |= _declutter_axis(axis, vertical, renderer, NullFormatter)
+        if not changed:
+            return
+
+
+def _declutter_axis(axis, vertical: bool, renderer, null_formatter) -> bool:
+    """One round of :func:`declutter_ticks` on one axis; returns whether it changed anything."""
+    major = _visible_labels(axis)
+    minor = _visible_labels(axis, minor=True)
+    major_boxes = [lab.get_window_extent(renderer) for lab in major]
+    if minor and _overlap(major_boxes + [lab.get_window_extent(renderer) for lab in minor],
+                          vertical):
+        axis.set_minor_formatter(null_formatter())
+        return True
+    if len(major) < 2 or not _overlap(major_boxes, vertical):
+        return False
+    texts = [lab.get_text() for lab in major]
+    if not vertical and not all(_is_number(t) for t in texts):
+        if all(lab.get_rotation() == 35 for lab in major):
+            return False  # already turned: nothing more to do without losing names
+        for lab in major:
+            lab.set_rotation(35)
+            lab.set_horizontalalignment("right")
+            lab.set_rotation_mode("anchor")
+        return True
+    locs = [tick.get_loc() for tick in axis.get_major_ticks()
+            if tick.label1 in major]
+    for step in range(2, len(locs) + 1):
+        keep = list(range(0, len(locs), step))
+        if not _overlap([major_boxes[i] for i in keep], vertical):
+            break
+    axis.set_ticks([locs[i] for i in keep], labels=[texts[i] for i in keep])
+    return True

@@ -1,25 +1,33 @@
-"""The reproduction report: every experiment's figure, numbers and the paper's claim, from a store.
+"""The reproduction report: every experiment's figure, numbers and verdicts, from a store.
 
 :func:`write_report` reads a :class:`~overparam.experiments.store.ResultStore` only, so a report
-can be re-rendered at any time without re-running anything: figures are drawn again from the
-stored rows with each spec's ``plot``, the headline numbers come from its ``summarize`` and the
-tables from :func:`~overparam.experiments.aggregate`. It writes ``report.html`` and ``report.md``
-with ``figures/<name>.png`` and ``data/<name>.csv`` beside them.
+can be re-rendered at any time without re-running anything: the headline numbers come from each
+spec's ``summarize``, the verdict of each declared :class:`~overparam.experiments.spec.Claim`
+from the stored rows, the tables from :func:`~overparam.experiments.aggregate`. Figures are
+drawn with each spec's ``plot`` only when their rows changed: a digest of the rows (and of the
+plotting code) is kept beside each PNG. It writes ``report.html`` and ``report.md`` (rendered
+from the Jinja2 templates in ``templates/``, stored text escaped in both) with
+``figures/<name>.png`` and ``data/<name>.csv`` beside them.
 """
 
 from __future__ import annotations
 
-import html
+import dataclasses
+import hashlib
+import inspect
 import json
-import math
+import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
+from markupsafe import Markup
+
 from .runner import RunResult, summarize_and_plot
-from .spec import Experiment, aggregate, list_experiments
+from .spec import Claim, Experiment, Outcome, Verdict, aggregate, format_number, list_experiments
 from .store import (
     ResultStore,
     TrialRecord,
@@ -29,12 +37,16 @@ from .store import (
     write_csv,
 )
 
-__all__ = ["ExperimentSection", "collect", "write_report"]
+__all__ = ["ExperimentSection", "Report", "collect", "verdict_counts", "write_report"]
 
 #: At most this many rows per aggregate table in the page (the CSV has everything).
 MAX_TABLE_ROWS = 40
 #: At most this many metrics (columns) per aggregate table.
 MAX_TABLE_METRICS = 6
+#: Order of the verdicts in every table.
+VERDICTS = (Verdict.REPRODUCED, Verdict.PARTLY, Verdict.NOT_REPRODUCED, Verdict.NOT_EVALUATED)
+#: Experiment names that may become file names (no separators, no leading dot).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
 @dataclass
@@ -55,35 +67,68 @@ class ExperimentSection:
     table_note: str = ""
     trial_time: float = 0.0
     versions: list[str] = field(default_factory=list)
+    outcomes: list[tuple[Claim, Outcome]] = field(default_factory=list)
+    redrawn: bool = False
 
     @property
     def mode(self) -> str:
         return "quick" if self.quick else "full"
 
+    @property
+    def paper(self) -> str:
+        return self.spec.paper if self.spec is not None else "?"
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers and text for people
+
+_FLOAT_IN_TEXT = re.compile(r"(?<![\w.])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.])"
+                            r"|(?<![\w.])-?\d+[eE][-+]?\d+(?![\w.])")
+
 
 def _fmt(value) -> str:
-    """A number as the report prints it: 4 significant digits, ints as they are."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        return f"{value:.4g}"
-    if isinstance(value, list):
+    """A stored value as the report prints it: 3 significant figures, no JSON, no escapes."""
+    if isinstance(value, str):
+        # Summaries sometimes pre-format numbers ("1.234567e-03 ± 2e-04"): round those too.
+        return _FLOAT_IN_TEXT.sub(lambda m: format_number(float(m.group())), value)
+    if isinstance(value, list | tuple):
         if len(value) <= 4:
             return "[" + ", ".join(_fmt(v) for v in value) + "]"
         return f"[{_fmt(value[0])}, …, {_fmt(value[-1])}] ({len(value)} values)"
-    if isinstance(value, dict):
-        return json.dumps(value, default=str)
-    return str(value)
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    return format_number(value)
+
+
+def _summary_items(summary: Mapping) -> list[tuple[str, str]]:
+    """Flat ``(label, formatted value)`` pairs; nested dicts give ``"outer: inner"`` labels."""
+    items = []
+    for key, value in summary.items():
+        if key == "error":
+            continue
+        if isinstance(value, Mapping):
+            items += [(f"{key}: {k}", v) for k, v in _summary_items(value)]
+        else:
+            items.append((str(key), _fmt(value)))
+    return items
 
 
 def _is_scalar(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _looks_numeric(text: str) -> bool:
+    """Right-align numbers (and ``mean ± sd`` cells) so that digits line up."""
+    head = str(text).split(" ± ")[0].split(" × ")[0].replace("−", "-")
+    try:
+        float(head)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Collecting the sections
 
 
 def _aggregate_table(rows: list) -> tuple[list[str], list[list[str]], str]:
@@ -116,10 +161,25 @@ def _aggregate_table(rows: list) -> tuple[list[str], list[list[str]], str]:
     if len(keys) > MAX_TABLE_ROWS:
         note += f"First {MAX_TABLE_ROWS} of {len(keys)} cells shown; all are in the CSV."
         keys = keys[:MAX_TABLE_ROWS]
-    columns = [*varying, *(f"{m} (mean ± sd)" for m in metrics), "trials"]
+    columns = [*varying, *(f"{m} ({_unit_prefix(m)}mean ± sd)" for m in metrics), "trials"]
     table = [[_fmt(v) for _, v in key] + [cells[key].get(m, "") for m in metrics]
              + [str(cells[key]["count"])] for key in keys]
     return columns, table, note.strip()
+
+
+def unit_of(name: str) -> str:
+    """The unit a metric's name implies (``time``/``*_time`` in s, PSNR and SNR in dB), or ""."""
+    words = re.split(r"[^a-z0-9]+", name.lower())
+    if "time" in words or "seconds" in words:
+        return "s"
+    if any(w in ("psnr", "db") for w in words):
+        return "dB"
+    return ""
+
+
+def _unit_prefix(name: str) -> str:
+    unit = unit_of(name)
+    return f"{unit}, " if unit else ""
 
 
 def _sort_key(value) -> tuple:
@@ -159,10 +219,63 @@ def _choose_mode(modes: set[bool], quick: bool | None) -> bool | None:
     return False if False in modes else (True if True in modes else None)
 
 
+def _code_fingerprint(func) -> str:
+    """Source of the module that defines ``func`` (a changed plot must be redrawn)."""
+    try:
+        return Path(inspect.getsourcefile(func)).read_text(encoding="utf-8")
+    except (TypeError, OSError):
+        return getattr(func, "__qualname__", repr(func))
+
+
+def rows_digest(spec: Experiment, rows: list) -> str:
+    """SHA-256 of what a figure depends on: the rows, the plot's code and the plot style."""
+    h = hashlib.sha256()
+    h.update(json.dumps(rows, sort_keys=True, default=str).encode())
+    h.update(_code_fingerprint(spec.plot).encode())
+    from . import plotting
+
+    h.update(Path(plotting.__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _figure(spec: Experiment, rows: list, figure: Path,
+            done: RunResult | None) -> tuple[str | None, bool]:
+    """Bring ``figure`` up to date with ``rows``; returns ``(plot_error, redrawn)``.
+
+    The figure is kept when the digest stored beside it matches, copied from a fresh run that
+    drew exactly these rows, or else drawn again.
+    """
+    stamp = figure.with_name(figure.name + ".sha256")
+    digest = rows_digest(spec, rows)
+    if figure.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return None, False
+    figure.unlink(missing_ok=True)
+    stamp.unlink(missing_ok=True)
+    if not rows:
+        return None, False
+    if done is not None and done.figure is not None and Path(done.figure).exists():
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(done.figure, figure)
+        plot_error = None
+    else:
+        plot_error = summarize_and_plot(dataclasses.replace(spec, summarize=None), rows,
+                                        figure)[1]
+    if figure.exists():
+        stamp.write_text(digest + "\n")
+    return plot_error, True
+
+
+def _fresh_match(fresh: dict, spec: Experiment, mode: bool, rows: list) -> RunResult | None:
+    done = fresh.get((spec.name, mode))
+    if done is not None and done.experiment is spec and done.rows == rows:
+        return done
+    return None
+
+
 def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None,
             names: Sequence[str] | None = None,
             fresh_results: Sequence[RunResult] = ()) -> list[ExperimentSection]:
-    """Build each experiment's section from the store, drawing figures and writing CSVs.
+    """Build each experiment's section from the store: numbers, verdicts, figures and CSVs.
 
     Parameters
     ----------
@@ -195,219 +308,195 @@ def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None
     sections = []
     for name in order:
         mode = _choose_mode(stored[name], quick)
-        if mode is None:
-            continue
-        spec = registry.get(name)
-        records, rows, n_stale = _grid_rows(store.records(name, quick=mode), spec, mode)
-        section = ExperimentSection(
-            name=name, quick=mode, spec=spec, rows=rows,
-            errors=[r for r in records if r.status != "ok"],
-            trial_time=sum(r.time for r in records),
-            versions=sorted({r.version for r in records}))
-        if spec is not None:
-            figure = path_inside(outdir / "figures", f"{name}.png")  # name: stored text
-            figure.unlink(missing_ok=True)
-            done = fresh.get((name, mode))
-            if done is not None and done.experiment is spec and done.rows == rows and (
-                    done.figure is not None or spec.plot is None):
-                section.summary, section.plot_error = done.summary, done.plot_error
-                if done.figure is not None:
-                    figure.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(done.figure, figure)
-            else:
-                section.summary, section.plot_error = summarize_and_plot(spec, rows, figure)
-            if figure.exists():
-                section.figure = f"figures/{name}.png"
-        if rows:
-            write_csv(path_inside(outdir / "data", f"{name}.csv"), rows)
-            section.csv = f"data/{name}.csv"
-        section.table_columns, section.table, section.table_note = _aggregate_table(rows)
-        if n_stale:
-            section.table_note += (f" {n_stale} stored trials of cells no longer in the grid"
-                                   " are left out.")
-            section.table_note = section.table_note.strip()
-        sections.append(section)
+        if mode is not None:
+            sections.append(_section(store, outdir, name, mode, registry.get(name), fresh))
     return sections
 
 
+def _section(store: ResultStore, outdir: Path, name: str, mode: bool, spec: Experiment | None,
+             fresh: dict) -> ExperimentSection:
+    records, rows, n_stale = _grid_rows(store.records(name, quick=mode), spec, mode)
+    section = ExperimentSection(
+        name=name, quick=mode, spec=spec, rows=rows,
+        errors=[r for r in records if r.status != "ok"],
+        trial_time=sum(r.time for r in records),
+        versions=sorted({r.version for r in records}))
+    safe = _SAFE_NAME.fullmatch(name) is not None and ".." not in name
+    if spec is not None:
+        done = _fresh_match(fresh, spec, mode, rows)
+        if done is not None:
+            section.summary = done.summary
+        else:
+            section.summary = summarize_and_plot(spec, rows, None)[0]
+        if spec.plot is not None and safe:
+            figure = path_inside(outdir / "figures", f"{name}.png")  # name: stored text
+            section.plot_error, section.redrawn = _figure(spec, rows, figure, done)
+            if figure.exists():
+                section.figure = f"figures/{name}.png"
+        section.outcomes = [(c, c.evaluate(rows, section.summary)) for c in spec.claims]
+    if rows and safe:
+        write_csv(path_inside(outdir / "data", f"{name}.csv"), rows)
+        section.csv = f"data/{name}.csv"
+    section.table_columns, section.table, section.table_note = _aggregate_table(rows)
+    if n_stale:
+        section.table_note += (f" {n_stale} stored trials of cells no longer in the grid"
+                               " are left out.")
+    if not safe:
+        section.table_note += " Its name is not a safe file name: no figure or CSV written."
+    section.table_note = section.table_note.strip()
+    return section
+
+
 # ---------------------------------------------------------------------------------------------
-# Rendering
-
-_CSS = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2rem auto;
-       max-width: 1100px; padding: 0 1rem; color: #222; line-height: 1.45; }
-h1 { font-size: 1.7rem; } h2 { font-size: 1.3rem; border-top: 1px solid #ccc;
-     padding-top: 1.2rem; margin-top: 2rem; }
-table { border-collapse: collapse; margin: 0.6rem 0; font-size: 0.88rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.claim { display: grid; grid-template-columns: 1fr 1fr; gap: 1rem; }
-.claim > div { background: #f7f7fb; border-left: 4px solid #5060c0; padding: 0.5rem 0.8rem; }
-.claim > div.measured { border-left-color: #40a060; }
-.meta { color: #555; font-size: 0.9rem; }
-img { max-width: 100%; border: 1px solid #ddd; }
-.error { color: #a00; } pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto;
-     font-size: 0.8rem; }
-.badge { font-size: 0.75rem; padding: 0.1rem 0.4rem; border-radius: 0.3rem; background: #eee; }
-"""
+# The verdict overview
 
 
-def _h(value) -> str:
-    return html.escape(str(value))
+def verdict_counts(outcomes: Sequence[Outcome]) -> dict[Verdict, int]:
+    """How many outcomes have each verdict (every verdict present, zeros included)."""
+    counts = dict.fromkeys(VERDICTS, 0)
+    for outcome in outcomes:
+        counts[outcome.verdict] += 1
+    return counts
 
 
-def _html_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{_h(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td{_num_class(v)}>{_h(v)}</td>" for v in row) + "</tr>"
-        for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _num_class(value) -> str:
-    """Right-align numbers (and ``mean ± sd`` cells) so that digits line up."""
-    head = str(value).split(" ± ")[0]
-    try:
-        float(head)
-    except ValueError:
-        return ""
-    return ' class="num"'
-
-
-def _md_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def esc(v):
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(esc(c) for c in columns) + " |",
-             "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _summary_items(section: ExperimentSection) -> list[tuple[str, str]]:
-    return [(k, _fmt(v)) for k, v in section.summary.items() if k != "error"]
+def _overview_by_paper(sections: list[ExperimentSection],
+                       not_run: Sequence[Experiment]) -> tuple[list[str], list[list[str]]]:
+    """One row per paper and a total: experiments, claims and the count of each verdict."""
+    papers: dict[str, list] = {}
+    for s in sections:
+        papers.setdefault(s.paper, [0, []])
+        papers[s.paper][0] += 1
+        papers[s.paper][1] += [o for _, o in s.outcomes]
+    for exp in not_run:
+        papers.setdefault(exp.paper, [0, []])
+        papers[exp.paper][0] += 1
+        papers[exp.paper][1] += [Outcome(Verdict.NOT_EVALUATED, detail="not run")
+                                 for _ in exp.claims]
+    columns = ["paper", "experiments", "claims", *(v.value for v in VERDICTS)]
+    rows = []
+    total = [0, []]
+    for paper in sorted(papers):
+        n, outcomes = papers[paper]
+        total[0] += n
+        total[1] += outcomes
+        rows.append([paper, str(n), str(len(outcomes)),
+                     *(str(c) for c in verdict_counts(outcomes).values())])
+    rows.append(["all papers", str(total[0]), str(len(total[1])),
+                 *(str(c) for c in verdict_counts(total[1]).values())])
+    return columns, rows
 
 
 def _overview(sections: list[ExperimentSection]) -> tuple[list[str], list[list[str]]]:
-    columns = ["experiment", "paper", "figure", "mode", "trials", "failed", "trial time (s)",
-               "measured"]
+    columns = ["experiment", "paper", "figure", "mode", "trials", "failed", "trial time",
+               "verdicts"]
     rows = []
     for s in sections:
         spec = s.spec
-        measured = "; ".join(f"{k} = {v}" for k, v in _summary_items(s)[:3])
-        if "error" in s.summary:
-            measured = "summarize failed"
-        rows.append([s.name, spec.paper if spec else "?", spec.figure if spec else "?", s.mode,
-                     str(len(s.rows)), str(len(s.errors)), f"{s.trial_time:.1f}", measured])
+        counts = verdict_counts([o for _, o in s.outcomes])
+        verdicts = ", ".join(f"{n} {v.value}" for v, n in counts.items() if n) or "no claims"
+        rows.append([s.name, s.paper, spec.figure if spec else "?", s.mode, str(len(s.rows)),
+                     str(len(s.errors)), format_number(float(s.trial_time), "s"), verdicts])
     return columns, rows
+
+
+def _claim_rows(section: ExperimentSection) -> list[dict]:
+    out = []
+    for claim, outcome in section.outcomes:
+        measured = format_number(outcome.measured, claim.unit)
+        out.append({"name": claim.name, "statement": claim.statement,
+                    "criterion": claim.criterion, "measured": measured,
+                    "verdict": outcome.verdict.value,
+                    "css": outcome.verdict.name.lower().replace("_", "-"),
+                    "detail": _fmt(outcome.detail),
+                    "cause": claim.cause if outcome.verdict is not Verdict.REPRODUCED else ""})
+    return out
 
 
 def _runs_table(store: ResultStore) -> tuple[list[str], list[list[str]]]:
     columns = ["run", "started (UTC)", "mode", "backend", "jobs", "experiments", "trials run",
-               "failed", "wall time (s)"]
+               "failed", "wall time"]
     rows = []
     for r in store.runs()[-20:]:
+        wall = r["wall_time"]
         rows.append([str(r["run_id"]),
                      time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["started_at"])),
-                     "quick" if r["quick"] else "full", r["backend"], str(r["jobs"]),
+                     "quick" if r["quick"] else "full", str(r["backend"]), str(r["jobs"]),
                      str(len(r["experiments"])), _fmt(r["n_run"]), _fmt(r["n_errors"]),
-                     "unfinished" if r["wall_time"] is None else f"{r['wall_time']:.1f}"])
+                     "unfinished" if wall is None else format_number(float(wall), "s")])
     return columns, rows
 
 
-def _machine(store: ResultStore) -> dict:
+def _machine(store: ResultStore) -> list[list[str]]:
     runs = store.runs()
-    return runs[-1]["machine"] if runs else machine_info()
+    info = runs[-1]["machine"] if runs else machine_info()
+    return [[str(k), _fmt(v)] for k, v in info.items()]
 
 
-def _render_html(sections, store, title) -> str:
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-             f"<title>{_h(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{_h(title)}</h1>",
-             f"<p class='meta'>Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"
-             f" from <code>{_h(store.path)}</code>. Each section puts the paper's claim beside"
-             " the measured numbers; tables give mean ± sd over trials per grid cell.</p>"]
-    parts.append("<h2 id='overview'>Overview</h2>")
-    columns, rows = _overview(sections)
-    linked = [[f"<a href='#{_h(r[0])}'>{_h(r[0])}</a>", *(_h(v) for v in r[1:])] for r in rows]
-    head = "".join(f"<th>{_h(c)}</th>" for c in columns)
-    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>"
-                 + "".join("<tr>" + "".join(f"<td>{v}</td>" for v in r) + "</tr>"
-                           for r in linked) + "</tbody></table>")
-    machine = _machine(store)
-    parts.append("<h3>Machine</h3>" + _html_table(["property", "value"],
-                                                   [[k, v] for k, v in machine.items()]))
-    parts.append("<h3>Runs</h3>" + _html_table(*_runs_table(store)))
-    for s in sections:
-        spec = s.spec
-        parts.append(f"<h2 id='{_h(s.name)}'>{_h(s.name)} <span class='badge'>{s.mode}</span>"
-                     "</h2>")
-        if spec is not None:
-            parts.append(f"<p class='meta'>Paper <b>{_h(spec.paper)}</b>, {_h(spec.figure)}."
-                         f" {_h(spec.description)}</p>")
-        else:
-            parts.append("<p class='meta'>Not a registered experiment: stored data only.</p>")
-        measured = "".join(f"<li>{_h(k)}: <b>{_h(v)}</b></li>" for k, v in _summary_items(s))
-        if "error" in s.summary:
-            measured += (f"<li class='error'>summarize failed</li>"
-                         f"<pre>{_h(s.summary['error'])}</pre>")
-        parts.append("<div class='claim'>"
-                     f"<div><b>Paper's claim</b><p>{_h(spec.claim if spec else '—')}</p></div>"
-                     f"<div class='measured'><b>Measured</b><ul>{measured or '<li>—</li>'}</ul>"
-                     "</div></div>")
-        if s.figure:
-            parts.append(f"<p><img src='{_h(s.figure)}' alt='figure of {_h(s.name)}'></p>")
-        elif s.plot_error:
-            parts.append(f"<p class='error'>The plot failed:</p><pre>{_h(s.plot_error)}</pre>")
-        if s.table:
-            parts.append(_html_table(s.table_columns, s.table))
-        if s.table_note:
-            parts.append(f"<p class='meta'>{_h(s.table_note)}</p>")
-        csv_link = f" Data: <a href='{_h(s.csv)}'>{_h(s.csv)}</a>." if s.csv else ""
-        parts.append(f"<p class='meta'>{len(s.rows)} trials, summed trial time "
-                     f"{s.trial_time:.2f} s, overparam {_h(', '.join(s.versions))}.{csv_link}</p>")
-        if s.errors:
-            parts.append(f"<p class='error'>{len(s.errors)} trials failed.</p>")
-            for rec in s.errors[:5]:
-                parts.append(f"<details><summary>{_h(json.dumps(rec.params))} trial {rec.trial}"
-                             f"</summary><pre>{_h(rec.error)}</pre></details>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+# ---------------------------------------------------------------------------------------------
+# Rendering (Jinja2 templates in templates/)
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|!~])")
 
 
-def _render_markdown(sections, store, title) -> str:
-    out = [f"# {title}", "",
-           f"Generated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} from "
-           f"`{store.path}`. Tables give mean ± sd over trials per grid cell.", "",
-           "## Overview", "", _md_table(*_overview(sections)), "", "### Machine", "",
-           _md_table(["property", "value"],
-                     [[k, str(v)] for k, v in _machine(store).items()]), "",
-           "### Runs", "", _md_table(*_runs_table(store)), ""]
-    for s in sections:
-        spec = s.spec
-        out += [f"## {s.name} ({s.mode})", ""]
-        if spec is not None:
-            out += [f"Paper **{spec.paper}**, {spec.figure}. {spec.description}".strip(), "",
-                    f"**Paper's claim.** {spec.claim}", ""]
-        items = _summary_items(s)
-        out += ["**Measured.** " + ("; ".join(f"{k} = {v}" for k, v in items) or "—"), ""]
-        if "error" in s.summary:
-            out += ["summarize failed:", "", "```", s.summary["error"], "```", ""]
-        if s.figure:
-            out += [f"![{s.name}]({s.figure})", ""]
-        elif s.plot_error:
-            out += ["The plot failed:", "", "```", s.plot_error, "```", ""]
-        if s.table:
-            out += [_md_table(s.table_columns, s.table), ""]
-        if s.table_note:
-            out += [s.table_note, ""]
-        data = f" Data: [{s.csv}]({s.csv})." if s.csv else ""
-        out += [f"{len(s.rows)} trials, summed trial time {s.trial_time:.2f} s.{data}", ""]
-        if s.errors:
-            out += [f"**{len(s.errors)} trials failed**; first:", "", "```",
-                    s.errors[0].error or "", "```", ""]
-    return "\n".join(out)
+def md_escape(value) -> str:
+    """Stored text made inert in Markdown: no HTML, no emphasis, links or table breaks.
+
+    ``Markup`` values (pieces the report itself built) pass unchanged.
+    """
+    if isinstance(value, Markup):
+        return str(value)
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(_MD_SPECIAL.sub(r"\\\1", text).split())
+
+
+def md_code(value) -> Markup:
+    """A fenced code block that no backtick run inside ``value`` can close."""
+    text = str(value)
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return Markup(f"{fence}\n{text}\n{fence}")
+
+
+def _environment(markdown: bool) -> jinja2.Environment:
+    kwargs = ({"autoescape": False, "finalize": md_escape} if markdown
+              else {"autoescape": True})
+    env = jinja2.Environment(loader=jinja2.PackageLoader("overparam.experiments", "templates"),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True, **kwargs)
+    env.filters["numeric"] = _looks_numeric
+    env.filters["trusted"] = Markup
+    env.filters["code"] = md_code
+    return env
+
+
+def _context(sections: list[ExperimentSection], store: ResultStore, title: str,
+             not_run: Sequence[Experiment]) -> dict:
+    return {
+        "title": title,
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "store": str(store.path),
+        "papers": _overview_by_paper(sections, not_run),
+        "overview": _overview(sections),
+        "not_run": [e.name for e in not_run],
+        "machine": _machine(store),
+        "runs": _runs_table(store),
+        "sections": [{
+            "s": s, "claims": _claim_rows(s), "summary": _summary_items(s.summary),
+            "summary_error": s.summary.get("error"),
+            "first_errors": [(_fmt(rec.params), rec.trial, rec.error or "")
+                             for rec in s.errors[:5]],
+            "trial_time": format_number(float(s.trial_time), "s"),
+        } for s in sections],
+    }
+
+
+def render(sections: list[ExperimentSection], store: ResultStore, title: str,
+           not_run: Sequence[Experiment] = ()) -> tuple[str, str]:
+    """The HTML and Markdown pages of the sections."""
+    context = _context(sections, store, title, not_run)
+    page = _environment(False).get_template("report.html.j2").render(context)
+    text = _environment(True).get_template("report.md.j2").render(context)
+    return page, text
 
 
 @dataclass
@@ -423,6 +512,11 @@ class Report:
         return sum(len(s.errors) + (s.plot_error is not None) + ("error" in s.summary)
                    for s in self.sections)
 
+    @property
+    def verdicts(self) -> dict[Verdict, int]:
+        """Count of each verdict over every claim of the report's sections."""
+        return verdict_counts([o for s in self.sections for _, o in s.outcomes])
+
 
 def write_report(store: ResultStore | str | Path, outdir: str | Path, *,
                  quick: bool | None = None, names: Sequence[str] | None = None,
@@ -437,7 +531,8 @@ def write_report(store: ResultStore | str | Path, outdir: str | Path, *,
     outdir : path
         Folder of the report (created).
     quick, names, fresh_results
-        See :func:`collect`.
+        See :func:`collect`. Without ``names``, registered paper experiments with no stored
+        trials are listed in the overview, their claims counted as not evaluated.
     title : str
         Page title.
     """
@@ -449,10 +544,14 @@ def write_report(store: ResultStore | str | Path, outdir: str | Path, *,
     db = ResultStore(store) if own else store
     try:
         sections = collect(db, outdir, quick=quick, names=names, fresh_results=fresh_results)
+        shown = {s.name for s in sections}
+        not_run = [] if names is not None else [
+            e for e in list_experiments() if e.name not in shown and "demo" not in e.tags]
+        page, text = render(sections, db, title, not_run)
         html_path = outdir / "report.html"
         md_path = outdir / "report.md"
-        html_path.write_text(_render_html(sections, db, title), encoding="utf-8")
-        md_path.write_text(_render_markdown(sections, db, title), encoding="utf-8")
+        html_path.write_text(page, encoding="utf-8")
+        md_path.write_text(text, encoding="utf-8")
     finally:
         if own:
             db.close()

@@ -6,7 +6,9 @@ trial of one grid cell, a plot, a summary, and the paper's claim in words. The r
 (:mod:`overparam.experiments.runner`) does the looping, seeding, parallelism, storage and CSV.
 
 Spec modules live in :mod:`overparam.experiments.papers`; every module there is imported on
-first use of the registry, so adding an experiment touches no shared file.
+first use of the registry, so adding an experiment touches no shared file. Each experiment
+declares its paper's claims as :class:`Claim` checks of the stored numbers with a tolerance;
+the report turns them into a :class:`Verdict` each.
 """
 
 from __future__ import annotations
@@ -15,18 +17,26 @@ import hashlib
 import importlib
 import itertools
 import json
+import math
 import pkgutil
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
+    "Claim",
     "Experiment",
+    "NotEvaluated",
+    "Outcome",
+    "Verdict",
     "aggregate",
     "cell_seed",
+    "declare_claims",
+    "format_number",
     "get_experiment",
     "grid_cells",
     "list_experiments",
@@ -50,7 +60,9 @@ class Experiment:
     figure : str
         What it reproduces, e.g. ``"Fig. 1-3"``.
     claim : str
-        The paper's claim in words, shown beside the measured result in the report.
+        The paper's claim in words, shown beside the measured result in the report. Its
+        machine-checked form, one :class:`Claim` per checkable statement, is attached with
+        :func:`declare_claims` and read back from :attr:`claims`.
     grid : mapping of str to sequence
         Full parameter grid; the cells are the Cartesian product.
     run_trial : callable
@@ -97,6 +109,11 @@ class Experiment:
 
     def n_trials(self, quick: bool = False) -> int:
         return self.quick_trials if quick else self.trials
+
+    @property
+    def claims(self) -> tuple[Claim, ...]:
+        """The machine-checked claims declared for this experiment (:func:`declare_claims`)."""
+        return _CLAIMS.get(self.name, ())
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -211,3 +228,249 @@ def aggregate(rows: Sequence[Row], by: Sequence[str], metric: str) -> list[dict]
                     "median": float(np.median(v)), "q25": float(np.quantile(v, 0.25)),
                     "q75": float(np.quantile(v, 0.75)), "count": int(v.size)})
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims: a paper's statement as a check of the stored numbers, with a tolerance.
+
+
+class Verdict(StrEnum):
+    """How far a claim holds in the stored numbers."""
+
+    REPRODUCED = "reproduced"
+    PARTLY = "partly"
+    NOT_REPRODUCED = "not reproduced"
+    NOT_EVALUATED = "not evaluated"
+
+
+class NotEvaluated(Exception):
+    """Raised by a claim's ``measure`` when the rows cannot decide it (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A claim's verdict with the measured value it rests on and a readable detail."""
+
+    verdict: Verdict
+    measured: float | None = None
+    detail: str = ""
+
+
+_OPS = ("<=", ">=", "==")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement of a paper, decided from an experiment's stored rows.
+
+    ``measure(rows, summary)`` returns one number (or ``(number, detail)``) that the claim is
+    about, e.g. a fitted slope or a per-cell gap; it raises :class:`NotEvaluated` when the rows
+    cannot decide (too few trials in the quick run, say). The number is compared with
+    ``target``: the claim is *reproduced* when ``measured op target`` holds within
+    ``tolerance``, *partly* when it holds within ``partly`` (a looser band), *not reproduced*
+    otherwise.
+
+    Parameters
+    ----------
+    name : str
+        Short id, unique within the experiment.
+    statement : str
+        The claim in words, with its tolerance (shown in the report).
+    measure : callable
+        ``measure(rows, summary) -> float | (float, str)``.
+    op : {"<=", ">=", "=="}
+        ``"<="``: measured ≤ target + tolerance; ``">="``: measured ≥ target − tolerance;
+        ``"=="``: |measured − target| ≤ tolerance.
+    target : float
+    tolerance : float, default=0
+    partly : float, optional
+        Looser tolerance for a *partly* verdict (default: none, so no *partly*).
+    unit : str, default=""
+        Unit of the measured value ("dB", "s"), shown beside it.
+    min_rows : int, default=1
+        Fewer stored rows than this give *not evaluated*.
+    cause : str, default=""
+        Known cause of a deviation from the paper (a setting, a reading of the paper), shown
+        when the verdict is not *reproduced*.
+    """
+
+    name: str
+    statement: str
+    measure: Callable[[Sequence[Row], Mapping], float | tuple[float, str]]
+    op: str = "<="
+    target: float = 0.0
+    tolerance: float = 0.0
+    partly: float | None = None
+    unit: str = ""
+    min_rows: int = 1
+    cause: str = ""
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise ValueError(f"op must be one of {_OPS}, got {self.op!r}")
+        if self.tolerance < 0 or (self.partly is not None and self.partly < self.tolerance):
+            raise ValueError("need 0 <= tolerance <= partly")
+
+    def excess(self, measured: float) -> float:
+        """How far ``measured`` is on the wrong side of ``target`` (≤ 0: it holds exactly)."""
+        if self.op == "<=":
+            return measured - self.target
+        if self.op == ">=":
+            return self.target - measured
+        return abs(measured - self.target)
+
+    def evaluate(self, rows: Sequence[Row], summary: Mapping | None = None) -> Outcome:
+        """The verdict on ``rows`` (and their ``summarize`` output), never raising."""
+        if len(rows) < self.min_rows:
+            return Outcome(Verdict.NOT_EVALUATED,
+                           detail=f"trials stored: {len(rows)}, needed: {self.min_rows}")
+        try:
+            value = self.measure(rows, summary or {})
+        except NotEvaluated as exc:
+            return Outcome(Verdict.NOT_EVALUATED, detail=str(exc))
+        except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
+            return Outcome(Verdict.NOT_EVALUATED,
+                           detail=f"check failed: {type(exc).__name__}: {exc}")
+        detail = ""
+        if isinstance(value, tuple):
+            value, detail = value
+        if value is None or not math.isfinite(float(value)):
+            return Outcome(Verdict.NOT_EVALUATED, None if value is None else float(value),
+                           detail or "no finite value measured")
+        value = float(value)
+        # Bounds are inclusive; the slack absorbs rounding (0.8 - 0.5 > 0.3 in floats).
+        excess = self.excess(value) - 1e-9 * max(1.0, abs(self.target))
+        if excess <= self.tolerance:
+            verdict = Verdict.REPRODUCED
+        elif self.partly is not None and excess <= self.partly:
+            verdict = Verdict.PARTLY
+        else:
+            verdict = Verdict.NOT_REPRODUCED
+        return Outcome(verdict, value, detail)
+
+    @property
+    def criterion(self) -> str:
+        """The test as bounds, e.g. ``"≤ 0.05 (partly ≤ 0.15)"`` or ``"-0.5 ± 0.1"``."""
+        unit = f" {self.unit}" if self.unit else ""
+
+        def bound(slack):
+            if self.op == "==":
+                return f"{format_number(self.target)} ± {format_number(slack)}{unit}"
+            sign = 1 if self.op == "<=" else -1
+            return (f"{'≤' if sign > 0 else '≥'} "
+                    f"{format_number(self.target + sign * slack)}{unit}")
+
+        text = bound(self.tolerance)
+        if self.partly is not None:
+            text += (f" (partly ± {format_number(self.partly)})" if self.op == "==" else
+                     f" (partly {bound(self.partly)})")
+        return text
+
+
+_CLAIMS: dict[str, tuple[Claim, ...]] = {}
+
+
+def declare_claims(experiment: Experiment | str, *claims: Claim) -> tuple[Claim, ...]:
+    """Attach machine-checked claims to an experiment (by object or name); returns them.
+
+    Declaring again replaces the experiment's claims (a module imported twice stays right).
+    """
+    name = experiment if isinstance(experiment, str) else experiment.name
+    names = [c.name for c in claims]
+    if len(set(names)) != len(names):
+        raise ValueError(f"claims of {name!r} have repeated names: {names}")
+    _CLAIMS[name] = tuple(claims)
+    return _CLAIMS[name]
+
+
+# --- Measures shared by the papers' claims ----------------------------------------------------
+
+
+def values(rows: Sequence[Row], metric: str, where: Mapping | None = None) -> np.ndarray:
+    """The scalar ``metric`` of the rows whose parameters match ``where`` (floats)."""
+    where = dict(where or {})
+    out = [float(r["metrics"][metric]) for r in rows
+           if metric in r["metrics"] and r["metrics"][metric] is not None
+           and all(r["params"].get(k) == v for k, v in where.items())]
+    return np.asarray(out, dtype=float)
+
+
+def median_of(rows: Sequence[Row], metric: str, where: Mapping | None = None) -> float:
+    """Median of a metric over the matching rows; :class:`NotEvaluated` when none match."""
+    v = values(rows, metric, where)
+    if v.size == 0:
+        raise NotEvaluated(f"no stored value of {metric!r}" + (f" where {dict(where)}"
+                                                                if where else ""))
+    return float(np.median(v))
+
+
+def share(rows: Sequence[Row], predicate: Callable[[Mapping], bool],
+          where: Mapping | None = None) -> tuple[float, str]:
+    """Fraction of matching rows whose metrics satisfy ``predicate``, with ``"k of n trials"``."""
+    where = dict(where or {})
+    kept = [r for r in rows if all(r["params"].get(k) == v for k, v in where.items())]
+    if not kept:
+        raise NotEvaluated("no matching trials")
+    hits = sum(bool(predicate(r["metrics"])) for r in kept)
+    return hits / len(kept), f"{hits} of {len(kept)} trials"
+
+
+def summary_value(key: str) -> Callable[[Sequence[Row], Mapping], float]:
+    """A ``measure`` that reads the number ``summary[key]`` (not evaluated when absent)."""
+    def measure(rows, summary):
+        if key not in summary:
+            raise NotEvaluated(f"the summary has no {key!r}")
+        return float(summary[key])
+
+    return measure
+
+
+def mean_cell_gap(rows: Sequence[Row], metric: str, reference: str, by: Sequence[str],
+                  where: Mapping | None = None) -> tuple[float, str]:
+    """Mean over the cells (grouped by ``by``) of ``|mean metric − mean reference|``."""
+    where = dict(where or {})
+    kept = [r for r in rows if all(r["params"].get(k) == v for k, v in where.items())]
+    ref = {tuple(c[k] for k in by): c["mean"] for c in aggregate(kept, by, reference)}
+    gaps = [abs(c["mean"] - ref[key]) for c in aggregate(kept, by, metric)
+            if (key := tuple(c[k] for k in by)) in ref]
+    if not gaps:
+        raise NotEvaluated(f"no cell has both {metric!r} and {reference!r}")
+    return float(np.mean(gaps)), f"over {len(gaps)} cells, largest {format_number(max(gaps))}"
+
+
+# --- Numbers for people -----------------------------------------------------------------------
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def format_number(value, unit: str = "", digits: int = 3) -> str:
+    """A number as a person reads it: ``digits`` significant figures, no float noise.
+
+    Integers print in full; floats between 1e-3 and 1e5 in positional notation
+    (``0.0123``, ``1230``), others as ``1.23 × 10⁻⁵``; NaN as ``NaN``, infinities as ``∞``;
+    ``None`` as ``—``; booleans as ``yes``/``no``. ``unit`` is appended after a space.
+    """
+    suffix = f" {unit}" if unit else ""
+    if value is None:
+        return "—"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value)}{suffix}"
+    if not isinstance(value, float | np.floating):
+        return f"{value}{suffix}"
+    x = float(value)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return ("∞" if x > 0 else "−∞") + suffix
+    if x == 0:
+        return f"0{suffix}"
+    if 1e-3 <= abs(x) < 1e5:
+        text = np.format_float_positional(x, precision=digits, unique=False, fractional=False,
+                                          trim="-")
+    else:
+        mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        text = f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+    return text + suffix

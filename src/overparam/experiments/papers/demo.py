@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .. import plotting
-from ..spec import Experiment, register
+from ..spec import Claim, Experiment, declare_claims, register, summary_value
 
 __all__ = ["POWER_LAW", "SLEEP"]
 
@@ -85,3 +85,15 @@ SLEEP = register(Experiment(
     description="Trials that only sleep, for the resume and progress tests.",
     tags=("demo",),
 ))
+
+
+# --- Claims checked by the report -------------------------------------------------------------
+declare_claims(
+    POWER_LAW,
+    Claim("slope", "Log-log slope of the median error against n is -1/2 (± 0.1; partly ± 0.2).",
+          summary_value("slope"), op="==", target=-0.5, tolerance=0.1, partly=0.2))
+declare_claims(
+    SLEEP,
+    Claim("waits", "No trial takes less than its `delay`: min(time − delay) ≥ 0 s.",
+          lambda rows, _: min(r["time"] - float(r["params"]["delay"]) for r in rows),
+          op=">=", target=0.0, unit="s"))
