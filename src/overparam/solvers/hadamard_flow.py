@@ -358,13 +358,16 @@ class _GuardedFlow:
     The exact path never increases the residual ``||A x - y||`` (``Phi`` decreases along
     it) and, for ``L > 2``, never reaches the blow-up boundary. An accepted step that more
     than doubles the residual, or an integrator failure (step size underflow, e.g. against
-    the boundary), means the error test let the integrator off the path: it restarts from
-    the last accepted state with tolerances ten times tighter, at most ``max_restarts``
-    times (the tighter tolerances are kept). Without restarts left a failure raises
-    :class:`DivergenceError`; a residual increase is then accepted (on noisy round-off level).
+    the boundary), means the error test let the integrator off the path. This happens where
+    a coordinate escapes abruptly from a long plateau, over which the steps have grown
+    large: the integrator restarts from the last accepted state with tolerances ten times
+    tighter, and returns to the given tolerances after ``relax_after`` accepted steps. At
+    most ``max_restarts`` restarts in a row from one state: then a failure raises
+    :class:`DivergenceError` and a residual increase is accepted.
     """
 
     max_restarts = 4
+    relax_after = 20
     _RESIDUAL_JUMP = 2.0
 
     def __init__(self, rhs, jac, dmap, A, y, t_bound, rtol, atol, col_norm, floor):
@@ -373,7 +376,9 @@ class _GuardedFlow:
         self._tol, self._col_norm = (rtol, atol), col_norm
         self._floor = floor  # residuals below it are round-off: never a reason to restart
         self.tightening = 1.0
-        self.restarts = 0
+        self.restarts = 0  # in all
+        self._in_a_row = 0  # from the same accepted state
+        self._since_restart = 0
         self.njev = self.nlu = 0
         self._start(0.0, np.zeros(A.shape[0]))
 
@@ -403,19 +408,28 @@ class _GuardedFlow:
                 r = self._A @ self._dmap.signal(s) - self._y
                 r_norm = float(np.linalg.norm(r))
                 if (r_norm <= self._RESIDUAL_JUMP * self.residual_norm
-                        or r_norm <= self._floor or self.restarts >= self.max_restarts):
-                    self.residual_norm = r_norm
-                    self.solver.rtol, self.solver.atol = self._tolerances(s)
+                        or r_norm <= self._floor or self._in_a_row >= self.max_restarts):
+                    self._accept(s, r_norm)
                     return s, r, r_norm
-            if self.restarts >= self.max_restarts:
+            if self._in_a_row >= self.max_restarts:
                 raise DivergenceError(
                     f"the dual-flow integrator failed at flow time {t_old:.3e} "
                     f"({message or 'non-finite state'}) even with tolerances "
                     f"{1 / self.tightening:.0e} times tighter; the init may be too small "
                     f"for double precision at depth {self._dmap.depth}")
             self.restarts += 1
+            self._in_a_row += 1
+            self._since_restart = 0
             self.tightening *= 0.1
             self._start(t_old, w_old)
+
+    def _accept(self, s, r_norm):
+        self.residual_norm = r_norm
+        self._in_a_row = 0
+        self._since_restart += 1
+        if self.tightening < 1 and self._since_restart >= self.relax_after:
+            self.tightening = 1.0
+        self.solver.rtol, self.solver.atol = self._tolerances(s)
 
     @property
     def n_jacobians(self) -> int:
@@ -481,8 +495,9 @@ def hadamard_flow(
     init_scale : float, default=1e-6
         Product init ``alpha`` (``u(0)^L = v(0)^L = alpha``), as in :class:`Hadamard`.
     stopping : StoppingRule, optional
-        ``tol`` (relative residual ``||r|| / ||y||``, or, for an inconsistent system, a residual
-        orthogonal to the range: ``||A^T r|| <= tol ||A|| ||r||``), ``max_iter`` (right-hand-side
+        ``tol`` (relative residual ``||r|| / ||y||``, or, for an inconsistent system, the
+        optimality of least squares: ``||A^T r|| <= tol ||A|| ||r||``, non-negative the KKT
+        conditions, see :func:`_least_squares_optimal`), ``max_iter`` (right-hand-side
         evaluations), ``max_time``, ``max_flow_time`` (clock time to stop at exactly) and
         ``discrepancy`` (stop at the exact time the residual norm falls to it) are honoured.
     validation : Validation, optional
@@ -528,61 +543,61 @@ def hadamard_flow(
     a_fro = float(np.linalg.norm(A))
     a_norm = None
     n_rhs = 0
-
-    dual = HadamardDual(A, y, dmap)
+    # The signal depends on w only through its part in range(A) (see hadamard_newton): for a
+    # tall A the ODE runs on range(A), R = Q^T A (n unknowns instead of m, the same path);
+    # residuals, the clock and the result stay those of A and y.
+    R, y_r, basis = _restrict_to_range(A, y) if m > A.shape[1] else (A, y, None)
 
     def rhs(t, w):
         nonlocal n_rhs
         n_rhs += 1
-        s = A.T @ w
+        with np.errstate(invalid="ignore"):  # NaN trial points (below) come back in
+            s = R.T @ w
         if not dmap.inside(s):
             # Past the blow-up boundary (L > 2) the clipped map has spurious fixed points that
             # a loose error test can accept; a non-finite value makes BDF reject the trial
             # step and shrink it (the exact path never leaves the domain, see the Notes).
-            return np.full(m, np.nan)
-        return y - A @ dmap.signal(s)
+            return np.full(w.shape, np.nan)
+        return y_r - R @ dmap.signal(s)
 
-    col_sq = np.einsum("ij,ij->j", A, A)
+    col_sq = np.einsum("ij,ij->j", R, R)
     col_norm = max(float(np.sqrt(np.max(col_sq, initial=0.0))), 1e-300)
 
     def jac(t, w):
         # The factor B of J = -B B^T: columns with t x'_j ||a_j||^2 < _JAC_DROP are left out
         # (see the docstring; BDF reuses stale Jacobians for many steps anyway). All are kept
         # where c J would swamp the identity in rounding (the kept part alone may be singular).
-        d = dmap.derivative(A.T @ w)
+        d = dmap.derivative(R.T @ w)
         weight = t * d * col_sq
         if np.max(weight) < 1e12:
             keep = weight >= _JAC_DROP
-            return A[:, keep] * np.sqrt(d[keep])
-        return A * np.sqrt(d)
+            return R[:, keep] * np.sqrt(d[keep])
+        return R * np.sqrt(d)
 
     t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
     start = time.perf_counter()
-    w0 = np.zeros(m)
-    flow = _GuardedFlow(rhs, jac, dmap, A, y, t_bound, rtol, atol, col_norm,
+    w0 = np.zeros(R.shape[0])
+    flow = _GuardedFlow(rhs, jac, dmap, R, y_r, t_bound, rtol, atol, col_norm,
                         floor=1e-12 * y_norm)
 
     def residual(w):
-        return A @ dmap.signal(A.T @ w) - y
+        return A @ dmap.signal(R.T @ w) - y
 
     def state(w):
-        return dmap.factors(A.T @ w)
+        return dmap.factors(R.T @ w)
 
-    def converged(r, r_norm):
+    def converged(x, r):
         nonlocal a_norm
-        if r_norm <= stopping.tol * y_norm:
-            return True
-        g_norm = float(np.linalg.norm(A.T @ r))
-        if g_norm > stopping.tol * a_fro * r_norm:  # fails even with the larger ||A||_F
-            return False
+        if not _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_fro):
+            return False  # fails even with the larger ||A||_F
         if a_norm is None:
             a_norm = float(operator.norm_estimate())
-        return g_norm <= stopping.tol * a_norm * r_norm
+        return _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_norm)
 
     r = residual(w0)
     loss0 = 0.5 * float(r @ r)
     if history is not None:
-        history.record(0, 0.0, loss0, state(w0), dmap.signal(A.T @ w0))
+        history.record(0, 0.0, loss0, state(w0), dmap.signal(R.T @ w0))
     interpolants, ts = [], [0.0]
     next_check = None
     n_checks = 0
@@ -594,7 +609,9 @@ def hadamard_flow(
     try:
         while reason is None:
             t_old = flow.solver.t
-            s, r, r_norm = flow.step()
+            s = flow.step()[0]
+            r = A @ dmap.signal(s) - y
+            r_norm = float(np.linalg.norm(r))
             solver = flow.solver
             w = solver.y
             n_steps += 1
@@ -618,7 +635,7 @@ def hadamard_flow(
                 while reason is None and next_check <= solver.t * m * (1 + 1e-12):
                     n_checks += 1
                     wc = dense(next_check / m) if next_check < solver.t * m else w
-                    xc = dmap.signal(A.T @ wc)
+                    xc = dmap.signal(R.T @ wc)
                     if validation.check(n_steps, next_check, xc, wc.copy()):
                         reason = StopReason.EARLY_STOPPED
                     next_check *= validation_ratio
@@ -631,7 +648,7 @@ def hadamard_flow(
                 reason = StopReason.DISCREPANCY
                 break
             # converged: interpolation, or (inconsistent y) a residual orthogonal to range(A)
-            if stopping.tol > 0 and converged(r, r_norm):
+            if stopping.tol > 0 and converged(dmap.signal(s), r):
                 reason = StopReason.CONVERGED
             elif solver.status == "finished":
                 reason = StopReason.END_OF_TIME
@@ -655,14 +672,16 @@ def hadamard_flow(
                     validation_error=validation.best_error)
         w_end = best_w
     if dense_output and interpolants:
-        info["path"] = HadamardFlowPath(OdeSolution(ts, interpolants), A, dmap, m)
-    s_end = A.T @ w_end
+        info["path"] = HadamardFlowPath(OdeSolution(ts, interpolants), R, dmap, m)
+    s_end = R.T @ w_end
     x = dmap.signal(s_end)
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite estimate at the end of the dual flow")
     r = A @ x - y
     info["final_loss"] = 0.5 * float(r @ r)
-    info["dual"] = w_end
+    # the part of w outside range(A) grows as t (I - Q Q^T) y
+    info["dual"] = (w_end if basis is None
+                    else basis @ w_end + t_end * (y - basis @ (basis.T @ y)))
     return SolverResult(coef=x, params=dmap.factors(s_end), n_iter=n_rhs,
                         wall_time=time.perf_counter() - start, stop_reason=reason,
                         history=history, info=info)
