@@ -116,7 +116,7 @@ class HadamardDualMap:
     -----
     Every quantity is entrywise in ``s``. For ``L > 2`` the map is defined on
     ``|s| < s_max = alpha^{(2-L)/L} / (L (L-2))``: at ``s_max`` the factor ``u`` is infinite
-    (the flow would blow up in finite time; with a consistent system it never gets there).
+    (the exact flow never gets there, see :func:`hadamard_flow`).
     """
 
     def __init__(self, depth: int = 2, signed: bool = True, init_scale: float = 1e-6):
@@ -528,8 +528,11 @@ def hadamard_flow(
     Raises
     ------
     DivergenceError
-        If the integrator fails, the state becomes non-finite, or (``L > 2``) the path reaches
-        the blow-up boundary ``u^{2-L} = 0``.
+        If the integrator fails even after its restarts with tighter tolerances (see
+        :class:`_GuardedFlow`; e.g. an init too small for double precision at a large depth).
+        The exact path never reaches the ``L > 2`` blow-up boundary ``u^{2-L} = 0``: ``Phi``
+        decreases along it and ``|w'| <= ||y||``, so ``psi*(s)`` stays bounded at finite
+        times; trial points past it are rejected.
     """
     stopping = stopping or StoppingRule()
     A, y, dmap = _prepare(operator, y, depth, signed, init_scale)
