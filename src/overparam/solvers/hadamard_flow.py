@@ -400,7 +400,8 @@ class _GuardedFlow:
         """One accepted step on the path; returns its ``(s, residual, residual_norm)``."""
         while True:
             t_old, w_old = self.solver.t, self.solver.y.copy()
-            message = self.solver.step()
+            with np.errstate(invalid="ignore"):  # rejected NaN trial points (see rhs)
+                message = self.solver.step()
             w = self.solver.y
             failed = self.solver.status == "failed" or not np.all(np.isfinite(w))
             if not failed:
