@@ -18,7 +18,7 @@ from overparam.solvers import (
     hadamard_flow,
     hadamard_newton,
 )
-from overparam.solvers.hadamard_flow import FlowStep, hadamard_gd
+from overparam.solvers.hadamard_flow import FlowStep, HadamardDualMap, hadamard_gd
 from overparam.stopping import StoppingRule, StopReason, Validation
 
 
@@ -336,3 +336,55 @@ def test_validation_checks_skip_the_initial_plateau():
                            stopping=StoppingRule(max_flow_time=clocks[1] / 1.05))
     loss = np.sum((A_tr.forward(before.coef) - y_tr) ** 2)
     assert loss > (1 - 1e-3) * np.sum(y_tr**2)
+
+
+@pytest.mark.parametrize("depth", [3, 4, 5])
+def test_loose_flow_stays_inside_the_domain(depth):
+    """Issue 13: with loose tolerances the L > 2 flow used to step across the blow-up boundary
+    (DivergenceError on solvable data). Trial points past it are rejected, the tolerances
+    follow the margin, and steps that leave the path are redone: the limit is Newton's."""
+    p = make_sparse_problem(60, 200, 6, random_state=1)
+    op = as_operator(p.A)
+    newton = hadamard_newton(op, p.y, depth=depth, init_scale=1e-6, tol=1e-10)
+    for rtol, atol in ((1e-2, 1e-5), (1e-3, 1e-7)):
+        flow = hadamard_flow(op, p.y, depth=depth, init_scale=1e-6, rtol=rtol, atol=atol,
+                             stopping=StoppingRule(tol=1e-8, max_iter=10**6))
+        assert flow.converged
+        assert rel(flow.coef, newton.coef) < 1e-5
+
+
+@pytest.mark.parametrize("depth", [4, 5])
+def test_newton_reaches_its_tolerance_from_a_tiny_init(depth):
+    """The line search on the change of Phi (not Phi, whose <y, w> is ~1e6 here) reaches the
+    tolerance; before, a rounding-level decrement test stopped at relative residual 1e-3 and
+    called it converged."""
+    p = make_sparse_problem(60, 200, 6, random_state=2)
+    res = hadamard_newton(as_operator(p.A), p.y, depth=depth, init_scale=1e-11, tol=1e-8)
+    assert res.converged
+    assert np.linalg.norm(p.A @ res.coef - p.y) <= 1e-8 * np.linalg.norm(p.y)
+    assert rel(res.coef, BasisPursuit().fit(p.A, p.y).coef_) < 1e-6
+
+
+def test_newton_never_calls_an_unreached_tolerance_converged(small):
+    p, op = small
+    with pytest.raises(NewtonConvergenceError):
+        hadamard_newton(op, p.y, depth=5, init_scale=1e-40, tol=1e-14, max_iter=50)
+
+
+def test_tall_flow_runs_on_the_range_and_keeps_the_clock():
+    """Overdetermined: the ODE runs on range(A) (n unknowns), with the same path."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((80, 10))
+    y = rng.standard_normal(80)
+    op = as_operator(A)
+    tau = 50.0
+    flow = hadamard_flow(op, y, depth=3, init_scale=1e-3,
+                         stopping=StoppingRule(max_flow_time=tau, tol=0, max_iter=10**6))
+    gd = hadamard_gd(op, y, depth=3, init_scale=1e-3, step=2e-4,
+                     stopping=StoppingRule(max_flow_time=tau, tol=0, max_iter=10**6))
+    assert flow.info["time"] == pytest.approx(tau)
+    assert rel(gd.coef, flow.coef) < 5e-3
+    w = flow.info["dual"]
+    assert w.shape == (80,)
+    np.testing.assert_allclose(flow.coef, HadamardDualMap(3, True, 1e-3).signal(A.T @ w),
+                               rtol=1e-8, atol=1e-12)

@@ -73,27 +73,48 @@ def _noisy(seed):
     return make_sparse_problem(60, 150, 4, snr=10.0, random_state=seed)
 
 
-@pytest.mark.parametrize("solver", ["auto", "gd"])
-def test_automatic_stopping_beats_interpolation_under_noise(solver):
-    """Averaged over problems, early stopping (validation / discrepancy) beats the limit."""
-    errs = {"limit": [], "validation": [], "discrepancy": []}
-    for seed in range(4):
-        p = _noisy(seed)
-        sigma = float(np.linalg.norm(p.noise) / np.sqrt(p.y.size))
-        common = {"depth": 3, "init_scale": 1e-4, "solver": solver, "tol": 1e-4}
-        fits = {
-            # the limit of GD and of the flow
-            "limit": HadamardRegressor(**{**common, "solver": "newton"}, early_stopping=None),
+def _noisy_fits(seed, solver, rules):
+    """Relative errors of the limit and of the early-stopping ``rules`` on ``_noisy(seed)``."""
+    p = _noisy(seed)
+    sigma = float(np.linalg.norm(p.noise) / np.sqrt(p.y.size))
+    common = {"depth": 3, "init_scale": 1e-4, "solver": solver, "tol": 1e-4}
+    fits = {"limit": HadamardRegressor(**{**common, "solver": "newton"}, early_stopping=None),
             "validation": HadamardRegressor(**common, early_stopping="validation",
                                             random_state=seed),
             "discrepancy": HadamardRegressor(**common, early_stopping="discrepancy",
-                                             noise_level=sigma),
-        }
-        for name, est in fits.items():
-            errs[name].append(relative_error(est.fit(p.A, p.y).coef_, p.x))
-    mean = {k: float(np.mean(v)) for k, v in errs.items()}
-    assert mean["discrepancy"] < 0.8 * mean["limit"]
-    assert mean["validation"] < 0.8 * mean["limit"]
+                                             noise_level=sigma)}
+    return {name: relative_error(fits[name].fit(p.A, p.y).coef_, p.x)
+            for name in ("limit", *rules)}
+
+
+def test_automatic_stopping_beats_interpolation_under_noise():
+    """Over 10 problems at 10 dB, early stopping beats the limit, with a wide margin.
+
+    Measured (seeds 0-9): validation below the limit in 9 of 10, total error 0.60 of the
+    limit's; discrepancy in 10 of 10, 0.44. A held-out split of 12 measurements is a noisy
+    guide, so validation is asked for 7 wins and a ratio below 0.8 (not a per-problem win).
+    """
+    errs = [_noisy_fits(seed, "auto", ("validation", "discrepancy")) for seed in range(10)]
+    limit = np.array([e["limit"] for e in errs])
+    for rule, min_wins, max_ratio in (("validation", 7, 0.8), ("discrepancy", 9, 0.7)):
+        err = np.array([e[rule] for e in errs])
+        assert np.sum(err < limit) >= min_wins, (rule, err / limit)
+        assert err.sum() < max_ratio * limit.sum(), (rule, err.sum() / limit.sum())
+
+
+def test_gradient_descent_stops_where_the_flow_does():
+    """GD with the flow-keeping step, stopped by the discrepancy principle, lands where the
+    exact flow does (far closer than to the truth), and beats the limit there."""
+    for seed in (0, 1):
+        p = _noisy(seed)
+        sigma = float(np.linalg.norm(p.noise) / np.sqrt(p.y.size))
+        common = {"depth": 3, "init_scale": 1e-4, "tol": 1e-4, "early_stopping": "discrepancy",
+                  "noise_level": sigma}
+        gd = HadamardRegressor(solver="gd", **common).fit(p.A, p.y).coef_
+        flow = HadamardRegressor(solver="flow", **common).fit(p.A, p.y).coef_
+        limit = HadamardRegressor(depth=3, init_scale=1e-4, early_stopping=None).fit(p.A, p.y)
+        assert relative_error(gd, flow) < 0.1 * relative_error(flow, p.x)
+        assert relative_error(gd, p.x) < relative_error(limit.coef_, p.x)
 
 
 def test_validation_uses_the_flow_path():
@@ -106,7 +127,7 @@ def test_validation_uses_the_flow_path():
     assert est.stop_reason_.value == "end_of_time"
 
 
-@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
 def test_early_stopped_flow_follows_the_exact_path(depth):
     """The validated fit integrates loosely (flow_tolerances): its estimate at the chosen time
     stays far closer to the exact path's (default tolerances) than to the truth."""
@@ -163,3 +184,98 @@ def test_dlnn_recovers_sparse(problem):
     res = gradient_descent(DiagonalLinearNetwork(100), as_operator(p.A), p.y, init_scale=1e-2,
                            stopping=StoppingRule(tol=1e-6, max_iter=200_000))
     assert relative_error(res.coef, p.x) < 2e-2
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+def test_default_limit_is_basis_pursuit_on_clean_data(depth):
+    """Issue 13: the default (init 'auto') is within 1e-4 of basis pursuit on 10 clean,
+    identifiable problems, at every depth (measured: at most 2e-6)."""
+    for seed in range(10):
+        p = make_sparse_problem(60, 200, 6, random_state=seed)
+        bp = BasisPursuit().fit(p.A, p.y).coef_
+        est = HadamardRegressor(depth=depth, early_stopping=None).fit(p.A, p.y)
+        assert est.stop_reason_.value == "converged"
+        assert relative_error(est.coef_, bp) < 1e-4, (seed, relative_error(est.coef_, bp))
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4, 5])
+def test_default_stopping_rules_do_not_crash_on_clean_data(depth):
+    """Issue 13: held-out validation and the discrepancy principle follow the dual flow (loose
+    tolerances) across the blow-up boundary region of L > 2 without a DivergenceError.
+    Validation sees no overfitting on clean data and ends at the (exact) limit on these
+    seeds (not on all: see the known gap in docs/sparse.md); the discrepancy principle stops
+    on the path at the level."""
+    for seed in (1, 3):
+        p = make_sparse_problem(60, 200, 6, random_state=seed)
+        bp = BasisPursuit().fit(p.A, p.y).coef_
+        est = HadamardRegressor(depth=depth, random_state=0).fit(p.A, p.y)
+        assert relative_error(est.coef_, bp) < 1e-4, seed
+        est = HadamardRegressor(depth=depth, early_stopping="discrepancy",
+                                noise_level=1e-8).fit(p.A, p.y)
+        # the level or the tolerance (relative residual 1e-6), whichever comes first
+        assert est.stop_reason_.value in ("discrepancy", "converged")
+        assert np.linalg.norm(p.A @ est.coef_ - p.y) <= 1e-6 * np.linalg.norm(p.y)
+        assert relative_error(est.coef_, p.x) < 0.1
+
+
+def test_tall_noiseless_problem_at_every_depth():
+    """1000 x 150 (overdetermined, consistent): the solution is unique; no crash at any depth."""
+    p = make_sparse_problem(1000, 150, 10, random_state=0)
+    for depth in (2, 3, 4, 5):
+        for rule in (None, "validation"):
+            est = HadamardRegressor(depth=depth, early_stopping=rule).fit(p.A, p.y)
+            assert relative_error(est.coef_, p.x) < 1e-4, (depth, rule)
+
+
+def test_grid_search_over_depth():
+    from sklearn.model_selection import GridSearchCV
+
+    p = make_sparse_problem(60, 200, 6, random_state=0)
+    search = GridSearchCV(HadamardRegressor(), {"depth": [2, 3]}, cv=3).fit(p.A, p.y)
+    assert search.best_score_ > 0.99
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("solver", ["auto", "flow"])
+def test_inconsistent_data_gives_least_squares(depth, solver):
+    """Issue 13: on overdetermined noisy data (no solution of A x = y) the limit is the
+    least-squares solution (unique here), reported as converged only because the normal
+    equations hold."""
+    from sklearn.datasets import make_regression
+
+    for seed in range(3):
+        A, y = make_regression(200, 10, noise=4, random_state=seed)
+        ls = np.linalg.lstsq(A, y, rcond=None)[0]
+        est = HadamardRegressor(depth=depth, solver=solver, early_stopping=None).fit(A, y)
+        assert relative_error(est.coef_, ls) < 1e-5
+        assert est.stop_reason_.value == "converged"
+        r = A @ est.coef_ - y  # the normal equations, to the default tol 1e-6
+        assert np.linalg.norm(A.T @ r) <= 1e-6 * np.linalg.norm(A, 2) * np.linalg.norm(y)
+
+
+def test_rank_deficient_inconsistent_data():
+    """Underdetermined with repeated rows and contradicting measurements: the limit solves
+    the normal equations, as the flow on the projected measurements does."""
+    p = make_sparse_problem(40, 100, 3, random_state=4)
+    A = np.vstack([p.A, p.A[:5]])
+    y = np.concatenate([p.y, p.y[:5] + 0.3])
+    est = HadamardRegressor(early_stopping=None).fit(A, y)
+    assert est.stop_reason_.value == "converged"
+    r = A @ est.coef_ - y
+    assert np.linalg.norm(A.T @ r) <= 1e-6 * np.linalg.norm(A, 2) * np.linalg.norm(y)
+    # the flow with y and with its projection onto range(A) is the same path
+    projected = A @ np.linalg.lstsq(A, y, rcond=None)[0]
+    same = HadamardRegressor(early_stopping=None).fit(A, projected)
+    assert relative_error(est.coef_, same.coef_) < 1e-6
+
+
+def test_init_scale_auto_is_scale_equivariant():
+    p = make_sparse_problem(40, 100, 4, random_state=3)
+    base = HadamardRegressor(depth=3, early_stopping=None).fit(p.A, p.y)
+    scaled = HadamardRegressor(depth=3, early_stopping=None).fit(1e3 * p.A, 1e-3 * p.y)
+    assert scaled.init_scale_ == pytest.approx(1e-6 * base.init_scale_, rel=1e-9)
+    assert relative_error(scaled.coef_, 1e-6 * base.coef_) < 1e-6
+    fixed = HadamardRegressor(init_scale=1e-3, early_stopping=None).fit(p.A, p.y)
+    assert fixed.init_scale_ == 1e-3
+    with pytest.raises(ValueError, match="init_scale"):
+        HadamardRegressor(init_scale="tiny").fit(p.A, p.y)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
+from .._validation import check_measurements, check_positive
 from ..methods import register_method
+from ..operators import DenseOperator
 from ..solvers.hadamard_flow import (
     NewtonConvergenceError,
     hadamard_flow,
@@ -32,8 +36,17 @@ class HadamardRegressor(RecoveryEstimator):
         Number of factors ``L``.
     signed : bool, default=True
         False restricts to non-negative signals (``x = u^L``).
-    init_scale : float, default=1e-6
-        Product init alpha of each part (``u(0)^L = v(0)^L = alpha``).
+    init_scale : float or "auto", default="auto"
+        Product init alpha of each part (``u(0)^L = v(0)^L = alpha``). ``"auto"``: the limit's
+        distance to the minimum-l1 interpolant shrinks with ``alpha`` (to a power of it on
+        identifiable problems) and the exact solvers (``"flow"``, ``"newton"``) make a tiny
+        init cost only a longer (logarithmic) plateau, so ``alpha = rho_L * scale`` with
+        ``scale = max_j |a_j^T y| / ||a_j||^2`` (the size of the signal, so that rescaling
+        ``A`` or ``y`` rescales the answer) and ``rho_L`` from :meth:`relative_init`: as small
+        as double precision allows at depth ``L`` (for ``L > 2`` the factors near the limit sit
+        at a relative distance ``rho_L^{1 - 2/L}`` from the blow-up boundary ``u^{2-L} = 0``,
+        kept at ``1e-5``). Paths stopped early start from the same init. The value used is
+        ``init_scale_``.
     solver : {"auto", "gd", "flow", "newton"}, default="auto"
         How the flow is followed:
 
@@ -67,7 +80,18 @@ class HadamardRegressor(RecoveryEstimator):
         Noise standard deviation per measurement, for ``early_stopping="discrepancy"``.
     random_state : None or int, default=None
         Seeds the hold-out split (the init itself is deterministic).
+
+    Attributes
+    ----------
+    init_scale_ : float
+        The init alpha used (``init_scale``, or its ``"auto"`` value on the data of ``fit``).
     """
+
+    #: ``"auto"`` init at depth 2, relative to the signal's scale. For ``L > 2`` the relative
+    #: init puts the limit's factors at relative distance ``_BOUNDARY_MARGIN`` from the
+    #: blow-up boundary: ``rho_L = _BOUNDARY_MARGIN ** (L / (L - 2))``.
+    _RELATIVE_INIT_L2 = 1e-20
+    _BOUNDARY_MARGIN = 1e-5
 
     #: Integrator tolerances ``(rtol, atol)`` of the dual flow (``solver="flow"``/``"auto"``)
     #: when the path is stopped early (validation, discrepancy, a stop time, an Oracle); the
@@ -80,7 +104,7 @@ class HadamardRegressor(RecoveryEstimator):
     #: integrator steps (CPU time 0.29 -> 0.09 s at 10 dB, 0.44 -> 0.12 s at 40 dB).
     flow_tolerances = (1e-2, 1e-5)
 
-    def __init__(self, depth=2, signed=True, init_scale=1e-6, solver="auto", step="flow",
+    def __init__(self, depth=2, signed=True, init_scale="auto", solver="auto", step="flow",
                  max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
         self.depth = depth
@@ -95,6 +119,28 @@ class HadamardRegressor(RecoveryEstimator):
         self.noise_level = noise_level
         self.random_state = random_state
 
+    @classmethod
+    def relative_init(cls, depth: int) -> float:
+        """The ``"auto"`` init relative to the signal's scale, ``rho_L``, at depth ``L``."""
+        check_positive(depth, "depth", integer=True)
+        if depth <= 2:
+            return cls._RELATIVE_INIT_L2
+        return cls._BOUNDARY_MARGIN ** (depth / (depth - 2.0))
+
+    def fit(self, A, y):
+        """Recover the signal (see :meth:`RecoveryEstimator.fit`); sets ``init_scale_``."""
+        if isinstance(self.init_scale, str):
+            if self.init_scale != "auto":
+                raise ValueError(f"init_scale must be a positive number or 'auto', got "
+                                 f"{self.init_scale!r}")
+            operator, y_checked = check_measurements(A, y)
+            scale = _signal_scale(operator, y_checked)
+            self.init_scale_ = self.relative_init(self.depth) * scale
+        else:
+            check_positive(self.init_scale, "init_scale")
+            self.init_scale_ = float(self.init_scale)
+        return super().fit(A, y)
+
     def _solve(self, operator, y, control):
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
@@ -103,7 +149,7 @@ class HadamardRegressor(RecoveryEstimator):
         if solver == "newton" and needs_path:
             raise ValueError("solver='newton' computes only the limit of the flow; automatic "
                              "stopping needs the path: use solver='flow' (or 'auto')")
-        kwargs = {"depth": self.depth, "signed": self.signed, "init_scale": self.init_scale}
+        kwargs = {"depth": self.depth, "signed": self.signed, "init_scale": self.init_scale_}
         if solver in ("auto", "newton") and not needs_path:
             try:
                 return hadamard_newton(operator, y, tol=self.tol,
@@ -120,3 +166,19 @@ class HadamardRegressor(RecoveryEstimator):
         if needs_path:
             kwargs["rtol"], kwargs["atol"] = self.flow_tolerances
         return hadamard_flow(operator, y, stopping=rule, validation=control.validation, **kwargs)
+
+
+def _signal_scale(operator, y) -> float:
+    """``max_j |a_j^T y| / ||a_j||^2``: the size of the signal's largest entries (exactly
+    ``|x_j|`` for orthogonal columns); ``||A^T y||_inf / ||A||^2`` for a matrix-free operator.
+    1 when it is zero or not finite (``y = 0``: every init gives ``x = 0``)."""
+    if isinstance(operator, DenseOperator):
+        A = operator.matrix
+        col_sq = np.einsum("ij,ij->j", A, A)
+        corr = np.abs(A.T @ y)
+        ratios = np.divide(corr, col_sq, out=np.zeros_like(corr), where=col_sq > 0)
+        scale = float(np.max(ratios, initial=0.0))
+    else:
+        scale = float(np.max(np.abs(operator.adjoint(y)))) / max(operator.norm_estimate()**2,
+                                                                   1e-300)
+    return scale if np.isfinite(scale) and scale > 0 else 1.0

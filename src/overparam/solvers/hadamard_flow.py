@@ -41,6 +41,7 @@ from scipy.linalg import (
     lstsq,
     lu_factor,
     lu_solve,
+    qr,
 )
 from scipy.optimize import brentq
 from tqdm.auto import tqdm
@@ -70,6 +71,13 @@ _MAX_LOG_PART = 230.0
 # Validation checks are skipped while the training loss is within this fraction of its start.
 _PLATEAU_DROP = 1e-3
 _JAC_DROP = 0.1  # see the Jacobian in hadamard_flow
+# L > 2: u^(2-L) = c * margin is clipped below at c * _MIN_MARGIN (finite trial values); the
+# map is exact only above it, where the rounding error of c - k s is eps / margin relative.
+_MIN_MARGIN = 1e-12
+# A A^T counts as full rank (range(A) = R^m) when its Cholesky pivots stay above this
+# fraction of its largest diagonal entry (condition number of A below ~1e5).
+_FULL_RANK_RCOND = 1e-10
+_MIN_RTOL = 100 * np.finfo(float).eps  # the smallest relative tolerance scipy's BDF accepts
 
 
 def _limit_blas(fun):
@@ -108,7 +116,7 @@ class HadamardDualMap:
     -----
     Every quantity is entrywise in ``s``. For ``L > 2`` the map is defined on
     ``|s| < s_max = alpha^{(2-L)/L} / (L (L-2))``: at ``s_max`` the factor ``u`` is infinite
-    (the flow would blow up in finite time; with a consistent system it never gets there).
+    (the exact flow never gets there, see :func:`hadamard_flow`).
     """
 
     def __init__(self, depth: int = 2, signed: bool = True, init_scale: float = 1e-6):
@@ -131,7 +139,7 @@ class HadamardDualMap:
     def _base(self, s, sign):
         """``u^{2-L}`` (sign=+1) or ``v^{2-L}`` (sign=-1) for L > 2, clipped inside the domain."""
         p = self._c - sign * self._k * s
-        return np.maximum(p, 1e-12 * self._c)
+        return np.maximum(p, _MIN_MARGIN * self._c)
 
     def factors(self, s) -> tuple[np.ndarray, ...]:
         """The factor values ``(u, v)`` (or ``(u,)``) at ``s``: the Hadamard parameters."""
@@ -186,6 +194,20 @@ class HadamardDualMap:
         if self.signed:
             total += np.sum(f[1] ** 2)
         return float(total / (2 * L))
+
+    def inside(self, s) -> bool:
+        """Whether ``s`` lies where the map is exact (always for ``L = 2``; for ``L > 2``
+        strictly inside the domain, where :meth:`_base` does not clip)."""
+        return self.depth == 2 or self.margin(s) > _MIN_MARGIN
+
+    def potential_change(self, s, s_new) -> float:
+        """``sum psi*(s_new) - sum psi*(s)``, summed per coordinate (no cancellation between
+        two large sums); ``inf`` if ``s_new`` is outside the domain."""
+        if not np.isfinite(self.potential(s_new)):
+            return np.inf
+        old, new = self.factors(s), self.factors(s_new)
+        total = sum(float(np.sum((b - a) * (b + a))) for a, b in zip(old, new, strict=True))
+        return total / (2 * self.depth)
 
     def margin(self, s) -> float:
         """Relative distance of ``s`` to the blow-up boundary (1 at ``s = 0``; inf for L = 2)."""
@@ -330,6 +352,95 @@ class _LowRankBDF(BDF):
         self.lu, self.solve_lu = factor, solve
 
 
+class _GuardedFlow:
+    """The dual ODE integrated by :class:`_LowRankBDF`, restarted when a step leaves the path.
+
+    The exact path never increases the residual ``||A x - y||`` (``Phi`` decreases along
+    it) and, for ``L > 2``, never reaches the blow-up boundary. An accepted step that more
+    than doubles the residual, or an integrator failure (step size underflow, e.g. against
+    the boundary), means the error test let the integrator off the path. This happens where
+    a coordinate escapes abruptly from a long plateau, over which the steps have grown
+    large: the integrator restarts from the last accepted state with tolerances ten times
+    tighter, and returns to the given tolerances after ``relax_after`` accepted steps. At
+    most ``max_restarts`` restarts in a row from one state: then a failure raises
+    :class:`DivergenceError` and a residual increase is accepted.
+    """
+
+    max_restarts = 4
+    relax_after = 20
+    _RESIDUAL_JUMP = 2.0
+
+    def __init__(self, rhs, jac, dmap, A, y, t_bound, rtol, atol, col_norm, floor):
+        self._make = functools.partial(_LowRankBDF, rhs, t_bound=t_bound, jac=jac)
+        self._dmap, self._A, self._y = dmap, A, y
+        self._tol, self._col_norm = (rtol, atol), col_norm
+        self._floor = floor  # residuals below it are round-off: never a reason to restart
+        self.tightening = 1.0
+        self.restarts = 0  # in all
+        self._in_a_row = 0  # from the same accepted state
+        self._since_restart = 0
+        self.njev = self.nlu = 0
+        self._start(0.0, np.zeros(A.shape[0]))
+
+    def _tolerances(self, s):
+        rtol, atol = self._tol
+        return _scaled_tolerances(self._dmap, s, rtol * self.tightening,
+                                  atol * self.tightening, self._col_norm)
+
+    def _start(self, t0, w0):
+        if hasattr(self, "solver"):
+            self.njev += self.solver.njev
+            self.nlu += self.solver.nlu
+        s = self._A.T @ w0
+        rtol, atol = self._tolerances(s)
+        self.solver = self._make(t0, w0.copy(), rtol=rtol, atol=atol)
+        self.residual_norm = float(np.linalg.norm(self._A @ self._dmap.signal(s) - self._y))
+
+    def step(self):
+        """One accepted step on the path; returns its ``(s, residual, residual_norm)``."""
+        while True:
+            t_old, w_old = self.solver.t, self.solver.y.copy()
+            with np.errstate(invalid="ignore"):  # rejected NaN trial points (see rhs)
+                message = self.solver.step()
+            w = self.solver.y
+            failed = self.solver.status == "failed" or not np.all(np.isfinite(w))
+            if not failed:
+                s = self._A.T @ w
+                r = self._A @ self._dmap.signal(s) - self._y
+                r_norm = float(np.linalg.norm(r))
+                if (r_norm <= self._RESIDUAL_JUMP * self.residual_norm
+                        or r_norm <= self._floor or self._in_a_row >= self.max_restarts):
+                    self._accept(s, r_norm)
+                    return s, r, r_norm
+            if self._in_a_row >= self.max_restarts:
+                raise DivergenceError(
+                    f"the dual-flow integrator failed at flow time {t_old:.3e} "
+                    f"({message or 'non-finite state'}) even with tolerances "
+                    f"{1 / self.tightening:.0e} times tighter; the init may be too small "
+                    f"for double precision at depth {self._dmap.depth}")
+            self.restarts += 1
+            self._in_a_row += 1
+            self._since_restart = 0
+            self.tightening *= 0.1
+            self._start(t_old, w_old)
+
+    def _accept(self, s, r_norm):
+        self.residual_norm = r_norm
+        self._in_a_row = 0
+        self._since_restart += 1
+        if self.tightening < 1 and self._since_restart >= self.relax_after:
+            self.tightening = 1.0
+        self.solver.rtol, self.solver.atol = self._tolerances(s)
+
+    @property
+    def n_jacobians(self) -> int:
+        return self.njev + self.solver.njev
+
+    @property
+    def n_lu(self) -> int:
+        return self.nlu + self.solver.nlu
+
+
 def _dense_matrix(operator) -> np.ndarray:
     A = np.asarray(operator.to_dense(), dtype=float)
     if A.ndim != 2:
@@ -385,8 +496,9 @@ def hadamard_flow(
     init_scale : float, default=1e-6
         Product init ``alpha`` (``u(0)^L = v(0)^L = alpha``), as in :class:`Hadamard`.
     stopping : StoppingRule, optional
-        ``tol`` (relative residual ``||r|| / ||y||``, or, for an inconsistent system, a residual
-        orthogonal to the range: ``||A^T r|| <= tol ||A|| ||r||``), ``max_iter`` (right-hand-side
+        ``tol`` (relative residual ``||r|| / ||y||``, or, for an inconsistent system, the
+        optimality of least squares: ``||A^T r|| <= tol ||A|| ||r||``, non-negative the KKT
+        conditions, see :func:`_least_squares_optimal`), ``max_iter`` (right-hand-side
         evaluations), ``max_time``, ``max_flow_time`` (clock time to stop at exactly) and
         ``discrepancy`` (stop at the exact time the residual norm falls to it) are honoured.
     validation : Validation, optional
@@ -417,8 +529,11 @@ def hadamard_flow(
     Raises
     ------
     DivergenceError
-        If the integrator fails, the state becomes non-finite, or (``L > 2``) the path reaches
-        the blow-up boundary ``u^{2-L} = 0``.
+        If the integrator fails even after its restarts with tighter tolerances (see
+        :class:`_GuardedFlow`; e.g. an init too small for double precision at a large depth).
+        The exact path never reaches the ``L > 2`` blow-up boundary ``u^{2-L} = 0``: ``Phi``
+        decreases along it and ``|w'| <= ||y||``, so ``psi*(s)`` stays bounded at finite
+        times; trial points past it are rejected.
     """
     stopping = stopping or StoppingRule()
     A, y, dmap = _prepare(operator, y, depth, signed, init_scale)
@@ -432,53 +547,61 @@ def hadamard_flow(
     a_fro = float(np.linalg.norm(A))
     a_norm = None
     n_rhs = 0
-
-    dual = HadamardDual(A, y, dmap)
+    # The signal depends on w only through its part in range(A) (see hadamard_newton): for a
+    # tall A the ODE runs on range(A), R = Q^T A (n unknowns instead of m, the same path);
+    # residuals, the clock and the result stay those of A and y.
+    R, y_r, basis = _restrict_to_range(A, y) if m > A.shape[1] else (A, y, None)
 
     def rhs(t, w):
         nonlocal n_rhs
         n_rhs += 1
-        return -dual.gradient(w)
+        with np.errstate(invalid="ignore"):  # NaN trial points (below) come back in
+            s = R.T @ w
+        if not dmap.inside(s):
+            # Past the blow-up boundary (L > 2) the clipped map has spurious fixed points that
+            # a loose error test can accept; a non-finite value makes BDF reject the trial
+            # step and shrink it (the exact path never leaves the domain, see the Notes).
+            return np.full(w.shape, np.nan)
+        return y_r - R @ dmap.signal(s)
 
-    col_sq = np.einsum("ij,ij->j", A, A)
+    col_sq = np.einsum("ij,ij->j", R, R)
+    col_norm = max(float(np.sqrt(np.max(col_sq, initial=0.0))), 1e-300)
 
     def jac(t, w):
         # The factor B of J = -B B^T: columns with t x'_j ||a_j||^2 < _JAC_DROP are left out
         # (see the docstring; BDF reuses stale Jacobians for many steps anyway). All are kept
         # where c J would swamp the identity in rounding (the kept part alone may be singular).
-        d = dmap.derivative(A.T @ w)
+        d = dmap.derivative(R.T @ w)
         weight = t * d * col_sq
         if np.max(weight) < 1e12:
             keep = weight >= _JAC_DROP
-            return A[:, keep] * np.sqrt(d[keep])
-        return A * np.sqrt(d)
+            return R[:, keep] * np.sqrt(d[keep])
+        return R * np.sqrt(d)
 
     t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
     start = time.perf_counter()
-    w0 = np.zeros(m)
-    solver = _LowRankBDF(rhs, 0.0, w0, t_bound, rtol=rtol, atol=atol, jac=jac)
+    w0 = np.zeros(R.shape[0])
+    flow = _GuardedFlow(rhs, jac, dmap, R, y_r, t_bound, rtol, atol, col_norm,
+                        floor=1e-12 * y_norm)
 
     def residual(w):
-        return A @ dmap.signal(A.T @ w) - y
+        return A @ dmap.signal(R.T @ w) - y
 
     def state(w):
-        return dmap.factors(A.T @ w)
+        return dmap.factors(R.T @ w)
 
-    def converged(r, r_norm):
+    def converged(x, r):
         nonlocal a_norm
-        if r_norm <= stopping.tol * y_norm:
-            return True
-        g_norm = float(np.linalg.norm(A.T @ r))
-        if g_norm > stopping.tol * a_fro * r_norm:  # fails even with the larger ||A||_F
-            return False
+        if not _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_fro):
+            return False  # fails even with the larger ||A||_F
         if a_norm is None:
             a_norm = float(operator.norm_estimate())
-        return g_norm <= stopping.tol * a_norm * r_norm
+        return _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_norm)
 
     r = residual(w0)
     loss0 = 0.5 * float(r @ r)
     if history is not None:
-        history.record(0, 0.0, loss0, state(w0), dmap.signal(A.T @ w0))
+        history.record(0, 0.0, loss0, state(w0), dmap.signal(R.T @ w0))
     interpolants, ts = [], [0.0]
     next_check = None
     n_checks = 0
@@ -489,29 +612,18 @@ def hadamard_flow(
     bar = tqdm(disable=not progress, desc="dual flow (BDF)", leave=False)
     try:
         while reason is None:
-            t_old = solver.t
-            message = solver.step()
+            t_old = flow.solver.t
+            s = flow.step()[0]
+            r = A @ dmap.signal(s) - y
+            r_norm = float(np.linalg.norm(r))
+            solver = flow.solver
+            w = solver.y
             n_steps += 1
             bar.update()
-            if solver.status == "failed":
-                raise DivergenceError(
-                    f"the dual-flow integrator failed at clock {solver.t * m:.3e}: {message}")
-            w = solver.y
-            if not np.all(np.isfinite(w)):
-                raise DivergenceError(f"non-finite dual state at clock {solver.t * m:.3e}")
-            s = A.T @ w
-            if dmap.margin(s) < 1e-9:
-                raise DivergenceError(
-                    f"the depth-{dmap.depth} flow reached its blow-up boundary (u^(2-L) -> 0) at "
-                    f"clock {solver.t * m:.3e}: the factors become infinite in finite time. This "
-                    "happens only when A x = y has no solution reachable by the flow (e.g. a "
-                    "positive flow with y outside the cone of A)")
             dense = solver.dense_output()
             if dense_output:
                 interpolants.append(dense)
                 ts.append(solver.t)
-            r = A @ dmap.signal(s) - y
-            r_norm = float(np.linalg.norm(r))
             # Validation on a geometric grid of clock times along the dense-output path.
             if validation is not None:
                 if next_check is None:
@@ -527,7 +639,7 @@ def hadamard_flow(
                 while reason is None and next_check <= solver.t * m * (1 + 1e-12):
                     n_checks += 1
                     wc = dense(next_check / m) if next_check < solver.t * m else w
-                    xc = dmap.signal(A.T @ wc)
+                    xc = dmap.signal(R.T @ wc)
                     if validation.check(n_steps, next_check, xc, wc.copy()):
                         reason = StopReason.EARLY_STOPPED
                     next_check *= validation_ratio
@@ -540,7 +652,7 @@ def hadamard_flow(
                 reason = StopReason.DISCREPANCY
                 break
             # converged: interpolation, or (inconsistent y) a residual orthogonal to range(A)
-            if stopping.tol > 0 and converged(r, r_norm):
+            if stopping.tol > 0 and converged(dmap.signal(s), r):
                 reason = StopReason.CONVERGED
             elif solver.status == "finished":
                 reason = StopReason.END_OF_TIME
@@ -556,24 +668,48 @@ def hadamard_flow(
     t_end = solver.t if stop_t is None else stop_t
     w_end = solver.y.copy() if stop_w is None else stop_w
     info = {"time": t_end * m, "clock": "flow_time", "n_steps": n_steps,
-            "n_jacobians": solver.njev, "n_lu": solver.nlu, "solver": "flow"}
+            "n_jacobians": flow.n_jacobians, "n_lu": flow.n_lu, "n_restarts": flow.restarts,
+            "solver": "flow"}
     if validation is not None and validation.best_state is not None:
         best_w = validation.best_state
         info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
                     validation_error=validation.best_error)
         w_end = best_w
     if dense_output and interpolants:
-        info["path"] = HadamardFlowPath(OdeSolution(ts, interpolants), A, dmap, m)
-    s_end = A.T @ w_end
+        info["path"] = HadamardFlowPath(OdeSolution(ts, interpolants), R, dmap, m)
+    s_end = R.T @ w_end
     x = dmap.signal(s_end)
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite estimate at the end of the dual flow")
     r = A @ x - y
     info["final_loss"] = 0.5 * float(r @ r)
-    info["dual"] = w_end
+    # the part of w outside range(A) grows as t (I - Q Q^T) y
+    info["dual"] = (w_end if basis is None
+                    else basis @ w_end + t_end * (y - basis @ (basis.T @ y)))
     return SolverResult(coef=x, params=dmap.factors(s_end), n_iter=n_rhs,
                         wall_time=time.perf_counter() - start, stop_reason=reason,
                         history=history, info=info)
+
+
+def _scaled_tolerances(dmap: HadamardDualMap, s, rtol: float, atol: float, col_norm: float):
+    """Integrator tolerances ``(rtol, atol)`` on ``w`` at the state ``s = A^T w``.
+
+    For ``L = 2``, ``d log x / ds = 4`` and ``|s| ~ log(x / alpha) / 4``: a relative error
+    ``rtol`` of ``w`` moves ``log x`` by about ``rtol log(x / alpha)``, and ``(rtol, atol)``
+    hold as given. For ``L > 2``, ``d log|x_j| / ds_j = L^2 / u_j^{2-L}`` grows like
+    ``1 / margin`` near the blow-up boundary, where ``s`` is of the order of ``s_max``, and
+    ``|w|`` grows without bound along the plateaus of the path (``w' = -r``) while ``s``
+    does not: an error relative to ``|w|`` says nothing about ``x``, and the given
+    tolerances let the integrator step across the boundary. The same accuracy in ``log x``
+    as at ``L = 2`` (``log(x / alpha) = L / (L - 2) log(1 / margin)``) needs
+    ``|ds| <= rtol s_max f``, ``f = margin max(1, log(1 / margin))`` (current margin): an
+    absolute tolerance on ``w`` of that over the largest column norm (plus ``atol f``).
+    """
+    if dmap.depth == 2:
+        return rtol, atol
+    margin = max(dmap.margin(s), _MIN_MARGIN)
+    factor = margin * max(1.0, -np.log(margin))
+    return _MIN_RTOL, factor * (rtol * dmap.s_max / col_norm + atol)
 
 
 def _crossing(fun, level, t0, t1):
@@ -607,9 +743,18 @@ def hadamard_newton(
     Minimizes the convex ``Phi(w) = sum psi*(A^T w) - <y, w>`` whose gradient is
     ``A x(A^T w) - y`` and Hessian ``A diag(x'(s)) A^T`` (see the module docstring): its
     minimizer is the root of ``A x(A^T w) = y``, the flow's limit. Each step solves the Newton
-    system by Cholesky (least squares if singular) and backtracks (Armijo) from a step that
-    changes ``s`` by at most 1 (``L = 2``: a factor ``e^4`` in ``x``) or, for ``L > 2``, goes at
-    most 99% of the way to the blow-up boundary.
+    system by Cholesky (least squares if singular) and backtracks (Armijo, on the change of
+    ``Phi`` summed per coordinate, free of the cancellation in ``Phi`` itself, whose
+    ``<y, w>`` is huge for a small init) from a step that changes ``s`` by at most 1
+    (``L = 2``: a factor ``e^4`` in ``x``) or, for ``L > 2``, goes at most 99% of the way to
+    the blow-up boundary.
+
+    When ``A x = y`` has no solution (overdetermined noisy data, rank-deficient ``A``), ``Phi``
+    has no minimizer, but the flow's signal depends only on the part of ``w`` in range(A):
+    the flow with ``y`` and with its projection ``P y`` onto range(A) have the same signal.
+    Newton therefore runs on range(A) (see :func:`_restrict_to_range`), where the limit is the
+    least-squares solution that the flow reaches (for a signed model among the least-squares
+    solutions; non-negative, a non-negative least-squares point).
 
     Parameters
     ----------
@@ -619,8 +764,10 @@ def hadamard_newton(
     depth, signed, init_scale
         As :func:`hadamard_flow`.
     tol : float, default=1e-10
-        Stop when ``||A x - y|| <= tol ||y||`` (or, for an inconsistent system, when the Newton
-        decrement is at rounding level).
+        Stop when ``||A x - P y|| <= tol ||P y||`` (``P y = y`` for a consistent system), or,
+        non-negative and ``P y`` outside the cone of ``A``, when the KKT conditions of
+        non-negative least squares hold to ``tol`` (:func:`_least_squares_optimal`). "Converged"
+        is reported only then.
     max_iter : int, default=500
         Newton steps.
     dual_init : ndarray of shape (m,), optional
@@ -631,13 +778,15 @@ def hadamard_newton(
     Returns
     -------
     SolverResult
-        ``n_iter`` Newton steps; ``info["n_backtracks"]``, ``info["dual"]``.
+        ``n_iter`` Newton steps; ``info["n_backtracks"]``, ``info["dual"]``,
+        ``info["range_rank"]`` (the rank of ``A`` used).
 
     Raises
     ------
     NewtonConvergenceError
-        If the iteration stalls or reaches ``max_iter`` (the dual ODE,
-        :func:`hadamard_flow`, still works then).
+        If the iteration stalls (the line search finds no decrease: rounding level, e.g. an
+        init too small for double precision at a large depth) or reaches ``max_iter``, before
+        the optimality test holds (the dual ODE, :func:`hadamard_flow`, may still work then).
     """
     A, y, dmap = _prepare(operator, y, depth, signed, init_scale)
     check_positive(tol, "tol")
@@ -647,65 +796,116 @@ def hadamard_newton(
     w = np.zeros(m) if dual_init is None else check_array(dual_init, "dual_init", ndim=1).copy()
     if w.shape != (m,):
         raise ValueError(f"dual_init must have shape ({m},), got {w.shape}")
-    y_norm = float(np.linalg.norm(y))
-
-    dual = HadamardDual(A, y, dmap)
-
-    def phi(v):
-        return dual.value(v), A.T @ v
-
-    value, s = phi(w)
-    if not np.isfinite(value):
+    # The flow's s = A^T w only sees the part of w in range(A) (w' = y - A x: the rest of w
+    # grows along the part of y outside range(A) and never reaches s), so the flow with y and
+    # with its projection P y are the same path: Newton works on range(A), where A x = P y
+    # always has a solution (least squares), and the dual function has a minimizer.
+    B, z_y, basis = _restrict_to_range(A, y)
+    z = w if basis is None else basis.T @ w
+    z_norm = float(np.linalg.norm(z_y))
+    dual = HadamardDual(B, z_y, dmap)
+    s = B.T @ z
+    if not np.isfinite(dmap.potential(s)):
         raise ValueError("dual_init lies outside the domain of the dual function")
     n_backtracks = 0
     reason = None
     it = 0
-    eps = np.finfo(float).eps
     for it in range(1, max_iter + 1):
-        g = dual.gradient(w)
-        g_norm = float(np.linalg.norm(g))
-        if g_norm <= tol * y_norm:
+        g = dual.gradient(z)
+        if _least_squares_optimal(B, z_y, dmap.signal(s), g, signed, tol, z_norm):
             reason = StopReason.CONVERGED
             it -= 1
             break
-        H = dual.hessian(w)
-        try:
-            step = cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
-        except LinAlgError:
-            step = lstsq(H, g, check_finite=False)[0]
+        step = _newton_direction(dual.hessian(z), g)
         decrement = float(g @ step)
         if not np.isfinite(decrement):
             raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
-        if decrement <= 1e3 * eps * max(abs(value), 1.0):  # stationary (e.g. inconsistent y)
-            reason = StopReason.CONVERGED
-            break
-        ds = A.T @ step
+        ds = B.T @ step
         t = _max_step(dmap, s, ds)
         while True:
-            new_value, new_s = phi(w - t * step)
-            if new_value <= value - 1e-4 * t * decrement + 10 * eps * abs(value):
+            new_s = s - t * ds
+            change = dmap.potential_change(s, new_s) + t * float(z_y @ step)
+            # rounding of the change: eps times the potential (not the large <y, w>)
+            slack = 10 * np.finfo(float).eps * (dmap.potential(s) + abs(t * float(z_y @ step)))
+            if change <= -1e-4 * t * decrement + slack:
                 break
             t *= 0.5
             n_backtracks += 1
             if t < 1e-20:
                 raise NewtonConvergenceError(
-                    f"Newton line search stalled at iteration {it} (residual {g_norm:.3e}); "
-                    "the problem may be too ill-conditioned, use the dual ODE (solver='flow')")
-        w = w - t * step
-        value, s = new_value, new_s
+                    f"Newton line search stalled at iteration {it} (relative residual "
+                    f"{np.linalg.norm(g) / max(z_norm, 1e-300):.3e}, not optimal); the init may "
+                    "be too small for double precision at this depth; use solver='flow'")
+        z = z - t * step
+        s = new_s
     if reason is None:
-        r = A @ dmap.signal(s) - y
         raise NewtonConvergenceError(
             f"Newton did not converge in {max_iter} steps (relative residual "
-            f"{np.linalg.norm(r) / max(y_norm, 1e-300):.3e}); use the dual ODE (solver='flow')")
+            f"{np.linalg.norm(dual.gradient(z)) / max(z_norm, 1e-300):.3e}); "
+            "use the dual ODE (solver='flow')")
     x = dmap.signal(s)
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite flow limit from Newton's method")
     r = A @ x - y
-    info = {"n_backtracks": n_backtracks, "dual": w, "final_loss": 0.5 * float(r @ r),
-            "time": np.inf, "clock": "flow_time", "solver": "newton"}
+    info = {"n_backtracks": n_backtracks, "dual": z if basis is None else basis @ z,
+            "final_loss": 0.5 * float(r @ r), "time": np.inf, "clock": "flow_time",
+            "solver": "newton", "range_rank": B.shape[0]}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+
+
+def _newton_direction(H, g):
+    """``H^{-1} g`` by Cholesky (least squares if ``H`` is numerically singular)."""
+    try:
+        return cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
+    except LinAlgError:
+        return lstsq(H, g, check_finite=False)[0]
+
+
+def _restrict_to_range(A, y):
+    """``(B, z, Q)``: ``B = Q^T A``, ``z = Q^T y`` for an orthonormal basis ``Q`` of range(A).
+
+    ``Q`` is None (``B = A``, ``z = y``) when ``A A^T`` is well conditioned (full row rank,
+    the usual underdetermined case: one Cholesky factor of an ``m x m`` matrix); otherwise
+    ``Q`` comes from a column-pivoted QR factorization of ``A`` (LAPACK), its rank from the
+    usual threshold ``max(m, n) eps |R_11|``.
+    """
+    m, n = A.shape
+    eps = np.finfo(float).eps
+    if 0 < m <= n:
+        gram = A @ A.T
+        try:
+            factor = cho_factor(gram, check_finite=False)[0]
+            pivots = np.diag(factor) ** 2
+            if np.min(pivots) > _FULL_RANK_RCOND * np.max(np.diag(gram)):
+                return A, y, None
+        except LinAlgError:
+            pass
+    Q, R, _ = qr(A, mode="economic", pivoting=True, check_finite=False)
+    diag = np.abs(np.diag(R))
+    rank = 0 if diag.size == 0 or diag[0] == 0 else int(np.sum(diag > max(m, n) * eps * diag[0]))
+    Q = Q[:, :rank]
+    return Q.T @ A, Q.T @ y, Q
+
+
+def _least_squares_optimal(A, y, x, r, signed, tol, y_norm, a_norm=None) -> bool:
+    """Whether ``x`` (residual ``r = A x - y``) solves what the flow's limit solves, to ``tol``.
+
+    Interpolation: ``||r|| <= tol ||y||``. Otherwise the flow's limit is a least-squares
+    point over the model's signals: signed, the normal equations ``||A^T r|| <= tol ||A||
+    ||r||``; non-negative, the KKT conditions of non-negative least squares
+    (``A^T r >= -tol ||A|| ||y||`` and ``sum |x_j (A^T r)_j| <= tol ||y||^2``).
+    ``a_norm`` (``||A||_2``) defaults to the cheaper upper bound ``||A||_F``.
+    """
+    r_norm = float(np.linalg.norm(r))
+    if r_norm <= tol * y_norm:
+        return True
+    g = A.T @ r
+    a_norm = float(np.linalg.norm(A)) if a_norm is None else a_norm
+    if signed:
+        return float(np.linalg.norm(g)) <= tol * a_norm * r_norm
+    return (float(np.min(g, initial=0.0)) >= -tol * a_norm * y_norm
+            and float(np.sum(np.abs(x * g))) <= tol * y_norm**2)
 
 
 def _max_step(dmap: HadamardDualMap, s, ds) -> float:
