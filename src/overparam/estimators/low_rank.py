@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .._validation import check_random_state
 from ..methods import register_method
 from ..parameterizations.factorized import Factorized
 from ..solvers import gradient_descent
+from ..solvers.matrix_sensing import candidate_ranks, refine_low_rank
 from ..solvers.steps import AdaptiveStep, as_step_policy
-from ..stopping import StoppingRule
+from ..stopping import StoppingRule, StopReason
 from .base import RecoveryEstimator
 
 __all__ = ["FactorizedRegressor", "default_factorized_step", "matrix_shape"]
+
+_FIRST_ROUND = 500  # gradient steps before the first attempt at the limit (doubled after)
 
 
 def matrix_shape(operator) -> tuple[int, int]:
@@ -82,7 +87,8 @@ class FactorizedRegressor(RecoveryEstimator):
 
     def __init__(self, width=None, init_scale=1e-3, init="gaussian", step="adaptive",
                  max_iter=10_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
-                 noise_level=None, random_state=None, init_constant=1.0):
+                 noise_level=None, random_state=None, init_constant=1.0, refine=True):
+        self.refine = refine
         self.width = width
         self.init_scale = init_scale
         self.init = init
@@ -107,5 +113,41 @@ class FactorizedRegressor(RecoveryEstimator):
         step = (default_factorized_step(operator, y) if isinstance(self.step, str)
                 and self.step == "adaptive" else as_step_policy(self.step))
         rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
-        return gradient_descent(param, operator, y, init_params=init_params, step=step,
-                                stopping=rule, validation=control.validation)
+        if control.stops_early or not self.refine:
+            return gradient_descent(param, operator, y, init_params=init_params, step=step,
+                                    stopping=rule, validation=control.validation)
+        return self._solve_to_limit(param, operator, y, init_params, step, rule)
+
+    def _solve_to_limit(self, param, operator, y, params, step, rule):
+        """Gradient descent in rounds of doubling length; after each round that did not
+        converge, the interpolant of each rank at a gap of the iterate's singular values
+        (:func:`~overparam.solvers.matrix_sensing.refine_low_rank`) ends the run if it
+        exists. Bounded by ``rule.max_iter`` gradient steps in all."""
+        from dataclasses import replace
+
+        n_iter, wall, clock, round_length = 0, 0.0, 0.0, _FIRST_ROUND
+        while True:
+            budget = min(round_length, rule.max_iter - n_iter)
+            result = gradient_descent(param, operator, y, init_params=params, step=step,
+                                      stopping=replace(rule, max_iter=budget))
+            n_iter, wall = n_iter + result.n_iter, wall + result.wall_time
+            clock += result.info.get("time", 0.0)
+            result.n_iter, result.wall_time, result.info["time"] = n_iter, wall, clock
+            if result.stop_reason != StopReason.MAX_ITER:
+                return result
+            start = time.perf_counter()
+            limit = rank = None
+            for rank in candidate_ranks(result.coef):
+                limit = refine_low_rank(operator, y, result.coef, rank, tol=self.tol)
+                if limit is not None:
+                    break
+            wall += time.perf_counter() - start
+            result.wall_time = wall
+            if limit is not None:
+                # params stay the gradient iterate's; coef is the limit it creeps towards
+                result.coef, result.stop_reason = limit, StopReason.CONVERGED
+                result.info["refined_rank"] = rank
+                return result
+            if n_iter >= rule.max_iter:
+                return result
+            params, round_length = result.params, 2 * round_length

@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..methods import register_method
-from ..solvers.mmv import ir_mmv
-from ..stopping import StoppingRule
+from ..solvers.mmv import ir_mmv, refine_row_sparse
+from ..stopping import StoppingRule, StopReason
 from .base import RecoveryEstimator, check_validation_fraction
 
 __all__ = ["MMVRegressor"]
 
 # init_scale="auto" (see MMVRegressor): the paper's alpha_g for the limit, a larger one for
 # paths stopped early, where the escape time ~ 1/alpha_g dominates the cost.
-_LIMIT_INIT = 1e-4
+_LIMIT_INIT = 1e-2
 _PATH_INIT = 1e-2
+_FIRST_ROUND = 500  # gradient steps before the first attempt at the limit (doubled after)
 
 
 @register_method("ir-mmv", "row-sparse MMV: GD on X = g^2 ⊙ V from a small balanced init "
@@ -40,6 +41,10 @@ class MMVRegressor(RecoveryEstimator):
         data the limit from ``1e-4`` is both exact and fast, from ``1e-2`` it creeps.
     v_scale : float, optional
         ``alpha_V``; default ``alpha_g / sqrt(2 L)`` (perfect row balance).
+    init : {"zero", "ones"}, default="zero"
+        ``V(0) = 0`` (rows of any sign and direction are reached), or the paper's balanced
+        ``V(0) = v_scale 1``, from which a row pointing away from ``1_L`` (e.g. ``-1_L``) is
+        not learned (see :func:`~overparam.solvers.ir_mmv` and docs/mmv.md).
     update : {"simultaneous", "sequential"}, default="simultaneous"
         Plain gradient descent, or Algorithm 1 as printed (``V`` updated with ``g(t+1)``).
     step : "adaptive", float or StepPolicy, default="adaptive"
@@ -89,12 +94,15 @@ class MMVRegressor(RecoveryEstimator):
     validation_horizon = 1.5
     validation_limit_budget = 2.0
 
-    def __init__(self, init_scale="auto", v_scale=None, update="simultaneous", step="adaptive",
+    def __init__(self, init_scale="auto", v_scale=None, init="zero",
+                 update="simultaneous", step="adaptive",
                  max_iter=100_000, tol=1e-6, stagnation_tol=1e-9, patience=1000,
                  early_stopping="validation", validation_fraction=0.2, noise_level=None,
-                 random_state=None):
+                 random_state=None, refine=True):
+        self.refine = refine
         self.init_scale = init_scale
         self.v_scale = v_scale
+        self.init = init
         self.update = update
         self.step = step
         self.max_iter = max_iter
@@ -125,7 +133,38 @@ class MMVRegressor(RecoveryEstimator):
                                           patience=self.patience))
 
     def _solve(self, operator, y, control):
-        return self._solve_paths([(operator, y, control)])[0]
+        if control.stops_early or not self.refine:
+            return self._solve_paths([(operator, y, control)])[0]
+        return self._solve_to_limit(operator.to_dense(), y, control)
+
+    def _solve_to_limit(self, A, Y, control):
+        """IR-MMV in rounds of doubling length; after each round that did not converge, the
+        least-squares fit on the learned rows (:func:`~overparam.solvers.refine_row_sparse`)
+        ends the run if it interpolates. Bounded by the rule's ``max_iter`` steps in all."""
+        from dataclasses import replace
+
+        rule = self._rule(control)
+        params, n_iter, wall, clock, round_length = None, 0, 0.0, 0.0, _FIRST_ROUND
+        while True:
+            result = ir_mmv(A, Y, init_scale=self._init_scale(control), v_scale=self.v_scale,
+                            init=self.init, init_params=params,
+                            update=self.update, step=self.step,
+                            stopping=replace(rule, max_iter=min(round_length,
+                                                                rule.max_iter - n_iter)))
+            n_iter, wall = n_iter + result.n_iter, wall + result.wall_time
+            clock += result.info["time"]
+            result.n_iter, result.wall_time, result.info["time"] = n_iter, wall, clock
+            if result.stop_reason != StopReason.MAX_ITER:
+                return result
+            limit = refine_row_sparse(A, Y, result.coef, tol=self.tol)
+            if limit is not None:
+                # params stay the gradient iterate's; coef is the limit it creeps towards
+                result.coef, result.stop_reason = limit, StopReason.CONVERGED
+                result.info["refined_rows"] = int(np.count_nonzero(np.any(limit != 0, -1)))
+                return result
+            if n_iter >= rule.max_iter:
+                return result
+            params, round_length = result.params, 2 * round_length
 
     def _solve_paths(self, problems):
         """Problems as batches of :func:`ir_mmv`, one batch per number of measurement rows
@@ -139,6 +178,7 @@ class MMVRegressor(RecoveryEstimator):
             batch = ir_mmv(np.stack([problems[k][0].to_dense() for k in ks]),
                            np.stack([problems[k][1] for k in ks]),
                            init_scale=self._init_scale(control), v_scale=self.v_scale,
+                           init=self.init,
                            update=self.update, step=self.step, stopping=self._rule(control),
                            validation=[problems[k][2].validation for k in ks])
             for j, k in enumerate(ks):
