@@ -399,7 +399,7 @@ def test_refine_row_sparse_only_accepts_an_interpolant():
     p = make_mmv_problem(20, 40, 5, 3, row_values="gaussian", random_state=0)
     rows = np.flatnonzero(p.support)
     near = p.X + 1e-4 * np.random.default_rng(0).standard_normal(p.X.shape)
-    assert [s.tolist() for s in candidate_supports(near)][0] == rows.tolist()
+    assert next(s.tolist() for s in candidate_supports(near)) == rows.tolist()
     np.testing.assert_allclose(refine_row_sparse(p.A, p.Y, near), p.X, atol=1e-10)
     missing = p.X.copy()
     missing[rows[0]] = 0.0  # a row not learned yet: no interpolant on the others

@@ -32,10 +32,10 @@ from .result import History, SolverResult
 
 __all__ = [
     "FixedMeasurements",
-    "refine_low_rank",
     "GaussianStream",
     "factorized_sgd",
     "perturbed_gradient_descent",
+    "refine_low_rank",
 ]
 
 
