@@ -6,39 +6,39 @@ import numpy as np
 
 from ..methods import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
-from ..stopping import StoppingRule, StopReason
+from ..stopping import PathControl, StoppingRule, StopReason
 from .base import RecoveryEstimator, check_validation_fraction
 
 __all__ = ["MMVRegressor"]
 
-# init_scale="auto" (see MMVRegressor): the paper's alpha_g for the limit, a larger one for
-# paths stopped early, where the escape time ~ 1/alpha_g dominates the cost.
-_LIMIT_INIT = 1e-2
-_PATH_INIT = 1e-2
+# init_scale="auto" (see MMVRegressor): one scale for paths and limit; the refinement on the
+# learned rows makes the limit exact from it.
+_AUTO_INIT = 1e-2
 _FIRST_ROUND = 500  # gradient steps before the first attempt at the limit (doubled after)
+_EXACT_BUDGET = 1500  # two rounds: the attempt at an exact limit before validating
 
 
-@register_method("ir-mmv", "row-sparse MMV: GD on X = g^2 ⊙ V from a small balanced init "
+@register_method("ir-mmv", "row-sparse MMV: GD on X = g^2 ⊙ V from a small init "
                  "(IR-MMV, tuning-free)")
 class MMVRegressor(RecoveryEstimator):
     """Recover a row-sparse ``X`` (``N x L``) from ``Y = A X + W`` with no penalty and no ``K``.
 
-    Gradient descent on ``||Y - A X||_F^2`` over ``X = (g^2 1_L^T) ⊙ V`` from the small, row-
-    balanced init ``g(0) = alpha_g``, ``V(0) = alpha_g / sqrt(2L)`` learns the rows one at a time,
-    largest first (Jayalal & Kalyani, IR-MMV). See :func:`overparam.solvers.ir_mmv`.
+    Gradient descent on ``||Y - A X||_F^2`` over ``X = (g^2 1_L^T) ⊙ V`` from the small init
+    ``g(0) = alpha_g``, ``V(0) = 0`` learns the rows one at a time, largest first (Jayalal &
+    Kalyani, IR-MMV; their balanced ``V(0) = alpha_g / sqrt(2L)`` is ``init="ones"``). See
+    :func:`overparam.solvers.ir_mmv`. Run to its limit, the fit ends on an optimality check:
+    after each round of steps (500, then doubling) the least-squares fit on the learned rows
+    (:func:`~overparam.solvers.refine_row_sparse`) is the limit if it interpolates with fewer
+    rows than measurements; the flow itself only creeps towards it.
 
     Parameters
     ----------
     init_scale : "auto" or float, default="auto"
-        ``alpha_g``. ``"auto"``: the paper's ``1e-4`` when the fit runs to the limit
-        (``early_stopping=None``, or no overfitting seen on held-out data), and ``1e-2`` along
-        paths that are stopped early (validation, discrepancy, a stop time). From a small init
-        the rows escape after a flow time ~ ``1/alpha_g``, and noise is fitted on that time
-        scale too: following a path from ``1e-4`` past its best point took up to 100k
-        iterations, from ``1e-2`` about 1-3k, at the same oracle error (measured on 5 noisy
-        problems M=30, N=60, L=20, K=5: median oracle error 0.141/0.046/0.014/0.0044 from
-        ``1e-2`` vs 0.137/0.046/0.014/0.0043 from ``1e-4`` at 10/20/30/40 dB). On noiseless
-        data the limit from ``1e-4`` is both exact and fast, from ``1e-2`` it creeps.
+        ``alpha_g``; ``"auto"`` is ``1e-2``. From a small init the rows escape after a flow
+        time ~ ``1/alpha_g`` and noise is fitted on that time scale too: following a path
+        from the paper's ``1e-4`` past its best point took up to 100k iterations, from
+        ``1e-2`` about 1-3k, at the same oracle error (docs/mmv.md). The limit's last digits
+        come from the least-squares fit on the learned rows, so ``1e-2`` is exact there too.
     v_scale : float, optional
         ``alpha_V``; default ``alpha_g / sqrt(2 L)`` (perfect row balance).
     init : {"zero", "ones"}, default="zero"
@@ -64,9 +64,9 @@ class MMVRegressor(RecoveryEstimator):
         see ``validation_fraction``). The fold paths run as one batch; the refit on all rows
         stops at the flow time of the smallest mean held-out error. One held-out split of
         6 of 30 rows chose a time that cost 1.4x the oracle error at 10 dB; the fold average
-        brings it to ~1.02x. If no overfitting shows, the limit is tried on a budget of twice the
-        median path's iterations (noiseless data mostly converge within it: the default then
-        matches ``None``), else the refit stops at the end of the paths.
+        brings it to ~1.02x. Before validating, the limit is tried on 1500 steps: if it ends
+        on its optimality check (noiseless data) it is the answer; after validating, a refit
+        whose learned rows interpolate is replaced by that interpolant.
         ``"discrepancy"`` stops at ``||Y - A X||_F <= noise_level sqrt(M L)``.
         The solver's clock is the flow time of ``1/(2M) ||A X - Y||_F^2``.
     validation_fraction : float, default=0.2
@@ -75,6 +75,9 @@ class MMVRegressor(RecoveryEstimator):
         Noise standard deviation per entry of ``Y``, for ``early_stopping="discrepancy"``.
     random_state : None or int, default=None
         Seeds the hold-out split (the init is deterministic).
+    refine : bool, default=True
+        End runs to the limit on the least-squares fit on the learned rows (above); False:
+        plain IR-MMV to its own stopping rule.
 
     Notes
     -----
@@ -125,12 +128,33 @@ class MMVRegressor(RecoveryEstimator):
         if self.init_scale != "auto":
             raise ValueError(f"init_scale must be 'auto' or a positive number, got "
                              f"{self.init_scale!r}")
-        return _PATH_INIT if control.stops_early else _LIMIT_INIT
+        return _AUTO_INIT
 
     def _rule(self, control):
         return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
                                           stagnation_tol=self.stagnation_tol,
                                           patience=self.patience))
+
+    def _fit_validated(self, operator, y):
+        """Noiseless data first: the limit on a short budget (two rounds). If
+        it ends on its optimality check, an interpolant on fewer rows than measurements
+        (which noisy data do not have), no stopping time is needed; otherwise the held-out
+        rule of :class:`RecoveryEstimator` (a spurious rise of the held-out error, e.g. while
+        a row changes sign, could otherwise stop a noiseless fit short), whose answer is
+        replaced by the interpolant on its rows where that exists (all rows learned)."""
+        if not self.refine:
+            return super()._fit_validated(operator, y)
+        limit = self._solve(operator, y, PathControl(max_iter=_EXACT_BUDGET))
+        if "refined_rows" in limit.info:
+            limit.info.update(chosen_time=None, exact_limit=True)
+            return limit
+        result = super()._fit_validated(operator, y)
+        result.wall_time += limit.wall_time
+        exact = refine_row_sparse(operator.to_dense(), y, result.coef, tol=self.tol)
+        if exact is not None:  # the refit stopped after all rows were learned
+            result.coef, result.stop_reason = exact, StopReason.CONVERGED
+        result.info["exact_limit"] = exact is not None
+        return result
 
     def _solve(self, operator, y, control):
         if control.stops_early or not self.refine:
@@ -154,13 +178,13 @@ class MMVRegressor(RecoveryEstimator):
             n_iter, wall = n_iter + result.n_iter, wall + result.wall_time
             clock += result.info["time"]
             result.n_iter, result.wall_time, result.info["time"] = n_iter, wall, clock
-            if result.stop_reason != StopReason.MAX_ITER:
-                return result
             limit = refine_row_sparse(A, Y, result.coef, tol=self.tol)
             if limit is not None:
                 # params stay the gradient iterate's; coef is the limit it creeps towards
                 result.coef, result.stop_reason = limit, StopReason.CONVERGED
                 result.info["refined_rows"] = int(np.count_nonzero(np.any(limit != 0, -1)))
+                return result
+            if result.stop_reason != StopReason.MAX_ITER:
                 return result
             if n_iter >= rule.max_iter:
                 return result
