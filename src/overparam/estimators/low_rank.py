@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from .._validation import check_random_state
@@ -12,13 +10,12 @@ from ..parameterizations.factorized import Factorized
 from ..solvers import gradient_descent
 from ..solvers.matrix_sensing import candidate_ranks, refine_low_rank
 from ..solvers.steps import AdaptiveStep, as_step_policy
-from ..stopping import PathControl, StoppingRule, StopReason
+from ..stopping import StoppingRule
+from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
 
 __all__ = ["FactorizedRegressor", "default_factorized_step", "matrix_shape"]
 
-_FIRST_ROUND = 500  # gradient steps before the first attempt at the limit (doubled after)
-_EXACT_BUDGET = 1500  # two rounds: the attempt at an exact limit before validating
 
 
 def matrix_shape(operator) -> tuple[int, int]:
@@ -47,7 +44,7 @@ def default_factorized_step(operator, y) -> AdaptiveStep:
 
 @register_method("factorized",
                  "low-rank matrix: GD on X = U V^T from a small init (tuning-free, any width)")
-class FactorizedRegressor(RecoveryEstimator):
+class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
     """Low-rank matrix sensing with no penalty: gradient descent on ``X = U V^T``.
 
     Minimizes ``1/2 ||A(U V^T) - y||^2`` by gradient descent from a small initialization of
@@ -124,69 +121,30 @@ class FactorizedRegressor(RecoveryEstimator):
         return Factorized(shape, width, symmetric=self._symmetric, init=self.init,
                           init_constant=self.init_constant)
 
-    def _fit_validated(self, operator, y):
-        """Noiseless data first: the limit on a short budget. If it ends on its optimality
-        check, a locally unique low-rank interpolant (which noisy data do not have), no
-        stopping time is needed; otherwise the held-out rule of :class:`RecoveryEstimator`,
-        whose answer is replaced by the interpolant of its rank where that exists."""
-        if not self.refine:
-            return super()._fit_validated(operator, y)
-        limit = self._solve(operator, y, PathControl(max_iter=_EXACT_BUDGET))
-        if "refined_rank" in limit.info:
-            limit.info.update(chosen_time=None, exact_limit=True)
-            return limit
-        result = super()._fit_validated(operator, y)
-        result.wall_time += limit.wall_time
-        exact = None
-        for rank in candidate_ranks(result.coef):
-            exact = refine_low_rank(operator, y, result.coef, rank, tol=self.tol)
-            if exact is not None:  # the refit stopped after the rank was learned
-                result.coef, result.stop_reason = exact, StopReason.CONVERGED
-                break
-        result.info["exact_limit"] = exact is not None
-        return result
-
     def _solve(self, operator, y, control):
+        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        if control.stops_early or not self.refine:
+            return self._gradient_round(operator, y, control, None, rule.max_iter)
+        return self._solve_to_limit(operator, y, control, rule.max_iter)
+
+    def _gradient_round(self, operator, y, control, params, max_iter):
+        from dataclasses import replace
+
         param = self._parameterization(operator)
-        init_params = param.init(self.init_scale, check_random_state(self.random_state))
+        if params is None:
+            params = param.init(self.init_scale, check_random_state(self.random_state))
         step = (default_factorized_step(operator, y) if isinstance(self.step, str)
                 and self.step == "adaptive" else as_step_policy(self.step))
         rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
-        if control.stops_early or not self.refine:
-            return gradient_descent(param, operator, y, init_params=init_params, step=step,
-                                    stopping=rule, validation=control.validation)
-        return self._solve_to_limit(param, operator, y, init_params, step, rule)
+        return gradient_descent(param, operator, y, init_params=params, step=step,
+                                stopping=replace(rule, max_iter=max_iter),
+                                validation=control.validation)
 
-    def _solve_to_limit(self, param, operator, y, params, step, rule):
-        """Gradient descent in rounds of doubling length; after each round that did not
-        converge, the interpolant of each rank at a gap of the iterate's singular values
-        (:func:`~overparam.solvers.matrix_sensing.refine_low_rank`) ends the run if it
-        exists. Bounded by ``rule.max_iter`` gradient steps in all."""
-        from dataclasses import replace
-
-        n_iter, wall, clock, round_length = 0, 0.0, 0.0, _FIRST_ROUND
-        while True:
-            budget = min(round_length, rule.max_iter - n_iter)
-            result = gradient_descent(param, operator, y, init_params=params, step=step,
-                                      stopping=replace(rule, max_iter=budget))
-            n_iter, wall = n_iter + result.n_iter, wall + result.wall_time
-            clock += result.info.get("time", 0.0)
-            result.n_iter, result.wall_time, result.info["time"] = n_iter, wall, clock
-            start = time.perf_counter()
-            limit = rank = None
-            for rank in candidate_ranks(result.coef):
-                limit = refine_low_rank(operator, y, result.coef, rank, tol=self.tol)
-                if limit is not None:
-                    break
-            wall += time.perf_counter() - start
-            result.wall_time = wall
+    def _exact(self, operator, y, coef):
+        """The interpolant of the first rank at a gap of ``coef``'s singular values that has
+        a locally unique one (:func:`~overparam.solvers.matrix_sensing.refine_low_rank`)."""
+        for rank in candidate_ranks(coef):
+            limit = refine_low_rank(operator, y, coef, rank, tol=self.tol)
             if limit is not None:
-                # params stay the gradient iterate's; coef is the limit it creeps towards
-                result.coef, result.stop_reason = limit, StopReason.CONVERGED
-                result.info["refined_rank"] = rank
-                return result
-            if result.stop_reason != StopReason.MAX_ITER:
-                return result
-            if n_iter >= rule.max_iter:
-                return result
-            params, round_length = result.params, 2 * round_length
+                return limit, {"refined_rank": rank}
+        return None

@@ -6,7 +6,8 @@ import numpy as np
 
 from ..methods import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
-from ..stopping import PathControl, StoppingRule, StopReason
+from ..stopping import StoppingRule
+from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator, check_validation_fraction
 
 __all__ = ["MMVRegressor"]
@@ -14,13 +15,11 @@ __all__ = ["MMVRegressor"]
 # init_scale="auto" (see MMVRegressor): one scale for paths and limit; the refinement on the
 # learned rows makes the limit exact from it.
 _AUTO_INIT = 1e-2
-_FIRST_ROUND = 500  # gradient steps before the first attempt at the limit (doubled after)
-_EXACT_BUDGET = 1500  # two rounds: the attempt at an exact limit before validating
 
 
 @register_method("ir-mmv", "row-sparse MMV: GD on X = g^2 ⊙ V from a small init "
                  "(IR-MMV, tuning-free)")
-class MMVRegressor(RecoveryEstimator):
+class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     """Recover a row-sparse ``X`` (``N x L``) from ``Y = A X + W`` with no penalty and no ``K``.
 
     Gradient descent on ``||Y - A X||_F^2`` over ``X = (g^2 1_L^T) ⊙ V`` from the small init
@@ -135,60 +134,26 @@ class MMVRegressor(RecoveryEstimator):
                                           stagnation_tol=self.stagnation_tol,
                                           patience=self.patience))
 
-    def _fit_validated(self, operator, y):
-        """Noiseless data first: the limit on a short budget (two rounds). If
-        it ends on its optimality check, an interpolant on fewer rows than measurements
-        (which noisy data do not have), no stopping time is needed; otherwise the held-out
-        rule of :class:`RecoveryEstimator` (a spurious rise of the held-out error, e.g. while
-        a row changes sign, could otherwise stop a noiseless fit short), whose answer is
-        replaced by the interpolant on its rows where that exists (all rows learned)."""
-        if not self.refine:
-            return super()._fit_validated(operator, y)
-        limit = self._solve(operator, y, PathControl(max_iter=_EXACT_BUDGET))
-        if "refined_rows" in limit.info:
-            limit.info.update(chosen_time=None, exact_limit=True)
-            return limit
-        result = super()._fit_validated(operator, y)
-        result.wall_time += limit.wall_time
-        exact = refine_row_sparse(operator.to_dense(), y, result.coef, tol=self.tol)
-        if exact is not None:  # the refit stopped after all rows were learned
-            result.coef, result.stop_reason = exact, StopReason.CONVERGED
-        result.info["exact_limit"] = exact is not None
-        return result
-
     def _solve(self, operator, y, control):
         if control.stops_early or not self.refine:
             return self._solve_paths([(operator, y, control)])[0]
-        return self._solve_to_limit(operator.to_dense(), y, control)
+        return self._solve_to_limit(operator, y, control, self._rule(control).max_iter)
 
-    def _solve_to_limit(self, A, Y, control):
-        """IR-MMV in rounds of doubling length; after each round that did not converge, the
-        least-squares fit on the learned rows (:func:`~overparam.solvers.refine_row_sparse`)
-        ends the run if it interpolates. Bounded by the rule's ``max_iter`` steps in all."""
+    def _gradient_round(self, operator, y, control, params, max_iter):
         from dataclasses import replace
 
-        rule = self._rule(control)
-        params, n_iter, wall, clock, round_length = None, 0, 0.0, 0.0, _FIRST_ROUND
-        while True:
-            result = ir_mmv(A, Y, init_scale=self._init_scale(control), v_scale=self.v_scale,
-                            init=self.init, init_params=params,
-                            update=self.update, step=self.step,
-                            stopping=replace(rule, max_iter=min(round_length,
-                                                                rule.max_iter - n_iter)))
-            n_iter, wall = n_iter + result.n_iter, wall + result.wall_time
-            clock += result.info["time"]
-            result.n_iter, result.wall_time, result.info["time"] = n_iter, wall, clock
-            limit = refine_row_sparse(A, Y, result.coef, tol=self.tol)
-            if limit is not None:
-                # params stay the gradient iterate's; coef is the limit it creeps towards
-                result.coef, result.stop_reason = limit, StopReason.CONVERGED
-                result.info["refined_rows"] = int(np.count_nonzero(np.any(limit != 0, -1)))
-                return result
-            if result.stop_reason != StopReason.MAX_ITER:
-                return result
-            if n_iter >= rule.max_iter:
-                return result
-            params, round_length = result.params, 2 * round_length
+        return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
+                      v_scale=self.v_scale, init=self.init, init_params=params,
+                      update=self.update, step=self.step,
+                      stopping=replace(self._rule(control), max_iter=max_iter))
+
+    def _exact(self, operator, y, coef):
+        """The least-squares fit on the learned rows if it interpolates
+        (:func:`~overparam.solvers.refine_row_sparse`)."""
+        limit = refine_row_sparse(operator.to_dense(), y, coef, tol=self.tol)
+        if limit is None:
+            return None
+        return limit, {"refined_rows": int(np.count_nonzero(np.any(limit != 0, -1)))}
 
     def _solve_paths(self, problems):
         """Problems as batches of :func:`ir_mmv`, one batch per number of measurement rows
