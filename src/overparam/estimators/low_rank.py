@@ -8,7 +8,7 @@ from .._validation import check_random_state
 from ..methods import register_method
 from ..parameterizations.factorized import Factorized
 from ..solvers import gradient_descent
-from ..solvers.matrix_sensing import candidate_ranks, refine_low_rank
+from ..solvers.matrix_sensing import low_rank_limit
 from ..solvers.steps import AdaptiveStep, as_step_policy
 from ..stopping import StoppingRule
 from ._exact_limit import ExactLimitMixin
@@ -141,10 +141,7 @@ class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
                                 validation=control.validation)
 
     def _exact(self, operator, y, coef):
-        """The interpolant of the first rank at a gap of ``coef``'s singular values that has
-        a locally unique one (:func:`~overparam.solvers.matrix_sensing.refine_low_rank`)."""
-        for rank in candidate_ranks(coef):
-            limit = refine_low_rank(operator, y, coef, rank, tol=self.tol)
-            if limit is not None:
-                return limit, {"refined_rank": rank}
-        return None
+        """The low-rank interpolant next to ``coef``
+        (:func:`~overparam.solvers.matrix_sensing.low_rank_limit`)."""
+        found = low_rank_limit(operator, y, coef, tol=self.tol)
+        return None if found is None else (found[0], {"refined_rank": found[1]})

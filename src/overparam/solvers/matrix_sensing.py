@@ -34,6 +34,7 @@ __all__ = [
     "FixedMeasurements",
     "GaussianStream",
     "factorized_sgd",
+    "low_rank_limit",
     "perturbed_gradient_descent",
     "refine_low_rank",
 ]
@@ -202,6 +203,16 @@ def refine_low_rank(operator, y, X, rank: int, *, tol: float = 1e-6, max_iter: i
             return None
     r = y - np.einsum("mij,ij->m", A, U @ V.T)
     return U @ V.T if float(np.linalg.norm(r)) <= target else None
+
+
+def low_rank_limit(operator, y, X, *, tol: float = 1e-6):
+    """``(limit, rank)`` for the first rank at a gap of the singular values of ``X`` whose
+    interpolant is locally unique and found (:func:`refine_low_rank`), else None."""
+    for rank in candidate_ranks(X):
+        limit = refine_low_rank(operator, y, X, rank, tol=tol)
+        if limit is not None:
+            return limit, rank
+    return None
 
 
 # --------------------------------------------------------------------------------------------
