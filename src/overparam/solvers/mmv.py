@@ -101,7 +101,7 @@ def ir_mmv(
     *,
     init_scale: float = 1e-4,
     v_scale: float | None = None,
-    init: str = "zero",
+    init: str = "ones",
     init_params=None,
     update: str = "simultaneous",
     step="adaptive",
@@ -116,9 +116,10 @@ def ir_mmv(
     """Recover row-sparse ``X`` from ``Y = A X (+ W)`` by gradient descent on ``X = g^2 ⊙ V``.
 
     Minimizes the paper's loss ``||Y - A X||_F^2`` (no 1/2) over ``(g, V)`` from
-    ``g(0) = init_scale 1_N`` and ``V(0) = 0`` (default) or the paper's balanced
-    ``V(0) = v_scale 1_{N x L}``, with ``∇g = -4 g ⊙ rowsum(Λ ⊙ V)``, ``∇V = -2 g^2 ⊙ Λ``,
-    ``Λ = A^T (Y - A X)``.
+    ``g(0) = init_scale 1_N`` and the paper's balanced ``V(0) = v_scale 1_{N x L}`` (default,
+    Algorithm 1) or ``V(0) = 0`` (``init="zero"``, the default of
+    :class:`~overparam.estimators.MMVRegressor`), with ``∇g = -4 g ⊙ rowsum(Λ ⊙ V)``,
+    ``∇V = -2 g^2 ⊙ Λ``, ``Λ = A^T (Y - A X)``.
 
     Parameters
     ----------
@@ -131,7 +132,7 @@ def ir_mmv(
     v_scale : float, optional
         ``alpha_V``; default ``alpha_g / sqrt(2 L)`` (perfect row balance ``g_i^2/2 = ||V_i||^2``).
         Used by ``init="ones"``.
-    init : {"zero", "ones"}, default="zero"
+    init : {"ones", "zero"}, default="ones"
         ``"zero"``: ``V(0) = 0``, so each row first moves along its row of ``A^T Y`` and the
         conserved imbalance ``g_i^2/2 - ||V_i||^2 = init_scale^2/2 > 0`` keeps ``g_i >=
         init_scale``: a row can shrink through zero and change sign. ``"ones"``: the paper's
