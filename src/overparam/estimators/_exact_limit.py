@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import time
 
-from ..stopping import PathControl, StopReason
+from ..stopping import StopReason
 
 __all__ = ["ExactLimitMixin"]
 
 FIRST_ROUND = 500  # gradient steps before the first attempt at the limit (doubled after)
-EXACT_BUDGET = 1500  # two rounds: the attempt at an exact limit before validating
 
 
 class ExactLimitMixin:
@@ -50,22 +49,19 @@ class ExactLimitMixin:
             params, round_length = result.params, 2 * round_length
 
     def _fit_validated(self, operator, y):
-        """Noiseless data first: the limit on a short budget. If it ends on its optimality
-        check (a structured interpolant, which noisy data do not have), no stopping time is
-        needed; otherwise the held-out rule of :class:`RecoveryEstimator` (a spurious rise of
-        the held-out error, e.g. while an MMV row changes sign, could stop a noiseless fit
-        short), whose answer is replaced by the interpolant of its structure where that
-        exists."""
-        if not self.refine:
-            return super()._fit_validated(operator, y)
-        limit = self._solve(operator, y, PathControl(max_iter=EXACT_BUDGET))
-        if limit.info.get("exact_limit"):
-            limit.info["chosen_time"] = None
-            return limit
+        """The held-out rule of :class:`RecoveryEstimator`, whose answer is replaced by the
+        interpolant of its structure where that exists (noiseless data: all of the structure
+        was learned, but a spurious rise of the held-out error, e.g. while an MMV row changes
+        sign, stopped the refit short of the limit). Noisy data have no such interpolant.
+        Where no overfitting shows, the limit tried by the base class ends on the same
+        check (:meth:`_solve_to_limit`)."""
         result = super()._fit_validated(operator, y)
-        result.wall_time += limit.wall_time
+        if not self.refine or result.info.get("exact_limit"):
+            return result
+        start = time.perf_counter()
         found = self._exact(operator, y, result.coef)
-        if found is not None:  # the refit stopped after the structure was learned
+        result.wall_time += time.perf_counter() - start
+        if found is not None:
             result.coef, result.stop_reason = found[0], StopReason.CONVERGED
             result.info.update(found[1])
         result.info["exact_limit"] = found is not None

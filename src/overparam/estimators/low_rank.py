@@ -93,8 +93,9 @@ class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
     after each, the rank-``k`` interpolant next to the iterate for each rank at a gap of its
     singular values (:func:`~overparam.solvers.matrix_sensing.refine_low_rank`, Gauss-
     Newton) ends the run if it exists and is locally unique (``k (n1 + n2 - k) < m``): the
-    limit the flow creeps towards, reached to ``tol``. Before validating, the limit is tried
-    on 1500 steps; noisy data have no such interpolant and go on to the held-out rule.
+    limit the flow creeps towards, reached to ``tol``. Under validation the same check ends
+    the base class's attempt at the limit, and a refit that has learned the rank is replaced
+    by its interpolant (noisy data have none).
     """
 
     _symmetric = False

@@ -63,9 +63,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         see ``validation_fraction``). The fold paths run as one batch; the refit on all rows
         stops at the flow time of the smallest mean held-out error. One held-out split of
         6 of 30 rows chose a time that cost 1.4x the oracle error at 10 dB; the fold average
-        brings it to ~1.02x. Before validating, the limit is tried on 1500 steps: if it ends
-        on its optimality check (noiseless data) it is the answer; after validating, a refit
-        whose learned rows interpolate is replaced by that interpolant.
+        brings it to ~1.02x. A refit whose learned rows interpolate (noiseless data) is
+        replaced by that interpolant.
         ``"discrepancy"`` stops at ``||Y - A X||_F <= noise_level sqrt(M L)``.
         The solver's clock is the flow time of ``1/(2M) ||A X - Y||_F^2``.
     validation_fraction : float, default=0.2
