@@ -31,11 +31,11 @@ def test_registered_names():
 
 def test_factorized_recovers_low_rank_matrix(noiseless):
     pb = noiseless
-    # The limit of the flow (no early stopping: the data are exact).
-    coarse = FactorizedRegressor(init_scale=1e-2, random_state=0, early_stopping=None).fit(
-        pb.operator, pb.y)
-    fine = FactorizedRegressor(init_scale=1e-4, random_state=0, early_stopping=None).fit(
-        pb.operator, pb.y)
+    # Plain gradient descent (no refinement, no early stopping: the data are exact).
+    coarse = FactorizedRegressor(init_scale=1e-2, random_state=0, early_stopping=None,
+                                 refine=False).fit(pb.operator, pb.y)
+    fine = FactorizedRegressor(init_scale=1e-4, random_state=0, early_stopping=None,
+                               refine=False).fit(pb.operator, pb.y)
     assert fine.coef_.shape == (10, 8)
     assert relative_error(fine.coef_, pb.Y) < 1e-3
     # The implicit bias sharpens as the init shrinks (Theorem 2.8): smaller eps, smaller error.
@@ -47,6 +47,35 @@ def test_factorized_recovers_low_rank_matrix(noiseless):
     stack = pb.operator.sensing_matrices() * pb.operator.scale
     narrow = FactorizedRegressor(width=2, init_scale=1e-4, random_state=0).fit(stack, pb.y)
     assert relative_error(narrow.coef_, pb.Y) < 1e-3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_default_limit_is_exact_and_ends_on_its_optimality_check(seed):
+    """20 x 20 rank 2 from m = 4 n r Gaussian measurements: plain GD from 1e-3 creeps at 2.5e-2
+    error into its iteration cap; the limit (rank-2 interpolant by Gauss-Newton) is exact."""
+    from overparam.operators import GaussianSensingOperator
+    from overparam.stopping import StopReason
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((20, 2)) @ rng.standard_normal((2, 20))
+    op = GaussianSensingOperator(160, (20, 20), random_state=seed)
+    est = FactorizedRegressor(early_stopping=None, random_state=0).fit(op, op.forward(X))
+    assert est.stop_reason_ is StopReason.CONVERGED
+    assert est.n_iter_ < est.max_iter
+    assert relative_error(est.coef_, X) < 1e-6
+
+
+def test_refine_low_rank_only_accepts_a_unique_interpolant():
+    from overparam.solvers.matrix_sensing import candidate_ranks, refine_low_rank
+
+    pb = make_low_rank_problem((10, 8), 2, 60, random_state=2)
+    near = pb.Y + 1e-4 * np.random.default_rng(0).standard_normal(pb.Y.shape)
+    assert candidate_ranks(near)[0] == 2
+    np.testing.assert_allclose(refine_low_rank(pb.operator, pb.y, near, 2, tol=1e-12), pb.Y,
+                               atol=1e-10)
+    assert refine_low_rank(pb.operator, pb.y, near, 1) is None  # rank 1 cannot interpolate
+    # rank 5: 5 (10 + 8 - 5) = 65 >= 60 measurements, the interpolant is not locally unique
+    assert refine_low_rank(pb.operator, pb.y, near, 5) is None
 
 
 def test_identity_init_and_determinism(noiseless):

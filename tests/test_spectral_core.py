@@ -365,3 +365,17 @@ def test_datasets():
     assert img.shape == (24, 32) and 0 <= img.min() < img.max() <= 1
     with pytest.raises(ValueError, match="index"):
         load_digit(5000)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_snn_default_limit_is_exact_and_ends_on_its_optimality_check(seed):
+    """10 x 10 rank 2 from 60 clean Gaussian measurements: plain GD creeps (0.8-4e-3 error
+    after 20,000 steps); the rounds end on the locally unique rank-2 interpolant."""
+    from overparam.stopping import StopReason
+
+    p = make_gaussian_sensing_problem(10, 10, rank=2, n_measurements=60, noise=0.0,
+                                      random_state=seed)
+    est = SpectralNetworkRegressor(early_stopping=None).fit(p.operator, p.y)
+    assert est.stop_reason_ is StopReason.CONVERGED and est.n_iter_ < est.max_iter
+    assert est.result_.info["refined_rank"] == 2
+    assert relative_error(est.coef_, p.truth) < 1e-6

@@ -5,41 +5,45 @@ from __future__ import annotations
 import numpy as np
 
 from ..methods import register_method
-from ..solvers.mmv import ir_mmv
+from ..solvers.mmv import ir_mmv, refine_row_sparse
 from ..stopping import StoppingRule
+from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator, check_validation_fraction
 
 __all__ = ["MMVRegressor"]
 
-# init_scale="auto" (see MMVRegressor): the paper's alpha_g for the limit, a larger one for
-# paths stopped early, where the escape time ~ 1/alpha_g dominates the cost.
-_LIMIT_INIT = 1e-4
-_PATH_INIT = 1e-2
+# init_scale="auto" (see MMVRegressor): one scale for paths and limit; the refinement on the
+# learned rows makes the limit exact from it.
+_AUTO_INIT = 1e-2
 
 
-@register_method("ir-mmv", "row-sparse MMV: GD on X = g^2 ⊙ V from a small balanced init "
+@register_method("ir-mmv", "row-sparse MMV: GD on X = g^2 ⊙ V from a small init "
                  "(IR-MMV, tuning-free)")
-class MMVRegressor(RecoveryEstimator):
+class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     """Recover a row-sparse ``X`` (``N x L``) from ``Y = A X + W`` with no penalty and no ``K``.
 
-    Gradient descent on ``||Y - A X||_F^2`` over ``X = (g^2 1_L^T) ⊙ V`` from the small, row-
-    balanced init ``g(0) = alpha_g``, ``V(0) = alpha_g / sqrt(2L)`` learns the rows one at a time,
-    largest first (Jayalal & Kalyani, IR-MMV). See :func:`overparam.solvers.ir_mmv`.
+    Gradient descent on ``||Y - A X||_F^2`` over ``X = (g^2 1_L^T) ⊙ V`` from the small init
+    ``g(0) = alpha_g``, ``V(0) = 0`` learns the rows one at a time, largest first (Jayalal &
+    Kalyani, IR-MMV; their balanced ``V(0) = alpha_g / sqrt(2L)`` is ``init="ones"``). See
+    :func:`overparam.solvers.ir_mmv`. Run to its limit, the fit ends on an optimality check:
+    after each round of steps (500, then doubling) the least-squares fit on the learned rows
+    (:func:`~overparam.solvers.refine_row_sparse`) is the limit if it interpolates with fewer
+    rows than measurements; the flow itself only creeps towards it.
 
     Parameters
     ----------
     init_scale : "auto" or float, default="auto"
-        ``alpha_g``. ``"auto"``: the paper's ``1e-4`` when the fit runs to the limit
-        (``early_stopping=None``, or no overfitting seen on held-out data), and ``1e-2`` along
-        paths that are stopped early (validation, discrepancy, a stop time). From a small init
-        the rows escape after a flow time ~ ``1/alpha_g``, and noise is fitted on that time
-        scale too: following a path from ``1e-4`` past its best point took up to 100k
-        iterations, from ``1e-2`` about 1-3k, at the same oracle error (measured on 5 noisy
-        problems M=30, N=60, L=20, K=5: median oracle error 0.141/0.046/0.014/0.0044 from
-        ``1e-2`` vs 0.137/0.046/0.014/0.0043 from ``1e-4`` at 10/20/30/40 dB). On noiseless
-        data the limit from ``1e-4`` is both exact and fast, from ``1e-2`` it creeps.
+        ``alpha_g``; ``"auto"`` is ``1e-2``. From a small init the rows escape after a flow
+        time ~ ``1/alpha_g`` and noise is fitted on that time scale too: following a path
+        from the paper's ``1e-4`` past its best point took up to 100k iterations, from
+        ``1e-2`` about 1-3k, at the same oracle error (docs/mmv.md). The limit's last digits
+        come from the least-squares fit on the learned rows, so ``1e-2`` is exact there too.
     v_scale : float, optional
         ``alpha_V``; default ``alpha_g / sqrt(2 L)`` (perfect row balance).
+    init : {"zero", "ones"}, default="zero"
+        ``V(0) = 0`` (rows of any sign and direction are reached), or the paper's balanced
+        ``V(0) = v_scale 1``, from which a row pointing away from ``1_L`` (e.g. ``-1_L``) is
+        not learned (see :func:`~overparam.solvers.ir_mmv` and docs/mmv.md).
     update : {"simultaneous", "sequential"}, default="simultaneous"
         Plain gradient descent, or Algorithm 1 as printed (``V`` updated with ``g(t+1)``).
     step : "adaptive", float or StepPolicy, default="adaptive"
@@ -59,9 +63,8 @@ class MMVRegressor(RecoveryEstimator):
         see ``validation_fraction``). The fold paths run as one batch; the refit on all rows
         stops at the flow time of the smallest mean held-out error. One held-out split of
         6 of 30 rows chose a time that cost 1.4x the oracle error at 10 dB; the fold average
-        brings it to ~1.02x. If no overfitting shows, the limit is tried on a budget of twice the
-        median path's iterations (noiseless data mostly converge within it: the default then
-        matches ``None``), else the refit stops at the end of the paths.
+        brings it to ~1.02x. A refit whose learned rows interpolate (noiseless data) is
+        replaced by that interpolant.
         ``"discrepancy"`` stops at ``||Y - A X||_F <= noise_level sqrt(M L)``.
         The solver's clock is the flow time of ``1/(2M) ||A X - Y||_F^2``.
     validation_fraction : float, default=0.2
@@ -70,6 +73,9 @@ class MMVRegressor(RecoveryEstimator):
         Noise standard deviation per entry of ``Y``, for ``early_stopping="discrepancy"``.
     random_state : None or int, default=None
         Seeds the hold-out split (the init is deterministic).
+    refine : bool, default=True
+        End runs to the limit on the least-squares fit on the learned rows (above); False:
+        plain IR-MMV to its own stopping rule.
 
     Notes
     -----
@@ -89,12 +95,15 @@ class MMVRegressor(RecoveryEstimator):
     validation_horizon = 1.5
     validation_limit_budget = 2.0
 
-    def __init__(self, init_scale="auto", v_scale=None, update="simultaneous", step="adaptive",
+    def __init__(self, init_scale="auto", v_scale=None, init="zero",
+                 update="simultaneous", step="adaptive",
                  max_iter=100_000, tol=1e-6, stagnation_tol=1e-9, patience=1000,
                  early_stopping="validation", validation_fraction=0.2, noise_level=None,
-                 random_state=None):
+                 random_state=None, refine=True):
+        self.refine = refine
         self.init_scale = init_scale
         self.v_scale = v_scale
+        self.init = init
         self.update = update
         self.step = step
         self.max_iter = max_iter
@@ -117,7 +126,7 @@ class MMVRegressor(RecoveryEstimator):
         if self.init_scale != "auto":
             raise ValueError(f"init_scale must be 'auto' or a positive number, got "
                              f"{self.init_scale!r}")
-        return _PATH_INIT if control.stops_early else _LIMIT_INIT
+        return _AUTO_INIT
 
     def _rule(self, control):
         return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
@@ -125,7 +134,25 @@ class MMVRegressor(RecoveryEstimator):
                                           patience=self.patience))
 
     def _solve(self, operator, y, control):
-        return self._solve_paths([(operator, y, control)])[0]
+        if control.stops_early or not self.refine:
+            return self._solve_paths([(operator, y, control)])[0]
+        return self._solve_to_limit(operator, y, control, self._rule(control).max_iter)
+
+    def _gradient_round(self, operator, y, control, params, max_iter):
+        from dataclasses import replace
+
+        return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
+                      v_scale=self.v_scale, init=self.init, init_params=params,
+                      update=self.update, step=self.step,
+                      stopping=replace(self._rule(control), max_iter=max_iter))
+
+    def _exact(self, operator, y, coef):
+        """The least-squares fit on the learned rows if it interpolates
+        (:func:`~overparam.solvers.refine_row_sparse`)."""
+        limit = refine_row_sparse(operator.to_dense(), y, coef, tol=self.tol)
+        if limit is None:
+            return None
+        return limit, {"refined_rows": int(np.count_nonzero(np.any(limit != 0, -1)))}
 
     def _solve_paths(self, problems):
         """Problems as batches of :func:`ir_mmv`, one batch per number of measurement rows
@@ -139,6 +166,7 @@ class MMVRegressor(RecoveryEstimator):
             batch = ir_mmv(np.stack([problems[k][0].to_dense() for k in ks]),
                            np.stack([problems[k][1] for k in ks]),
                            init_scale=self._init_scale(control), v_scale=self.v_scale,
+                           init=self.init,
                            update=self.update, step=self.step, stopping=self._rule(control),
                            validation=[problems[k][2].validation for k in ks])
             for j, k in enumerate(ks):

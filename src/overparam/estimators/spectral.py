@@ -6,8 +6,10 @@ from ..methods import register_method
 from ..operators.aligned import AlignedSpectralOperator
 from ..parameterizations.deep_matrix import DeepMatrixFactorization
 from ..solvers import gradient_descent
+from ..solvers.matrix_sensing import low_rank_limit
 from ..solvers.spectral import aligned_spectral_gd, spectral_gd
 from ..stopping import StoppingRule
+from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
 from .low_rank import matrix_shape
 
@@ -22,7 +24,7 @@ def _seed(random_state):
 
 
 @register_method("snn", "low-rank matrix: GD on a spectral neural network (Chu et al.)")
-class SpectralNetworkRegressor(RecoveryEstimator):
+class SpectralNetworkRegressor(ExactLimitMixin, RecoveryEstimator):
     """Matrix sensing by gradient descent on a spectral neural network (no penalty).
 
     ``X = sum_k alpha_k Gamma(U_k V_k^T)``, ``Gamma`` applying ``gamma`` to singular values
@@ -54,6 +56,13 @@ class SpectralNetworkRegressor(RecoveryEstimator):
     noise_level : float, optional
     random_state : None or int, default=None
         Seeds the init (0 when None) and the hold-out split.
+    refine : bool, default=True
+        End runs to the limit on its optimality check, as
+        :class:`~overparam.estimators.FactorizedRegressor` does: gradient rounds (500 steps,
+        then doubling), after each the locally unique low-rank interpolant next to the
+        iterate (:func:`~overparam.solvers.matrix_sensing.low_rank_limit`) if it exists.
+        Plain gradient descent learns the rank quickly and then creeps (docs/spectral.md).
+        False: plain gradient descent to ``tol`` or ``max_iter``.
     """
 
     # From a small init these networks leave a plateau abruptly (for depth 3 a finite-time
@@ -64,7 +73,8 @@ class SpectralNetworkRegressor(RecoveryEstimator):
     def __init__(self, n_components=2, activation="tanh", width=None, init_scale=1e-4,
                  solver="auto", step="adaptive", max_iter=50_000, tol=1e-6,
                  early_stopping="validation", validation_fraction=0.2, noise_level=None,
-                 random_state=None):
+                 random_state=None, refine=True):
+        self.refine = refine
         self.n_components = n_components
         self.activation = activation
         self.width = width
@@ -79,6 +89,14 @@ class SpectralNetworkRegressor(RecoveryEstimator):
         self.random_state = random_state
 
     def _solve(self, operator, y, control):
+        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        if control.stops_early or not self.refine:
+            return self._gradient_round(operator, y, control, None, rule.max_iter)
+        return self._solve_to_limit(operator, y, control, rule.max_iter)
+
+    def _gradient_round(self, operator, y, control, params, max_iter):
+        from dataclasses import replace
+
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
         matrix_shape(operator)
@@ -88,11 +106,17 @@ class SpectralNetworkRegressor(RecoveryEstimator):
                              f"(got {type(operator).__name__}); use solver='general'")
         rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
         common = dict(n_components=self.n_components, activation=self.activation,
-                      init_scale=self.init_scale, step=self.step, stopping=rule,
+                      init_scale=self.init_scale, step=self.step,
+                      stopping=replace(rule, max_iter=max_iter),
                       validation=control.validation, random_state=_seed(self.random_state))
         if aligned and self.solver in ("auto", "aligned"):
-            return aligned_spectral_gd(operator, y, **common)
-        return spectral_gd(operator, y, width=self.width, **common)
+            return aligned_spectral_gd(operator, y, init="small" if params is None else params,
+                                       **common)
+        return spectral_gd(operator, y, width=self.width, init_params=params, **common)
+
+    def _exact(self, operator, y, coef):
+        found = low_rank_limit(operator, y, coef, tol=self.tol)
+        return None if found is None else (found[0], {"refined_rank": found[1]})
 
 
 @register_method("deep-matrix", "low-rank matrix: GD on a deep product W1 W2 W3 from scale * I")

@@ -34,7 +34,9 @@ __all__ = [
     "FixedMeasurements",
     "GaussianStream",
     "factorized_sgd",
+    "low_rank_limit",
     "perturbed_gradient_descent",
+    "refine_low_rank",
 ]
 
 
@@ -132,6 +134,85 @@ class FixedMeasurements:
                                                         replace=False))
         return (self.operator.rows(idx), self.y[idx],
                 self.n_measurements / self.batch_size)
+
+
+# --------------------------------------------------------------------------------------------
+# The limit of the flow, once its rank is known
+# --------------------------------------------------------------------------------------------
+_REFINE_MAX_ENTRIES = 20_000_000  # the dense (m, n1 n2) operator must fit in memory (160 MB)
+
+
+def candidate_ranks(X, *, gap: float = 10.0) -> list[int]:
+    """The ranks ``k`` at which the singular values of ``X`` drop by more than ``gap``
+    (``sigma_k >= gap sigma_{k+1}``), smallest first."""
+    s = np.linalg.svd(np.asarray(X, dtype=float), compute_uv=False)
+    if s.size < 2 or s[0] == 0:
+        return []
+    return [k + 1 for k in np.flatnonzero(s[:-1] >= gap * s[1:]).tolist()]
+
+
+def refine_low_rank(operator, y, X, rank: int, *, tol: float = 1e-6, max_iter: int = 50):
+    """Gauss-Newton on ``X = U V^T`` of rank ``rank`` from the truncated SVD of ``X``.
+
+    From a small init, gradient descent on ``U V^T`` learns the rank-``k`` interpolant it
+    converges to within a few hundred steps, but then creeps: components that overshot during
+    the learning decay like ``1/t`` (their gradient is proportional to their own size). Where
+    that interpolant is locally unique (``k (n1 + n2 - k) < m``) it is the zero of the
+    residual on the rank-``k`` manifold next to the iterate, which Gauss-Newton (minimum-norm
+    steps, quadratic convergence) finds in a few iterations. Written here: scipy's
+    ``least_squares`` has no minimum-norm steps for the gauge freedom of ``U V^T``.
+
+    Parameters
+    ----------
+    operator : Operator
+        Matrix-sensing operator; used as a dense ``(m, n1 n2)`` matrix.
+    y : ndarray of shape (m,)
+    X : ndarray of shape (n1, n2)
+        Start (the gradient-descent iterate).
+    rank : int
+    tol : float, default=1e-6
+        Success: ``||A(X) - y|| <= tol ||y||``.
+    max_iter : int, default=50
+
+    Returns
+    -------
+    ndarray or None
+        The rank-``rank`` interpolant, or None where it is not locally unique, the operator is
+        too large to hold densely, or Gauss-Newton did not reach ``tol``.
+    """
+    n1, n2 = X.shape
+    m = operator.n_measurements
+    if not 0 < rank < min(n1, n2) or rank * (n1 + n2 - rank) >= m \
+            or m * n1 * n2 > _REFINE_MAX_ENTRIES:
+        return None
+    A = operator.to_dense().reshape(m, n1, n2)
+    W, s, Zt = np.linalg.svd(X, full_matrices=False)
+    root = np.sqrt(s[:rank])
+    U, V = W[:, :rank] * root, Zt[:rank].T * root
+    target = tol * float(np.linalg.norm(y))
+    for _ in range(max_iter):
+        r = y - np.einsum("mij,ij->m", A, U @ V.T)
+        if float(np.linalg.norm(r)) <= target:
+            return U @ V.T
+        J = np.concatenate([(A @ V).reshape(m, -1),
+                            (np.swapaxes(A, 1, 2) @ U).reshape(m, -1)], axis=1)
+        step = np.linalg.lstsq(J, r, rcond=None)[0]
+        U = U + step[:n1 * rank].reshape(n1, rank)
+        V = V + step[n1 * rank:].reshape(n2, rank)
+        if not (np.all(np.isfinite(U)) and np.all(np.isfinite(V))):
+            return None
+    r = y - np.einsum("mij,ij->m", A, U @ V.T)
+    return U @ V.T if float(np.linalg.norm(r)) <= target else None
+
+
+def low_rank_limit(operator, y, X, *, tol: float = 1e-6):
+    """``(limit, rank)`` for the first rank at a gap of the singular values of ``X`` whose
+    interpolant is locally unique and found (:func:`refine_low_rank`), else None."""
+    for rank in candidate_ranks(X):
+        limit = refine_low_rank(operator, y, X, rank, tol=tol)
+        if limit is not None:
+            return limit, rank
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,13 +22,15 @@ from ._blas import blas_limit
 from .result import History, SolverResult
 from .steps import AdaptiveStep, as_step_policy
 
-__all__ = ["UPDATES", "BatchResult", "ir_mmv"]
+__all__ = ["INITS", "UPDATES", "BatchResult", "candidate_supports", "ir_mmv", "refine_row_sparse"]
 
 _DEAD = 1e-60  # |g_i| below this is set to zero (a row this small never comes back)
 
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
 #: ``"simultaneous"``: plain gradient descent on ``(g, V)``.
 UPDATES = ("sequential", "simultaneous")
+#: ``V(0)``: ``"zero"`` (rows free to change sign) or the paper's balanced ``"ones"``.
+INITS = ("zero", "ones")
 
 
 @dataclass
@@ -99,6 +101,7 @@ def ir_mmv(
     *,
     init_scale: float = 1e-4,
     v_scale: float | None = None,
+    init: str = "ones",
     init_params=None,
     update: str = "simultaneous",
     step="adaptive",
@@ -112,9 +115,11 @@ def ir_mmv(
 ):
     """Recover row-sparse ``X`` from ``Y = A X (+ W)`` by gradient descent on ``X = g^2 ⊙ V``.
 
-    Minimizes the paper's loss ``||Y - A X||_F^2`` (no 1/2) over ``(g, V)`` from the balanced
-    init ``g(0) = init_scale 1_N``, ``V(0) = v_scale 1_{N x L}`` with
-    ``∇g = -4 g ⊙ rowsum(Λ ⊙ V)``, ``∇V = -2 g^2 ⊙ Λ``, ``Λ = A^T (Y - A X)``.
+    Minimizes the paper's loss ``||Y - A X||_F^2`` (no 1/2) over ``(g, V)`` from
+    ``g(0) = init_scale 1_N`` and the paper's balanced ``V(0) = v_scale 1_{N x L}`` (default,
+    Algorithm 1) or ``V(0) = 0`` (``init="zero"``, the default of
+    :class:`~overparam.estimators.MMVRegressor`), with ``∇g = -4 g ⊙ rowsum(Λ ⊙ V)``,
+    ``∇V = -2 g^2 ⊙ Λ``, ``Λ = A^T (Y - A X)``.
 
     Parameters
     ----------
@@ -126,6 +131,16 @@ def ir_mmv(
         ``alpha_g``.
     v_scale : float, optional
         ``alpha_V``; default ``alpha_g / sqrt(2 L)`` (perfect row balance ``g_i^2/2 = ||V_i||^2``).
+        Used by ``init="ones"``.
+    init : {"ones", "zero"}, default="ones"
+        ``"zero"``: ``V(0) = 0``, so each row first moves along its row of ``A^T Y`` and the
+        conserved imbalance ``g_i^2/2 - ||V_i||^2 = init_scale^2/2 > 0`` keeps ``g_i >=
+        init_scale``: a row can shrink through zero and change sign. ``"ones"``: the paper's
+        balanced ``V(0) = v_scale 1_{N x L}`` (Algorithm 1). There the imbalance is zero, so
+        ``||V_i|| = g_i / sqrt(2)`` never vanishes: a row turns only through directions
+        orthogonal to its own, at a rate set by its size, and a row of ``X`` pointing away
+        from ``1_L`` (e.g. ``-1_L``; any sign change when the rows of ``X`` are collinear)
+        is not learned; other rows grow in its place (docs/mmv.md).
     init_params : tuple (g, V), optional
         Explicit start, shapes ``([B,] N)`` and ``([B,] N, L)``; overrides the scales.
     update : {"sequential", "simultaneous"}, default="simultaneous"
@@ -194,6 +209,8 @@ def ir_mmv(
     """
     if update not in UPDATES:
         raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     check_positive(init_scale, "init_scale")
     A = check_array(A, "A", ndim=(2, 3))
     Y = check_array(Y, "Y", ndim=(2, 3))
@@ -224,7 +241,7 @@ def ir_mmv(
     At = np.swapaxes(A, 1, 2)
     if init_params is None:
         g = np.full((B, N), float(init_scale))
-        V = np.full((B, N, L), float(v_scale))
+        V = np.full((B, N, L), float(v_scale) if init == "ones" else 0.0)
     else:
         g0, V0 = (check_array(p, name) for p, name in zip(init_params, ("g", "V"),
                                                            strict=True))
@@ -531,6 +548,47 @@ def ir_mmv(
                          wall_time=time.perf_counter() - start, stop_reason=list(reasons),
                          info=info, history=history)
     return result if batched else result[0]
+
+
+def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:
+    """The sets of largest rows of ``X`` at which the sorted row norms drop by more than
+    ``gap``, smallest first."""
+    norms = np.linalg.norm(X, axis=-1)
+    order = np.argsort(-norms, kind="stable")
+    s = norms[order]
+    if s.size < 2 or s[0] == 0:
+        return []
+    return [np.sort(order[:k + 1]) for k in np.flatnonzero(s[:-1] >= gap * s[1:]).tolist()]
+
+
+def refine_row_sparse(A, Y, X, *, tol: float = 1e-6):
+    """The interpolant supported on the learned rows of ``X``, if it exists and is unique.
+
+    From a small init, IR-MMV learns the rows of its limit one at a time; once they are all
+    grown, the rest of the run only creeps (the last digits of a grown row, the decay of rows
+    that overshot). Where the limit is supported on ``S`` with ``A_S`` of full column rank
+    (``|S| < M``), it is the least-squares solution on ``S``. Each candidate support of
+    :func:`candidate_supports` is tried, smallest first.
+
+    Returns
+    -------
+    ndarray or None
+        ``X`` on the first support whose least-squares fit reaches
+        ``||Y - A X||_F <= tol ||Y||_F``; None if none does.
+    """
+    M = A.shape[0]
+    target = tol * float(np.linalg.norm(Y))
+    for rows in candidate_supports(X):
+        if rows.size >= M:
+            break
+        coef, _, rank, _ = np.linalg.lstsq(A[:, rows], Y, rcond=None)
+        if rank < rows.size:
+            continue
+        if float(np.linalg.norm(Y - A[:, rows] @ coef)) <= target:
+            out = np.zeros_like(X)
+            out[rows] = coef
+            return out
+    return None
 
 
 def _due(counts, periods, accepted):
