@@ -146,7 +146,10 @@ def exact_reference(case: Case) -> np.ndarray:
     """The exact convex reference on consistent data (computed on the float64 data)."""
     import cvxpy as cp
 
-    A, y = case.matrix, np.asarray(case.y, dtype=float)
+    # Solved on data scaled to unit size (the solver's tolerances are absolute), rescaled back.
+    scale_a = np.abs(case.matrix).max()
+    scale_y = max(np.abs(case.y).max(), 1e-300)
+    A, y = case.matrix / scale_a, np.asarray(case.y, dtype=float) / scale_y
     shape = case.truth.shape
     if case.structure in ("sparse", "positive"):
         x = cp.Variable(shape, nonneg=case.structure == "positive")
@@ -161,10 +164,8 @@ def exact_reference(case: Case) -> np.ndarray:
         x = cp.Variable(shape, PSD=case.structure == "psd")
         objective = cp.normNuc(x)
     fitted = A @ cp.vec(x, order="C") if x.ndim == 2 and case.structure != "mmv" else A @ x
-    # Scale the constraint so the solver's tolerances are relative to the data.
-    scale = max(np.abs(y).max(), 1e-300)
-    _cvx_solve(cp.Problem(cp.Minimize(objective), [fitted / scale == y / scale]))
-    return np.asarray(x.value, dtype=float).reshape(shape)
+    _cvx_solve(cp.Problem(cp.Minimize(objective), [fitted == y]))
+    return np.asarray(x.value, dtype=float).reshape(shape) * scale_y / scale_a
 
 
 def least_squares(case: Case) -> np.ndarray:
