@@ -7,13 +7,15 @@ line on stderr and exit with code 2; a solver failure exits with code 1.
 from __future__ import annotations
 
 import ast
+import difflib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+# Plain (not rich) help: flags print without a "<bool>" type column.
 app = typer.Typer(help="Tuning-free structured signal recovery by implicit regularization.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 USAGE_ERROR = 2
 
@@ -36,6 +38,52 @@ def parse_params(pairs: list[str]) -> dict:
         except (ValueError, SyntaxError):
             out[key] = value  # a bare word such as adaptive
     return out
+
+
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def resolve_method(name: str) -> type:
+    """The estimator class registered as ``name``, or a one-line error with a suggestion."""
+    from .methods import available_methods, get_method
+
+    names = available_methods()
+    if name not in names:
+        fail(f"unknown method {name!r}{did_you_mean(name, names)} "
+             "(`overparam methods` lists them)")
+    return get_method(name)
+
+
+def check_params(cls: type, params: dict) -> None:
+    """A one-line error naming the valid parameters if ``params`` has an unknown name."""
+    valid = cls._get_param_names()  # scikit-learn: the __init__ arguments
+    for key in params:
+        if key not in valid:
+            fail(f"{cls.__name__} has no parameter {key!r}{did_you_mean(key, valid)} "
+                 f"(valid: {', '.join(valid)})")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"overparam {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Tuning-free structured signal recovery by implicit regularization."""
+    if ctx.invoked_subcommand is None:  # bare `overparam`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 @app.command()
@@ -62,20 +110,23 @@ def recover(
     """Recover a signal from measurements y = A x and write the estimate."""
     import numpy as np
 
+    from ._progress import show_progress
     from .io import FORMATS, DataFileError, load_array, save_array
-    from .methods import get_method
     from .stopping import DivergenceError
 
     if output.suffix.lower() not in FORMATS:
         fail(f"{output}: unsupported output format; use one of {', '.join(FORMATS)}")
     try:
-        cls = get_method(method)
-        estimator = cls(**parse_params(param or []))
+        cls = resolve_method(method)
+        params = parse_params(param or [])
+        check_params(cls, params)
+        estimator = cls(**params)
         A_arr, y_arr = load_array(A), load_array(y)
     except (DataFileError, ValueError, TypeError) as exc:
         fail(str(exc).splitlines()[0])
     try:
-        estimator.fit(A_arr, y_arr)
+        with show_progress(delay=1.0):  # a bar for fits longer than a second
+            estimator.fit(A_arr, y_arr)
     except (ValueError, TypeError) as exc:
         fail(str(exc).splitlines()[0])
     except DivergenceError as exc:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from .._optional import require
 from .spec import Experiment, cell_seed, get_experiment
 from .store import (
     ResultStore,
@@ -207,7 +208,9 @@ def _iter_loky(calls: Sequence[tuple[Callable, Task]], jobs: int) -> Iterator[Tr
 
 def _iter_dask(calls: Sequence[tuple[Callable, Task]], jobs: int,
                scheduler: str | None) -> Iterator[TrialRecord]:
-    from distributed import Client, LocalCluster, as_completed
+    distributed = require("distributed", extra="dask")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
+    as_completed = distributed.as_completed
 
     cluster = None
     if scheduler:
