@@ -169,7 +169,7 @@ def _block_shrink(w, threshold, labels, n_groups):
 @register_method("group-primal-dual",
                  "group-sparse vector: primal-dual iterative regularization (Molinari et al.)")
 class GroupPrimalDualRegressor(RecoveryEstimator):
-    """Primal-dual iterative regularization for ``min sum_l c_l ||w_l||  s.t.  X w = y``.
+    """Primal-dual iterative regularization for ``min sum_l c_l ||w_l||`` subject to ``X w = y``.
 
     Molinari, Massias, Rosasco, Villa, "Iterative regularization for convex regularizers"
     (AISTATS 2021): Chambolle-Pock iterations on the constrained problem, with the number of
