@@ -7,6 +7,7 @@ examples in ``examples/`` run during the build). Needs the ``[docs]`` extra.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,9 +20,14 @@ sys.path.insert(0, str(ROOT / "src"))  # the source tree, even without an instal
 
 import overparam  # noqa: E402
 
+# Generated pages are rebuilt from scratch: a stale stub of a renamed object (or an example
+# since deleted) would otherwise linger and fail the build with warnings as errors.
+for _generated in ("generated", "auto_examples"):
+    shutil.rmtree(Path(__file__).parent / _generated, ignore_errors=True)
+
 project = "overparam"
 author = "overparam developers"
-copyright = "overparam developers, BSD-3-Clause"  # noqa: A001 - Sphinx's name
+copyright = "overparam developers, BSD-3-Clause"
 release = version = overparam.__version__
 
 extensions = [

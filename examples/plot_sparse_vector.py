@@ -9,7 +9,6 @@ See :doc:`/sparse` for the maths (Chou, Maly, Rauhut, *More is Less*).
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from overparam.baselines import MinNormRegressor
 from overparam.datasets import make_sparse_problem

@@ -49,10 +49,10 @@ window.addEventListener("load", function () {
   var out = document.createElement("pre");
   out.id = "__browser_check";
   out.textContent = JSON.stringify({images: images, problems: window.__problems,
-                                    verdicts: !!document.querySelector("%s")});
+                                    verdicts: !!document.querySelector("__SELECTOR__")});
   document.body.appendChild(out);
 });
-</script>""" % VERDICTS_SELECTOR
+</script>""".replace("__SELECTOR__", VERDICTS_SELECTOR)
 
 
 def _browser():
