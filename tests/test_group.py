@@ -94,6 +94,51 @@ def test_one_iteration_matches_the_paper_updates():
     np.testing.assert_allclose(res.params[0], u1, rtol=1e-12)
 
 
+def _authors_epochs(X, y, labels, u, v, lr, n_epochs, switch_at=None):
+    """The authors' ``groupTrainer`` epochs transcribed to numpy (``src/group_model.py``).
+
+    ``MSELoss`` = (1/n)||Xw - y||^2, one backward pass per epoch: the v-step with learning
+    rate 1/u^4 then normalization, then the u-step with the gradient taken at the old v.
+    After ``switch_at`` epochs (their ``_small_lr_one_epoch``): SGD on u and v with ``lr``
+    from one backward pass, then normalization.
+    """
+    n = X.shape[0]
+    u, v = u.copy(), v.copy()
+    for epoch in range(n_epochs):
+        w = u[labels] ** 2 * v
+        grad_w = 2.0 / n * X.T @ (X @ w - y)
+        grad_v = u[labels] ** 2 * grad_w
+        grad_u = np.bincount(labels, 2 * u[labels] * v * grad_w)
+        small = switch_at is not None and epoch >= switch_at
+        v = v - (lr if small else 1.0 / u[labels] ** 4) * grad_v
+        v = v / np.sqrt(np.bincount(labels, v**2))[labels]
+        u = u - lr * grad_u
+    return u, v
+
+
+@pytest.mark.parametrize("algorithm, switch_at", [("alg1", None), ("alg2", 6)])
+def test_authors_loss_scale_reproduces_their_updates(algorithm, switch_at):
+    pb = _problem(noise=0.1)
+    param = GroupHadamard(pb.groups)
+    rng = np.random.default_rng(1)
+    u0 = 0.5 + rng.random(param.n_groups)
+    v0 = param.normalize(rng.standard_normal(param.n_features))
+    lr, n_epochs = 1e-3, 12
+    u_ref, v_ref = _authors_epochs(pb.X, pb.y, param.labels, u0, v0, lr, n_epochs, switch_at)
+    kwargs = {"init_params": (u0, v0), "step_u": lr, "step_v": lr, "switch_at": switch_at,
+              "stopping": StoppingRule(max_iter=n_epochs, tol=0, stagnation_tol=0)}
+    res = weight_normalized_gd(param, as_operator(pb.X), pb.y, algorithm=algorithm,
+                               loss_scale="authors", **kwargs)
+    np.testing.assert_allclose(res.params[0], u_ref, rtol=1e-12)
+    np.testing.assert_allclose(res.params[1], v_ref, rtol=1e-12, atol=1e-12)
+    assert res.info["switch_iteration"] == switch_at and res.info["loss_scale"] == "authors"
+    # the paper's scale and update order is a different iteration
+    ours = weight_normalized_gd(param, as_operator(pb.X), pb.y, algorithm=algorithm, **kwargs)
+    assert np.max(np.abs(ours.params[0] - u_ref)) > 1e-6
+    with pytest.raises(ValueError, match="loss_scale"):
+        weight_normalized_gd(param, as_operator(pb.X), pb.y, loss_scale="mse", **kwargs)
+
+
 def test_alg2_switches_and_recovers_noiseless():
     pb = _problem()
     for algorithm in ("alg1", "alg2"):

@@ -66,11 +66,15 @@ def test_run_experiment_matches_serial_and_writes_outputs(tmp_path):
     assert result.summary["slope"] == pytest.approx(-0.5, abs=0.08)
 
 
-def test_loky_pool_gives_the_serial_numbers():
+def test_process_pool_gives_the_serial_numbers(tmp_path):
     reference = run_serial(POWER_LAW, quick=True)
-    result = run_experiment(POWER_LAW, quick=True, jobs=2, progress=False)
+    # "loky", the former pool's name, still selects the process pool.
+    result = run_experiment(POWER_LAW, quick=True, jobs=2, backend="loky",
+                            store=tmp_path / "s.sqlite", progress=False)
     assert result.ok
     assert _strip_time(result.rows) == _strip_time(reference)
+    with ResultStore(tmp_path / "s.sqlite") as db:
+        assert db.runs()[-1]["backend"] == "process"
 
 
 def test_any_cell_reproduces_alone():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from overparam.experiments import get_experiment
-from overparam.experiments.papers.more_is_less import theory_bound
+from overparam.experiments.papers.more_is_less import product_init, theory_bound
 from overparam.experiments.runner import run_serial
 
 
@@ -28,6 +28,13 @@ def test_phase_transition_claim(phase_rows, tmp_path):
         assert summary[f"{sign}: mean success ir2"] > 0.6 * bp
         # ... while minimum-l2 interpolation succeeds only at M = N (1 of 9 rows of the grid)
         assert summary[f"{sign}: mean success min-l2"] < 0.2 < 0.6 < bp
+    # the per-factor reading (u(0) = 1e-6, product 1e-6^L) is closer still to BP: at L = 3
+    # its limit succeeds exactly where BP does, and L = 2 gains on the product reading
+    for sign in ("positive", "signed"):
+        tag = f"{sign}, per-factor alpha"
+        assert summary[f"{tag}: mean |ir3 - bp| success per cell"] < 0.02
+        assert (summary[f"{tag}: mean |ir2 - bp| success per cell"]
+                <= summary[f"{sign}: mean |ir2 - bp| success per cell"])
     at_n = [r["metrics"]["success_min-l2"] for r in phase_rows if r["params"]["M"] == 20]
     below = [r["metrics"]["success_min-l2"] for r in phase_rows if r["params"]["M"] <= 16]
     assert np.mean(at_n) == 1.0 and np.mean(below) == 0.0
@@ -62,3 +69,16 @@ def test_theory_bound_values():
         np.log(2000) / np.log(3.0 / 2e-3))
     assert theory_bound(1.0, 3.0, 1000, 3) == np.inf  # beta_1 >= Q: the theorem is void
     assert theory_bound(1e-9, 3.0, 1000, 4) < theory_bound(1e-6, 3.0, 1000, 4)
+
+
+def test_paper_horizon_separates_the_readings():
+    """At the paper's eta T = 1e5 the per-factor L = 3 flow has not left the origin."""
+    trial = get_experiment("more-is-less-phase-transition").run_trial
+    cell = {"sign": "signed", "M": 14, "s": 2}
+    per_factor = trial({**cell, "init_reading": "per-factor", "horizon": "paper"}, 3)
+    product = trial({**cell, "init_reading": "product", "horizon": "paper"}, 3)
+    assert per_factor["error_ir3"] > 0.99 and per_factor["success_bp"] == 1.0
+    assert product["success_ir3"] == 1.0
+    assert product_init("per-factor", 3) == pytest.approx(1e-18)
+    with pytest.raises(ValueError, match="init_reading"):
+        product_init("each", 2)

@@ -46,6 +46,22 @@ def test_gaussian_snn_beats_least_squares(tmp_path):
         assert r["metrics"]["snn:train_residual"] < 1e-3
 
 
+def test_gaussian_authors_setting_depth_four(tmp_path):
+    """The authors' notebook: m = 75, A_i x10, a depth-4 SNN of two blocks per layer."""
+    exp = get_experiment("snn-gaussian")
+    params = {"setting": "authors", "methods": ("snn", "least-squares"), "max_iter": 20_000}
+    m = exp.run_trial(params, 3)
+    assert m["snn_depth"] == 4
+    assert m["snn:train_residual"] < 1e-3 * m["least-squares:train_residual"] + 1e-3
+    assert 0.85 < m["snn:nuclear_norm"] < 1.05 < 1.2 < m["least-squares:nuclear_norm"]
+    assert m["snn:psnr"] > m["least-squares:psnr"] + 8
+    rows = [{"params": params, "trial": 0, "seed": 3, "metrics": m, "time": 0.0}]
+    summary = exp.summarize(rows)
+    assert "authors' setting (m=75, A x10, depth 4): snn: psnr (median)" in summary
+    exp.plot(rows, tmp_path / "authors.png")
+    assert (tmp_path / "authors.png").stat().st_size > 10_000
+
+
 @pytest.mark.parametrize("name", ["snn-images"])
 def test_images_snn_beats_least_squares(name, tmp_path):
     rows, _ = _run(name, tmp_path)

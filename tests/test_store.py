@@ -129,3 +129,47 @@ def test_resume_after_kill_9(tmp_path, jobs):
     assert all(after[key] == stamp for key, stamp in before.items())
     with open(tmp_path / "demo-sleep.csv") as fh:
         assert len(list(csv.DictReader(fh))) == total
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs/x", "a/b", "..", "", ".hidden", "a\\b",
+                                  "x" * 200, "a\nb"])
+def test_invalid_experiment_names_are_refused_on_write(name, tmp_path):
+    from overparam.experiments.store import StoreError
+
+    with ResultStore(tmp_path / "s.sqlite") as db:
+        with pytest.raises(StoreError, match="invalid experiment name"):
+            db.add(_record({"n": 1}, experiment=name))
+        assert db.count() == 0
+
+
+def test_crafted_and_corrupt_stores_raise_store_error(tmp_path):
+    from overparam.experiments.store import StoreError
+
+    path = tmp_path / "s.sqlite"
+    with ResultStore(path) as db:
+        db.add(_record({"n": 1}, metrics={"e": 1.0}))
+    with sqlite3.connect(path) as conn:  # a name written behind the store's back
+        conn.execute("UPDATE trials SET experiment = '../../etc/x'")
+    with ResultStore(path) as db, pytest.raises(StoreError, match="invalid experiment name"):
+        db.experiments()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE trials SET experiment = 'e', metrics = '{not json'")
+    with ResultStore(path) as db, pytest.raises(StoreError, match="corrupt trial record"):
+        db.records("e")
+    (tmp_path / "junk.sqlite").write_bytes(b"junk" * 100)
+    with pytest.raises(StoreError, match="not a result store"):
+        ResultStore(tmp_path / "junk.sqlite")
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE trials (a INTEGER)")
+    with pytest.raises(StoreError, match="not a result store"):
+        ResultStore(other)
+
+
+def test_path_inside_refuses_paths_out_of_the_folder(tmp_path):
+    from overparam.experiments.store import StoreError, path_inside
+
+    assert path_inside(tmp_path, "a.csv") == tmp_path / "a.csv"
+    for name in ("../a.csv", "/tmp/a.csv", "sub/../../a.csv"):
+        with pytest.raises(StoreError, match="not a file inside"):
+            path_inside(tmp_path, name)

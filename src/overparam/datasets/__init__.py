@@ -3,6 +3,7 @@
 from .group import (
     GroupSparseProblem,
     SplineRegressionData,
+    load_breast_cancer_groups,
     load_diabetes_splines,
     make_group_sparse_problem,
 )
@@ -35,8 +36,8 @@ __all__ = [
     "make_sparse_problem",
     "normalized_gaussian_matrix",
 ]
-__all__ += ["GroupSparseProblem", "SplineRegressionData", "load_diabetes_splines",
-            "make_group_sparse_problem"]
+__all__ += ["GroupSparseProblem", "SplineRegressionData", "load_breast_cancer_groups",
+            "load_diabetes_splines", "make_group_sparse_problem"]
 __all__ += ["LowRankProblem", "make_low_rank_matrix", "make_low_rank_problem"]
 __all__ += ["MatrixSensingProblem", "load_digit", "load_grayscale_sample_image",
             "make_aligned_problem", "make_gaussian_sensing_problem", "make_low_rank_truth"]

@@ -192,3 +192,26 @@ def load_diabetes_splines(n_knots: int = 3, degree: int = 3) -> SplineRegression
         labels += [k] * block.shape[1]
     return SplineRegressionData(X=np.hstack(columns), y=np.asarray(data.target, float),
                                 groups=np.asarray(labels), feature_names=list(data.feature_names))
+
+
+def load_breast_cancer_groups() -> SplineRegressionData:
+    """scikit-learn's breast-cancer data with its natural groups: 10 measurements x 3 statistics.
+
+    Each of the 10 nuclear measurements (radius, texture, ..., fractal dimension) is reported
+    as its mean, standard error and worst value over the cells of an image: the three columns
+    of one measurement form a group (10 groups of 3). The target is the diagnosis (1 =
+    malignant), fitted by least squares as in the diabetes table (569 samples, shipped with
+    scikit-learn). Columns and target are left unscaled.
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    names = [str(n) for n in data.feature_names]
+    # columns are named "mean radius", "radius error" and "worst radius"
+    base = [n.removeprefix("mean ").removeprefix("worst ").removesuffix(" error")
+            for n in names]
+    measurements = list(dict.fromkeys(base))
+    labels = np.array([measurements.index(b) for b in base])
+    return SplineRegressionData(X=np.asarray(data.data, float),
+                                y=(np.asarray(data.target) == 0).astype(float), groups=labels,
+                                feature_names=measurements)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,19 +13,49 @@ import typer
 
 __all__ = ["register_commands"]
 
+
+class BackendName(StrEnum):
+    """``--backend`` values (a choice checked when the command line is parsed)."""
+
+    serial = "serial"
+    process = "process"
+    loky = "loky"
+    dask = "dask"
+
+
+class ReportMode(StrEnum):
+    """``--mode`` values of ``report``."""
+
+    auto = "auto"
+    quick = "quick"
+    full = "full"
+
 _OUTDIR_HELP = "Folder of the CSVs, figures, report and (by default) the result store."
 _STORE_HELP = "SQLite result store (default: OUTDIR/results.sqlite). Finished trials are skipped."
 _JOBS_HELP = "Parallel workers (-1: every core)."
 _SCHEDULER_HELP = "Address of a Dask scheduler (tcp://host:8786) to run the trials on."
-_BACKEND_HELP = ("serial, loky (local process pool) or dask (a LocalCluster unless --scheduler); "
-                 "default: dask with --scheduler, serial for --jobs 1, else loky.")
+_BACKEND_HELP = ("serial (one worker process), process (a local pool; 'loky' is its former name) "
+                 "or dask (a LocalCluster unless --scheduler); default: dask with --scheduler, "
+                 "serial for --jobs 1, else process.")
+_TIMEOUT_HELP = ("Time limit of each trial in seconds (0: none); a trial past it is killed and "
+                 "stored as a timeout. Default: the experiment's own (usually 3600).")
+
+
+def _check_jobs(value: int) -> int:
+    if value == 0 or value < -1:
+        raise typer.BadParameter(f"must be a positive number of workers or -1 (every core), "
+                                 f"got {value}")
+    return value
+
 
 Quick = Annotated[bool, typer.Option("--quick", help="Run the small CI grid and trial count.")]
-Jobs = Annotated[int, typer.Option("--jobs", "-j", help=_JOBS_HELP)]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help=_JOBS_HELP, callback=_check_jobs)]
 Outdir = Annotated[Path, typer.Option("--outdir", "-o", help=_OUTDIR_HELP)]
 StoreOpt = Annotated[Path | None, typer.Option("--store", help=_STORE_HELP)]
 Scheduler = Annotated[str | None, typer.Option("--scheduler", help=_SCHEDULER_HELP)]
-Backend = Annotated[str | None, typer.Option("--backend", help=_BACKEND_HELP)]
+Backend = Annotated[BackendName | None, typer.Option("--backend", help=_BACKEND_HELP)]
+TrialTimeout = Annotated[float | None, typer.Option("--trial-timeout", min=0,
+                                                    help=_TIMEOUT_HELP)]
 Fresh = Annotated[bool, typer.Option("--fresh", help="Forget stored trials and run again.")]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
 
@@ -137,6 +168,7 @@ def register_commands(app: typer.Typer) -> None:
         backend: Backend = None,
         fresh: Fresh = False,
         progress: Progress = True,
+        trial_timeout: TrialTimeout = None,
     ) -> None:
         """Run one experiment: store its trials, write OUTDIR/NAME.csv and OUTDIR/NAME.png."""
         from .runner import run_experiment
@@ -149,9 +181,10 @@ def register_commands(app: typer.Typer) -> None:
         start = time.perf_counter()
         with _interruptible(_store_path(outdir, store)):
             result = run_experiment(exp, quick=quick, trials=trials, jobs=jobs,
-                                    backend=backend, scheduler=scheduler,
+                                    backend=backend and backend.value, scheduler=scheduler,
                                     store=_store_path(outdir, store), outdir=outdir,
-                                    fresh=fresh, progress=progress)
+                                    fresh=fresh, progress=progress,
+                                    trial_timeout=trial_timeout)
         _echo_result(result)
         typer.echo(f"wall time {time.perf_counter() - start:.1f} s; wrote {result.csv}"
                    + (f" and {result.figure}" if result.figure else ""))
@@ -172,6 +205,7 @@ def register_commands(app: typer.Typer) -> None:
         progress: Progress = True,
         include_demo: Annotated[bool, typer.Option(
             "--include-demo", help="Also run the toy experiments tagged 'demo'.")] = False,
+        trial_timeout: TrialTimeout = None,
     ) -> None:
         """Run every registered experiment as one sweep, then write the report."""
         from .report import write_report
@@ -183,9 +217,11 @@ def register_commands(app: typer.Typer) -> None:
         store_path = _store_path(outdir, store)
         start = time.perf_counter()
         with _interruptible(store_path):
-            results = run_experiments(exps, quick=quick, jobs=jobs, backend=backend,
+            results = run_experiments(exps, quick=quick, jobs=jobs,
+                                      backend=backend and backend.value,
                                       scheduler=scheduler, store=store_path, outdir=outdir,
-                                      fresh=fresh, progress=progress)
+                                      fresh=fresh, progress=progress,
+                                      trial_timeout=trial_timeout)
         for result in results:
             _echo_result(result, max_summary=3)
         report = write_report(store_path, outdir, quick=quick, names=[e.name for e in exps],
@@ -201,23 +237,24 @@ def register_commands(app: typer.Typer) -> None:
     def report_cmd(
         outdir: Outdir = Path("overparam-results"),
         store: StoreOpt = None,
-        mode: Annotated[str, typer.Option(
+        mode: Annotated[ReportMode, typer.Option(
             "--mode", help="auto (full results where stored, else quick), quick or full.")
-        ] = "auto",
+        ] = ReportMode.auto,
         only: Annotated[list[str] | None, typer.Option(
             "--only", help="Experiment name; repeatable.")] = None,
     ) -> None:
         """Write OUTDIR/report.html and report.md from the stored results (no re-run)."""
         from .report import write_report
+        from .store import StoreError
 
-        if mode not in ("auto", "quick", "full"):
-            raise typer.BadParameter("must be auto, quick or full", param_hint="--mode")
         path = _store_path(outdir, store)
         if not path.exists():
             raise typer.BadParameter(f"no result store at {path}", param_hint="--store")
         quick = None if mode == "auto" else mode == "quick"
         try:
             report = write_report(path, outdir, quick=quick, names=only)
+        except StoreError:
+            raise  # a corrupt store: one line from the command line's error handler
         except ValueError as err:
             raise typer.BadParameter(str(err), param_hint="--only") from None
         typer.echo(f"{len(report.sections)} experiments -> {report.html}, {report.markdown}")

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from .runner import RunResult, summarize_and_plot
 from .spec import Experiment, aggregate, list_experiments
-from .store import ResultStore, TrialRecord, canonical_params, machine_info, write_csv
+from .store import (
+    ResultStore,
+    TrialRecord,
+    canonical_params,
+    machine_info,
+    path_inside,
+    write_csv,
+)
 
 __all__ = ["ExperimentSection", "collect", "write_report"]
 
@@ -198,7 +205,7 @@ def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None
             trial_time=sum(r.time for r in records),
             versions=sorted({r.version for r in records}))
         if spec is not None:
-            figure = outdir / "figures" / f"{name}.png"
+            figure = path_inside(outdir / "figures", f"{name}.png")  # name: stored text
             figure.unlink(missing_ok=True)
             done = fresh.get((name, mode))
             if done is not None and done.experiment is spec and done.rows == rows and (
@@ -212,7 +219,7 @@ def collect(store: ResultStore, outdir: str | Path, *, quick: bool | None = None
             if figure.exists():
                 section.figure = f"figures/{name}.png"
         if rows:
-            write_csv(outdir / "data" / f"{name}.csv", rows)
+            write_csv(path_inside(outdir / "data", f"{name}.csv"), rows)
             section.csv = f"data/{name}.csv"
         section.table_columns, section.table, section.table_note = _aggregate_table(rows)
         if n_stale:

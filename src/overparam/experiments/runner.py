@@ -5,17 +5,29 @@ Each trial of each grid cell gets its own seed, :func:`~overparam.experiments.ce
 of three backends:
 
 ``"serial"``
-    In this process (``jobs=1``): simplest, and what :func:`run_serial` does.
-``"loky"``
-    A local process pool (joblib's loky backend), the default for ``jobs > 1``.
+    One worker process, one trial at a time (``jobs=1``). :func:`run_serial` runs the trials
+    in this process instead (the reference for tests).
+``"process"``
+    A local pool of ``jobs`` worker processes (:class:`pebble.ProcessPool`), the default for
+    ``jobs > 1``. ``"loky"``, the name of the former joblib pool, is an alias.
 ``"dask"``
     A Dask distributed cluster: the scheduler at ``scheduler=ADDRESS`` (sweeps beyond one
     machine), or a :class:`~distributed.LocalCluster` of ``jobs`` worker processes.
 
+A trial never takes the sweep down with it. One that raises is stored with status ``"error"``
+and its traceback; one whose process dies (segmentation fault, ``os._exit``, the out-of-memory
+killer) is stored as an ``"error"`` with the exit code or signal; one that runs past its time
+limit (the spec's ``trial_timeout``, or ``trial_timeout=`` here) has its process killed and is
+stored with status ``"timeout"``. Every trial runs in a worker process that the runner stops
+when the sweep ends or is interrupted, and that the kernel kills if the driving process dies
+(Linux), so no process outlives the sweep. On Dask, each worker runs its trials in a child
+process of its own for the same reasons; that needs non-daemonic workers (the runner's own
+LocalCluster is started so; see ``docs/experiments.md`` for an external cluster).
+
 Workers only compute; the driving process writes each finished trial to the
 :class:`~overparam.experiments.store.ResultStore` in its own transaction, so a sweep killed at
-any point and started again skips the stored trials (see :func:`run_experiments`). A trial that
-raises is stored with its traceback and reported; it does not stop the sweep.
+any point and started again skips the stored trials (see :func:`run_experiments`). Failed and
+timed-out trials are retried by the next run.
 """
 
 from __future__ import annotations
@@ -38,9 +50,11 @@ from .store import (
     TrialRecord,
     canonical_params,
     package_version,
+    path_inside,
     to_jsonable,
     write_csv,
 )
+from .workers import dask_trial, failed_record, iter_pool, pickled
 
 __all__ = [
     "DEFAULT_OUTDIR",
@@ -59,7 +73,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUTDIR = Path("overparam-results")
 #: File name of the SQLite store inside the output folder.
 STORE_NAME = "results.sqlite"
-BACKENDS = ("serial", "loky", "dask")
+BACKENDS = ("serial", "process", "dask")
+#: Former names of backends, still accepted.
+BACKEND_ALIASES = {"loky": "process"}
 
 
 def call_trial(run_trial: Callable[[dict, int], dict], params: dict, seed: int):
@@ -149,7 +165,8 @@ class RunResult:
     rows : list of dict
         Successful trials of the planned cells (stored earlier or now), in grid order.
     errors : list of TrialRecord
-        Trials of the plan that failed (with tracebacks).
+        Trials of the plan that failed (status ``"error"``, with the traceback or the cause
+        of the crash) or ran out of time (status ``"timeout"``).
     n_planned, n_run, n_skipped : int
         Trials in the plan, run now, and found already finished in the store.
     run_time : float
@@ -183,7 +200,8 @@ class RunResult:
 
 def _resolve_backend(backend: str | None, jobs: int, scheduler: str | None) -> str:
     if backend is None:
-        backend = "dask" if scheduler else ("serial" if jobs == 1 else "loky")
+        backend = "dask" if scheduler else ("serial" if jobs == 1 else "process")
+    backend = BACKEND_ALIASES.get(backend, backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if scheduler and backend != "dask":
@@ -191,52 +209,43 @@ def _resolve_backend(backend: str | None, jobs: int, scheduler: str | None) -> s
     return backend
 
 
-def _iter_serial(calls: Sequence[tuple[Callable, Task]]) -> Iterator[TrialRecord]:
-    for fn, task in calls:
-        yield execute_trial(fn, task)
+def _pool_size(jobs: int) -> int:
+    import os
+
+    return (os.cpu_count() or 1) if jobs == -1 else jobs
 
 
-def _iter_loky(calls: Sequence[tuple[Callable, Task]], jobs: int) -> Iterator[TrialRecord]:
-    from joblib import Parallel, delayed
-
-    # One trial per dispatch: trials of different experiments differ in cost by orders of
-    # magnitude, and joblib's automatic batching could hand one worker a batch of slow ones.
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered",
-                        batch_size=1)
-    yield from parallel(delayed(execute_trial)(fn, task) for fn, task in calls)
-
-
-def _iter_dask(calls: Sequence[tuple[Callable, Task]], jobs: int,
+def _iter_dask(calls: Sequence[tuple[Callable, Task, float | None]], jobs: int,
                scheduler: str | None) -> Iterator[TrialRecord]:
+    dask = require("dask", extra="dask")
     distributed = require("distributed", extra="dask")
     Client, LocalCluster = distributed.Client, distributed.LocalCluster
     as_completed = distributed.as_completed
 
     cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        n_workers = jobs if jobs > 0 else None
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    try:
-        futures = {client.submit(execute_trial, fn, task, pure=False): task
-                   for fn, task in calls}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception:
-                task = futures[future]
-                yield TrialRecord(
-                    experiment=task.experiment, params=dict(task.params), trial=task.trial,
-                    quick=task.quick, seed=task.seed, status="error", metrics=None,
-                    error=traceback.format_exc()[-8000:], time=0.0, finished_at=time.time(),
-                    version=package_version(), host=None)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    # Non-daemonic workers may start the child process each trial runs in (workers.py).
+    with dask.config.set({"distributed.worker.daemon": False}):
+        if scheduler:
+            client = Client(scheduler)
+        else:
+            n_workers = jobs if jobs > 0 else None
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        try:
+            futures = {client.submit(dask_trial, pickled(fn), task, timeout, pure=False): task
+                       for fn, task, timeout in calls}
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except Exception as exc:  # the Dask worker itself died (KilledWorker) or left
+                    yield failed_record(futures[future], "error",
+                                        f"the Dask worker running this trial was lost: "
+                                        f"{type(exc).__name__}: {exc}"[:8000])
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 def run_experiments(
@@ -251,6 +260,7 @@ def run_experiments(
     outdir: str | Path | None = None,
     fresh: bool = False,
     progress: bool = True,
+    trial_timeout: float | None = None,
 ) -> list[RunResult]:
     """Run several experiments as one sweep (one pool, one progress bar) and store the trials.
 
@@ -264,8 +274,9 @@ def run_experiments(
         Trials per cell, overriding the spec's.
     jobs : int, default=1
         Parallel workers (``-1``: all cores for loky; a LocalCluster's default for dask).
-    backend : {"serial", "loky", "dask"}, optional
-        Default: ``"dask"`` with a scheduler, ``"serial"`` for ``jobs=1``, else ``"loky"``.
+    backend : {"serial", "process", "dask"}, optional
+        Default: ``"dask"`` with a scheduler, ``"serial"`` for ``jobs=1``, else ``"process"``
+        (``"loky"`` is accepted for ``"process"``).
     scheduler : str, optional
         Address of a running Dask scheduler (``tcp://host:8786``). Without it the dask backend
         starts a LocalCluster of ``jobs`` processes.
@@ -278,6 +289,10 @@ def run_experiments(
         Forget the stored trials of these experiments (same quick flag) first.
     progress : bool, default=True
         Show a progress bar with the ETA (on stderr).
+    trial_timeout : float, optional
+        Time limit of each trial in seconds, overriding the specs' ``trial_timeout``; ``0``:
+        no limit. A trial past its limit has its worker process killed and is stored with
+        status ``"timeout"``.
 
     Returns
     -------
@@ -291,18 +306,21 @@ def run_experiments(
     if jobs == 0 or jobs < -1:
         raise ValueError(f"jobs must be a positive number or -1, got {jobs}")
     backend = _resolve_backend(backend, jobs, scheduler)
+    if trial_timeout is not None and not trial_timeout >= 0:
+        raise ValueError(f"trial_timeout must be a number of seconds >= 0, got {trial_timeout}")
     own_store = not isinstance(store, ResultStore)
     db = ResultStore(":memory:" if store is None else store) if own_store else store
     try:
         return _run(exps, db, quick=quick, trials=trials, jobs=jobs, backend=backend,
-                    scheduler=scheduler, outdir=outdir, fresh=fresh, progress=progress)
+                    scheduler=scheduler, outdir=outdir, fresh=fresh, progress=progress,
+                    trial_timeout=trial_timeout)
     finally:
         if own_store:
             db.close()
 
 
 def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outdir, fresh,
-         progress) -> list[RunResult]:
+         progress, trial_timeout) -> list[RunResult]:
     from tqdm.auto import tqdm
 
     plans = {e.name: plan(e, quick=quick, trials=trials) for e in exps}
@@ -314,7 +332,8 @@ def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outd
         done = db.finished_keys(exp.name, quick=quick)
         todo = [t for t in plans[exp.name] if t.key not in done]
         results[exp.name].n_skipped = len(plans[exp.name]) - len(todo)
-        calls.extend((exp.run_trial, t) for t in todo)
+        limit = exp.trial_timeout if trial_timeout is None else trial_timeout
+        calls.extend((exp.run_trial, t, limit) for t in todo)
 
     run_id = db.start_run(list(results), quick=quick, backend=backend, jobs=jobs,
                           n_planned=len(calls))
@@ -325,12 +344,10 @@ def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outd
     interactive = getattr(sys.stderr, "isatty", lambda: False)()
     bar = tqdm(total=len(calls), desc=desc, unit="trial", disable=not progress or not calls,
                dynamic_ncols=True, mininterval=0.1 if interactive else 15.0)
-    if backend == "serial" or not calls:
-        stream = _iter_serial(calls)
-    elif backend == "loky":
-        stream = _iter_loky(calls, jobs)
-    else:
+    if backend == "dask" and calls:
         stream = _iter_dask(calls, jobs, scheduler)
+    else:  # serial: a pool of one worker, so that a crashing trial cannot end the sweep
+        stream = iter_pool(calls, 1 if backend == "serial" else _pool_size(jobs))
     try:
         for record in stream:
             record.run_id = run_id
@@ -372,12 +389,12 @@ def _collect(result: RunResult, tasks: list[Task], db: ResultStore,
             result.rows.append(row)
         else:
             result.errors.append(record)
-    result.summary, result.plot_error = summarize_and_plot(
-        exp, result.rows, None if outdir is None else Path(outdir) / f"{exp.name}.png")
+    figure = None if outdir is None else path_inside(outdir, f"{exp.name}.png")
+    result.summary, result.plot_error = summarize_and_plot(exp, result.rows, figure)
     if outdir is not None:
-        result.csv = write_csv(Path(outdir) / f"{exp.name}.csv", result.rows)
+        result.csv = write_csv(path_inside(outdir, f"{exp.name}.csv"), result.rows)
         if result.plot_error is None and exp.plot is not None and result.rows:
-            result.figure = Path(outdir) / f"{exp.name}.png"
+            result.figure = figure
 
 
 def summarize_and_plot(exp: Experiment, rows: list,

@@ -70,6 +70,9 @@ class Experiment:
         Base seed; each (cell, trial) gets its own seed from it (see :func:`cell_seed`).
     description : str, default=""
         What the experiment does, for ``overparam experiments list``.
+    trial_timeout : float or None, default=3600
+        Time limit of one trial in seconds (``None``: none). The runner kills a trial past it
+        and stores it with status ``"timeout"``; ``overparam run --trial-timeout`` overrides.
     """
 
     name: str
@@ -86,6 +89,7 @@ class Experiment:
     seed: int = 0
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    trial_timeout: float | None = 3600.0
 
     def cells(self, quick: bool = False) -> list[dict]:
         """Grid cells (dicts of parameters) of the full or the quick run."""

@@ -6,8 +6,14 @@ Each finished trial is committed on its own, so a sweep killed at any moment (ev
 :meth:`ResultStore.finished_keys` and skips what is stored. SQLite's write-ahead log keeps the
 file consistent across such a crash.
 
-Failed trials are stored too (``status = "error"`` with the traceback) so that they are
-reported, never lost; a later run retries them and overwrites the record.
+Failed trials are stored too (``status = "error"`` with the traceback or the cause of the
+crash, ``"timeout"`` for a trial killed at its time limit) so that they are reported, never
+lost; a later run retries them and overwrites the record.
+
+Experiment names become file names (``NAME.csv``, ``figures/NAME.png``), so the store accepts
+only names made of letters, digits, ``.``, ``_`` and ``-`` (see :func:`check_name`), on write
+and on read; a store holding anything else, or that is not an SQLite file of this layout,
+raises :class:`StoreError`.
 
 Only the process that drives a sweep writes here; workers (local processes or Dask) return
 their results to it.
@@ -19,6 +25,7 @@ import csv
 import json
 import math
 import platform
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -27,7 +34,39 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ResultStore", "TrialRecord", "canonical_params", "to_jsonable"]
+__all__ = ["ResultStore", "StoreError", "TrialRecord", "canonical_params", "check_name",
+           "path_inside", "to_jsonable"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class StoreError(ValueError):
+    """A result store that cannot be read: not SQLite, another layout, or crafted content."""
+
+
+def check_name(name) -> str:
+    """``name`` if it is a valid experiment name, else :class:`StoreError`.
+
+    Valid: 1 to 128 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit,
+    so that ``NAME.csv`` is a plain file name (no folder, no ``..``, no absolute path).
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+        raise StoreError(f"invalid experiment name {str(name)[:80]!r}: use letters, digits, "
+                         "'.', '_' and '-' only")
+    return name
+
+
+def path_inside(folder: str | Path, name: str) -> Path:
+    """``folder / name``, refusing any ``name`` that would lead outside ``folder``.
+
+    Used for every file name built from stored text (experiment names from a store).
+    """
+    folder = Path(folder)
+    path = folder / name
+    root = folder.resolve()
+    if Path(name).is_absolute() or not path.resolve().is_relative_to(root):
+        raise StoreError(f"refusing to write {name!r}: it is not a file inside {folder}")
+    return path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -130,7 +169,7 @@ class TrialRecord:
     trial: int
     quick: bool
     seed: int
-    status: str  # "ok" or "error"
+    status: str  # "ok", "error" or "timeout"
     metrics: dict | None
     error: str | None
     time: float
@@ -172,12 +211,28 @@ class ResultStore:
         # thread read without copying the connection.
         self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
-        if self.path != ":memory:":
-            # WAL: a crash mid-write leaves the last committed state; readers do not block.
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        with self._conn:
-            self._conn.executescript(_SCHEMA)
+        try:
+            if self.path != ":memory:":
+                # WAL: a crash mid-write leaves the last committed state; readers do not block.
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            with self._conn:
+                self._conn.executescript(_SCHEMA)
+            self._check_layout()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path}: not a result store ({exc})") from None
+        except StoreError:
+            self._conn.close()
+            raise
+
+    def _check_layout(self) -> None:
+        # CREATE TABLE IF NOT EXISTS keeps a foreign table of the same name: check its columns.
+        for table, schema in (("trials", "experiment"), ("runs", "run_id")):
+            cols = {r[1] for r in self._conn.execute(f"PRAGMA table_info({table})")}
+            if schema not in cols:
+                raise StoreError(f"{self.path}: not a result store (table {table!r} has "
+                                 f"columns {sorted(cols)})")
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -200,7 +255,7 @@ class ResultStore:
     def add_many(self, records: Iterable[TrialRecord]) -> None:
         """Store several trials in one transaction (all or none)."""
         values = [
-            (r.experiment, canonical_params(r.params), int(r.trial), int(bool(r.quick)),
+            (check_name(r.experiment), canonical_params(r.params), int(r.trial), int(bool(r.quick)),
              int(r.seed), r.status, None if r.metrics is None else _dumps(r.metrics), r.error,
              float(r.time), float(r.finished_at), r.version, r.host, r.run_id)
             for r in records
@@ -241,25 +296,39 @@ class ResultStore:
     # -- reading ---------------------------------------------------------------------------
     def finished_keys(self, experiment: str, *, quick: bool) -> set[tuple[str, int]]:
         """``(canonical params, trial)`` of the successfully finished trials."""
-        cur = self._conn.execute(
+        rows = self._query(
             "SELECT params, trial FROM trials WHERE experiment = ? AND quick = ?"
             " AND status = 'ok'", (experiment, int(quick)))
-        return {(p, int(t)) for p, t in cur}
+        return {(p, int(t)) for p, t in rows}
 
     def records(self, experiment: str | None = None, *, quick: bool | None = None,
                 status: str | None = None) -> list[TrialRecord]:
         """Stored trials, filtered by experiment, quick flag and status, in a stable order."""
         sql, args = self._select("SELECT * FROM trials", experiment, quick, status)
         sql += " ORDER BY experiment, quick, params, trial"
-        return [
-            TrialRecord(
-                experiment=r["experiment"], params=json.loads(r["params"]), trial=r["trial"],
-                quick=bool(r["quick"]), seed=r["seed"], status=r["status"],
-                metrics=None if r["metrics"] is None else json.loads(r["metrics"]),
-                error=r["error"], time=r["time"], finished_at=r["finished_at"],
-                version=r["version"], host=r["host"], run_id=r["run_id"])
-            for r in self._conn.execute(sql, args)
-        ]
+        return [self._record(r) for r in self._query(sql, args)]
+
+    def _query(self, sql: str, args=()) -> list:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: unreadable result store ({exc})") from None
+
+    def _record(self, r) -> TrialRecord:
+        try:
+            params = json.loads(r["params"])
+            metrics = None if r["metrics"] is None else json.loads(r["metrics"])
+            if not isinstance(params, dict) or not isinstance(metrics, dict | None):
+                raise ValueError("parameters or metrics are not a JSON object")
+            return TrialRecord(
+                experiment=check_name(r["experiment"]), params=params, trial=int(r["trial"]),
+                quick=bool(r["quick"]), seed=int(r["seed"]), status=str(r["status"]),
+                metrics=metrics, error=r["error"], time=float(r["time"]),
+                finished_at=float(r["finished_at"]), version=str(r["version"]), host=r["host"],
+                run_id=r["run_id"])
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"{self.path}: corrupt trial record of {str(r['experiment'])[:80]!r}"
+                             f" ({str(exc).splitlines()[0][:200]})") from None
 
     @staticmethod
     def _select(sql: str, experiment: str | None, quick: bool | None,
@@ -284,22 +353,26 @@ class ResultStore:
 
     def errors(self, experiment: str | None = None, *,
                quick: bool | None = None) -> list[TrialRecord]:
-        """The failed trials (with their tracebacks)."""
-        return self.records(experiment, quick=quick, status="error")
+        """The trials that failed or ran out of time (with their tracebacks or causes)."""
+        return [r for r in self.records(experiment, quick=quick) if r.status != "ok"]
 
     def experiments(self) -> list[tuple[str, bool]]:
         """``(experiment, quick)`` pairs that have stored trials."""
-        cur = self._conn.execute(
+        rows = self._query(
             "SELECT DISTINCT experiment, quick FROM trials ORDER BY experiment, quick")
-        return [(e, bool(q)) for e, q in cur]
+        return [(check_name(e), bool(q)) for e, q in rows]
 
     def runs(self) -> list[dict]:
         """The recorded sweeps, oldest first (machine info decoded)."""
         out = []
-        for r in self._conn.execute("SELECT * FROM runs ORDER BY run_id"):
+        for r in self._query("SELECT * FROM runs ORDER BY run_id"):
             d = dict(r)
-            d["experiments"] = json.loads(d["experiments"])
-            d["machine"] = json.loads(d["machine"])
+            try:
+                d["experiments"] = json.loads(d["experiments"])
+                d["machine"] = json.loads(d["machine"])
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"{self.path}: corrupt run record {d.get('run_id')} ({exc})"
+                                 ) from None
             d["quick"] = bool(d["quick"])
             out.append(d)
         return out
@@ -308,7 +381,7 @@ class ResultStore:
               status: str | None = None) -> int:
         """Number of stored trials matching the filters."""
         sql, args = self._select("SELECT COUNT(*) FROM trials", experiment, quick, status)
-        return int(self._conn.execute(sql, args).fetchone()[0])
+        return int(self._query(sql, args)[0][0])
 
     # -- export ----------------------------------------------------------------------------
     def export_csv(self, path: str | Path, experiment: str, *, quick: bool,

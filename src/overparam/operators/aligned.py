@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import scipy.linalg
 
 from .._validation import check_array
 from .base import Operator
@@ -11,14 +14,28 @@ from .matrix import DenseOperator
 __all__ = ["AlignedSpectralOperator"]
 
 
+# Bases orthogonal to this accuracy are used as given; up to _ACCEPT (float32 rounding, e.g.
+# the authors' torch-generated Phi, Psi: ||Q^T Q - I|| about 1e-6) they are replaced by the
+# nearest orthogonal matrix with a warning; beyond, they are not orthogonal bases at all.
+_EXACT = 1e-8
+_ACCEPT = 1e-4
+
+
 def _check_orthogonal(Q, name: str) -> np.ndarray:
-    Q = check_array(Q, name, ndim=2)
+    Q = check_array(Q, name, ndim=2).astype(float)
     if Q.shape[0] != Q.shape[1]:
         raise ValueError(f"{name} must be a square orthogonal matrix, got shape {Q.shape}")
-    err = np.linalg.norm(Q.T @ Q - np.eye(Q.shape[0]))
-    if err > 1e-8 * Q.shape[0]:
+    n = Q.shape[0]
+    err = np.linalg.norm(Q.T @ Q - np.eye(n))
+    if err <= _EXACT * n:
+        return Q
+    if err > _ACCEPT * n:
         raise ValueError(f"{name} is not orthogonal (||Q^T Q - I|| = {err:.2e})")
-    return Q
+    polar, _ = scipy.linalg.polar(Q)  # the nearest orthogonal matrix (Frobenius norm)
+    warnings.warn(f"{name} is orthogonal only to ||Q^T Q - I|| = {err:.1e} (e.g. float32); "
+                  "using the nearest orthogonal matrix (polar factor), which moves it by "
+                  f"{np.linalg.norm(polar - Q):.1e}", UserWarning, stacklevel=3)
+    return polar
 
 
 class AlignedSpectralOperator(Operator):

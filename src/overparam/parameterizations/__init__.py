@@ -7,7 +7,7 @@ from .group import GroupHadamard, as_group_labels
 from .hadamard import DiagonalLinearNetwork, Hadamard
 from .identity import Identity
 from .row import RowHadamard
-from .spectral import AlignedSpectralNetwork, SpectralNetwork
+from .spectral import AlignedSpectralNetwork, DeepSpectralNetwork, SpectralNetwork
 
 __all__ = [
     "DiagonalLinearNetwork",
@@ -19,4 +19,5 @@ __all__ = [
     "RowHadamard",
 ]
 __all__ += ["GroupHadamard", "as_group_labels"]
-__all__ += ["AlignedSpectralNetwork", "DeepMatrixFactorization", "SpectralNetwork"]
+__all__ += ["AlignedSpectralNetwork", "DeepMatrixFactorization", "DeepSpectralNetwork",
+            "SpectralNetwork"]

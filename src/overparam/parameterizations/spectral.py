@@ -17,6 +17,7 @@ Two parameterizations live here:
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "AlignedSpectralNetwork",
+    "DeepSpectralNetwork",
     "SpectralNetwork",
     "get_activation",
     "singular_value_function",
@@ -365,6 +367,115 @@ class SpectralNetwork(Parameterization):
     def __repr__(self) -> str:
         return (f"SpectralNetwork(n_rows={self.n_rows}, n_cols={self.n_cols}, "
                 f"n_components={self.n_components}, width={self.width}, "
+                f"activation={self.activation.name!r})")
+
+
+# --------------------------------------------------------------------------------------------
+# Deep networks: blocks composed into layers
+# --------------------------------------------------------------------------------------------
+class DeepSpectralNetwork(Parameterization):
+    """A depth-``D`` SNN: layers of blocks ``sum_k alpha_k Gamma(X_k)`` (the paper's Fig. 1).
+
+    Layer 0 holds ``K_0`` matrices ``Z_k = U_k V_k^T``; layer ``i`` (``1 <= i <= D``) has
+    ``K_i`` blocks, block ``l`` aggregating every output of the previous layer:
+    ``Z^(i)_l = sum_k alpha^(i)_{k l} Gamma(Z^(i-1)_k)``, and the last layer has one block,
+    ``X = Z^(D)_1``. This is the composition of the paper's Sec. 3 (Fig. 1: "blocks in layer
+    i have K = L_(i-1)" inputs) and of the authors' code (``SNN.forward``, layer sizes
+    ``in_dim = [2, 2, 2, 2]`` for their synthetic experiments). ``layers=(K,)`` is
+    :class:`SpectralNetwork` with ``K`` components.
+
+    Parameters are ``(U, V, alpha_1, ..., alpha_D)``: ``U`` of shape ``(K_0, n1, d)``, ``V``
+    of shape ``(K_0, n2, d)``, ``alpha_i`` of shape ``(K_(i-1), K_i)`` with ``K_D = 1``. The
+    gradient is back-propagated by hand through each layer's mixing and singular-value
+    function (:func:`singular_value_function_vjp`).
+
+    Parameters
+    ----------
+    n_rows, n_cols : int
+    layers : sequence of int, default=(2, 2, 2, 2)
+        ``(K_0, ..., K_(D-1))``: inputs of the first layer's blocks, then the number of
+        blocks of each hidden layer; ``D = len(layers)``.
+    width : int, optional
+        Inner dimension ``d`` of ``U_k, V_k``; default ``max(n1, n2)``.
+    activation : str, Activation or (callable, callable), default="tanh"
+    alpha_init : "uniform" or float, default="uniform"
+        Every mixing weight uniform on [0, 1] (the authors' ``torch.rand``) or this constant.
+    """
+
+    def __init__(self, n_rows: int, n_cols: int, layers=(2, 2, 2, 2), width: int | None = None,
+                 activation="tanh", alpha_init="uniform"):
+        layers = tuple(int(k) for k in np.atleast_1d(layers))
+        if not layers:
+            raise ValueError("layers must hold at least one layer size")
+        for k in layers:
+            check_positive(k, "layer size", integer=True)
+        self.layers = layers
+        self._first = SpectralNetwork(n_rows, n_cols, layers[0], width, activation,
+                                      alpha_init)
+        self.n_rows, self.n_cols, self.width = n_rows, n_cols, self._first.width
+        self.activation = self._first.activation
+        self.alpha_init = alpha_init
+        self.signal_shape = (int(n_rows), int(n_cols))
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def _mixing_shapes(self):
+        sizes = (*self.layers, 1)
+        return list(itertools.pairwise(sizes))
+
+    def init(self, scale: float, rng=None) -> Params:
+        """Diagonal factors ``scale (1 + 0.01 eps)`` (:meth:`SpectralNetwork.init`), alphas."""
+        rng = check_random_state(rng)
+        _, U, V = self._first.init(scale, rng)
+        if self.alpha_init == "uniform":
+            alphas = [rng.uniform(0.0, 1.0, shape) for shape in self._mixing_shapes()]
+        else:
+            alphas = [np.full(shape, float(self.alpha_init)) for shape in self._mixing_shapes()]
+        return (U, V, *alphas)
+
+    def _forward(self, params: Params):
+        """Inner matrices and SVDs of each layer, and the output; cached like SpectralNetwork."""
+        cache = getattr(self, "_cache", None)
+        if cache is not None and len(cache[0]) == len(params) and all(
+                a is b for a, b in zip(cache[0], params, strict=True)):
+            return cache[1]
+        U, V, *alphas = params
+        f = self.activation.function
+        Z = U @ np.swapaxes(V, -1, -2)
+        layers = []
+        for alpha in alphas:
+            P, s, Qt = np.linalg.svd(Z, full_matrices=False)
+            neurons = (P * f(s)[..., None, :]) @ Qt
+            layers.append((Z, (P, s, Qt), neurons))
+            Z = np.tensordot(alpha, neurons, axes=(0, 0))  # (K_i, n1, n2)
+        out = (layers, Z[0])
+        self._cache = (tuple(params), out)
+        return out
+
+    def signal(self, params: Params) -> np.ndarray:
+        return self._forward(params)[1]
+
+    def vjp(self, params: Params, grad_signal: np.ndarray) -> Params:
+        U, V, *alphas = params
+        layers, _ = self._forward(params)
+        act = self.activation
+        grad_z = np.asarray(grad_signal, dtype=float)[None]  # dL/dZ of the output layer
+        grad_alphas = [None] * len(alphas)
+        for i in range(len(alphas) - 1, -1, -1):
+            Z, svd, neurons = layers[i]
+            grad_alphas[i] = np.einsum("kab,lab->kl", neurons, grad_z)
+            grad_neurons = np.tensordot(alphas[i], grad_z, axes=(1, 0))
+            grad_z = singular_value_function_vjp(Z, grad_neurons, act.function, act.derivative,
+                                                 svd=svd)
+        return (grad_z @ V, np.swapaxes(grad_z, -1, -2) @ U, *grad_alphas)
+
+    __getstate__ = SpectralNetwork.__getstate__  # the forward cache is not part of the model
+
+    def __repr__(self) -> str:
+        return (f"DeepSpectralNetwork(n_rows={self.n_rows}, n_cols={self.n_cols}, "
+                f"layers={self.layers}, width={self.width}, "
                 f"activation={self.activation.name!r})")
 
 

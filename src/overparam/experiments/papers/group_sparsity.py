@@ -6,12 +6,21 @@ sparsity (Fig. 4), size-one groups (Fig. 5), gradient descent without weight nor
 (Table 3; here sklearn's diabetes data expanded into B-spline groups, as the paper's gene data
 cannot be downloaded).
 
-Settings the paper leaves open, chosen here: tau = 1e-3 and epsilon = 1e-12 in Algorithm 2's
-switch; the direction init ``v_l(0)`` along ``X_l^T y``; the DLNN baseline
-``w = u⊙u - v⊙v`` with per-factor init ``alpha`` and the same constant step as ``gamma``;
-Fig. 5 uses gamma = eta = 1e-2 (not given); Fig. 12 draws the 10 non-zeros from N(0, 1), fills
-two groups of 4 and half of a third (the paper's "10 non-zeros in 3 groups of size 4"), and
-sets the SNR as ``10 log10(||Xw||^2 / ||noise||^2)``.
+Settings the paper leaves open are taken from the authors' notebooks
+(github.com/jiangyuan-li/Implicit-Group-Sparsity, commit b34e55c; see ``AUTHORS_SETTINGS``):
+Algorithm 2's tau = 0.1 for Fig. 2/3/11 (``convergence_alg2.ipynb``: ``tol_on_u=1e-1``) and
+0.03 for Fig. 4 (``group_vs_sparse.ipynb``: ``tol_on_u=3e-2``, ``lr=0.01``), epsilon = 1e-12;
+Fig. 5 runs Algorithm 1 at lr 0.05 (``degenerated_case.ipynb``: ``is_two_lr=False``,
+``lr=0.05``); their SNR comparison (``Comparisons.ipynb``) switches at the fixed epoch 200 with
+lr 1e-3 for 600 epochs. The authors' code minimizes ``MSELoss`` = (1/n)||Xw - y||^2 with the
+u-step at the old direction (``loss_scale="authors"``), the paper's text (1/2n)||Xw - y||^2
+with the u-step at the new one (``"half-mean"``); the grids say which they run. Our own
+choices: the direction init ``v_l(0)`` along ``X_l^T y`` (theirs: ones, which the first step
+with ``1/u^4`` replaces by ``X_l^T y`` anyway); the DLNN baseline ``w = u⊙u - v⊙v`` with
+per-factor init ``alpha`` and the same constant step as ``gamma``; Fig. 12 draws the 10
+non-zeros from N(0, 1), fills two groups of 4 and half of a third (the paper's "10 non-zeros
+in 3 groups of size 4"; their notebook uses 12 entries of 10), and sets the SNR as
+``10 log10(||Xw||^2 / ||noise||^2)``.
 """
 
 from __future__ import annotations
@@ -27,7 +36,11 @@ from ...baselines.group import (
     group_lasso_path,
     group_weights,
 )
-from ...datasets.group import load_diabetes_splines, make_group_sparse_problem
+from ...datasets.group import (
+    load_breast_cancer_groups,
+    load_diabetes_splines,
+    make_group_sparse_problem,
+)
 from ...estimators.group import GroupHadamardRegressor
 from ...metrics import relative_error
 from ...operators import as_operator
@@ -41,6 +54,17 @@ __all__ = ["CONVERGENCE", "DEGENERATE", "DIABETES", "ENTRIES", "NO_NORMALIZATION
            "VERSUS_DLNN"]
 
 PAPER = "group-sparsity-li-nguyen-hegde-wong"
+
+#: Values the paper does not give, from the authors' notebooks (module docstring).
+AUTHORS_SETTINGS = {
+    "tau_fig3": 0.1,        # convergence_alg2.ipynb: tol_on_u=1e-1, lr=1e-3, 1000 epochs
+    "tau_fig4": 0.03,       # group_vs_sparse.ipynb: tol_on_u=3e-2, lr=0.01, 500 epochs
+    "step_fig4": 0.01,
+    "step_fig5": 0.05,      # degenerated_case.ipynb: Algorithm 1, lr=0.05, 1000 epochs, 30 runs
+    "switch_fig12": 200,    # Comparisons.ipynb: `if epoch < 200` Algorithm 1, then lr 1e-3
+    "step_fig12": 1e-3,
+    "epochs_fig12": 600,
+}
 _N_POINTS = 100  # curves are sampled at about this many iterations
 
 
@@ -48,13 +72,15 @@ def _every(n_iter: int) -> int:
     return max(1, int(n_iter) // _N_POINTS)
 
 
-def _run_path(problem, algorithm, n_iter, *, init_scale=1e-6, step=1e-3, quantities=None):
+def _run_path(problem, algorithm, n_iter, *, init_scale=1e-6, step=1e-3, tau=1e-3,
+              loss_scale="half-mean", quantities=None):
     """Weight-normalized GD for ``n_iter`` iterations, history every ``n_iter/100``."""
     param = GroupHadamard(problem.groups)
     history = History(every=_every(n_iter), truth=problem.w,
                       quantities=quantities(param) if quantities else {})
     res = weight_normalized_gd(param, as_operator(problem.X), problem.y, algorithm=algorithm,
                                init_scale=init_scale, step_u=step, step_v=step,
+                               switch_tol=tau, loss_scale=loss_scale,
                                stopping=StoppingRule(max_iter=int(n_iter), tol=0,
                                                      stagnation_tol=0), history=history)
     return param, res, history
@@ -79,6 +105,8 @@ def _convergence_trial(params: dict, seed: int) -> dict:
                 "v": lambda p, x: p[1][np.isin(param.labels, active)]}
 
     _, res, hist = _run_path(problem, params["algorithm"], params["n_iter"],
+                             tau=params.get("tau", AUTHORS_SETTINGS["tau_fig3"]),
+                             loss_scale=params.get("loss_scale", "half-mean"),
                              quantities=quantities)
     err = np.asarray(hist.error)
     v = np.asarray(hist.values["v"])
@@ -94,17 +122,24 @@ def _convergence_trial(params: dict, seed: int) -> dict:
             "true_magnitude": float(np.linalg.norm(problem.w[problem.groups == active[0]]))}
 
 
+def _scale_of(row) -> str:
+    return row["params"].get("loss_scale", "half-mean")
+
+
 def _convergence_plot(rows, path):
     fig, axes = plotting.new_figure(1, 2)
+    styles = {"half-mean": "-", "authors": ":"}
     for row in rows:
         if row["trial"]:
             continue
-        m, alg = row["metrics"], row["params"]["algorithm"]
-        axes[0].plot(m["iterations"], m["error"], label=f"{alg}")
+        m, alg, scale = row["metrics"], row["params"]["algorithm"], _scale_of(row)
+        color = "C0" if alg == "alg1" else "C1"
+        label = f"{alg}, {scale} loss"
+        axes[0].plot(m["iterations"], m["error"], color=color, linestyle=styles[scale],
+                     label=label)
         for k, mag in enumerate(m["magnitudes"]):
-            axes[1].plot(m["iterations"], mag, color="C0" if alg == "alg1" else "C1",
-                         linestyle="-" if alg == "alg1" else "--",
-                         label=alg if k == 0 else None)
+            axes[1].plot(m["iterations"], mag, color=color, linestyle=styles[scale],
+                         label=label if k == 0 else None)
         axes[1].axhline(m["true_magnitude"], color="k", linewidth=0.8)
     plotting.finish(axes[0], xlabel="iteration", ylabel="relative error ||w - w*|| / ||w*||",
                     title="Recovery error (trial 0)", log="y")
@@ -115,12 +150,19 @@ def _convergence_plot(rows, path):
 
 def _convergence_summary(rows):
     out = {}
-    for s in aggregate(rows, ["algorithm"], "min_error"):
-        out[f"{s['algorithm']} min relative error (median)"] = round(s["median"], 4)
-    for s in aggregate(rows, ["algorithm"], "best_iteration"):
-        out[f"{s['algorithm']} iteration of min (median)"] = s["median"]
-    for s in aggregate(rows, ["algorithm"], "late_direction_change"):
-        out[f"{s['algorithm']} late max |v(t+1)-v(t)| (median)"] = float(f"{s['median']:.3g}")
+    for scale in ("half-mean", "authors"):
+        kept = [r for r in rows if _scale_of(r) == scale]
+        prefix = "" if scale == "half-mean" else "authors' loss: "
+        for s in aggregate(kept, ["algorithm"], "min_error"):
+            out[f"{prefix}{s['algorithm']} min relative error (median)"] = round(s["median"], 4)
+        for s in aggregate(kept, ["algorithm"], "final_error"):
+            out[f"{prefix}{s['algorithm']} final relative error (median)"] = float(
+                f"{s['median']:.3g}")
+        for s in aggregate(kept, ["algorithm"], "best_iteration"):
+            out[f"{prefix}{s['algorithm']} iteration of min (median)"] = s["median"]
+        for s in aggregate(kept, ["algorithm"], "late_direction_change"):
+            out[f"{prefix}{s['algorithm']} late max |v(t+1)-v(t)| (median)"] = float(
+                f"{s['median']:.3g}")
     return out
 
 
@@ -132,8 +174,10 @@ CONVERGENCE = register(Experiment(
            "from n=150 Rademacher measurements (p=300, sigma=0.5) to the noise level; the group "
            "magnitudes converge to the truth. With the step 1/u^4 (Alg. 1) the directions keep "
            "fluctuating late in the run (Fig. 6), Algorithm 2 is stable."),
-    grid={"algorithm": ["alg1", "alg2"], "n_iter": [20_000]},
-    quick_grid={"algorithm": ["alg1", "alg2"], "n_iter": [2000]},
+    grid={"algorithm": ["alg1", "alg2"], "n_iter": [20_000],
+          "loss_scale": ["half-mean", "authors"], "tau": [AUTHORS_SETTINGS["tau_fig3"]]},
+    quick_grid={"algorithm": ["alg1", "alg2"], "n_iter": [2000],
+                "loss_scale": ["half-mean", "authors"], "tau": [AUTHORS_SETTINGS["tau_fig3"]]},
     trials=5,
     quick_trials=1,
     run_trial=_convergence_trial,
@@ -161,7 +205,10 @@ def _entries_trial(params: dict, seed: int) -> dict:
         return {"mag": lambda p, x: param.group_norms(x)[active],
                 "entries": lambda p, x: x[support], "cos": cosines}
 
-    _, _, hist = _run_path(problem, "alg2", params["n_iter"], quantities=quantities)
+    _, res, hist = _run_path(problem, "alg2", params["n_iter"],
+                             tau=params.get("tau", AUTHORS_SETTINGS["tau_fig3"]),
+                             loss_scale=params.get("loss_scale", "authors"),
+                             quantities=quantities)
     mags = np.asarray(hist.values["mag"])
     target = np.array([np.linalg.norm(problem.w[problem.groups == k]) for k in active])
     half = [hist.iteration[int(np.argmax(mags[:, j] >= target[j] / 2))]
@@ -170,6 +217,7 @@ def _entries_trial(params: dict, seed: int) -> dict:
     learned = [half[j] for j in order]
     err = np.asarray(hist.error)
     return {"min_error": float(err.min()), "final_error": float(err[-1]),
+            "switch_iteration": res.info["switch_iteration"],
             "final_cosine_min": float(np.min(np.asarray(hist.values["cos"])[-1])),
             "largest_first": bool(all(t is not None for t in learned)
                                   and all(a <= b for a, b in itertools.pairwise(learned))),
@@ -224,8 +272,10 @@ ENTRIES = register(Experiment(
     claim=("Algorithm 2 recovers entries 5..13 in 3 groups of 3 (n=150, p=300, sigma=0.5) "
            "with Rademacher (Fig. 3) or Gaussian (Fig. 11) X: entries, group magnitudes and "
            "directions converge to the truth, groups learned one at a time, larger first."),
-    grid={"design": ["rademacher", "gaussian"], "n_iter": [10_000]},
-    quick_grid={"design": ["rademacher", "gaussian"], "n_iter": [2000]},
+    grid={"design": ["rademacher", "gaussian"], "n_iter": [10_000],
+          "tau": [AUTHORS_SETTINGS["tau_fig3"]], "loss_scale": ["authors"]},
+    quick_grid={"design": ["rademacher", "gaussian"], "n_iter": [2000],
+                "tau": [AUTHORS_SETTINGS["tau_fig3"]], "loss_scale": ["authors"]},
     trials=5,
     quick_trials=1,
     run_trial=_entries_trial,
@@ -237,11 +287,12 @@ ENTRIES = register(Experiment(
 
 
 # --- Fig. 4: group versus plain sparsity ----------------------------------------------------
-def _dlnn_path(problem, n_iter, init_scale, step):
+def _dlnn_path(problem, n_iter, init_scale, step, loss_factor=1.0):
+    """GD on the DLNN; ``loss_factor=2`` is the authors' MSELoss (1/n)||r||^2."""
     history = History(every=_every(n_iter), truth=problem.w)
     n = problem.X.shape[0]
     gradient_descent(DiagonalLinearNetwork(problem.X.shape[1]), as_operator(problem.X),
-                     problem.y, init_scale=init_scale, step=step, loss_weight=1.0 / n,
+                     problem.y, init_scale=init_scale, step=step, loss_weight=loss_factor / n,
                      stopping=StoppingRule(max_iter=int(n_iter), tol=0, stagnation_tol=0),
                      history=history)
     return history
@@ -250,11 +301,15 @@ def _dlnn_path(problem, n_iter, init_scale, step):
 def _versus_dlnn_trial(params: dict, seed: int) -> dict:
     problem = make_group_sparse_problem(100, 500, group_size=4, n_active_groups=4, values=1.0,
                                         noise_std=0.5, random_state=seed)
-    n_iter = params["n_iter"]
-    _, _, group = _run_path(problem, "alg2", n_iter)
-    dlnn = _dlnn_path(problem, n_iter, 1e-6, 1e-3)
+    n_iter, step = params["n_iter"], params.get("step", AUTHORS_SETTINGS["step_fig4"])
+    scale = params.get("loss_scale", "authors")
+    _, res, group = _run_path(problem, "alg2", n_iter, step=step,
+                              tau=params.get("tau", AUTHORS_SETTINGS["tau_fig4"]),
+                              loss_scale=scale)
+    dlnn = _dlnn_path(problem, n_iter, 1e-6, step, 2.0 if scale == "authors" else 1.0)
     eg, ed = np.asarray(group.error), np.asarray(dlnn.error)
     return {"group_min_error": float(eg.min()), "group_final_error": float(eg[-1]),
+            "switch_iteration": res.info["switch_iteration"],
             "dlnn_min_error": float(ed.min()), "dlnn_final_error": float(ed[-1]),
             "iterations": _curve(group.iteration), "group_error": _curve(eg),
             "dlnn_iterations": _curve(dlnn.iteration), "dlnn_error": _curve(ed)}
@@ -291,8 +346,10 @@ VERSUS_DLNN = register(Experiment(
     claim=("With n=100, p=500 and 16 non-zeros (all 1) in 4 groups of 4 (sigma=0.5), "
            "Algorithm 2 with groups of 4 recovers w*, while the plain-sparsity DLNN "
            "w = u⊙u - v⊙v fails for lack of samples."),
-    grid={"n_iter": [30_000]},
-    quick_grid={"n_iter": [12_000]},
+    grid={"n_iter": [3000], "step": [AUTHORS_SETTINGS["step_fig4"]],
+          "tau": [AUTHORS_SETTINGS["tau_fig4"]], "loss_scale": ["authors"]},
+    quick_grid={"n_iter": [1500], "step": [AUTHORS_SETTINGS["step_fig4"]],
+                "tau": [AUTHORS_SETTINGS["tau_fig4"]], "loss_scale": ["authors"]},
     trials=10,
     quick_trials=1,
     run_trial=_versus_dlnn_trial,
@@ -308,7 +365,8 @@ def _degenerate_trial(params: dict, seed: int) -> dict:
     problem = make_group_sparse_problem(80, 200, group_size=1, n_active_groups=5,
                                         values=[1, -1, 1, -1, 1], noise_std=0.5,
                                         random_state=seed)
-    _, _, hist = _run_path(problem, "alg2", params["n_iter"], step=params["step"])
+    _, _, hist = _run_path(problem, params.get("algorithm", "alg1"), params["n_iter"],
+                           step=params["step"], loss_scale=params.get("loss_scale", "authors"))
     err = np.asarray(hist.error)
     return {"min_error": float(err.min()), "final_error": float(err[-1]),
             "iterations": _curve(hist.iteration), "log_error": _curve(np.log(err))}
@@ -339,8 +397,10 @@ DEGENERATE = register(Experiment(
     figure="Fig. 5",
     claim=("With groups of size one (plain sparsity, w_i ~ u_i^2 sign(v_i)), Algorithm 2 "
            "recovers w* = [1,-1,1,-1,1] from n=80 measurements, p=200 (30 repetitions)."),
-    grid={"n_iter": [5000], "step": [1e-2]},
-    quick_grid={"n_iter": [2500], "step": [1e-2]},
+    grid={"n_iter": [1000], "step": [AUTHORS_SETTINGS["step_fig5"]], "algorithm": ["alg1"],
+          "loss_scale": ["authors"]},
+    quick_grid={"n_iter": [1000], "step": [AUTHORS_SETTINGS["step_fig5"]],
+                "algorithm": ["alg1"], "loss_scale": ["authors"]},
     trials=30,
     quick_trials=3,
     run_trial=_degenerate_trial,
@@ -428,42 +488,75 @@ NO_NORMALIZATION = register(Experiment(
 
 # --- Fig. 12: error versus SNR against explicit regularization ------------------------------
 def _snr_trial(params: dict, seed: int) -> dict:
+    # "paper": 10 N(0, 1) non-zeros; "authors": their notebook's 12 entries of 10 (3 full
+    # groups), the signal their 600 epochs at lr 1e-3 are sized for
+    signal = params.get("signal", "paper")
+    if signal not in ("paper", "authors"):
+        raise ValueError(f"signal must be 'paper' or 'authors', got {signal!r}")
+    size = {"n_nonzero": 10} if signal == "paper" else {"n_nonzero": 12, "values": 10.0}
     problem = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3,
-                                        n_nonzero=10, design="gaussian",
-                                        snr_db=float(params["snr_db"]), random_state=seed)
+                                        design="gaussian", snr_db=float(params["snr_db"]),
+                                        random_state=seed, **size)
     X, y, w = problem.X, problem.y, problem.w
     ir = GroupHadamardRegressor(groups=4, early_stopping="validation", max_iter=50_000,
                                 random_state=seed).fit(X, y)
+    # the authors' setting: Algorithm 2 switched at epoch 200 on their loss, lr 1e-3
+    steps = AUTHORS_SETTINGS["step_fig12"]
+    authors = GroupHadamardRegressor(groups=4, early_stopping="validation", step_u=steps,
+                                     step_v=steps, switch_at=AUTHORS_SETTINGS["switch_fig12"],
+                                     loss_scale="authors",
+                                     max_iter=AUTHORS_SETTINGS["epochs_fig12"],
+                                     random_state=seed).fit(X, y)
     lasso = GroupLassoRegressor(groups=4, cv=5, n_alphas=params["n_alphas"],
                                 random_state=seed).fit(X, y)
     pd = GroupPrimalDualRegressor(groups=4, random_state=seed).fit(X, y)
-    return {"ir_group": relative_error(ir.coef_, w), "group_lasso": relative_error(lasso.coef_, w),
+    return {"ir_group": relative_error(ir.coef_, w),
+            "ir_group_authors": relative_error(authors.coef_, w),
+            "group_lasso": relative_error(lasso.coef_, w),
             "primal_dual": relative_error(pd.coef_, w),
             "ir_chosen_iteration": ir.chosen_iteration_, "pd_chosen_iteration": pd.n_iter_}
 
 
 _SNR_METHODS = {"ir_group": "IR-group (Alg. 2, validation stop)",
+                "ir_group_authors": "IR-group, authors' setting (switch at 200, lr 1e-3)",
                 "group_lasso": "group lasso (skglm, 5-fold CV)",
                 "primal_dual": "primal-dual iterative reg. (validation stop)"}
 
 
+def _signal_of(row) -> str:
+    return row["params"].get("signal", "paper")
+
+
 def _snr_plot(rows, path):
     fig, ax = plotting.new_figure()
-    for key, label in _SNR_METHODS.items():
-        plotting.stat_curve(ax, rows, x="snr_db", metric=key, stat="mean", label=label)
+    for signal, style in (("paper", "-"), ("authors", "--")):
+        kept = [r for r in rows if _signal_of(r) == signal]
+        for k, (key, label) in enumerate(_SNR_METHODS.items()):
+            if not kept or not all(key in r["metrics"] for r in kept):
+                continue  # rows stored before the column
+            tag = "" if signal == "paper" else " [authors' signal: 12 entries of 10]"
+            plotting.stat_curve(ax, kept, x="snr_db", metric=key, stat="mean",
+                                label=label + tag, color=f"C{k}", linestyle=style)
     plotting.finish(ax, xlabel="SNR (dB)", ylabel="relative error ||w - w*|| / ||w*||",
-                    title="n=150, p=300, 10 non-zeros in 3 groups of 4 (mean ± sd)", log="y")
+                    title="n=150, p=300, 3 groups of 4, Gaussian X (mean ± sd)", log="y")
     plotting.save(fig, path)
 
 
 def _snr_summary(rows):
     out = {}
-    for key in _SNR_METHODS:
-        for s in plotting.grouped_stats(rows, "snr_db", key):
-            out[f"{key} @ {s['snr_db']} dB"] = f"{s['mean']:.4f} ± {s['sd']:.4f}"
-    wins = [r["metrics"]["ir_group"] < min(r["metrics"]["group_lasso"],
-                                           r["metrics"]["primal_dual"]) for r in rows]
-    out["share of trials where IR-group is best"] = round(float(np.mean(wins)), 3)
+    for signal in ("paper", "authors"):
+        kept = [r for r in rows if _signal_of(r) == signal]
+        if not kept:
+            continue
+        prefix = "" if signal == "paper" else "authors' signal: "  # paper keeps its keys
+        for key in _SNR_METHODS:
+            if not all(key in r["metrics"] for r in kept):
+                continue
+            for s in plotting.grouped_stats(kept, "snr_db", key):
+                out[f"{prefix}{key} @ {s['snr_db']} dB"] = f"{s['mean']:.4f} ± {s['sd']:.4f}"
+        wins = [r["metrics"]["ir_group"] < min(r["metrics"]["group_lasso"],
+                                               r["metrics"]["primal_dual"]) for r in kept]
+        out[f"{prefix}share of trials where IR-group is best"] = round(float(np.mean(wins)), 3)
     return out
 
 
@@ -474,8 +567,8 @@ SNR = register(Experiment(
     claim=("Gaussian X, n=150, p=300, 10 non-zeros in 3 groups of 4, 30 repetitions per SNR: "
            "Algorithm 2 is consistently better than group lasso (proximal gradient) and the "
            "primal-dual iterative regularization; primal-dual is comparable at high SNR."),
-    grid={"snr_db": [5, 10, 15, 20, 25, 30], "n_alphas": [30]},
-    quick_grid={"snr_db": [20], "n_alphas": [10]},
+    grid={"snr_db": [5, 10, 15, 20, 25, 30], "n_alphas": [30], "signal": ["paper", "authors"]},
+    quick_grid={"snr_db": [20], "n_alphas": [10], "signal": ["paper"]},
     trials=30,
     quick_trials=1,
     run_trial=_snr_trial,
@@ -496,8 +589,19 @@ def _standardize(train, *others, scale=None):
     return [(a - mean) / sd for a in (train, *others)]
 
 
+_REAL_DATA = {"diabetes": load_diabetes_splines, "breast-cancer": load_breast_cancer_groups}
+
+
+def _ridge_on_validation(X_tr, y_tr, X_va, y_va):
+    """Ridge with its penalty chosen on the validation part: dense shrinkage, no selection."""
+    n, p = X_tr.shape
+    gram, xty = X_tr.T @ X_tr, X_tr.T @ y_tr
+    fits = [np.linalg.solve(gram + lam * n * np.eye(p), xty) for lam in np.geomspace(1e-3, 1e3, 40)]
+    return min(fits, key=lambda w: float(np.mean((X_va @ w - y_va) ** 2)))
+
+
 def _diabetes_trial(params: dict, seed: int) -> dict:
-    data = load_diabetes_splines()
+    data = _REAL_DATA[params.get("dataset", "diabetes")]()
     rng = np.random.default_rng(seed)
     perm = rng.permutation(data.y.size)
     tr, va, te = np.array_split(perm, 3)  # equal train / validation / test parts
@@ -532,6 +636,7 @@ def _diabetes_trial(params: dict, seed: int) -> dict:
     ols = np.linalg.lstsq(X_tr, y_tr, rcond=None)[0]
     return {"ir_group": test_mse(ir_res.coef), "group_lasso": test_mse(coefs[best]),
             "primal_dual": test_mse(pd_res.coef), "least_squares": test_mse(ols),
+            "ridge": test_mse(_ridge_on_validation(X_tr, y_tr, X_va, y_va)),
             "ir_iteration": int(ir_res.info.get("best_iteration", ir_res.n_iter)),
             "lasso_alpha": float(alphas[best]),
             "pd_iteration": int(pd_res.info.get("best_iteration", pd_res.n_iter)),
@@ -542,28 +647,41 @@ def _diabetes_trial(params: dict, seed: int) -> dict:
 
 
 _DIABETES_METHODS = {"ir_group": "IR-group (Alg. 2)", "group_lasso": "group lasso",
-                     "primal_dual": "primal-dual", "least_squares": "least squares"}
+                     "primal_dual": "primal-dual", "ridge": "ridge",
+                     "least_squares": "least squares"}
+
+
+def _dataset_of(row) -> str:
+    return row["params"].get("dataset", "diabetes")
 
 
 def _diabetes_plot(rows, path):
-    fig, ax = plotting.new_figure()
-    data = [[r["metrics"][k] for r in rows] for k in _DIABETES_METHODS]
-    ax.boxplot(data)
-    ax.set_xticks(range(1, len(data) + 1), list(_DIABETES_METHODS.values()), rotation=15)
-    plotting.finish(ax, xlabel="method",
-                    ylabel="test MSE (units of the training variance of y)",
-                    title=f"Diabetes, B-spline groups: {len(rows)} random equal splits",
-                    legend=False)
+    datasets = list(dict.fromkeys(_dataset_of(r) for r in rows))
+    fig, axes = plotting.new_figure(1, len(datasets), squeeze=False)
+    for ax, name in zip(axes[0], datasets, strict=True):
+        kept = [r for r in rows if _dataset_of(r) == name]
+        methods = [k for k in _DIABETES_METHODS if all(k in r["metrics"] for r in kept)]
+        ax.boxplot([[r["metrics"][k] for r in kept] for k in methods])
+        ax.set_xticks(range(1, len(methods) + 1), [_DIABETES_METHODS[k] for k in methods],
+                      rotation=20)
+        plotting.finish(ax, xlabel="method",
+                        ylabel="test MSE (units of the training variance of y)",
+                        title=f"{name}: {len(kept)} random equal splits", legend=False)
     plotting.save(fig, path)
 
 
 def _diabetes_summary(rows):
     out = {}
-    for key in _DIABETES_METHODS:
-        vals = np.array([r["metrics"][key] for r in rows])
-        sd = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
-        out[f"test MSE {key}"] = f"{vals.mean():.4f} ± {sd:.4f}"
-    out["splits"] = len(rows)
+    for name in dict.fromkeys(_dataset_of(r) for r in rows):
+        kept = [r for r in rows if _dataset_of(r) == name]
+        prefix = "" if name == "diabetes" else f"{name}: "  # diabetes keeps its keys
+        for key in _DIABETES_METHODS:
+            if not all(key in r["metrics"] for r in kept):  # rows stored before the column
+                continue
+            vals = np.array([r["metrics"][key] for r in kept])
+            sd = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+            out[f"{prefix}test MSE {key}"] = f"{vals.mean():.4f} ± {sd:.4f}"
+        out[f"{prefix}splits"] = len(kept)
     return out
 
 
@@ -576,8 +694,10 @@ DIABETES = register(Experiment(
            "equal random train/validation/test splits, IR-group has the smallest test MSE, "
            "ahead of proximal-gradient group lasso and primal-dual (paper: 0.0248 vs 0.0310 "
            "and 0.0287)."),
-    grid={"alpha": [1e-3], "gamma": [1e-2], "max_iter": [20_000], "n_alphas": [50]},
-    quick_grid={"alpha": [1e-3], "gamma": [1e-2], "max_iter": [5000], "n_alphas": [20]},
+    grid={"alpha": [1e-3], "gamma": [1e-2], "max_iter": [20_000], "n_alphas": [50],
+          "dataset": ["diabetes", "breast-cancer"]},
+    quick_grid={"alpha": [1e-3], "gamma": [1e-2], "max_iter": [5000], "n_alphas": [20],
+                "dataset": ["diabetes", "breast-cancer"]},
     trials=20,
     quick_trials=2,
     run_trial=_diabetes_trial,

@@ -10,6 +10,13 @@
     exactly (Newton on the dual, see :mod:`overparam.solvers.hadamard_flow`), which that GD
     approximates.
 
+    The paper's "initialization alpha 1 with alpha = 1e-6" has two readings, the grid's
+    ``init_reading``: ``"product"``, the product of the factors is alpha (``u(0)^L = 1e-6``,
+    as Fig. 4's axis ``u~_0 = alpha 1`` defines it), or ``"per-factor"``, each factor is
+    alpha (``u(0) = 1e-6``, product ``alpha^L``). ``horizon="paper"`` stops the flow at the
+    paper's ``eta T = 1e5`` instead of its limit: from ``u(0) = 1e-6`` the L = 3 flow has not
+    left the origin by then (escape time about ``1 / (L (L-2) u(0)^(L-2) ||A^T y||_inf)``).
+
 ``more-is-less-init-scaling`` (Fig. 4)
     N = 1000, M = 150, signed x* as above, alpha = 10^-k (k = 0..6), L = 2, 3, 4:
     epsilon = (||x_inf||_1 - min l1) / min l1 with min l1 from the basis-pursuit LP. The paper
@@ -29,12 +36,37 @@ from ...baselines import BasisPursuit, MinNormRegressor
 from ...datasets import make_sparse_problem
 from ...estimators import HadamardRegressor
 from ...metrics import l1_gap, relative_error
+from ...operators import as_operator
+from ...solvers.hadamard_flow import hadamard_flow
+from ...stopping import StoppingRule
 from .. import plotting
 from ..spec import Experiment, aggregate, register
 
-__all__ = ["INIT_SCALING", "PHASE_TRANSITION", "theory_bound"]
+__all__ = ["INIT_SCALING", "PHASE_TRANSITION", "product_init", "theory_bound"]
 
 _METHODS = ("min-l2", "bp", "ir2", "ir3")
+_ALPHA = 1e-6
+_PAPER_HORIZON = 1e-2 * 1e7  # eta T of the paper's gradient descent
+_READINGS = ("product", "per-factor")
+
+
+def product_init(reading: str, depth: int, alpha: float = _ALPHA) -> float:
+    """Product init ``u(0)^L`` of the reading ``"product"`` (alpha) or ``"per-factor"``."""
+    if reading not in _READINGS:
+        raise ValueError(f"init_reading must be one of {_READINGS}, got {reading!r}")
+    return alpha if reading == "product" else alpha**depth
+
+
+def _ir_estimate(p, depth, positive, init, horizon):
+    if horizon == "limit":
+        return HadamardRegressor(depth=depth, signed=not positive, init_scale=init, tol=1e-10,
+                                 early_stopping=None).fit(p.A, p.y).coef_
+    if horizon != "paper":
+        raise ValueError(f"horizon must be 'limit' or 'paper', got {horizon!r}")
+    m = p.A.shape[0]  # the solver's clock is the mean-loss time: m times the paper's
+    rule = StoppingRule(max_flow_time=_PAPER_HORIZON * m, tol=1e-10, max_iter=10**6)
+    return hadamard_flow(as_operator(p.A), p.y, depth=depth, signed=not positive,
+                         init_scale=init, stopping=rule).coef
 
 
 # --- Fig. 1-3: phase transitions --------------------------------------------------------------
@@ -44,49 +76,60 @@ def _phase_trial(params: dict, seed: int) -> dict:
     if s > n:
         raise ValueError(f"s = {s} exceeds N = {n}")
     p = make_sparse_problem(m, n, s, positive=positive, unit_norm=True, random_state=seed)
-    estimates = {
-        "min-l2": MinNormRegressor(),
-        "bp": BasisPursuit(positive=positive),
-        "ir2": HadamardRegressor(depth=2, signed=not positive, init_scale=1e-6, tol=1e-10,
-                                 early_stopping=None),
-        "ir3": HadamardRegressor(depth=3, signed=not positive, init_scale=1e-6, tol=1e-10,
-                                 early_stopping=None),
-    }
+    reading, horizon = params.get("init_reading", "product"), params.get("horizon", "limit")
+    estimates = {"min-l2": MinNormRegressor().fit(p.A, p.y).coef_,
+                 "bp": BasisPursuit(positive=positive).fit(p.A, p.y).coef_}
+    for depth in (2, 3):
+        estimates[f"ir{depth}"] = _ir_estimate(p, depth, positive,
+                                               product_init(reading, depth), horizon)
     out = {}
-    for name, est in estimates.items():
-        err = relative_error(est.fit(p.A, p.y).coef_, p.x)
+    for name, coef in estimates.items():
+        err = relative_error(coef, p.x)
         out[f"error_{name}"] = err
         out[f"success_{name}"] = float(err <= 0.01)
     return out
 
 
-def _success_grid(rows, sign, method):
+def _reading(row) -> str:
+    return row["params"].get("init_reading", "product")
+
+
+def _success_grid(rows, sign, method, reading="product"):
     ms = sorted({r["params"]["M"] for r in rows})
     ss = sorted({r["params"]["s"] for r in rows})
     grid = np.full((len(ms), len(ss)), np.nan)
-    stats = aggregate([r for r in rows if r["params"]["sign"] == sign], ["M", "s"],
-                      f"success_{method}")
-    for st in stats:
+    kept = [r for r in rows if r["params"]["sign"] == sign and _reading(r) == reading]
+    for st in aggregate(kept, ["M", "s"], f"success_{method}"):
         grid[ms.index(st["M"]), ss.index(st["s"])] = st["mean"]
     return ms, ss, grid
 
 
-def _phase_plot(rows: list, path) -> None:
+def _panels(rows):
+    """(sign, reading, method) of each panel: BP and min-l2 once per sign."""
     signs = [s for s in ("positive", "signed") if any(r["params"]["sign"] == s for r in rows)]
-    fig, axes = plotting.new_figure(len(signs), len(_METHODS), width=3.4, height=3.1,
+    readings = [g for g in _READINGS if any(_reading(r) == g for r in rows)]
+    first = readings[0]
+    return [[(sign, first, m) for m in _METHODS[:2]]
+            + [(sign, g, m) for g in readings for m in _METHODS[2:]] for sign in signs]
+
+
+def _phase_plot(rows: list, path) -> None:
+    panels = _panels(rows)
+    fig, axes = plotting.new_figure(len(panels), len(panels[0]), width=3.4, height=3.1,
                                     squeeze=False)
     image = None
-    for i, sign in enumerate(signs):
-        for j, method in enumerate(_METHODS):
-            ms, ss, grid = _success_grid(rows, sign, method)
+    for i, row_panels in enumerate(panels):
+        for j, (sign, reading, method) in enumerate(row_panels):
+            ms, ss, grid = _success_grid(rows, sign, method, reading)
             ax = axes[i, j]
             ax.grid(False)
             image = ax.imshow(grid, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
             ax.set_xticks(range(len(ss)), labels=[str(v) for v in ss])
             every = max(1, len(ms) // 10)
             ax.set_yticks(range(0, len(ms), every), labels=[str(v) for v in ms[::every]])
+            init = "u(0)^L = 1e-6" if reading == "product" else "u(0) = 1e-6"
             name = {"bp": "positive BP" if sign == "positive" else "basis pursuit",
-                    "ir2": "IR L=2 (flow, α=1e-6)", "ir3": "IR L=3 (flow, α=1e-6)",
+                    "ir2": f"IR L=2, {init}", "ir3": f"IR L=3, {init}",
                     "min-l2": "min-ℓ2 (GD on plain loss)"}
             plotting.finish(ax, xlabel="s (non-zeros)", ylabel="M (measurements)",
                             title=f"{name[method]}, {sign} x*", legend=False)
@@ -97,17 +140,21 @@ def _phase_plot(rows: list, path) -> None:
 def _phase_summary(rows: list) -> dict:
     out = {}
     for sign in ("positive", "signed"):
-        kept = [r for r in rows if r["params"]["sign"] == sign]
-        if not kept:
-            continue
-        for method in _METHODS:
-            out[f"{sign}: mean success {method}"] = round(float(np.mean(
-                [r["metrics"][f"success_{method}"] for r in kept])), 3)
-        bp = {(c["M"], c["s"]): c["mean"] for c in aggregate(kept, ["M", "s"], "success_bp")}
-        for ir in ("ir2", "ir3"):
-            cells = aggregate(kept, ["M", "s"], f"success_{ir}")
-            out[f"{sign}: mean |{ir} - bp| success per cell"] = round(float(np.mean(
-                [abs(c["mean"] - bp[(c["M"], c["s"])]) for c in cells])), 3)
+        for reading in _READINGS:
+            kept = [r for r in rows if r["params"]["sign"] == sign and _reading(r) == reading]
+            if not kept:
+                continue
+            # the product reading keeps the keys it had before the reading was a parameter
+            tag = sign if reading == "product" else f"{sign}, per-factor alpha"
+            for method in _METHODS:
+                out[f"{tag}: mean success {method}"] = round(float(np.mean(
+                    [r["metrics"][f"success_{method}"] for r in kept])), 3)
+            bp = {(c["M"], c["s"]): c["mean"]
+                  for c in aggregate(kept, ["M", "s"], "success_bp")}
+            for ir in ("ir2", "ir3"):
+                cells = aggregate(kept, ["M", "s"], f"success_{ir}")
+                out[f"{tag}: mean |{ir} - bp| success per cell"] = round(float(np.mean(
+                    [abs(c["mean"] - bp[(c["M"], c["s"])]) for c in cells])), 3)
     return out
 
 
@@ -119,9 +166,11 @@ PHASE_TRANSITION = register(Experiment(
            "1e-6) recovers sparse vectors (error <= 1%) from as few measurements as (positive) "
            "basis pursuit; minimum-l2 interpolation (GD on the plain loss) barely recovers "
            "before M = N."),
-    grid={"sign": ["positive", "signed"], "M": list(range(1, 21)), "s": list(range(1, 11))},
+    grid={"sign": ["positive", "signed"], "M": list(range(1, 21)), "s": list(range(1, 11)),
+          "init_reading": list(_READINGS), "horizon": ["limit"]},
     quick_grid={"sign": ["positive", "signed"], "M": list(range(4, 21, 2)),
-                "s": list(range(1, 7))},
+                "s": list(range(1, 7)), "init_reading": list(_READINGS),
+                "horizon": ["limit"]},
     trials=20,
     quick_trials=4,
     run_trial=_phase_trial,

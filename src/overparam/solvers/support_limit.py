@@ -1,0 +1,91 @@
+"""The limit of a structured path once it has learned its support: least squares on it.
+
+A path from a small init learns its structure (groups) one after another and then creeps to
+its limit: the last phase is gradient descent on a least-squares problem restricted to the
+learned groups while the groups it excited on the way decay, at a rate set by the (small)
+residual, so reaching the limit to a tight tolerance can take orders of magnitude more
+iterations than learning the support. When the learned columns are linearly independent and
+explain ``y``, the interpolant supported on them is unique: where the path stays on those
+groups and the rest decay to zero, it can only end there; this module computes it directly.
+It is checked, not assumed: a candidate is returned only when the learned columns have full
+rank, its residual meets the tolerance and the path is already close to it, otherwise the
+caller keeps iterating.
+
+No library offers this for a user-defined grouping of an implicit operator, so it is written
+here: the columns of the learned groups are formed with one ``operator.forward`` each.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["learned_groups", "support_least_squares"]
+
+
+def learned_groups(magnitudes: np.ndarray, init_magnitude: float,
+                   ratio: float = 1e-4) -> np.ndarray:
+    """Indices of the groups that the path has learned: magnitude above ``ratio`` times the
+    largest, and above the geometric mean of the init magnitude and the largest one.
+
+    Groups that the path excited but is unlearning (often a few percent of the largest) are
+    included: least squares on the learned groups sets them to their limit (zero, when the
+    columns are independent and the other groups explain ``y``) at once.
+    """
+    top = float(np.max(magnitudes)) if magnitudes.size else 0.0
+    if not top > 0:
+        return np.zeros(0, dtype=int)
+    threshold = max(ratio * top, np.sqrt(max(init_magnitude, 0.0) * top))
+    return np.flatnonzero(magnitudes > threshold)
+
+
+def support_least_squares(operator, y, x, columns, *, tol: float, near: float = 1e-2,
+                          rcond: float = 1e-10):
+    """The interpolant supported on ``columns``, if the path ``x`` is about to reach it.
+
+    Parameters
+    ----------
+    operator : Operator
+        Acting on flat signals of size ``n``.
+    y : ndarray of shape (m,)
+    x : ndarray of shape (n,)
+        The current iterate.
+    columns : ndarray of int
+        The learned coordinates.
+    tol : float
+        Accept only if ``||A x_new - y|| <= tol ||y||``.
+    near : float, default=1e-2
+        Accept only if ``||x_new - x|| <= near ||x_new||``: the path has nearly arrived, so
+        what it still has to travel is too short for a group outside ``columns`` to grow
+        (their growth rate is proportional to the residual, already small).
+    rcond : float, default=1e-10
+        The learned columns must have full rank: smallest over largest singular value above
+        this.
+
+    Returns
+    -------
+    ndarray of shape (n,) or None
+        The candidate, or None when the columns are too many, rank-deficient, do not
+        explain ``y``, or the path is still far from it.
+    """
+    y = np.asarray(y, dtype=float)
+    m, n = operator.shape
+    columns = np.asarray(columns, dtype=int)
+    if columns.size == 0 or columns.size > m:
+        return None
+    basis = np.zeros(n)
+    design = np.empty((m, columns.size))
+    for k, j in enumerate(columns):
+        basis[j] = 1.0
+        design[:, k] = operator.forward(basis)
+        basis[j] = 0.0
+    solution, _, rank, singular = np.linalg.lstsq(design, y, rcond=None)
+    if rank < columns.size or singular[-1] <= rcond * singular[0]:
+        return None
+    candidate = np.zeros(n)
+    candidate[columns] = solution
+    if np.linalg.norm(candidate - x) > near * np.linalg.norm(candidate):
+        return None
+    residual = np.linalg.norm(operator.forward(candidate) - y)
+    if not np.isfinite(residual) or residual > tol * np.linalg.norm(y):
+        return None
+    return candidate

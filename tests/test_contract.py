@@ -1,0 +1,541 @@
+"""Registry-wide contract: every registered method × every ordinary input class.
+
+Each cell either returns a finite answer that meets the accuracy stated for that method and
+input class (against an exact reference: basis pursuit, l2,1 or nuclear-norm minimization,
+least squares, the truth, or the method's own optimality conditions), or raises an error that
+this file declares for that method with its reason. Every cell runs under a time limit (no
+hang), and an answer reported as "converged" must pass the optimality check of what was
+solved. A method registered without a contract here fails ``test_every_method_has_a_contract``.
+
+The input classes are built from one small, seeded, identifiable problem per structure:
+
+- ``under`` / ``over``: clean, under- and overdetermined (the truth is the unique solution of
+  ``over``, and the exact convex reference recovers it in ``under``);
+- ``noisy-10dB`` / ``noisy-30dB``: underdetermined, noisy; the error against the truth must stay
+  within ``noise_factor`` times the error of least squares on the true support (the oracle);
+- ``inconsistent``: overdetermined and noisy (``A x = y`` has no solution); the error against the
+  truth must stay within ``noise_factor`` × the oracle's;
+- ``inconsistent-limit``: the same with ``early_stopping=None``: the limit must be the
+  least-squares solution (unique here);
+- ``A*1e-6`` … ``y*1e6``: ``under`` with ``A`` or ``y`` scaled; the answer must be the reference's,
+  rescaled;
+- ``bad-columns``: ``under`` with half of the columns of ``A`` multiplied by 1e6: the data must be
+  fit (relative residual below 1e-3) — the structured reference itself depends on the scaling;
+- ``float32`` / ``int`` / ``sparse`` / ``linear-operator``: ``under`` given in those forms;
+- ``zero-A``: ``A = 0`` with ``y != 0``: the answer is ``0`` with a warning, or a ``ValueError``;
+- ``zero-y``: ``y = 0``: the answer is ``0``;
+- ``one-measurement``: ``m = 1``: a finite answer that fits the measurement, or a ``ValueError``;
+- ``depth-L`` (estimators with a ``depth``): ``under``, ``over`` and ``noisy-30dB`` at depth L.
+
+A fuller sweep (more seeds) is marked ``slow``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
+
+from overparam.methods import available_methods, get_method
+from overparam.stopping import StopReason
+
+# ---------------------------------------------------------------------------------------------
+# Problems and references
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One input: the design as given to ``fit``, its float64 matrix, ``y``, the truth."""
+
+    A: object
+    y: np.ndarray
+    matrix: np.ndarray  # (m, n) float64 design acting on the flattened signal (C order)
+    truth: np.ndarray
+    support: np.ndarray  # bool mask over the flattened signal: the truth's structure
+    structure: str
+    groups: np.ndarray | None = None
+    consistent: bool = True  # A x = y has a solution
+    noisy: bool = False
+    meta: dict = field(default_factory=dict)
+
+
+def _rng(seed, salt):
+    return np.random.default_rng([seed, salt])
+
+
+def _sparse_case(m, n, s, seed, *, positive=False, integer=False):
+    rng = _rng(seed, 1)
+    if integer:
+        A = rng.choice([-1, 1], size=(m, n))
+        x = np.zeros(n)
+        x[rng.choice(n, s, replace=False)] = rng.choice([1, 2, 3], s) * (
+            1 if positive else rng.choice([-1, 1], s))
+    else:
+        A = rng.standard_normal((m, n)) / np.sqrt(m)
+        x = np.zeros(n)
+        vals = rng.standard_normal(s) + np.sign(rng.standard_normal(s))  # away from 0
+        x[rng.choice(n, s, replace=False)] = np.abs(vals) if positive else vals
+    return A, x
+
+
+def make_case(structure: str, kind: str, seed: int = 0, *, integer: bool = False) -> Case:
+    """The clean problem of a structure: ``kind`` is ``"under"``, ``"over"`` or ``"one"``."""
+    if structure in ("sparse", "positive"):
+        m, n, s = {"under": (30, 80, 3), "over": (60, 20, 3), "one": (1, 20, 1)}[kind]
+        A, x = _sparse_case(m, n, s, seed, positive=structure == "positive", integer=integer)
+        if integer:
+            x = np.round(x)
+        return Case(A, A @ x, A.astype(float), x, x != 0, structure)
+    if structure == "group":
+        m, p, g, k = {"under": (30, 60, 3, 2), "over": (60, 24, 3, 2), "one": (1, 12, 3, 1)}[kind]
+        rng = _rng(seed, 2)
+        A = rng.choice([-1, 1], size=(m, p)) if integer else rng.standard_normal((m, p))
+        groups = np.arange(p) // g
+        active = rng.choice(p // g, k, replace=False)
+        w = np.zeros(p)
+        mask = np.isin(groups, active)
+        w[mask] = rng.choice([-2, -1, 1, 2], mask.sum()) if integer else \
+            rng.standard_normal(mask.sum()) + np.sign(rng.standard_normal(mask.sum()))
+        return Case(A, A @ w, A.astype(float), w, mask, structure, groups=groups)
+    if structure == "mmv":
+        M, N, L, K = {"under": (15, 30, 4, 2), "over": (30, 12, 4, 2), "one": (1, 8, 2, 1)}[kind]
+        rng = _rng(seed, 3)
+        A = rng.choice([-1, 1], size=(M, N)) if integer else \
+            rng.standard_normal((M, N)) / np.sqrt(M)
+        X = np.zeros((N, L))
+        rows = rng.choice(N, K, replace=False)
+        # Rows of mixed sign and direction, one against the all-ones direction.
+        X[rows] = rng.choice([-2, -1, 1, 2], (K, L)) if integer else rng.standard_normal((K, L))
+        X[rows[0]] = -np.abs(X[rows[0]])
+        support = np.zeros((N, L), dtype=bool)
+        support[rows] = True
+        return Case(A, A @ X, A.astype(float), X, support, structure)
+    if structure in ("low_rank", "psd"):
+        n1, r, m = 6, 1, {"under": 28, "over": 50, "one": 1}[kind]
+        rng = _rng(seed, 4)
+        if integer:
+            stack = rng.choice([-1, 1], size=(m, n1, n1))
+            u, v = rng.choice([-2, -1, 1, 2], (n1, r)), rng.choice([-2, -1, 1, 2], (n1, r))
+        else:
+            stack = rng.standard_normal((m, n1, n1)) / np.sqrt(m)
+            u, v = rng.standard_normal((n1, r)), rng.standard_normal((n1, r))
+        if structure == "psd":
+            stack = (stack + np.swapaxes(stack, 1, 2)) / 2
+            v = u
+        X = u @ v.T
+        matrix = stack.reshape(m, -1).astype(float)
+        support = np.zeros_like(X, dtype=bool)  # the "support" of a low-rank truth: its spaces
+        return Case(stack, matrix @ X.ravel(), matrix, X, support, structure,
+                    meta={"rank": r})
+    raise ValueError(structure)
+
+
+def _cvx_solve(problem):
+    problem.solve(solver="CLARABEL")
+    assert problem.status in ("optimal", "optimal_inaccurate"), problem.status
+
+
+def exact_reference(case: Case) -> np.ndarray:
+    """The exact convex reference on consistent data (computed on the float64 data)."""
+    import cvxpy as cp
+
+    A, y = case.matrix, np.asarray(case.y, dtype=float)
+    shape = case.truth.shape
+    if case.structure in ("sparse", "positive"):
+        x = cp.Variable(shape, nonneg=case.structure == "positive")
+        objective = cp.norm1(x)
+    elif case.structure == "group":
+        x = cp.Variable(shape)
+        objective = sum(cp.norm(x[case.groups == g], 2) for g in np.unique(case.groups))
+    elif case.structure == "mmv":
+        x = cp.Variable(shape)
+        objective = cp.sum(cp.norm(x, 2, axis=1))
+    else:
+        x = cp.Variable(shape, PSD=case.structure == "psd")
+        objective = cp.normNuc(x)
+    fitted = A @ cp.vec(x, order="C") if x.ndim == 2 and case.structure != "mmv" else A @ x
+    # Scale the constraint so the solver's tolerances are relative to the data.
+    scale = max(np.abs(y).max(), 1e-300)
+    _cvx_solve(cp.Problem(cp.Minimize(objective), [fitted / scale == y / scale]))
+    return np.asarray(x.value, dtype=float).reshape(shape)
+
+
+def least_squares(case: Case) -> np.ndarray:
+    A, y = case.matrix, np.asarray(case.y, dtype=float)
+    if case.structure == "mmv":
+        return np.linalg.lstsq(A, y, rcond=None)[0]
+    return np.linalg.lstsq(A, y, rcond=None)[0].reshape(case.truth.shape)
+
+
+def oracle(case: Case) -> np.ndarray:
+    """Least squares knowing the structure of the truth (its support, groups, rows or spaces)."""
+    A, y = case.matrix, np.asarray(case.y, dtype=float)
+    if case.structure == "mmv":
+        rows = case.support.any(axis=1)
+        X = np.zeros_like(case.truth)
+        X[rows] = np.linalg.lstsq(A[:, rows], y, rcond=None)[0]
+        return X
+    if case.structure in ("low_rank", "psd"):
+        # Least squares over matrices U_r B V_r^T with the truth's singular spaces.
+        U, _, Vt = np.linalg.svd(case.truth)
+        r = case.meta["rank"]
+        basis = np.stack([np.outer(U[:, i], Vt[j]).ravel() for i in range(r) for j in range(r)])
+        coef = np.linalg.lstsq(A @ basis.T, y, rcond=None)[0]
+        return (coef @ basis).reshape(case.truth.shape)
+    x = np.zeros(case.truth.size)
+    x[case.support.ravel()] = np.linalg.lstsq(A[:, case.support.ravel()], y, rcond=None)[0]
+    return x.reshape(case.truth.shape)
+
+
+def add_noise(case: Case, snr_db: float, seed: int) -> Case:
+    clean = np.asarray(case.y, dtype=float)
+    noise = _rng(seed, 99).standard_normal(clean.shape)
+    noise *= np.linalg.norm(clean) / np.linalg.norm(noise) * 10 ** (-snr_db / 20)
+    # Underdetermined (full row rank): still consistent; overdetermined: no solution.
+    m, n = case.matrix.shape
+    return replace(case, y=clean + noise, noisy=True, consistent=m < n)
+
+
+def rel(a, b) -> float:
+    nb = np.linalg.norm(b)
+    return float(np.linalg.norm(np.asarray(a) - b) / (nb if nb > 0 else 1.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Contracts per method
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a method promises.
+
+    structure : which problems it recovers.
+    exact_tol : on clean identifiable data, relative distance to the exact convex reference
+        (None: no such promise; the method is checked for a finite answer and its own
+        optimality conditions only).
+    noise_factor : under noise, error against the truth at most this times the oracle's.
+    kwargs : constructor arguments a method needs from the problem (groups, sparsity).
+    kkt : the method's own optimality check (penalized estimators), replacing the residual checks.
+    interpolates : reports "converged" only at a least-squares point (``||A^T r||`` small);
+        without ``noise_factor``, it interpolates consistent noisy data.
+    greedy : "converged" means least squares on the selected support.
+    raises : input classes where a clear ``ValueError`` is the documented answer, with the reason.
+    """
+
+    structure: str
+    exact_tol: float | None
+    noise_factor: float | None
+    kwargs: Callable[[Case], dict] = lambda case: {}
+    kkt: Callable | None = None
+    interpolates: bool = True
+    greedy: bool = False
+    raises: dict[str, str] = field(default_factory=dict)
+
+
+def _lasso_kkt(est, case):
+    """sklearn's Lasso: ``|A^T (y - A x)| / m <= alpha``, with equality and sign on the support."""
+    A, x = case.matrix, np.asarray(est.coef_, dtype=float)
+    corr = A.T @ (np.asarray(case.y, float) - A @ x) / A.shape[0]
+    slack = 1e-3 * est.alpha + 1e-8
+    assert np.all(np.abs(corr) <= est.alpha + slack), np.abs(corr).max() / est.alpha
+    on = x != 0
+    assert np.allclose(corr[on], est.alpha * np.sign(x[on]), atol=slack)
+
+
+def _multitask_kkt(est, case):
+    """sklearn's MultiTaskLasso: row norms of ``A^T (Y - A X) / M`` at most alpha."""
+    A, X = case.matrix, _mmv_coef(est, case)
+    corr = A.T @ (np.asarray(case.y, float) - A @ X) / A.shape[0]
+    norms = np.linalg.norm(corr, axis=1)
+    assert np.all(norms <= est.alpha * (1 + 1e-3) + 1e-8), norms.max() / est.alpha
+
+
+def _mmv_coef(est, case):
+    coef = np.asarray(est.coef_, dtype=float)
+    # sklearn's multi-output convention is (n_targets, n_features); the signal is (N, L).
+    if coef.shape != case.truth.shape and coef.T.shape == case.truth.shape:
+        coef = coef.T
+    return coef
+
+
+_SPARSITY = {"omp": "n_nonzero_coefs", "m-omp": "n_nonzero_rows", "m-sp": "n_nonzero_rows"}
+
+
+def _given_sparsity(name):
+    def kwargs(case):
+        mask = case.support.any(axis=1) if case.structure == "mmv" else case.support
+        return {_SPARSITY[name]: max(int(mask.sum()), 1)}
+    return kwargs
+
+
+def _groups(case):
+    return {"groups": case.groups}
+
+
+_NEEDS_CONSISTENT = "an equality-constrained program: A x = y must have a solution"
+_NO_2D_DESIGN = "a 2-D design carries no matrix shape: pass a stack (m, n1, n2) or an operator"
+_LOW_RANK_RAISES = {"sparse": _NO_2D_DESIGN, "linear-operator": _NO_2D_DESIGN}
+
+CONTRACTS: dict[str, Contract] = {
+    # Implicit regularization: exact on clean data, within the oracle's error under noise.
+    "hadamard": Contract("sparse", 1e-4, 3.0),
+    "group-hadamard": Contract("group", 1e-4, 3.0, kwargs=_groups),
+    "ir-mmv": Contract("mmv", 1e-4, 3.0),
+    "factorized": Contract("low_rank", 1e-4, 3.0, raises=_LOW_RANK_RAISES),
+    "factorized-psd": Contract("psd", 1e-4, 3.0, raises=_LOW_RANK_RAISES),
+    "snn": Contract("low_rank", 1e-4, 3.0, raises=_LOW_RANK_RAISES),
+    "deep-matrix": Contract("low_rank", 1e-4, 3.0, raises=_LOW_RANK_RAISES),
+    "min-norm": Contract("sparse", None, None),  # checked against least squares below
+    # Exact convex programs.
+    "basis-pursuit": Contract("sparse", 1e-6, None, raises={
+        "inconsistent": _NEEDS_CONSISTENT, "inconsistent-limit": _NEEDS_CONSISTENT,
+        "zero-A": _NEEDS_CONSISTENT}),
+    "positive-basis-pursuit": Contract("positive", 1e-6, None, raises={
+        "inconsistent": _NEEDS_CONSISTENT, "inconsistent-limit": _NEEDS_CONSISTENT,
+        "zero-A": _NEEDS_CONSISTENT}),
+    "nuclear-norm": Contract("low_rank", 1e-4, None, raises={
+        **_LOW_RANK_RAISES, "inconsistent": _NEEDS_CONSISTENT,
+        "inconsistent-limit": _NEEDS_CONSISTENT, "zero-A": _NEEDS_CONSISTENT}),
+    # Greedy methods given the true sparsity: exact on clean data.
+    "omp": Contract("sparse", 1e-6, 3.0, kwargs=_given_sparsity("omp"), greedy=True),
+    "m-omp": Contract("mmv", 1e-6, 3.0, kwargs=_given_sparsity("m-omp"), greedy=True),
+    "m-sp": Contract("mmv", 1e-6, 3.0, kwargs=_given_sparsity("m-sp"), greedy=True),
+    # Penalized or reweighted methods: a finite answer and their own optimality conditions,
+    # or (cross-validated) within a factor of the oracle.
+    "lasso": Contract("sparse", None, None, kkt=_lasso_kkt, interpolates=False),
+    "multitask-lasso": Contract("mmv", None, None, kkt=_multitask_kkt, interpolates=False),
+    "lasso-cv": Contract("sparse", None, 3.0, interpolates=False),
+    "multitask-lasso-cv": Contract("mmv", None, 3.0, interpolates=False),
+    "group-lasso": Contract("group", None, 3.0, kwargs=_groups, interpolates=False),
+    "nuclear-norm-cv": Contract("low_rank", None, 3.0, interpolates=False,
+                                raises=_LOW_RANK_RAISES),
+    "group-primal-dual": Contract("group", None, 3.0, kwargs=_groups),
+    "m-focuss": Contract("mmv", None, None, interpolates=False),
+}
+
+BASE_CLASSES = ["under", "over", "noisy-10dB", "noisy-30dB", "inconsistent", "inconsistent-limit",
+                "A*1e-6", "A*1e6", "y*1e-6", "y*1e6", "bad-columns", "float32", "int", "sparse",
+                "linear-operator", "zero-A", "zero-y", "one-measurement"]
+DEPTHS = (2, 3, 4, 5)
+DEPTH_CLASSES = ["under", "over", "noisy-30dB"]
+
+
+def build(structure: str, input_class: str, seed: int) -> Case:
+    """The problem of one input class (see the module docstring)."""
+    kind = "over" if input_class.startswith(("over", "inconsistent")) else "under"
+    if input_class == "one-measurement":
+        kind = "one"
+    case = make_case(structure, kind, seed, integer=input_class == "int")
+    if input_class.startswith("noisy-"):
+        return add_noise(case, float(input_class[6:-2]), seed)
+    if input_class.startswith("inconsistent"):
+        return add_noise(case, 20.0, seed)
+    if input_class.startswith(("A*", "y*")):
+        c = float(input_class[2:])
+        if input_class[0] == "A":
+            case = replace(case, A=case.A * c, matrix=case.matrix * c, truth=case.truth / c)
+        else:
+            case = replace(case, y=case.y * c, truth=case.truth * c)
+        case.meta["scale"] = c
+        return case
+    if input_class == "bad-columns":
+        scale = np.ones(case.matrix.shape[1])
+        scale[::2] = 1e6
+        matrix = case.matrix * scale
+        A = matrix.reshape(np.shape(case.A))
+        truth = case.truth / scale[:, None] if case.structure == "mmv" else \
+            (case.truth.ravel() / scale).reshape(case.truth.shape)
+        return replace(case, A=A, matrix=matrix, truth=truth)
+    if input_class == "float32":
+        A32, y32 = np.asarray(case.A, np.float32), np.asarray(case.y, np.float32)
+        return replace(case, A=A32, y=y32, matrix=A32.reshape(case.matrix.shape).astype(float))
+    if input_class == "sparse":
+        return replace(case, A=sp.csr_matrix(case.A)) if np.ndim(case.A) == 2 else \
+            replace(case, A=sp.csr_matrix(case.matrix))
+    if input_class == "linear-operator":
+        return replace(case, A=aslinearoperator(case.matrix))
+    if input_class == "zero-A":
+        return replace(case, A=np.zeros_like(case.A), matrix=np.zeros_like(case.matrix),
+                       consistent=False)
+    if input_class == "zero-y":
+        return replace(case, y=np.zeros_like(case.y), truth=np.zeros_like(case.truth),
+                       support=np.zeros_like(case.support))
+    return case
+
+
+# ---------------------------------------------------------------------------------------------
+# The check of one cell
+# ---------------------------------------------------------------------------------------------
+
+
+def _params(cls) -> set[str]:
+    return set(inspect.signature(cls.__init__).parameters)
+
+
+def _coef(est, case) -> np.ndarray:
+    if case.structure == "mmv":
+        return _mmv_coef(est, case)
+    return np.asarray(est.coef_, dtype=float).reshape(case.truth.shape)
+
+
+def _fit(name, case, extra):
+    cls = get_method(name)
+    contract = CONTRACTS[name]
+    kwargs = {**contract.kwargs(case), **extra}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = cls(**kwargs).fit(case.A, case.y)
+    return est, [str(w.message) for w in caught]
+
+
+def _expected_error(name, input_class):
+    return CONTRACTS[name].raises.get(input_class)
+
+
+def check_cell(name: str, input_class: str, seed: int = 0, depth: int | None = None):
+    contract = CONTRACTS[name]
+    cls = get_method(name)
+    case = build(contract.structure, input_class, seed)
+    extra = {} if depth is None else {"depth": depth}
+    if input_class == "inconsistent-limit" and "early_stopping" in _params(cls):
+        extra["early_stopping"] = None
+    reason = _expected_error(name, input_class)
+    if reason is not None:
+        # Declared: a clear ValueError (an answer is accepted too, if it is right).
+        try:
+            est, caught = _fit(name, case, extra)
+        except ValueError as exc:
+            assert str(exc) and "\n" not in str(exc).strip(), str(exc)
+            return
+    else:
+        try:
+            est, caught = _fit(name, case, extra)
+        except ValueError:
+            if input_class in ("zero-A", "one-measurement"):
+                return  # documented for every method: a clear ValueError
+            raise
+    coef = _coef(est, case)
+    assert np.all(np.isfinite(coef)), "non-finite answer"
+    _check_answer(name, contract, input_class, case, est, coef, caught)
+
+
+def _check_answer(name, contract, input_class, case, est, coef, caught):
+    A, y = case.matrix, np.asarray(case.y, dtype=float)
+    flat = coef.reshape(-1, case.truth.shape[1]) if case.structure == "mmv" else coef.ravel()
+    residual = A @ flat - (y if case.structure == "mmv" else y.ravel())
+    ynorm = np.linalg.norm(y)
+    if est.stop_reason_ == StopReason.CONVERGED and ynorm > 0 and input_class != "zero-A":
+        _check_converged(contract, est, case, flat, residual)
+    if input_class == "zero-A":
+        assert np.abs(coef).max() <= 1e-12, "A = 0: the answer must be 0"
+        assert caught, "A = 0 with y != 0: warn that the system has no solution"
+        return
+    if input_class == "zero-y":
+        assert np.abs(coef).max() <= 1e-6, f"y = 0: the answer must be 0, got {np.abs(coef).max()}"
+        return
+    if contract.kkt is not None:
+        # A fixed penalty: its own optimality conditions, or a warning that they are not met.
+        if est.stop_reason_ == StopReason.CONVERGED:
+            contract.kkt(est, replace(case, y=y))
+        else:
+            assert caught, f"stopped ({est.stop_reason_}) short of optimality without a warning"
+        return
+    if input_class in ("bad-columns", "one-measurement"):
+        if contract.interpolates:
+            assert np.linalg.norm(residual) <= 1e-3 * ynorm, \
+                f"relative residual {np.linalg.norm(residual) / ynorm:.2e}"
+        return
+    if input_class == "inconsistent-limit" and "early_stopping" in _params(type(est)) \
+            and contract.interpolates:
+        ls = least_squares(case)
+        assert rel(coef, ls) <= 1e-4, f"limit {rel(coef, ls):.2e} from least squares"
+        return
+    if case.noisy:
+        if contract.noise_factor is not None:
+            bound = contract.noise_factor * rel(oracle(case), case.truth)
+            assert rel(coef, case.truth) <= bound, \
+                f"error {rel(coef, case.truth):.3g} > {contract.noise_factor} x oracle " \
+                f"({bound:.3g})"
+        elif contract.interpolates and case.consistent:  # an exact program: it interpolates
+            assert np.linalg.norm(residual) <= 1e-4 * ynorm, \
+                f"relative residual {np.linalg.norm(residual) / ynorm:.2e}"
+        return
+    if name == "min-norm":
+        ls = least_squares(case)  # lstsq gives the minimum-norm solution
+        assert rel(coef, ls) <= 1e-4, f"{rel(coef, ls):.2e} from the minimum-norm solution"
+        return
+    if contract.exact_tol is not None:
+        _check_exact(contract, input_class, case, coef)
+    elif contract.noise_factor is not None:
+        assert rel(coef, case.truth) <= 1e-2, f"clean data: error {rel(coef, case.truth):.2e}"
+
+
+def _check_converged(contract, est, case, flat, residual):
+    """'Converged' must pass the optimality check of what was solved."""
+    A = case.matrix
+    if contract.greedy:  # least squares on the selected support
+        support = np.any(flat != 0, axis=1) if flat.ndim == 2 else flat != 0
+        grad = np.linalg.norm(A[:, support].T @ residual)
+    elif contract.interpolates:  # a least-squares point: A^T r = 0
+        grad = np.linalg.norm(A.T @ residual)
+    else:
+        return
+    scale = np.linalg.norm(A, 2) * np.linalg.norm(case.y)
+    assert grad <= 1e-3 * scale, \
+        f"reported converged with ||A^T r|| = {grad / scale:.2e} x ||A|| ||y||"
+
+
+def _check_exact(contract, input_class, case, coef):
+    if input_class == "over":
+        ref = case.truth  # the unique solution
+    else:
+        ref = exact_reference(case)
+        if input_class == "under":  # the problems are identifiable: the reference is the truth
+            assert rel(ref, case.truth) <= 1e-5, "reference does not recover the truth"
+    err = rel(coef, ref)
+    assert err <= contract.exact_tol, f"{err:.2e} from the exact reference (tol " \
+        f"{contract.exact_tol:.0e})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_method_has_a_contract():
+    assert set(available_methods()) == set(CONTRACTS)
+
+
+def _cells():
+    for name in sorted(CONTRACTS):
+        for input_class in BASE_CLASSES:
+            yield pytest.param(name, input_class, None, id=f"{name}-{input_class}")
+        if "depth" in _params(get_method(name)):
+            for depth in DEPTHS:
+                for input_class in DEPTH_CLASSES:
+                    yield pytest.param(name, input_class, depth,
+                                       id=f"{name}-{input_class}-depth{depth}")
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("name", "input_class", "depth"), list(_cells()))
+def test_contract(name, input_class, depth):
+    check_cell(name, input_class, seed=0, depth=depth)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("name", sorted(CONTRACTS))
+@pytest.mark.parametrize("input_class", ["under", "over", "noisy-10dB", "noisy-30dB",
+                                         "inconsistent", "y*1e6", "A*1e-6"])
+def test_contract_more_seeds(name, input_class):
+    for seed in range(1, 6):
+        check_cell(name, input_class, seed=seed)
