@@ -111,7 +111,7 @@ RECOVER = ["recover", "--method", "min-norm", "--A", "A.npy", "--y", "y.npy"]
     ([*RECOVER, "-o", "old.npy"], 2, "--force"),
     ([*RECOVER, "-o", "x.txt"], 2, "unsupported output format"),
     ([*RECOVER, "-o", "."], 2, "unsupported output format"),
-    ([*RECOVER, "-o", "x.npy", "--param", "a=" + "[" * 5000], 2, "keyword argument 'a'"),
+    ([*RECOVER, "-o", "x.npy", "--param", "a=" + "[" * 5000], 2, "no parameter 'a'"),
     (["recover", "--method", "ir-mmv", "--A", "Z.npy", "--y", "Y0.npy", "-o", "x.npy"], 1,
      "ir-mmv"),
     (["recover", "--method", "nuclear-norm", "--A", "Ainf.npy", "--y", "yinf.npy", "-o",

@@ -6,9 +6,12 @@ group-sparse, row-sparse and low-rank solutions with no explicit penalty.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._optional import MissingExtraError
+from ._progress import show_progress
+
 try:
     __version__ = version("overparam")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = ["MissingExtraError", "__version__", "show_progress"]

@@ -10,6 +10,7 @@ command; set ``OVERPARAM_TRACEBACK=1`` to see the traceback of an unexpected one
 from __future__ import annotations
 
 import ast
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -17,8 +18,9 @@ from typing import Annotated
 
 import typer
 
+# Plain (not rich) help: flags print without a "<bool>" type column.
 app = typer.Typer(help="Tuning-free structured signal recovery by implicit regularization.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 USAGE_ERROR = 2
 COMPUTATION_ERROR = 1
@@ -47,6 +49,52 @@ def parse_params(pairs: list[str]) -> dict:
     return out
 
 
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def resolve_method(name: str) -> type:
+    """The estimator class registered as ``name``, or a one-line error with a suggestion."""
+    from .methods import available_methods, get_method
+
+    names = available_methods()
+    if name not in names:
+        fail(f"unknown method {name!r}{did_you_mean(name, names)} "
+             "(`overparam methods` lists them)")
+    return get_method(name)
+
+
+def check_params(cls: type, params: dict) -> None:
+    """A one-line error naming the valid parameters if ``params`` has an unknown name."""
+    valid = cls._get_param_names()  # scikit-learn: the __init__ arguments
+    for key in params:
+        if key not in valid:
+            fail(f"{cls.__name__} has no parameter {key!r}{did_you_mean(key, valid)} "
+                 f"(valid: {', '.join(valid)})")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"overparam {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Tuning-free structured signal recovery by implicit regularization."""
+    if ctx.invoked_subcommand is None:  # bare `overparam`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
 @app.command()
 def methods() -> None:
     """List the recovery methods available to `overparam recover`."""
@@ -73,14 +121,16 @@ def recover(
     """Recover a signal from measurements y = A x and write the estimate."""
     import warnings
 
+    from ._progress import show_progress
     from .io import DataFileError, DataFileNote, load_array, save_array
-    from .methods import get_method
     from .stopping import DivergenceError
 
     check_output(output, force)
     try:
-        cls = get_method(method)
-        estimator = cls(**parse_params(param or []))
+        cls = resolve_method(method)
+        params = parse_params(param or [])
+        check_params(cls, params)
+        estimator = cls(**params)
         with warnings.catch_warnings(record=True) as notes:
             warnings.simplefilter("always", DataFileNote)
             A_arr, y_arr = load_array(A), load_array(y)
@@ -90,7 +140,8 @@ def recover(
         if issubclass(note.category, DataFileNote):
             typer.echo(f"note: {note.message}", err=True)
     try:
-        estimator.fit(A_arr, y_arr)
+        with show_progress(delay=1.0):  # a bar for fits longer than a second
+            estimator.fit(A_arr, y_arr)
     except DivergenceError as exc:
         fail(f"the solver diverged: {_first_line(exc)}", code=COMPUTATION_ERROR)
     except (ValueError, TypeError) as exc:  # the data or parameters do not fit the method

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import xlogy
 
+from ._optional import require
 from ._validation import check_array, check_positive
 
 __all__ = ["implicit_bias", "minimize_implicit_bias", "signed_implicit_bias"]
@@ -103,7 +104,7 @@ def minimize_implicit_bias(A, y, init_scale: float, depth: int = 2, signed: bool
     parts : tuple of ndarray
         ``(z_+, z_-)`` (or ``(z,)``).
     """
-    import cvxpy as cp
+    cp = require("cvxpy", extra="baselines")
 
     L = _check_depth(depth)
     check_positive(init_scale, "init_scale")

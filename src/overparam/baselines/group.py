@@ -11,6 +11,7 @@ import time
 import numpy as np
 from sklearn.model_selection import KFold
 
+from .._optional import require
 from .._validation import check_positive
 from ..estimators.base import RecoveryEstimator
 from ..methods import register_method
@@ -66,7 +67,7 @@ def group_lasso_path(X, y, groups, alphas, *, weights="sqrt", tol=1e-6,
     ndarray of shape (len(alphas), p)
         Row ``k`` is the solution at ``alphas[k]``.
     """
-    from skglm import GroupLasso
+    GroupLasso = require("skglm", extra="baselines").GroupLasso
 
     labels = as_group_labels(groups, X.shape[1])
     c = group_weights(labels, weights)
@@ -168,7 +169,7 @@ def _block_shrink(w, threshold, labels, n_groups):
 @register_method("group-primal-dual",
                  "group-sparse vector: primal-dual iterative regularization (Molinari et al.)")
 class GroupPrimalDualRegressor(RecoveryEstimator):
-    """Primal-dual iterative regularization for ``min sum_l c_l ||w_l||  s.t.  X w = y``.
+    """Primal-dual iterative regularization for ``min sum_l c_l ||w_l||`` subject to ``X w = y``.
 
     Molinari, Massias, Rosasco, Villa, "Iterative regularization for convex regularizers"
     (AISTATS 2021): Chambolle-Pock iterations on the constrained problem, with the number of

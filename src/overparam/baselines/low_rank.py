@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from .._optional import require
 from .._validation import check_measurements, check_positive, check_random_state
 from ..estimators.base import RecoveryEstimator
 from ..estimators.low_rank import FactorizedRegressor, matrix_shape
@@ -24,7 +25,7 @@ _OK = ("optimal", "optimal_inaccurate")
 
 
 def _variable_and_measurements(operator):
-    import cvxpy as cp
+    cp = require("cvxpy", extra="baselines")
 
     n1, n2 = matrix_shape(operator)
     A = np.asarray(operator.to_dense(), dtype=float)
@@ -34,7 +35,7 @@ def _variable_and_measurements(operator):
 
 
 def _solve_problem(problem, solver):
-    import cvxpy as cp
+    cp = require("cvxpy", extra="baselines")
 
     try:
         problem.solve(solver=solver)
@@ -65,7 +66,7 @@ def nuclear_norm_minimization(operator, y, *, noise_bound=None, lam=None, solver
     -------
     ndarray of shape (n1, n2)
     """
-    import cvxpy as cp
+    cp = require("cvxpy", extra="baselines")
 
     operator, y = check_measurements(operator, y)
     if noise_bound is not None and lam is not None:
@@ -157,7 +158,7 @@ class NuclearNormCV(RecoveryEstimator):
         self.random_state = random_state
 
     def _path(self, operator, y):
-        import cvxpy as cp
+        cp = require("cvxpy", extra="baselines")
 
         X, AX = _variable_and_measurements(operator)
         # Solved in the sum-loss scaling 1/2 ||A(X) - y||^2 + (alpha m) ||X||_*: the same

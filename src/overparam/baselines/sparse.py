@@ -40,7 +40,7 @@ def _matrix(operator) -> np.ndarray:
 
 @register_method("basis-pursuit", "sparse vector: min ||x||_1 s.t. Ax = y (LP, HiGHS)")
 class BasisPursuit(RecoveryEstimator):
-    """Basis pursuit ``min ||x||_1 s.t. A x = y`` as a linear program (scipy's HiGHS).
+    """Basis pursuit ``min ||x||_1`` subject to ``A x = y`` as a linear program (scipy's HiGHS).
 
     Written as ``x = p - q``, ``p, q >= 0``, ``min 1^T (p + q)`` s.t. ``A (p - q) = y``; with
     ``positive=True`` it is ``min 1^T x`` s.t. ``A x = y``, ``x >= 0`` (positive basis pursuit).
@@ -81,7 +81,7 @@ class BasisPursuit(RecoveryEstimator):
 @register_method("positive-basis-pursuit",
                  "non-negative sparse vector: min 1'x s.t. Ax = y, x >= 0 (LP, HiGHS)")
 class PositiveBasisPursuit(BasisPursuit):
-    """Positive basis pursuit ``min 1^T x s.t. A x = y, x >= 0`` (scipy's HiGHS).
+    """Positive basis pursuit ``min 1^T x`` subject to ``A x = y, x >= 0`` (scipy's HiGHS).
 
     Parameters
     ----------

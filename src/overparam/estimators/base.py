@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from .._progress import progress_shown, show_progress
 from .._validation import check_measurements, check_positive, check_random_state
 from ..operators import as_operator
 from ..stopping import PathControl, StopReason, Validation
@@ -140,6 +141,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: for models whose escape from a small init is abrupt, so that a few percent of timing
     #: difference between the path and the refit matters).
     validation_refit: str = "time"
+    #: Show the solvers' progress bars during ``fit`` (set on an instance; see also
+    #: :func:`overparam.show_progress` for every fit in a block).
+    progress: bool = False
 
     def fit(self, A, y):
         """Recover the signal.
@@ -155,6 +159,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         -------
         self
         """
+        if self.progress and not progress_shown():
+            with show_progress():
+                return self.fit(A, y)
         operator, y = check_measurements(A, y, y_ndim=self._y_ndim)
         rule = getattr(self, "early_stopping", None)
         if isinstance(rule, Validation):  # a custom criterion along the path, e.g. an Oracle

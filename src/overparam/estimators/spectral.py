@@ -121,7 +121,7 @@ class SpectralNetworkRegressor(ExactLimitMixin, RecoveryEstimator):
 
 @register_method("deep-matrix", "low-rank matrix: GD on a deep product W1 W2 W3 from scale * I")
 class DeepMatrixRegressor(RecoveryEstimator):
-    """Matrix sensing by gradient descent on ``X = W_1 ... W_L`` from ``W_l(0) = init_scale I``.
+    """Matrix sensing by gradient descent on ``X = W_1 … W_L`` from ``W_l(0) = init_scale I``.
 
     The depth-3 baseline of the spectral-network paper (Arora, Cohen, Hu, Luo, "Implicit
     regularization in deep matrix factorization"): a bias towards low (effective) rank.

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
+from .._optional import require
 from .spec import Experiment, cell_seed, get_experiment
 from .store import (
     ResultStore,
@@ -216,8 +217,10 @@ def _pool_size(jobs: int) -> int:
 
 def _iter_dask(calls: Sequence[tuple[Callable, Task, float | None]], jobs: int,
                scheduler: str | None) -> Iterator[TrialRecord]:
-    import dask
-    from distributed import Client, LocalCluster, as_completed
+    dask = require("dask", extra="dask")
+    distributed = require("distributed", extra="dask")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster
+    as_completed = distributed.as_completed
 
     cluster = None
     # Non-daemonic workers may start the child process each trial runs in (workers.py).

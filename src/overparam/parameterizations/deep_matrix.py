@@ -17,7 +17,7 @@ def _rect_eye(n1: int, n2: int, scale: float) -> np.ndarray:
 
 
 class DeepMatrixFactorization(Parameterization):
-    """``X = W_1 W_2 ... W_L`` with ``W_1`` (n1, d), inner ``W_l`` (d, d), ``W_L`` (d, n2).
+    """``X = W_1 W_2 … W_L`` with ``W_1`` (n1, d), inner ``W_l`` (d, d), ``W_L`` (d, n2).
 
     The baseline of the spectral-network paper (depth 3, ``W_l(0) = 1e-4 I``), studied by
     Arora, Cohen, Hu, Luo, "Implicit regularization in deep matrix factorization". Unlike

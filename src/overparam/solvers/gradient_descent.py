@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._validation import check_positive, check_random_state
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from .result import History, SolverResult
@@ -96,8 +96,7 @@ def gradient_descent(
     eta = policy.start(1.0 / (loss_weight * operator.norm_estimate() ** 2 + 1e-300))
     n_rejected = 0
     reason = StopReason.MAX_ITER
-    bar = tqdm(total=stopping.max_iter, disable=not progress, desc="gradient descent",
-               leave=False)
+    bar = progress_bar(progress, total=stopping.max_iter, desc="gradient descent")
     it = 0
     try:
         while True:

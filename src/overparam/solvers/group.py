@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._validation import check_positive
 from ..parameterizations.group import GroupHadamard
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
@@ -245,8 +245,7 @@ def weight_normalized_gd(
     n_halvings = 0
     reason = StopReason.MAX_ITER
     it = 0
-    bar = tqdm(total=stopping.max_iter, disable=not progress, desc=f"group {algorithm}",
-               leave=False)
+    bar = progress_bar(progress, total=stopping.max_iter, desc=f"group {algorithm}")
     # The loop body is the whole cost on small problems: two products with X and two with
     # X^T, plus per-group sums; nothing else per iteration that can be skipped is computed.
     try:

@@ -44,8 +44,8 @@ from scipy.linalg import (
     qr,
 )
 from scipy.optimize import brentq
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._validation import check_array, check_positive
 from ..parameterizations import Hadamard
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
@@ -609,7 +609,7 @@ def hadamard_flow(
     stop_t, stop_w = None, None
     best_w = None
     n_steps = 0
-    bar = tqdm(disable=not progress, desc="dual flow (BDF)", leave=False)
+    bar = progress_bar(progress, desc="dual flow (BDF)")
     try:
         while reason is None:
             t_old = flow.solver.t

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._validation import check_measurements, check_positive, check_random_state
 from ..operators import GaussianSensingOperator
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
@@ -263,7 +263,7 @@ def _descent(parameterization, source, *, step, init_params, perturbation, stopp
     n_halved = 0
     reason = StopReason.MAX_ITER
     it = 0
-    bar = tqdm(total=stopping.max_iter, disable=not progress, desc=desc, leave=False)
+    bar = progress_bar(progress, total=stopping.max_iter, desc=desc)
     try:
         while True:
             grads = parameterization.vjp(params, weight * op.adjoint(r))

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from math import isfinite
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._validation import check_array, check_positive
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from ._blas import blas_limit
@@ -336,7 +336,7 @@ def ir_mmv(
     done = [b for b in range(B) if reasons[b] is not None]  # working rows that just stopped
     if history is not None:
         _record(history, 0, start, loss[0], g[0], V[0], X[0], clock[0])
-    bar = tqdm(total=stopping.max_iter, disable=not progress, desc="IR-MMV", leave=False)
+    bar = progress_bar(progress, total=stopping.max_iter, desc="IR-MMV")
     limits = ExitStack()
     limits.enter_context(blas_limit(blas_threads))
     # Overflow and NaN in a trial step are expected (the step is then rejected), as is the log
@@ -515,7 +515,7 @@ def ir_mmv(
                 if history is not None and accepted_list[0] and (history.due(n_iter[0])
                                                                  or reasons[0] is not None):
                     _record(history, n_iter[0], start, loss[0], g[0], V[0], signal(0), clock[0])
-                if progress:
+                if not bar.disable:
                     bar.update(max(int(n_iter.max()) - bar.n, 0))
             if callback is not None:
                 scatter(slice(None))
