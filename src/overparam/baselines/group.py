@@ -112,6 +112,11 @@ class GroupLassoRegressor(RecoveryEstimator):
         The penalty used (chosen by CV when ``alpha=None``).
     """
 
+    # A penalty in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, groups=None, alpha=None, weights="sqrt", cv=5, n_alphas=30,
                  alpha_min_ratio=1e-3, tol=1e-6, random_state=None):
         self.groups = groups

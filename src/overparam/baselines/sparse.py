@@ -107,6 +107,11 @@ class OMPRegressor(RecoveryEstimator):
         Alternatively, stop when the squared residual norm falls below ``tol``.
     """
 
+    # tol is an absolute squared residual norm (scikit-learn's): not normalized; a greedy
+    # method with a sparsity budget need not interpolate.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, n_nonzero_coefs=None, tol=None):
         self.n_nonzero_coefs = n_nonzero_coefs
         self.tol = tol
@@ -148,6 +153,11 @@ class LassoRegressor(RecoveryEstimator):
     positive : bool, default=False
     """
 
+    # A penalty in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, alpha=1e-3, max_iter=100_000, tol=1e-8, positive=False):
         self.alpha = alpha
         self.max_iter = max_iter
@@ -185,6 +195,11 @@ class LassoCVRegressor(RecoveryEstimator):
     random_state : None or int, default=None
         Seeds the folds (they are shuffled).
     """
+
+    # alpha_ is reported in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
 
     def __init__(self, cv=5, n_alphas=100, eps=1e-4, max_iter=100_000, tol=1e-6,
                  positive=False, n_jobs=None, random_state=None):

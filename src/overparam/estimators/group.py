@@ -131,7 +131,7 @@ class GroupHadamardRegressor(RecoveryEstimator):
         self.chosen_iteration_ = (round(info["chosen_time"])
                                   if info.get("chosen_time") is not None
                                   and info["clock"] == "iterations" else None)
-        self.group_norms_ = self._param.group_norms(self.coef_)
+        self.group_norms_ = GroupHadamard(self.groups, self.coef_.shape[0]).group_norms(self.coef_)
         return self
 
     # Groups are learned in sharp steps with bumps between them: read the held-out curve

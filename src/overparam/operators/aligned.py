@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .._validation import check_array
@@ -99,6 +101,15 @@ class AlignedSpectralOperator(Operator):
 
     def to_dense(self):
         return self.scale * self.sensing_matrices().reshape(self.n_measurements, -1)
+
+    def frobenius_norm(self) -> float:
+        # ||A_i||_F = ||sigma_i|| since Phi and Psi are orthogonal.
+        return float(abs(self.scale) * np.linalg.norm(self.diagonals))
+
+    def scaled(self, factor):
+        out = copy.copy(self)  # shares the stored arrays
+        out.scale = self.scale * float(factor)
+        return out
 
     def norm_estimate(self) -> float:
         # Phi, Psi are orthogonal, so ||A|| equals the norm of the diagonal operator.
