@@ -39,13 +39,12 @@ def _is_operator_input(A) -> bool:
         return True
     if sp.issparse(A):
         return False
-    ndim = getattr(A, "ndim", None)
-    if ndim is None:
+    if isinstance(A, list | tuple):
         try:
-            ndim = np.ndim(A)
+            return np.ndim(A) == 3
         except ValueError:  # ragged nested lists: validate_data gives the error
             return False
-    return ndim == 3
+    return getattr(A, "ndim", None) == 3  # array-likes without ndim go to validate_data
 
 
 def _log2_norm(norm, data) -> float:
@@ -325,7 +324,8 @@ LinearOperator or Operator
         op_n = operator if a == 1 else operator.scaled(1 / a)
         y_n = y if s == 1 else y / s
         result = self._fit_rule(op_n, y_n, rule, a, s)
-        self._check_optimality(op_n, y_n, result)
+        if not isinstance(rule, Validation):  # a criterion returns its best iterate instead
+            self._check_optimality(op_n, y_n, result)
         if s != a:
             result.coef = result.coef * (s / a)
         result.info["data_scales"] = (a, s)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..methods import register_method
-from ..operators import as_operator
-from ..parameterizations.group import GroupHadamard, as_group_labels
+from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd
 from ..stopping import StoppingRule
@@ -125,7 +124,6 @@ class GroupHadamardRegressor(RecoveryEstimator):
         if self.groups is None:
             raise ValueError("groups is required: a group size, a list of index arrays or a "
                              "label per feature")
-        as_group_labels(self.groups, as_operator(A).shape[1])  # clear errors before fitting
         super().fit(A, y)
         info = self.result_.info
         self.chosen_iteration_ = (round(info["chosen_time"])
