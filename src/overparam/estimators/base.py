@@ -182,6 +182,8 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: normalize the data before solving (see :meth:`_data_scales`); off for methods whose
     #: parameters carry the units of the data (penalties), so that they keep their meaning
     _rescale_data: bool = True
+    #: the normalization scales are powers of ``2**_scale_quantum_log2`` (see _data_scales)
+    _scale_quantum_log2: int = 8
     #: parameters that, when given as a number (or a StepPolicy), carry the units of the data
     #: and switch the normalization off
     _absolute_params: tuple[str, ...] = ("step", "step_u", "step_v")
@@ -332,22 +334,30 @@ LinearOperator or Operator
         return result
 
     def _data_scales(self, log_a, y) -> tuple[float, float]:
-        """Powers of two ``(a, s)``: the fit solves ``(A / a) x' = y / s`` and returns
-        ``x = (s / a) x'``.
+        """Powers of ``Q = 2**_scale_quantum_log2`` ``(a, s)``: the fit solves
+        ``(A / a) x' = y / s`` and returns ``x = (s / a) x'``.
 
-        ``a`` is nearest to the column RMS ``||A||_F / sqrt(n)`` and ``s`` to the RMS column
-        norm of ``y``, ``||y||_F / sqrt(L)``. Data already of unit scale (unit-norm columns, a
-        signal of norm about 1) are left untouched, and a fit of ``(2^i A, 2^j y)`` equals
-        ``2^(j - i)`` times the fit of ``(A, y)`` exactly (other factors to within the rounding
-        to a power of two): sizes such as ``init_scale`` are relative to the data, and extreme
-        scales (``y`` of 1e150) cannot overflow. Estimators whose parameters carry the units
-        of the data (a numeric step, a penalty) are not normalized: ``(1, 1)``.
+        ``a`` is the power of ``Q`` nearest (in log scale) to the column RMS
+        ``||A||_F / sqrt(n)`` and ``s`` the one nearest to the RMS column norm of ``y``,
+        ``||y||_F / sqrt(L)``. So a fit of ``(Q^i A, Q^j y)`` equals ``Q^(j - i)`` times the
+        fit of ``(A, y)`` exactly (the scaling is exact in floating point), other factors
+        are reduced to within ``sqrt(Q)`` of unit scale, and extreme scales (``y`` of 1e150,
+        an ``A`` of 1e-200) cannot overflow or underflow inside a solver.
+
+        Why quanta of ``Q = 256`` and not exact normalization: data within ``[1/16, 16]`` of
+        unit scale are left untouched, so that the papers' settings (unit-norm columns,
+        signals of norm about 1) keep the meaning of absolute sizes such as ``init_scale``,
+        and the measured results of the experiments stand. A subclass may set
+        ``_scale_quantum_log2 = 1`` for equivariance to within a factor ``sqrt(2)``.
+        Estimators whose parameters carry the units of the data (a numeric step, a penalty)
+        are not normalized: ``(1, 1)``.
         """
         if not self._rescalable():
             return 1.0, 1.0
         n_columns = y.shape[1] if y.ndim == 2 else 1
         log_s = _log2_norm(lambda: np.linalg.norm(y), y) - 0.5 * np.log2(n_columns)
-        return 2.0 ** round(log_a), 2.0 ** round(log_s)
+        q = self._scale_quantum_log2
+        return 2.0 ** (q * round(log_a / q)), 2.0 ** (q * round(log_s / q))
 
     def _rescalable(self) -> bool:
         if not self._rescale_data:
