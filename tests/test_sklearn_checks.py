@@ -116,3 +116,8 @@ def test_random_state_accepts_randomstate_and_generator():
         assert np.all(np.isfinite(est.coef_))
     with pytest.raises(ValueError, match="cannot be used to seed"):
         HadamardRegressor(random_state="seed").fit(A, y)
+    from overparam.baselines import LassoCVRegressor, MultiTaskLassoCVRegressor
+
+    for seed in (np.random.RandomState(0), np.random.default_rng(0)):  # scikit-learn's KFold
+        LassoCVRegressor(cv=3, n_alphas=5, random_state=seed).fit(A, y)
+        MultiTaskLassoCVRegressor(cv=3, n_alphas=5, random_state=seed).fit(A, y[:, None] * [1, 2])

@@ -15,6 +15,7 @@ __all__ = [
     "check_measurements",
     "check_positive",
     "check_random_state",
+    "sklearn_random_state",
 ]
 
 
@@ -118,3 +119,12 @@ def check_random_state(seed) -> np.random.Generator:
         return np.random.default_rng(seed)
     raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.Generator: random_state "
                      "must be None, an int, a numpy Generator or a numpy RandomState")
+
+
+def sklearn_random_state(seed):
+    """``seed`` for a scikit-learn object (``None``, an int or a ``RandomState``): a
+    ``Generator`` (which scikit-learn does not take) gives one draw of it."""
+    if isinstance(seed, np.random.Generator | np.random.SeedSequence):
+        return int(check_random_state(seed).integers(np.iinfo(np.int32).max))
+    check_random_state(seed if not isinstance(seed, np.random.RandomState) else None)
+    return seed

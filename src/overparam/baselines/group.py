@@ -11,7 +11,7 @@ import time
 import numpy as np
 from sklearn.model_selection import KFold
 
-from .._validation import check_positive
+from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
 from ..methods import register_method
 from ..parameterizations.group import as_group_labels
@@ -143,7 +143,8 @@ class GroupLassoRegressor(RecoveryEstimator):
         if self.alpha is None:
             check_positive(self.cv, "cv", integer=True)
             alphas = self.alpha_grid(X, y)
-            folds = KFold(int(self.cv), shuffle=True, random_state=self.random_state)
+            folds = KFold(int(self.cv), shuffle=True,
+                          random_state=sklearn_random_state(self.random_state))
             mse = np.zeros((int(self.cv), alphas.size))
             for f, (tr, te) in enumerate(folds.split(X)):
                 coefs = group_lasso_path(X[tr], y[tr], self.groups, alphas,

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskLasso, MultiTaskLassoCV
 
-from .._validation import check_positive
+from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
 from ..methods import register_method
 from ..solvers.result import SolverResult
@@ -330,7 +330,8 @@ class MultiTaskLassoCVRegressor(_MMVBaseline):
         from sklearn.model_selection import KFold
 
         start = time.perf_counter()
-        folds = KFold(self.cv, shuffle=True, random_state=self.random_state)
+        folds = KFold(self.cv, shuffle=True,
+                      random_state=sklearn_random_state(self.random_state))
         model = MultiTaskLassoCV(alphas=self.n_alphas, fit_intercept=False, cv=folds,
                                  max_iter=self.max_iter, tol=self.tol)
         with warnings.catch_warnings():

@@ -16,7 +16,7 @@ from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LassoCV, OrthogonalMatchingPursuit
 
-from .._validation import check_positive
+from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
 from ..methods import register_method
 from ..solvers import SolverResult
@@ -217,7 +217,8 @@ class LassoCVRegressor(RecoveryEstimator):
 
         A = _matrix(operator)
         start = time.perf_counter()
-        folds = KFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
+        folds = KFold(n_splits=self.cv, shuffle=True,
+                      random_state=sklearn_random_state(self.random_state))
         model = LassoCV(cv=folds, eps=self.eps, alphas=int(self.n_alphas), fit_intercept=False,
                         max_iter=self.max_iter, tol=self.tol, positive=self.positive,
                         n_jobs=self.n_jobs)
