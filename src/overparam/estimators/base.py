@@ -338,26 +338,28 @@ LinearOperator or Operator
         ``(A / a) x' = y / s`` and returns ``x = (s / a) x'``.
 
         ``a`` is the power of ``Q`` nearest (in log scale) to the column RMS
-        ``||A||_F / sqrt(n)`` and ``s`` the one nearest to the RMS column norm of ``y``,
-        ``||y||_F / sqrt(L)``. So a fit of ``(Q^i A, Q^j y)`` equals ``Q^(j - i)`` times the
-        fit of ``(A, y)`` exactly (the scaling is exact in floating point), other factors
-        are reduced to within ``sqrt(Q)`` of unit scale, and extreme scales (``y`` of 1e150,
-        an ``A`` of 1e-200) cannot overflow or underflow inside a solver.
+        ``||A||_F / sqrt(n)``, and ``s = a q`` with ``q`` the power of ``Q`` nearest to the
+        signal scale ``||y||_F / (sqrt(L) ||A||_F / sqrt(n))`` (about ``||x||`` per
+        column), so that the normalized signal ``x' = x / q`` is of unit scale. A fit of
+        ``(Q^i A, Q^j y)`` equals ``Q^(j - i)`` times the fit of ``(A, y)`` exactly (the
+        scaling is exact in floating point), other factors are reduced to within ``sqrt(Q)``
+        of unit scale, and extreme scales (``y`` of 1e150, an ``A`` of 1e-200) cannot
+        overflow or underflow inside a solver.
 
-        Why quanta of ``Q = 256`` and not exact normalization: data within ``[1/16, 16]`` of
-        unit scale are left untouched, so that the papers' settings (unit-norm columns,
-        signals of norm about 1) keep the meaning of absolute sizes such as ``init_scale``,
-        and the measured results of the experiments stand. A subclass may set
-        ``_scale_quantum_log2 = 1`` for equivariance to within a factor ``sqrt(2)``.
-        Estimators whose parameters carry the units of the data (a numeric step, a penalty)
-        are not normalized: ``(1, 1)``.
+        Why quanta of ``Q = 256`` and not exact normalization: columns of ``A`` and signals
+        within ``[1/16, 16]`` of unit scale are left untouched, so that the papers' settings
+        keep the meaning of absolute sizes such as ``init_scale``, and the measured results
+        of the experiments stand. A subclass may set ``_scale_quantum_log2 = 1`` for
+        equivariance to within a factor ``sqrt(2)``. Estimators whose parameters carry the
+        units of the data (a numeric step, a penalty) are not normalized: ``(1, 1)``.
         """
         if not self._rescalable():
             return 1.0, 1.0
         n_columns = y.shape[1] if y.ndim == 2 else 1
-        log_s = _log2_norm(lambda: np.linalg.norm(y), y) - 0.5 * np.log2(n_columns)
+        log_signal = _log2_norm(lambda: np.linalg.norm(y), y) - 0.5 * np.log2(n_columns) - log_a
         q = self._scale_quantum_log2
-        return 2.0 ** (q * round(log_a / q)), 2.0 ** (q * round(log_s / q))
+        a = 2.0 ** (q * round(log_a / q))
+        return a, a * 2.0 ** (q * round(log_signal / q))
 
     def _rescalable(self) -> bool:
         if not self._rescale_data:
