@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from .._validation import check_array
@@ -107,6 +105,8 @@ class AlignedSpectralOperator(Operator):
         return float(abs(self.scale) * np.linalg.norm(self.diagonals))
 
     def scaled(self, factor):
+        import copy  # here, not at the top: keeps this file's imports as on main
+
         out = copy.copy(self)  # shares the stored arrays
         out.scale = self.scale * float(factor)
         return out
