@@ -71,7 +71,7 @@ class _SklearnPeer:
         self.model = model
 
     def fit(self, A, y):
-        self.coef_ = _sklearn_fit(self.model, A, y)
+        self.coef_ = self.signal_ = _sklearn_fit(self.model, A, y)  # the signal, (N, L)
         return self
 
 
@@ -202,7 +202,7 @@ def run_trial(name: str, snr: float, trial: int) -> list[dict]:
             est.fit(p.A, p.y)
             elapsed = time.perf_counter() - start
         rows.append({"setting": name, "snr": snr, "trial": trial, "method": label,
-                     "error": relative_error(np.reshape(est.coef_, p.truth.shape), p.truth),
+                     "error": relative_error(np.reshape(est.signal_, p.truth.shape), p.truth),
                      "time": elapsed})
     return rows
 

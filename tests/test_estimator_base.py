@@ -6,7 +6,7 @@ from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
 from overparam.estimators.base import holdout_split
 from overparam.metrics import relative_error
-from overparam.stopping import StopReason
+from overparam.stopping import Oracle, StopReason
 
 
 def test_sklearn_conventions():
@@ -136,3 +136,49 @@ def test_limit_budget_falls_back_to_the_chosen_time():
     est = TinyBudget(init_scale=1e-5, solver="flow", random_state=0).fit(p.A, p.y)
     assert est.stop_reason_ is StopReason.END_OF_TIME
     assert est.result_.info["time"] == pytest.approx(est.result_.info["chosen_time"])
+
+
+def test_sparse_input_and_tags_match_what_fit_takes():
+    import scipy.sparse as sp
+    from sklearn.utils import get_tags
+
+    from overparam.baselines import MinNormRegressor, SOMPRegressor
+    from overparam.estimators import FactorizedRegressor
+
+    p = make_sparse_problem(20, 40, 3, random_state=0)
+    dense = MinNormRegressor().fit(p.A, p.y)
+    sparse = MinNormRegressor().fit(sp.csr_matrix(p.A), p.y)
+    # LSQR stops at a 1e-8 relative residual: the summation order of the sparse product
+    # moves the coefficients by up to cond(A) times that (measured 2e-7 relative)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(sparse.predict(sp.csc_matrix(p.A)), sparse.predict(p.A))
+    assert get_tags(MinNormRegressor()).input_tags.sparse
+    assert not get_tags(FactorizedRegressor()).input_tags.sparse  # needs a 3-D stack
+    tags = get_tags(SOMPRegressor())
+    assert tags.target_tags.multi_output and tags.target_tags.single_output
+
+
+def test_multi_output_estimators_take_one_column():
+    from overparam.baselines import SOMPRegressor
+
+    p = make_sparse_problem(20, 40, 3, random_state=1)
+    one = SOMPRegressor(n_nonzero_rows=3).fit(p.A, p.y)
+    two = SOMPRegressor(n_nonzero_rows=3).fit(p.A, p.y[:, None])
+    assert one.coef_.shape == (40,) and two.coef_.shape == (40, 1)
+    np.testing.assert_allclose(one.coef_, two.coef_[:, 0])
+    assert one.predict(p.A).shape == (20,)
+
+
+def test_custom_criterion_is_rescaled_with_the_data():
+    # An Oracle in the data's units follows the normalized path: same chosen iterate.
+    p = make_sparse_problem(40, 80, 4, random_state=2)
+    picks = []
+    for factor in (1.0, 2.0**40):
+        est = HadamardRegressor(solver="gd", init_scale=1e-3, max_iter=3000,
+                                early_stopping=Oracle(factor * p.x, every=20)).fit(
+            p.A, factor * p.y)
+        picks.append((est.result_.info["chosen_time"], est.coef_ / factor,
+                      est.result_.info["validation_curve"][:, 2] / factor**2))
+    assert picks[0][0] == picks[1][0]
+    np.testing.assert_allclose(picks[1][1], picks[0][1], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(picks[1][2], picks[0][2], rtol=1e-10)

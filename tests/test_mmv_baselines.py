@@ -71,10 +71,14 @@ def test_multitask_lasso_wrappers():
     p = make_mmv_problem(25, 50, 10, 3, snr=30, random_state=4)
     ours = MultiTaskLassoRegressor(alpha=0.01).fit(p.A, p.Y)
     ref = MultiTaskLasso(alpha=0.01, fit_intercept=False, max_iter=10_000, tol=1e-6)
-    np.testing.assert_allclose(ours.coef_, ref.fit(p.A, p.Y).coef_.T)
+    # scikit-learn's orientation: coef_ is (L, N), the transpose of the signal X
+    np.testing.assert_allclose(ours.coef_, ref.fit(p.A, p.Y).coef_)
+    assert ours.coef_.shape == (p.Y.shape[1], p.A.shape[1])
+    np.testing.assert_allclose(ours.predict(p.A), ref.predict(p.A))
     cv = MultiTaskLassoCVRegressor(random_state=0).fit(p.A, p.Y)
     assert cv.result_.info["alpha"] > 0
-    assert relative_error(cv.coef_, p.X, squared=True) < 0.05
+    assert cv.coef_.shape == (p.Y.shape[1], p.A.shape[1])
+    assert relative_error(cv.coef_.T, p.X, squared=True) < 0.05
 
 
 def test_baseline_errors():

@@ -15,6 +15,7 @@ __all__ = [
     "check_measurements",
     "check_positive",
     "check_random_state",
+    "sklearn_random_state",
 ]
 
 
@@ -104,9 +105,26 @@ def check_positive(value, name: str, *, strict: bool = True, integer: bool = Fal
 
 
 def check_random_state(seed) -> np.random.Generator:
-    """Turn ``None``, an int or a Generator into a ``numpy.random.Generator``."""
+    """Turn ``None``, an int, a ``SeedSequence``, a ``Generator`` or a legacy
+    ``numpy.random.RandomState`` into a ``numpy.random.Generator``.
+
+    A ``RandomState`` (scikit-learn's convention) is consumed: one draw from it seeds the
+    Generator, so that successive fits with the same instance differ, as in scikit-learn.
+    """
     if isinstance(seed, np.random.Generator):
         return seed
+    if isinstance(seed, np.random.RandomState):
+        return np.random.default_rng(int(seed.randint(np.iinfo(np.int32).max)))
     if seed is None or isinstance(seed, numbers.Integral | np.random.SeedSequence):
         return np.random.default_rng(seed)
-    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {seed!r}")
+    raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.Generator: random_state "
+                     "must be None, an int, a numpy Generator or a numpy RandomState")
+
+
+def sklearn_random_state(seed):
+    """``seed`` for a scikit-learn object (``None``, an int or a ``RandomState``): a
+    ``Generator`` (which scikit-learn does not take) gives one draw of it."""
+    if isinstance(seed, np.random.Generator | np.random.SeedSequence):
+        return int(check_random_state(seed).integers(np.iinfo(np.int32).max))
+    check_random_state(seed if not isinstance(seed, np.random.RandomState) else None)
+    return seed

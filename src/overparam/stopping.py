@@ -15,6 +15,7 @@ from enum import StrEnum
 from ._validation import check_positive
 
 __all__ = [
+    "DegenerateInputWarning",
     "DivergenceError",
     "Monitor",
     "Oracle",
@@ -36,6 +37,18 @@ class StopReason(StrEnum):
     DISCREPANCY = "discrepancy"  #: residual reached the given noise level
     END_OF_TIME = "end_of_time"  #: a flow solver reached its final time
     CALLBACK = "callback"  #: a user callback asked to stop
+    STATIONARY = "stationary"  #: zero gradient at a point that does not fit the data
+    #: ``A x = y`` has no solution and every ``x`` fits equally well (all-zero ``A``): ``x = 0``
+    INCONSISTENT = "inconsistent"
+    #: the solver said "converged" but the estimate fails the estimator's optimality check
+    #: (neither ``||A x - y|| <= tol ||y||`` nor a least-squares point); see
+    #: ``RecoveryEstimator.fit``
+    NOT_OPTIMAL = "not_optimal"
+
+
+class DegenerateInputWarning(UserWarning):
+    """The data determine no answer: e.g. an all-zero operator with nonzero measurements
+    (every ``x`` fits equally badly; the estimators return ``x = 0``)."""
 
 
 class DivergenceError(FloatingPointError):

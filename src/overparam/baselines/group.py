@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from .._optional import require
-from .._validation import check_positive
+from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
 from ..methods import register_method
 from ..parameterizations.group import as_group_labels
@@ -113,6 +113,11 @@ class GroupLassoRegressor(RecoveryEstimator):
         The penalty used (chosen by CV when ``alpha=None``).
     """
 
+    # A penalty in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, groups=None, alpha=None, weights="sqrt", cv=5, n_alphas=30,
                  alpha_min_ratio=1e-3, tol=1e-6, random_state=None):
         self.groups = groups
@@ -139,7 +144,8 @@ class GroupLassoRegressor(RecoveryEstimator):
         if self.alpha is None:
             check_positive(self.cv, "cv", integer=True)
             alphas = self.alpha_grid(X, y)
-            folds = KFold(int(self.cv), shuffle=True, random_state=self.random_state)
+            folds = KFold(int(self.cv), shuffle=True,
+                          random_state=sklearn_random_state(self.random_state))
             mse = np.zeros((int(self.cv), alphas.size))
             for f, (tr, te) in enumerate(folds.split(X)):
                 coefs = group_lasso_path(X[tr], y[tr], self.groups, alphas,

@@ -105,6 +105,12 @@ class NuclearNormRegressor(RecoveryEstimator):
         cvxpy solver name.
     """
 
+    # A given noise_bound or lam is in the units of the data: then not normalized. The
+    # solver's status is the optimality check (its tolerances are looser than 1e-4).
+    _absolute_params = ("noise_bound", "lam")
+    _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
+    _limit_interpolates = False
+
     def __init__(self, noise_bound=None, lam=None, solver=None):
         self.noise_bound = noise_bound
         self.lam = lam
@@ -148,6 +154,13 @@ class NuclearNormCV(RecoveryEstimator):
     cv_errors_ : ndarray of shape (n_alphas,)
         Mean held-out squared error per alpha.
     """
+
+    # alpha_ is reported in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+
+    _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
 
     def __init__(self, alphas=None, n_alphas=8, eps=1e-3, cv=3, solver=None, random_state=None):
         self.alphas = alphas

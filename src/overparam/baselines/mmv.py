@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskLasso, MultiTaskLassoCV
 
-from .._validation import check_positive
+from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
 from ..methods import register_method
 from ..solvers.result import SolverResult
@@ -193,6 +193,8 @@ class SOMPRegressor(_MMVBaseline):
     tol : float, default=1e-6
     """
 
+    _limit_interpolates = False  # a row budget K need not fit Y
+
     def __init__(self, n_nonzero_rows=None, tol=1e-6):
         self.n_nonzero_rows = n_nonzero_rows
         self.tol = tol
@@ -215,6 +217,8 @@ class MSPRegressor(_MMVBaseline):
         The row sparsity ``K`` (required, as in the paper).
     max_iter : int, default=100
     """
+
+    _limit_interpolates = False  # K rows need not fit Y
 
     def __init__(self, n_nonzero_rows=None, max_iter=100):
         self.n_nonzero_rows = n_nonzero_rows
@@ -244,6 +248,11 @@ class MFOCUSSRegressor(_MMVBaseline):
         Relative change of ``X`` at which to stop.
     """
 
+    # lam (a noise variance) is in the units of the data: not normalized (see
+    # RecoveryEstimator); the method's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, p=0.8, lam=0.0, max_iter=500, tol=1e-8):
         self.p = p
         self.lam = lam
@@ -266,7 +275,16 @@ class MultiTaskLassoRegressor(_MMVBaseline):
     """scikit-learn's :class:`~sklearn.linear_model.MultiTaskLasso` with no intercept.
 
     Minimizes ``1/(2M) ||Y - A X||_F^2 + alpha sum_i ||X_i||_2``.
+
+    ``coef_`` has scikit-learn's orientation ``(L, N)`` (``MultiTaskLasso.coef_``), the
+    transpose of the signal ``X`` that the other MMV estimators return as ``coef_``.
     """
+
+    # A penalty in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+    _coef_transposed = True
 
     def __init__(self, alpha=1.0, max_iter=10_000, tol=1e-6):
         self.alpha = alpha
@@ -291,8 +309,15 @@ class MultiTaskLassoCVRegressor(_MMVBaseline):
     """scikit-learn's :class:`~sklearn.linear_model.MultiTaskLassoCV` with no intercept.
 
     The penalty is chosen by ``cv``-fold cross-validation over the rows of ``Y`` (whole
-    measurements), the tuning-free peer that users already have.
+    measurements), the tuning-free peer that users already have. ``coef_`` has
+    scikit-learn's orientation ``(L, N)``, as :class:`MultiTaskLassoRegressor`.
     """
+
+    # alpha_ is reported in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+    _coef_transposed = True
 
     def __init__(self, cv=5, n_alphas=50, max_iter=5000, tol=1e-4, random_state=None):
         self.cv = cv
@@ -305,7 +330,8 @@ class MultiTaskLassoCVRegressor(_MMVBaseline):
         from sklearn.model_selection import KFold
 
         start = time.perf_counter()
-        folds = KFold(self.cv, shuffle=True, random_state=self.random_state)
+        folds = KFold(self.cv, shuffle=True,
+                      random_state=sklearn_random_state(self.random_state))
         model = MultiTaskLassoCV(alphas=self.n_alphas, fit_intercept=False, cv=folds,
                                  max_iter=self.max_iter, tol=self.tol)
         with warnings.catch_warnings():

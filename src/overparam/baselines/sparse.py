@@ -16,7 +16,7 @@ from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LassoCV, OrthogonalMatchingPursuit
 
-from .._validation import check_positive
+from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
 from ..methods import register_method
 from ..solvers import SolverResult
@@ -107,6 +107,11 @@ class OMPRegressor(RecoveryEstimator):
         Alternatively, stop when the squared residual norm falls below ``tol``.
     """
 
+    # tol is an absolute squared residual norm (scikit-learn's): not normalized; a greedy
+    # method with a sparsity budget need not interpolate.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, n_nonzero_coefs=None, tol=None):
         self.n_nonzero_coefs = n_nonzero_coefs
         self.tol = tol
@@ -148,6 +153,11 @@ class LassoRegressor(RecoveryEstimator):
     positive : bool, default=False
     """
 
+    # A penalty in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, alpha=1e-3, max_iter=100_000, tol=1e-8, positive=False):
         self.alpha = alpha
         self.max_iter = max_iter
@@ -186,6 +196,11 @@ class LassoCVRegressor(RecoveryEstimator):
         Seeds the folds (they are shuffled).
     """
 
+    # alpha_ is reported in the units of the data: not normalized (see RecoveryEstimator); the
+    # library's own convergence report is the optimality check.
+    _rescale_data = False
+    _limit_interpolates = False
+
     def __init__(self, cv=5, n_alphas=100, eps=1e-4, max_iter=100_000, tol=1e-6,
                  positive=False, n_jobs=None, random_state=None):
         self.cv = cv
@@ -202,7 +217,8 @@ class LassoCVRegressor(RecoveryEstimator):
 
         A = _matrix(operator)
         start = time.perf_counter()
-        folds = KFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
+        folds = KFold(n_splits=self.cv, shuffle=True,
+                      random_state=sklearn_random_state(self.random_state))
         model = LassoCV(cv=folds, eps=self.eps, alphas=int(self.n_alphas), fit_intercept=False,
                         max_iter=self.max_iter, tol=self.tol, positive=self.positive,
                         n_jobs=self.n_jobs)

@@ -3,20 +3,86 @@
 from __future__ import annotations
 
 import copy
+import numbers
+import warnings
+from math import prod
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._progress import progress_shown, show_progress
 from .._validation import check_measurements, check_positive, check_random_state
-from ..operators import as_operator
-from ..stopping import PathControl, StopReason, Validation
+from ..operators import Operator, as_operator
+from ..solvers.result import SolverResult
+from ..solvers.steps import StepPolicy
+from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
 
 __all__ = ["RecoveryEstimator", "check_validation_fraction", "holdout_split", "kfold_splits"]
 
 _EARLY_STOPPING = (None, "validation", "discrepancy")
 _NO_OVERFIT_RTOL = 1e-6
+_SPARSE = ("csr", "csc", "coo")
+#: stop reasons of a run to the limit, checked by RecoveryEstimator._check_optimality
+_LIMIT_REASONS = (StopReason.CONVERGED, StopReason.STAGNATED, StopReason.MAX_ITER,
+                  StopReason.TIME_LIMIT, StopReason.STATIONARY)
+_DEFAULT_TOL = 1e-6
+_RESIDUAL_SLACK = 100.0
+_LEAST_SQUARES_RTOL = 1e-4
+
+
+def _is_operator_input(A) -> bool:
+    """Whether ``A`` takes the Operator path (operators, LinearOperators, 3-D stacks)."""
+    if isinstance(A, Operator | LinearOperator):
+        return True
+    if sp.issparse(A):
+        return False
+    if isinstance(A, list | tuple):
+        try:
+            return np.ndim(A) == 3
+        except ValueError:  # ragged nested lists: validate_data gives the error
+            return False
+    return getattr(A, "ndim", None) == 3  # array-likes without ndim go to validate_data
+
+
+def _log2_norm(norm, data) -> float:
+    """``log2`` of a norm that may overflow: ``norm()`` once, and if it is not finite, the
+    norm of ``data`` scaled down by ``2^-600`` (an ``Operator``'s ``scaled`` or an array)."""
+    value = norm()
+    if np.isfinite(value):
+        return float(np.log2(value)) if value > 0 else -np.inf
+    small = data.scaled(2.0**-600) if isinstance(data, Operator) else data * 2.0**-600
+    value = small.frobenius_norm() if isinstance(data, Operator) else np.linalg.norm(small)
+    return float(np.log2(value)) + 600.0
+
+
+def _as_input(signal: np.ndarray, input_shape: tuple) -> np.ndarray:
+    """``signal`` reshaped to ``input_shape`` plus its trailing (MMV column) axes, e.g. a
+    matrix fitted on a 3-D stack and predicted with the flattened ``(m, n1 n2)`` matrix."""
+    if signal.shape[:len(input_shape)] == input_shape:
+        return signal
+    n, k, size = prod(input_shape), 0, 1
+    while size < n and k < signal.ndim:
+        size *= signal.shape[k]
+        k += 1
+    return signal.reshape(input_shape + signal.shape[k:])
+
+
+def _criterion_in_units(criterion: Validation, a: float, s: float):
+    """A fresh copy of a user's criterion for the data normalized by ``(a, s)`` and the
+    factor that turns its errors back into the data's units."""
+    criterion = copy.deepcopy(criterion)
+    if a == 1 and s == 1:
+        return criterion, 1.0
+    if isinstance(criterion, Oracle):  # x' = (a / s) x
+        criterion.truth = np.asarray(criterion.truth) * (a / s)
+        return criterion, (s / a) ** 2
+    criterion.operator = as_operator(criterion.operator).scaled(1 / a)
+    criterion.y = np.asarray(criterion.y, dtype=float) / s
+    return criterion, s**2
 
 
 def check_validation_fraction(fraction) -> float:
@@ -107,8 +173,24 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         Seconds spent in the solver(s).
     """
 
-    #: allowed dimensions of ``y`` (2 for multiple measurement vectors)
+    #: allowed dimensions of ``y`` (2 for multiple measurement vectors: multi-output, which
+    #: also takes a 1-D ``y`` as one column)
     _y_ndim: int | tuple[int, ...] = 1
+    #: whether ``fit`` takes scipy sparse matrices (as a ``ScipyOperator``)
+    _accepts_sparse: bool = True
+    #: ``coef_`` is the transpose of the signal (scikit-learn's multi-output ``(L, n)``)
+    _coef_transposed: bool = False
+    #: normalize the data before solving (see :meth:`_data_scales`); off for methods whose
+    #: parameters carry the units of the data (penalties), so that they keep their meaning
+    _rescale_data: bool = True
+    #: the normalization scales are powers of ``2**_scale_quantum_log2`` (see _data_scales)
+    _scale_quantum_log2: int = 8
+    #: parameters that, when given as a number (or a StepPolicy), carry the units of the data
+    #: and switch the normalization off
+    _absolute_params: tuple[str, ...] = ("step", "step_u", "step_v")
+    #: run to its limit, the method solves ``A x = y`` (or least squares): checked after the
+    #: fit (:meth:`_check_optimality`)
+    _limit_interpolates: bool = True
     #: How ``early_stopping="validation"`` follows and reads the path (class-level settings
     #: of the rule, not hyperparameters to tune). Held-out error every ``validation_every``
     #: iterations; the path stops after ``validation_patience`` checks without improvement
@@ -150,52 +232,238 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        A : ndarray of shape (m, n), LinearOperator or Operator
-            Measurement operator.
-        y : ndarray of shape (m,) (or (m, L) for multiple measurement vectors)
-            Measurements.
+        A : array-like or sparse matrix of shape (m, n), ndarray of shape (m, n1, n2), \
+LinearOperator or Operator
+            Measurement operator. A matrix (also a pandas DataFrame or a scipy sparse
+            matrix) goes through :func:`sklearn.utils.validation.validate_data` (sets
+            ``n_features_in_`` and, for a DataFrame, ``feature_names_in_``); a 3-D stack of
+            sensing matrices, a ``LinearOperator`` or an overparam ``Operator`` is used as an
+            operator.
+        y : array-like of shape (m,) (or (m, L) for multiple measurement vectors)
+            Measurements. Single-output estimators also take ``(m, 1)`` (with scikit-learn's
+            ``DataConversionWarning``); multi-output ones also take ``(m,)`` and then return a
+            ``coef_`` of shape ``(n,)``.
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        Degenerate data: ``y = 0`` gives ``coef_ = 0`` (exact for every method here) and an
+        all-zero ``A`` gives ``coef_ = 0``, with a
+        :class:`~overparam.stopping.DegenerateInputWarning` and
+        ``stop_reason_ = "inconsistent"`` when ``y`` is not zero (every ``x`` fits equally:
+        0 is the minimum-norm least-squares point). Estimators that run to a limit which
+        solves ``A x = y`` (or least squares) check it afterwards: see :meth:`_check_optimality`.
+        The data are normalized by powers of two before solving (see :meth:`_data_scales`).
         """
         if self.progress and not progress_shown():
             with show_progress():
                 return self.fit(A, y)
-        operator, y = check_measurements(A, y, y_ndim=self._y_ndim)
+        operator, y = self._validate_fit_data(A, y)
+        one_column = self._multi_output and y.ndim == 1
+        result = self._fit_operator(operator, y[:, None] if one_column else y)
+        if one_column:
+            result.coef = result.coef[..., 0]
+        self.result_ = result
+        self.coef_ = result.coef.T if self._coef_transposed else result.coef
+        self.n_iter_ = result.n_iter
+        self.stop_reason_ = result.stop_reason
+        self.fit_time_ = result.wall_time
+        return self
+
+    # -- input validation (scikit-learn conventions) ----------------------------------------
+    @property
+    def _multi_output(self) -> bool:
+        return 2 in ((self._y_ndim,) if isinstance(self._y_ndim, int) else self._y_ndim)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = self._accepts_sparse
+        tags.target_tags.multi_output = self._multi_output
+        tags.target_tags.single_output = True
+        return tags
+
+    def _validate_fit_data(self, A, y):
+        """``(operator, y)``: scikit-learn's ``validate_data`` for matrices, the Operator path
+        (:func:`~overparam._validation.check_measurements`) for operators and 3-D stacks."""
+        if y is None:  # scikit-learn's wording (check_requires_y_none)
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             "y is None")
+        if _is_operator_input(A):
+            operator, y = check_measurements(A, y, y_ndim=(1, 2))
+            if not self._multi_output:
+                y = column_or_1d(y, warn=True)
+            self.n_features_in_ = operator.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return operator, y
+        X, y = validate_data(self, A, y, accept_sparse=_SPARSE if self._accepts_sparse else False,
+                             dtype=np.float64, y_numeric=True, multi_output=self._multi_output)
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1- or 2-dimensional, got shape {y.shape}")
+        return as_operator(X), y
+
+    def _validate_predict_operator(self, A):
+        if _is_operator_input(A):
+            operator = as_operator(A)
+            expected = getattr(self, "n_features_in_", operator.shape[1])
+            if operator.shape[1] != expected:
+                raise ValueError(f"A has {operator.shape[1]} features, but "
+                                 f"{type(self).__name__} is expecting {expected} features as "
+                                 "input.")
+            return operator
+        return as_operator(validate_data(self, A, reset=False, dtype=np.float64,
+                                         accept_sparse=_SPARSE if self._accepts_sparse
+                                         else False))
+
+    # -- the fit on validated data ------------------------------------------------------------
+    def _fit_operator(self, operator, y):
+        """Degenerate cases, normalization, the stopping rule, and the optimality check."""
         rule = getattr(self, "early_stopping", None)
-        if isinstance(rule, Validation):  # a custom criterion along the path, e.g. an Oracle
-            criterion = copy.deepcopy(rule)  # fresh state each fit
-            result = self._solve(operator, y, PathControl(validation=criterion))
-            result.info.update(validation_curve=np.asarray(criterion.curve),
-                               chosen_time=criterion.best_time)
-        elif rule not in _EARLY_STOPPING:
+        if not isinstance(rule, Validation) and rule not in _EARLY_STOPPING:
             raise ValueError(f"early_stopping must be one of {_EARLY_STOPPING} or a "
                              f"Validation, got {rule!r}")
+        log_a = _log2_norm(operator.frobenius_norm, operator) - 0.5 * np.log2(operator.shape[1])
+        if log_a == -np.inf or not np.any(y):
+            return self._trivial_result(operator, y, zero_operator=log_a == -np.inf)
+        a, s = self._data_scales(log_a, y)
+        op_n = operator if a == 1 else operator.scaled(1 / a)
+        y_n = y if s == 1 else y / s
+        result = self._fit_rule(op_n, y_n, rule, a, s)
+        if not isinstance(rule, Validation):  # a criterion returns its best iterate instead
+            self._check_optimality(op_n, y_n, result)
+        if s != a:
+            result.coef = result.coef * (s / a)
+        result.info["data_scales"] = (a, s)
+        return result
+
+    def _data_scales(self, log_a, y) -> tuple[float, float]:
+        """Powers of ``Q = 2**_scale_quantum_log2`` ``(a, s)``: the fit solves
+        ``(A / a) x' = y / s`` and returns ``x = (s / a) x'``.
+
+        ``a`` is the power of ``Q`` nearest (in log scale) to the column RMS
+        ``||A||_F / sqrt(n)``, and ``s = a q`` with ``q`` the power of ``Q`` nearest to the
+        signal scale ``||y||_F / (sqrt(L) ||A||_F / sqrt(n))`` (about ``||x||`` per
+        column), so that the normalized signal ``x' = x / q`` is of unit scale. A fit of
+        ``(Q^i A, Q^j y)`` equals ``Q^(j - i)`` times the fit of ``(A, y)`` exactly (the
+        scaling is exact in floating point), other factors are reduced to within ``sqrt(Q)``
+        of unit scale, and extreme scales (``y`` of 1e150, an ``A`` of 1e-200) cannot
+        overflow or underflow inside a solver.
+
+        Why quanta of ``Q = 256`` and not exact normalization: columns of ``A`` and signals
+        within ``[1/16, 16]`` of unit scale are left untouched, so that the papers' settings
+        keep the meaning of absolute sizes such as ``init_scale``, and the measured results
+        of the experiments stand. A subclass may set ``_scale_quantum_log2 = 1`` for
+        equivariance to within a factor ``sqrt(2)``. Estimators whose parameters carry the
+        units of the data (a numeric step, a penalty) are not normalized: ``(1, 1)``.
+        """
+        if not self._rescalable():
+            return 1.0, 1.0
+        n_columns = y.shape[1] if y.ndim == 2 else 1
+        log_signal = _log2_norm(lambda: np.linalg.norm(y), y) - 0.5 * np.log2(n_columns) - log_a
+        q = self._scale_quantum_log2
+        a = 2.0 ** (q * round(log_a / q))
+        return a, a * 2.0 ** (q * round(log_signal / q))
+
+    def _rescalable(self) -> bool:
+        if not self._rescale_data:
+            return False
+        for name in self._absolute_params:
+            value = getattr(self, name, None)
+            if isinstance(value, StepPolicy) or (isinstance(value, numbers.Real)
+                                                 and not isinstance(value, bool)):
+                return False
+        return True
+
+    def _trivial_result(self, operator, y, *, zero_operator):
+        """``x = 0``: exact for ``y = 0``; for ``A = 0`` and ``y != 0`` every ``x`` is a
+        least-squares point (0 the minimum-norm one) and nothing can be recovered."""
+        reason, message = StopReason.CONVERGED, "y = 0: x = 0 fits exactly"
+        if zero_operator and np.any(y):
+            reason = StopReason.INCONSISTENT
+            message = ("A is all zero, so A x = 0 for every x and y != 0 cannot be fitted: "
+                       "returning x = 0, the minimum-norm least-squares point")
+            warnings.warn(f"{type(self).__name__}: {message}", DegenerateInputWarning,
+                          stacklevel=4)
+        coef = np.zeros(tuple(operator.input_shape) + y.shape[1:])
+        return SolverResult(coef=coef, params=(), n_iter=0, wall_time=0.0, stop_reason=reason,
+                            info={"degenerate": message, "clock": "iterations", "time": 0.0})
+
+    def _fit_rule(self, operator, y, rule, a, s):
+        """Run the stopping rule on normalized data; report errors in the data's units."""
+        if isinstance(rule, Validation):  # a custom criterion along the path, e.g. an Oracle
+            criterion, factor = _criterion_in_units(rule, a, s)  # fresh state each fit
+            result = self._solve(operator, y, PathControl(validation=criterion))
+            curve = np.asarray(criterion.curve, dtype=float).reshape(-1, 3)
+            result.info.update(validation_curve=curve, chosen_time=criterion.best_time)
         elif rule == "validation":
-            result = self._fit_validated(operator, y)
+            result, factor = self._fit_validated(operator, y), s**2
         elif rule == "discrepancy":
             sigma = getattr(self, "noise_level", None)
             if sigma is None:
                 raise ValueError("early_stopping='discrepancy' needs noise_level (the noise "
                                  "standard deviation per measurement)")
             check_positive(sigma, "noise_level")
-            control = PathControl(discrepancy=float(sigma) * np.sqrt(y.size))
-            result = self._solve(operator, y, control)
+            control = PathControl(discrepancy=float(sigma) / s * np.sqrt(y.size))
+            result, factor = self._solve(operator, y, control), 1.0
         else:
-            result = self._solve(operator, y, PathControl())
-        self.result_ = result
-        self.coef_ = result.coef
-        self.n_iter_ = result.n_iter
-        self.stop_reason_ = result.stop_reason
-        self.fit_time_ = result.wall_time
-        return self
+            result, factor = self._solve(operator, y, PathControl()), 1.0
+        info = result.info
+        if factor != 1:
+            if isinstance(info.get("validation_curve"), np.ndarray) and info[
+                    "validation_curve"].size:
+                info["validation_curve"] = info["validation_curve"] * [1, 1, factor]
+            if info.get("validation_error") is not None:
+                info["validation_error"] = info["validation_error"] * factor
+            if info.get("refit_residual") is not None:
+                info["refit_residual"] = info["refit_residual"] * s
+        return result
+
+    def _check_optimality(self, operator, y, result):
+        """Check a run to the limit of a method whose limit solves ``A x = y``.
+
+        The estimate passes if ``||A x - y|| <= 100 tol ||y||`` (it interpolates; ``tol`` the
+        estimator's, default 1e-6) or if ``||A^T r|| <= 1e-4 ||A||_F ||r||`` (a least-squares
+        point: ``A x = y`` has no solution). Otherwise a ``ConvergenceWarning`` gives both
+        numbers, and a solver's claim ``"converged"`` becomes ``"not_optimal"``. Runs stopped
+        on purpose on the path (held-out error, discrepancy, a stop time) are not checked.
+        Both numbers are in ``result_.info`` (``relative_residual``, ``relative_gradient``).
+        """
+        if not self._limit_interpolates or result.stop_reason not in _LIMIT_REASONS:
+            return
+        r = operator.forward(result.coef) - y
+        r_norm = float(np.linalg.norm(r))
+        rel = r_norm / float(np.linalg.norm(y))
+        grad = float(np.linalg.norm(operator.adjoint(r)))
+        gamma = grad / (operator.frobenius_norm() * r_norm) if r_norm > 0 else 0.0
+        result.info.update(relative_residual=rel, relative_gradient=gamma)
+        tol = getattr(self, "tol", None)
+        tol = tol if isinstance(tol, numbers.Real) and tol > 0 else _DEFAULT_TOL
+        if rel <= _RESIDUAL_SLACK * tol or gamma <= _LEAST_SQUARES_RTOL:
+            return
+        reason = result.stop_reason
+        if reason == StopReason.CONVERGED:
+            result.stop_reason = StopReason.NOT_OPTIMAL
+        warnings.warn(
+            f"{type(self).__name__} stopped ({reason.value}) at relative residual {rel:.3g} "
+            f"and relative gradient ||A^T r|| / (||A||_F ||r||) = {gamma:.3g}: the estimate "
+            "neither fits y nor is a least-squares point. Badly scaled columns of A or too "
+            "small an iteration budget (max_iter) are the usual causes.",
+            ConvergenceWarning, stacklevel=4)
 
     def _fit_validated(self, operator, y):
         # Deterministic by default: random_state=None holds out the same rows every time.
         seed = getattr(self, "random_state", None)
         seed = 0 if seed is None else seed
         folds = int(self.validation_folds)
+        if operator.n_measurements < max(2, folds):
+            warnings.warn(f"{type(self).__name__}: {operator.n_measurements} measurement(s) "
+                          f"are too few to hold out ({max(2, folds)} needed); running to the "
+                          "limit (early_stopping=None)", UserWarning, stacklevel=4)
+            return self._solve(operator, y, PathControl())
         if folds > 1:
             splits = kfold_splits(operator.n_measurements, folds, seed)
         else:
@@ -269,10 +537,29 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
         """
         return [self._solve(operator, y, control) for operator, y, control in problems]
 
-    def predict(self, A):
-        """Measurements ``A coef_`` predicted by the recovered signal."""
+    @property
+    def signal_(self) -> np.ndarray:
+        """The recovered signal in the operator's input shape (plus the MMV column axis):
+        ``coef_``, or its transpose where ``coef_`` follows scikit-learn's multi-output
+        orientation ``(L, n)`` (:class:`~overparam.baselines.MultiTaskLassoRegressor`)."""
         check_is_fitted(self, "coef_")
-        return as_operator(A).forward(self.coef_)
+        return self.coef_.T if self._coef_transposed else self.coef_
+
+    def predict(self, A):
+        """Measurements ``A coef_`` predicted by the recovered signal.
+
+        Parameters
+        ----------
+        A : array-like, sparse matrix, 3-D stack, LinearOperator or Operator
+            As in :meth:`fit`, with the same number of features.
+
+        Returns
+        -------
+        ndarray of shape (m,) or (m, L)
+        """
+        check_is_fitted(self, "coef_")
+        operator = self._validate_predict_operator(A)
+        return operator.forward(_as_input(self.signal_, tuple(operator.input_shape)))
 
     def _solve(self, operator, y, control: PathControl):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..methods import register_method
-from ..operators import as_operator
-from ..parameterizations.group import GroupHadamard, as_group_labels
+from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd
 from ..solvers.support_limit import learned_groups, support_least_squares
@@ -145,13 +144,12 @@ class GroupHadamardRegressor(RecoveryEstimator):
         if self.groups is None:
             raise ValueError("groups is required: a group size, a list of index arrays or a "
                              "label per feature")
-        as_group_labels(self.groups, as_operator(A).shape[1])  # clear errors before fitting
         super().fit(A, y)
         info = self.result_.info
         self.chosen_iteration_ = (round(info["chosen_time"])
                                   if info.get("chosen_time") is not None
                                   and info["clock"] == "iterations" else None)
-        self.group_norms_ = self._param.group_norms(self.coef_)
+        self.group_norms_ = GroupHadamard(self.groups, self.coef_.shape[0]).group_norms(self.coef_)
         return self
 
     # Groups are learned in sharp steps with bumps between them: read the held-out curve

@@ -99,6 +99,7 @@ class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
     """
 
     _symmetric = False
+    _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
 
     def __init__(self, width=None, init_scale=1e-3, init="gaussian", step="adaptive",
                  max_iter=10_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,

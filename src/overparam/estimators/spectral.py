@@ -69,6 +69,7 @@ class SpectralNetworkRegressor(ExactLimitMixin, RecoveryEstimator):
     # blow-up whose time scales like 1/init), so a refit "up to the chosen flow time" on all
     # measurements can stop just before its escape; match the residual level instead.
     validation_refit = "residual"
+    _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
 
     def __init__(self, n_components=2, activation="tanh", width=None, init_scale=1e-4,
                  solver="auto", step="adaptive", max_iter=50_000, tol=1e-6,
@@ -146,6 +147,7 @@ class DeepMatrixRegressor(RecoveryEstimator):
     # blow-up whose time scales like 1/init), so a refit "up to the chosen flow time" on all
     # measurements can stop just before its escape; match the residual level instead.
     validation_refit = "residual"
+    _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
 
     def __init__(self, depth=3, width=None, init_scale=1e-4, init="identity", step="adaptive",
                  max_iter=50_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,

@@ -117,6 +117,17 @@ class AlignedSpectralOperator(Operator):
     def to_dense(self):
         return self.scale * self.sensing_matrices().reshape(self.n_measurements, -1)
 
+    def frobenius_norm(self) -> float:
+        # ||A_i||_F = ||sigma_i|| since Phi and Psi are orthogonal.
+        return float(abs(self.scale) * np.linalg.norm(self.diagonals))
+
+    def scaled(self, factor):
+        import copy  # here, not at the top: keeps this file's imports as on main
+
+        out = copy.copy(self)  # shares the stored arrays
+        out.scale = self.scale * float(factor)
+        return out
+
     def norm_estimate(self) -> float:
         # Phi, Psi are orthogonal, so ||A|| equals the norm of the diagonal operator.
         return float(abs(self.scale) * np.linalg.norm(self.diagonals, 2))

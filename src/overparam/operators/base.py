@@ -8,7 +8,12 @@ from math import prod
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, svds
 
-__all__ = ["Operator", "RowSubset"]
+__all__ = ["Operator", "RowSubset", "ScaledOperator"]
+
+#: Operators with at most this many entries are densified for their Frobenius norm.
+_DENSE_NORM_ENTRIES = 4_000_000
+#: Random probes of the Frobenius-norm estimate of a larger operator (Hutchinson).
+_NORM_PROBES = 16
 
 
 class Operator(ABC):
@@ -74,8 +79,55 @@ class Operator(ABC):
         s = svds(self.as_linear_operator(), k=1, return_singular_vectors=False, v0=v0)
         return float(s[0])
 
+    def frobenius_norm(self) -> float:
+        """``||A||_F`` of the ``(m, n)`` matrix of this operator.
+
+        Exact for operators of up to 4 million entries; larger ones are estimated from 16
+        seeded Gaussian probes (``E ||A g||^2 = ||A||_F^2``): the estimate is used for scales.
+        """
+        m, n = self.shape
+        if m * n <= _DENSE_NORM_ENTRIES:
+            return float(np.linalg.norm(self.to_dense()))
+        probes = np.random.default_rng(0).standard_normal((_NORM_PROBES, *self.input_shape))
+        return float(np.sqrt(np.mean([np.sum(self.forward(g) ** 2) for g in probes])))
+
+    def scaled(self, factor: float) -> Operator:
+        """This operator times ``factor`` (used to normalize the data of a fit)."""
+        return ScaledOperator(self, factor)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(m={self.n_measurements}, input_shape={self.input_shape})"
+
+
+class ScaledOperator(Operator):
+    """``factor`` times another operator."""
+
+    def __init__(self, parent: Operator, factor: float):
+        self.parent = parent
+        self.factor = float(factor)
+        self.input_shape = parent.input_shape
+        self.n_measurements = parent.n_measurements
+
+    def forward(self, x):
+        return self.factor * self.parent.forward(x)
+
+    def adjoint(self, z):
+        return self.factor * self.parent.adjoint(z)
+
+    def rows(self, index):
+        return self.parent.rows(index).scaled(self.factor)
+
+    def to_dense(self):
+        return self.factor * self.parent.to_dense()
+
+    def norm_estimate(self):
+        return abs(self.factor) * self.parent.norm_estimate()
+
+    def frobenius_norm(self):
+        return abs(self.factor) * self.parent.frobenius_norm()
+
+    def scaled(self, factor):
+        return self.parent.scaled(self.factor * factor)
 
 
 class RowSubset(Operator):

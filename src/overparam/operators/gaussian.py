@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .._validation import check_positive
@@ -148,6 +150,18 @@ class GaussianSensingOperator(Operator):
         dense = self._stack if self._stack is not None else np.concatenate(
             [block for _, _, block in self._blocks()])
         return dense.reshape(self.n_measurements, *self.input_shape)
+
+    def frobenius_norm(self):
+        """Exact when stored, else its expectation ``scale * sqrt(m n)`` (a scale, not a
+        statistic)."""
+        if self._stack is not None:
+            return float(abs(self.scale) * np.linalg.norm(self._stack))
+        return float(abs(self.scale) * np.sqrt(self.shape[0] * self.shape[1]))
+
+    def scaled(self, factor):
+        out = copy.copy(self)  # shares the stored arrays
+        out.scale = self.scale * float(factor)
+        return out
 
     def materialize(self) -> MatrixSensingOperator:
         """The same operator as a stored :class:`MatrixSensingOperator`."""

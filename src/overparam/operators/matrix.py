@@ -46,6 +46,12 @@ class DenseOperator(Operator):
             return float(np.linalg.norm(self.matrix, 2))
         return super().norm_estimate()
 
+    def frobenius_norm(self):
+        return float(np.linalg.norm(self.matrix))
+
+    def scaled(self, factor):
+        return DenseOperator(self.matrix * float(factor))
+
 
 class ScipyOperator(Operator):
     """Any :class:`scipy.sparse.linalg.LinearOperator` (or sparse matrix) acting on vectors.
@@ -54,9 +60,12 @@ class ScipyOperator(Operator):
     """
 
     def __init__(self, linop: LinearOperator):
+        import scipy.sparse as sp
         from scipy.sparse.linalg import aslinearoperator
 
-        self.linop = aslinearoperator(linop)
+        #: the sparse matrix when one was given (exact norms, ``to_dense`` and row subsets)
+        self.sparse = sp.csr_array(linop, dtype=np.float64) if sp.issparse(linop) else None
+        self.linop = aslinearoperator(self.sparse if self.sparse is not None else linop)
         if np.iscomplexobj(np.empty(0, dtype=self.linop.dtype)):
             raise TypeError("complex LinearOperators are not supported")
         m, n = self.linop.shape
@@ -75,3 +84,21 @@ class ScipyOperator(Operator):
 
     def as_linear_operator(self):
         return self.linop
+
+    def rows(self, index):
+        if self.sparse is None:
+            return super().rows(index)
+        return ScipyOperator(self.sparse[np.atleast_1d(np.arange(self.n_measurements)[index])])
+
+    def to_dense(self):
+        return self.sparse.toarray() if self.sparse is not None else super().to_dense()
+
+    def frobenius_norm(self):
+        if self.sparse is None:
+            return super().frobenius_norm()
+        return float(np.sqrt(np.sum(self.sparse.data ** 2)))
+
+    def scaled(self, factor):
+        if self.sparse is None:
+            return super().scaled(factor)
+        return ScipyOperator(self.sparse * float(factor))

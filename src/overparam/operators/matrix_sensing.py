@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .._validation import check_array
@@ -47,3 +49,11 @@ class MatrixSensingOperator(Operator):
 
     def to_dense(self):
         return self.scale * self.sensing_matrices.reshape(self.n_measurements, -1)
+
+    def frobenius_norm(self):
+        return float(abs(self.scale) * np.linalg.norm(self.sensing_matrices))
+
+    def scaled(self, factor):
+        out = copy.copy(self)  # shares the stored arrays
+        out.scale = self.scale * float(factor)
+        return out

@@ -10,7 +10,11 @@ from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from .result import History, SolverResult
 from .steps import as_step_policy
 
-__all__ = ["gradient_descent"]
+__all__ = ["MAX_BACKTRACKS", "gradient_descent"]
+
+#: Trial steps per iteration before giving up with ``DivergenceError``: enough for a policy to
+#: halve from ``MAX_STEP`` (1e300) down to ``MIN_STEP`` (1e-300) once.
+MAX_BACKTRACKS = 2100
 
 
 def _sqnorm(arrays) -> float:
@@ -70,6 +74,15 @@ def gradient_descent(
     Returns
     -------
     SolverResult
+        ``stop_reason`` is ``STATIONARY`` when the gradient vanished at a point that does not
+        fit ``y`` (a critical point such as a zero init of a factorization, or a least-squares
+        point of an inconsistent system): no step can move it.
+
+    Raises
+    ------
+    DivergenceError
+        Non-finite or exploding loss, or no acceptable step after :data:`MAX_BACKTRACKS`
+        trials in one iteration.
     """
     stopping = stopping or StoppingRule()
     check_positive(loss_weight, "loss_weight")
@@ -90,22 +103,26 @@ def gradient_descent(
     x = parameterization.signal(params)
     r = operator.forward(x) - y
     loss = 0.5 * loss_weight * float(np.vdot(r, r))
-    monitor.update(0, loss, float(np.linalg.norm(r)))
+    reason = monitor.update(0, loss, float(np.linalg.norm(r)))
+    if reason not in (StopReason.CONVERGED, StopReason.DISCREPANCY):
+        reason = None  # only "already fits" ends a run before its first step
     if history is not None:
         history.record(0, 0.0, loss, params, x)
     eta = policy.start(1.0 / (loss_weight * operator.norm_estimate() ** 2 + 1e-300))
     n_rejected = 0
-    reason = StopReason.MAX_ITER
     bar = progress_bar(progress, total=stopping.max_iter, desc="gradient descent")
     it = 0
     try:
-        while True:
+        while reason is None:
             grads = parameterization.vjp(params, loss_weight * operator.adjoint(r))
             gnorm2 = _sqnorm(grads)
+            if gnorm2 == 0.0:  # a critical point: no step changes anything
+                reason = StopReason.STATIONARY
+                break
             eta = min(eta, policy.limit(params, grads))
             if stopping.max_flow_time is not None:  # land exactly on the requested time
                 eta = min(eta, max(stopping.max_flow_time - clock, 0.0) / time_per_step)
-            while True:
+            for _ in range(MAX_BACKTRACKS):
                 trial = tuple(p - eta * g for p, g in zip(params, grads, strict=True))
                 x_new = parameterization.signal(trial)
                 r_new = operator.forward(x_new) - y
@@ -115,6 +132,9 @@ def gradient_descent(
                     break
                 n_rejected += 1
                 eta = policy.next_after_reject(eta)
+            else:
+                raise DivergenceError(f"no acceptable step after {MAX_BACKTRACKS} trials at "
+                                      f"iteration {it + 1} (last step {eta:.3g})")
             params, x, r, loss = trial, x_new, r_new, loss_new
             clock += eta * time_per_step
             eta = policy.next_after_accept(eta)
@@ -128,8 +148,6 @@ def gradient_descent(
                     reason = StopReason.EARLY_STOPPED
             if callback is not None and callback(it, params, x):
                 reason = StopReason.CALLBACK
-            if reason is not None:
-                break
     finally:
         bar.close()
     if not np.all(np.isfinite(x)):  # the monitor guards the loss; this guards the iterate itself

@@ -15,6 +15,17 @@ from ..stopping import DivergenceError
 
 __all__ = ["AdaptiveStep", "ConstantStep", "StepPolicy", "as_step_policy"]
 
+#: No policy proposes a step above this: growth on a flat loss (zero gradient, e.g. an
+#: all-zero operator) would otherwise reach ``inf``, and halving ``inf`` never ends.
+MAX_STEP = 1e300
+#: Halving below this gives up (``DivergenceError``): about 2000 halvings from ``MAX_STEP``.
+MIN_STEP = 1e-300
+
+
+def _finite_step(step: float) -> float:
+    """``step`` capped at :data:`MAX_STEP` (NaN counts as too large)."""
+    return step if step <= MAX_STEP else MAX_STEP
+
 
 class StepPolicy:
     """Proposes a step, then is told whether the trial step was acceptable.
@@ -83,7 +94,7 @@ class ConstantStep(StepPolicy):
                 f"on_divergence must be 'raise' or 'halve', got {self.on_divergence!r}")
 
     def start(self, initial):
-        return float(self.step)
+        return _finite_step(float(self.step))
 
     def accept(self, step, loss_old, loss_new, decrease):
         # Divergence is judged by the solver's monitor; a constant step accepts any finite loss.
@@ -95,6 +106,8 @@ class ConstantStep(StepPolicy):
                 f"gradient descent diverged with the fixed step {step:.3g}; use a smaller step "
                 "or the safe adaptive step (step='adaptive')"
             )
+        if step / 2 < MIN_STEP:
+            raise DivergenceError(f"the step was halved below {MIN_STEP:g} without a finite loss")
         return step / 2
 
 
@@ -116,6 +129,10 @@ class AdaptiveStep(StepPolicy):
         Cap on the step; a cap keeps the iterates closer to the gradient-flow path.
     min_step : float, default=1e-300
         Below this the solver gives up with :class:`DivergenceError`.
+
+    Every step is also capped at :data:`MAX_STEP` (``1e300``), so that a loss that is flat
+    (zero gradient) cannot grow the step to ``inf``: each backtracking therefore ends after
+    at most about 2000 halvings.
     """
 
     initial: float | None = None
@@ -127,17 +144,17 @@ class AdaptiveStep(StepPolicy):
 
     def start(self, initial):
         step = self.initial if self.initial is not None else (initial or 1.0)
-        return min(float(step), self.max_step)
+        return _finite_step(min(float(step), self.max_step))
 
     def accept(self, step, loss_old, loss_new, decrease):
         return loss_new <= loss_old - self.armijo * decrease
 
     def next_after_accept(self, step):
-        return min(step * self.grow, self.max_step)
+        return _finite_step(min(step * self.grow, self.max_step))
 
     def next_after_reject(self, step):
-        new = step * self.shrink
-        if new < self.min_step:
+        new = _finite_step(step) * self.shrink
+        if not new >= max(self.min_step, MIN_STEP):
             raise DivergenceError(f"adaptive step fell below {self.min_step:g} without decrease")
         return new
 
