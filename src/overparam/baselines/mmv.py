@@ -299,6 +299,9 @@ class MultiTaskLassoRegressor(_MMVBaseline):
             warnings.simplefilter("always", ConvergenceWarning)
             model.fit(self._matrix(operator), y)
         converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        if not converged:  # said aloud, not only reported as MAX_ITER
+            warnings.warn(f"MultiTaskLasso did not reach its tolerance in {self.max_iter} "
+                          "iterations", ConvergenceWarning, stacklevel=2)
         return _result(model.coef_.T.copy(), start, model.n_iter_, converged,
                        alpha=self.alpha)
 

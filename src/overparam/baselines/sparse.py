@@ -170,9 +170,9 @@ class LassoRegressor(RecoveryEstimator):
         start = time.perf_counter()
         model = Lasso(alpha=self.alpha, fit_intercept=False, max_iter=self.max_iter,
                       tol=self.tol, positive=self.positive)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # reported as MAX_ITER
-            model.fit(A, y)
+        # scikit-learn's ConvergenceWarning is kept: an answer short of the Lasso's optimality
+        # is reported as MAX_ITER and said aloud.
+        model.fit(A, y)
         return _lasso_result(model, start)
 
 

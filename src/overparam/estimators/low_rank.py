@@ -76,7 +76,7 @@ class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
     noise_level : float, optional
         Noise standard deviation per measurement (``early_stopping="discrepancy"``).
     random_state : None, int or Generator
-        Seeds the Gaussian init and the hold-out split.
+        Seeds the Gaussian init (0 when None) and the hold-out split.
     init_constant : float, default=1.0
         ``C`` of the Gaussian init.
     refine : bool, default=True
@@ -134,7 +134,8 @@ class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
 
         param = self._parameterization(operator)
         if params is None:
-            params = param.init(self.init_scale, check_random_state(self.random_state))
+            seed = 0 if self.random_state is None else self.random_state  # deterministic
+            params = param.init(self.init_scale, check_random_state(seed))
         step = (default_factorized_step(operator, y) if isinstance(self.step, str)
                 and self.step == "adaptive" else as_step_policy(self.step))
         rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
