@@ -122,8 +122,11 @@ def check_random_state(seed) -> np.random.Generator:
 
 
 def sklearn_random_state(seed):
-    """``seed`` for a scikit-learn object (``None``, an int or a ``RandomState``): a
-    ``Generator`` (which scikit-learn does not take) gives one draw of it."""
+    """``seed`` for a scikit-learn object (an int or a ``RandomState``): a ``Generator``
+    (which scikit-learn does not take) gives one draw of it, and ``None`` gives 0, so that
+    fits are deterministic by default (scikit-learn's ``None`` is the global random state)."""
+    if seed is None:
+        return 0
     if isinstance(seed, np.random.Generator | np.random.SeedSequence):
         return int(check_random_state(seed).integers(np.iinfo(np.int32).max))
     check_random_state(seed if not isinstance(seed, np.random.RandomState) else None)

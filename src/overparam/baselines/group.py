@@ -105,7 +105,7 @@ class GroupLassoRegressor(RecoveryEstimator):
     tol : float, default=1e-6
         skglm's tolerance.
     random_state : None or int, default=None
-        Shuffles the folds.
+        Seeds the shuffled folds (0 when None).
 
     Attributes
     ----------

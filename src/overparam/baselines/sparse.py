@@ -193,7 +193,7 @@ class LassoCVRegressor(RecoveryEstimator):
     positive : bool, default=False
     n_jobs : int, optional
     random_state : None or int, default=None
-        Seeds the folds (they are shuffled).
+        Seeds the folds (they are shuffled; 0 when None).
     """
 
     # alpha_ is reported in the units of the data: not normalized (see RecoveryEstimator); the
