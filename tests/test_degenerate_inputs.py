@@ -111,16 +111,7 @@ def test_min_norm_gd_and_deep_matrix_on_zero_operator_return():
     assert est.n_iter_ == 0 and not np.any(est.coef_)
 
 
-_AUTO_INIT = ("open (issue 13): the Hadamard init_scale='auto' (relative to the data) and the "
-              "base normalization by powers of 256 are not yet exact together; at some scales "
-              "the depth-2 flow from its 1e-20 relative init fails")
-
-
-@pytest.mark.parametrize("factor", [
-    pytest.param(2.0**-40, marks=pytest.mark.xfail(strict=True, reason=_AUTO_INIT)),
-    pytest.param(2.0**160, marks=pytest.mark.xfail(strict=True, reason=_AUTO_INIT)),
-    1e-6, 1e6,
-    pytest.param(1e150, marks=pytest.mark.xfail(strict=True, reason=_AUTO_INIT))])
+@pytest.mark.parametrize("factor", [2.0**-40, 2.0**160, 1e-6, 1e6, 1e150])
 def test_extreme_scales_are_equivariant(factor):
     p = make_sparse_problem(40, 80, 4, random_state=0)
     ref = HadamardRegressor(early_stopping=None).fit(p.A, p.y).coef_
@@ -134,7 +125,6 @@ def test_extreme_scales_are_equivariant(factor):
     np.testing.assert_allclose(bp.coef_ / factor, p.x, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason=_AUTO_INIT)
 def test_normalization_is_exact_for_powers_of_256():
     p = make_sparse_problem(30, 60, 3, random_state=1)
     ref = HadamardRegressor(early_stopping=None).fit(p.A, p.y)

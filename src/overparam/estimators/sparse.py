@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_measurements, check_positive
+from .._validation import check_positive
 from ..methods import register_method
 from ..operators import DenseOperator
 from ..solvers.hadamard_flow import (
@@ -133,13 +133,19 @@ class HadamardRegressor(RecoveryEstimator):
             if self.init_scale != "auto":
                 raise ValueError(f"init_scale must be a positive number or 'auto', got "
                                  f"{self.init_scale!r}")
-            operator, y_checked = check_measurements(A, y)
-            scale = _signal_scale(operator, y_checked)
-            self.init_scale_ = self.relative_init(self.depth) * scale
+            self.init_scale_ = None  # set from the data below (None: y = 0 or A = 0)
         else:
             check_positive(self.init_scale, "init_scale")
-            self.init_scale_ = float(self.init_scale)
+            self.init_scale_ = self._init = float(self.init_scale)
         return super().fit(A, y)
+
+    def _fit_rule(self, operator, y, rule, a, s):
+        # The "auto" init from the data the solvers see (normalized by the base class by
+        # ``a`` and ``s``), so that the fit is equivariant; reported in the data's units.
+        if isinstance(self.init_scale, str):
+            self._init = self.relative_init(self.depth) * _signal_scale(operator, y)
+            self.init_scale_ = self._init * s / a
+        return super()._fit_rule(operator, y, rule, a, s)
 
     def _solve(self, operator, y, control):
         if self.solver not in _SOLVERS:
@@ -149,7 +155,7 @@ class HadamardRegressor(RecoveryEstimator):
         if solver == "newton" and needs_path:
             raise ValueError("solver='newton' computes only the limit of the flow; automatic "
                              "stopping needs the path: use solver='flow' (or 'auto')")
-        kwargs = {"depth": self.depth, "signed": self.signed, "init_scale": self.init_scale_}
+        kwargs = {"depth": self.depth, "signed": self.signed, "init_scale": self._init}
         if solver in ("auto", "newton") and not needs_path:
             try:
                 return hadamard_newton(operator, y, tol=self.tol,
