@@ -58,11 +58,6 @@ EXPECTED_FAILURES = {
     "nuclear-norm-cv": dict.fromkeys(_FIT_2D + _FIT_2D_GD[2:], _MATRIX),
     **{name: dict.fromkeys(_BP_FITS, _BP) for name in (
         "basis-pursuit", "positive-basis-pursuit")},
-    # Not a legitimate exception but a known bug, issue 13 item 2 (owned by the Hadamard
-    # work): the dual-flow integrator steps across its blow-up boundary on some of the
-    # checks' data sets (which one depends on the data's scale): DivergenceError.
-    "hadamard": dict.fromkeys(["check_fit_check_is_fitted", "check_fit_idempotent"],
-                              "issue 13 item 2: dual-flow DivergenceError"),
 }
 # skglm compiles its solvers with numba on first use (about a minute): a slow test.
 _SLOW = {"group-lasso"}
