@@ -51,7 +51,7 @@ def test_recover_from_npz_keys(sparse_files):
     (["--A", "missing.npy", "--y", "y.csv"], "no such file"),
     (["--A", "data.npz", "--y", "y.csv"], "holds 2 arrays"),
     (["--A", "A.npy", "--y", "bad.csv"], "cannot read"),
-    (["--A", "A.npy", "--y", "short.csv"], "A has 40 measurement rows but y has 3 entries"),
+    (["--A", "A.npy", "--y", "short.csv"], "inconsistent numbers of samples: [40, 3]"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, sparse_files):
     tmp, _ = sparse_files
