@@ -54,7 +54,7 @@ def _sparse(seed):
     from overparam.datasets import make_sparse_problem
 
     p = make_sparse_problem(100, 300, 10, random_state=seed)
-    return p.A, p.y, p.x, {}
+    return p.operator, p.y, p.truth, {}
 
 
 def _group(seed):
@@ -62,28 +62,28 @@ def _group(seed):
 
     p = make_group_sparse_problem(60, 120, group_size=4, n_active_groups=3, design="gaussian",
                                   random_state=seed)
-    return p.X, p.y, p.w, {"groups": p.groups}
+    return p.operator, p.y, p.truth, {"groups": p.meta["groups"]}
 
 
 def _mmv(seed):
     from overparam.datasets.mmv import make_mmv_problem
 
     p = make_mmv_problem(20, 40, 10, 4, row_values="gaussian", random_state=seed)
-    X = p.X.copy()
-    first = np.flatnonzero(p.support)[0]
+    X = p.truth.copy()
+    first = np.flatnonzero(p.meta["support"])[0]
     X[first] = -np.abs(X[first])  # one row against the all-ones direction
-    return p.A, p.A @ X, X, {}
+    return p.operator, p.operator @ X, X, {}
 
 
 def _low_rank(seed):
     from overparam.datasets.low_rank import make_low_rank_problem
 
     p = make_low_rank_problem((20, 20), 2, 160, random_state=seed)
-    return p.operator, p.y, p.Y, {}
+    return p.operator, p.y, p.truth, {}
 
 
 def _snn(seed):
-    from overparam.datasets.spectral import make_gaussian_sensing_problem
+    from overparam.datasets.low_rank import make_gaussian_sensing_problem
 
     p = make_gaussian_sensing_problem(10, 10, 2, 60, noise=0.0, scale=1 / np.sqrt(60),
                                       random_state=seed)

@@ -41,7 +41,7 @@ def main(repeats: int) -> None:
         "primal-dual (validation)": lambda: GroupPrimalDualRegressor(groups=4, random_state=0),
     }
     warm = make_group_sparse_problem(60, 120, group_size=4, random_state=0)
-    GroupLassoRegressor(groups=4, alpha=0.1).fit(warm.X, warm.y)  # numba compilation, once
+    GroupLassoRegressor(groups=4, alpha=0.1).fit(warm.operator, warm.y)  # numba compilation, once
     times = {name: [] for name in methods}
     errors = {name: [] for name in methods}
     for r in range(repeats):
@@ -49,9 +49,9 @@ def main(repeats: int) -> None:
                                        n_nonzero=10, design="gaussian", snr_db=20.0,
                                        random_state=r)
         for name, make in methods.items():
-            dt, est = _timed(lambda make=make, pb=pb: make().fit(pb.X, pb.y))
+            dt, est = _timed(lambda make=make, pb=pb: make().fit(pb.operator, pb.y))
             times[name].append(dt)
-            errors[name].append(relative_error(est.coef_, pb.w))
+            errors[name].append(relative_error(est.coef_, pb.truth))
     base = np.median(times["IR-group alg2 (validation)"])
     print(f"fit time, median of {repeats} problems (Fig. 12 setting, 20 dB):")
     for name in methods:
@@ -61,7 +61,7 @@ def main(repeats: int) -> None:
 
     pb = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3, n_nonzero=10,
                                    design="gaussian", snr_db=20.0, random_state=0)
-    param, op = GroupHadamard(pb.groups), as_operator(pb.X)
+    param, op = GroupHadamard(pb.meta["groups"]), as_operator(pb.operator)
 
     def run(solver, n_iter):
         rule = StoppingRule(max_iter=n_iter, tol=0, stagnation_tol=0)

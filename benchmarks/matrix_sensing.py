@@ -79,8 +79,8 @@ def estimator_table(repeats):
             start = time.perf_counter()
             X = nuclear_norm_minimization(pb.operator, pb.y)
             t_nn = time.perf_counter() - start
-            rows.append((t_gd, relative_error(est.coef_, pb.Y), t_nn,
-                         relative_error(X, pb.Y), t_nn / t_gd))
+            rows.append((t_gd, relative_error(est.coef_, pb.truth), t_nn,
+                         relative_error(X, pb.truth), t_nn / t_gd))
         med = np.median(np.asarray(rows), axis=0)
         print(f"{shape!s:>9} {m:>5} {med[0]:>7.3f} {med[1]:>9.2e} {med[2]:>7.3f} "
               f"{med[3]:>9.2e} {med[4]:>11.2f}")

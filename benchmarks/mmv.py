@@ -35,18 +35,18 @@ def main(repeats: int, batch: int, iters: int) -> None:
     rule = StoppingRule(max_iter=iters, tol=0, stagnation_tol=0)
     for M, N in ((50, 25), (25, 50)):
         prob = make_mmv_batch(batch, M, N, 100, 3, snr=40, random_state=0)
-        batched = _median_time(lambda p=prob: ir_mmv(p.A, p.Y, stopping=rule), repeats)
-        looped = _median_time(lambda p=prob: [ir_mmv(p.A[b], p.Y[b], stopping=rule)
+        batched = _median_time(lambda p=prob: ir_mmv(p.operator, p.y, stopping=rule), repeats)
+        looped = _median_time(lambda p=prob: [ir_mmv(p.operator[b], p.y[b], stopping=rule)
                                               for b in range(batch)], repeats)
         print(f"M={M}, N={N}, L=100, B={batch}, {iters} iterations each (median of {repeats})")
         print(f"  batched: {batched:.3f} s   loop of single solves: {looped:.3f} s   "
               f"ratio loop/batched: {looped / batched:.2f}")
-        _baselines(prob.A[0], prob.Y[0], float(np.var(prob.noise[0])), repeats)
+        _baselines(prob.operator[0], prob.y[0], float(np.var(prob.noise[0])), repeats)
     # BLAS threads on the digits experiment's size (M=84, N=64, L=100)
     prob = make_mmv_batch(1, 84, 64, 100, 10, snr=40, random_state=0)
-    default = _median_time(lambda: ir_mmv(prob.A[0], prob.Y[0], stopping=rule,
+    default = _median_time(lambda: ir_mmv(prob.operator[0], prob.y[0], stopping=rule,
                                           blas_threads=None), repeats)
-    one = _median_time(lambda: ir_mmv(prob.A[0], prob.Y[0], stopping=rule), repeats)
+    one = _median_time(lambda: ir_mmv(prob.operator[0], prob.y[0], stopping=rule), repeats)
     print(f"M=84, N=64, L=100, {iters} iterations: BLAS default threads {default:.3f} s, "
           f"one thread {one:.3f} s, ratio default/one: {default / one:.2f}")
 

@@ -43,9 +43,9 @@ def _load(path):
 
 def _problem(seed, snr=20.0):
     p = make_mmv_problem(30, 60, 20, 5, row_values="gaussian", random_state=seed)
-    Y, _ = add_noise(p.A @ p.X, snr, np.random.default_rng([seed, 1]))
+    Y, _ = add_noise(p.operator @ p.truth, snr, np.random.default_rng([seed, 1]))
     folds = list(KFold(5, shuffle=True, random_state=seed).split(np.arange(30)))
-    return p.A, Y, folds
+    return p.operator, Y, folds
 
 
 def _validations(A, Y, folds):

@@ -28,25 +28,18 @@ import csv
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LassoCV, OrthogonalMatchingPursuit
 from threadpoolctl import threadpool_limits
 
+from overparam.datasets import Problem
 from overparam.metrics import add_noise, relative_error
 from overparam.stopping import Oracle
 
 DEFAULT = "IR default (validation)"
 ORACLE = "IR oracle stop"
-
-
-@dataclass
-class Problem:
-    A: object
-    y: np.ndarray
-    truth: np.ndarray
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -82,7 +75,8 @@ def make_sparse(snr, seed):
     from overparam.datasets import make_sparse_problem
 
     p = make_sparse_problem(300, 1000, 20, snr=snr, random_state=seed)
-    return Problem(p.A, p.y, p.x, {"s": 20})
+    p.meta["s"] = 20
+    return p
 
 
 def make_group(snr, seed):
@@ -90,24 +84,25 @@ def make_group(snr, seed):
 
     p = make_group_sparse_problem(150, 300, group_size=5, n_active_groups=4, design="gaussian",
                                   random_state=seed)
-    y, _ = add_noise(p.X @ p.w, snr, np.random.default_rng([seed, 1]))
-    return Problem(p.X, y, p.w, {"groups": p.groups, "s": int(np.count_nonzero(p.w))})
+    y, noise = add_noise(p.operator @ p.truth, snr, np.random.default_rng([seed, 1]))
+    return Problem(p.operator, y, p.truth, noise,
+                   {**p.meta, "s": int(np.count_nonzero(p.truth))})
 
 
 def make_mmv(snr, seed):
     from overparam.datasets.mmv import make_mmv_problem
 
     p = make_mmv_problem(30, 60, 20, 5, row_values="gaussian", random_state=seed)
-    Y, _ = add_noise(p.A @ p.X, snr, np.random.default_rng([seed, 1]))
-    return Problem(p.A, Y, p.X, {"k": 5})
+    Y, noise = add_noise(p.operator @ p.truth, snr, np.random.default_rng([seed, 1]))
+    return Problem(p.operator, Y, p.truth, noise, {**p.meta, "k": 5})
 
 
 def make_low_rank(snr, seed):
     from overparam.datasets.low_rank import make_low_rank_problem
 
     p = make_low_rank_problem((10, 10), 2, 80, random_state=seed)
-    y, _ = add_noise(p.operator.forward(p.Y), snr, np.random.default_rng([seed, 1]))
-    return Problem(p.operator, y, p.Y, {})
+    y, noise = add_noise(p.operator.forward(p.truth), snr, np.random.default_rng([seed, 1]))
+    return Problem(p.operator, y, p.truth, noise, p.meta)
 
 
 def _ir_sparse(p, seed):
@@ -119,7 +114,7 @@ def _ir_sparse(p, seed):
 def _ir_group(p, seed):
     from overparam.estimators.group import GroupHadamardRegressor
 
-    return GroupHadamardRegressor(groups=p.extra["groups"], early_stopping="validation",
+    return GroupHadamardRegressor(groups=p.meta["groups"], early_stopping="validation",
                                   random_state=seed)
 
 
@@ -138,7 +133,7 @@ def _ir_low_rank(p, seed):
 def _group_lasso_cv(p, seed):
     from overparam.baselines.group import GroupLassoRegressor
 
-    return GroupLassoRegressor(groups=p.extra["groups"], random_state=seed)
+    return GroupLassoRegressor(groups=p.meta["groups"], random_state=seed)
 
 
 def _mtl_cv(p, seed):
@@ -150,7 +145,7 @@ def _mtl_cv(p, seed):
 def _somp(p, seed):
     from overparam.baselines.mmv import SOMPRegressor
 
-    return SOMPRegressor(n_nonzero_rows=p.extra["k"])
+    return SOMPRegressor(n_nonzero_rows=p.meta["k"])
 
 
 def _nuclear_cv(p, seed):
@@ -165,13 +160,13 @@ SETTINGS = {
         {"LassoCV": lambda p, s: _SklearnPeer(LassoCV(fit_intercept=False, cv=5,
                                                       random_state=s)),
          "OMP (true s)": lambda p, s: _SklearnPeer(OrthogonalMatchingPursuit(
-             n_nonzero_coefs=p.extra["s"], fit_intercept=False))},
+             n_nonzero_coefs=p.meta["s"], fit_intercept=False))},
         "LassoCV"),
     "group": Setting(
         "group-sparse, n=150, p=300, groups of 5, 4 active, Gaussian X", make_group, _ir_group,
         {"group lasso CV": _group_lasso_cv,
          "OMP (true s)": lambda p, s: _SklearnPeer(OrthogonalMatchingPursuit(
-             n_nonzero_coefs=p.extra["s"], fit_intercept=False))},
+             n_nonzero_coefs=p.meta["s"], fit_intercept=False))},
         "group lasso CV"),
     "mmv": Setting(
         "row-sparse MMV, M=30, N=60, L=20, K=5 Gaussian rows", make_mmv, _ir_mmv,
@@ -199,7 +194,7 @@ def run_trial(name: str, snr: float, trial: int) -> list[dict]:
         # with --jobs equal to the cores, and no method is slowed by oversubscription.
         with threadpool_limits(1, user_api="blas"):
             start = time.perf_counter()
-            est.fit(p.A, p.y)
+            est.fit(p.operator, p.y)
             elapsed = time.perf_counter() - start
         rows.append({"setting": name, "snr": snr, "trial": trial, "method": label,
                      "error": relative_error(np.reshape(est.signal_, p.truth.shape), p.truth),

@@ -18,13 +18,13 @@ from overparam.metrics import relative_error
 
 problem = make_group_sparse_problem(120, 90, group_size=3, n_active_groups=3,
                                     noise_std=0.5, random_state=0)
-est = GroupHadamardRegressor(groups=3, random_state=0).fit(problem.X, problem.y)
-print(f"relative error {relative_error(est.coef_, problem.w):.3f}")
+est = GroupHadamardRegressor(groups=3, random_state=0).fit(problem.operator, problem.y)
+print(f"relative error {relative_error(est.coef_, problem.truth):.3f}")
 print("active groups found:", np.flatnonzero(est.group_norms_ > 0.1 * est.group_norms_.max()),
-      "true:", np.sort(problem.active_groups))
+      "true:", np.sort(problem.meta["active_groups"]))
 
 fig, ax = plt.subplots(figsize=(7, 3))
-ax.bar(np.arange(problem.w.size), problem.w, color="0.7", label="truth")
+ax.bar(np.arange(problem.truth.size), problem.truth, color="0.7", label="truth")
 ax.plot(est.coef_, "C3.", label="estimate")
 ax.set_xlabel("feature (groups of 3)")
 ax.legend()

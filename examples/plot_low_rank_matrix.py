@@ -20,10 +20,10 @@ problem = make_low_rank_problem((10, 10), rank=2, n_measurements=80, random_stat
 # Noiseless data: follow the path to the iteration budget (no held-out stopping time).
 est = FactorizedRegressor(init_scale=1e-3, early_stopping=None, random_state=0)
 est.fit(problem.operator, problem.y)
-print(f"relative error {relative_error(est.coef_, problem.Y):.1e}; {est.result_.summary()}")
+print(f"relative error {relative_error(est.coef_, problem.truth):.1e}; {est.result_.summary()}")
 
 fig, axes = plt.subplots(1, 3, figsize=(8, 2.8))
-axes[0].imshow(problem.Y, cmap="RdBu_r")
+axes[0].imshow(problem.truth, cmap="RdBu_r")
 axes[0].set_title("truth (rank 2)")
 axes[1].imshow(est.coef_, cmap="RdBu_r")
 axes[1].set_title("recovered")

@@ -20,11 +20,11 @@ from overparam.stopping import Oracle
 problem = make_sparse_problem(150, 400, 10, snr=15, random_state=0)
 sigma = np.linalg.norm(problem.noise) / np.sqrt(problem.y.size)
 rules = {"validation (default)": "validation", "discrepancy (knows sigma)": "discrepancy",
-         "oracle (knows x)": Oracle(problem.x), "none: interpolate": None}
+         "oracle (knows x)": Oracle(problem.truth), "none: interpolate": None}
 errors = {}
 for label, rule in rules.items():
     est = HadamardRegressor(early_stopping=rule, noise_level=sigma, random_state=0)
-    errors[label] = relative_error(est.fit(problem.A, problem.y).coef_, problem.x)
+    errors[label] = relative_error(est.fit(problem.operator, problem.y).coef_, problem.truth)
     print(f"{label:26s} relative error {errors[label]:.3f}")
 
 fig, ax = plt.subplots(figsize=(6, 2.8))

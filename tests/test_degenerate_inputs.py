@@ -7,7 +7,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 from overparam.baselines import BasisPursuit, MinNormRegressor
-from overparam.datasets.synthetic import make_sparse_problem
+from overparam.datasets import make_sparse_problem
 from overparam.estimators import DeepMatrixRegressor, HadamardRegressor
 from overparam.methods import available_methods, get_method
 from overparam.operators import as_operator
@@ -114,21 +114,21 @@ def test_min_norm_gd_and_deep_matrix_on_zero_operator_return():
 @pytest.mark.parametrize("factor", [2.0**-40, 2.0**160, 1e-6, 1e6, 1e150])
 def test_extreme_scales_are_equivariant(factor):
     p = make_sparse_problem(40, 80, 4, random_state=0)
-    ref = HadamardRegressor(early_stopping=None).fit(p.A, p.y).coef_
-    scaled = HadamardRegressor(early_stopping=None).fit(p.A, factor * p.y).coef_
+    ref = HadamardRegressor(early_stopping=None).fit(p.operator, p.y).coef_
+    scaled = HadamardRegressor(early_stopping=None).fit(p.operator, factor * p.y).coef_
     assert np.all(np.isfinite(scaled))
     # exact for powers of 256 (the scaling quantum), else within the effect of an init up to
     # 16 times larger or smaller relative to the data
     rtol = 1e-12 if (np.log2(factor) / 8).is_integer() else 1e-3
     np.testing.assert_allclose(scaled / factor, ref, rtol=rtol, atol=rtol * np.abs(ref).max())
-    bp = BasisPursuit().fit(p.A / factor, p.y)
-    np.testing.assert_allclose(bp.coef_ / factor, p.x, atol=1e-6)
+    bp = BasisPursuit().fit(p.operator / factor, p.y)
+    np.testing.assert_allclose(bp.coef_ / factor, p.truth, atol=1e-6)
 
 
 def test_normalization_is_exact_for_powers_of_256():
     p = make_sparse_problem(30, 60, 3, random_state=1)
-    ref = HadamardRegressor(early_stopping=None).fit(p.A, p.y)
-    est = HadamardRegressor(early_stopping=None).fit(2.0**32 * p.A, 2.0**-8 * p.y)
+    ref = HadamardRegressor(early_stopping=None).fit(p.operator, p.y)
+    est = HadamardRegressor(early_stopping=None).fit(2.0**32 * p.operator, 2.0**-8 * p.y)
     np.testing.assert_array_equal(est.coef_, ref.coef_ * 2.0**-40)
     a, s = ref.result_.info["data_scales"]
     assert (a, s) == (1.0, 1.0)  # unit-scale data are left untouched
@@ -159,7 +159,7 @@ def test_spectral_network_with_huge_y_finishes():
 
 def test_badly_scaled_columns_warn_with_the_residual():
     p = make_sparse_problem(40, 80, 4, random_state=2)
-    A = p.A.copy()
+    A = p.operator.copy()
     A[:, ::2] *= 1e6
     with pytest.warns(ConvergenceWarning, match="relative residual"):
         est = MinNormRegressor(solver="gd", max_iter=200).fit(A, p.y)
@@ -179,7 +179,7 @@ def test_false_convergence_claim_is_corrected():
 
     p = make_sparse_problem(20, 40, 3, random_state=3)
     with pytest.warns(ConvergenceWarning, match="neither fits"):
-        est = Liar().fit(p.A, p.y)
+        est = Liar().fit(p.operator, p.y)
     assert est.stop_reason_ == StopReason.NOT_OPTIMAL
 
 

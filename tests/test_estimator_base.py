@@ -17,12 +17,12 @@ def test_sklearn_conventions():
 
 def test_fit_sets_report_and_predict():
     p = make_sparse_problem(30, 60, 3, random_state=0)
-    est = HadamardRegressor(init_scale=1e-4).fit(p.A, p.y)
+    est = HadamardRegressor(init_scale=1e-4).fit(p.operator, p.y)
     assert est.coef_.shape == (60,)
     assert est.n_iter_ == est.result_.n_iter > 0
     assert est.fit_time_ > 0
     assert isinstance(est.stop_reason_, StopReason)
-    np.testing.assert_allclose(est.predict(p.A), p.A @ est.coef_)
+    np.testing.assert_allclose(est.predict(p.operator), p.operator @ est.coef_)
 
 
 def test_holdout_split_is_a_seeded_partition():
@@ -42,8 +42,8 @@ def test_validation_stopping_beats_interpolation_under_noise():
         for rule in errs:
             est = HadamardRegressor(init_scale=1e-4, max_iter=30_000, random_state=seed,
                                     early_stopping=None if rule == "none" else rule)
-            est.fit(p.A, p.y)
-            errs[rule].append(relative_error(est.coef_, p.x))
+            est.fit(p.operator, p.y)
+            errs[rule].append(relative_error(est.coef_, p.truth))
         assert est.result_.info["chosen_time"] > 0
         assert est.stop_reason_ is StopReason.END_OF_TIME
     assert np.median(errs["validation"]) < np.median(errs["none"])
@@ -53,33 +53,33 @@ def test_discrepancy_uses_noise_level():
     p = make_sparse_problem(100, 200, 5, snr=20, random_state=0)
     sigma = np.linalg.norm(p.noise) / np.sqrt(100)
     est = HadamardRegressor(init_scale=1e-4, early_stopping="discrepancy",
-                            noise_level=sigma).fit(p.A, p.y)
+                            noise_level=sigma).fit(p.operator, p.y)
     assert est.stop_reason_ is StopReason.DISCREPANCY
-    assert np.linalg.norm(p.A @ est.coef_ - p.y) <= sigma * np.sqrt(100)
+    assert np.linalg.norm(p.operator @ est.coef_ - p.y) <= sigma * np.sqrt(100)
 
 
 def test_validation_on_noiseless_data_runs_to_convergence():
     # Well above the phase transition, so the path on 80% of the measurements recovers too.
     p = make_sparse_problem(90, 150, 4, random_state=3)
     est = HadamardRegressor(init_scale=1e-5, early_stopping="validation", random_state=0)
-    est.fit(p.A, p.y)
+    est.fit(p.operator, p.y)
     assert est.result_.info["chosen_time"] is None
     assert est.stop_reason_ is not StopReason.END_OF_TIME  # its own rule, not a chosen time
-    assert relative_error(est.coef_, p.x) < 1e-2
+    assert relative_error(est.coef_, p.truth) < 1e-2
 
 
 def test_oracle_picks_the_iterate_closest_to_truth():
     from overparam.stopping import Oracle
 
     p = make_sparse_problem(80, 200, 6, snr=10, random_state=1)
-    oracle = Oracle(p.x, every=5, patience=None)
+    oracle = Oracle(p.truth, every=5, patience=None)
     est = HadamardRegressor(init_scale=1e-4, max_iter=5000, solver="gd", step="adaptive",
-                            early_stopping=oracle).fit(p.A, p.y)
+                            early_stopping=oracle).fit(p.operator, p.y)
     curve = est.result_.info["validation_curve"]
-    best = np.sum((est.coef_ - p.x) ** 2)
+    best = np.sum((est.coef_ - p.truth) ** 2)
     assert oracle.curve == []  # the estimator worked on a copy: reusable across fits
     other = HadamardRegressor(init_scale=1e-4, max_iter=5000, solver="gd", step="adaptive")
-    final = np.sum((other.fit(p.A, p.y).coef_ - p.x) ** 2)
+    final = np.sum((other.fit(p.operator, p.y).coef_ - p.truth) ** 2)
     assert best < final
     assert best == pytest.approx(curve[:, 2].min())
 
@@ -90,11 +90,11 @@ def test_residual_matched_refit_stops_at_the_path_residual():
 
     p = make_sparse_problem(120, 300, 8, snr=10, random_state=0)
     est = ResidualRefit(init_scale=1e-4, early_stopping="validation", random_state=0)
-    est.fit(p.A, p.y)
+    est.fit(p.operator, p.y)
     level = est.result_.info["refit_residual"]
     assert est.stop_reason_ is StopReason.DISCREPANCY
-    assert np.linalg.norm(p.A @ est.coef_ - p.y) <= level
-    assert relative_error(est.coef_, p.x) < 0.3
+    assert np.linalg.norm(p.operator @ est.coef_ - p.y) <= level
+    assert relative_error(est.coef_, p.truth) < 0.3
 
 
 def test_mean_curve_holds_a_finished_curve_at_its_last_value():
@@ -113,27 +113,27 @@ def test_kfold_validation_picks_the_minimum_of_the_mean_held_out_curve():
         validation_folds = 3
 
     p = make_sparse_problem(90, 200, 5, snr=10, random_state=2)
-    est = ThreeFold(init_scale=1e-4, random_state=0).fit(p.A, p.y)
+    est = ThreeFold(init_scale=1e-4, random_state=0).fit(p.operator, p.y)
     info = est.result_.info
     assert info["validation_folds"] == 3 and len(info["path_iterations"]) == 3
     curve = info["validation_curve"]
     assert info["chosen_time"] == curve[np.argmin(curve[:, 2]), 1]
     assert est.stop_reason_ is StopReason.END_OF_TIME
     assert info["time"] == pytest.approx(info["chosen_time"])
-    interpolating = HadamardRegressor(init_scale=1e-4, early_stopping=None).fit(p.A, p.y)
-    assert relative_error(est.coef_, p.x) < relative_error(interpolating.coef_, p.x)
+    interpolating = HadamardRegressor(init_scale=1e-4, early_stopping=None).fit(p.operator, p.y)
+    assert relative_error(est.coef_, p.truth) < relative_error(interpolating.coef_, p.truth)
 
 
 def test_limit_budget_falls_back_to_the_chosen_time():
     p = make_sparse_problem(90, 150, 4, random_state=3)  # noiseless: no overfitting seen
-    unbounded = HadamardRegressor(init_scale=1e-5, random_state=0).fit(p.A, p.y)
+    unbounded = HadamardRegressor(init_scale=1e-5, random_state=0).fit(p.operator, p.y)
     assert unbounded.result_.info["chosen_time"] is None
     assert unbounded.stop_reason_ is StopReason.CONVERGED
 
     class TinyBudget(HadamardRegressor):
         validation_limit_budget = 1e-3  # a budget of one iteration: the limit cannot converge
 
-    est = TinyBudget(init_scale=1e-5, solver="flow", random_state=0).fit(p.A, p.y)
+    est = TinyBudget(init_scale=1e-5, solver="flow", random_state=0).fit(p.operator, p.y)
     assert est.stop_reason_ is StopReason.END_OF_TIME
     assert est.result_.info["time"] == pytest.approx(est.result_.info["chosen_time"])
 
@@ -146,12 +146,13 @@ def test_sparse_input_and_tags_match_what_fit_takes():
     from overparam.estimators import FactorizedRegressor
 
     p = make_sparse_problem(20, 40, 3, random_state=0)
-    dense = MinNormRegressor().fit(p.A, p.y)
-    sparse = MinNormRegressor().fit(sp.csr_matrix(p.A), p.y)
+    dense = MinNormRegressor().fit(p.operator, p.y)
+    sparse = MinNormRegressor().fit(sp.csr_matrix(p.operator), p.y)
     # LSQR stops at a 1e-8 relative residual: the summation order of the sparse product
     # moves the coefficients by up to cond(A) times that (measured 2e-7 relative)
     np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(sparse.predict(sp.csc_matrix(p.A)), sparse.predict(p.A))
+    np.testing.assert_allclose(sparse.predict(sp.csc_matrix(p.operator)),
+                               sparse.predict(p.operator))
     assert get_tags(MinNormRegressor()).input_tags.sparse
     assert not get_tags(FactorizedRegressor()).input_tags.sparse  # needs a 3-D stack
     tags = get_tags(SOMPRegressor())
@@ -162,11 +163,11 @@ def test_multi_output_estimators_take_one_column():
     from overparam.baselines import SOMPRegressor
 
     p = make_sparse_problem(20, 40, 3, random_state=1)
-    one = SOMPRegressor(n_nonzero_rows=3).fit(p.A, p.y)
-    two = SOMPRegressor(n_nonzero_rows=3).fit(p.A, p.y[:, None])
+    one = SOMPRegressor(n_nonzero_rows=3).fit(p.operator, p.y)
+    two = SOMPRegressor(n_nonzero_rows=3).fit(p.operator, p.y[:, None])
     assert one.coef_.shape == (40,) and two.coef_.shape == (40, 1)
     np.testing.assert_allclose(one.coef_, two.coef_[:, 0])
-    assert one.predict(p.A).shape == (20,)
+    assert one.predict(p.operator).shape == (20,)
 
 
 def test_custom_criterion_is_rescaled_with_the_data():
@@ -175,8 +176,8 @@ def test_custom_criterion_is_rescaled_with_the_data():
     picks = []
     for factor in (1.0, 2.0**40):
         est = HadamardRegressor(solver="gd", init_scale=1e-3, max_iter=3000,
-                                early_stopping=Oracle(factor * p.x, every=20)).fit(
-            p.A, factor * p.y)
+                                early_stopping=Oracle(factor * p.truth, every=20)).fit(
+            p.operator, factor * p.y)
         picks.append((est.result_.info["chosen_time"], est.coef_ / factor,
                       est.result_.info["validation_curve"][:, 2] / factor**2))
     assert picks[0][0] == picks[1][0]

@@ -72,9 +72,9 @@ def test_balanced_init_and_helpers():
 def test_one_iteration_matches_the_paper_updates():
     """normalize(u^2 v + X^T r/n) is the step v - grad_v / u^4; then u - gamma grad_u(v_new)."""
     pb = _problem(noise=0.1)
-    param = GroupHadamard(pb.groups)
-    op = as_operator(pb.X)
-    n = pb.X.shape[0]
+    param = GroupHadamard(pb.meta["groups"])
+    op = as_operator(pb.operator)
+    n = pb.operator.shape[0]
     rng = np.random.default_rng(0)
     u0 = 0.5 + rng.random(param.n_groups)
     v0 = param.normalize(rng.standard_normal(param.n_features))
@@ -83,8 +83,8 @@ def test_one_iteration_matches_the_paper_updates():
                                step_u=gamma, stopping=StoppingRule(max_iter=1, tol=0))
 
     def grads(u, v):
-        r = pb.X @ param.signal((u, v)) - pb.y
-        return param.vjp((u, v), pb.X.T @ r / n)  # gradient of (1/2n)||Xw - y||^2
+        r = pb.operator @ param.signal((u, v)) - pb.y
+        return param.vjp((u, v), pb.operator.T @ r / n)  # gradient of (1/2n)||Xw - y||^2
 
     _, gv = grads(u0, v0)
     z = v0 - gv / u0[param.labels] ** 4
@@ -119,34 +119,35 @@ def _authors_epochs(X, y, labels, u, v, lr, n_epochs, switch_at=None):
 @pytest.mark.parametrize("algorithm, switch_at", [("alg1", None), ("alg2", 6)])
 def test_authors_loss_scale_reproduces_their_updates(algorithm, switch_at):
     pb = _problem(noise=0.1)
-    param = GroupHadamard(pb.groups)
+    param = GroupHadamard(pb.meta["groups"])
     rng = np.random.default_rng(1)
     u0 = 0.5 + rng.random(param.n_groups)
     v0 = param.normalize(rng.standard_normal(param.n_features))
     lr, n_epochs = 1e-3, 12
-    u_ref, v_ref = _authors_epochs(pb.X, pb.y, param.labels, u0, v0, lr, n_epochs, switch_at)
+    u_ref, v_ref = _authors_epochs(pb.operator, pb.y, param.labels, u0, v0, lr, n_epochs, switch_at)
     kwargs = {"init_params": (u0, v0), "step_u": lr, "step_v": lr, "switch_at": switch_at,
               "stopping": StoppingRule(max_iter=n_epochs, tol=0, stagnation_tol=0)}
-    res = weight_normalized_gd(param, as_operator(pb.X), pb.y, algorithm=algorithm,
+    res = weight_normalized_gd(param, as_operator(pb.operator), pb.y, algorithm=algorithm,
                                loss_scale="authors", **kwargs)
     np.testing.assert_allclose(res.params[0], u_ref, rtol=1e-12)
     np.testing.assert_allclose(res.params[1], v_ref, rtol=1e-12, atol=1e-12)
     assert res.info["switch_iteration"] == switch_at and res.info["loss_scale"] == "authors"
     # the paper's scale and update order is a different iteration
-    ours = weight_normalized_gd(param, as_operator(pb.X), pb.y, algorithm=algorithm, **kwargs)
+    ours = weight_normalized_gd(param, as_operator(pb.operator), pb.y, algorithm=algorithm,
+                                **kwargs)
     assert np.max(np.abs(ours.params[0] - u_ref)) > 1e-6
     with pytest.raises(ValueError, match="loss_scale"):
-        weight_normalized_gd(param, as_operator(pb.X), pb.y, loss_scale="mse", **kwargs)
+        weight_normalized_gd(param, as_operator(pb.operator), pb.y, loss_scale="mse", **kwargs)
 
 
 def test_alg2_switches_and_recovers_noiseless():
     pb = _problem()
     for algorithm in ("alg1", "alg2"):
-        res = weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y,
+        res = weight_normalized_gd(GroupHadamard(pb.meta["groups"]), as_operator(pb.operator), pb.y,
                                    algorithm=algorithm, step_u=5e-3, step_v=5e-3,
                                    stopping=StoppingRule(max_iter=20_000, tol=1e-7))
         assert res.info["clock"] == "iterations" and res.info["time"] == res.n_iter
-        assert relative_error(res.coef, pb.w) < 1e-4, algorithm
+        assert relative_error(res.coef, pb.truth) < 1e-4, algorithm
         if algorithm == "alg2":
             assert res.info["switch_iteration"] is not None
             assert 0 < res.info["switch_iteration"] < res.n_iter
@@ -159,8 +160,8 @@ def test_size_one_groups_recover_a_sparse_vector():
                                    values=[1, -1, 1, -1, 1], design="rademacher",
                                    random_state=3)
     est = GroupHadamardRegressor(groups=1, step_u=1e-2, step_v=1e-2, max_iter=20_000,
-                                 tol=1e-7).fit(pb.X, pb.y)
-    assert relative_error(est.coef_, pb.w) < 1e-3
+                                 tol=1e-7).fit(pb.operator, pb.y)
+    assert relative_error(est.coef_, pb.truth) < 1e-3
     assert get_method("group-hadamard") is GroupHadamardRegressor
 
 
@@ -172,17 +173,17 @@ def test_auto_steps_are_scale_free():
     does not diverge) for ``100 y``.
     """
     pb = _problem()
-    cases = {"plain": (pb.X, pb.y, 1.0), "y*100": (pb.X, 1e2 * pb.y, 1e2),
-             "y/10": (pb.X, 0.1 * pb.y, 0.1), "X*10": (10 * pb.X, pb.y, 0.1)}
+    cases = {"plain": (pb.operator, pb.y, 1.0), "y*100": (pb.operator, 1e2 * pb.y, 1e2),
+             "y/10": (pb.operator, 0.1 * pb.y, 0.1), "X*10": (10 * pb.operator, pb.y, 0.1)}
     n_iter = {}
     for name, (X, y, scale) in cases.items():
         est = GroupHadamardRegressor(groups=3, early_stopping=None, tol=1e-4,
                                      max_iter=20_000).fit(X, y)
         assert est.stop_reason_ is StopReason.CONVERGED, name
-        assert relative_error(est.coef_ / scale, pb.w) < 1e-3, name
+        assert relative_error(est.coef_ / scale, pb.truth) < 1e-3, name
         n_iter[name] = est.n_iter_
         if name == "plain":
-            c = np.max(GroupHadamard(pb.groups).group_norms(pb.X.T @ pb.y / 60))
+            c = np.max(GroupHadamard(pb.meta["groups"]).group_norms(pb.operator.T @ pb.y / 60))
             assert est.result_.info["step_u"] == pytest.approx(1 / (20 * c))
     assert n_iter["plain"] < 2000
     for count in n_iter.values():
@@ -195,35 +196,36 @@ def test_default_validation_at_high_snr_stops_near_the_oracle():
 
     pb = make_group_sparse_problem(150, 300, group_size=5, n_active_groups=4,
                                    design="gaussian", snr_db=40.0, random_state=11)
-    est = GroupHadamardRegressor(groups=5, random_state=0).fit(pb.X, pb.y)
-    oracle = GroupHadamardRegressor(groups=5, early_stopping=Oracle(pb.w)).fit(pb.X, pb.y)
+    est = GroupHadamardRegressor(groups=5, random_state=0).fit(pb.operator, pb.y)
+    oracle = GroupHadamardRegressor(groups=5, early_stopping=Oracle(pb.truth))
+    oracle.fit(pb.operator, pb.y)
     assert est.stop_reason_ is StopReason.END_OF_TIME
     assert est.result_.info["path_iterations"] < 0.05 * est.max_iter
-    assert relative_error(est.coef_, pb.w) <= 1.1 * relative_error(oracle.coef_, pb.w)
+    assert relative_error(est.coef_, pb.truth) <= 1.1 * relative_error(oracle.coef_, pb.truth)
 
 
 def test_divergence_is_raised_or_recovered():
     pb = _problem()
     kw = dict(init_scale=1.0, step_u=50.0, stopping=StoppingRule(max_iter=200, tol=0))
     with pytest.raises(DivergenceError):
-        weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y, **kw)
-    res = weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y,
+        weight_normalized_gd(GroupHadamard(pb.meta["groups"]), as_operator(pb.operator), pb.y, **kw)
+    res = weight_normalized_gd(GroupHadamard(pb.meta["groups"]), as_operator(pb.operator), pb.y,
                                on_divergence="halve", **kw)
     assert res.info["n_step_halvings"] > 0 and np.all(np.isfinite(res.coef))
 
 
 def test_stop_time_is_an_exact_iteration_and_discrepancy_stops():
     pb = _problem(noise=0.3)
-    est = GroupHadamardRegressor(groups=3, step_u=5e-3, max_iter=300).fit(pb.X, pb.y)
+    est = GroupHadamardRegressor(groups=3, step_u=5e-3, max_iter=300).fit(pb.operator, pb.y)
     assert est.result_.info["clock"] == "iterations"
     from overparam.stopping import PathControl
 
-    res = est._solve(as_operator(pb.X), pb.y, PathControl(stop_time=123))
+    res = est._solve(as_operator(pb.operator), pb.y, PathControl(stop_time=123))
     assert res.n_iter == 123 and res.stop_reason is StopReason.END_OF_TIME
     d = GroupHadamardRegressor(groups=3, step_u=5e-3, early_stopping="discrepancy",
-                               noise_level=0.3).fit(pb.X, pb.y)
+                               noise_level=0.3).fit(pb.operator, pb.y)
     assert d.stop_reason_ is StopReason.DISCREPANCY
-    assert np.linalg.norm(pb.X @ d.coef_ - pb.y) <= 0.3 * np.sqrt(60) + 1e-9
+    assert np.linalg.norm(pb.operator @ d.coef_ - pb.y) <= 0.3 * np.sqrt(60) + 1e-9
 
 
 @pytest.mark.parametrize("algorithm", ["alg2", "gd"])
@@ -235,9 +237,10 @@ def test_validation_stopping_beats_interpolation_under_noise(algorithm):
         kw.update(step_u="adaptive")
     else:
         kw.update(step_u=2e-2, step_v=2e-2)
-    full = GroupHadamardRegressor(early_stopping=None, **kw).fit(pb.X, pb.y)
-    early = GroupHadamardRegressor(early_stopping="validation", **kw).fit(pb.X, pb.y)
-    err_full, err_early = relative_error(full.coef_, pb.w), relative_error(early.coef_, pb.w)
+    full = GroupHadamardRegressor(early_stopping=None, **kw).fit(pb.operator, pb.y)
+    early = GroupHadamardRegressor(early_stopping="validation", **kw).fit(pb.operator, pb.y)
+    err_full = relative_error(full.coef_, pb.truth)
+    err_early = relative_error(early.coef_, pb.truth)
     assert err_early < 0.7 * err_full, (err_early, err_full)
     assert early.stop_reason_ is StopReason.END_OF_TIME
     if algorithm == "alg2":
@@ -250,13 +253,13 @@ def test_validation_stopping_beats_interpolation_under_noise(algorithm):
 def test_balance_is_conserved_by_small_step_gd():
     """d/dt (u_l^2/2 - ||v_l||^2) = 0 for gradient flow: GD's drift shrinks with the step."""
     pb = _problem(noise=0.2)
-    param = GroupHadamard(pb.groups)
+    param = GroupHadamard(pb.meta["groups"])
     rng = np.random.default_rng(0)
     start = (0.3 + rng.random(param.n_groups), 0.3 * rng.standard_normal(param.n_features))
     drift = []
     for step in (2e-3, 5e-4):
         horizon = 2.0  # same flow time for both steps
-        res = gradient_descent(param, as_operator(pb.X), pb.y, init_params=start, step=step,
+        res = gradient_descent(param, as_operator(pb.operator), pb.y, init_params=start, step=step,
                                loss_weight=1 / 60,
                                stopping=StoppingRule(max_iter=int(horizon / step), tol=0,
                                                      stagnation_tol=0))
@@ -271,12 +274,12 @@ def test_larger_groups_are_learned_first():
     pb = make_group_sparse_problem(150, 300, group_size=3, n_active_groups=3,
                                    values=[8, 8, 8, 4, 4, 4, 1.5, 1.5, 1.5], active="first",
                                    design="rademacher", noise_std=0.1, random_state=2)
-    param = GroupHadamard(pb.groups)
+    param = GroupHadamard(pb.meta["groups"])
     history = History(every=5, quantities={"mag": lambda p, x: param.group_norms(x)[:3]})
-    weight_normalized_gd(param, as_operator(pb.X), pb.y, step_u=2e-3,
+    weight_normalized_gd(param, as_operator(pb.operator), pb.y, step_u=2e-3,
                          stopping=StoppingRule(max_iter=8000, tol=1e-5), history=history)
     mags = np.asarray(history.values["mag"])
-    target = param.group_norms(pb.w)[:3]
+    target = param.group_norms(pb.truth)[:3]
     half_time = [history.iteration[int(np.argmax(mags[:, k] >= target[k] / 2))]
                  for k in range(3)]
     assert all(mags[:, k].max() >= target[k] / 2 for k in range(3))
@@ -286,8 +289,9 @@ def test_larger_groups_are_learned_first():
 def test_error_curve_is_u_shaped_under_noise():
     pb = make_group_sparse_problem(60, 120, group_size=3, n_active_groups=2, values=2.0,
                                    design="gaussian", noise_std=1.0, random_state=4)
-    history = History(every=20, truth=pb.w)
-    weight_normalized_gd(GroupHadamard(pb.groups), as_operator(pb.X), pb.y, init_scale=1e-3,
+    history = History(every=20, truth=pb.truth)
+    weight_normalized_gd(GroupHadamard(pb.meta["groups"]), as_operator(pb.operator), pb.y,
+                         init_scale=1e-3,
                          step_u=2e-2, step_v=2e-2,
                          stopping=StoppingRule(max_iter=15_000, tol=0, stagnation_tol=0),
                          history=history)
@@ -301,13 +305,13 @@ def test_error_curve_is_u_shaped_under_noise():
 def test_estimator_errors():
     pb = _problem()
     with pytest.raises(ValueError, match="groups is required"):
-        GroupHadamardRegressor().fit(pb.X, pb.y)
+        GroupHadamardRegressor().fit(pb.operator, pb.y)
     with pytest.raises(ValueError, match="algorithm"):
-        GroupHadamardRegressor(groups=3, algorithm="alg3").fit(pb.X, pb.y)
+        GroupHadamardRegressor(groups=3, algorithm="alg3").fit(pb.operator, pb.y)
     with pytest.raises(ValueError, match="labels"):
-        GroupHadamardRegressor(groups=[0, 1, 1]).fit(pb.X, pb.y)
+        GroupHadamardRegressor(groups=[0, 1, 1]).fit(pb.operator, pb.y)
     with pytest.raises(ValueError, match="adaptive"):
-        GroupHadamardRegressor(groups=3, step_u="adaptive").fit(pb.X, pb.y)
+        GroupHadamardRegressor(groups=3, step_u="adaptive").fit(pb.operator, pb.y)
 
 
 # --- baselines ---------------------------------------------------------------------------
@@ -316,18 +320,18 @@ def test_group_lasso_matches_cvxpy_at_fixed_alpha():
     pb = _problem(noise=0.3, seed=1)
     labels = np.arange(120) // 3
     alpha = 0.05
-    est = GroupLassoRegressor(groups=3, alpha=alpha).fit(pb.X, pb.y)
+    est = GroupLassoRegressor(groups=3, alpha=alpha).fit(pb.operator, pb.y)
     w = cp.Variable(120)
     penalty = sum(np.sqrt(3) * cp.norm(w[labels == k], 2) for k in range(40))
-    cp.Problem(cp.Minimize(cp.sum_squares(pb.X @ w - pb.y) / 120 + alpha * penalty)).solve()
+    cp.Problem(cp.Minimize(cp.sum_squares(pb.operator @ w - pb.y) / 120 + alpha * penalty)).solve()
     np.testing.assert_allclose(est.coef_, w.value, atol=2e-3 * np.abs(w.value).max())
 
 
 def test_group_lasso_cv_recovers_support_groups():
     pb = _problem(noise=0.3, seed=2)
-    est = GroupLassoRegressor(groups=3, cv=3, n_alphas=15, random_state=0).fit(pb.X, pb.y)
+    est = GroupLassoRegressor(groups=3, cv=3, n_alphas=15, random_state=0).fit(pb.operator, pb.y)
     assert est.alpha_ in est.result_.info["alphas"]
-    assert relative_error(est.coef_, pb.w) < 0.3
+    assert relative_error(est.coef_, pb.truth) < 0.3
 
 
 def test_primal_dual_tends_to_min_group_norm_interpolant():
@@ -335,34 +339,35 @@ def test_primal_dual_tends_to_min_group_norm_interpolant():
     pb = _problem(seed=3)
     labels = np.arange(120) // 3
     est = GroupPrimalDualRegressor(groups=3, early_stopping=None, max_iter=20_000,
-                                   tol=1e-8).fit(pb.X, pb.y)
+                                   tol=1e-8).fit(pb.operator, pb.y)
     w = cp.Variable(120)
     cp.Problem(cp.Minimize(sum(cp.norm(w[labels == k], 2) for k in range(40))),
-               [pb.X @ w == pb.y]).solve()
+               [pb.operator @ w == pb.y]).solve()
     assert relative_error(est.coef_, w.value) < 1e-3
 
 
 def test_primal_dual_validation_stops_early_without_losing_accuracy():
     pb = make_group_sparse_problem(100, 200, group_size=4, n_active_groups=2, values=1.0,
                                    design="gaussian", noise_std=1.0, random_state=5)
-    full = GroupPrimalDualRegressor(groups=4, early_stopping=None, max_iter=5000).fit(pb.X, pb.y)
-    early = GroupPrimalDualRegressor(groups=4, random_state=0).fit(pb.X, pb.y)
+    full = GroupPrimalDualRegressor(groups=4, early_stopping=None, max_iter=5000)
+    full.fit(pb.operator, pb.y)
+    early = GroupPrimalDualRegressor(groups=4, random_state=0).fit(pb.operator, pb.y)
     assert full.stop_reason_ is StopReason.CONVERGED  # reached the interpolant
     assert early.result_.info["clock"] == "iterations"
     assert early.n_iter_ == early.result_.info["chosen_time"] < full.n_iter_
-    assert relative_error(early.coef_, pb.w) < 1.05 * relative_error(full.coef_, pb.w)
+    assert relative_error(early.coef_, pb.truth) < 1.05 * relative_error(full.coef_, pb.truth)
 
 
 # --- data --------------------------------------------------------------------------------
 def test_generator_fills_groups_in_order():
     pb = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3, n_nonzero=10,
                                    values=1.0, active="first", random_state=0)
-    np.testing.assert_array_equal(np.flatnonzero(pb.w), np.arange(10))
-    assert set(np.unique(pb.X)) == {-1.0, 1.0}
+    np.testing.assert_array_equal(np.flatnonzero(pb.truth), np.arange(10))
+    assert set(np.unique(pb.operator)) == {-1.0, 1.0}
     with pytest.raises(ValueError, match="fill"):
         make_group_sparse_problem(20, 40, group_size=4, n_active_groups=3, n_nonzero=7)
     snr = make_group_sparse_problem(50, 40, group_size=4, snr_db=10.0, random_state=0)
-    clean = snr.X @ snr.w
+    clean = snr.operator @ snr.truth
     assert 10 * np.log10(clean @ clean / (snr.noise @ snr.noise)) == pytest.approx(10.0)
 
 

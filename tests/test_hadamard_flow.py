@@ -29,13 +29,13 @@ def rel(a, b):
 @pytest.fixture(scope="module")
 def small():
     p = make_sparse_problem(12, 30, 3, random_state=0)
-    return p, as_operator(p.A)
+    return p, as_operator(p.operator)
 
 
 @pytest.fixture(scope="module")
 def small_positive():
     p = make_sparse_problem(12, 30, 3, positive=True, random_state=4)
-    return p, as_operator(p.A)
+    return p, as_operator(p.operator)
 
 
 def _gd_snapshots(op, y, depth, alpha, eta, iterations):
@@ -103,7 +103,7 @@ def test_positive_flow(small_positive, depth):
                          stopping=StoppingRule(tol=1e-9, max_iter=10**6))
     assert np.all(newton.coef >= 0)
     assert rel(flow.coef, newton.coef) < 1e-5
-    assert rel(newton.coef, p.x) < 1e-3  # exact positive recovery from a small init
+    assert rel(newton.coef, p.truth) < 1e-3  # exact positive recovery from a small init
 
 
 @pytest.mark.parametrize("depth", [2, 3])
@@ -112,14 +112,14 @@ def test_flow_limit_minimizes_the_implicit_bias(small, depth, alpha):
     """Thm 3.1: the limit's parts minimize g(z+) + g(z-) over A(z+ - z-) = y (cvxpy check)."""
     p, op = small
     newton = hadamard_newton(op, p.y, depth=depth, init_scale=alpha, tol=1e-12)
-    x_cvx, parts = minimize_implicit_bias(p.A, p.y, alpha, depth=depth)
+    x_cvx, parts = minimize_implicit_bias(p.operator, p.y, alpha, depth=depth)
     assert rel(newton.coef, x_cvx) < 1e-4
     flow_parts = tuple(f**depth for f in newton.params)
     g_flow = signed_implicit_bias(*flow_parts, alpha, depth=depth)
     g_cvx = signed_implicit_bias(*parts, alpha, depth=depth)
     assert g_flow <= g_cvx + 1e-6 * abs(g_cvx)
     # at this large init the limit is far from the l1 minimizer: the check is discriminating
-    bp = BasisPursuit().fit(p.A, p.y).coef_
+    bp = BasisPursuit().fit(p.operator, p.y).coef_
     assert rel(newton.coef, bp) > 0.05
 
 
@@ -139,7 +139,7 @@ def test_implicit_bias_values():
 def test_positive_implicit_bias_minimizer(small_positive):
     p, op = small_positive
     newton = hadamard_newton(op, p.y, depth=2, signed=False, init_scale=0.1, tol=1e-12)
-    x_cvx, _ = minimize_implicit_bias(p.A, p.y, 0.1, depth=2, signed=False)
+    x_cvx, _ = minimize_implicit_bias(p.operator, p.y, 0.1, depth=2, signed=False)
     assert rel(newton.coef, x_cvx) < 1e-4
     assert implicit_bias(newton.coef, 0.1) <= implicit_bias(x_cvx, 0.1) + 1e-7
 
@@ -167,14 +167,14 @@ def test_discrepancy_stops_at_the_level(small):
     res = hadamard_flow(op, p.y, init_scale=1e-3,
                         stopping=StoppingRule(max_iter=10**6, discrepancy=level))
     assert res.stop_reason is StopReason.DISCREPANCY
-    residual = np.linalg.norm(p.A @ res.coef - p.y)
+    residual = np.linalg.norm(p.operator @ res.coef - p.y)
     assert residual == pytest.approx(level, rel=1e-6)
     assert residual <= level  # at or just past the crossing, never a rounding error before
 
 
 def test_validation_returns_the_best_point_of_the_path():
     p = make_sparse_problem(60, 120, 4, snr=5.0, random_state=1)
-    op = as_operator(p.A)
+    op = as_operator(p.operator)
     train, held = np.arange(48), np.arange(48, 60)
     val = Validation(op.rows(held), p.y[held])
     res = hadamard_flow(op.rows(train), p.y[train], init_scale=1e-4, validation=val,
@@ -225,7 +225,7 @@ def test_newton_failures_are_clear(small, small_positive):
 
 def test_flow_budget_history_and_counts(small):
     p, op = small
-    hist = History(every=5, truth=p.x)
+    hist = History(every=5, truth=p.truth)
     res = hadamard_flow(op, p.y, init_scale=1e-6, history=hist,
                         stopping=StoppingRule(max_iter=200, tol=1e-12))
     assert res.stop_reason is StopReason.MAX_ITER
@@ -241,7 +241,7 @@ def test_tiny_init_does_not_overflow(small):
         flow = hadamard_flow(op, p.y, init_scale=1e-30,
                              stopping=StoppingRule(tol=1e-8, max_iter=10**6))
     assert rel(flow.coef, newton.coef) < 1e-5
-    bp = BasisPursuit().fit(p.A, p.y).coef_
+    bp = BasisPursuit().fit(p.operator, p.y).coef_
     assert rel(newton.coef, bp) < 1e-2  # alpha -> 0: the l1 minimizer
 
 
@@ -265,8 +265,8 @@ def test_flow_step_limit_matches_the_factor_speed(small, depth):
     p, op = small
     rng = np.random.default_rng(0)
     u, v = rng.uniform(0.1, 1.5, 30), rng.uniform(0.1, 1.5, 30)
-    r = p.A @ (u**depth - v**depth) - p.y
-    g = p.A.T @ r
+    r = p.operator @ (u**depth - v**depth) - p.y
+    g = p.operator.T @ r
     grads = (depth * u ** (depth - 1) * g, -depth * v ** (depth - 1) * g)
     speed = max(np.max(np.abs(depth * g * u ** (depth - 2))),
                 np.max(np.abs(depth * g * v ** (depth - 2))))
@@ -304,7 +304,7 @@ def test_flow_step_bounds_the_relative_change_of_the_factors(small):
 
 def test_gd_validation_checks_on_a_geometric_clock_grid():
     p = make_sparse_problem(60, 120, 4, snr=5.0, random_state=1)
-    op = as_operator(p.A)
+    op = as_operator(p.operator)
     train, held = np.arange(48), np.arange(48, 60)
     val = Validation(op.rows(held), p.y[held])
     res = hadamard_gd(op.rows(train), p.y[train], init_scale=1e-4, validation=val,
@@ -322,8 +322,8 @@ def test_gd_validation_checks_on_a_geometric_clock_grid():
 
 def test_validation_checks_skip_the_initial_plateau():
     p = make_sparse_problem(80, 200, 5, snr=20, random_state=4)
-    A_tr, y_tr = as_operator(p.A[:64]), p.y[:64]
-    val = Validation(as_operator(p.A[64:]), p.y[64:], patience=None)
+    A_tr, y_tr = as_operator(p.operator[:64]), p.y[:64]
+    val = Validation(as_operator(p.operator[64:]), p.y[64:], patience=None)
     hadamard_flow(A_tr, y_tr, init_scale=1e-6, validation=val, rtol=1e-2, atol=1e-5)
     clocks = [c[1] for c in val.curve]
     np.testing.assert_allclose(np.diff(np.log(clocks[1:])) / np.log(1.05),
@@ -344,7 +344,7 @@ def test_loose_flow_stays_inside_the_domain(depth):
     (DivergenceError on solvable data). Trial points past it are rejected, the tolerances
     follow the margin, and steps that leave the path are redone: the limit is Newton's."""
     p = make_sparse_problem(60, 200, 6, random_state=1)
-    op = as_operator(p.A)
+    op = as_operator(p.operator)
     newton = hadamard_newton(op, p.y, depth=depth, init_scale=1e-6, tol=1e-10)
     for rtol, atol in ((1e-2, 1e-5), (1e-3, 1e-7)):
         flow = hadamard_flow(op, p.y, depth=depth, init_scale=1e-6, rtol=rtol, atol=atol,
@@ -359,10 +359,10 @@ def test_newton_reaches_its_tolerance_from_a_tiny_init(depth):
     tolerance; before, a rounding-level decrement test stopped at relative residual 1e-3 and
     called it converged."""
     p = make_sparse_problem(60, 200, 6, random_state=2)
-    res = hadamard_newton(as_operator(p.A), p.y, depth=depth, init_scale=1e-11, tol=1e-8)
+    res = hadamard_newton(as_operator(p.operator), p.y, depth=depth, init_scale=1e-11, tol=1e-8)
     assert res.converged
-    assert np.linalg.norm(p.A @ res.coef - p.y) <= 1e-8 * np.linalg.norm(p.y)
-    assert rel(res.coef, BasisPursuit().fit(p.A, p.y).coef_) < 1e-6
+    assert np.linalg.norm(p.operator @ res.coef - p.y) <= 1e-8 * np.linalg.norm(p.y)
+    assert rel(res.coef, BasisPursuit().fit(p.operator, p.y).coef_) < 1e-6
 
 
 def test_newton_never_calls_an_unreached_tolerance_converged(small):

@@ -37,16 +37,16 @@ def test_factorized_recovers_low_rank_matrix(noiseless):
     fine = FactorizedRegressor(init_scale=1e-4, random_state=0, early_stopping=None,
                                refine=False).fit(pb.operator, pb.y)
     assert fine.coef_.shape == (10, 8)
-    assert relative_error(fine.coef_, pb.Y) < 1e-3
+    assert relative_error(fine.coef_, pb.truth) < 1e-3
     # The implicit bias sharpens as the init shrinks (Theorem 2.8): smaller eps, smaller error.
-    assert relative_error(fine.coef_, pb.Y) < 0.5 * relative_error(coarse.coef_, pb.Y)
+    assert relative_error(fine.coef_, pb.truth) < 0.5 * relative_error(coarse.coef_, pb.truth)
     # Plain least squares (min-Frobenius-norm interpolation) is nowhere near.
     lsq = np.linalg.lstsq(pb.operator.to_dense(), pb.y, rcond=None)[0].reshape(10, 8)
-    assert relative_error(lsq, pb.Y) > 0.2
+    assert relative_error(lsq, pb.truth) > 0.2
     # Works on a stored stack passed as an array, and on any width.
     stack = pb.operator.sensing_matrices() * pb.operator.scale
     narrow = FactorizedRegressor(width=2, init_scale=1e-4, random_state=0).fit(stack, pb.y)
-    assert relative_error(narrow.coef_, pb.Y) < 1e-3
+    assert relative_error(narrow.coef_, pb.truth) < 1e-3
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -69,9 +69,9 @@ def test_refine_low_rank_only_accepts_a_unique_interpolant():
     from overparam.solvers.matrix_sensing import candidate_ranks, refine_low_rank
 
     pb = make_low_rank_problem((10, 8), 2, 60, random_state=2)
-    near = pb.Y + 1e-4 * np.random.default_rng(0).standard_normal(pb.Y.shape)
+    near = pb.truth + 1e-4 * np.random.default_rng(0).standard_normal(pb.truth.shape)
     assert candidate_ranks(near)[0] == 2
-    np.testing.assert_allclose(refine_low_rank(pb.operator, pb.y, near, 2, tol=1e-12), pb.Y,
+    np.testing.assert_allclose(refine_low_rank(pb.operator, pb.y, near, 2, tol=1e-12), pb.truth,
                                atol=1e-10)
     assert refine_low_rank(pb.operator, pb.y, near, 1) is None  # rank 1 cannot interpolate
     # rank 5: 5 (10 + 8 - 5) = 65 >= 60 measurements, the interpolant is not locally unique
@@ -81,7 +81,7 @@ def test_refine_low_rank_only_accepts_a_unique_interpolant():
 def test_identity_init_and_determinism(noiseless):
     pb = make_low_rank_problem((8, 8), 2, 100, random_state=1)
     est = FactorizedRegressor(init="identity", init_scale=1e-4).fit(pb.operator, pb.y)
-    assert relative_error(est.coef_, pb.Y) < 1e-3
+    assert relative_error(est.coef_, pb.truth) < 1e-3
     a = FactorizedRegressor(random_state=3, max_iter=50).fit(noiseless.operator, noiseless.y)
     b = clone(a).fit(noiseless.operator, noiseless.y)
     np.testing.assert_array_equal(a.coef_, b.coef_)
@@ -110,9 +110,9 @@ def test_validation_stopping_beats_interpolation_under_noise():
                                    noise_level=0.03).fit(pb.operator, pb.y)
         assert val.stop_reason_.value == "end_of_time"
         assert "chosen_time" in val.result_.info
-        err_full = relative_error(full.coef_, pb.Y)
-        gains.append(relative_error(val.coef_, pb.Y) / err_full)
-        assert relative_error(disc.coef_, pb.Y) < err_full
+        err_full = relative_error(full.coef_, pb.truth)
+        gains.append(relative_error(val.coef_, pb.truth) / err_full)
+        assert relative_error(disc.coef_, pb.truth) < err_full
     # Held-out stopping removes most of the noise that interpolation fits.
     assert max(gains) < 0.75, gains
 
@@ -120,7 +120,7 @@ def test_validation_stopping_beats_interpolation_under_noise():
 def test_psd_variant_recovers_psd_matrix():
     pb = make_low_rank_problem((8, 8), 2, 100, symmetric_psd=True, random_state=2)
     est = PSDFactorizedRegressor(init_scale=1e-4, random_state=0).fit(pb.operator, pb.y)
-    assert relative_error(est.coef_, pb.Y) < 1e-3
+    assert relative_error(est.coef_, pb.truth) < 1e-3
     np.testing.assert_allclose(est.coef_, est.coef_.T)
     assert np.linalg.eigvalsh(est.coef_).min() > -1e-12
 
@@ -128,7 +128,7 @@ def test_psd_variant_recovers_psd_matrix():
 def test_nuclear_norm_forms(noiseless):
     pb = noiseless
     exact = nuclear_norm_minimization(pb.operator, pb.y)
-    assert relative_error(exact, pb.Y) < 1e-4
+    assert relative_error(exact, pb.truth) < 1e-4
     # Any Operator with a 2-D input shape works, e.g. a stored stack.
     stack = MatrixSensingOperator(pb.operator.sensing_matrices(), scale=pb.operator.scale)
     est = NuclearNormRegressor().fit(stack, pb.y)
@@ -143,7 +143,7 @@ def test_nuclear_norm_forms(noiseless):
     assert np.abs(nuclear_norm_minimization(noisy.operator, noisy.y, lam=1.01 * lam_max)).max() \
         < 1e-5
     assert relative_error(NuclearNormRegressor(lam=0.01).fit(noisy.operator, noisy.y).coef_,
-                          noisy.Y) < 0.2
+                          noisy.truth) < 0.2
 
 
 def test_nuclear_norm_cv_picks_an_interior_penalty():
@@ -152,11 +152,11 @@ def test_nuclear_norm_cv_picks_an_interior_penalty():
     assert est.alphas_[0] > est.alpha_ > est.alphas_[-1]
     assert est.cv_errors_.shape == (6,)
     tiny = NuclearNormRegressor(lam=est.alphas_[-1] * 80).fit(pb.operator, pb.y)
-    assert relative_error(est.coef_, pb.Y) < relative_error(tiny.coef_, pb.Y)
+    assert relative_error(est.coef_, pb.truth) < relative_error(tiny.coef_, pb.truth)
 
 
 def test_nuclear_norm_cv_is_accurate_at_high_snr():
     # Regression: the mean-loss objective is tiny at high SNR and stopped SCS early (0.32).
     pb = make_low_rank_problem((10, 10), 2, 80, noise_level=0.002, random_state=0)
     est = NuclearNormCV(random_state=0).fit(pb.operator, pb.y)
-    assert relative_error(est.coef_, pb.Y) < 0.05
+    assert relative_error(est.coef_, pb.truth) < 0.05

@@ -73,7 +73,7 @@ def test_error_floor_grows_with_the_perturbation(problem):
         res = perturbed_gradient_descent(
             param, problem.operator, problem.y, step=0.2, init_scale=1e-5, random_state=0,
             perturbation=xi * direction, stopping=StoppingRule(max_iter=800, tol=0))
-        errors.append(np.linalg.norm(res.coef - problem.Y, 2))
+        errors.append(np.linalg.norm(res.coef - problem.truth, 2))
     assert errors[1] / errors[0] == pytest.approx(10, rel=0.3)
     kappa = 1.5
     assert errors[1] < 10 * kappa * 1e-2
@@ -109,18 +109,18 @@ def test_validation_and_stop_time(problem):
 def test_streaming_sgd_recovers_and_is_reproducible():
     pb = make_low_rank_problem((8, 8), 2, 10, random_state=1)  # only Y is used
     param = Factorized((8, 8), 8)
-    hist = History(every=50, truth=pb.Y)
+    hist = History(every=50, truth=pb.truth)
     kw = dict(step=0.1, n_iter=600, init_scale=1e-3, random_state=0)
-    res = factorized_sgd(param, GaussianStream(pb.Y, 48, random_state=3), history=hist, **kw)
-    again = factorized_sgd(param, GaussianStream(pb.Y, 48, random_state=3), **kw)
+    res = factorized_sgd(param, GaussianStream(pb.truth, 48, random_state=3), history=hist, **kw)
+    again = factorized_sgd(param, GaussianStream(pb.truth, 48, random_state=3), **kw)
     np.testing.assert_array_equal(res.coef, again.coef)
     # Each batch alone (48 < 64 entries) cannot determine Y, yet the stream recovers it.
-    assert relative_error(res.coef, pb.Y) < 1e-3
+    assert relative_error(res.coef, pb.truth) < 1e-3
     assert hist.error[0] > 0.99 and hist.error[-1] < 1e-3
     # Noisy streams settle at a floor set by the noise.
-    noisy = factorized_sgd(param, GaussianStream(pb.Y, 48, noise_level=0.01, random_state=3),
+    noisy = factorized_sgd(param, GaussianStream(pb.truth, 48, noise_level=0.01, random_state=3),
                            **kw)
-    assert 1e-3 < relative_error(noisy.coef, pb.Y) < 0.2
+    assert 1e-3 < relative_error(noisy.coef, pb.truth) < 0.2
 
 
 def test_fixed_batches_are_unbiased_and_run(problem):

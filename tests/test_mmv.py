@@ -87,7 +87,7 @@ def test_row_balance_conserved_by_small_step_gd():
     before = RowHadamard.row_balance((g0, V0))
     drift = {}
     for step in (2e-4, 1e-3):
-        res = ir_mmv(p.A, p.Y, init_params=(g0, V0), step=step,
+        res = ir_mmv(p.operator, p.y, init_params=(g0, V0), step=step,
                      stopping=StoppingRule(max_iter=2000, tol=0, stagnation_tol=0))
         after = RowHadamard.row_balance(res.params)
         assert np.max(np.abs(res.params[0] - g0)) > 0.1  # the factors really moved
@@ -103,13 +103,13 @@ def test_zero_row_stays_zero_and_g_keeps_its_sign():
     g0[3] = 0.0
     V0 = np.full((10, 5), 0.05 / np.sqrt(10))
     V0[3] = 0.0
-    res = ir_mmv(p.A, p.Y, init_params=(g0, V0), stopping=StoppingRule(max_iter=3000))
+    res = ir_mmv(p.operator, p.y, init_params=(g0, V0), stopping=StoppingRule(max_iter=3000))
     g, V = res.params
     assert g[3] == 0.0 and np.all(V[3] == 0.0) and np.all(res.coef[3] == 0.0)
     others = np.arange(10) != 3
     assert np.all(np.sign(g[others]) == np.sign(g0[others]))
     assert np.any(g[others] < 0)  # the negative rows stayed negative (and took part)
-    assert relative_error(res.coef, p.X) < 0.5 or p.support[3]
+    assert relative_error(res.coef, p.truth) < 0.5 or p.meta["support"][3]
 
 
 def test_lemma_5_3_growth_rate_on_a_balanced_row():
@@ -172,56 +172,56 @@ def test_one_solver_step_is_the_checked_gradient_step_and_algorithm_1():
 def test_ir_mmv_recovers_paper_setting(update):
     """The paper's M=50, N=25, L=100, K=3 (overdetermined) with rows 1_L, noise-free."""
     p = make_mmv_problem(50, 25, 100, 3, random_state=0)
-    res = ir_mmv(p.A, p.Y, update=update)
+    res = ir_mmv(p.operator, p.y, update=update)
     assert res.stop_reason is StopReason.CONVERGED
-    assert relative_error(res.coef, p.X, squared=True) < 1e-8
+    assert relative_error(res.coef, p.truth, squared=True) < 1e-8
     assert res.info["clock"] == "flow_time" and res.info["time"] > 0
 
 
 def test_ir_mmv_underdetermined_finds_the_row_sparse_solution():
     p = make_mmv_problem(20, 40, 10, 3, row_values="gaussian", random_state=1)
-    res = ir_mmv(p.A, p.Y, init_scale=1e-3, stopping=StoppingRule(max_iter=30_000))
-    assert relative_error(res.coef, p.X) < 1e-2
-    assert support_recovered(res.coef, p.X)
+    res = ir_mmv(p.operator, p.y, init_scale=1e-3, stopping=StoppingRule(max_iter=30_000))
+    assert relative_error(res.coef, p.truth) < 1e-2
+    assert support_recovered(res.coef, p.truth)
     # the minimum-Frobenius-norm interpolant is far off: the bias is the factorization's
-    min_norm = np.linalg.pinv(p.A) @ p.Y
-    assert relative_error(min_norm, p.X) > 0.3
+    min_norm = np.linalg.pinv(p.operator) @ p.y
+    assert relative_error(min_norm, p.truth) > 0.3
 
 
 def test_paper_fixed_step_diverges_and_adaptive_does_not():
     """Algorithm 1 with eta = 1e-2 diverges on the paper's own setting (here alpha_g = 1e-2)."""
     p = make_mmv_problem(50, 25, 100, 3, random_state=2)
     with pytest.raises(DivergenceError, match="fixed step"):
-        ir_mmv(p.A, p.Y, init_scale=1e-2, step=1e-2, update="sequential",
+        ir_mmv(p.operator, p.y, init_scale=1e-2, step=1e-2, update="sequential",
                stopping=StoppingRule(max_iter=5000))
-    res = ir_mmv(p.A, p.Y, init_scale=1e-2, update="sequential",
+    res = ir_mmv(p.operator, p.y, init_scale=1e-2, update="sequential",
                  stopping=StoppingRule(max_iter=20_000))
     assert res.stop_reason is StopReason.CONVERGED
-    assert relative_error(res.coef, p.X) < 1e-5
-    small = ir_mmv(p.A, p.Y, init_scale=1e-2, step=ConstantStep(1e-3), update="sequential",
+    assert relative_error(res.coef, p.truth) < 1e-5
+    small = ir_mmv(p.operator, p.y, init_scale=1e-2, step=ConstantStep(1e-3), update="sequential",
                    stopping=StoppingRule(max_iter=20_000))
-    assert relative_error(small.coef, p.X) < 1e-5  # a small enough fixed step works too
+    assert relative_error(small.coef, p.truth) < 1e-5  # a small enough fixed step works too
 
 
 def test_paper_fixed_step_diverges_at_paper_init():
     p = make_mmv_problem(50, 25, 100, 3, random_state=2)
     with pytest.raises(DivergenceError):
-        ir_mmv(p.A, p.Y, step=1e-2, update="sequential",
+        ir_mmv(p.operator, p.y, step=1e-2, update="sequential",
                stopping=StoppingRule(max_iter=200_000, stagnation_tol=0))
 
 
 def test_batch_matches_single_problems_and_reports_per_problem():
     prob = make_mmv_batch(3, 30, 20, 6, 2, row_values="gaussian", random_state=1)
-    Y = prob.Y.copy()
+    Y = prob.y.copy()
     Y[1] += 0.05 * np.random.default_rng(0).standard_normal(Y[1].shape)  # cannot fit exactly
     rule = StoppingRule(max_iter=5000)
-    batch = ir_mmv(prob.A, Y, init_scale=1e-3, stopping=rule)
+    batch = ir_mmv(prob.operator, Y, init_scale=1e-3, stopping=rule)
     assert isinstance(batch, BatchResult) and len(batch) == 3
     assert batch.stop_reason == [StopReason.CONVERGED, StopReason.MAX_ITER,
                                  StopReason.CONVERGED]
     assert len(set(batch.n_iter)) == 3
     for b in range(3):
-        single = ir_mmv(prob.A[b], Y[b], init_scale=1e-3, stopping=rule)
+        single = ir_mmv(prob.operator[b], Y[b], init_scale=1e-3, stopping=rule)
         np.testing.assert_allclose(batch.coef[b], single.coef, rtol=1e-7, atol=1e-10)
         assert single.n_iter == batch.n_iter[b]
         assert single.stop_reason is batch.stop_reason[b] is batch[b].stop_reason
@@ -234,18 +234,18 @@ def test_batch_with_one_validation_per_problem():
 
     prob = make_mmv_batch(2, 30, 60, 10, 3, row_values="gaussian", snr=10, random_state=4)
     held, train = np.arange(6), np.arange(6, 30)
-    vals = [Validation(DenseOperator(prob.A[b][held]), prob.Y[b][held], patience=20)
+    vals = [Validation(DenseOperator(prob.operator[b][held]), prob.y[b][held], patience=20)
             for b in range(2)]
-    res = ir_mmv(prob.A[:, train], prob.Y[:, train], init_scale=1e-2, validation=vals,
+    res = ir_mmv(prob.operator[:, train], prob.y[:, train], init_scale=1e-2, validation=vals,
                  stopping=StoppingRule(max_iter=30_000))
     assert res.stop_reason == [StopReason.EARLY_STOPPED] * 2
     for b in range(2):
         assert res.info["best_iteration"][b] == vals[b].best_iteration > 0
         np.testing.assert_allclose(res.coef[b], RowHadamard(60, 10).signal(vals[b].best_state))
     with pytest.raises(ValueError, match="one validation per problem"):
-        ir_mmv(prob.A, prob.Y, validation=vals[:1])
+        ir_mmv(prob.operator, prob.y, validation=vals[:1])
     with pytest.raises(ValueError, match="single problem"):
-        ir_mmv(prob.A, prob.Y, history=History())
+        ir_mmv(prob.operator, prob.y, history=History())
 
 
 class _AskedStep(AdaptiveStep):
@@ -263,10 +263,10 @@ def test_batch_is_bit_for_bit_the_single_problems_and_the_step_protocol(update):
 
     prob = make_mmv_batch(4, 30, 16, 8, 3, row_values="gaussian", snr=15, random_state=5)
     held, train = np.arange(6), np.arange(6, 30)
-    A, Y = prob.A[:, train], prob.Y[:, train]
+    A, Y = prob.operator[:, train], prob.y[:, train]
 
     def validations():
-        return [Validation(DenseOperator(prob.A[b][held]), prob.Y[b][held], patience=20)
+        return [Validation(DenseOperator(prob.operator[b][held]), prob.y[b][held], patience=20)
                 if b % 2 == 0 else None for b in range(4)]
 
     kw = dict(init_scale=1e-2, init="ones", update=update, row_tol=np.inf,
@@ -288,7 +288,8 @@ def test_batch_is_bit_for_bit_the_single_problems_and_the_step_protocol(update):
 def test_stop_time_is_exact_and_history_records_flow_time():
     p = _small_problem(seed=6)
     hist = History(every=10)
-    res = ir_mmv(p.A, p.Y, init="ones", stopping=StoppingRule(max_flow_time=50.0), history=hist)
+    res = ir_mmv(p.operator, p.y, init="ones", stopping=StoppingRule(max_flow_time=50.0),
+                 history=hist)
     assert res.stop_reason is StopReason.END_OF_TIME
     assert res.info["time"] == pytest.approx(50.0, rel=1e-9)
     ft = hist.values["flow_time"]
@@ -299,12 +300,13 @@ def test_stop_time_is_exact_and_history_records_flow_time():
 def test_plateau_is_not_mistaken_for_stagnation():
     """Rows 1, 2, 3 x 1_L are learned one after another with long flat-loss plateaus between."""
     p = make_mmv_problem(50, 25, 100, 3, row_values="ramp", random_state=0)
-    res = ir_mmv(p.A, p.Y, init_scale=1e-3, init="ones", stopping=StoppingRule(max_iter=100_000))
+    res = ir_mmv(p.operator, p.y, init_scale=1e-3, init="ones",
+                 stopping=StoppingRule(max_iter=100_000))
     assert res.stop_reason is StopReason.CONVERGED
-    loss_only = ir_mmv(p.A, p.Y, init_scale=1e-3, init="ones", row_tol=np.inf,
+    loss_only = ir_mmv(p.operator, p.y, init_scale=1e-3, init="ones", row_tol=np.inf,
                        stopping=StoppingRule(max_iter=100_000))
     assert loss_only.stop_reason is StopReason.STAGNATED  # the loss-only test stops too early
-    assert relative_error(loss_only.coef, p.X) > 0.1 > relative_error(res.coef, p.X)
+    assert relative_error(loss_only.coef, p.truth) > 0.1 > relative_error(res.coef, p.truth)
 
 
 def test_ir_mmv_input_errors():
@@ -325,23 +327,23 @@ def test_ir_mmv_input_errors():
 
 def test_estimator_fit_shapes_registry_and_errors():
     p = make_mmv_problem(50, 25, 20, 3, random_state=7)
-    est = get_method("ir-mmv")().fit(p.A, p.Y)
+    est = get_method("ir-mmv")().fit(p.operator, p.y)
     assert isinstance(est, MMVRegressor)
     assert est.coef_.shape == (25, 20)
-    assert relative_error(est.coef_, p.X) < 1e-4
-    np.testing.assert_allclose(est.predict(p.A), p.A @ est.coef_)
+    assert relative_error(est.coef_, p.truth) < 1e-4
+    np.testing.assert_allclose(est.predict(p.operator), p.operator @ est.coef_)
     # one column as a 1-D y gives a 1-D coef_ (scikit-learn's multi-output convention)
-    one = MMVRegressor(early_stopping=None).fit(p.A, p.Y[:, 0])
-    assert one.coef_.shape == (25,) and one.predict(p.A).shape == (50,)
+    one = MMVRegressor(early_stopping=None).fit(p.operator, p.y[:, 0])
+    assert one.coef_.shape == (25,) and one.predict(p.operator).shape == (50,)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        MMVRegressor().fit(p.A, p.Y[:-1])
+        MMVRegressor().fit(p.operator, p.y[:-1])
 
 
 def test_validation_stopping_beats_running_to_interpolation():
     p = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", snr=10, random_state=3)
     kw = dict(init_scale=1e-2, max_iter=30_000, random_state=0)
-    full = MMVRegressor(early_stopping=None, **kw).fit(p.A, p.Y)
-    early = MMVRegressor(early_stopping="validation", **kw).fit(p.A, p.Y)
+    full = MMVRegressor(early_stopping=None, **kw).fit(p.operator, p.y)
+    early = MMVRegressor(early_stopping="validation", **kw).fit(p.operator, p.y)
     info = early.result_.info
     # 5-fold cross-validation of the time (validation_fraction 0.2), refit up to that time
     assert info["validation_folds"] == 5 and len(info["path_iterations"]) == 5
@@ -349,25 +351,25 @@ def test_validation_stopping_beats_running_to_interpolation():
     assert info["time"] == pytest.approx(info["chosen_time"])
     curve = info["validation_curve"]
     assert info["chosen_time"] == curve[np.argmin(curve[:, 2]), 1]
-    assert relative_error(early.coef_, p.X) < 0.5 * relative_error(full.coef_, p.X)
+    assert relative_error(early.coef_, p.truth) < 0.5 * relative_error(full.coef_, p.truth)
 
 
 def test_noiseless_default_reaches_the_limit_and_noisy_paths_stop_early():
     for seed in (1, 4):  # seed 4: its limit took 35k iterations from the paper's init
         clean = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", random_state=seed)
-        est = MMVRegressor(random_state=0).fit(clean.A, clean.Y)
+        est = MMVRegressor(random_state=0).fit(clean.operator, clean.y)
         assert est.result_.info["chosen_time"] is None
         assert est.stop_reason_ is StopReason.CONVERGED
-        assert relative_error(est.coef_, clean.X) < 1e-6
+        assert relative_error(est.coef_, clean.truth) < 1e-6
     assert MMVRegressor()._init_scale(PathControl()) == 1e-2
     noisy = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", snr=10, random_state=4)
-    est = MMVRegressor(random_state=0).fit(noisy.A, noisy.Y)
+    est = MMVRegressor(random_state=0).fit(noisy.operator, noisy.y)
     assert est.result_.info["chosen_time"] is not None
-    assert relative_error(est.coef_, noisy.X) < 0.5
+    assert relative_error(est.coef_, noisy.truth) < 0.5
     with pytest.raises(ValueError, match="init_scale"):
-        MMVRegressor(init_scale="small").fit(noisy.A, noisy.Y)
+        MMVRegressor(init_scale="small").fit(noisy.operator, noisy.y)
     with pytest.raises(ValueError, match="validation_fraction"):
-        MMVRegressor(validation_fraction=1.5).fit(noisy.A, noisy.Y)
+        MMVRegressor(validation_fraction=1.5).fit(noisy.operator, noisy.y)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -376,46 +378,46 @@ def test_rows_of_mixed_sign_are_recovered_exactly(seed):
     init cannot flip a row's sign; V(0) = 0 can. The run ends on the least-squares fit on the
     learned rows, not on the iteration budget."""
     p = make_mmv_problem(30, 60, 20, 5, row_values=[1, -2, 3, -1.5, 0.7], random_state=seed)
-    est = MMVRegressor(early_stopping=None).fit(p.A, p.Y)
+    est = MMVRegressor(early_stopping=None).fit(p.operator, p.y)
     assert est.stop_reason_ is StopReason.CONVERGED
-    assert relative_error(est.coef_, p.X) < 1e-6
+    assert relative_error(est.coef_, p.truth) < 1e-6
 
 
 def test_row_anti_aligned_with_ones_needs_the_default_init():
     """X = (+1, -2, +3) 1_L^T: from the paper's V(0) = alpha_V 1 the -2 row is not learned
     (measured: 64-79% error at 100k iterations on 4 of 4 seeds); the default is exact."""
     p = make_mmv_problem(30, 60, 20, 3, row_values=[1, -2, 3], random_state=0)
-    paper = ir_mmv(p.A, p.Y, init="ones", stopping=StoppingRule(max_iter=5000))
-    assert relative_error(paper.coef, p.X) > 0.3
-    est = MMVRegressor(early_stopping=None).fit(p.A, p.Y)
+    paper = ir_mmv(p.operator, p.y, init="ones", stopping=StoppingRule(max_iter=5000))
+    assert relative_error(paper.coef, p.truth) > 0.3
+    est = MMVRegressor(early_stopping=None).fit(p.operator, p.y)
     assert est.stop_reason_ is StopReason.CONVERGED
-    assert relative_error(est.coef_, p.X) < 1e-6
+    assert relative_error(est.coef_, p.truth) < 1e-6
     with pytest.raises(ValueError, match="init"):
-        ir_mmv(p.A, p.Y, init="correlation")
+        ir_mmv(p.operator, p.y, init="correlation")
 
 
 def test_refine_row_sparse_only_accepts_an_interpolant():
     from overparam.solvers.mmv import candidate_supports, refine_row_sparse
 
     p = make_mmv_problem(20, 40, 5, 3, row_values="gaussian", random_state=0)
-    rows = np.flatnonzero(p.support)
-    near = p.X + 1e-4 * np.random.default_rng(0).standard_normal(p.X.shape)
+    rows = np.flatnonzero(p.meta["support"])
+    near = p.truth + 1e-4 * np.random.default_rng(0).standard_normal(p.truth.shape)
     assert next(s.tolist() for s in candidate_supports(near)) == rows.tolist()
-    np.testing.assert_allclose(refine_row_sparse(p.A, p.Y, near), p.X, atol=1e-10)
-    missing = p.X.copy()
+    np.testing.assert_allclose(refine_row_sparse(p.operator, p.y, near), p.truth, atol=1e-10)
+    missing = p.truth.copy()
     missing[rows[0]] = 0.0  # a row not learned yet: no interpolant on the others
-    assert refine_row_sparse(p.A, p.Y, missing + 1e-4 * (near - p.X)) is None
+    assert refine_row_sparse(p.operator, p.y, missing + 1e-4 * (near - p.truth)) is None
 
 
 def test_discrepancy_stopping():
     p = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", snr=10, random_state=3)
     sigma = float(np.std(p.noise))
     est = MMVRegressor(init_scale=1e-2, early_stopping="discrepancy", noise_level=sigma)
-    est.fit(p.A, p.Y)
+    est.fit(p.operator, p.y)
     assert est.stop_reason_ is StopReason.DISCREPANCY
-    assert np.linalg.norm(p.Y - p.A @ est.coef_) <= sigma * np.sqrt(p.Y.size)
-    full = MMVRegressor(init_scale=1e-2, max_iter=30_000, early_stopping=None).fit(p.A, p.Y)
-    assert relative_error(est.coef_, p.X) < relative_error(full.coef_, p.X)
+    assert np.linalg.norm(p.y - p.operator @ est.coef_) <= sigma * np.sqrt(p.y.size)
+    full = MMVRegressor(init_scale=1e-2, max_iter=30_000, early_stopping=None).fit(p.operator, p.y)
+    assert relative_error(est.coef_, p.truth) < relative_error(full.coef_, p.truth)
 
 
 def test_estimator_honours_stop_time():
@@ -428,4 +430,4 @@ def test_estimator_honours_stop_time():
 def _operator_and_y(p):
     from overparam.operators import as_operator
 
-    return as_operator(p.A), p.Y
+    return as_operator(p.operator), p.y

@@ -23,10 +23,10 @@ SETTINGS = [(50, 25), (25, 50)]  # the paper's (overdetermined) and an underdete
 def test_noise_free_recovery(M, N, name):
     p = make_mmv_problem(M, N, 20, 4, row_values="gaussian", random_state=0)
     kw = {} if name == "m-focuss" else {"n_nonzero_rows": 4}
-    est = get_method(name)(**kw).fit(p.A, p.Y)
+    est = get_method(name)(**kw).fit(p.operator, p.y)
     assert est.coef_.shape == (N, 20)
-    assert relative_error(est.coef_, p.X) < 1e-6
-    assert support_recovered(est.coef_, p.X)
+    assert relative_error(est.coef_, p.truth) < 1e-6
+    assert support_recovered(est.coef_, p.truth)
 
 
 def test_somp_with_one_column_is_omp():
@@ -42,8 +42,8 @@ def test_somp_with_one_column_is_omp():
 
 def test_somp_selects_by_tolerance_without_k():
     p = make_mmv_problem(25, 50, 10, 3, row_values="gaussian", random_state=2)
-    est = SOMPRegressor().fit(p.A, p.Y)
-    assert sorted(est.result_.info["support"]) == list(np.flatnonzero(p.support))
+    est = SOMPRegressor().fit(p.operator, p.y)
+    assert sorted(est.result_.info["support"]) == list(np.flatnonzero(p.meta["support"]))
 
 
 def test_msp_corrects_a_wrong_initial_support():
@@ -51,9 +51,9 @@ def test_msp_corrects_a_wrong_initial_support():
     wins = 0
     for seed in range(30):
         p = make_mmv_problem(14, 40, 2, 5, row_values="gaussian", random_state=seed)
-        omp = relative_error(SOMPRegressor(n_nonzero_rows=5).fit(p.A, p.Y).coef_, p.X)
-        sp = MSPRegressor(n_nonzero_rows=5).fit(p.A, p.Y)
-        wins += relative_error(sp.coef_, p.X) < 1e-6 <= omp
+        omp = relative_error(SOMPRegressor(n_nonzero_rows=5).fit(p.operator, p.y).coef_, p.truth)
+        sp = MSPRegressor(n_nonzero_rows=5).fit(p.operator, p.y)
+        wins += relative_error(sp.coef_, p.truth) < 1e-6 <= omp
         assert sp.result_.n_iter >= 1
     assert wins >= 1
 
@@ -61,33 +61,33 @@ def test_msp_corrects_a_wrong_initial_support():
 def test_mfocuss_with_noise_variance_is_stable():
     p = make_mmv_problem(25, 50, 20, 3, snr=20, random_state=3)
     sigma2 = float(np.var(p.noise))
-    est = MFOCUSSRegressor(lam=sigma2).fit(p.A, p.Y)
+    est = MFOCUSSRegressor(lam=sigma2).fit(p.operator, p.y)
     assert est.result_.converged
-    assert relative_error(est.coef_, p.X, squared=True) < 0.05
-    assert support_recovered(est.coef_, p.X)
+    assert relative_error(est.coef_, p.truth, squared=True) < 0.05
+    assert support_recovered(est.coef_, p.truth)
 
 
 def test_multitask_lasso_wrappers():
     p = make_mmv_problem(25, 50, 10, 3, snr=30, random_state=4)
-    ours = MultiTaskLassoRegressor(alpha=0.01).fit(p.A, p.Y)
+    ours = MultiTaskLassoRegressor(alpha=0.01).fit(p.operator, p.y)
     ref = MultiTaskLasso(alpha=0.01, fit_intercept=False, max_iter=10_000, tol=1e-6)
     # scikit-learn's orientation: coef_ is (L, N), the transpose of the signal X
-    np.testing.assert_allclose(ours.coef_, ref.fit(p.A, p.Y).coef_)
-    assert ours.coef_.shape == (p.Y.shape[1], p.A.shape[1])
-    np.testing.assert_allclose(ours.predict(p.A), ref.predict(p.A))
-    cv = MultiTaskLassoCVRegressor(random_state=0).fit(p.A, p.Y)
+    np.testing.assert_allclose(ours.coef_, ref.fit(p.operator, p.y).coef_)
+    assert ours.coef_.shape == (p.y.shape[1], p.operator.shape[1])
+    np.testing.assert_allclose(ours.predict(p.operator), ref.predict(p.operator))
+    cv = MultiTaskLassoCVRegressor(random_state=0).fit(p.operator, p.y)
     assert cv.result_.info["alpha"] > 0
-    assert cv.coef_.shape == (p.Y.shape[1], p.A.shape[1])
-    assert relative_error(cv.coef_.T, p.X, squared=True) < 0.05
+    assert cv.coef_.shape == (p.y.shape[1], p.operator.shape[1])
+    assert relative_error(cv.coef_.T, p.truth, squared=True) < 0.05
 
 
 def test_baseline_errors():
     p = make_mmv_problem(10, 20, 3, 2, random_state=5)
     with pytest.raises(ValueError, match="n_nonzero_rows"):
-        MSPRegressor().fit(p.A, p.Y)
+        MSPRegressor().fit(p.operator, p.y)
     with pytest.raises(ValueError, match="p must be"):
-        MFOCUSSRegressor(p=3).fit(p.A, p.Y)
+        MFOCUSSRegressor(p=3).fit(p.operator, p.y)
     with pytest.raises(ValueError, match="lam"):
-        MFOCUSSRegressor(lam=-1.0).fit(p.A, p.Y)
+        MFOCUSSRegressor(lam=-1.0).fit(p.operator, p.y)
     with pytest.raises(TypeError, match="n_nonzero_rows"):
-        SOMPRegressor(n_nonzero_rows=2.5).fit(p.A, p.Y)
+        SOMPRegressor(n_nonzero_rows=2.5).fit(p.operator, p.y)

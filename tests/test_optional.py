@@ -63,8 +63,8 @@ from overparam.methods import available_methods
 assert overparam.__version__ and available_methods()
 assert list_experiments() and not LOAD_ERRORS, LOAD_ERRORS
 problem = make_sparse_problem(30, 60, 3, random_state=0)
-est = HadamardRegressor().fit(problem.A, problem.y)
-assert np.linalg.norm(est.coef_ - problem.x) < 1e-2 * np.linalg.norm(problem.x)
+est = HadamardRegressor().fit(problem.operator, problem.y)
+assert np.linalg.norm(est.coef_ - problem.truth) < 1e-2 * np.linalg.norm(problem.truth)
 print("core ok")
 """
 

@@ -39,34 +39,34 @@ def test_registered_names():
 def test_solvers_agree_and_recover(problem, depth):
     p = problem
     fits = {s: HadamardRegressor(depth=depth, solver=s, init_scale=1e-4, tol=1e-7,
-                                early_stopping=None).fit(p.A, p.y)
+                                early_stopping=None).fit(p.operator, p.y)
             for s in ("auto", "newton", "flow", "gd")}
     assert fits["auto"].result_.info["solver"] == "newton"
     assert relative_error(fits["flow"].coef_, fits["newton"].coef_) < 1e-5
     assert relative_error(fits["gd"].coef_, fits["newton"].coef_) < 5e-3
     for est in fits.values():
-        assert relative_error(est.coef_, p.x) < 2e-2
+        assert relative_error(est.coef_, p.truth) < 2e-2
         assert est.n_iter_ > 0 and est.fit_time_ > 0
 
 
 def test_paper_fixed_step_and_bad_solver(problem):
     p = problem
     est = HadamardRegressor(solver="gd", step=1e-2, init_scale=1e-3, tol=1e-5,
-                            early_stopping=None).fit(p.A, p.y)
+                            early_stopping=None).fit(p.operator, p.y)
     assert est.result_.converged
-    limit = HadamardRegressor(init_scale=1e-3, early_stopping=None).fit(p.A, p.y).coef_
+    limit = HadamardRegressor(init_scale=1e-3, early_stopping=None).fit(p.operator, p.y).coef_
     assert relative_error(est.coef_, limit) < 5e-3  # O(step) from the flow's limit
     with pytest.raises(ValueError, match="solver"):
-        HadamardRegressor(solver="bfgs").fit(p.A, p.y)
+        HadamardRegressor(solver="bfgs").fit(p.operator, p.y)
     with pytest.raises(ValueError, match="path"):
-        HadamardRegressor(solver="newton", early_stopping="validation").fit(p.A, p.y)
+        HadamardRegressor(solver="newton", early_stopping="validation").fit(p.operator, p.y)
 
 
 def test_positive_regressor():
     p = make_sparse_problem(15, 40, 4, positive=True, random_state=2)
-    est = HadamardRegressor(signed=False).fit(p.A, p.y)
+    est = HadamardRegressor(signed=False).fit(p.operator, p.y)
     assert np.all(est.coef_ >= 0)
-    assert relative_error(est.coef_, p.x) < 1e-2
+    assert relative_error(est.coef_, p.truth) < 1e-2
 
 
 def _noisy(seed):
@@ -83,7 +83,7 @@ def _noisy_fits(seed, solver, rules):
                                             random_state=seed),
             "discrepancy": HadamardRegressor(**common, early_stopping="discrepancy",
                                              noise_level=sigma)}
-    return {name: relative_error(fits[name].fit(p.A, p.y).coef_, p.x)
+    return {name: relative_error(fits[name].fit(p.operator, p.y).coef_, p.truth)
             for name in ("limit", *rules)}
 
 
@@ -110,17 +110,18 @@ def test_gradient_descent_stops_where_the_flow_does():
         sigma = float(np.linalg.norm(p.noise) / np.sqrt(p.y.size))
         common = {"depth": 3, "init_scale": 1e-4, "tol": 1e-4, "early_stopping": "discrepancy",
                   "noise_level": sigma}
-        gd = HadamardRegressor(solver="gd", **common).fit(p.A, p.y).coef_
-        flow = HadamardRegressor(solver="flow", **common).fit(p.A, p.y).coef_
-        limit = HadamardRegressor(depth=3, init_scale=1e-4, early_stopping=None).fit(p.A, p.y)
-        assert relative_error(gd, flow) < 0.1 * relative_error(flow, p.x)
-        assert relative_error(gd, p.x) < relative_error(limit.coef_, p.x)
+        gd = HadamardRegressor(solver="gd", **common).fit(p.operator, p.y).coef_
+        flow = HadamardRegressor(solver="flow", **common).fit(p.operator, p.y).coef_
+        limit = HadamardRegressor(depth=3, init_scale=1e-4, early_stopping=None)
+        limit.fit(p.operator, p.y)
+        assert relative_error(gd, flow) < 0.1 * relative_error(flow, p.truth)
+        assert relative_error(gd, p.truth) < relative_error(limit.coef_, p.truth)
 
 
 def test_validation_uses_the_flow_path():
     p = _noisy(0)
     est = HadamardRegressor(depth=3, init_scale=1e-4, early_stopping="validation",
-                            random_state=0).fit(p.A, p.y)
+                            random_state=0).fit(p.operator, p.y)
     info = est.result_.info
     assert info["solver"] == "flow"
     assert info["time"] == pytest.approx(info["chosen_time"])
@@ -134,29 +135,29 @@ def test_early_stopped_flow_follows_the_exact_path(depth):
     from overparam.solvers import hadamard_flow
 
     p = _noisy(0)
-    est = HadamardRegressor(depth=depth, init_scale=1e-4, random_state=0).fit(p.A, p.y)
+    est = HadamardRegressor(depth=depth, init_scale=1e-4, random_state=0).fit(p.operator, p.y)
     tau = est.result_.info["chosen_time"]
-    exact = hadamard_flow(as_operator(p.A), p.y, depth=depth, init_scale=1e-4,
+    exact = hadamard_flow(as_operator(p.operator), p.y, depth=depth, init_scale=1e-4,
                           stopping=StoppingRule(max_flow_time=tau, tol=0)).coef
     # measured 1.3e-3 (L=2) and 0.6e-3 (L=3) against errors of 0.077 and 0.052
-    assert relative_error(est.coef_, exact) < 0.1 * relative_error(exact, p.x)
+    assert relative_error(est.coef_, exact) < 0.1 * relative_error(exact, p.truth)
 
 
 def test_basis_pursuit(problem):
     p = problem
-    bp = BasisPursuit().fit(p.A, p.y)
-    assert relative_error(bp.coef_, p.x) < 1e-8
+    bp = BasisPursuit().fit(p.operator, p.y)
+    assert relative_error(bp.coef_, p.truth) < 1e-8
     assert bp.result_.info["l1_norm"] == pytest.approx(np.abs(bp.coef_).sum())
     # basis pursuit is the min-l1 interpolant: no other interpolant has a smaller l1 norm
-    other = HadamardRegressor(init_scale=0.1, early_stopping=None).fit(p.A, p.y).coef_
+    other = HadamardRegressor(init_scale=0.1, early_stopping=None).fit(p.operator, p.y).coef_
     assert np.abs(other).sum() > np.abs(bp.coef_).sum()
 
 
 def test_positive_basis_pursuit():
     p = make_sparse_problem(12, 40, 4, positive=True, random_state=5)
-    pbp = PositiveBasisPursuit().fit(p.A, p.y)
+    pbp = PositiveBasisPursuit().fit(p.operator, p.y)
     assert np.all(pbp.coef_ >= -1e-12)
-    assert relative_error(pbp.coef_, p.x) < 1e-6
+    assert relative_error(pbp.coef_, p.truth) < 1e-6
     assert pbp.get_params() == {"method": "highs"}
     with pytest.raises(ValueError, match="no solution"):
         PositiveBasisPursuit().fit(np.eye(3), -np.ones(3))
@@ -164,26 +165,28 @@ def test_positive_basis_pursuit():
 
 def test_omp_lasso_lassocv(problem):
     p = problem
-    assert relative_error(OMPRegressor(n_nonzero_coefs=4).fit(p.A, p.y).coef_, p.x) < 1e-10
-    lasso = LassoRegressor(alpha=1e-4).fit(p.A, p.y)
-    assert relative_error(lasso.coef_, p.x) < 2e-2
-    cv = LassoCVRegressor(random_state=0).fit(p.A, p.y)
-    assert relative_error(cv.coef_, p.x) < 2e-2
+    omp = OMPRegressor(n_nonzero_coefs=4).fit(p.operator, p.y)
+    assert relative_error(omp.coef_, p.truth) < 1e-10
+    lasso = LassoRegressor(alpha=1e-4).fit(p.operator, p.y)
+    assert relative_error(lasso.coef_, p.truth) < 2e-2
+    cv = LassoCVRegressor(random_state=0).fit(p.operator, p.y)
+    assert relative_error(cv.coef_, p.truth) < 2e-2
     assert cv.result_.info["alpha"] > 0
     with pytest.raises(ValueError):
-        LassoRegressor(alpha=-1.0).fit(p.A, p.y)
+        LassoRegressor(alpha=-1.0).fit(p.operator, p.y)
 
 
 def test_min_norm_does_not_recover(problem):
     p = problem
-    assert relative_error(MinNormRegressor().fit(p.A, p.y).coef_, p.x) > 0.3
+    assert relative_error(MinNormRegressor().fit(p.operator, p.y).coef_, p.truth) > 0.3
 
 
 def test_dlnn_recovers_sparse(problem):
     p = problem
-    res = gradient_descent(DiagonalLinearNetwork(100), as_operator(p.A), p.y, init_scale=1e-2,
+    res = gradient_descent(DiagonalLinearNetwork(100), as_operator(p.operator), p.y,
+                           init_scale=1e-2,
                            stopping=StoppingRule(tol=1e-6, max_iter=200_000))
-    assert relative_error(res.coef, p.x) < 2e-2
+    assert relative_error(res.coef, p.truth) < 2e-2
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4, 5])
@@ -192,8 +195,8 @@ def test_default_limit_is_basis_pursuit_on_clean_data(depth):
     identifiable problems, at every depth (measured: at most 2e-6)."""
     for seed in range(10):
         p = make_sparse_problem(60, 200, 6, random_state=seed)
-        bp = BasisPursuit().fit(p.A, p.y).coef_
-        est = HadamardRegressor(depth=depth, early_stopping=None).fit(p.A, p.y)
+        bp = BasisPursuit().fit(p.operator, p.y).coef_
+        est = HadamardRegressor(depth=depth, early_stopping=None).fit(p.operator, p.y)
         assert est.stop_reason_.value == "converged"
         assert relative_error(est.coef_, bp) < 1e-4, (seed, relative_error(est.coef_, bp))
 
@@ -207,15 +210,15 @@ def test_default_stopping_rules_do_not_crash_on_clean_data(depth):
     on the path at the level."""
     for seed in (1, 3):
         p = make_sparse_problem(60, 200, 6, random_state=seed)
-        bp = BasisPursuit().fit(p.A, p.y).coef_
-        est = HadamardRegressor(depth=depth, random_state=0).fit(p.A, p.y)
+        bp = BasisPursuit().fit(p.operator, p.y).coef_
+        est = HadamardRegressor(depth=depth, random_state=0).fit(p.operator, p.y)
         assert relative_error(est.coef_, bp) < 1e-4, seed
         est = HadamardRegressor(depth=depth, early_stopping="discrepancy",
-                                noise_level=1e-8).fit(p.A, p.y)
+                                noise_level=1e-8).fit(p.operator, p.y)
         # the level or the tolerance (relative residual 1e-6), whichever comes first
         assert est.stop_reason_.value in ("discrepancy", "converged")
-        assert np.linalg.norm(p.A @ est.coef_ - p.y) <= 1e-6 * np.linalg.norm(p.y)
-        assert relative_error(est.coef_, p.x) < 0.1
+        assert np.linalg.norm(p.operator @ est.coef_ - p.y) <= 1e-6 * np.linalg.norm(p.y)
+        assert relative_error(est.coef_, p.truth) < 0.1
 
 
 def test_tall_noiseless_problem_at_every_depth():
@@ -223,15 +226,15 @@ def test_tall_noiseless_problem_at_every_depth():
     p = make_sparse_problem(1000, 150, 10, random_state=0)
     for depth in (2, 3, 4, 5):
         for rule in (None, "validation"):
-            est = HadamardRegressor(depth=depth, early_stopping=rule).fit(p.A, p.y)
-            assert relative_error(est.coef_, p.x) < 1e-4, (depth, rule)
+            est = HadamardRegressor(depth=depth, early_stopping=rule).fit(p.operator, p.y)
+            assert relative_error(est.coef_, p.truth) < 1e-4, (depth, rule)
 
 
 def test_grid_search_over_depth():
     from sklearn.model_selection import GridSearchCV
 
     p = make_sparse_problem(60, 200, 6, random_state=0)
-    search = GridSearchCV(HadamardRegressor(), {"depth": [2, 3]}, cv=3).fit(p.A, p.y)
+    search = GridSearchCV(HadamardRegressor(), {"depth": [2, 3]}, cv=3).fit(p.operator, p.y)
     assert search.best_score_ > 0.99
 
 
@@ -257,7 +260,7 @@ def test_rank_deficient_inconsistent_data():
     """Underdetermined with repeated rows and contradicting measurements: the limit solves
     the normal equations, as the flow on the projected measurements does."""
     p = make_sparse_problem(40, 100, 3, random_state=4)
-    A = np.vstack([p.A, p.A[:5]])
+    A = np.vstack([p.operator, p.operator[:5]])
     y = np.concatenate([p.y, p.y[:5] + 0.3])
     est = HadamardRegressor(early_stopping=None).fit(A, y)
     assert est.stop_reason_.value == "converged"
@@ -271,11 +274,11 @@ def test_rank_deficient_inconsistent_data():
 
 def test_init_scale_auto_is_scale_equivariant():
     p = make_sparse_problem(40, 100, 4, random_state=3)
-    base = HadamardRegressor(depth=3, early_stopping=None).fit(p.A, p.y)
-    scaled = HadamardRegressor(depth=3, early_stopping=None).fit(1e3 * p.A, 1e-3 * p.y)
+    base = HadamardRegressor(depth=3, early_stopping=None).fit(p.operator, p.y)
+    scaled = HadamardRegressor(depth=3, early_stopping=None).fit(1e3 * p.operator, 1e-3 * p.y)
     assert scaled.init_scale_ == pytest.approx(1e-6 * base.init_scale_, rel=1e-9)
     assert relative_error(scaled.coef_, 1e-6 * base.coef_) < 1e-6
-    fixed = HadamardRegressor(init_scale=1e-3, early_stopping=None).fit(p.A, p.y)
+    fixed = HadamardRegressor(init_scale=1e-3, early_stopping=None).fit(p.operator, p.y)
     assert fixed.init_scale_ == 1e-3
     with pytest.raises(ValueError, match="init_scale"):
-        HadamardRegressor(init_scale="tiny").fit(p.A, p.y)
+        HadamardRegressor(init_scale="tiny").fit(p.operator, p.y)

@@ -11,7 +11,7 @@ from overparam.datasets import (
     load_grayscale_sample_image,
     make_aligned_problem,
     make_gaussian_sensing_problem,
-    make_low_rank_truth,
+    make_low_rank_matrix,
 )
 from overparam.estimators import DeepMatrixRegressor, SpectralNetworkRegressor
 from overparam.metrics import psnr, relative_error
@@ -353,9 +353,10 @@ def test_validation_stopping_beats_interpolation_under_noise():
 
 # -- datasets -----------------------------------------------------------------------------------
 def test_datasets():
-    X = make_low_rank_truth(10, rank=6, random_state=0)
+    X = make_low_rank_matrix((10, 10), 6, factors="uniform", symmetric_psd=True, random_state=0)
     assert np.isclose(np.linalg.norm(X, "nuc"), 1.0) and np.linalg.matrix_rank(X) == 6
-    assert make_low_rank_truth(4, 7, rank=2, random_state=0).shape == (4, 7)
+    assert np.allclose(X, X.T) and np.linalg.eigvalsh(X).min() > -1e-12
+    assert make_low_rank_matrix((4, 7), 2, factors="uniform", random_state=0).shape == (4, 7)
     p = make_aligned_problem(random_state=0)
     assert p.operator.n_measurements == 50 and np.all(np.diff(p.operator.diagonals, axis=1) <= 0)
     assert 0.003 < np.std(p.noise) < 0.02

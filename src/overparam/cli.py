@@ -217,10 +217,10 @@ def demo(
         ("implicit regularization, x = u^2 - v^2 (no penalty, no tuning)", HadamardRegressor()),
         ("plain least squares from zero (minimum l2 norm)", MinNormRegressor()),
     ):
-        est.fit(problem.A, problem.y)
-        err = relative_error(est.coef_, problem.x)
+        est.fit(problem.operator, problem.y)
+        err = relative_error(est.coef_, problem.truth)
         typer.echo(f"- {label}:\n    relative error {err:.2e}, support recovered: "
-                   f"{support_recovered(est.coef_, problem.x)}, {est.result_.summary()}")
+                   f"{support_recovered(est.coef_, problem.truth)}, {est.result_.summary()}")
 
 
 _REGISTERED = False

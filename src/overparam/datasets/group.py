@@ -11,45 +11,15 @@ import numpy as np
 
 from .._validation import check_positive, check_random_state
 from ..metrics import add_noise
+from .base import Problem
 
 __all__ = [
-    "GroupSparseProblem",
     "SplineRegressionData",
     "load_diabetes_splines",
     "make_group_sparse_problem",
 ]
 
 _DESIGNS = ("rademacher", "gaussian")
-
-
-@dataclass
-class GroupSparseProblem:
-    """``y = X w + noise`` with ``w`` non-zero on a few groups.
-
-    Attributes
-    ----------
-    X : ndarray (n, p)
-    y : ndarray (n,)
-    w : ndarray (p,)
-        The true coefficients.
-    noise : ndarray (n,)
-    groups : ndarray of int (p,)
-        Group label of each feature.
-    active_groups : ndarray of int
-        Labels of the groups where ``w`` is non-zero (in the order they were filled).
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-    noise: np.ndarray
-    groups: np.ndarray
-    active_groups: np.ndarray
-
-    @property
-    def noise_std(self) -> float:
-        """Empirical standard deviation of the noise per measurement."""
-        return float(np.sqrt(np.mean(self.noise**2)))
 
 
 def make_group_sparse_problem(
@@ -65,8 +35,8 @@ def make_group_sparse_problem(
     snr_db: float | None = None,
     active: str = "random",
     random_state=None,
-) -> GroupSparseProblem:
-    """The synthetic setting of the paper's section 5 and appendix E.
+) -> Problem:
+    """The synthetic setting of the paper's section 5 and appendix E: ``y = X w + noise``.
 
     Parameters
     ----------
@@ -93,6 +63,13 @@ def make_group_sparse_problem(
     active : {"random", "first"}, default="random"
         Which groups are active: chosen at random, or the first ones.
     random_state : None, int or Generator
+
+    Returns
+    -------
+    Problem
+        ``operator`` the design ``X`` ``(n, p)``, ``truth`` the coefficients ``w`` ``(p,)``;
+        ``meta["groups"]`` the group label of each feature and ``meta["active_groups"]`` the
+        labels of the non-zero groups (in the order they were filled).
     """
     for value, name in ((n_samples, "n_samples"), (n_features, "n_features"),
                         (group_size, "group_size")):
@@ -140,8 +117,8 @@ def make_group_sparse_problem(
     else:
         noise = noise_std * rng.standard_normal(n_samples)
         y = clean + noise
-    return GroupSparseProblem(X=X, y=y, w=w, noise=noise, groups=groups,
-                              active_groups=active_groups)
+    meta = {"structure": "group_sparse", "groups": groups, "active_groups": active_groups}
+    return Problem(operator=X, y=y, truth=w, noise=noise, meta=meta)
 
 
 @dataclass

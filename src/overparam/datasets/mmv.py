@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .._validation import check_positive, check_random_state
 from ..metrics import add_noise
+from .base import Problem
 
 __all__ = [
-    "MMVProblem",
     "dct2_basis",
     "load_digit_columns",
     "make_mmv_batch",
     "make_mmv_problem",
     "normalized_gaussian_matrix",
 ]
-
-
-@dataclass
-class MMVProblem:
-    """Measurements ``Y = A X + W`` of a row-sparse ``X`` (arrays may carry a leading batch axis).
-
-    Attributes
-    ----------
-    A : ndarray of shape ([B,] M, N)
-    Y : ndarray of shape ([B,] M, L)
-    X : ndarray of shape ([B,] N, L)
-    noise : ndarray of shape ([B,] M, L)
-    support : ndarray of bool, shape ([B,] N)
-        The active rows.
-    """
-
-    A: np.ndarray
-    Y: np.ndarray
-    X: np.ndarray
-    noise: np.ndarray
-    support: np.ndarray
 
 
 def normalized_gaussian_matrix(n_measurements: int, n_features: int, random_state=None):
@@ -49,8 +26,8 @@ def normalized_gaussian_matrix(n_measurements: int, n_features: int, random_stat
 
 def make_mmv_problem(n_measurements: int = 50, n_features: int = 25, n_columns: int = 100,
                      n_nonzero_rows: int = 3, *, row_values="ones", snr: float = float("inf"),
-                     random_state=None) -> MMVProblem:
-    """The paper's synthetic MMV problem (section 6).
+                     random_state=None) -> Problem:
+    """The paper's synthetic MMV problem (section 6): ``Y = A X + W``, ``X`` row-sparse.
 
     ``A`` is Gaussian with unit-norm columns; ``X`` has ``K`` active rows at random positions.
 
@@ -65,6 +42,13 @@ def make_mmv_problem(n_measurements: int = 50, n_features: int = 25, n_columns: 
     snr : float, default=inf
         Measurement SNR in dB (section 6.3 uses 40).
     random_state : None, int or Generator
+
+    Returns
+    -------
+    Problem
+        ``operator`` the matrix ``A`` ``(M, N)``, ``y`` the measurements ``Y`` ``(M, L)``,
+        ``truth`` the signal ``X`` ``(N, L)``, ``noise`` ``W``; ``meta["support"]`` the
+        active rows (bool ``(N,)``).
     """
     for value, name in ((n_measurements, "n_measurements"), (n_features, "n_features"),
                         (n_columns, "n_columns")):
@@ -96,16 +80,23 @@ def make_mmv_problem(n_measurements: int = 50, n_features: int = 25, n_columns: 
     support = np.zeros(n_features, dtype=bool)
     support[rows] = True
     Y, noise = add_noise(A @ X, snr, rng)
-    return MMVProblem(A=A, Y=Y, X=X, noise=noise, support=support)
+    return Problem(operator=A, y=Y, truth=X, noise=noise,
+                   meta={"structure": "row_sparse", "support": support})
 
 
-def make_mmv_batch(n_problems: int, *args, random_state=None, **kwargs) -> MMVProblem:
-    """``n_problems`` independent :func:`make_mmv_problem` draws stacked on a leading axis."""
+def make_mmv_batch(n_problems: int, *args, random_state=None, **kwargs) -> Problem:
+    """``n_problems`` independent :func:`make_mmv_problem` draws stacked on a leading axis.
+
+    Every array of the returned :class:`Problem` (``meta["support"]`` included) has the
+    batch axis first.
+    """
     check_positive(n_problems, "n_problems", integer=True)
     rng = check_random_state(random_state)
     probs = [make_mmv_problem(*args, random_state=rng, **kwargs) for _ in range(n_problems)]
-    return MMVProblem(*(np.stack([getattr(p, f) for p in probs])
-                        for f in ("A", "Y", "X", "noise", "support")))
+    stacked = {f: np.stack([getattr(p, f) for p in probs])
+               for f in ("operator", "y", "truth", "noise")}
+    support = np.stack([p.meta["support"] for p in probs])
+    return Problem(**stacked, meta={"structure": "row_sparse", "support": support})
 
 
 def dct2_basis(shape: tuple[int, int]) -> np.ndarray:

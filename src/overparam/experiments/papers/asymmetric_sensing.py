@@ -53,7 +53,7 @@ def _problem(n1, n2, rank, m, seed, *, kappa=1.0, noise=0.0):
     if int(m) == 0:
         pb.operator = MatrixSensingOperator(np.eye(n1 * n2).reshape(n1 * n2, n1, n2))
         pb.noise = noise * np.random.default_rng(seed).standard_normal(n1 * n2)
-        pb.y = pb.operator.forward(pb.Y) + pb.noise
+        pb.y = pb.operator.forward(pb.truth) + pb.noise
     return pb
 
 
@@ -65,12 +65,12 @@ def theory_iterations(eps: float, step: float, sigma_r: float, constant: float =
 def _run(pb, *, width, eps, step, n_iter, seed, init="gaussian", stop_below=None,
          perturbation=None, every=None):
     """Run perturbed GD; track the spectral error at every step (min, final, a curve)."""
-    param = Factorized(pb.Y.shape, width, init=init)
+    param = Factorized(pb.truth.shape, width, init=init)
     track = {"best": np.inf, "curve": [], "first_below": None}
     every = every or max(1, n_iter // 100)
 
     def callback(k, params, x):
-        err = float(np.linalg.norm(x - pb.Y, 2))
+        err = float(np.linalg.norm(x - pb.truth, 2))
         track["best"] = min(track["best"], err)
         if k % every == 0:
             track["curve"].append(err)
@@ -83,7 +83,7 @@ def _run(pb, *, width, eps, step, n_iter, seed, init="gaussian", stop_below=None
         param, pb.operator, pb.y, step=step, init_scale=eps, random_state=seed,
         perturbation=perturbation, callback=callback,
         stopping=StoppingRule(max_iter=int(n_iter), tol=0, stagnation_tol=0))
-    final = float(np.linalg.norm(res.coef - pb.Y, 2))
+    final = float(np.linalg.norm(res.coef - pb.truth, 2))
     return res, final, track
 
 
@@ -418,7 +418,7 @@ def _imbalance_trial(params, seed):
         U, V = res.params
         curves.append(values)
         changes.append(float(np.linalg.norm(U.T @ U - V.T @ V - start, 2)))
-        errors.append(float(np.linalg.norm(res.coef - pb.Y, 2)))
+        errors.append(float(np.linalg.norm(res.coef - pb.truth, 2)))
     return {"step": _STEPS, "imbalance": curves, "initial": balance(init), "change": changes,
             "error": errors, "slope": _slope(_STEPS, changes)}
 
@@ -480,20 +480,20 @@ def _sgd_trial(params, seed):
     param = Factorized(_SGD_SHAPE, max(_SGD_SHAPE))
     out = {"every": every}
     for kind in ("fresh", "fixed"):  # the same Y, init and step for both
-        source = (GaussianStream(pb.Y, _SGD_BATCH, noise_level=noise, random_state=seed + 1)
+        source = (GaussianStream(pb.truth, _SGD_BATCH, noise_level=noise, random_state=seed + 1)
                   if kind == "fresh" else
                   FixedMeasurements(pb.operator, pb.y, _SGD_BATCH, random_state=seed + 1))
         curve = []
 
         def callback(k, p, x, curve=curve):
             if k % every == 0:
-                curve.append(float(np.linalg.norm(x - pb.Y, 2)))
+                curve.append(float(np.linalg.norm(x - pb.truth, 2)))
             return False
 
         res = factorized_sgd(param, source, step=0.05, n_iter=n_iter, init_scale=1e-3,
                              random_state=seed, callback=callback)
         out[f"curve_{kind}"] = curve
-        out[f"final_{kind}"] = float(np.linalg.norm(res.coef - pb.Y, 2))
+        out[f"final_{kind}"] = float(np.linalg.norm(res.coef - pb.truth, 2))
     out["ratio_fixed_fresh"] = out["final_fixed"] / out["final_fresh"]
     return out
 
@@ -561,8 +561,8 @@ def _phase_trial(params, seed):
     est = FactorizedRegressor(init_scale=1e-4, random_state=seed, max_iter=5000,
                               early_stopping=None).fit(
         pb.operator, pb.y)
-    err_gd = relative_error(est.coef_, pb.Y)
-    err_nn = relative_error(nuclear_norm_minimization(pb.operator, pb.y), pb.Y)
+    err_gd = relative_error(est.coef_, pb.truth)
+    err_nn = relative_error(nuclear_norm_minimization(pb.operator, pb.y), pb.truth)
     return {"error_factorized": err_gd, "error_nuclear": err_nn,
             "success_factorized": float(err_gd < 1e-2), "success_nuclear": float(err_nn < 1e-2)}
 

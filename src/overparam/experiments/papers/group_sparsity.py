@@ -84,10 +84,10 @@ def _every(n_iter: int) -> int:
 def _run_path(problem, algorithm, n_iter, *, init_scale=1e-6, step=1e-3, tau=1e-3,
               loss_scale="half-mean", quantities=None):
     """Weight-normalized GD for ``n_iter`` iterations, history every ``n_iter/100``."""
-    param = GroupHadamard(problem.groups)
-    history = History(every=_every(n_iter), truth=problem.w,
+    param = GroupHadamard(problem.meta["groups"])
+    history = History(every=_every(n_iter), truth=problem.truth,
                       quantities=quantities(param) if quantities else {})
-    res = weight_normalized_gd(param, as_operator(problem.X), problem.y, algorithm=algorithm,
+    res = weight_normalized_gd(param, as_operator(problem.operator), problem.y, algorithm=algorithm,
                                init_scale=init_scale, step_u=step, step_v=step,
                                switch_tol=tau, loss_scale=loss_scale,
                                stopping=StoppingRule(max_iter=int(n_iter), tol=0,
@@ -100,7 +100,7 @@ def _curve(values) -> list:
 
 
 def _active(problem) -> np.ndarray:
-    return np.asarray(problem.active_groups)
+    return np.asarray(problem.meta["active_groups"])
 
 
 # --- Fig. 2 / Fig. 6: convergence of Algorithms 1 and 2 -------------------------------------
@@ -128,7 +128,8 @@ def _convergence_trial(params: dict, seed: int) -> dict:
             "switch_iteration": res.info["switch_iteration"],
             "iterations": _curve(hist.iteration), "error": _curve(err),
             "magnitudes": [_curve(m) for m in np.asarray(hist.values["mag"]).T],
-            "true_magnitude": float(np.linalg.norm(problem.w[problem.groups == active[0]]))}
+            "true_magnitude": float(np.linalg.norm(
+                problem.truth[problem.meta["groups"] == active[0]]))}
 
 
 def _scale_of(row) -> str:
@@ -204,8 +205,9 @@ def _entries_trial(params: dict, seed: int) -> dict:
                                         values=np.arange(5.0, 14.0), noise_std=0.5,
                                         design=params["design"], random_state=seed)
     active = _active(problem)
-    support = np.flatnonzero(problem.w)
-    truth_dir = {k: problem.w[problem.groups == k] / np.linalg.norm(problem.w[problem.groups == k])
+    support = np.flatnonzero(problem.truth)
+    groups = problem.meta["groups"]
+    truth_dir = {k: problem.truth[groups == k] / np.linalg.norm(problem.truth[groups == k])
                  for k in active}
 
     def quantities(param):
@@ -219,7 +221,7 @@ def _entries_trial(params: dict, seed: int) -> dict:
                              loss_scale=params.get("loss_scale", "authors"),
                              quantities=quantities)
     mags = np.asarray(hist.values["mag"])
-    target = np.array([np.linalg.norm(problem.w[problem.groups == k]) for k in active])
+    target = np.array([np.linalg.norm(problem.truth[problem.meta["groups"] == k]) for k in active])
     half = [hist.iteration[int(np.argmax(mags[:, j] >= target[j] / 2))]
             if mags[:, j].max() >= target[j] / 2 else None for j in range(active.size)]
     order = np.argsort(-target)
@@ -233,7 +235,7 @@ def _entries_trial(params: dict, seed: int) -> dict:
             "half_time_by_magnitude": learned, "true_magnitudes": _curve(target[order]),
             "iterations": _curve(hist.iteration), "error": _curve(err),
             "entries": [_curve(c) for c in np.asarray(hist.values["entries"]).T],
-            "true_entries": _curve(problem.w[support]),
+            "true_entries": _curve(problem.truth[support]),
             "magnitudes": [_curve(c) for c in mags.T],
             "cosines": [_curve(c) for c in np.asarray(hist.values["cos"]).T]}
 
@@ -298,10 +300,11 @@ ENTRIES = register(Experiment(
 # --- Fig. 4: group versus plain sparsity ----------------------------------------------------
 def _dlnn_path(problem, n_iter, init_scale, step, loss_factor=1.0):
     """GD on the DLNN; ``loss_factor=2`` is the authors' MSELoss (1/n)||r||^2."""
-    history = History(every=_every(n_iter), truth=problem.w)
-    n = problem.X.shape[0]
-    gradient_descent(DiagonalLinearNetwork(problem.X.shape[1]), as_operator(problem.X),
-                     problem.y, init_scale=init_scale, step=step, loss_weight=loss_factor / n,
+    history = History(every=_every(n_iter), truth=problem.truth)
+    n = problem.operator.shape[0]
+    gradient_descent(DiagonalLinearNetwork(problem.operator.shape[1]),
+                     as_operator(problem.operator), problem.y, init_scale=init_scale, step=step,
+                     loss_weight=loss_factor / n,
                      stopping=StoppingRule(max_iter=int(n_iter), tol=0, stagnation_tol=0),
                      history=history)
     return history
@@ -424,23 +427,24 @@ DEGENERATE = register(Experiment(
 def _no_normalization_trial(params: dict, seed: int) -> dict:
     problem = make_group_sparse_problem(100, 500, group_size=4, n_active_groups=4, values=1.0,
                                         noise_std=0.5, random_state=seed)
-    param = GroupHadamard(problem.groups)
+    param = GroupHadamard(problem.meta["groups"])
     u0 = np.full(param.n_groups, float(params["u0"]))
     rng = np.random.default_rng(seed)
     v0 = {"zero": np.zeros(param.n_features),
           "constant": np.full(param.n_features, 1e-3),
           "random": 1e-3 * rng.standard_normal(param.n_features)}[params["v_init"]]
     active = _active(problem)
-    off = ~np.isin(problem.groups, active)
-    truth_dir = {k: problem.w[problem.groups == k] / np.linalg.norm(problem.w[problem.groups == k])
+    off = ~np.isin(problem.meta["groups"], active)
+    groups = problem.meta["groups"]
+    truth_dir = {k: problem.truth[groups == k] / np.linalg.norm(problem.truth[groups == k])
                  for k in active}
-    history = History(every=_every(params["n_iter"]), truth=problem.w, quantities={
+    history = History(every=_every(params["n_iter"]), truth=problem.truth, quantities={
         "cos": lambda p, x: np.mean([p[1][param.labels == k] @ truth_dir[k]
                                      / max(np.linalg.norm(p[1][param.labels == k]), 1e-300)
                                      for k in active]),
         "off": lambda p, x: np.max(np.abs(x[off]))})
-    gradient_descent(param, as_operator(problem.X), problem.y, init_params=(u0, v0),
-                     step="adaptive", loss_weight=1.0 / problem.X.shape[0],
+    gradient_descent(param, as_operator(problem.operator), problem.y, init_params=(u0, v0),
+                     step="adaptive", loss_weight=1.0 / problem.operator.shape[0],
                      stopping=StoppingRule(max_iter=int(params["n_iter"]), tol=0,
                                            stagnation_tol=0), history=history)
     err = np.asarray(history.error)
@@ -506,7 +510,7 @@ def _snr_trial(params: dict, seed: int) -> dict:
     problem = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3,
                                         design="gaussian", snr_db=float(params["snr_db"]),
                                         random_state=seed, **size)
-    X, y, w = problem.X, problem.y, problem.w
+    X, y, w = problem.operator, problem.y, problem.truth
     ir = GroupHadamardRegressor(groups=4, early_stopping="validation", max_iter=50_000,
                                 random_state=seed).fit(X, y)
     # the authors' setting: Algorithm 2 switched at epoch 200 on their loss, lr 1e-3

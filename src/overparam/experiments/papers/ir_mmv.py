@@ -71,7 +71,7 @@ def _learn_times(times, row_norms, targets, fraction=0.5):
 
 def _traced_run(p, init_scale, max_iter):
     """One IR-MMV run recording the support rows' g²/2, ||V||², ||X_i|| and the loss."""
-    rows = np.flatnonzero(p.support)
+    rows = np.flatnonzero(p.meta["support"])
     every = max(1, max_iter // 3000)
     hist = History(every=every, quantities={
         "half_g2": lambda pr, x: 0.5 * pr[0][rows] ** 2,
@@ -79,7 +79,7 @@ def _traced_run(p, init_scale, max_iter):
         "row_norm": lambda pr, x: np.linalg.norm(x[rows], axis=1),
         "off_norm": lambda pr, x: np.max(np.linalg.norm(np.delete(x, rows, axis=0), axis=1)),
     })
-    res = ir_mmv(p.A, p.Y, init_scale=init_scale, history=hist,
+    res = ir_mmv(p.operator, p.y, init_scale=init_scale, history=hist,
                  stopping=StoppingRule(max_iter=max_iter))
     return res, hist.as_dict()
 
@@ -95,12 +95,12 @@ def _balance_trial(params, seed):
     p = make_mmv_problem(M, N, params["L"], 3, row_values="ramp", random_state=seed)
     res, h = _traced_run(p, params["init_scale"], params["max_iter"])
     t = h["flow_time"]
-    targets = np.linalg.norm(p.X[p.support], axis=1)  # rows 1, 2, 3 × 1_L (ascending)
+    targets = np.linalg.norm(p.truth[p.meta["support"]], axis=1)  # rows 1, 2, 3 × 1_L (ascending)
     learn = _learn_times(t, h["row_norm"], targets)
     drift = np.abs((h["half_g2"] - h["v2"]) - (h["half_g2"][0] - h["v2"][0]))
     idx = _curve_index(t)
     return {
-        "rel_error": _rel_err(res.coef, p.X),
+        "rel_error": _rel_err(res.coef, p.truth),
         "n_iter": res.n_iter, "stop_reason": str(res.stop_reason),
         "balance_drift": float(drift.max() / h["half_g2"].max()),
         "learn_time_x1": learn[0], "learn_time_x2": learn[1], "learn_time_x3": learn[2],
@@ -189,11 +189,11 @@ def _init_trial(params, seed):
     p = make_mmv_problem(M, N, params["L"], 3, row_values="ramp", random_state=seed)
     res, h = _traced_run(p, params["init_scale"], params["max_iter"])
     t = h["flow_time"]
-    targets = np.linalg.norm(p.X[p.support], axis=1)
+    targets = np.linalg.norm(p.truth[p.meta["support"]], axis=1)
     learn = _learn_times(t, h["row_norm"], targets)
     idx = _curve_index(t)
     return {
-        "final_loss": float(res.info["final_loss"]), "rel_error": _rel_err(res.coef, p.X),
+        "final_loss": float(res.info["final_loss"]), "rel_error": _rel_err(res.coef, p.truth),
         "n_iter": res.n_iter, "stop_reason": str(res.stop_reason),
         "first_row_time": min(learn), "last_row_time": max(learn),
         "off_support_norm": float(h["off_norm"][-1]),
@@ -269,11 +269,11 @@ def _compare_batch(params, seed):
     prob = make_mmv_batch(B, M, N, params["L"], K, snr=40.0, random_state=seed)
     errors = {name: [] for name in METHODS}
     start = time.perf_counter()
-    res = ir_mmv(prob.A, prob.Y, stopping=StoppingRule(max_iter=params["max_iter"]))
+    res = ir_mmv(prob.operator, prob.y, stopping=StoppingRule(max_iter=params["max_iter"]))
     ir_time = time.perf_counter() - start
-    errors["IR-MMV"] = [_rel_err(res.coef[b], prob.X[b]) for b in range(B)]
+    errors["IR-MMV"] = [_rel_err(res.coef[b], prob.truth[b]) for b in range(B)]
     for b in range(B):
-        A, Y, X = prob.A[b], prob.Y[b], prob.X[b]
+        A, Y, X = prob.operator[b], prob.y[b], prob.truth[b]
         sigma2 = float(np.var(prob.noise[b]))  # M-FOCUSS: lambda = noise variance
         errors["M-OMP"].append(_rel_err(somp(A, Y, K)[0], X))
         errors["M-SP"].append(_rel_err(m_sp(A, Y, K)[0], X))

@@ -69,12 +69,12 @@ def product_init(reading: str, depth: int, alpha: float = _ALPHA) -> float:
 def _ir_estimate(p, depth, positive, init, horizon):
     if horizon == "limit":
         return HadamardRegressor(depth=depth, signed=not positive, init_scale=init, tol=1e-10,
-                                 early_stopping=None).fit(p.A, p.y).coef_
+                                 early_stopping=None).fit(p.operator, p.y).coef_
     if horizon != "paper":
         raise ValueError(f"horizon must be 'limit' or 'paper', got {horizon!r}")
-    m = p.A.shape[0]  # the solver's clock is the mean-loss time: m times the paper's
+    m = p.operator.shape[0]  # the solver's clock is the mean-loss time: m times the paper's
     rule = StoppingRule(max_flow_time=_PAPER_HORIZON * m, tol=1e-10, max_iter=10**6)
-    return hadamard_flow(as_operator(p.A), p.y, depth=depth, signed=not positive,
+    return hadamard_flow(as_operator(p.operator), p.y, depth=depth, signed=not positive,
                          init_scale=init, stopping=rule).coef
 
 
@@ -86,14 +86,14 @@ def _phase_trial(params: dict, seed: int) -> dict:
         raise ValueError(f"s = {s} exceeds N = {n}")
     p = make_sparse_problem(m, n, s, positive=positive, unit_norm=True, random_state=seed)
     reading, horizon = params.get("init_reading", "product"), params.get("horizon", "limit")
-    estimates = {"min-l2": MinNormRegressor().fit(p.A, p.y).coef_,
-                 "bp": BasisPursuit(positive=positive).fit(p.A, p.y).coef_}
+    estimates = {"min-l2": MinNormRegressor().fit(p.operator, p.y).coef_,
+                 "bp": BasisPursuit(positive=positive).fit(p.operator, p.y).coef_}
     for depth in (2, 3):
         estimates[f"ir{depth}"] = _ir_estimate(p, depth, positive,
                                                product_init(reading, depth), horizon)
     out = {}
     for name, coef in estimates.items():
-        err = relative_error(coef, p.x)
+        err = relative_error(coef, p.truth)
         out[f"error_{name}"] = err
         out[f"success_{name}"] = float(err <= 0.01)
     return out
@@ -214,18 +214,18 @@ def theory_bound(alpha: float, l1_min: float, n_features: int, depth: int) -> fl
 def _scaling_trial(params: dict, seed: int) -> dict:
     n, m, s, depth = int(params["N"]), int(params["M"]), int(params["s"]), int(params["depth"])
     p = make_sparse_problem(m, n, s, unit_norm=True, random_state=seed)
-    bp = BasisPursuit().fit(p.A, p.y)
+    bp = BasisPursuit().fit(p.operator, p.y)
     q = float(np.abs(bp.coef_).sum())
     eps, bounds, errors = [], [], []
     for alpha in _ALPHAS:
         x = HadamardRegressor(depth=depth, init_scale=alpha, tol=1e-11,
-                              early_stopping=None).fit(p.A, p.y).coef_
+                              early_stopping=None).fit(p.operator, p.y).coef_
         eps.append(l1_gap(x, q))
         bounds.append(theory_bound(alpha, q, n, depth))
-        errors.append(relative_error(x, p.x))
+        errors.append(relative_error(x, p.truth))
     return {"alpha": _ALPHAS, "epsilon": eps, "bound": [b if np.isfinite(b) else None
                                                          for b in bounds],
-            "error": errors, "l1_min": q, "bp_error": relative_error(bp.coef_, p.x)}
+            "error": errors, "l1_min": q, "bp_error": relative_error(bp.coef_, p.truth)}
 
 
 def _curves(rows, depth, key="epsilon"):

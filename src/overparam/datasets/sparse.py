@@ -1,32 +1,21 @@
-"""Synthetic compressed-sensing problems."""
+"""Sparse vectors: synthetic compressed-sensing problems."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
 from .._validation import check_positive, check_random_state
 from ..metrics import add_noise
+from .base import Problem
 
-__all__ = ["SparseProblem", "make_sparse_problem"]
-
-
-@dataclass
-class SparseProblem:
-    """Measurements ``y = A x + noise`` of an ``s``-sparse vector ``x``."""
-
-    A: np.ndarray
-    y: np.ndarray
-    x: np.ndarray
-    noise: np.ndarray
+__all__ = ["make_sparse_problem"]
 
 
 def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
                         positive: bool = False, snr: float = float("inf"),
                         normalize: bool = True, unit_norm: bool = False,
-                        random_state=None) -> SparseProblem:
-    """Gaussian measurements of a random sparse vector.
+                        random_state=None) -> Problem:
+    """Gaussian measurements ``y = A x + noise`` of a random sparse vector ``x``.
 
     Parameters
     ----------
@@ -41,6 +30,12 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
     unit_norm : bool, default=False
         Scale ``x`` to unit Euclidean norm (the "More is less" paper's ``x* = b_S / ||b_S||``).
     random_state : None, int or Generator
+
+    Returns
+    -------
+    Problem
+        ``operator`` the matrix ``A`` ``(M, N)``, ``truth`` the vector ``x``,
+        ``meta = {"structure": "sparse"}``.
     """
     for value, name in ((n_measurements, "n_measurements"), (n_features, "n_features")):
         check_positive(value, name, integer=True)
@@ -58,4 +53,4 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
     if unit_norm and n_nonzero > 0:
         x /= np.linalg.norm(x)
     y, noise = add_noise(A @ x, snr, rng)
-    return SparseProblem(A=A, y=y, x=x, noise=noise)
+    return Problem(operator=A, y=y, truth=x, noise=noise, meta={"structure": "sparse"})
