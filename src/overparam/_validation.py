@@ -12,7 +12,6 @@ import numpy as np
 
 __all__ = [
     "check_array",
-    "check_measurements",
     "check_positive",
     "check_random_state",
     "sklearn_random_state",
@@ -57,39 +56,6 @@ def check_array(x, name: str, *, ndim: int | tuple[int, ...] | None = None, allo
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or Inf value(s)")
     return arr
-
-
-def check_measurements(A, y, *, y_ndim: int | tuple[int, ...] = 1):
-    """Validate a measurement operator and measurements; return ``(operator, y)``.
-
-    Parameters
-    ----------
-    A : array_like, scipy.sparse.linalg.LinearOperator or Operator
-        The forward model.
-    y : array_like
-        Measurements, shape ``(m,)`` (or ``(m, L)`` when ``y_ndim`` allows 2).
-    y_ndim : int or tuple of int, default=1
-        Allowed dimensions of ``y``.
-
-    Returns
-    -------
-    operator : Operator
-    y : ndarray of float64
-    """
-    from .operators import as_operator
-
-    op = as_operator(A)
-    y = check_array(y, "y", ndim=y_ndim, allow_empty=True)
-    if y.shape[0] == 0 or op.n_measurements == 0:
-        raise ValueError("the number of measurements is zero: need at least one row in A and y")
-    if y.size == 0:
-        raise ValueError(f"y is empty (shape {y.shape})")
-    if y.shape[0] != op.n_measurements:
-        raise ValueError(
-            f"A has {op.n_measurements} measurement rows but y has {y.shape[0]} entries "
-            f"(A: {op.shape}, y: {y.shape})"
-        )
-    return op, y
 
 
 def check_positive(value, name: str, *, strict: bool = True, integer: bool = False):

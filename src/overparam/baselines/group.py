@@ -12,9 +12,9 @@ import numpy as np
 from sklearn.model_selection import KFold
 
 from .._optional import require
+from .._registry import register_method
 from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
-from ..methods import register_method
 from ..parameterizations.group import as_group_labels
 from ..solvers.result import SolverResult
 from ..stopping import StoppingRule, StopReason

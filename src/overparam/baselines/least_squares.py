@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import lsqr
 
+from .._registry import register_method
 from ..estimators.base import RecoveryEstimator
-from ..methods import register_method
 from ..parameterizations import Identity
 from ..solvers import SolverResult, gradient_descent
 from ..stopping import StoppingRule, StopReason

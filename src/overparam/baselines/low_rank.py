@@ -7,10 +7,11 @@ import time
 import numpy as np
 
 from .._optional import require
-from .._validation import check_measurements, check_positive, check_random_state
+from .._registry import register_method
+from .._validation import check_positive, check_random_state
 from ..estimators.base import RecoveryEstimator
 from ..estimators.low_rank import FactorizedRegressor, matrix_shape
-from ..methods import register_method
+from ..operators import check_measurements
 from ..solvers import SolverResult
 from ..stopping import StopReason
 

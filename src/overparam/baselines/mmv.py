@@ -18,9 +18,9 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskLasso, MultiTaskLassoCV
 
+from .._registry import register_method
 from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
-from ..methods import register_method
 from ..solvers.result import SolverResult
 from ..stopping import StopReason
 

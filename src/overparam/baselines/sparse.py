@@ -16,9 +16,9 @@ from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LassoCV, OrthogonalMatchingPursuit
 
+from .._registry import register_method
 from .._validation import check_positive, sklearn_random_state
 from ..estimators.base import RecoveryEstimator
-from ..methods import register_method
 from ..solvers import SolverResult
 from ..stopping import StopReason
 

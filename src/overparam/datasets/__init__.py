@@ -19,7 +19,7 @@ from .low_rank import (
     make_gaussian_sensing_problem,
     make_low_rank_matrix,
     make_low_rank_problem,
-    make_low_rank_truth,  # deprecated: not in __all__
+    make_low_rank_truth,  # noqa: F401  (deprecated: not in __all__)
 )
 from .mmv import (
     dct2_basis,

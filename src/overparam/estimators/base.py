@@ -15,8 +15,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._progress import progress_shown, show_progress
-from .._validation import check_measurements, check_positive, check_random_state
-from ..operators import Operator, as_operator
+from .._validation import check_positive, check_random_state
+from ..operators import Operator, as_operator, check_measurements
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
@@ -287,7 +287,7 @@ LinearOperator or Operator
 
     def _validate_fit_data(self, A, y):
         """``(operator, y)``: scikit-learn's ``validate_data`` for matrices, the Operator path
-        (:func:`~overparam._validation.check_measurements`) for operators and 3-D stacks."""
+        (:func:`~overparam.operators.check_measurements`) for operators and 3-D stacks."""
         if y is None:  # scikit-learn's wording (check_requires_y_none)
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                              "y is None")

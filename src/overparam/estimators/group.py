@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..methods import register_method
+from .._registry import register_method
 from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._registry import register_method
 from .._validation import check_random_state
-from ..methods import register_method
 from ..parameterizations.factorized import Factorized
 from ..solvers import gradient_descent
 from ..solvers.matrix_sensing import low_rank_limit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..methods import register_method
+from .._registry import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
 from ..stopping import StoppingRule
 from ._exact_limit import ExactLimitMixin

@@ -6,8 +6,8 @@ import warnings
 
 import numpy as np
 
+from .._registry import register_method
 from .._validation import check_positive
-from ..methods import register_method
 from ..operators import DenseOperator
 from ..solvers.hadamard_flow import (
     NewtonConvergenceError,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..methods import register_method
+from .._registry import register_method
 from ..operators.aligned import AlignedSpectralOperator
 from ..parameterizations.deep_matrix import DeepMatrixFactorization
 from ..solvers import gradient_descent

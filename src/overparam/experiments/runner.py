@@ -33,7 +33,6 @@ timed-out trials are retried by the next run.
 from __future__ import annotations
 
 import logging
-import platform
 import sys
 import time
 import traceback
@@ -41,20 +40,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
-
 from .._optional import require
 from .spec import Experiment, cell_seed, get_experiment
 from .store import (
     ResultStore,
     TrialRecord,
     canonical_params,
-    package_version,
     path_inside,
     to_jsonable,
     write_csv,
 )
-from .workers import dask_trial, failed_record, iter_pool, pickled
+from .workers import call_trial, dask_trial, execute_trial, failed_record, iter_pool, pickled
 
 __all__ = [
     "DEFAULT_OUTDIR",
@@ -76,17 +72,6 @@ STORE_NAME = "results.sqlite"
 BACKENDS = ("serial", "process", "dask")
 #: Former names of backends, still accepted.
 BACKEND_ALIASES = {"loky": "process"}
-
-
-def call_trial(run_trial: Callable[[dict, int], dict], params: dict, seed: int):
-    """``run_trial(params, seed)`` with one BLAS thread.
-
-    Trials solve small problems, where threaded BLAS gains nothing, and the runner already
-    runs one trial per core: on a shared machine threaded BLAS spin-waits and was measured
-    many times slower.
-    """
-    with threadpool_limits(limits=1, user_api="blas"):
-        return run_trial(dict(params), seed)
 
 
 def run_serial(experiment: Experiment, *, quick: bool = False, trials: int | None = None) -> list:
@@ -127,31 +112,6 @@ def plan(experiment: Experiment, *, quick: bool = False, trials: int | None = No
     return [Task(experiment.name, dict(params), trial,
                  cell_seed(experiment.seed, params, trial), bool(quick))
             for params in experiment.cells(quick) for trial in range(n_trials)]
-
-
-def execute_trial(run_trial: Callable[[dict, int], dict], task: Task) -> TrialRecord:
-    """Run one trial and return its record; an exception becomes an ``"error"`` record.
-
-    This is what runs in a worker. Metrics must be a dict of JSON-serializable values (NumPy
-    scalars and arrays are converted); anything else is recorded as an error.
-    """
-    import json
-
-    start = time.perf_counter()
-    try:
-        metrics = call_trial(run_trial, task.params, task.seed)
-        if not isinstance(metrics, dict):
-            raise TypeError(f"run_trial must return a dict of metrics, got {type(metrics)}")
-        metrics = to_jsonable(metrics)
-        json.dumps(metrics)  # fail here, in the trial, rather than in the store
-        status, error = "ok", None
-    except Exception:
-        metrics, status = None, "error"
-        error = traceback.format_exc()[-8000:]
-    return TrialRecord(experiment=task.experiment, params=dict(task.params), trial=task.trial,
-                       quick=task.quick, seed=task.seed, status=status, metrics=metrics,
-                       error=error, time=time.perf_counter() - start, finished_at=time.time(),
-                       version=package_version(), host=platform.node())
 
 
 @dataclass

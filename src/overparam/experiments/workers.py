@@ -11,6 +11,7 @@ This module turns each outcome into a :class:`~overparam.experiments.store.Trial
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import multiprocessing
 import multiprocessing.util
@@ -25,8 +26,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
 
 import cloudpickle
+from threadpoolctl import threadpool_limits
 
-from .store import TrialRecord, package_version
+from .store import TrialRecord, package_version, to_jsonable
 
 __all__ = ["TIMEOUT", "crash_message", "dask_trial", "iter_pool", "pickled", "trial_pool"]
 
@@ -119,10 +121,43 @@ def trial_pool(workers: int, modules: Sequence[str] = ()):
                        context=_mp_context(modules))
 
 
+def call_trial(run_trial: Callable[[dict, int], dict], params: dict, seed: int):
+    """``run_trial(params, seed)`` with one BLAS thread.
+
+    Trials solve small problems, where threaded BLAS gains nothing, and the runner already
+    runs one trial per core: on a shared machine threaded BLAS spin-waits and was measured
+    many times slower.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return run_trial(dict(params), seed)
+
+
+def execute_trial(run_trial: Callable[[dict, int], dict], task) -> TrialRecord:
+    """Run one trial (a :class:`~overparam.experiments.runner.Task`) and return its record; an
+    exception becomes an ``"error"`` record.
+
+    This is what runs in a worker. Metrics must be a dict of JSON-serializable values (NumPy
+    scalars and arrays are converted); anything else is recorded as an error.
+    """
+    start = time.perf_counter()
+    try:
+        metrics = call_trial(run_trial, task.params, task.seed)
+        if not isinstance(metrics, dict):
+            raise TypeError(f"run_trial must return a dict of metrics, got {type(metrics)}")
+        metrics = to_jsonable(metrics)
+        json.dumps(metrics)  # fail here, in the trial, rather than in the store
+        status, error = "ok", None
+    except Exception:
+        metrics, status = None, "error"
+        error = traceback.format_exc()[-8000:]
+    return TrialRecord(experiment=task.experiment, params=dict(task.params), trial=task.trial,
+                       quick=task.quick, seed=task.seed, status=status, metrics=metrics,
+                       error=error, time=time.perf_counter() - start, finished_at=time.time(),
+                       version=package_version(), host=platform.node())
+
+
 def run_pickled(payload: bytes, task):
     """Worker side: unpickle ``run_trial`` (cloudpickle: lambdas and closures too), run it."""
-    from .runner import execute_trial
-
     return execute_trial(cloudpickle.loads(payload), task)
 
 
@@ -176,8 +211,6 @@ def iter_pool(calls: Sequence[tuple[Callable, object, float | None]],
     (an exception, Ctrl-C, ``close()``).
     """
     if multiprocessing.current_process().daemon:  # cannot start processes: run them here
-        from .runner import execute_trial
-
         logger.warning("daemonic process: trials run in it, without crash isolation or "
                        "time limits")
         for fn, task, _ in calls:
@@ -230,8 +263,6 @@ def dask_trial(payload: bytes, task, timeout: float | None) -> TrialRecord:
     runner stores an error) and the time limit is not enforced.
     """
     if multiprocessing.current_process().daemon:
-        from .runner import execute_trial
-
         logger.warning("overparam: daemonic Dask worker (pid %d): trials run without crash "
                        "isolation or time limit; start workers with "
                        "DASK_DISTRIBUTED__WORKER__DAEMON=False", os.getpid())

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from .._validation import check_array
 from .aligned import AlignedSpectralOperator
 from .base import Operator, RowSubset
 from .gaussian import GaussianSensingOperator
@@ -20,6 +21,7 @@ __all__ = [
     "RowSubset",
     "ScipyOperator",
     "as_operator",
+    "check_measurements",
 ]
 __all__ += ["AlignedSpectralOperator"]
 
@@ -45,3 +47,34 @@ def as_operator(A) -> Operator:
             f"or an Operator; got an array of shape {arr.shape}"
         )
     return DenseOperator(arr)
+
+
+def check_measurements(A, y, *, y_ndim: int | tuple[int, ...] = 1):
+    """Validate a measurement operator and measurements; return ``(operator, y)``.
+
+    Parameters
+    ----------
+    A : array_like, scipy.sparse.linalg.LinearOperator or Operator
+        The forward model.
+    y : array_like
+        Measurements, shape ``(m,)`` (or ``(m, L)`` when ``y_ndim`` allows 2).
+    y_ndim : int or tuple of int, default=1
+        Allowed dimensions of ``y``.
+
+    Returns
+    -------
+    operator : Operator
+    y : ndarray of float64
+    """
+    op = as_operator(A)
+    y = check_array(y, "y", ndim=y_ndim, allow_empty=True)
+    if y.shape[0] == 0 or op.n_measurements == 0:
+        raise ValueError("the number of measurements is zero: need at least one row in A and y")
+    if y.size == 0:
+        raise ValueError(f"y is empty (shape {y.shape})")
+    if y.shape[0] != op.n_measurements:
+        raise ValueError(
+            f"A has {op.n_measurements} measurement rows but y has {y.shape[0]} entries "
+            f"(A: {op.shape}, y: {y.shape})"
+        )
+    return op, y

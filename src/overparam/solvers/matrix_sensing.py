@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._progress import progress_bar
-from .._validation import check_measurements, check_positive, check_random_state
-from ..operators import GaussianSensingOperator
+from .._validation import check_positive, check_random_state
+from ..operators import GaussianSensingOperator, check_measurements
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from .result import History, SolverResult
 
