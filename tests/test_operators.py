@@ -6,20 +6,10 @@ from scipy.sparse.linalg import aslinearoperator
 from overparam.operators import (
     DenseOperator,
     MatrixSensingOperator,
-    Operator,
     ScipyOperator,
     as_operator,
 )
-
-
-def assert_adjoint(op: Operator, rng, columns=None):
-    """<A x, z> = <x, A* z> for random x, z."""
-    shape = op.input_shape if columns is None else (*op.input_shape, columns)
-    x = rng.standard_normal(shape)
-    z = rng.standard_normal((op.n_measurements,) + (() if columns is None else (columns,)))
-    lhs = np.vdot(op.forward(x), z)
-    rhs = np.vdot(x, op.adjoint(z))
-    assert np.isclose(lhs, rhs, rtol=1e-12, atol=1e-12 * abs(lhs))
+from overparam.testing import check_adjoint
 
 
 def make_operators(rng):
@@ -35,13 +25,32 @@ def make_operators(rng):
 @pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator", "matrix-sensing"])
 def test_adjoint_identity(name, rng):
     op = make_operators(rng)[name]
-    assert_adjoint(op, rng)
-    assert_adjoint(op.rows([0, 2, 3]), rng)
+    check_adjoint(op, rng=rng, rtol=1e-12)
+    check_adjoint(op.rows([0, 2, 3]), rng=rng, rtol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator"])
 def test_adjoint_with_columns(name, rng):
-    assert_adjoint(make_operators(rng)[name], rng, columns=4)
+    check_adjoint(make_operators(rng)[name], trailing=(4,), rng=rng, rtol=1e-12)
+
+
+def test_check_adjoint_catches_a_wrong_adjoint_or_shape(rng):
+    A = rng.standard_normal((7, 11))
+
+    class Wrong(DenseOperator):
+        def adjoint(self, z):
+            return 1.001 * super().adjoint(z)
+
+    class BadShape(DenseOperator):
+        def forward(self, x):
+            return super().forward(x)[:-1]
+
+    assert check_adjoint(DenseOperator(A), rtol=1e-12) < 1e-13
+    with pytest.raises(AssertionError, match="dot test failed"):
+        check_adjoint(Wrong(A))
+    with pytest.raises(AssertionError, match="shape"):
+        check_adjoint(BadShape(A))
+    assert check_adjoint(np.zeros((3, 4))) == 0.0  # zero operator: no division by zero
 
 
 @pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator", "matrix-sensing"])

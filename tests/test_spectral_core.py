@@ -35,7 +35,7 @@ from overparam.solvers import (
     spectral_gd,
 )
 from overparam.stopping import StoppingRule
-from overparam.testing import check_gradient, check_vjp
+from overparam.testing import check_adjoint, check_gradient, check_vjp
 
 FIXED = dict(tol=0.0, stagnation_tol=0.0)
 
@@ -152,8 +152,8 @@ def test_aligned_network_vjp_and_deep_matrix_vjp(rng):
 def test_aligned_operator(rng):
     left, right = ortho_group.rvs(4, random_state=1), ortho_group.rvs(6, random_state=2)
     op = AlignedSpectralOperator(left, right, rng.uniform(size=(7, 4)), scale=0.5)
-    X, z = rng.standard_normal((4, 6)), rng.standard_normal(7)
-    assert np.isclose(np.vdot(op.forward(X), z), np.vdot(X, op.adjoint(z)))
+    check_adjoint(op, rng=rng, rtol=1e-12)
+    X = rng.standard_normal((4, 6))
     dense = MatrixSensingOperator(op.sensing_matrices(), scale=0.5)
     np.testing.assert_allclose(op.forward(X), dense.forward(X))
     np.testing.assert_allclose(op.to_dense(), dense.to_dense())

@@ -1,4 +1,4 @@
-"""Finite-difference checks of hand-written gradients, reused by every test suite."""
+"""Checks of hand-written derivatives and adjoints, reused by every test suite."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["check_gradient", "check_vjp"]
+__all__ = ["check_adjoint", "check_gradient", "check_vjp"]
 
 
 def check_gradient(
@@ -69,3 +69,57 @@ def check_vjp(parameterization, params, *, rng=0, **kwargs) -> float:
 
     return check_gradient(fun, lambda p: parameterization.vjp(tuple(p), c), params, rng=rng,
                           **kwargs)
+
+
+def check_adjoint(operator, *, trailing: tuple[int, ...] = (), rng=0, n_trials: int = 3,
+                  rtol: float = 1e-10) -> float:
+    """Dot test of an operator's adjoint: ``<A x, z> = <x, A* z>`` for random ``x, z``.
+
+    PyLops' ``dottest`` is the model; the gap is measured against the Cauchy-Schwarz bound
+    ``(||A x|| ||z|| + ||x|| ||A* z||) / 2`` rather than ``|<A x, z>|``, so that an inner product
+    near zero by chance does not fail a correct adjoint. The shapes of ``A x`` and ``A* z`` are
+    checked too.
+
+    Parameters
+    ----------
+    operator : Operator or anything :func:`~overparam.operators.as_operator` takes
+    trailing : tuple of int, default=()
+        Extra trailing axes of ``x`` and ``z`` (e.g. ``(L,)``: ``L`` columns at once).
+    rng : None, int or Generator, default=0
+    n_trials : int, default=3
+        Random pairs ``(x, z)`` tried.
+    rtol : float, default=1e-10
+        Largest gap allowed, relative to the bound.
+
+    Returns
+    -------
+    float
+        The largest relative gap seen.
+
+    Raises
+    ------
+    AssertionError
+        When a gap exceeds ``rtol`` or a shape is wrong.
+    """
+    from .operators import as_operator
+
+    op = as_operator(operator)
+    rng = np.random.default_rng(rng)
+    x_shape = (*op.input_shape, *trailing)
+    z_shape = (op.n_measurements, *trailing)
+    worst = 0.0
+    for _ in range(n_trials):
+        x, z = rng.standard_normal(x_shape), rng.standard_normal(z_shape)
+        ax, atz = np.asarray(op.forward(x)), np.asarray(op.adjoint(z))
+        if ax.shape != z_shape or atz.shape != x_shape:
+            raise AssertionError(f"forward gives shape {ax.shape} (expected {z_shape}), adjoint "
+                                 f"gives {atz.shape} (expected {x_shape})")
+        lhs, rhs = float(np.vdot(ax, z)), float(np.vdot(x, atz))
+        bound = 0.5 * (np.linalg.norm(ax) * np.linalg.norm(z)
+                       + np.linalg.norm(x) * np.linalg.norm(atz))
+        gap = abs(lhs - rhs) / max(bound, np.finfo(float).tiny)
+        worst = max(worst, gap)
+        if gap > rtol:
+            raise AssertionError(f"dot test failed: <A x, z> = {lhs:.12e}, <x, A* z> = "
+                                 f"{rhs:.12e}, relative gap {gap:.2e} > {rtol:.1e}")
+    return worst
