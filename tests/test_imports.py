@@ -125,6 +125,28 @@ def _environment():
     return {**os.environ, "PYTHONPATH": path}
 
 
+# The layers of docs/DEVELOPING.md, bottom first: a module imports only from its own layer
+# and the layers before it. Modules of no layer here (leaves such as _optional) are free.
+LAYERS = [
+    ["_validation"], ["metrics"], ["operators"], ["datasets", "testing"],
+    ["parameterizations"], ["stopping"], ["solvers"], ["_registry"], ["estimators"],
+    ["baselines"], ["methods"], ["experiments"], ["cli", "__main__"],
+]
+
+
+def _unit(module: str) -> str:
+    """``overparam.solvers.steps`` -> ``solvers``."""
+    return module.split(".")[1] if "." in module else module
+
+
+def test_dependencies_point_down_the_layers():
+    rank = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+    upward = sorted(f"{a} -> {b}" for a, deps in import_graph().items() for b in deps
+                    if _unit(a) in rank and _unit(b) in rank
+                    and rank[_unit(b)] > rank[_unit(a)])
+    assert not upward, "imports against the layers of docs/DEVELOPING.md: " + ", ".join(upward)
+
+
 _IMPORT_ALL = """
 import importlib, json, sys
 names = json.loads(sys.argv[1])
