@@ -145,13 +145,18 @@ def make_low_rank_problem(shape, rank: int, n_measurements: int, *,
                    meta={"structure": "low_rank", "rank": int(rank)})
 
 
-def _meta(truth):
-    return {"structure": "low_rank", "rank": int(np.linalg.matrix_rank(truth))}
+def _given_or_paper_truth(truth, n_rows, n_cols, rank, rng) -> np.ndarray:
+    if truth is None:
+        truth = _paper_truth(n_rows, n_cols, rank, rng)
+    return check_array(truth, "truth", ndim=2)
 
 
-def _noise(m, level, rng):
-    check_positive(level, "noise", strict=False)
-    return level * rng.standard_normal(m)
+def _sensed(operator, truth, noise, rng) -> Problem:
+    """``y = A(truth) + noise * eps`` as a :class:`Problem`."""
+    check_positive(noise, "noise", strict=False)
+    eps = noise * rng.standard_normal(operator.n_measurements)
+    meta = {"structure": "low_rank", "rank": int(np.linalg.matrix_rank(truth))}
+    return Problem(operator, operator.forward(truth) + eps, truth, eps, meta)
 
 
 def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int = 6,
@@ -179,6 +184,7 @@ def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int 
     basis : {"random", "truth"}, default="random"
         Haar-random ``Phi, Psi``, or the singular vectors of the truth.
     random_state : None, int or Generator
+
     Returns
     -------
     Problem
@@ -189,9 +195,7 @@ def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int 
     check_positive(n_measurements, "n_measurements", integer=True)
     if basis not in ("random", "truth"):
         raise ValueError(f"basis must be 'random' or 'truth', got {basis!r}")
-    if truth is None:
-        truth = _paper_truth(n_rows, n_cols, rank, rng)
-    truth = check_array(truth, "truth", ndim=2)
+    truth = _given_or_paper_truth(truth, n_rows, n_cols, rank, rng)
     n1, n2 = truth.shape
     if basis == "truth":
         left, _, right_t = np.linalg.svd(truth)
@@ -201,8 +205,7 @@ def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int 
         right = ortho_group.rvs(n2, random_state=rng) if n2 > 1 else np.ones((1, 1))
     diagonals = -np.sort(-rng.uniform(0.0, 1.0, (n_measurements, min(n1, n2))), axis=1)
     operator = AlignedSpectralOperator(left, right, diagonals)
-    eps = _noise(n_measurements, noise, rng)
-    return Problem(operator, operator.forward(truth) + eps, truth, eps, _meta(truth))
+    return _sensed(operator, truth, noise, rng)
 
 
 def make_gaussian_sensing_problem(n_rows: int = 10, n_cols: int | None = None, rank: int = 6,
@@ -217,28 +220,25 @@ def make_gaussian_sensing_problem(n_rows: int = 10, n_cols: int | None = None, r
     Parameters
     ----------
     n_rows, n_cols, rank : int
-        Shape and rank of the default truth (``factors="uniform"`` in :func:`make_low_rank_matrix`).
+        As in :func:`make_aligned_problem`.
     n_measurements : int, default=50
     noise : float, default=1e-2
     truth : ndarray, optional
         A given matrix (e.g. an image) instead of the random low-rank one.
     scale : float, default=1.0
     random_state : None, int or Generator
+
     Returns
     -------
     Problem
-        ``operator`` the sensing operator, ``truth`` the matrix ``X*``;
-        ``meta = {"structure": "low_rank", "rank": <numerical rank of X*>}``.
+        As :func:`make_aligned_problem`.
     """
     rng = check_random_state(random_state)
     check_positive(n_measurements, "n_measurements", integer=True)
-    if truth is None:
-        truth = _paper_truth(n_rows, n_cols, rank, rng)
-    truth = check_array(truth, "truth", ndim=2)
+    truth = _given_or_paper_truth(truth, n_rows, n_cols, rank, rng)
     stack = rng.standard_normal((n_measurements, *truth.shape))
     operator = MatrixSensingOperator(stack, scale=scale)
-    eps = _noise(n_measurements, noise, rng)
-    return Problem(operator, operator.forward(truth) + eps, truth, eps, _meta(truth))
+    return _sensed(operator, truth, noise, rng)
 
 
 def load_digit(index: int = 0) -> np.ndarray:
