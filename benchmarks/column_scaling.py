@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_contract as contract
 from overparam.methods import get_method
 
-METHODS = ("hadamard", "group-hadamard", "group-primal-dual", "ir-mmv")
+METHODS = ("hadamard", "group-hadamard", "group-primal-dual", "ir-mmv", "omp")
 
 
 def bad_columns(case, factor: float):
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
                 for equilibrate in (False, True):
                     rows[equilibrate].append(one_fit(name, case, equilibrate))
             off, on = np.array(rows[False]), np.array(rows[True])
-            print(f"{name:18s} {factor:6.0e}  {np.median(off[:, 0]):10.1e}/{off[:, 0].max():8.1e} "
+            print(f"{name:18s} {factor:6g}  {np.median(off[:, 0]):10.1e}/{off[:, 0].max():8.1e} "
                   f"{off[:, 1].max():10.1e}  {np.median(on[:, 0]):12.1e}/{on[:, 0].max():8.1e}"
                   f"{on[:, 1].max():13.1e}  {on[:, 2].sum() / off[:, 2].sum():10.2f}",
                   flush=True)

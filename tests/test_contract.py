@@ -545,7 +545,6 @@ KNOWN_FAILURES = {
                                              "inconsistent data: not least squares in max_iter"},
     "hadamard": {"over-depth3": "validation reads a round-off rise of the held-out error on "
                                 "clean data as overfitting and refits to a mid-path time"},
-    "omp": {"bad-columns": "OMP selects by unnormalized correlation"},
     "group-lasso": {"A*1e-6": _SCALE, "y*1e-6": _SCALE},
     "nuclear-norm-cv": {"A*1e-6": _SCALE, "A*1e6": _SCALE, "y*1e-6": _SCALE,
                         "int": "its cross-validated penalty leaves 2% error on clean data"},

@@ -415,11 +415,11 @@ LinearOperator or Operator
         The threshold makes the bias jump from that of ``A`` to that of the standardized
         ``A`` as the spread crosses it; below it the data are used as given, so that designs
         with columns of about equal norm (Gaussian with 10 or more rows, +-1, partial Fourier)
-        get exactly the same answer as without this step. Off when the estimator's
-        parameters carry the data's units (see :meth:`_rescalable`) and for signals that are
-        not vectors.
+        get exactly the same answer as without this step. Off when a step is given as a
+        number (it carries the units of ``A``) and for signals that are not vectors. Residual
+        norms are unchanged, so an absolute residual tolerance keeps its meaning.
         """
-        if not (self._equilibrate_columns and self._rescalable()) \
+        if not self._equilibrate_columns or self._steps_in_data_units() \
                 or len(operator.input_shape) != 1:
             return None
         limit = float(self.column_spread_limit)
@@ -436,14 +436,16 @@ LinearOperator or Operator
         return d
 
     def _rescalable(self) -> bool:
-        if not self._rescale_data:
-            return False
+        return self._rescale_data and not self._steps_in_data_units()
+
+    def _steps_in_data_units(self) -> bool:
+        """Whether a parameter of ``_absolute_params`` (a step) is given as a number."""
         for name in self._absolute_params:
             value = getattr(self, name, None)
             if isinstance(value, StepPolicy) or (isinstance(value, numbers.Real)
                                                  and not isinstance(value, bool)):
-                return False
-        return True
+                return True
+        return False
 
     def _trivial_result(self, operator, y, *, zero_operator):
         """``x = 0``: exact for ``y = 0``; for ``A = 0`` and ``y != 0`` every ``x`` is a
