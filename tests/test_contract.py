@@ -541,14 +541,10 @@ KNOWN_FAILURES = {
     "factorized-psd": {"noisy-10dB": _NOISY_LOW_RANK, "bad-columns": _COLUMNS},
     "snn": {"noisy-30dB": _NOISY_LOW_RANK, "inconsistent": _NOISY_LOW_RANK,
             "bad-columns": _COLUMNS},
-    "group-hadamard": {"bad-columns": _COLUMNS,
-                       "inconsistent-limit": "the weight-normalized limit creeps on "
+    "group-hadamard": {"inconsistent-limit": "the weight-normalized limit creeps on "
                                              "inconsistent data: not least squares in max_iter"},
-    "group-primal-dual": {"bad-columns": _COLUMNS},
-    "hadamard": {"bad-columns": _COLUMNS,
-                 "over-depth3": "validation reads a round-off rise of the held-out error on "
+    "hadamard": {"over-depth3": "validation reads a round-off rise of the held-out error on "
                                 "clean data as overfitting and refits to a mid-path time"},
-    "omp": {"bad-columns": "OMP selects by unnormalized correlation"},
     "group-lasso": {"A*1e-6": _SCALE, "y*1e-6": _SCALE},
     "nuclear-norm-cv": {"A*1e-6": _SCALE, "A*1e6": _SCALE, "y*1e-6": _SCALE,
                         "int": "its cross-validated penalty leaves 2% error on clean data"},

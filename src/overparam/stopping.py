@@ -48,7 +48,8 @@ class StopReason(StrEnum):
 
 class DegenerateInputWarning(UserWarning):
     """The data determine no answer: e.g. an all-zero operator with nonzero measurements
-    (every ``x`` fits equally badly; the estimators return ``x = 0``)."""
+    (every ``x`` fits equally badly; the estimators return ``x = 0``); or they were changed
+    before solving: columns of ``A`` on very different scales are equilibrated (docs/scaling.md)."""
 
 
 class DivergenceError(FloatingPointError):

@@ -202,6 +202,14 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
     validation_fraction : float, default=0.2
     noise_level : float, optional
     random_state : None or int, default=None
+
+    Notes
+    -----
+    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
+    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
+    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    ``min sum_l c_l ||D_l w_l||`` instead of ``sum_l c_l ||w_l||``);
+    see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
 
     def __init__(self, groups=None, weights="sqrt", step_ratio=1.0, rho=0.99, max_iter=10_000,
@@ -217,6 +225,9 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
         self.validation_fraction = validation_fraction
         self.noise_level = noise_level
         self.random_state = random_state
+
+    #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
+    _equilibrate_columns = True
 
     def _solve(self, operator, y, control):
         if self.groups is None:

@@ -105,12 +105,21 @@ class OMPRegressor(RecoveryEstimator):
         Sparsity ``s`` (needs to be known: OMP is not tuning-free).
     tol : float, optional
         Alternatively, stop when the squared residual norm falls below ``tol``.
+
+    Notes
+    -----
+    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
+    equilibrated (unit columns, with a :class:`~overparam.stopping.DegenerateInputWarning`),
+    so that atoms are selected by normalized correlation; see docs/scaling.md.
     """
 
     # tol is an absolute squared residual norm (scikit-learn's): not normalized; a greedy
     # method with a sparsity budget need not interpolate.
     _rescale_data = False
     _limit_interpolates = False
+    #: OMP selects by correlation, which assumes columns of equal norm: badly scaled columns
+    #: are equilibrated (RecoveryEstimator._equilibration; residuals, hence tol, unchanged)
+    _equilibrate_columns = True
 
     def __init__(self, n_nonzero_coefs=None, tol=None):
         self.n_nonzero_coefs = n_nonzero_coefs

@@ -113,6 +113,14 @@ class GroupHadamardRegressor(RecoveryEstimator):
         ``result_.info["chosen_time"]``.
     group_norms_ : ndarray
         ``||w_l||`` of the estimate per group.
+
+    Notes
+    -----
+    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
+    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
+    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    groups kept, ``sum_l ||D_l w_l||``);
+    see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
 
     def __init__(self, groups=None, algorithm="alg2", init_scale=1e-6, step_u="auto",
@@ -168,6 +176,8 @@ class GroupHadamardRegressor(RecoveryEstimator):
     validation_horizon = 3.0
     validation_min_improvement = 1e-4
     validation_limit_budget = 4.0
+    #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
+    _equilibrate_columns = True
 
     def _solve(self, operator, y, control):
         param = GroupHadamard(self.groups, operator.shape[1])

@@ -82,6 +82,12 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     The operator is used as a dense matrix (``to_dense``): the solver batches problems as
     stacked matrices. ``fit`` accepts ``Y`` of shape ``(M, L)``; ``coef_`` has shape ``(N, L)``.
     To solve many problems at once, call :func:`~overparam.solvers.ir_mmv` with stacked arrays.
+
+    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
+    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
+    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    ``sum_j ||a_j|| ||X_j||``: the ``L`` signals share the columns);
+    see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
 
     _y_ndim = 2
@@ -94,6 +100,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     validation_min_improvement = 1e-3
     validation_horizon = 1.5
     validation_limit_budget = 2.0
+    #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
+    _equilibrate_columns = True
 
     def __init__(self, init_scale="auto", v_scale=None, init="zero",
                  update="simultaneous", step="adaptive",

@@ -85,6 +85,14 @@ class HadamardRegressor(RecoveryEstimator):
     ----------
     init_scale_ : float
         The init alpha used (``init_scale``, or its ``"auto"`` value on the data of ``fit``).
+
+    Notes
+    -----
+    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
+    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
+    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    ``min sum_j ||a_j|| |x_j|`` in the limit);
+    see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
 
     #: ``"auto"`` init at depth 2, relative to the signal's scale. For ``L > 2`` the relative
@@ -103,6 +111,8 @@ class HadamardRegressor(RecoveryEstimator):
     #: (10 dB) and 1.012 for both (40 dB), while the validated fit took 4-5 times fewer
     #: integrator steps (CPU time 0.29 -> 0.09 s at 10 dB, 0.44 -> 0.12 s at 40 dB).
     flow_tolerances = (1e-2, 1e-5)
+    #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
+    _equilibrate_columns = True
 
     def __init__(self, depth=2, signed=True, init_scale="auto", solver="auto", step="flow",
                  max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,

@@ -1,0 +1,184 @@
+"""Column equilibration of badly scaled designs (RecoveryEstimator._equilibration)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
+
+from overparam.baselines import GroupPrimalDualRegressor, OMPRegressor
+from overparam.estimators import GroupHadamardRegressor, HadamardRegressor, MMVRegressor
+from overparam.estimators._equilibration import (
+    ColumnScaledOperator,
+    column_norms,
+    equilibrated,
+    equilibration_scales,
+)
+from overparam.operators import DenseOperator, ScipyOperator
+from overparam.stopping import DegenerateInputWarning, Oracle
+
+
+def _sparse_problem(seed=0, m=30, n=80, s=3):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, n)) / np.sqrt(m)
+    x = np.zeros(n)
+    x[rng.choice(n, s, replace=False)] = rng.standard_normal(s) + np.sign(rng.standard_normal(s))
+    return A, x
+
+
+def _group_problem(seed=0, m=30, p=60):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, p))
+    w = np.zeros(p)
+    w[:6] = rng.standard_normal(6) + np.sign(rng.standard_normal(6))  # groups 0 and 1 (size 3)
+    return A, w
+
+
+def _mmv_problem(seed=0, M=15, N=30, L=4):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((M, N)) / np.sqrt(M)
+    X = np.zeros((N, L))
+    X[rng.choice(N, 2, replace=False)] = rng.standard_normal((2, L))
+    return A, X
+
+
+def _bad_columns(n, factor=1e6):
+    scale = np.ones(n)
+    scale[::2] = factor
+    return scale
+
+
+def _fit(est, A, y):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(A, y)
+    return est, [w for w in caught if issubclass(w.category, DegenerateInputWarning)]
+
+
+def _estimators():
+    return [
+        ("hadamard", HadamardRegressor, {}, _sparse_problem),
+        ("group-hadamard", GroupHadamardRegressor, {"groups": 3}, _group_problem),
+        ("group-primal-dual", GroupPrimalDualRegressor, {"groups": 3}, _group_problem),
+        ("ir-mmv", MMVRegressor, {}, _mmv_problem),
+        ("omp", OMPRegressor, {"n_nonzero_coefs": 3}, _sparse_problem),
+    ]
+
+
+@pytest.mark.parametrize(("name", "cls", "kwargs", "problem"), _estimators(),
+                         ids=[e[0] for e in _estimators()])
+def test_well_scaled_data_is_solved_exactly_as_given(name, cls, kwargs, problem):
+    """Gaussian columns (spread < 16): no equilibration, bit for bit the fit on A as given."""
+    A, x = problem()
+    y = A @ x
+    est, caught = _fit(cls(**kwargs), A, y)
+    off = cls(**kwargs)
+    off.column_spread_limit = np.inf  # the code path without equilibration
+    ref, _ = _fit(off, A, y)
+    assert not caught
+    assert "column_scales" not in est.result_.info
+    assert np.array_equal(est.coef_, ref.coef_)
+
+
+@pytest.mark.parametrize(("name", "cls", "kwargs", "problem"), _estimators(),
+                         ids=[e[0] for e in _estimators()])
+def test_bad_columns_are_equilibrated_and_the_truth_recovered(name, cls, kwargs, problem):
+    A0, x0 = problem()
+    scale = _bad_columns(A0.shape[1])
+    A = A0 * scale
+    truth = x0 / (scale[:, None] if x0.ndim == 2 else scale)  # the same measurements
+    est, caught = _fit(cls(**kwargs), A, A0 @ x0)
+    assert len(caught) == 1 and "column_spread_limit" in str(caught[0].message)
+    d = est.result_.info["column_scales"]
+    a = est.result_.info.get("data_scales", (1.0, 1.0))[0]  # OMP: data not normalized
+    assert np.allclose(d * a, np.linalg.norm(A, axis=0))
+    tol = 1e-4 if name == "group-primal-dual" else 1e-6  # its own tol is 1e-6 on the residual
+    assert np.linalg.norm(est.coef_ - truth) <= tol * np.linalg.norm(truth)
+
+
+def test_fit_is_equivariant_to_column_scaling():
+    """Two different bad scalings of the same columns give the same signal (up to round-off)."""
+    A0, x0 = _sparse_problem(seed=1)
+    y = A0 @ x0
+    fits = []
+    for factor in (1e3, 1e-5):
+        scale = _bad_columns(A0.shape[1], factor)
+        est, _ = _fit(HadamardRegressor(early_stopping=None), A0 * scale, y)
+        fits.append(est.coef_ * scale)
+    assert np.allclose(fits[0], fits[1], rtol=0, atol=1e-9 * np.abs(x0).max())
+
+
+def test_equilibrated_fit_stays_exactly_equivariant_to_powers_of_256():
+    A0, x0 = _sparse_problem(seed=2)
+    A = A0 * _bad_columns(A0.shape[1])
+    y = A0 @ x0
+    base, _ = _fit(HadamardRegressor(), A, y)
+    scaled, _ = _fit(HadamardRegressor(), A * 256.0**2, y * 256.0**-1)
+    assert np.array_equal(scaled.coef_, base.coef_ * 256.0**-3)
+
+
+@pytest.mark.parametrize("form", ["sparse", "linear-operator"])
+def test_sparse_and_matrix_free_inputs_get_the_same_answer(form):
+    A0, x0 = _sparse_problem(seed=3)
+    A = A0 * _bad_columns(A0.shape[1])
+    y = A0 @ x0
+    dense, _ = _fit(HadamardRegressor(early_stopping=None), A, y)
+    given = sp.csr_matrix(A) if form == "sparse" else aslinearoperator(A)
+    other, caught = _fit(HadamardRegressor(early_stopping=None), given, y)
+    assert caught
+    # Equilibrated the same way (exact column norms); the init may differ (the "auto" init of
+    # a non-dense operator is estimated differently): both recover the truth.
+    assert np.allclose(other.result_.info["column_scales"], dense.result_.info["column_scales"],
+                       rtol=1e-12)
+    truth = x0 / _bad_columns(A0.shape[1])
+    for est in (dense, other):
+        assert np.linalg.norm(est.coef_ - truth) <= 1e-6 * np.linalg.norm(truth)
+
+
+def test_zero_columns_are_left_alone():
+    A0, x0 = _sparse_problem(seed=4)
+    A = A0 * _bad_columns(A0.shape[1])
+    A[:, 1] = 0.0
+    x0[1] = 0.0
+    est, caught = _fit(HadamardRegressor(), A, A0 @ x0)
+    assert caught
+    assert est.result_.info["column_scales"][1] == 1.0
+    assert np.all(np.isfinite(est.coef_)) and abs(est.coef_[1]) < 1e-12
+
+
+def test_oracle_criterion_reads_the_signal_in_data_units():
+    """A user's Oracle is given x = D^-1 z: its best error is the returned estimate's."""
+    A0, x0 = _sparse_problem(seed=5)
+    scale = _bad_columns(A0.shape[1], 1e3)
+    A, truth = A0 * scale, x0 / scale
+    est, _ = _fit(HadamardRegressor(early_stopping=Oracle(truth)), A, A0 @ x0)
+    best = est.result_.info["validation_curve"][:, 2].min()
+    assert np.isclose(best, np.sum((est.coef_ - truth) ** 2), rtol=1e-6)
+
+
+def test_threshold_and_scales():
+    norms = np.array([1.0, 4.0, 0.0, 2.0])
+    assert equilibration_scales(norms, 16.0) == (None, 4.0)
+    d, spread = equilibration_scales(norms, 3.0)
+    assert spread == 4.0 and np.array_equal(d, [1.0, 4.0, 1.0, 2.0])
+    assert equilibration_scales(np.array([0.0, 5.0]), 1.0)[0] is None  # one nonzero column
+
+
+def test_column_norms_and_operators():
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((7, 5)) * np.array([1.0, 1e3, 1e-3, 2.0, 1.0])
+    expected = np.linalg.norm(A, axis=0)
+    for op in (DenseOperator(A), ScipyOperator(sp.csr_matrix(A)),
+               ScipyOperator(aslinearoperator(A))):
+        assert np.allclose(column_norms(op), expected)
+        scaled = equilibrated(op, expected)
+        assert np.allclose(np.linalg.norm(scaled.to_dense(), axis=0), 1.0)
+    wrapper = ColumnScaledOperator(ScipyOperator(aslinearoperator(A)), expected)
+    assert np.allclose(wrapper.to_dense(), A / expected)
+    assert np.allclose(wrapper.rows([0, 2]).to_dense(), (A / expected)[[0, 2]])
+    assert np.allclose(wrapper.forward(np.ones((5, 3))), (A / expected) @ np.ones((5, 3)))
+    x, z = rng.standard_normal((5, 2)), rng.standard_normal((7, 2))
+    assert np.isclose(np.vdot(wrapper.forward(x), z), np.vdot(x, wrapper.adjoint(z)), rtol=1e-12)
