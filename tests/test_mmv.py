@@ -349,9 +349,11 @@ def test_estimator_fit_shapes_registry_and_errors():
     p = make_mmv_problem(50, 25, 20, 3, random_state=7)
     est = get_method("ir-mmv")().fit(p.A, p.Y)
     assert isinstance(est, MMVRegressor)
-    assert est.coef_.shape == (25, 20)
-    assert relative_error(est.coef_, p.X) < 1e-4
-    np.testing.assert_allclose(est.predict(p.A), p.A @ est.coef_)
+    # scikit-learn's multi-output orientation: coef_ is (L, N), signal_ the X of (N, L)
+    assert est.coef_.shape == (20, 25) and est.signal_.shape == (25, 20)
+    np.testing.assert_array_equal(est.signal_, est.coef_.T)
+    assert relative_error(est.signal_, p.X) < 1e-4
+    np.testing.assert_allclose(est.predict(p.A), p.A @ est.coef_.T)
     # one column as a 1-D y gives a 1-D coef_ (scikit-learn's multi-output convention)
     one = MMVRegressor(early_stopping=None).fit(p.A, p.Y[:, 0])
     assert one.coef_.shape == (25,) and one.predict(p.A).shape == (50,)
@@ -371,7 +373,7 @@ def test_validation_stopping_beats_running_to_interpolation():
     assert info["time"] == pytest.approx(info["chosen_time"])
     curve = info["validation_curve"]
     assert info["chosen_time"] == curve[np.argmin(curve[:, 2]), 1]
-    assert relative_error(early.coef_, p.X) < 0.5 * relative_error(full.coef_, p.X)
+    assert relative_error(early.signal_, p.X) < 0.5 * relative_error(full.signal_, p.X)
 
 
 def test_noiseless_default_reaches_the_limit_and_noisy_paths_stop_early():
@@ -380,12 +382,12 @@ def test_noiseless_default_reaches_the_limit_and_noisy_paths_stop_early():
         est = MMVRegressor(random_state=0).fit(clean.A, clean.Y)
         assert est.result_.info["chosen_time"] is None
         assert est.stop_reason_ is StopReason.CONVERGED
-        assert relative_error(est.coef_, clean.X) < 1e-6
+        assert relative_error(est.signal_, clean.X) < 1e-6
     assert MMVRegressor()._init_scale(PathControl()) == 1e-2
     noisy = make_mmv_problem(30, 60, 10, 3, row_values="gaussian", snr=10, random_state=4)
     est = MMVRegressor(random_state=0).fit(noisy.A, noisy.Y)
     assert est.result_.info["chosen_time"] is not None
-    assert relative_error(est.coef_, noisy.X) < 0.5
+    assert relative_error(est.signal_, noisy.X) < 0.5
     with pytest.raises(ValueError, match="init_scale"):
         MMVRegressor(init_scale="small").fit(noisy.A, noisy.Y)
     with pytest.raises(ValueError, match="validation_fraction"):
@@ -400,7 +402,7 @@ def test_rows_of_mixed_sign_are_recovered_exactly(seed):
     p = make_mmv_problem(30, 60, 20, 5, row_values=[1, -2, 3, -1.5, 0.7], random_state=seed)
     est = MMVRegressor(early_stopping=None).fit(p.A, p.Y)
     assert est.stop_reason_ is StopReason.CONVERGED
-    assert relative_error(est.coef_, p.X) < 1e-6
+    assert relative_error(est.signal_, p.X) < 1e-6
 
 
 def test_row_anti_aligned_with_ones_needs_the_default_init():
@@ -411,7 +413,7 @@ def test_row_anti_aligned_with_ones_needs_the_default_init():
     assert relative_error(paper.coef, p.X) > 0.3
     est = MMVRegressor(early_stopping=None).fit(p.A, p.Y)
     assert est.stop_reason_ is StopReason.CONVERGED
-    assert relative_error(est.coef_, p.X) < 1e-6
+    assert relative_error(est.signal_, p.X) < 1e-6
     with pytest.raises(ValueError, match="init"):
         ir_mmv(p.A, p.Y, init="correlation")
 
@@ -435,9 +437,9 @@ def test_discrepancy_stopping():
     est = MMVRegressor(init_scale=1e-2, early_stopping="discrepancy", noise_level=sigma)
     est.fit(p.A, p.Y)
     assert est.stop_reason_ is StopReason.DISCREPANCY
-    assert np.linalg.norm(p.Y - p.A @ est.coef_) <= sigma * np.sqrt(p.Y.size)
+    assert np.linalg.norm(p.Y - p.A @ est.signal_) <= sigma * np.sqrt(p.Y.size)
     full = MMVRegressor(init_scale=1e-2, max_iter=30_000, early_stopping=None).fit(p.A, p.Y)
-    assert relative_error(est.coef_, p.X) < relative_error(full.coef_, p.X)
+    assert relative_error(est.signal_, p.X) < relative_error(full.signal_, p.X)
 
 
 def test_estimator_honours_stop_time():
