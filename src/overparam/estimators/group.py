@@ -95,13 +95,13 @@ class GroupHadamardRegressor(RecoveryEstimator):
         meets ``tol`` (see :mod:`overparam.solvers.support_limit`); ``result_.info["limit"]``
         then says so. When ``X`` has full column rank (``n >= p``) the least-squares point
         is unique and is the limit of the flow whatever the path, also when ``X w = y`` has
-        no solution (noisy overdetermined data: the weight-normalized path creeps there for
-        100,000+ iterations, and a group whose direction froze after Algorithm 2's switch
+        no solution (noisy overdetermined data: the weight-normalized path creeps there past
+        any iteration budget, and a group whose direction froze after Algorithm 2's switch
         never arrives); a run to the limit then returns it at once, after its optimality
         check (:func:`~overparam.solvers.support_limit.unique_least_squares`), with
-        ``n_iter_ = 0`` (not for the limit that ``early_stopping="validation"`` tries on a
-        budget: there the path must get there itself, else the refit stops at the chosen
-        time, which on noisy data is about 2x closer to the truth).
+        ``n_iter_ = 0``. Not so for the limit that ``early_stopping="validation"`` tries on
+        a budget: there the path must get there itself, else the refit stops at the chosen
+        time, which on noisy data is nearer the truth than least squares.
     early_stopping : {"validation", "discrepancy", None}, default="validation"
         The stopping rule (docs/noise.md): held-out validation needs no noise level;
         ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
