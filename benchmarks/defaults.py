@@ -170,7 +170,7 @@ def clean_trial(name: str, seed: int) -> dict:
         start = time.perf_counter()
         try:
             est.fit(A, y)
-            coef, stop = np.reshape(est.coef_, truth.shape), str(est.stop_reason_)
+            coef, stop = np.reshape(est.signal_, truth.shape), str(est.stop_reason_)
         except Exception as exc:  # a crash is a result here: report it, do not hide it
             coef, stop = np.full(truth.shape, np.nan), f"{type(exc).__name__}: {exc}"[:60]
         t_def = time.perf_counter() - start

@@ -23,14 +23,14 @@ problem = make_mmv_problem(n_measurements=30, n_features=60, n_columns=20, n_non
 # Noiseless data: run to the limit (no held-out stopping time needed).
 est = MMVRegressor(early_stopping=None, random_state=0).fit(problem.operator, problem.y)
 min_norm = np.linalg.pinv(problem.operator) @ problem.y  # least squares from zero
-print(f"IR-MMV relative error {relative_error(est.coef_, problem.truth):.1e}, "
+print(f"IR-MMV relative error {relative_error(est.signal_, problem.truth):.1e}, "
       f"minimum-norm {relative_error(min_norm, problem.truth):.2f}")
-print("rows found:", np.flatnonzero(np.linalg.norm(est.coef_, axis=1) > 1e-3),
+print("rows found:", np.flatnonzero(np.linalg.norm(est.signal_, axis=1) > 1e-3),
       "true:", np.flatnonzero(np.linalg.norm(problem.truth, axis=1)))
 
 fig, axes = plt.subplots(1, 3, figsize=(8, 4), sharey=True)
 vmax = np.abs(problem.truth).max()
-for ax, (title, image) in zip(axes, [("truth", problem.truth), ("IR-MMV", est.coef_),
+for ax, (title, image) in zip(axes, [("truth", problem.truth), ("IR-MMV", est.signal_),
                                      ("minimum l2 norm", min_norm)], strict=True):
     ax.imshow(image, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
     ax.set_title(title)

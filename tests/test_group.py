@@ -301,6 +301,36 @@ def test_error_curve_is_u_shaped_under_noise():
     assert 0 < best < err.size - 1
 
 
+# --- the limit on inconsistent data ------------------------------------------------------
+def test_run_to_the_limit_on_inconsistent_data_is_the_least_squares_point():
+    """Overdetermined noisy data (X w = y has no solution): the limit of the flow is the unique
+    least-squares point; the weight-normalized path only creeps there (a group whose direction
+    froze after the switch never arrives), so within max_iter it was percents away."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 24))
+    w = np.zeros(24)
+    w[3:9] = rng.standard_normal(6) + 1
+    y = X @ w + 0.3 * rng.standard_normal(60)
+    ls = np.linalg.lstsq(X, y, rcond=None)[0]
+    est = GroupHadamardRegressor(groups=3, early_stopping=None, max_iter=5000).fit(X, y)
+    assert relative_error(est.coef_, ls) < 1e-10
+    assert est.stop_reason_ is StopReason.CONVERGED and est.n_iter_ == 0
+    assert est.result_.info["relative_gradient"] < 1e-8  # the optimality check after the fit
+    np.testing.assert_allclose(est._param.signal(est.result_.params), est.coef_, rtol=1e-12)
+
+
+def test_unique_least_squares_only_where_it_is_unique():
+    from overparam.solvers.support_limit import unique_least_squares
+
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((10, 4)), rng.standard_normal(10)
+    np.testing.assert_allclose(unique_least_squares(as_operator(X), y),
+                               np.linalg.lstsq(X, y, rcond=None)[0])
+    assert unique_least_squares(as_operator(X.T), y[:4]) is None  # underdetermined
+    X[:, 3] = X[:, 0] + X[:, 1]
+    assert unique_least_squares(as_operator(X), y) is None  # rank-deficient
+
+
 # --- estimator input checks --------------------------------------------------------------
 def test_estimator_errors():
     pb = _problem()
@@ -332,6 +362,21 @@ def test_group_lasso_cv_recovers_support_groups():
     est = GroupLassoRegressor(groups=3, cv=3, n_alphas=15, random_state=0).fit(pb.operator, pb.y)
     assert est.alpha_ in est.result_.info["alphas"]
     assert relative_error(est.coef_, pb.truth) < 0.3
+
+
+def test_group_lasso_is_scale_equivariant():
+    """(s X, t y) gives t/s times the fit of (X, y): the CV grid is relative to alpha_max and
+    skglm's tolerance is scaled to it (absolute, it stopped at w = 0 for s or t = 1e-6)."""
+    pb = _problem(noise=0.3, seed=2)
+    kw = dict(groups=3, cv=3, n_alphas=8, random_state=0)
+    ref = GroupLassoRegressor(**kw).fit(pb.X, pb.y)
+    assert relative_error(ref.coef_, pb.w) < 0.3
+    for s, t in [(1e-6, 1.0), (1.0, 1e-6), (1e6, 1.0), (1.0, 1e6)]:
+        est = GroupLassoRegressor(**kw).fit(s * pb.X, t * pb.y)
+        assert est.alpha_ == pytest.approx(ref.alpha_ * s * t, rel=1e-9)
+        assert relative_error(est.coef_ * s / t, ref.coef_) < 1e-4
+        fixed = GroupLassoRegressor(groups=3, alpha=ref.alpha_ * s * t).fit(s * pb.X, t * pb.y)
+        assert relative_error(fixed.coef_ * s / t, ref.coef_) < 1e-4
 
 
 def test_primal_dual_tends_to_min_group_norm_interpolant():

@@ -24,9 +24,9 @@ def test_noise_free_recovery(M, N, name):
     p = make_mmv_problem(M, N, 20, 4, row_values="gaussian", random_state=0)
     kw = {} if name == "m-focuss" else {"n_nonzero_rows": 4}
     est = get_method(name)(**kw).fit(p.operator, p.y)
-    assert est.coef_.shape == (N, 20)
-    assert relative_error(est.coef_, p.truth) < 1e-6
-    assert support_recovered(est.coef_, p.truth)
+    assert est.coef_.shape == (20, N)  # scikit-learn's (L, N); signal_ is X
+    assert relative_error(est.signal_, p.truth) < 1e-6
+    assert support_recovered(est.signal_, p.truth)
 
 
 def test_somp_with_one_column_is_omp():
@@ -35,7 +35,7 @@ def test_somp_with_one_column_is_omp():
     A = rng.standard_normal((30, 60))
     A /= np.linalg.norm(A, axis=0)
     y = A[:, [3, 17, 40]] @ np.array([1.0, -2.0, 0.5]) + 0.05 * rng.standard_normal(30)
-    ours = SOMPRegressor(n_nonzero_rows=3).fit(A, y[:, None]).coef_[:, 0]
+    ours = SOMPRegressor(n_nonzero_rows=3).fit(A, y[:, None]).coef_[0]
     ref = OrthogonalMatchingPursuit(n_nonzero_coefs=3, fit_intercept=False).fit(A, y).coef_
     np.testing.assert_allclose(ours, ref, atol=1e-10)
 
@@ -51,9 +51,9 @@ def test_msp_corrects_a_wrong_initial_support():
     wins = 0
     for seed in range(30):
         p = make_mmv_problem(14, 40, 2, 5, row_values="gaussian", random_state=seed)
-        omp = relative_error(SOMPRegressor(n_nonzero_rows=5).fit(p.operator, p.y).coef_, p.truth)
+        omp = relative_error(SOMPRegressor(n_nonzero_rows=5).fit(p.operator, p.y).signal_, p.truth)
         sp = MSPRegressor(n_nonzero_rows=5).fit(p.operator, p.y)
-        wins += relative_error(sp.coef_, p.truth) < 1e-6 <= omp
+        wins += relative_error(sp.signal_, p.truth) < 1e-6 <= omp
         assert sp.result_.n_iter >= 1
     assert wins >= 1
 
@@ -63,8 +63,8 @@ def test_mfocuss_with_noise_variance_is_stable():
     sigma2 = float(np.var(p.noise))
     est = MFOCUSSRegressor(lam=sigma2).fit(p.operator, p.y)
     assert est.result_.converged
-    assert relative_error(est.coef_, p.truth, squared=True) < 0.05
-    assert support_recovered(est.coef_, p.truth)
+    assert relative_error(est.signal_, p.truth, squared=True) < 0.05
+    assert support_recovered(est.signal_, p.truth)
 
 
 def test_multitask_lasso_wrappers():
@@ -78,7 +78,21 @@ def test_multitask_lasso_wrappers():
     cv = MultiTaskLassoCVRegressor(random_state=0).fit(p.operator, p.y)
     assert cv.result_.info["alpha"] > 0
     assert cv.coef_.shape == (p.y.shape[1], p.operator.shape[1])
-    assert relative_error(cv.coef_.T, p.truth, squared=True) < 0.05
+    assert relative_error(cv.signal_, p.truth, squared=True) < 0.05
+
+
+@pytest.mark.parametrize("name", ["ir-mmv", "m-omp", "m-sp", "m-focuss", "multitask-lasso",
+                                  "multitask-lasso-cv"])
+def test_every_mmv_estimator_has_scikit_learns_coef_orientation(name):
+    """One convention: coef_ is (L, N) as MultiTaskLasso.coef_, signal_ = coef_.T is X."""
+    p = make_mmv_problem(25, 50, 6, 3, row_values="gaussian", random_state=6)
+    kw = {"n_nonzero_rows": 3} if name in ("m-omp", "m-sp") else {}
+    est = get_method(name)(**kw).fit(p.operator, p.y)
+    assert est.coef_.shape == (6, 50)
+    np.testing.assert_array_equal(est.signal_, est.coef_.T)
+    np.testing.assert_allclose(est.predict(p.operator), p.operator @ est.coef_.T, atol=1e-10)
+    one = get_method(name)(**kw).fit(p.operator, p.y[:, 0])
+    assert one.coef_.shape == one.signal_.shape == (50,)
 
 
 def test_baseline_errors():

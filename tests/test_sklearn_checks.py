@@ -58,11 +58,6 @@ EXPECTED_FAILURES = {
     "nuclear-norm-cv": dict.fromkeys(_FIT_2D + _FIT_2D_GD[2:], _MATRIX),
     **{name: dict.fromkeys(_BP_FITS, _BP) for name in (
         "basis-pursuit", "positive-basis-pursuit")},
-    # Not a legitimate exception but a known bug (issue 13, open): on these checks' data the
-    # IR-MMV adaptive step stalls near convergence and raises DivergenceError.
-    "ir-mmv": dict.fromkeys(["check_estimators_overwrite_params",
-                             "check_estimators_fit_returns_self", "check_readonly_memmap_input"],
-                            "known bug: IR-MMV adaptive step stalls (DivergenceError)"),
 }
 # skglm compiles its solvers with numba on first use (about a minute): a slow test.
 _SLOW = {"group-lasso"}

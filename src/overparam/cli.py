@@ -152,10 +152,11 @@ def recover(
     except Exception as exc:  # the computation itself failed (infeasible, degenerate data)
         fail(f"{method} failed: {type(exc).__name__}: {_first_line(exc)}",
              code=COMPUTATION_ERROR)
-    written = save_array(output, estimator.coef_, overwrite=force)
+    # the recovered signal (MMV: X of shape (N, L), the transpose of coef_)
+    written = save_array(output, estimator.signal_, overwrite=force)
     typer.echo(f"{method}: {estimator.result_.summary()}; relative residual "
                f"{_relative_residual(estimator, A_arr, y_arr):.3g}; "
-               f"estimate {estimator.coef_.shape} written to {written}")
+               f"estimate {estimator.signal_.shape} written to {written}")
 
 
 def _relative_residual(estimator, A, y) -> float:

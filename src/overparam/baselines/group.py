@@ -60,7 +60,11 @@ def group_lasso_path(X, y, groups, alphas, *, weights="sqrt", tol=1e-6,
     """Group-lasso solutions along ``alphas`` (solved in decreasing order, warm-started).
 
     Uses :class:`skglm.GroupLasso` (no intercept) on ``(1/2n)||y - X w||^2 +
-    alpha sum_l c_l ||w_l||``.
+    alpha sum_l c_l ||w_l||``. ``tol`` is relative: skglm's stopping criterion (the largest
+    violation of the optimality conditions, in the units of ``X^T y / n``) must fall below
+    ``tol * alpha_max`` (:func:`group_lasso_alpha_max` of ``X, y``), so that the solutions
+    scale with the data (skglm's own ``tol`` is absolute: with ``X`` or ``y`` multiplied by
+    1e-6, ``w = 0`` already met it and the CV path was all zeros).
 
     Returns
     -------
@@ -73,9 +77,13 @@ def group_lasso_path(X, y, groups, alphas, *, weights="sqrt", tol=1e-6,
     c = group_weights(labels, weights)
     alphas = np.asarray(alphas, dtype=float)
     order = np.argsort(-alphas)
-    model = GroupLasso(groups=_index_lists(labels), alpha=float(alphas[order[0]]), weights=c,
-                       fit_intercept=False, warm_start=True, tol=tol, max_iter=max_iter)
     coefs = np.zeros((alphas.size, X.shape[1]))
+    top = group_lasso_alpha_max(X, y, labels, c)
+    if not top > 0:  # X^T y = 0: w = 0 is optimal at every alpha
+        return coefs
+    model = GroupLasso(groups=_index_lists(labels), alpha=float(alphas[order[0]]), weights=c,
+                       fit_intercept=False, warm_start=True, tol=float(tol) * top,
+                       max_iter=max_iter)
     for k in order:
         model.alpha = float(alphas[k])
         model.fit(X, y)
@@ -103,7 +111,9 @@ class GroupLassoRegressor(RecoveryEstimator):
     n_alphas : int, default=30
     alpha_min_ratio : float, default=1e-3
     tol : float, default=1e-6
-        skglm's tolerance.
+        skglm's tolerance, relative to ``alpha_max`` (see :func:`group_lasso_path`): the fit
+        of ``(s X, t y)`` is ``t / s`` times the fit of ``(X, y)`` (with ``alpha`` given, at
+        ``alpha`` times ``s t``).
     random_state : None or int, default=None
         Seeds the shuffled folds (0 when None).
 
@@ -130,9 +140,12 @@ class GroupLassoRegressor(RecoveryEstimator):
         self.random_state = random_state
 
     def alpha_grid(self, X, y) -> np.ndarray:
-        """The CV grid, decreasing."""
+        """The CV grid, decreasing, relative to ``alpha_max`` (so scale-equivariant); all
+        zeros when ``X^T y = 0``."""
         labels = as_group_labels(self.groups, X.shape[1])
         top = group_lasso_alpha_max(X, y, labels, group_weights(labels, self.weights))
+        if not top > 0:
+            return np.zeros(int(self.n_alphas))
         return np.geomspace(top, top * self.alpha_min_ratio, int(self.n_alphas))
 
     def _solve(self, operator, y, control):
@@ -141,9 +154,11 @@ class GroupLassoRegressor(RecoveryEstimator):
         start = time.perf_counter()
         X = operator.to_dense()
         info = {}
-        if self.alpha is None:
+        alphas = self.alpha_grid(X, y) if self.alpha is None else None
+        if alphas is not None and not alphas[0] > 0:
+            alpha = 0.0  # X^T y = 0: w = 0 at every alpha (group_lasso_path returns it)
+        elif alphas is not None:
             check_positive(self.cv, "cv", integer=True)
-            alphas = self.alpha_grid(X, y)
             folds = KFold(int(self.cv), shuffle=True,
                           random_state=sklearn_random_state(self.random_state))
             mse = np.zeros((int(self.cv), alphas.size))

@@ -6,7 +6,9 @@ column on its own support, not a shared one). Each step that a library does well
 linear solves) is NumPy's. The l2,1-penalized MultiTaskLasso and MultiTaskLassoCV are
 scikit-learn's, wrapped (no intercept: the model is ``Y = A X``).
 
-Every estimator takes ``Y`` of shape ``(M, L)`` and sets ``coef_`` of shape ``(N, L)``.
+Every estimator takes ``Y`` of shape ``(M, L)``. As every MMV estimator of overparam, it sets
+``coef_`` in scikit-learn's multi-output orientation ``(L, N)`` (``MultiTaskLasso.coef_``: one
+row per target) and ``signal_``, the recovered ``X`` of shape ``(N, L)``, its transpose.
 """
 
 from __future__ import annotations
@@ -175,7 +177,9 @@ def _result(X, start, n_iter, converged=True, **info):
 
 
 class _MMVBaseline(RecoveryEstimator):
+    # Multi-output: coef_ is (L, N) as scikit-learn's; signal_ is X, (N, L).
     _y_ndim = 2
+    _coef_transposed = True
 
     @staticmethod
     def _matrix(operator):
@@ -276,15 +280,14 @@ class MultiTaskLassoRegressor(_MMVBaseline):
 
     Minimizes ``1/(2M) ||Y - A X||_F^2 + alpha sum_i ||X_i||_2``.
 
-    ``coef_`` has scikit-learn's orientation ``(L, N)`` (``MultiTaskLasso.coef_``), the
-    transpose of the signal ``X`` that the other MMV estimators return as ``coef_``.
+    ``coef_`` is ``MultiTaskLasso.coef_``, of shape ``(L, N)``, as for every MMV estimator
+    here; ``signal_`` is ``X``, of shape ``(N, L)``.
     """
 
     # A penalty in the units of the data: not normalized (see RecoveryEstimator); the
     # library's own convergence report is the optimality check.
     _rescale_data = False
     _limit_interpolates = False
-    _coef_transposed = True
 
     def __init__(self, alpha=1.0, max_iter=10_000, tol=1e-6):
         self.alpha = alpha
@@ -312,15 +315,14 @@ class MultiTaskLassoCVRegressor(_MMVBaseline):
     """scikit-learn's :class:`~sklearn.linear_model.MultiTaskLassoCV` with no intercept.
 
     The penalty is chosen by ``cv``-fold cross-validation over the rows of ``Y`` (whole
-    measurements), the tuning-free peer that users already have. ``coef_`` has
-    scikit-learn's orientation ``(L, N)``, as :class:`MultiTaskLassoRegressor`.
+    measurements), the tuning-free peer that users already have. ``coef_`` is
+    ``MultiTaskLassoCV.coef_``, of shape ``(L, N)``; ``signal_`` is ``X``, ``(N, L)``.
     """
 
     # alpha_ is reported in the units of the data: not normalized (see RecoveryEstimator); the
     # library's own convergence report is the optimality check.
     _rescale_data = False
     _limit_interpolates = False
-    _coef_transposed = True
 
     def __init__(self, cv=5, n_alphas=50, max_iter=5000, tol=1e-4, random_state=None):
         self.cv = cv

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .._registry import register_method
 from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd
-from ..solvers.support_limit import learned_groups, support_least_squares
+from ..solvers.result import SolverResult
+from ..solvers.support_limit import learned_groups, support_least_squares, unique_least_squares
 from ..stopping import StoppingRule, StopReason
 from .base import RecoveryEstimator
 
@@ -90,7 +93,15 @@ class GroupHadamardRegressor(RecoveryEstimator):
         supported on them is computed by least squares (unique when their columns are
         independent), accepted only when the path is within 1 % of it and its residual
         meets ``tol`` (see :mod:`overparam.solvers.support_limit`); ``result_.info["limit"]``
-        then says so.
+        then says so. When ``X`` has full column rank (``n >= p``) the least-squares point
+        is unique and is the limit of the flow whatever the path, also when ``X w = y`` has
+        no solution (noisy overdetermined data: the weight-normalized path creeps there past
+        any iteration budget, and a group whose direction froze after Algorithm 2's switch
+        never arrives); a run to the limit then returns it at once, after its optimality
+        check (:func:`~overparam.solvers.support_limit.unique_least_squares`), with
+        ``n_iter_ = 0``. Not so for the limit that ``early_stopping="validation"`` tries on
+        a budget: there the path must get there itself, else the refit stops at the chosen
+        time, which on noisy data is nearer the truth than least squares.
     early_stopping : {"validation", "discrepancy", None}, default="validation"
         The stopping rule (docs/noise.md): held-out validation needs no noise level;
         ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
@@ -197,6 +208,12 @@ class GroupHadamardRegressor(RecoveryEstimator):
                                     random_state=self.random_state)
         if self.step_u == "adaptive":
             raise ValueError("step_u='adaptive' is only available for algorithm='gd'")
+        # A run to the limit ends at the unique least-squares point at once; a limit tried on
+        # a budget (the validation rule, no overfitting seen) must be reached by the path.
+        if not control.stops_early and control.max_iter is None:
+            unique = _unique_limit(param, operator, y)
+            if unique is not None:
+                return unique
         limit = None if control.stops_early else _SupportLimit(param, operator, y,
                                                                 self.init_scale, self.tol)
         result = weight_normalized_gd(param, operator, y, algorithm=self.algorithm,
@@ -208,6 +225,22 @@ class GroupHadamardRegressor(RecoveryEstimator):
                                       validation=control.validation,
                                       callback=limit, random_state=self.random_state)
         return result if limit is None else limit.finish(result)
+
+
+def _unique_limit(param, operator, y):
+    """The run to the limit when ``A`` has full column rank: its unique least-squares point
+    (:func:`~overparam.solvers.support_limit.unique_least_squares`), with the parameters
+    that give it; None otherwise."""
+    start = time.perf_counter()
+    w = unique_least_squares(operator, y)
+    if w is None:
+        return None
+    u = np.sqrt(param.group_norms(w))
+    v = param.normalize(w, param.normalize(np.ones(param.n_features)))
+    return SolverResult(coef=w, params=(u, v), n_iter=0, wall_time=time.perf_counter() - start,
+                        stop_reason=StopReason.CONVERGED,
+                        info={"clock": "iterations", "time": 0.0, "switch_iteration": None,
+                              "limit": "unique least-squares point (A of full column rank)"})
 
 
 class _SupportLimit:

@@ -80,7 +80,11 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     Notes
     -----
     The operator is used as a dense matrix (``to_dense``): the solver batches problems as
-    stacked matrices. ``fit`` accepts ``Y`` of shape ``(M, L)``; ``coef_`` has shape ``(N, L)``.
+    stacked matrices. ``fit`` accepts ``Y`` of shape ``(M, L)``. ``coef_`` follows
+    scikit-learn's multi-output linear models (``MultiTaskLasso.coef_``): shape ``(L, N)``,
+    one row per column of ``Y``, so ``predict(A) = A @ coef_.T``; the recovered ``X``, of
+    shape ``(N, L)``, is ``signal_`` (``coef_.T``). Every MMV estimator of overparam does the
+    same; with a 1-D ``y`` both are of shape ``(N,)``.
     To solve many problems at once, call :func:`~overparam.solvers.ir_mmv` with stacked arrays.
 
     Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
@@ -91,6 +95,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     """
 
     _y_ndim = 2
+    # scikit-learn's multi-output orientation: coef_ is X^T, (L, N); signal_ is X, (N, L)
+    _coef_transposed = True
     # Held-out validation (see RecoveryEstimator): K folds; a path whose held-out error only
     # creeps down is followed 1.5 times past its last real gain (0.1% of the fall so far);
     # the limit is tried on a budget (see the early_stopping parameter). Horizon 1.5 vs 2 on

@@ -25,6 +25,7 @@ from .steps import AdaptiveStep, as_step_policy
 __all__ = ["INITS", "UPDATES", "BatchResult", "candidate_supports", "ir_mmv", "refine_row_sparse"]
 
 _DEAD = 1e-60  # |g_i| below this is set to zero (a row this small never comes back)
+_EPS = float(np.finfo(float).eps)
 
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
 #: ``"simultaneous"``: plain gradient descent on ``(g, V)``.
@@ -416,6 +417,10 @@ def ir_mmv(
                 accepted_list = [a and d <= neg_armijo * c
                                  for a, d, c in zip(ok, d_loss_list, decrease_list, strict=True)]
                 all_accepted = all(accepted_list)
+                if not all_accepted:
+                    accepted_list = _accept_within_rounding(
+                        accepted_list, ok, d_loss_list, decrease_list, neg_armijo, A_dX, R)
+                    all_accepted = all(accepted_list)
                 eta = eta * grow if max_step is None else np.minimum(eta * grow, max_step)
                 if not all_accepted:
                     rejected = [j for j, a in enumerate(accepted_list) if not a]
@@ -432,8 +437,11 @@ def ir_mmv(
                 eta = eta.copy()
                 accepted_list = [False] * ids.size
                 for j in range(ids.size):
-                    if ok[j] and policy.accept(float(e[j]), 0.0, d_loss_list[j],
-                                               decrease_list[j]):
+                    # as the vectorized test: strict, then within the rounding slack
+                    if ok[j] and (policy.accept(float(e[j]), 0.0, d_loss_list[j],
+                                                decrease_list[j])
+                                  or policy.accept(float(e[j]), _rounding_slack(A_dX[j], R[j]),
+                                                   d_loss_list[j], decrease_list[j])):
                         accepted_list[j] = True
                     else:
                         n_rejected[j] += 1
@@ -589,6 +597,33 @@ def refine_row_sparse(A, Y, X, *, tol: float = 1e-6):
             out[rows] = coef
             return out
     return None
+
+
+def _accept_within_rounding(accepted, ok, d_loss, decrease, neg_armijo, A_dX, R):
+    """Armijo's test with the rounding error of the computed change of the loss as slack.
+
+    At a stationary point with a nonzero residual (a least-squares point of inconsistent
+    data) the gradient is at the rounding level, and so is the computed change
+    ``d_loss = -sum(A dX * (2 R - A dX))``: its sign is noise, whatever the step, since both
+    scale with it. The strict test then rejects every step until the step underflows (a
+    ``DivergenceError`` at a point that solves the problem). A change within ``10 eps`` of
+    the sum of the magnitudes of its terms is no evidence of an increase: such a step is
+    accepted, the loss stays flat and the stopping rule ends the run (stagnation or budget).
+    Only called for the rejected problems (rare), so the plain test costs nothing more. A
+    policy asked through the protocol gets the same second chance, as ``accept(step, slack,
+    change, decrease)`` (the old loss is the slack, the new one the change).
+    """
+    out = list(accepted)
+    for j, a in enumerate(accepted):
+        if ok[j] and not a:
+            out[j] = d_loss[j] <= _rounding_slack(A_dX[j], R[j]) + neg_armijo * decrease[j]
+    return out
+
+
+def _rounding_slack(A_dX, R) -> float:
+    """Rounding level of ``-sum(A dX * (2 R - A dX))``: ``10 eps`` times the sum of the
+    magnitudes of its terms."""
+    return 10.0 * _EPS * float(np.sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX)))
 
 
 def _due(counts, periods, accepted):

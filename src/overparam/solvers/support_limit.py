@@ -13,13 +13,17 @@ caller keeps iterating.
 
 No library offers this for a user-defined grouping of an implicit operator, so it is written
 here: the columns of the learned groups are formed with one ``operator.forward`` each.
+
+When ``A`` has full column rank the least-squares point is unique, and it is the limit
+whatever the path (:func:`unique_least_squares`): consistent or not, that is where a run to
+the limit ends, with no need to follow the creep.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["learned_groups", "support_least_squares"]
+__all__ = ["learned_groups", "support_least_squares", "unique_least_squares"]
 
 
 def learned_groups(magnitudes: np.ndarray, init_magnitude: float,
@@ -89,3 +93,50 @@ def support_least_squares(operator, y, x, columns, *, tol: float, near: float = 
     if not np.isfinite(residual) or residual > tol * np.linalg.norm(y):
         return None
     return candidate
+
+
+#: :func:`unique_least_squares` forms ``A`` densely only up to this many entries (128 MiB).
+MAX_DENSE_ENTRIES = 2**24
+
+
+def unique_least_squares(operator, y, *, gradient_rtol: float = 1e-8):
+    """The least-squares point of ``A x = y`` if it is unique (``A`` of full column rank).
+
+    A structured factorization ``x = u^2 v`` run from a small init to its limit ends at a
+    stationary point of the loss; every stationary point with all magnitudes nonzero is a
+    least-squares point (the gradient in ``v_l`` is ``u_l^2`` times ``g_l = A_l^T r``
+    projected off ``v_l``, and the one in ``u_l`` is ``2 u_l <v_l, g_l>``: both vanish only at
+    ``g_l = 0``). When that point is unique it is the limit of the flow, whatever the path
+    and whether ``A x = y`` has a solution or not (overdetermined noisy data): it is computed
+    here directly instead of crept towards. Checked, not assumed: ``A`` must have full
+    numerical column rank (as ``numpy.linalg.lstsq`` counts it) and the answer must pass
+    ``||A^T r|| <= gradient_rtol ||A||_F ||r||``.
+
+    Parameters
+    ----------
+    operator : Operator
+        ``(m, n)``, formed densely (``n`` products) when ``n <= m`` and ``m n`` is at most
+        :data:`MAX_DENSE_ENTRIES`.
+    y : ndarray of shape (m,)
+    gradient_rtol : float, default=1e-8
+        The optimality check (about ``sqrt(eps)``; rounding gives ``eps cond(A)``).
+
+    Returns
+    -------
+    ndarray of shape (n,) or None
+        None when ``n > m``, ``A`` is too large to form, rank-deficient, or the check fails.
+    """
+    m, n = operator.shape
+    if n > m or m * n > MAX_DENSE_ENTRIES:
+        return None
+    y = np.asarray(y, dtype=float)
+    design = operator.to_dense().reshape(m, n)
+    x, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    if rank < n or not np.all(np.isfinite(x)):
+        return None
+    r = design @ x - y
+    r_norm = float(np.linalg.norm(r))
+    if r_norm > 0 and (np.linalg.norm(design.T @ r)
+                       > gradient_rtol * np.linalg.norm(design) * r_norm):
+        return None
+    return x

@@ -279,7 +279,7 @@ def _compare_batch(params, seed):
         errors["M-SP"].append(_rel_err(m_sp(A, Y, K)[0], X))
         errors["M-FOCUSS"].append(_rel_err(m_focuss(A, Y, lam=sigma2)[0], X))
         cv = MultiTaskLassoCVRegressor(random_state=0).fit(A, Y)
-        errors["MultiTaskLassoCV"].append(_rel_err(cv.coef_.T, X))  # coef_ is (L, N)
+        errors["MultiTaskLassoCV"].append(_rel_err(cv.signal_, X))  # X: signal_, (N, L)
     out = {"ir_time": ir_time, "ir_iterations_max": int(res.n_iter.max()),
            "ir_stop_reasons": sorted({str(r) for r in res.stop_reason})}
     for name, errs in errors.items():
