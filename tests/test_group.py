@@ -369,13 +369,13 @@ def test_group_lasso_is_scale_equivariant():
     skglm's tolerance is scaled to it (absolute, it stopped at w = 0 for s or t = 1e-6)."""
     pb = _problem(noise=0.3, seed=2)
     kw = dict(groups=3, cv=3, n_alphas=8, random_state=0)
-    ref = GroupLassoRegressor(**kw).fit(pb.X, pb.y)
-    assert relative_error(ref.coef_, pb.w) < 0.3
+    ref = GroupLassoRegressor(**kw).fit(pb.operator, pb.y)
+    assert relative_error(ref.coef_, pb.truth) < 0.3
     for s, t in [(1e-6, 1.0), (1.0, 1e-6), (1e6, 1.0), (1.0, 1e6)]:
-        est = GroupLassoRegressor(**kw).fit(s * pb.X, t * pb.y)
+        est = GroupLassoRegressor(**kw).fit(s * pb.operator, t * pb.y)
         assert est.alpha_ == pytest.approx(ref.alpha_ * s * t, rel=1e-9)
         assert relative_error(est.coef_ * s / t, ref.coef_) < 1e-4
-        fixed = GroupLassoRegressor(groups=3, alpha=ref.alpha_ * s * t).fit(s * pb.X, t * pb.y)
+        fixed = GroupLassoRegressor(groups=3, alpha=ref.alpha_ * s * t).fit(s * pb.operator, t * pb.y)
         assert relative_error(fixed.coef_ * s / t, ref.coef_) < 1e-4
 
 
