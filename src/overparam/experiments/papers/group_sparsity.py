@@ -183,7 +183,9 @@ CONVERGENCE = register(Experiment(
     claim=("Algorithms 1 and 2 (alpha=1e-6, gamma=eta=1e-3) recover a 3-group signal of 10s "
            "from n=150 Rademacher measurements (p=300, sigma=0.5) to the noise level; the group "
            "magnitudes converge to the truth. With the step 1/u^4 (Alg. 1) the directions keep "
-           "fluctuating late in the run (Fig. 6), Algorithm 2 is stable."),
+           "fluctuating late in the run (Fig. 6), Algorithm 2 is stable. Run on the paper's "
+           "loss (1/2n)||r||^2 and on the authors' (1/n)||r||^2 with their u-step; Algorithm 2 "
+           "switches at tau = 0.1 (their notebook)."),
     grid={"algorithm": ["alg1", "alg2"], "n_iter": [20_000],
           "loss_scale": ["half-mean", "authors"], "tau": [AUTHORS_SETTINGS["tau_fig3"]]},
     quick_grid={"algorithm": ["alg1", "alg2"], "n_iter": [2000],
@@ -407,8 +409,11 @@ DEGENERATE = register(Experiment(
     name="group-degenerate",
     paper=PAPER,
     figure="Fig. 5",
-    claim=("With groups of size one (plain sparsity, w_i ~ u_i^2 sign(v_i)), Algorithm 2 "
-           "recovers w* = [1,-1,1,-1,1] from n=80 measurements, p=200 (30 repetitions)."),
+    claim=("With groups of size one (plain sparsity, w_i ~ u_i^2 sign(v_i)), weight-normalized "
+           "GD recovers w* = [1,-1,1,-1,1] from n=80 measurements, p=200 (30 repetitions). The "
+           "paper does not say which algorithm; run as in the authors' notebook "
+           "(degenerated_case.ipynb): Algorithm 1, lr 0.05, their loss (1/n)||r||^2, 1,000 "
+           "epochs."),
     grid={"n_iter": [1000], "step": [AUTHORS_SETTINGS["step_fig5"]], "algorithm": ["alg1"],
           "loss_scale": ["authors"]},
     quick_grid={"n_iter": [1000], "step": [AUTHORS_SETTINGS["step_fig5"]],
@@ -419,7 +424,8 @@ DEGENERATE = register(Experiment(
     plot=_degenerate_plot,
     summarize=_degenerate_summary,
     seed=5,
-    description="Log error along Algorithm 2 with size-one groups, median and quartiles.",
+    description="Log error along Algorithm 1 (lr 0.05, the authors' loss) with size-one "
+                "groups, median and quartiles.",
 ))
 
 
@@ -579,7 +585,11 @@ SNR = register(Experiment(
     figure="Fig. 12",
     claim=("Gaussian X, n=150, p=300, 10 non-zeros in 3 groups of 4, 30 repetitions per SNR: "
            "Algorithm 2 is consistently better than group lasso (proximal gradient) and the "
-           "primal-dual iterative regularization; primal-dual is comparable at high SNR."),
+           "primal-dual iterative regularization; primal-dual is comparable at high SNR. "
+           "IR-group runs twice: with its data-scaled default (validation stop), on the paper's "
+           "signal (10 N(0, 1) entries) and the authors' notebook's (12 entries of 10), and in "
+           "the authors' setting (switch at epoch 200, lr 1e-3, 600 epochs), which is checked "
+           "on their signal only: on the paper's it does not leave the origin in 600 epochs."),
     grid={"snr_db": [5, 10, 15, 20, 25, 30], "n_alphas": [30], "signal": ["paper", "authors"]},
     quick_grid={"snr_db": [20], "n_alphas": [10], "signal": ["paper"]},
     trials=30,
@@ -702,11 +712,12 @@ DIABETES = register(Experiment(
     name="group-diabetes",
     paper=PAPER,
     figure="Table 3 (analogue)",
-    claim=("On real data expanded into B-spline groups (paper: gene expression, 20 genes x 5 "
-           "splines; here sklearn's diabetes data, 9 features x 5 splines + 1 binary), with "
-           "equal random train/validation/test splits, IR-group has the smallest test MSE, "
-           "ahead of proximal-gradient group lasso and primal-dual (paper: 0.0248 vs 0.0310 "
-           "and 0.0287)."),
+    claim=("On real grouped data (paper: gene expression, 20 genes x 5 B-splines, 120 rows), "
+           "with equal random train/validation/test splits, IR-group has the smallest test "
+           "MSE, ahead of proximal-gradient group lasso and primal-dual (paper: 0.0248 vs "
+           "0.0310 and 0.0287). Here two data sets shipped with scikit-learn: diabetes, 9 "
+           "features x 5 B-splines + 1 binary, and breast cancer, 10 measurements x (mean, "
+           "standard error, worst); ridge and least squares are shown for reference."),
     grid={"alpha": [1e-3], "gamma": [1e-2], "max_iter": [20_000], "n_alphas": [50],
           "dataset": ["diabetes", "breast-cancer"]},
     quick_grid={"alpha": [1e-3], "gamma": [1e-2], "max_iter": [5000], "n_alphas": [20],
@@ -718,7 +729,8 @@ DIABETES = register(Experiment(
     summarize=_diabetes_summary,
     seed=33,
     description="Test MSE (mean ± sd over random splits) of IR-group, group lasso, "
-                "primal-dual and least squares on the diabetes data with spline groups.",
+                "primal-dual, ridge and least squares on the diabetes data with spline groups "
+                "and the breast cancer data with its natural groups.",
 ))
 
 
@@ -754,10 +766,25 @@ def _jitter(scale):
     return measure
 
 
+def _snr_share(method, signal=None):
+    """Share of trials (of one ``signal``, or all) where ``method`` beats both baselines."""
+    def measure(rows, _):
+        kept = [r for r in rows if signal is None or _signal_of(r) == signal]
+        if len(kept) < 10:
+            raise NotEvaluated(f"{len(kept)} trials of the {signal or 'any'} signal, needed: 10")
+        return share(kept, lambda m: m[method] < min(m["group_lasso"], m["primal_dual"]))
+    return measure
+
+
+_SHRINKAGE = ("shrinkage, not stopping, data size or scale (docs/fidelity.md §4): IR-group "
+              "selects groups and fits them nearly unshrunk; on these dense, weak signals ridge "
+              "(shrinkage without selection) matches group lasso and a relaxed group lasso "
+              "(selection without shrinkage) does no better than IR-group")
 _RECOVER = "median minimum relative error ≤ 0.1 (partly ≤ 0.3)"
 declare_claims(
     CONVERGENCE,
-    *(Claim(f"{alg}-recovers", f"Algorithm {alg[-1]} recovers w*: {_RECOVER}.",
+    *(Claim(f"{alg}-recovers", f"Algorithm {alg[-1]} recovers w* (both loss scales): "
+            f"{_RECOVER}.",
             _recovers(where={"algorithm": alg}), target=0.0, tolerance=0.1, partly=0.3)
       for alg in ("alg1", "alg2")),
     Claim("alg1-jitter-authors-loss", "With the authors' loss (1/n)‖r‖², Algorithm 1's "
@@ -791,7 +818,8 @@ declare_claims(
 )
 declare_claims(
     DEGENERATE,
-    Claim("recovers", f"Size-one groups: w* = [1, −1, 1, −1, 1] is recovered: {_RECOVER}.",
+    Claim("recovers", "Size-one groups (Algorithm 1, lr 0.05, the authors' loss): w* = "
+          f"[1, −1, 1, −1, 1] is recovered: {_RECOVER}.",
           _recovers(), target=0.0, tolerance=0.1, partly=0.3),
 )
 declare_claims(
@@ -806,17 +834,23 @@ declare_claims(
 )
 declare_claims(
     SNR,
-    Claim("ir-best", "IR-group is consistently better than group lasso and primal-dual: share "
-          "of trials where it has the smallest error ≥ 0.8 (partly ≥ 0.5; needs ≥ 10 trials).",
-          lambda rows, _: share(rows, lambda m: m["ir_group"] < min(m["group_lasso"],
-                                                                    m["primal_dual"])),
+    Claim("ir-best", "IR-group (data-scaled default, both signals) is consistently better "
+          "than group lasso and primal-dual: share of trials where it has the smallest error "
+          "≥ 0.8 (partly ≥ 0.5; needs ≥ 10 trials).", _snr_share("ir_group"),
           op=">=", target=0.8, partly=0.3, min_rows=10),
+    Claim("authors-setting-best", "IR-group in the authors' setting (switch at epoch 200, lr "
+          "1e-3, 600 epochs), on their notebook's signal (12 entries of 10), is consistently "
+          "better than group lasso and primal-dual: share of those trials where it has the "
+          "smallest error ≥ 0.8 (partly ≥ 0.5; needs ≥ 10 trials).",
+          _snr_share("ir_group_authors", "authors"), op=">=", target=0.8, partly=0.3,
+          min_rows=10),
 )
 declare_claims(
     DIABETES,
     *(Claim(f"ir-vs-{ref.replace('_', '-')}-{data}", f"{data}: IR-group has a smaller mean test "
             f"MSE than {name}: ratio IR-group / {name} ≤ 1 (partly ≤ 1.1).",
-            _mean_ratio("ir_group", ref, data), target=1.0, partly=0.1)
+            _mean_ratio("ir_group", ref, data), target=1.0, partly=0.1,
+            cause=_SHRINKAGE if ref == "group_lasso" else "")
       for data in ("diabetes", "breast-cancer")
       for ref, name in (("group_lasso", "group lasso"), ("primal_dual", "primal-dual"))),
 )

@@ -445,7 +445,9 @@ GAUSSIAN = register(Experiment(
     figure="Fig. 3-4",
     claim=("Gaussian A_i, m = 50, n = 10: the SNN finds a lower nuclear norm (about 0.95) than "
            "least squares by GD from 0 (about 1.5) and a better reconstruction (PSNR about 20 "
-           "vs about 7 dB); depth-3 gives lower effective rank but larger errors."),
+           "vs about 7 dB); depth-3 gives lower effective rank but larger errors. Checked in "
+           "the paper's setting (m = 50, one block, depth 1); the authors' notebook setting "
+           "(m = 75, A_i x 10, depth 4) is run beside it and shown in the tables."),
     grid={"setting": list(SETTINGS), "methods": [METHODS], "max_iter": [50_000]},
     # the authors' depth-4 setting takes about a minute a trial: its quick check is a test
     quick_grid={"setting": ["paper"], "methods": [METHODS], "max_iter": [20_000]},
@@ -543,14 +545,17 @@ def _smallest_step_gap(rows, _):
     return median_of(kept, f"{key}:gap_to_flow"), f"{key}, {len(kept)} runs"
 
 
-def _median_ratio(metric, method, reference):
-    return lambda rows, _: (median_of(rows, f"{method}:{metric}")
-                            / median_of(rows, f"{reference}:{metric}"))
+_PAPER_SETTING = {"setting": "paper"}
 
 
-def _median_diff(metric, method, reference):
-    return lambda rows, _: (median_of(rows, f"{method}:{metric}")
-                            - median_of(rows, f"{reference}:{metric}"))
+def _median_ratio(metric, method, reference, where=None):
+    return lambda rows, _: (median_of(rows, f"{method}:{metric}", where)
+                            / median_of(rows, f"{reference}:{metric}", where))
+
+
+def _median_diff(metric, method, reference, where=None):
+    return lambda rows, _: (median_of(rows, f"{method}:{metric}", where)
+                            - median_of(rows, f"{reference}:{metric}", where))
 
 
 declare_claims(
@@ -573,15 +578,17 @@ declare_claims(
 declare_claims(
     GAUSSIAN,
     Claim("lower-nuclear-norm", "The SNN finds a lower nuclear norm than least squares (paper: "
-          "0.95 vs 1.5): median ratio SNN / least squares ≤ 0.8 (partly ≤ 1).",
-          _median_ratio("nuclear_norm", "snn", "least-squares"), target=0.8, partly=0.2),
-    Claim("better-psnr", "The SNN reconstructs better (paper: about 20 vs 7 dB): median PSNR "
-          "gain over least squares ≥ 5 dB (partly ≥ 0 dB).",
-          _median_diff("psnr", "snn", "least-squares"), op=">=", target=5.0, partly=5.0,
-          unit="dB"),
-    Claim("depth3-lower-rank", "Depth 3 gives a lower effective rank than the SNN: median "
-          "effective rank depth-3 − SNN ≤ 0.",
-          _median_diff("effective_rank", "depth-3", "snn"), target=0.0),
+          "0.95 vs 1.5; the paper's setting m = 50): median ratio SNN / least squares ≤ 0.8 "
+          "(partly ≤ 1).",
+          _median_ratio("nuclear_norm", "snn", "least-squares", _PAPER_SETTING), target=0.8,
+          partly=0.2),
+    Claim("better-psnr", "The SNN reconstructs better (paper: about 20 vs 7 dB; the paper's "
+          "setting): median PSNR gain over least squares ≥ 5 dB (partly ≥ 0 dB).",
+          _median_diff("psnr", "snn", "least-squares", _PAPER_SETTING), op=">=", target=5.0,
+          partly=5.0, unit="dB"),
+    Claim("depth3-lower-rank", "Depth 3 gives a lower effective rank than the SNN (the paper's "
+          "setting): median effective rank depth-3 − SNN ≤ 0.",
+          _median_diff("effective_rank", "depth-3", "snn", _PAPER_SETTING), target=0.0),
 )
 declare_claims(
     IMAGES,
