@@ -332,8 +332,9 @@ def _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts):
     else:
         preconditioner = None
     H = LinearOperator((m, m), matvec=hess, dtype=float)
-    step, _ = cg(H, g, rtol=rtol, atol=0.0, maxiter=max_cg_iter, M=preconditioner,
-                 callback=count)
+    with np.errstate(all="ignore"):  # a breakdown (singular H) gives non-finite steps: refused
+        step, _ = cg(H, g, rtol=rtol, atol=0.0, maxiter=max_cg_iter, M=preconditioner,
+                     callback=count)
     return step
 
 
