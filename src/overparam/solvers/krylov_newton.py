@@ -45,11 +45,13 @@ __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
 
 #: Working set caps: matrix columns are free to read, an operator's cost a forward each.
 _MAX_WORKING_MATRIX = 0.5  # fraction of m
-_MAX_WORKING_OPERATOR = 256
+_MAX_WORKING_OPERATOR = 1024
 #: Forcing terms of inexact Newton: CG stops at rtol = clip(sqrt(relative residual)).
 _CG_RTOL_MAX, _CG_RTOL_MIN = 0.5, 1e-6
 _HEAVY = 1.0
 _HEAVY_ROUNDS = 3
+_SPREAD = 30.0
+_SWAP = 4.0
 
 
 class _Columns:
@@ -112,26 +114,42 @@ class WorkingSetPreconditioner:
         m = columns.operator.shape[0]
         self.m = m
         self.index = np.zeros(0, dtype=int)
-        self._block = np.zeros((m, 0))
-        self._gram = np.zeros((0, 0))
+        self.n_read = 0  # columns read in all (evicted ones may be read again)
+        cap = max(columns.max_size, 0)
+        # preallocated: columns are added and evicted in place, never the whole set copied
+        self._block_buf = np.empty((m, cap), order="F")
+        self._gram_buf = np.empty((cap, cap), order="F")
 
     @property
     def size(self) -> int:
         return int(self.index.size)
 
+    @property
+    def _block(self):
+        return self._block_buf[:, : self.size]
+
+    @property
+    def _gram(self):
+        return self._gram_buf[: self.size, : self.size]
+
     def _keep(self, keep):
         """Drop the cached columns outside the positions ``keep``."""
+        k = keep.size
+        self._block_buf[:, :k] = self._block_buf[:, keep]
+        self._gram_buf[:k, :k] = self._gram_buf[np.ix_(keep, keep)]
         self.index = self.index[keep]
-        self._block = self._block[:, keep]
-        self._gram = self._gram[np.ix_(keep, keep)]
 
     def _grow(self, new):
         if new.size == 0:
             return
+        k, j = self.size, self.size + new.size
         block = self._cols.take(new)
+        self.n_read += new.size
         cross = self._block.T @ block
-        self._gram = np.block([[self._gram, cross], [cross.T, block.T @ block]])
-        self._block = np.hstack([self._block, block])
+        self._gram_buf[:k, k:j] = cross
+        self._gram_buf[k:j, :k] = cross.T
+        self._gram_buf[k:j, k:j] = block.T @ block
+        self._block_buf[:, k:j] = block
         self.index = np.concatenate([self.index, new])
 
     def _wanted(self, weight, total):
@@ -139,9 +157,12 @@ class WorkingSetPreconditioner:
         of what the set leaves out (a few rounds of that fixed point), at most the cap."""
         wanted = np.zeros(0, dtype=int)
         order = np.argsort(weight)[::-1][: self._cols.max_size]
+        # while the weights are flat (early on the path) delta I is a good preconditioner:
+        # only columns well above the typical weight are worth reading
+        floor = _SPREAD * float(np.median(weight))
         for _ in range(_HEAVY_ROUNDS):
             rest = (total - float(np.sum(weight[wanted]))) / self.m
-            count = int(np.sum(weight[order] > _HEAVY * rest))
+            count = int(np.sum(weight[order] > max(_HEAVY * rest, floor)))
             if count <= wanted.size:
                 break
             wanted = order[:count]
@@ -152,12 +173,19 @@ class WorkingSetPreconditioner:
         weight = d * self._cols.norms_sq
         total = float(np.sum(weight))
         wanted = self._wanted(weight, total)
-        new = wanted[~np.isin(wanted, self.index)]
-        overflow = self.size + new.size - self._cols.max_size
-        if overflow > 0:  # evict the lightest cached columns that are not wanted
+        new = wanted[~np.isin(wanted, self.index)]  # heaviest first
+        free = self._cols.max_size - self.size
+        if new.size > free:
+            # full: swap a cached column that is not wanted (lightest first) for a new one
+            # only if the new one is _SWAP times heavier (no churn between near-equal weights)
             spare = np.flatnonzero(~np.isin(self.index, wanted))
-            spare = spare[np.argsort(weight[self.index[spare]])[:overflow]]
-            self._keep(np.setdiff1d(np.arange(self.size), spare))
+            spare = spare[np.argsort(weight[self.index[spare]])]
+            k = min(new.size - free, spare.size)
+            better = weight[new[free:free + k]] > _SWAP * weight[self.index[spare[:k]]]
+            n_swap = int(np.argmin(better)) if not np.all(better) else k
+            if n_swap:
+                self._keep(np.setdiff1d(np.arange(self.size), spare[:n_swap]))
+            new = new[:free + n_swap]
         self._grow(np.sort(new))
         dw = d[self.index]
         outside = np.ones(weight.size, dtype=bool)
@@ -312,7 +340,8 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     info = {"n_backtracks": n_backtracks, "dual": w, "final_loss": 0.5 * float(g @ g),
             "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": counts["cg"],
             "n_products": counts["products"],
-            "working_set": precond.size if precond is not None else 0}
+            "working_set": precond.size if precond is not None else 0,
+            "columns_read": precond.n_read if precond is not None else 0}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
 
