@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .._progress import progress_shown, show_progress
 from .._validation import check_positive, check_random_state
-from ..operators import Operator, as_operator, check_measurements
+from ..operators import Operator, as_operator, check_measurements, is_operator_like
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
@@ -37,8 +37,11 @@ _LEAST_SQUARES_RTOL = 1e-4
 
 def _is_operator_input(A) -> bool:
     """Whether ``A`` takes the Operator path (operators, LinearOperators, 3-D stacks)."""
-    if isinstance(A, Operator | LinearOperator):
+    if isinstance(A, Operator | LinearOperator) or is_operator_like(A):
         return True
+    if not (isinstance(A, numbers.Number | str | bytes) or hasattr(A, "__array__")
+            or hasattr(A, "__len__")):
+        return True  # neither an operator nor array-like: as_operator says what is needed
     if sp.issparse(A):
         return False
     if isinstance(A, list | tuple):

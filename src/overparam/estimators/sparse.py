@@ -13,8 +13,8 @@ from ..solvers.hadamard_flow import (
     NewtonConvergenceError,
     hadamard_flow,
     hadamard_gd,
-    hadamard_newton,
 )
+from ..solvers.krylov_newton import hadamard_limit
 from ..stopping import StoppingRule
 from .base import RecoveryEstimator
 
@@ -55,12 +55,15 @@ class HadamardRegressor(RecoveryEstimator):
           :func:`~overparam.solvers.hadamard_flow.hadamard_flow`); follows the whole path, so
           it supports every automatic-stopping rule; orders of magnitude faster than GD.
         - ``"newton"``: only the flow's limit (time to infinity), by Newton's method on the dual
-          (:func:`~overparam.solvers.hadamard_flow.hadamard_newton`); fastest, no path.
+          (:func:`~overparam.solvers.krylov_newton.hadamard_limit`: the dense Hessian for
+          small matrices, matrix-free Newton-CG for large ones and for operators at depth 2);
+          fastest, no path.
         - ``"auto"``: ``"newton"`` when the limit is wanted (``early_stopping=None``) and
           ``"flow"`` when a point on the path is (validation / discrepancy stopping); also
           falls back to the flow if Newton fails. ``result_.info["solver"]`` says which ran.
 
-        ``"flow"`` and ``"newton"`` need a matrix (``A.to_dense()``) of moderate size.
+        ``"flow"`` (and ``"newton"`` at depth ``L > 2``) need a matrix (``A.to_dense()``)
+        of moderate size.
     step : "flow", "adaptive", float or StepPolicy, default="flow"
         Step of ``solver="gd"``: ``"flow"`` is the safe adaptive scalar step that keeps the
         flow's path (:class:`~overparam.solvers.hadamard_flow.FlowStep`); ``"adaptive"`` plain
@@ -168,8 +171,8 @@ class HadamardRegressor(RecoveryEstimator):
         kwargs = {"depth": self.depth, "signed": self.signed, "init_scale": self._init}
         if solver in ("auto", "newton") and not needs_path:
             try:
-                return hadamard_newton(operator, y, tol=self.tol,
-                                       max_iter=min(self.max_iter, 1000), **kwargs)
+                return hadamard_limit(operator, y, tol=self.tol,
+                                      max_iter=min(self.max_iter, 1000), **kwargs)
             except NewtonConvergenceError as err:
                 if solver == "newton":
                     raise

@@ -9,6 +9,7 @@ from scipy.sparse.linalg import LinearOperator
 from .._validation import check_array
 from .aligned import AlignedSpectralOperator
 from .base import Operator, RowSubset
+from .duck import duck_linear_operator, is_operator_like
 from .gaussian import GaussianSensingOperator
 from .matrix import DenseOperator, ScipyOperator
 from .matrix_sensing import MatrixSensingOperator
@@ -22,6 +23,8 @@ __all__ = [
     "ScipyOperator",
     "as_operator",
     "check_measurements",
+    "duck_linear_operator",
+    "is_operator_like",
 ]
 __all__ += ["AlignedSpectralOperator"]
 
@@ -31,14 +34,29 @@ def as_operator(A) -> Operator:
 
     Parameters
     ----------
-    A : Operator, ndarray of shape (m, n), scipy sparse matrix or LinearOperator
-        A 3-D array is read as a stack of sensing matrices (matrix sensing).
+    A : Operator, ndarray of shape (m, n), scipy sparse matrix, LinearOperator or operator-like
+        A 3-D array is read as a stack of sensing matrices (matrix sensing). Operator-like:
+        any object with a 2-D ``shape`` and ``matvec``/``rmatvec`` methods, or with ``@`` and
+        an adjoint ``.H`` (or transpose ``.T``), that is not an array (e.g. a PyLops operator),
+        see :func:`is_operator_like`.
+
+    Raises
+    ------
+    TypeError
+        For an object that is none of these (e.g. a scalar or an arbitrary object).
     """
     if isinstance(A, Operator):
         return A
     if isinstance(A, LinearOperator) or sp.issparse(A):
         return ScipyOperator(A)
+    if is_operator_like(A):
+        return ScipyOperator(duck_linear_operator(A))
     arr = np.asarray(A) if not isinstance(A, str | bytes) else A
+    if isinstance(arr, np.ndarray) and arr.dtype == object and arr.ndim == 0:
+        raise TypeError(
+            f"A must be a matrix, a LinearOperator, an Operator or an object with `shape` and "
+            f"`matvec`/`rmatvec` (or `@` and `.H`/`.T`, e.g. a PyLops operator); got "
+            f"{type(A).__name__}")
     if isinstance(arr, np.ndarray) and arr.ndim == 3:
         return MatrixSensingOperator(arr)
     if isinstance(arr, np.ndarray) and arr.ndim != 2:

@@ -1,0 +1,422 @@
+"""Matrix-free limit of the Hadamard flow: Newton-CG on its dual with a working-set preconditioner.
+
+:func:`~overparam.solvers.hadamard_flow.hadamard_newton` minimizes the dual function
+``Phi(w) = sum psi*(A^T w) - <y, w>`` (gradient ``A x(A^T w) - y``, Hessian
+``H = A D A^T``, ``D = diag(x'(s))``) by forming and factoring the ``m x m`` Hessian at every
+step: ``m^2 n`` operations, and a dense matrix. Here each Newton system ``H p = g`` is solved
+by preconditioned conjugate gradients (:func:`scipy.sparse.linalg.cg`) with products
+``A @ v`` and ``A^T @ w`` only (inexact Newton: the relative tolerance of CG falls with the
+residual, Eisenstat-Walker, so the outer iteration stays superlinear while early steps are
+cheap). The gradient and the optimality test are exact, so the limit is the same as the dense
+solver's, to its tolerance.
+
+The preconditioner uses that, from a small init, ``D`` is concentrated on few coordinates
+(``x'_j`` grows like ``|x_j|``: the support and the coordinates close to joining it), as
+working-set solvers of the Lasso do (skglm, celer): with the working set ``W`` of the columns
+whose term ``D_j ||a_j||^2`` exceeds the mean diagonal of ``H``, and ``delta`` the mean
+diagonal of the rest, ``P = A_W D_W A_W^T + delta I`` is inverted by the Woodbury identity
+through a ``|W| x |W|`` Cholesky factor. ``W`` only grows (a column whose weight falls keeps
+its exact term in ``P``), so the Gram matrix ``A_W^T A_W`` is extended, never recomputed: its
+total cost is that of the final working set. For an operator that is not a matrix the columns
+of ``W`` cost one ``forward`` each, and ``W`` is capped lower.
+
+No library solves this dual problem; the Newton loop and the preconditioner are written here,
+the Krylov solver is scipy's and the factorizations LAPACK's.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.sparse.linalg import LinearOperator, cg
+
+from .._validation import check_array, check_positive
+from ..operators import DenseOperator, ScipyOperator, as_operator
+from ..stopping import DivergenceError, StopReason
+from ._blas import blas_limit
+from .hadamard_flow import HadamardDualMap, NewtonConvergenceError, _max_step
+from .result import SolverResult
+
+__all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
+           "hadamard_newton_cg"]
+
+#: Working set caps: matrix columns are free to read, an operator's cost a forward each.
+_MAX_WORKING_MATRIX = 0.5  # fraction of m
+_MAX_WORKING_OPERATOR = 1024
+#: Forcing terms of inexact Newton: CG stops at rtol = clip(sqrt(relative residual)).
+_CG_RTOL_MAX, _CG_RTOL_MIN = 0.5, 1e-6
+_HEAVY = 1.0
+_HEAVY_ROUNDS = 3
+_SPREAD = 30.0
+_SWAP = 4.0
+_MAX_DS = 4.0
+
+
+class _Columns:
+    """Columns of an operator and their squared norms, read as cheaply as its type allows."""
+
+    def __init__(self, operator):
+        self.operator = operator
+        m, n = operator.shape
+        if isinstance(operator, DenseOperator):
+            self._matrix = operator.matrix
+        elif isinstance(operator, ScipyOperator) and operator.sparse is not None:
+            self._matrix = sp.csc_array(operator.sparse)
+        else:
+            self._matrix = None
+        if self._matrix is None:
+            # an unstructured operator: columns of equal norm on average (||A||_F^2 / n)
+            self.norms_sq = np.full(n, operator.frobenius_norm() ** 2 / n)
+            self.max_size = min(_MAX_WORKING_OPERATOR, int(_MAX_WORKING_MATRIX * m))
+        else:
+            mat = self._matrix
+            sq = mat.multiply(mat).sum(axis=0) if sp.issparse(mat) else np.einsum(
+                "ij,ij->j", mat, mat)
+            self.norms_sq = np.asarray(sq, dtype=float).ravel()
+            self.max_size = int(_MAX_WORKING_MATRIX * m)
+
+    def take(self, index) -> np.ndarray:
+        """The dense ``(m, len(index))`` block of columns ``index``."""
+        if self._matrix is None:
+            n = self.operator.shape[1]
+            out = np.empty((self.operator.shape[0], len(index)))
+            e = np.zeros(n)
+            for k, j in enumerate(index):
+                e[j] = 1.0
+                out[:, k] = self.operator.forward(e)
+                e[j] = 0.0
+            return out
+        block = self._matrix[:, index]
+        return block.toarray() if sp.issparse(block) else np.asarray(block)
+
+
+class WorkingSetPreconditioner:
+    """``P = A_W D_W A_W^T + delta I`` for ``H = A D A^T``, inverted by Woodbury.
+
+    Parameters
+    ----------
+    columns : _Columns
+        Access to the operator's columns and their squared norms.
+
+    Notes
+    -----
+    :meth:`update` (at each Newton step) adds to ``W`` the columns with
+    ``D_j ||a_j||^2 > tr(H) / m`` (a rank-one term above the mean diagonal), largest first, up
+    to the cap; ``delta = sum_{j not in W} D_j ||a_j||^2 / m`` replaces the rest by its mean
+    eigenvalue (exact when that part is a multiple of the identity, as for Gaussian or
+    subsampled orthogonal matrices with equal weights, i.e. early on the path).
+    """
+
+    def __init__(self, columns: _Columns):
+        self._cols = columns
+        m = columns.operator.shape[0]
+        self.m = m
+        self.index = np.zeros(0, dtype=int)
+        self.n_read = 0  # columns read in all (evicted ones may be read again)
+        cap = max(columns.max_size, 0)
+        # preallocated: columns are added and evicted in place, never the whole set copied
+        self._block_buf = np.empty((m, cap), order="F")
+        self._gram_buf = np.empty((cap, cap), order="F")
+
+    @property
+    def size(self) -> int:
+        return int(self.index.size)
+
+    @property
+    def _block(self):
+        return self._block_buf[:, : self.size]
+
+    @property
+    def _gram(self):
+        return self._gram_buf[: self.size, : self.size]
+
+    def _keep(self, keep):
+        """Drop the cached columns outside the positions ``keep``."""
+        k = keep.size
+        self._block_buf[:, :k] = self._block_buf[:, keep]
+        self._gram_buf[:k, :k] = self._gram_buf[np.ix_(keep, keep)]
+        self.index = self.index[keep]
+
+    def _grow(self, new):
+        if new.size == 0:
+            return
+        k, j = self.size, self.size + new.size
+        block = self._cols.take(new)
+        self.n_read += new.size
+        cross = self._block.T @ block
+        self._gram_buf[:k, k:j] = cross
+        self._gram_buf[k:j, :k] = cross.T
+        self._gram_buf[k:j, k:j] = block.T @ block
+        self._block_buf[:, k:j] = block
+        self.index = np.concatenate([self.index, new])
+
+    def _wanted(self, weight, total):
+        """The heavy columns, largest first: weight above ``_HEAVY`` times the mean diagonal
+        of what the set leaves out (a few rounds of that fixed point), at most the cap."""
+        wanted = np.zeros(0, dtype=int)
+        order = np.argsort(weight)[::-1][: self._cols.max_size]
+        # while the weights are flat (early on the path) delta I is a good preconditioner:
+        # only columns well above the typical weight are worth reading
+        floor = _SPREAD * float(np.median(weight))
+        for _ in range(_HEAVY_ROUNDS):
+            rest = (total - float(np.sum(weight[wanted]))) / self.m
+            count = int(np.sum(weight[order] > max(_HEAVY * rest, floor)))
+            if count <= wanted.size:
+                break
+            wanted = order[:count]
+        return wanted
+
+    def update(self, d: np.ndarray) -> None:
+        """Re-weight for the Hessian at ``D = diag(d)``."""
+        weight = d * self._cols.norms_sq
+        total = float(np.sum(weight))
+        wanted = self._wanted(weight, total)
+        new = wanted[~np.isin(wanted, self.index)]  # heaviest first
+        free = self._cols.max_size - self.size
+        if new.size > free:
+            # full: swap a cached column that is not wanted (lightest first) for a new one
+            # only if the new one is _SWAP times heavier (no churn between near-equal weights)
+            spare = np.flatnonzero(~np.isin(self.index, wanted))
+            spare = spare[np.argsort(weight[self.index[spare]])]
+            k = min(new.size - free, spare.size)
+            better = weight[new[free:free + k]] > _SWAP * weight[self.index[spare[:k]]]
+            n_swap = int(np.argmin(better)) if not np.all(better) else k
+            if n_swap:
+                self._keep(np.setdiff1d(np.arange(self.size), spare[:n_swap]))
+            new = new[:free + n_swap]
+        self._grow(np.sort(new))
+        dw = d[self.index]
+        outside = np.ones(weight.size, dtype=bool)
+        outside[self.index] = False
+        # the mean diagonal of the rest, summed directly (total minus the set cancels)
+        self.delta = max(float(np.sum(weight[outside])) / self.m,
+                         np.finfo(float).eps * total / self.m, 1e-300)
+        self._factor = None
+        if self.size:
+            # (delta D_W^-1 + A_W^T A_W) is the Woodbury inner matrix; with S = D_W^(1/2) it is
+            # S^-1 (delta I + S G S) S^-1: factor the balanced middle (condition of the data)
+            root = np.sqrt(dw)
+            inner = root[:, None] * self._gram * root[None, :]
+            inner[np.diag_indices_from(inner)] += self.delta
+            self._root = root
+            try:
+                self._factor = cho_factor(inner, check_finite=False)
+            except LinAlgError:
+                self._factor = None
+
+    def solve(self, v: np.ndarray) -> np.ndarray:
+        """``P^{-1} v``."""
+        if self._factor is None:
+            return v / self.delta
+        t = self._root * (self._block.T @ v)
+        t = cho_solve(self._factor, t, check_finite=False)
+        return (v - self._block @ (self._root * t)) / self.delta
+
+    def as_linear_operator(self) -> LinearOperator:
+        return LinearOperator((self.m, self.m), matvec=self.solve, dtype=float)
+
+
+def hadamard_newton_cg(
+    operator,
+    y,
+    *,
+    depth: int = 2,
+    signed: bool = True,
+    init_scale: float = 1e-6,
+    tol: float = 1e-10,
+    max_iter: int = 500,
+    max_cg_iter: int = 500,
+    working_set: bool = True,
+    blas_threads: int | None = 1,
+) -> SolverResult:
+    """The limit of the Hadamard gradient flow by matrix-free Newton-CG on its dual.
+
+    The same limit as :func:`~overparam.solvers.hadamard_flow.hadamard_newton` (see the module
+    docstring), for an underdetermined system with a solution (``A x = y`` consistent): only
+    ``operator.forward`` and ``operator.adjoint`` are used, plus the columns of a small working
+    set for the preconditioner.
+
+    Parameters
+    ----------
+    operator : Operator, ndarray, sparse matrix or LinearOperator
+        The measurement operator (anything :func:`~overparam.operators.as_operator` accepts).
+    y : ndarray of shape (m,)
+    depth, signed, init_scale
+        As :func:`~overparam.solvers.hadamard_flow.hadamard_newton`.
+    tol : float, default=1e-10
+        Stop when ``||A x - y|| <= tol ||y||``; "converged" is reported only then.
+    max_iter : int, default=500
+        Newton steps.
+    max_cg_iter : int, default=500
+        Conjugate-gradient iterations per Newton step.
+    working_set : bool, default=True
+        Precondition CG with the working set (False: ``delta I`` only, plain CG).
+    blas_threads : int or None, default=1
+        BLAS threads while solving (None: leave as configured).
+
+    Returns
+    -------
+    SolverResult
+        ``n_iter`` Newton steps; ``info["n_cg"]`` (CG iterations in all), ``info["n_products"]``
+        (operator applications), ``info["working_set"]`` (final size), ``info["dual"]``.
+
+    Raises
+    ------
+    NewtonConvergenceError
+        If the line search stalls or ``max_iter`` is reached before ``||A x - y|| <= tol ||y||``
+        (e.g. an inconsistent system, whose limit is a least-squares point: use the dense
+        solver or the flow).
+    """
+    with blas_limit(blas_threads):
+        return _newton_cg(as_operator(operator), y, depth, signed, init_scale, tol, max_iter,
+                          max_cg_iter, working_set)
+
+
+def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, working_set):
+    y = check_array(y, "y", ndim=1)
+    m, n = op.shape
+    if y.shape[0] != m:
+        raise ValueError(f"A has {m} rows but y has {y.shape[0]} entries")
+    if len(op.input_shape) != 1:
+        raise ValueError("the Hadamard solvers need an operator on vectors (1-D signals)")
+    check_positive(tol, "tol")
+    check_positive(max_iter, "max_iter", integer=True)
+    check_positive(max_cg_iter, "max_cg_iter", integer=True)
+    dmap = HadamardDualMap(depth, signed, init_scale)
+    start = time.perf_counter()
+    counts = {"products": 0, "cg": 0}
+
+    def forward(v):
+        counts["products"] += 1
+        return np.asarray(op.forward(v), dtype=float)
+
+    def adjoint(v):
+        counts["products"] += 1
+        return np.asarray(op.adjoint(v), dtype=float).ravel()
+
+    precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
+    y_norm = float(np.linalg.norm(y))
+    w, s = np.zeros(m), np.zeros(n)
+    n_backtracks, it, reason = 0, 0, None
+    g = forward(dmap.signal(s)) - y
+    for it in range(1, max_iter + 1):
+        g_norm = float(np.linalg.norm(g))
+        if g_norm <= tol * y_norm:
+            reason, it = StopReason.CONVERGED, it - 1
+            break
+        d = dmap.derivative(s)
+        rel = g_norm / y_norm
+        # Eisenstat-Walker sqrt(rel), but no tighter than what reaching tol needs
+        rtol = min(_CG_RTOL_MAX, max(_CG_RTOL_MIN, np.sqrt(rel), 0.5 * tol / rel))
+        step = _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts)
+        ds = adjoint(step)
+        decrement = float(g @ step)
+        if not (np.isfinite(decrement) and decrement > 0):
+            raise NewtonConvergenceError(f"no descent direction at Newton step {it}")
+        t = _first_trial(dmap, s, ds)
+        while True:
+            new_s = s - t * ds
+            change = dmap.potential_change(s, new_s) + t * float(y @ step)
+            slack = 10 * np.finfo(float).eps * (dmap.potential(s) + abs(t * float(y @ step)))
+            if change <= -1e-4 * t * decrement + slack:
+                break
+            t *= 0.5
+            n_backtracks += 1
+            if t < 1e-20:
+                raise NewtonConvergenceError(
+                    f"Newton-CG line search stalled at step {it} (relative residual "
+                    f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
+                    "the init too small for double precision at this depth")
+        w, s = w - t * step, new_s
+        g = forward(dmap.signal(s)) - y
+    if reason is None:
+        raise NewtonConvergenceError(
+            f"Newton-CG did not converge in {max_iter} steps (relative residual "
+            f"{np.linalg.norm(g) / max(y_norm, 1e-300):.3e})")
+    x = dmap.signal(s)
+    if not np.all(np.isfinite(x)):
+        raise DivergenceError("non-finite flow limit from Newton-CG")
+    info = {"n_backtracks": n_backtracks, "dual": w, "final_loss": 0.5 * float(g @ g),
+            "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": counts["cg"],
+            "n_products": counts["products"],
+            "working_set": precond.size if precond is not None else 0,
+            "columns_read": precond.n_read if precond is not None else 0}
+    return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
+                        wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+
+
+def _first_trial(dmap, s, ds) -> float:
+    """First trial step: the dense solver's (a growing part changes by at most ``e^4``), but
+    at depth 2 by at most ``e^(4 _MAX_DS)``: from a small init the plateau of the path is
+    crossed in fewer steps (the line search on ``Phi`` still guards every step)."""
+    if dmap.depth != 2:
+        return _max_step(dmap, s, ds)
+    peak = float(np.max(np.abs(ds)) if dmap.signed else max(np.max(-ds), 0.0))
+    return 1.0 if peak == 0 else min(1.0, _MAX_DS / peak)
+
+
+def _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts):
+    """An approximate solution of ``A D A^T p = g`` by (preconditioned) CG."""
+
+    def hess(v):
+        return forward(d * adjoint(v))
+
+    def count(_):
+        counts["cg"] += 1
+
+    if precond is not None:
+        precond.update(d)
+        preconditioner = precond.as_linear_operator()
+    else:
+        preconditioner = None
+    H = LinearOperator((m, m), matvec=hess, dtype=float)
+    with np.errstate(all="ignore"):  # a breakdown (singular H) gives non-finite steps: refused
+        step, _ = cg(H, g, rtol=rtol, atol=0.0, maxiter=max_cg_iter, M=preconditioner,
+                     callback=count)
+    return step
+
+
+#: Newton-CG replaces the dense Hessian from this many matrix entries ``m n`` on (the dense
+#: Hessian's ``m^2 n`` overtakes the Krylov products; see benchmarks/scale.py).
+MATRIX_FREE_ENTRIES = 400_000
+#: Largest operator (``m n`` entries) densified by the fallback when Newton-CG fails.
+_DENSE_FALLBACK_ENTRIES = 25_000_000
+
+
+def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
+                   init_scale: float = 1e-6, tol: float = 1e-10, max_iter: int = 500,
+                   blas_threads: int | None = 1) -> SolverResult:
+    """The flow's limit by the cheaper of the dense and the matrix-free Newton solvers.
+
+    Newton-CG (:func:`hadamard_newton_cg`) for depth 2, an underdetermined system (``m < n``)
+    and either an operator that is not a matrix or a matrix of at least
+    :data:`MATRIX_FREE_ENTRIES` entries; otherwise, or if Newton-CG fails (inconsistent
+    system, stalled line search) and the operator has at most 25 million entries, the dense
+    :func:`~overparam.solvers.hadamard_flow.hadamard_newton`. Both stop at the same exact
+    optimality test, so they give the same limit to ``tol``. Depth ``L > 2`` stays dense:
+    its Hessian's rest part is too ill-conditioned for the working-set preconditioner (CG
+    stalls).
+
+    Raises
+    ------
+    NewtonConvergenceError
+        As the solver that ran.
+    """
+    from .hadamard_flow import hadamard_newton
+
+    op = as_operator(operator)
+    m, n = op.shape
+    matrix = isinstance(op, DenseOperator) or (isinstance(op, ScipyOperator)
+                                               and op.sparse is not None)
+    kwargs = {"depth": depth, "signed": signed, "init_scale": init_scale, "tol": tol,
+              "max_iter": max_iter, "blas_threads": blas_threads}
+    if depth == 2 and m < n and (not matrix or m * n >= MATRIX_FREE_ENTRIES):
+        try:
+            return hadamard_newton_cg(op, y, **kwargs)
+        except NewtonConvergenceError:
+            if m * n > _DENSE_FALLBACK_ENTRIES:
+                raise
+    return hadamard_newton(op, y, **kwargs)

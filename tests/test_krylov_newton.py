@@ -1,0 +1,120 @@
+"""Matrix-free Newton-CG for the Hadamard flow's limit: the same limit as the dense Newton."""
+
+import numpy as np
+import pytest
+import scipy.fft
+from scipy.linalg import LinAlgError
+from scipy.sparse.linalg import LinearOperator
+
+from overparam.datasets import make_sparse_problem
+from overparam.estimators import HadamardRegressor
+from overparam.operators import DenseOperator
+from overparam.solvers.hadamard_flow import NewtonConvergenceError, hadamard_newton
+from overparam.solvers.krylov_newton import (
+    WorkingSetPreconditioner,
+    _Columns,
+    hadamard_limit,
+    hadamard_newton_cg,
+)
+
+
+def _alpha(A, y, depth=2):
+    scale = np.max(np.abs(A.T @ y) / np.sum(A**2, axis=0))
+    return HadamardRegressor.relative_init(depth) * scale
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("working_set", [True, False])
+def test_newton_cg_limit_equals_dense_newton(seed, working_set):
+    p = make_sparse_problem(60, 300, 6, random_state=seed)
+    alpha = _alpha(p.A, p.y)
+    dense = hadamard_newton(DenseOperator(p.A), p.y, init_scale=alpha)
+    free = hadamard_newton_cg(DenseOperator(p.A), p.y, init_scale=alpha,
+                              working_set=working_set)
+    assert free.stop_reason == "converged"
+    assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
+    r = p.A @ free.coef - p.y
+    assert np.linalg.norm(r) <= 1e-10 * np.linalg.norm(p.y)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_newton_cg_moderate_init_and_nonnegative(signed, rng):
+    A = rng.standard_normal((40, 120)) / np.sqrt(40)
+    x = np.zeros(120)
+    x[[3, 50, 99]] = [1.0, 2.0, 0.5] if not signed else [1.0, -2.0, 0.5]
+    y = A @ x
+    dense = hadamard_newton(DenseOperator(A), y, init_scale=1e-3, signed=signed)
+    free = hadamard_newton_cg(A, y, init_scale=1e-3, signed=signed)
+    assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
+
+
+def _subsampled_dct(n, rows):
+    """Rows of the orthonormal DCT-II as a matrix-free operator (A A^T = I)."""
+
+    def matvec(v):
+        return scipy.fft.dct(np.ravel(v), norm="ortho")[rows]
+
+    def rmatvec(z):
+        full = np.zeros(n)
+        full[rows] = np.ravel(z)
+        return scipy.fft.idct(full, norm="ortho")
+
+    return LinearOperator((rows.size, n), matvec=matvec, rmatvec=rmatvec, dtype=float)
+
+
+def test_matrix_free_operator_gives_the_dense_limit(rng):
+    n, m = 256, 80
+    rows = np.sort(rng.choice(n, m, replace=False))
+    op = _subsampled_dct(n, rows)
+    A = scipy.fft.dct(np.eye(n), norm="ortho", axis=0)[rows]
+    np.testing.assert_allclose(op.matmat(np.eye(n)), A, atol=1e-12)
+    x = np.zeros(n)
+    x[rng.choice(n, 6, replace=False)] = rng.standard_normal(6) + 2
+    y = A @ x
+    alpha = 1e-20 * np.max(np.abs(A.T @ y) / np.sum(A**2, axis=0))
+    dense = hadamard_newton(DenseOperator(A), y, init_scale=alpha)
+    free = hadamard_newton_cg(op, y, init_scale=alpha)
+    assert free.info["working_set"] <= 256  # columns read by forward applications
+    assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
+    assert np.linalg.norm(free.coef - x) <= 1e-6 * np.linalg.norm(x)
+
+
+def test_preconditioner_is_the_woodbury_inverse(rng):
+    A = rng.standard_normal((30, 90))
+    d = np.exp(rng.uniform(-20, 2, 90))
+    pre = WorkingSetPreconditioner(_Columns(DenseOperator(A)))
+    pre.update(d)
+    assert 0 < pre.size < 30
+    outside = np.setdiff1d(np.arange(90), pre.index)
+    P = (A[:, pre.index] * d[pre.index]) @ A[:, pre.index].T + pre.delta * np.eye(30)
+    np.testing.assert_allclose(pre.delta, np.sum(d[outside] * np.sum(A[:, outside]**2, 0)) / 30)
+    v = rng.standard_normal(30)
+    np.testing.assert_allclose(P @ pre.solve(v), v, rtol=1e-8, atol=1e-8 * np.linalg.norm(v))
+    try:
+        np.linalg.cholesky(P)
+    except LinAlgError:  # pragma: no cover - P is positive definite by construction
+        pytest.fail("P not positive definite")
+
+
+def test_inconsistent_system_raises_and_limit_falls_back(rng):
+    A = rng.standard_normal((30, 60))
+    A[-1] = A[0]  # rank-deficient rows: y with y[-1] != y[0] has no exact solution
+    y = rng.standard_normal(30)
+    with pytest.raises(NewtonConvergenceError):
+        hadamard_newton_cg(A, y, init_scale=1e-6, max_iter=60)
+    wide = DenseOperator(np.tile(A, (1, 250)))  # 450,000 entries: Newton-CG is tried first
+    limit = hadamard_limit(wide, y, init_scale=1e-6)
+    assert limit.info["solver"] == "newton"  # the dense solver's least-squares limit
+    np.testing.assert_allclose(limit.coef, hadamard_newton(wide, y, init_scale=1e-6).coef)
+
+
+def test_limit_dispatch_uses_newton_cg_for_large_matrices():
+    p = make_sparse_problem(300, 1500, 30, random_state=0)
+    res = hadamard_limit(DenseOperator(p.A), p.y, init_scale=_alpha(p.A, p.y))
+    assert res.info["solver"] == "newton-cg"
+    assert np.linalg.norm(res.coef - p.x) <= 1e-6 * np.linalg.norm(p.x)
+    small = make_sparse_problem(30, 90, 3, random_state=0)
+    res = hadamard_limit(DenseOperator(small.A), small.y, init_scale=1e-6)
+    assert res.info["solver"] == "newton"
+    deep = hadamard_limit(DenseOperator(p.A), p.y, depth=3, init_scale=1e-12)
+    assert deep.info["solver"] == "newton"
