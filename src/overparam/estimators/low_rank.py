@@ -57,6 +57,7 @@ class EquilibrationMixin:
     _symmetric = False
 
     def _fit_rule(self, operator, y, rule, a, s):
+        matrix_shape(operator)  # a clear error for operators on vectors, before anything else
         scales = equilibrating_scales(operator, symmetric=self._symmetric)
         if scales is None:
             return super()._fit_rule(operator, y, rule, a, s)
