@@ -527,24 +527,14 @@ def test_every_method_has_a_contract():
     assert set(available_methods()) == set(CONTRACTS)
 
 
-_SCALE = "penalty grid in data units: the CV baseline is not scale-equivariant"
-_COLUMNS = "badly scaled columns: the default stops with a large residual (issue 13 item 7)"
-_NOISY_LOW_RANK = "low rank under noise: the default is above 3x the tangent-space oracle"
 #: Cells that fail today, each with its cause: strict xfails, so a fix shows as XPASS and
 #: must be removed from here. Issue 13 stays open until this table is empty.
 KNOWN_FAILURES = {
-    "deep-matrix": {"inconsistent-limit": "the deep-matrix limit on inconsistent data is not "
-                                          "reached (no limit check)",
-                    "under-depth2": "deep matrix at depth 2 stops 1.5e-3 from the nuclear norm",
-                    "bad-columns": _COLUMNS},
-    "factorized": {"bad-columns": _COLUMNS},
-    "factorized-psd": {"noisy-10dB": _NOISY_LOW_RANK, "bad-columns": _COLUMNS},
-    "snn": {"noisy-30dB": _NOISY_LOW_RANK, "inconsistent": _NOISY_LOW_RANK,
-            "bad-columns": _COLUMNS},
+    "factorized-psd": {"bad-columns": "U U^T: the symmetric row/column equilibration leaves "
+                                      "the mixed entries ~500x unbalanced; the fit needs "
+                                      "~31,500 steps (max_iter is 10,000)"},
     "hadamard": {"over-depth3": "validation reads a round-off rise of the held-out error on "
                                 "clean data as overfitting and refits to a mid-path time"},
-    "nuclear-norm-cv": {"A*1e-6": _SCALE, "A*1e6": _SCALE, "y*1e-6": _SCALE,
-                        "int": "its cross-validated penalty leaves 2% error on clean data"},
 }
 
 

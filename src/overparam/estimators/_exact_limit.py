@@ -23,7 +23,12 @@ class ExactLimitMixin:
     Subclasses implement ``_exact(operator, y, coef) -> (coef, info) or None`` (the
     structured interpolant next to ``coef``, if it exists and is unique) and
     ``_gradient_round(operator, y, control, params, max_iter) -> SolverResult`` (resuming
-    from ``params``, or from the init when None).
+    from ``params``, or from the init when None). They may implement
+    ``_least_squares(operator, y) -> coef or None``: the limit of a run to the limit when
+    least squares has a unique solution (then every descent that converges to a minimizer
+    ends there, however long it stalls on the way). Used with ``early_stopping=None`` only:
+    under validation, a path that stalled on a plateau (no overfitting seen) sends the refit
+    to the limit, and the plateau it stalls on is the answer the held-out data support.
     """
 
     def _solve_to_limit(self, operator, y, control, max_iter: int):
@@ -39,6 +44,10 @@ class ExactLimitMixin:
             start = time.perf_counter()
             found = self._exact(operator, y, result.coef)
             result.wall_time = wall = wall + time.perf_counter() - start
+            if found is None and hasattr(self, "_least_squares") \
+                    and getattr(self, "early_stopping", None) is None:
+                unique = self._least_squares(operator, y)
+                found = None if unique is None else (unique, {"least_squares_limit": True})
             if found is not None:
                 # params stay the gradient iterate's; coef is the limit it creeps towards
                 result.coef, result.stop_reason = found[0], StopReason.CONVERGED

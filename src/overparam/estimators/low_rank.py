@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .._registry import register_method
 from .._validation import check_random_state
+from ..operators import as_operator
 from ..parameterizations.factorized import Factorized
 from ..solvers import gradient_descent
-from ..solvers.matrix_sensing import low_rank_limit
+from ..solvers.matrix_sensing import (
+    EquilibratedOperator,
+    equilibrating_scales,
+    least_squares_limit,
+    low_rank_limit,
+)
 from ..solvers.steps import AdaptiveStep, as_step_policy
-from ..stopping import StoppingRule
+from ..stopping import Oracle, StoppingRule, Validation
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
 
-__all__ = ["FactorizedRegressor", "default_factorized_step", "matrix_shape"]
-
+__all__ = ["EquilibrationMixin", "FactorizedRegressor", "FewMeasurementsCVMixin",
+           "default_factorized_step", "matrix_shape"]
 
 
 def matrix_shape(operator) -> tuple[int, int]:
@@ -28,6 +36,72 @@ def matrix_shape(operator) -> tuple[int, int]:
             f"or a MatrixSensingOperator / GaussianSensingOperator"
         )
     return shape
+
+
+class EquilibrationMixin:
+    """Solve on a row/column-equilibrated operator when the operator is badly scaled.
+
+    Gradient descent on a factorization from a small init cannot fit data whose entries of
+    ``X`` are measured on scales 1e6 apart: the gradient of the small ones is 1e12 times
+    weaker (measured: residuals 0.47-1.38 at the defaults, issue 13). Equilibrating each
+    entry would destroy the low rank of the signal, but scaling rows and columns keeps it:
+    the fit runs on ``diag(r) X diag(c)`` with the scales of
+    :func:`~overparam.solvers.matrix_sensing.equilibrating_scales` (``r = c`` for a symmetric
+    model, which keeps ``X`` PSD), a no-op on well-scaled operators. ``coef`` is returned in
+    the original coordinates, the factors (``result_.params``) in the equilibrated ones;
+    ``result_.info["equilibration"]`` holds ``(r, c)``. A given
+    :class:`~overparam.stopping.Oracle` then measures the distance in the equilibrated
+    coordinates. Entry scales that are not a product ``r_i c_j`` stay partly unbalanced.
+    """
+
+    _symmetric = False
+
+    def _fit_rule(self, operator, y, rule, a, s):
+        matrix_shape(operator)  # a clear error for operators on vectors, before anything else
+        scales = equilibrating_scales(operator, symmetric=self._symmetric)
+        if scales is None:
+            return super()._fit_rule(operator, y, rule, a, s)
+        equilibrated = EquilibratedOperator(operator, *scales)
+        weights = equilibrated.weights
+        if isinstance(rule, Validation):  # a user's criterion, in the data's units
+            rule = copy.deepcopy(rule)
+            if isinstance(rule, Oracle):
+                rule.truth = np.asarray(rule.truth) * weights
+            else:
+                rule.operator = EquilibratedOperator(as_operator(rule.operator), *scales)
+        result = super()._fit_rule(equilibrated, y, rule, a, s)
+        result.coef = result.coef / weights
+        result.info["equilibration"] = scales
+        return result
+
+
+class FewMeasurementsCVMixin:
+    """K-fold cross-validation of the stopping time where one held-out split is too small.
+
+    The held-out error of ``k`` measurements has a relative spread of about ``sqrt(2 / k)``,
+    so with few measurements the time chosen on one split is a lottery. Where
+    ``round(validation_fraction * m)`` is below the class attribute ``_min_held_out`` (and
+    ``m >= 10``), ``early_stopping="validation"`` chooses the time by 5-fold
+    cross-validation instead (``result_.info["validation_folds"]``), at the cost of five
+    paths. Measured (issue 13): a PSD fit from 16 measurements at 10 dB (3 held out)
+    stopped at 5.4 times the oracle error, with 5 folds at most 2.3 times over 8 seeds
+    (median 1.05 against 1.01); the spectral network from 28 at 30 dB (6 held out):
+    0.085/0.113/0.038/0.062 against 0.035/0.048/0.019/0.065 (oracle stop 0.027/0.036/
+    0.018/0.060).
+    """
+
+    _min_held_out = 5
+
+    def _fit_validated(self, operator, y):
+        held = round(self.validation_fraction * operator.n_measurements)
+        if self.validation_folds > 1 or held >= self._min_held_out \
+                or operator.n_measurements < 10:
+            return super()._fit_validated(operator, y)
+        self.validation_folds = 5  # shadows the class attribute for this fit only
+        try:
+            return super()._fit_validated(operator, y)
+        finally:
+            del self.validation_folds
 
 
 def default_factorized_step(operator, y) -> AdaptiveStep:
@@ -44,7 +118,8 @@ def default_factorized_step(operator, y) -> AdaptiveStep:
 
 @register_method("factorized",
                  "low-rank matrix: GD on X = U V^T from a small init (tuning-free, any width)")
-class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
+class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimitMixin,
+                          RecoveryEstimator):
     """Low-rank matrix sensing with no penalty: gradient descent on ``X = U V^T``.
 
     Minimizes ``1/2 ||A(U V^T) - y||^2`` by gradient descent from a small initialization of
@@ -148,3 +223,9 @@ class FactorizedRegressor(ExactLimitMixin, RecoveryEstimator):
         (:func:`~overparam.solvers.matrix_sensing.low_rank_limit`)."""
         found = low_rank_limit(operator, y, coef, tol=self.tol)
         return None if found is None else (found[0], {"refined_rank": found[1]})
+
+    def _least_squares(self, operator, y):
+        """The limit on inconsistent data where least squares has one solution
+        (:func:`~overparam.solvers.matrix_sensing.least_squares_limit`); None for ``U U^T``,
+        which reaches PSD matrices only."""
+        return None if self._symmetric else least_squares_limit(operator, y)

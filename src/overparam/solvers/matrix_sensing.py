@@ -26,14 +26,17 @@ import numpy as np
 
 from .._progress import progress_bar
 from .._validation import check_positive, check_random_state
-from ..operators import GaussianSensingOperator, check_measurements
+from ..operators import GaussianSensingOperator, Operator, check_measurements
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from .result import History, SolverResult
 
 __all__ = [
+    "EquilibratedOperator",
     "FixedMeasurements",
     "GaussianStream",
+    "equilibrating_scales",
     "factorized_sgd",
+    "least_squares_limit",
     "low_rank_limit",
     "perturbed_gradient_descent",
     "refine_low_rank",
@@ -137,6 +140,78 @@ class FixedMeasurements:
 
 
 # --------------------------------------------------------------------------------------------
+# Badly scaled entries: a diagonal equilibration that keeps the rank
+# --------------------------------------------------------------------------------------------
+_EQUILIBRATE_SPREAD = 16.0  # scales within this ratio are left alone (as the base class does)
+
+
+class EquilibratedOperator(Operator):
+    """``X~ -> A(X~ / (r c^T))``: ``A`` on ``X = diag(r)^-1 X~ diag(c)^-1``, which has the
+    rank of ``X~`` (and is PSD with it when ``r = c``)."""
+
+    def __init__(self, parent, row_scale, col_scale):
+        self.parent = parent
+        self.row_scale = np.asarray(row_scale, dtype=float)
+        self.col_scale = np.asarray(col_scale, dtype=float)
+        self.input_shape = tuple(parent.input_shape)
+        self.n_measurements = parent.n_measurements
+
+    @property
+    def weights(self) -> np.ndarray:
+        """``r c^T``: the equilibrated signal is ``weights * X``."""
+        return np.outer(self.row_scale, self.col_scale)
+
+    def forward(self, x):
+        return self.parent.forward(np.asarray(x) / self.weights)
+
+    def adjoint(self, z):
+        return self.parent.adjoint(z) / self.weights
+
+    def rows(self, index):
+        return EquilibratedOperator(self.parent.rows(index), self.row_scale, self.col_scale)
+
+    def to_dense(self):
+        return self.parent.to_dense() / self.weights.ravel()
+
+
+def equilibrating_scales(operator, *, symmetric: bool = False):
+    """Row and column scales ``(r, c)`` that equilibrate a matrix-sensing operator, or None.
+
+    The column norms ``w_ij = ||A(E_ij)||`` of the flattened operator are fitted, in log
+    scale and by least squares, by a product ``r_i c_j`` (``r_i r_j`` when ``symmetric``);
+    ``r`` and ``c`` are rounded to powers of two (exact rescaling). Entry-wise equilibration
+    (``w_ij`` itself) would make gradient descent well conditioned but destroy the low rank
+    of the signal; a product keeps it (``diag(r) X diag(c)`` has the rank of ``X``), and is
+    exact where the badly scaled entries come from badly scaled rows or columns of ``X``
+    (units). Returns None when the fitted scales are within a factor 16 of each other (a
+    well-scaled operator is left as it is), when the operator is too large to hold densely,
+    or when it has fewer than two nonzero columns.
+    """
+    n1, n2 = operator.input_shape
+    m = operator.n_measurements
+    if m * n1 * n2 > _REFINE_MAX_ENTRIES:
+        return None
+    norms = np.linalg.norm(operator.to_dense().reshape(m, n1 * n2), axis=0)
+    used = norms > 0
+    if used.sum() < 2:
+        return None
+    rows, cols = np.divmod(np.flatnonzero(used), n2)
+    design = np.zeros((rows.size, n1 if symmetric else n1 + n2))
+    design[np.arange(rows.size), rows] = 1.0
+    design[np.arange(rows.size), cols if symmetric else n1 + cols] += 1.0
+    solution = np.linalg.lstsq(design, np.log2(norms[used]), rcond=None)[0]
+    log_r = solution[:n1]
+    log_c = log_r if symmetric else solution[n1:]
+    fitted = log_r[rows] + log_c[cols]
+    if np.ptp(fitted) < np.log2(_EQUILIBRATE_SPREAD):
+        return None
+    # Columns of unit norm after the equilibration, as the base class's normalization makes
+    # them on average, so that an init scale keeps its meaning
+    r, c = 2.0 ** np.round(log_r), 2.0 ** np.round(log_c)
+    return (r, r) if symmetric else (r, c)
+
+
+# --------------------------------------------------------------------------------------------
 # The limit of the flow, once its rank is known
 # --------------------------------------------------------------------------------------------
 _REFINE_MAX_ENTRIES = 20_000_000  # the dense (m, n1 n2) operator must fit in memory (160 MB)
@@ -213,6 +288,38 @@ def low_rank_limit(operator, y, X, *, tol: float = 1e-6):
         if limit is not None:
             return limit, rank
     return None
+
+
+def least_squares_limit(operator, y):
+    """The least-squares point of an injective matrix-sensing operator, else None.
+
+    With ``m >= n1 n2`` measurements and a full-column-rank operator, ``1/2 ||A(X) - y||^2``
+    is strictly convex in ``X``: its minimizer ``X_ls`` is the limit of every descent in the
+    factors that converges to a minimizer, whatever the path. Such runs can stall for long
+    near rank-deficient iterates on inconsistent data (from a small init, the last singular
+    values of ``X_ls`` are learned in a time that grows like ``init^-(L-2)/L`` at depth
+    ``L``), but a stall with ``A^*(r) != 0`` is a plateau of the flow, not its limit. Also
+    None where the operator is too large to hold densely.
+
+    Parameters
+    ----------
+    operator : Operator
+        Matrix-sensing operator (2-D ``input_shape``).
+    y : ndarray of shape (m,)
+
+    Returns
+    -------
+    ndarray of shape (n1, n2) or None
+    """
+    n1, n2 = operator.input_shape
+    m = operator.n_measurements
+    if m < n1 * n2 or m * n1 * n2 > _REFINE_MAX_ENTRIES:
+        return None
+    A = operator.to_dense().reshape(m, n1 * n2)
+    W, s, Zt = np.linalg.svd(A, full_matrices=False)
+    if s[-1] <= 1e-10 * s[0]:
+        return None  # not injective: the least-squares set is not a point
+    return (Zt.T @ ((W.T @ y) / s)).reshape(n1, n2)
 
 
 # --------------------------------------------------------------------------------------------
