@@ -375,7 +375,8 @@ def test_group_lasso_is_scale_equivariant():
         est = GroupLassoRegressor(**kw).fit(s * pb.operator, t * pb.y)
         assert est.alpha_ == pytest.approx(ref.alpha_ * s * t, rel=1e-9)
         assert relative_error(est.coef_ * s / t, ref.coef_) < 1e-4
-        fixed = GroupLassoRegressor(groups=3, alpha=ref.alpha_ * s * t).fit(s * pb.operator, t * pb.y)
+        fixed = GroupLassoRegressor(groups=3, alpha=ref.alpha_ * s * t)
+        fixed.fit(s * pb.operator, t * pb.y)
         assert relative_error(fixed.coef_ * s / t, ref.coef_) < 1e-4
 
 
