@@ -126,3 +126,21 @@ def test_report_verdicts_come_from_the_stored_rows(tmp_path):
     assert verdicts == {"psnr": Verdict.PARTLY, "psnr-paper-init": Verdict.NOT_REPRODUCED}
     md = report.markdown.read_text(encoding="utf-8")
     assert "partly" in md and "not reproduced" in md and "5 dB" in md
+
+
+def test_convergence_recovery_is_checked_per_loss_scale():
+    claims = _claims("group-convergence")
+    rows = [{"params": {"algorithm": alg, "loss_scale": scale, "n_iter": 20_000, "tau": 0.1},
+             "trial": t, "metrics": {"min_error": 0.4 if (alg, scale) == ("alg1", "authors")
+                                     else 0.004}}
+            for alg in ("alg1", "alg2") for scale in ("half-mean", "authors") for t in range(3)]
+    verdicts = {name: claims[name].evaluate(rows) for name in
+                ("alg1-recovers", "alg1-recovers-authors-loss", "alg2-recovers",
+                 "alg2-recovers-authors-loss")}
+    assert verdicts["alg1-recovers"].measured == pytest.approx(0.004)  # the paper's loss only
+    assert verdicts["alg1-recovers-authors-loss"].verdict is Verdict.NOT_REPRODUCED
+    assert verdicts["alg1-recovers-authors-loss"].measured == pytest.approx(0.4)
+    assert "instability" in claims["alg1-recovers-authors-loss"].cause
+    assert {verdicts[n].verdict for n in ("alg1-recovers", "alg2-recovers",
+                                          "alg2-recovers-authors-loss")} == {
+        Verdict.REPRODUCED}

@@ -780,13 +780,20 @@ _SHRINKAGE = ("shrinkage, not stopping, data size or scale (docs/fidelity.md §4
               "selects groups and fits them nearly unshrunk; on these dense, weak signals ridge "
               "(shrinkage without selection) matches group lasso and a relaxed group lasso "
               "(selection without shrinkage) does no better than IR-group")
+_LOSS_NAMES = {"half-mean": "the paper's loss (1/2n)‖r‖²", "authors": "the authors' loss (1/n)‖r‖²"}
+_ALG1_UNSTABLE = ("Fig. 6's late instability, which the authors' loss produces (docs/fidelity.md "
+                  "§2): the error touches about 0.01 near iteration 300 (quick run, sampled "
+                  "every 20 iterations) and then settles near 0.4; the full run samples every "
+                  "200 iterations and misses the minimum")
 _RECOVER = "median minimum relative error ≤ 0.1 (partly ≤ 0.3)"
 declare_claims(
     CONVERGENCE,
-    *(Claim(f"{alg}-recovers", f"Algorithm {alg[-1]} recovers w* (both loss scales): "
-            f"{_RECOVER}.",
-            _recovers(where={"algorithm": alg}), target=0.0, tolerance=0.1, partly=0.3)
-      for alg in ("alg1", "alg2")),
+    *(Claim(f"{alg}-recovers{'' if scale == 'half-mean' else '-authors-loss'}",
+            f"Algorithm {alg[-1]} recovers w* ({_LOSS_NAMES[scale]}): {_RECOVER}.",
+            _recovers(where={"algorithm": alg, "loss_scale": scale}), target=0.0,
+            tolerance=0.1, partly=0.3,
+            cause=_ALG1_UNSTABLE if (alg, scale) == ("alg1", "authors") else "")
+      for alg in ("alg1", "alg2") for scale in ("half-mean", "authors")),
     Claim("alg1-jitter-authors-loss", "With the authors' loss (1/n)‖r‖², Algorithm 1's "
           "directions fluctuate late in the run, Algorithm 2's do not: late max |v(t+1) − v(t)| "
           "of Alg. 1 / Alg. 2 ≥ 10 (partly ≥ 2).", _jitter("authors"), op=">=", target=10.0,
