@@ -1,7 +1,8 @@
 """Sparse recovery at scale: the Hadamard limit next to its convex peers, N = 10^3 to 10^5.
 
-Noiseless Gaussian problems ``A / sqrt(M)``, ``M = N / 5``, ``s = M / 10`` (dense sizes), and a
-matrix-free subsampled orthonormal DCT (``scipy.fft``, ``A A^T = I``) at the operator size.
+Noiseless Gaussian problems ``A / sqrt(M)``, ``M = N / 5``, ``s = M / 10`` (dense sizes), and
+a matrix-free subsampled orthonormal DCT (``overparam.operators.SubsampledDCT``,
+``A A^T = I``) at the operator size.
 Methods, side by side in this one process on the same problem:
 
 - the Hadamard limit at depth 2 and 3 (``HadamardRegressor(early_stopping=None)``: dense
@@ -25,13 +26,12 @@ import statistics
 import time
 
 import numpy as np
-import scipy.fft
-from scipy.sparse.linalg import LinearOperator
 from threadpoolctl import threadpool_limits
 
 from overparam.baselines import BasisPursuit, OMPRegressor
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
+from overparam.operators import SubsampledDCT
 
 
 class SkglmLasso:
@@ -65,23 +65,13 @@ def _methods(n, bp_max, operator):
 
 
 def _dct_problem(n, seed):
-    """A subsampled orthonormal DCT (M = n/5 rows) as a LinearOperator and an s-sparse x."""
+    """A subsampled orthonormal DCT (M = n/5 rows, matrix-free) and an s-sparse x."""
     rng = np.random.default_rng(seed)
     m, s = n // 5, n // 50
-    rows = np.sort(rng.choice(n, m, replace=False))
-
-    def matvec(v):
-        return scipy.fft.dct(np.ravel(v), norm="ortho")[rows]
-
-    def rmatvec(z):
-        full = np.zeros(n)
-        full[rows] = np.ravel(z)
-        return scipy.fft.idct(full, norm="ortho")
-
-    op = LinearOperator((m, n), matvec=matvec, rmatvec=rmatvec, dtype=float)
+    op = SubsampledDCT(n, np.sort(rng.choice(n, m, replace=False)))
     x = np.zeros(n)
     x[rng.choice(n, s, replace=False)] = rng.standard_normal(s)
-    return op, op @ x, x, s
+    return op, op.forward(x), x, s
 
 
 def _run(make, A, y, x, s, repeats):

@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import scipy.fft
 from scipy.linalg import LinAlgError
-from scipy.sparse.linalg import LinearOperator
 
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
-from overparam.operators import DenseOperator
+from overparam.operators import DenseOperator, SubsampledDCT
 from overparam.solvers.hadamard_flow import NewtonConvergenceError, hadamard_newton
 from overparam.solvers.krylov_newton import (
     WorkingSetPreconditioner,
@@ -48,26 +47,17 @@ def test_newton_cg_moderate_init_and_nonnegative(signed, rng):
     assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
 
 
-def _subsampled_dct(n, rows):
-    """Rows of the orthonormal DCT-II as a matrix-free operator (A A^T = I)."""
-
-    def matvec(v):
-        return scipy.fft.dct(np.ravel(v), norm="ortho")[rows]
-
-    def rmatvec(z):
-        full = np.zeros(n)
-        full[rows] = np.ravel(z)
-        return scipy.fft.idct(full, norm="ortho")
-
-    return LinearOperator((rows.size, n), matvec=matvec, rmatvec=rmatvec, dtype=float)
-
-
 def test_matrix_free_operator_gives_the_dense_limit(rng):
     n, m = 256, 80
     rows = np.sort(rng.choice(n, m, replace=False))
-    op = _subsampled_dct(n, rows)
+    op = SubsampledDCT(n, rows)
     A = scipy.fft.dct(np.eye(n), norm="ortho", axis=0)[rows]
-    np.testing.assert_allclose(op.matmat(np.eye(n)), A, atol=1e-12)
+    np.testing.assert_allclose(op.to_dense(), A, atol=1e-12)
+    np.testing.assert_allclose(op.rows([1, 4]).to_dense(), A[[1, 4]], atol=1e-12)
+    z, v = rng.standard_normal(m), rng.standard_normal(n)
+    assert np.isclose(op.forward(v) @ z, v @ op.adjoint(z), rtol=1e-12)  # adjoint test
+    assert np.isclose(op.norm_estimate(), np.linalg.norm(A, 2))
+    assert np.isclose(op.frobenius_norm(), np.linalg.norm(A))
     x = np.zeros(n)
     x[rng.choice(n, 6, replace=False)] = rng.standard_normal(6) + 2
     y = A @ x

@@ -13,6 +13,7 @@ from .duck import duck_linear_operator, is_operator_like
 from .gaussian import GaussianSensingOperator
 from .matrix import DenseOperator, ScipyOperator
 from .matrix_sensing import MatrixSensingOperator
+from .transforms import SubsampledDCT
 
 __all__ = [
     "DenseOperator",
@@ -21,6 +22,7 @@ __all__ = [
     "Operator",
     "RowSubset",
     "ScipyOperator",
+    "SubsampledDCT",
     "as_operator",
     "check_measurements",
     "duck_linear_operator",

@@ -10,6 +10,7 @@ from .hadamard_flow import (
     hadamard_flow,
     hadamard_newton,
 )
+from .krylov_newton import hadamard_limit, hadamard_newton_cg
 from .matrix_sensing import (
     FixedMeasurements,
     GaussianStream,
@@ -38,3 +39,4 @@ __all__ += ["FixedMeasurements", "GaussianStream", "factorized_sgd",
             "perturbed_gradient_descent"]
 __all__ += ["HadamardDual", "HadamardDualMap", "HadamardFlowPath", "NewtonConvergenceError",
             "hadamard_flow", "hadamard_newton"]
+__all__ += ["hadamard_limit", "hadamard_newton_cg"]

@@ -821,21 +821,14 @@ def hadamard_newton(
         if not np.isfinite(decrement):
             raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
         ds = B.T @ step
-        t = _max_step(dmap, s, ds)
-        while True:
-            new_s = s - t * ds
-            change = dmap.potential_change(s, new_s) + t * float(z_y @ step)
-            # rounding of the change: eps times the potential (not the large <y, w>)
-            slack = 10 * np.finfo(float).eps * (dmap.potential(s) + abs(t * float(z_y @ step)))
-            if change <= -1e-4 * t * decrement + slack:
-                break
-            t *= 0.5
-            n_backtracks += 1
-            if t < 1e-20:
-                raise NewtonConvergenceError(
-                    f"Newton line search stalled at iteration {it} (relative residual "
-                    f"{np.linalg.norm(g) / max(z_norm, 1e-300):.3e}, not optimal); the init may "
-                    "be too small for double precision at this depth; use solver='flow'")
+        t, new_s, halvings = _dual_line_search(dmap, s, ds, float(z_y @ step), decrement,
+                                               _max_step(dmap, s, ds))
+        n_backtracks += halvings
+        if t is None:
+            raise NewtonConvergenceError(
+                f"Newton line search stalled at iteration {it} (relative residual "
+                f"{np.linalg.norm(g) / max(z_norm, 1e-300):.3e}, not optimal); the init may "
+                "be too small for double precision at this depth; use solver='flow'")
         z = z - t * step
         s = new_s
     if reason is None:
@@ -852,6 +845,28 @@ def hadamard_newton(
             "solver": "newton", "range_rank": B.shape[0]}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+
+
+def _dual_line_search(dmap: HadamardDualMap, s, ds, y_dot_step: float, decrement: float,
+                      t: float):
+    """Backtracking (Armijo) on ``Phi`` along ``w - t p`` (``s - t ds``) from the trial ``t``.
+
+    The change of ``Phi`` is summed per coordinate (:meth:`HadamardDualMap.potential_change`)
+    plus ``t <y, p>``, free of the cancellation in ``Phi`` itself. Returns ``(t, new_s,
+    halvings)``, with ``t = None`` when halving took the step below ``1e-20`` (stalled).
+    """
+    halvings = 0
+    while True:  # the first trial is always tried, however small
+        new_s = s - t * ds
+        change = dmap.potential_change(s, new_s) + t * y_dot_step
+        # rounding of the change: eps times the potential (not the large <y, w>)
+        slack = 10 * np.finfo(float).eps * (dmap.potential(s) + abs(t * y_dot_step))
+        if change <= -1e-4 * t * decrement + slack:
+            return t, new_s, halvings
+        t *= 0.5
+        halvings += 1
+        if t < 1e-20:
+            return None, s, halvings
 
 
 def _newton_direction(H, g):

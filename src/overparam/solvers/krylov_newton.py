@@ -37,7 +37,12 @@ from .._validation import check_array, check_positive
 from ..operators import DenseOperator, ScipyOperator, as_operator
 from ..stopping import DivergenceError, StopReason
 from ._blas import blas_limit
-from .hadamard_flow import HadamardDualMap, NewtonConvergenceError, _max_step
+from .hadamard_flow import (
+    HadamardDualMap,
+    NewtonConvergenceError,
+    _dual_line_search,
+    _max_step,
+)
 from .result import SolverResult
 
 __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
@@ -316,20 +321,14 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         decrement = float(g @ step)
         if not (np.isfinite(decrement) and decrement > 0):
             raise NewtonConvergenceError(f"no descent direction at Newton step {it}")
-        t = _first_trial(dmap, s, ds)
-        while True:
-            new_s = s - t * ds
-            change = dmap.potential_change(s, new_s) + t * float(y @ step)
-            slack = 10 * np.finfo(float).eps * (dmap.potential(s) + abs(t * float(y @ step)))
-            if change <= -1e-4 * t * decrement + slack:
-                break
-            t *= 0.5
-            n_backtracks += 1
-            if t < 1e-20:
-                raise NewtonConvergenceError(
-                    f"Newton-CG line search stalled at step {it} (relative residual "
-                    f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
-                    "the init too small for double precision at this depth")
+        t, new_s, halvings = _dual_line_search(dmap, s, ds, float(y @ step), decrement,
+                                               _first_trial(dmap, s, ds))
+        n_backtracks += halvings
+        if t is None:
+            raise NewtonConvergenceError(
+                f"Newton-CG line search stalled at step {it} (relative residual "
+                f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
+                "the init too small for double precision at this depth")
         w, s = w - t * step, new_s
         g = forward(dmap.signal(s)) - y
     if reason is None:
