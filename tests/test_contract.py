@@ -545,10 +545,7 @@ KNOWN_FAILURES = {
                        "inconsistent-limit": "the weight-normalized limit creeps on "
                                              "inconsistent data: not least squares in max_iter"},
     "group-primal-dual": {"bad-columns": _COLUMNS},
-    "hadamard": {"bad-columns": _COLUMNS,
-                 "over-depth3": "validation reads a round-off rise of the held-out error on "
-                                "clean data as overfitting and refits to a mid-path time"},
-    "omp": {"bad-columns": "OMP selects by unnormalized correlation"},
+    "hadamard": {"bad-columns": _COLUMNS},
     "group-lasso": {"A*1e-6": _SCALE, "y*1e-6": _SCALE},
     "nuclear-norm-cv": {"A*1e-6": _SCALE, "A*1e6": _SCALE, "y*1e-6": _SCALE,
                         "int": "its cross-validated penalty leaves 2% error on clean data"},
