@@ -545,7 +545,10 @@ KNOWN_FAILURES = {
                        "inconsistent-limit": "the weight-normalized limit creeps on "
                                              "inconsistent data: not least squares in max_iter"},
     "group-primal-dual": {"bad-columns": _COLUMNS},
-    "hadamard": {"bad-columns": _COLUMNS},
+    "hadamard": {"bad-columns": _COLUMNS,
+                 "noisy-10dB": "30 x 80 at 10 dB: 4.2 x the oracle at seed 0 with 5-fold "
+                               "validation (over seeds 0-9 its median is 3.1, max 4.2; one "
+                               "20% hold-out, which passed seed 0: median 3.8, max 18)"},
     "group-lasso": {"A*1e-6": _SCALE, "y*1e-6": _SCALE},
     "nuclear-norm-cv": {"A*1e-6": _SCALE, "A*1e6": _SCALE, "y*1e-6": _SCALE,
                         "int": "its cross-validated penalty leaves 2% error on clean data"},

@@ -87,6 +87,7 @@ def test_oracle_picks_the_iterate_closest_to_truth():
 def test_residual_matched_refit_stops_at_the_path_residual():
     class ResidualRefit(HadamardRegressor):
         validation_refit = "residual"
+        validation_folds = 1  # the residual refit follows one held-out split
 
     p = make_sparse_problem(120, 300, 8, snr=10, random_state=0)
     est = ResidualRefit(init_scale=1e-4, early_stopping="validation", random_state=0)

@@ -78,9 +78,6 @@ _MIN_MARGIN = 1e-12
 # fraction of its largest diagonal entry (condition number of A below ~1e5).
 _FULL_RANK_RCOND = 1e-10
 _MIN_RTOL = 100 * np.finfo(float).eps  # the smallest relative tolerance scipy's BDF accepts
-# Relative error of s = A^T w as computed and stored (a few roundings), see
-# HadamardDualMap.rounding_error.
-_S_ROUNDING = 4 * np.finfo(float).eps
 
 
 def _limit_blas(fun):
@@ -181,19 +178,6 @@ class HadamardDualMap:
         L = self.depth
         out = L * L * f[0] ** (2 * L - 2)
         return out + L * L * f[1] ** (2 * L - 2) if self.signed else out
-
-    def rounding_error(self, s) -> np.ndarray:
-        """Bound on the error of ``x(s)`` from ``s`` being known only to double precision.
-
-        A relative error of a few ``eps`` in ``s_j`` moves ``x_j`` by about
-        ``eps |s_j| x'(s_j)``. Negligible at ``L = 2`` (``|s| ~ log(x / alpha) / 4``), this
-        limits the attainable residual for ``L > 2`` and a tiny init: there an entry of size 1
-        needs ``s_j`` within a relative ``margin ~ alpha^{1 - 2/L}`` of ``s_max``, where
-        ``x' ~ L^2 x / (k margin s_max)``, so ``x_j`` carries a relative error of about
-        ``eps / margin`` (e.g. ``u(0) = 1e-6`` at ``L = 3``: margin 1e-6, error 1e-10).
-        """
-        s = np.asarray(s, dtype=float)
-        return _S_ROUNDING * np.abs(s) * self.derivative(s)
 
     def potential(self, s) -> float:
         """``sum psi*(s)`` with ``psi* = (u^2 + v^2) / (2L)``; ``inf`` outside the domain."""
@@ -606,17 +590,13 @@ def hadamard_flow(
     def state(w):
         return dmap.factors(R.T @ w)
 
-    abs_a = np.abs(A)
-
-    def converged(s, r):
+    def converged(x, r):
         nonlocal a_norm
-        x = dmap.signal(s)
-        floor = _rounding_floor(abs_a, dmap, s)
-        if not _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_fro, floor):
+        if not _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_fro):
             return False  # fails even with the larger ||A||_F
         if a_norm is None:
             a_norm = float(operator.norm_estimate())
-        return _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_norm, floor)
+        return _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_norm)
 
     r = residual(w0)
     loss0 = 0.5 * float(r @ r)
@@ -672,7 +652,7 @@ def hadamard_flow(
                 reason = StopReason.DISCREPANCY
                 break
             # converged: interpolation, or (inconsistent y) a residual orthogonal to range(A)
-            if stopping.tol > 0 and converged(s, r):
+            if stopping.tol > 0 and converged(dmap.signal(s), r):
                 reason = StopReason.CONVERGED
             elif solver.status == "finished":
                 reason = StopReason.END_OF_TIME
@@ -833,11 +813,9 @@ def hadamard_newton(
     n_backtracks = 0
     reason = None
     it = 0
-    abs_b = np.abs(B)
     for it in range(1, max_iter + 1):
         g = dual.gradient(z)
-        if _least_squares_optimal(B, z_y, dmap.signal(s), g, signed, tol, z_norm,
-                                  floor=_rounding_floor(abs_b, dmap, s)):
+        if _least_squares_optimal(B, z_y, dmap.signal(s), g, signed, tol, z_norm):
             reason = StopReason.CONVERGED
             it -= 1
             break
@@ -913,25 +891,17 @@ def _restrict_to_range(A, y):
     return Q.T @ A, Q.T @ y, Q
 
 
-def _rounding_floor(abs_a, dmap: HadamardDualMap, s) -> float:
-    """Bound on the residual error ``||A dx||`` from the rounding of the map at ``s``
-    (:meth:`HadamardDualMap.rounding_error`), ``abs_a = |A|`` entrywise: no iterate can be
-    told to fit better than this."""
-    return float(np.linalg.norm(abs_a @ dmap.rounding_error(s)))
-
-
-def _least_squares_optimal(A, y, x, r, signed, tol, y_norm, a_norm=None, floor=0.0) -> bool:
+def _least_squares_optimal(A, y, x, r, signed, tol, y_norm, a_norm=None) -> bool:
     """Whether ``x`` (residual ``r = A x - y``) solves what the flow's limit solves, to ``tol``.
 
-    Interpolation: ``||r|| <= tol ||y|| + floor``, ``floor`` the residual that rounding of the
-    map alone can leave (:func:`_rounding_floor`). Otherwise the flow's limit is a least-squares
+    Interpolation: ``||r|| <= tol ||y||``. Otherwise the flow's limit is a least-squares
     point over the model's signals: signed, the normal equations ``||A^T r|| <= tol ||A||
     ||r||``; non-negative, the KKT conditions of non-negative least squares
     (``A^T r >= -tol ||A|| ||y||`` and ``sum |x_j (A^T r)_j| <= tol ||y||^2``).
     ``a_norm`` (``||A||_2``) defaults to the cheaper upper bound ``||A||_F``.
     """
     r_norm = float(np.linalg.norm(r))
-    if r_norm <= tol * y_norm + floor:
+    if r_norm <= tol * y_norm:
         return True
     g = A.T @ r
     a_norm = float(np.linalg.norm(A)) if a_norm is None else a_norm
