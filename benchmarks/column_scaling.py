@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_contract as contract
 from overparam.methods import get_method
 
-METHODS = ("hadamard", "group-hadamard", "group-primal-dual", "ir-mmv", "omp")
+METHODS = ("hadamard", "group-hadamard", "group-primal-dual", "ir-mmv")
 
 
 def bad_columns(case, factor: float):

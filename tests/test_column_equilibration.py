@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import aslinearoperator
 
-from overparam.baselines import GroupPrimalDualRegressor, OMPRegressor
+from overparam.baselines import GroupPrimalDualRegressor
 from overparam.estimators import GroupHadamardRegressor, HadamardRegressor, MMVRegressor
 from overparam.estimators._equilibration import (
     ColumnScaledOperator,
@@ -64,7 +64,6 @@ def _estimators():
         ("group-hadamard", GroupHadamardRegressor, {"groups": 3}, _group_problem),
         ("group-primal-dual", GroupPrimalDualRegressor, {"groups": 3}, _group_problem),
         ("ir-mmv", MMVRegressor, {}, _mmv_problem),
-        ("omp", OMPRegressor, {"n_nonzero_coefs": 3}, _sparse_problem),
     ]
 
 

@@ -87,6 +87,7 @@ def test_oracle_picks_the_iterate_closest_to_truth():
 def test_residual_matched_refit_stops_at_the_path_residual():
     class ResidualRefit(HadamardRegressor):
         validation_refit = "residual"
+        validation_folds = 1  # the residual refit follows one held-out split
 
     p = make_sparse_problem(120, 300, 8, snr=10, random_state=0)
     est = ResidualRefit(init_scale=1e-4, early_stopping="validation", random_state=0)
@@ -183,3 +184,32 @@ def test_custom_criterion_is_rescaled_with_the_data():
     assert picks[0][0] == picks[1][0]
     np.testing.assert_allclose(picks[1][1], picks[0][1], rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(picks[1][2], picks[0][2], rtol=1e-10)
+
+
+@pytest.mark.parametrize(("rise", "overfitting"), [(0.0, False), (1e-3, False), (0.05, True)])
+def test_only_a_significant_rise_of_the_held_out_error_reads_as_overfitting(rise, overfitting):
+    from overparam.estimators.base import _overfitting_seen
+
+    # fell from 1 to 1e-2, then rose by `rise` of the best: 0.1% is of the order of the
+    # curve's own error (integrator, interpolation, held-out sampling), 5% is overfitting
+    curve = np.array([[0, 1.0, 1.0], [0, 2.0, 1e-2], [0, 3.0, 1e-2 * (1 + rise)]])
+    assert _overfitting_seen(curve) is overfitting
+    assert not _overfitting_seen(curve[:2])  # best at the end
+    # a curve that falls to round-off: a rise of round-off size is no sign either
+    assert not _overfitting_seen(np.array([[0, 1.0, 1.0], [0, 2.0, 1e-30], [0, 3.0, 1e-28]]))
+
+
+def test_validated_depth3_fit_on_clean_overdetermined_data_is_exact():
+    # The paths converge between two validation checks; their end (held-out error ~0) must be
+    # on the curve, not only the plateau before it (read as overfitting, refit mid-path).
+    for seed in (0, 1):
+        rng = np.random.default_rng([seed, 1])
+        A = rng.standard_normal((60, 20)) / np.sqrt(60)
+        x = np.zeros(20)
+        values = rng.standard_normal(3) + np.sign(rng.standard_normal(3))
+        x[rng.choice(20, 3, replace=False)] = values
+        est = HadamardRegressor(depth=3).fit(A, A @ x)
+        curve = est.result_.info["validation_curve"]
+        assert est.result_.info["chosen_time"] is None
+        assert curve[-1, 2] == curve[:, 2].min()
+        assert relative_error(est.coef_, x) < 1e-6

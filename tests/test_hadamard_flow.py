@@ -324,8 +324,10 @@ def test_validation_checks_skip_the_initial_plateau():
     p = make_sparse_problem(80, 200, 5, snr=20, random_state=4)
     A_tr, y_tr = as_operator(p.operator[:64]), p.y[:64]
     val = Validation(as_operator(p.operator[64:]), p.y[64:], patience=None)
-    hadamard_flow(A_tr, y_tr, init_scale=1e-6, validation=val, rtol=1e-2, atol=1e-5)
-    clocks = [c[1] for c in val.curve]
+    res = hadamard_flow(A_tr, y_tr, init_scale=1e-6, validation=val, rtol=1e-2, atol=1e-5)
+    # the path converged: its end is the curve's last point (Validation.finish), off the grid
+    assert res.converged and val.curve[-1][1] == res.info["time"]
+    clocks = [c[1] for c in val.curve[:-1]]
     np.testing.assert_allclose(np.diff(np.log(clocks[1:])) / np.log(1.05),
                                np.round(np.diff(np.log(clocks[1:])) / np.log(1.05)),
                                atol=1e-6)  # the grid t0 1.05^k
@@ -388,3 +390,4 @@ def test_tall_flow_runs_on_the_range_and_keeps_the_clock():
     assert w.shape == (80,)
     np.testing.assert_allclose(flow.coef, HadamardDualMap(3, True, 1e-3).signal(A.T @ w),
                                rtol=1e-8, atol=1e-12)
+

@@ -93,3 +93,16 @@ def test_min_improvement_stops_a_creeping_path_but_keeps_its_best():
     val = ScalarValidation(patience=5, horizon=2.0, min_improvement=1e-3)
     assert _creeping(val, 1000) == 20
     assert val.best_time == 20.0
+
+
+def test_finish_puts_the_end_of_a_path_on_the_curve():
+    val = ScalarValidation(patience=3)
+    for it, (clock, err) in enumerate([(1.0, 1.0), (2.0, 0.5), (4.0, 0.3)], 1):
+        val.check(it, clock, err, None)
+    # the path converged at t=5, between two checks: its last (best) point is recorded ...
+    val.finish(4, 5.0, 1e-9, "end")
+    assert val.curve[-1] == (4, 5.0, 1e-9)
+    assert val.best_time == 5.0 and val.best_state == "end"
+    # ... once: a path that ended on a check adds nothing
+    val.finish(4, 5.0, 1e-9, "end")
+    assert len(val.curve) == 4

@@ -264,6 +264,19 @@ class Validation:
         return (self.patience is not None and self._since_best >= self.patience
                 and clock >= self.horizon * self._last_gain_time and learned)
 
+    def finish(self, iteration: int, clock: float, x, state) -> None:
+        """Record the end of a path that stopped on its own (converged, budget, end time).
+
+        Checks fall due on a grid (:meth:`due`), and a path that converges between two grid
+        points would otherwise hide its last point, on noiseless data the best one: the
+        held-out curve would end on the plateau before it, and a rise there of the size of
+        the integrator's error would read as overfitting. Records the final point unless the
+        last check was already at ``clock``; never asks to stop.
+        """
+        if self.curve and self.curve[-1][1] >= clock * (1 - 1e-12):
+            return
+        self.check(iteration, clock, x, state)
+
 
 class Oracle(Validation):
     """Stop at the iterate closest to a known truth: the best stopping time in hindsight.

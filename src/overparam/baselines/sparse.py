@@ -99,27 +99,24 @@ class PositiveBasisPursuit(BasisPursuit):
 class OMPRegressor(RecoveryEstimator):
     """Orthogonal matching pursuit (:class:`sklearn.linear_model.OrthogonalMatchingPursuit`).
 
+    Each step selects the column most correlated with the residual, the correlation
+    normalized by the column's norm (``|a_j^T r| / ||a_j||``, the standard OMP): scikit-learn
+    assumes unit-norm columns, so it runs on ``A`` with normalized columns and the
+    coefficients are scaled back. The selection is then independent of the columns' scales
+    (a column of ``A`` multiplied by 1e6 is not preferred for its size).
+
     Parameters
     ----------
     n_nonzero_coefs : int, optional
         Sparsity ``s`` (needs to be known: OMP is not tuning-free).
     tol : float, optional
         Alternatively, stop when the squared residual norm falls below ``tol``.
-
-    Notes
-    -----
-    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
-    equilibrated (unit columns, with a :class:`~overparam.stopping.DegenerateInputWarning`),
-    so that atoms are selected by normalized correlation; see docs/scaling.md.
     """
 
     # tol is an absolute squared residual norm (scikit-learn's): not normalized; a greedy
     # method with a sparsity budget need not interpolate.
     _rescale_data = False
     _limit_interpolates = False
-    #: OMP selects by correlation, which assumes columns of equal norm: badly scaled columns
-    #: are equilibrated (RecoveryEstimator._equilibration; residuals, hence tol, unchanged)
-    _equilibrate_columns = True
 
     def __init__(self, n_nonzero_coefs=None, tol=None):
         self.n_nonzero_coefs = n_nonzero_coefs
@@ -128,12 +125,14 @@ class OMPRegressor(RecoveryEstimator):
     def _solve(self, operator, y, control):
         A = _matrix(operator)
         start = time.perf_counter()
+        norms = np.linalg.norm(A, axis=0)
+        norms[norms == 0] = 1.0  # a zero column has zero correlation: never selected
         model = OrthogonalMatchingPursuit(n_nonzero_coefs=self.n_nonzero_coefs, tol=self.tol,
                                           fit_intercept=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # sklearn warns on early exact fit
-            model.fit(A, y)
-        return SolverResult(coef=model.coef_.copy(), params=(), n_iter=int(model.n_iter_),
+            model.fit(A / norms, y)
+        return SolverResult(coef=model.coef_ / norms, params=(), n_iter=int(model.n_iter_),
                             wall_time=time.perf_counter() - start,
                             stop_reason=StopReason.CONVERGED, info={"clock": "iterations"})
 

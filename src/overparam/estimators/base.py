@@ -26,6 +26,12 @@ __all__ = ["RecoveryEstimator", "check_validation_fraction", "holdout_split", "k
 
 _EARLY_STOPPING = (None, "validation", "discrepancy")
 _NO_OVERFIT_RTOL = 1e-6
+#: A rise of the held-out error above its best by less than this fraction of the best is no
+#: sign of overfitting: it is below the statistical error of any held-out estimate (relative
+#: standard error sqrt(2 / m_val)), and of the order of the path's own error (loose
+#: integrator tolerances, interpolation between steps). Overfitting noise raises it by
+#: about the noise variance, i.e. by a multiple of the best.
+_SIGNIFICANT_RISE = 1e-2
 _SPARSE = ("csr", "csc", "coo")
 #: stop reasons of a run to the limit, checked by RecoveryEstimator._check_optimality
 _LIMIT_REASONS = (StopReason.CONVERGED, StopReason.STAGNATED, StopReason.MAX_ITER,
@@ -144,6 +150,21 @@ def _mean_curve(curves) -> np.ndarray:
         grid = np.array([hi])
     mean = np.mean([np.interp(grid, c[:, 1], c[:, 2]) for c in curves], axis=0)
     return np.column_stack([np.full(grid.size, np.nan), grid, mean])
+
+
+def _overfitting_seen(curve) -> bool:
+    """Whether a held-out curve ``(iteration, clock, error)`` shows overfitting: its end
+    significantly above its best.
+
+    A rise of less than ``_SIGNIFICANT_RISE`` of the best (or ``_NO_OVERFIT_RTOL`` of the
+    fall, for a best at round-off level) is not (noiseless data, or too short a path): the
+    refit then runs to its own stopping rule. Overfitting noise, even at 40 dB, raises the
+    held-out error by about the noise variance, a multiple of the best.
+    """
+    errors = np.asarray(curve, dtype=float)[:, 2]
+    best = float(errors.min())
+    allowed = max(_NO_OVERFIT_RTOL * (errors[0] - best), _SIGNIFICANT_RISE * best)
+    return bool(errors[-1] > best + allowed)
 
 
 class RecoveryEstimator(RegressorMixin, BaseEstimator):
@@ -556,11 +577,7 @@ LinearOperator or Operator
         if curve.shape[0]:
             best_index = int(np.argmin(curve[:, 2]))
             best, drop = curve[best_index, 2], curve[0, 2] - curve[best_index, 2]
-            # Held-out error at the end of the path as low as its best, up to round-off
-            # (noiseless data, or too short a path): no sign of overfitting, so the refit runs
-            # to its own stopping rule. Overfitting noise, even at 40 dB, raises it far above.
-            still_improving = (best_index == curve.shape[0] - 1
-                               or curve[-1, 2] <= best + _NO_OVERFIT_RTOL * drop)
+            still_improving = not _overfitting_seen(curve)
             near = np.flatnonzero(curve[:, 2] <= best + self.validation_rtol * drop)
             chosen_index = int(near[-1]) if self.validation_rtol > 0 else best_index
             chosen, chosen_iteration = float(curve[chosen_index, 1]), curve[chosen_index, 0]

@@ -154,6 +154,8 @@ def gradient_descent(
         raise DivergenceError(f"non-finite estimate after {it} iterations")
     info = {"step": eta, "n_rejected_steps": n_rejected, "final_loss": loss, "time": clock,
             "clock": "flow_time"}
+    if validation is not None and reason != StopReason.EARLY_STOPPED:
+        validation.finish(it, clock, x, params)  # the end of the path is on the curve too
     if validation is not None and validation.best_state is not None:
         params = validation.best_state
         x = parameterization.signal(params)

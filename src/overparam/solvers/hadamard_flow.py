@@ -670,6 +670,9 @@ def hadamard_flow(
     info = {"time": t_end * m, "clock": "flow_time", "n_steps": n_steps,
             "n_jacobians": flow.n_jacobians, "n_lu": flow.n_lu, "n_restarts": flow.restarts,
             "solver": "flow"}
+    if validation is not None and reason != StopReason.EARLY_STOPPED:
+        # the end of the path (e.g. converged between two grid times) is on the curve too
+        validation.finish(n_steps, t_end * m, dmap.signal(R.T @ w_end), w_end.copy())
     if validation is not None and validation.best_state is not None:
         best_w = validation.best_state
         info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
