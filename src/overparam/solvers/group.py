@@ -67,6 +67,29 @@ def data_scaled_steps(param: GroupHadamard, operator, y,
     return step_u, 4.0 * step_u * lam / c, step_u * c / 3.0
 
 
+def stable_direction_step(param: GroupHadamard, operator, n: int) -> float:
+    """``kappa = min(1, 1 / lam_max)`` for the normalized phase's direction update.
+
+    Algorithm 1 updates the direction by ``v <- normalize(u^2 v + kappa X^T r / n)``, the
+    paper's step ``1 / u^4`` when ``kappa = 1``: a unit gradient step on each group's
+    ``w_l``, stable only while ``lam_max = max_l ||X_l||_2^2 / n`` stays below 2 (as for the
+    paper's designs, ``X^T X / n`` near the identity). On a design scaled by 1.5 or more the
+    iterates oscillate for ever (period 2) and a held-out stopping time picked on such a
+    path returns a wrong answer, so the ``"auto"`` steps shrink ``kappa`` to ``1 / lam_max``.
+    ``lam_max`` is exact for a design with at most 2**24 entries (per-group spectral norms),
+    else bounded above by ``||X||_2^2 / n`` (smaller, still stable steps).
+    """
+    m, p = operator.shape
+    if m * p <= 2**24:
+        A = operator.to_dense()
+        lam = max(float(np.linalg.norm(A[:, param.labels == k], 2)) ** 2
+                  for k in range(param.n_groups))
+    else:
+        lam = float(operator.norm_estimate()) ** 2
+    lam /= n
+    return 1.0 if not lam > 1.0 else 1.0 / lam
+
+
 def initial_group_params(param: GroupHadamard, operator, y, init_scale: float,
                          direction: str = "correlation", random_state=None):
     """``u(0) = init_scale`` and a unit-norm direction ``v_l(0)`` per group.
@@ -204,6 +227,9 @@ def weight_normalized_gd(
     y = np.asarray(y, dtype=float)
     n = y.shape[0]
     labels = param.labels
+    kappa = 1.0  # the paper's direction step, unless step_u is "auto" (see below)
+    if isinstance(step_u, str):
+        kappa = stable_direction_step(param, operator, y.shape[0])
     if any(isinstance(v, str) for v in steps.values()):  # "auto": scaled to the data
         auto = data_scaled_steps(param, operator, y,
                                  None if isinstance(step_u, str) else step_u)
@@ -251,7 +277,7 @@ def weight_normalized_gd(
     try:
         while True:
             while True:  # one iteration; redone with smaller steps on divergence
-                z = u2 * v + scale * g if normalized_phase else v + eta * scale * u2 * g
+                z = u2 * v + kappa * scale * g if normalized_phase else v + eta * scale * u2 * g
                 v_new = param.normalize(z, v)
                 if u_step_at_old_v:
                     drive = param.group_sum(v * g)
@@ -302,7 +328,7 @@ def weight_normalized_gd(
     info = {"clock": "iterations", "time": float(it), "algorithm": algorithm,
             "switch_iteration": switch_iteration, "switch_tol": float(switch_tol),
             "loss_scale": loss_scale,
-            "step_u": gamma, "step_v": eta,
+            "step_u": gamma, "step_v": eta, "direction_step": kappa,
             "n_step_halvings": n_halvings, "final_loss": loss}
     params = (u, v)
     if validation is not None and validation.best_state is not None:

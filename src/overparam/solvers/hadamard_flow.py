@@ -877,7 +877,11 @@ def _newton_direction(H, g):
     try:
         return cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
     except LinAlgError:
+        pass
+    try:
         return lstsq(H, g, check_finite=False)[0]
+    except LinAlgError:  # the SVD of gelsd can fail to converge (depth 3, N = 1e4): QR instead
+        return lstsq(H, g, lapack_driver="gelsy", check_finite=False)[0]
 
 
 def _restrict_to_range(A, y):
