@@ -18,7 +18,7 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``inconsistent-limit``: the same with ``early_stopping=None``: the limit must be the
   least-squares solution (unique here);
 - ``A*1e-6`` … ``y*1e6``: ``under`` with ``A`` or ``y`` scaled; the answer must be the reference's,
-  rescaled;
+  rescaled (``A*2``: a scale that the internal normalization by powers of 256 leaves as it is);
 - ``bad-columns``: ``under`` with half of the columns of ``A`` multiplied by 1e6: the data must be
   fit (relative residual below 1e-3) — the structured reference itself depends on the scaling;
 - ``float32`` / ``int`` / ``sparse`` / ``linear-operator``: ``under`` given in those forms;
@@ -335,8 +335,8 @@ CONTRACTS: dict[str, Contract] = {
 }
 
 BASE_CLASSES = ["under", "over", "noisy-10dB", "noisy-30dB", "inconsistent", "inconsistent-limit",
-                "A*1e-6", "A*1e6", "y*1e-6", "y*1e6", "bad-columns", "float32", "int", "sparse",
-                "linear-operator", "zero-A", "zero-y", "one-measurement"]
+                "A*1e-6", "A*2", "A*1e6", "y*1e-6", "y*1e6", "bad-columns", "float32", "int",
+                "sparse", "linear-operator", "zero-A", "zero-y", "one-measurement"]
 DEPTHS = (2, 3, 4, 5)
 DEPTH_CLASSES = ["under", "over", "noisy-30dB"]
 
