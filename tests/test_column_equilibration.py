@@ -95,7 +95,7 @@ def test_bad_columns_are_equilibrated_and_the_truth_recovered(name, cls, kwargs,
     a = est.result_.info.get("data_scales", (1.0, 1.0))[0]  # OMP: data not normalized
     assert np.allclose(d * a, np.linalg.norm(A, axis=0))
     tol = 1e-4 if name == "group-primal-dual" else 1e-6  # its own tol is 1e-6 on the residual
-    assert np.linalg.norm(est.coef_ - truth) <= tol * np.linalg.norm(truth)
+    assert np.linalg.norm(est.signal_ - truth) <= tol * np.linalg.norm(truth)
 
 
 def test_fit_is_equivariant_to_column_scaling():
@@ -134,7 +134,7 @@ def test_sparse_and_matrix_free_inputs_get_the_same_answer(form):
                        rtol=1e-12)
     truth = x0 / _bad_columns(A0.shape[1])
     for est in (dense, other):
-        assert np.linalg.norm(est.coef_ - truth) <= 1e-6 * np.linalg.norm(truth)
+        assert np.linalg.norm(est.signal_ - truth) <= 1e-6 * np.linalg.norm(truth)
 
 
 def test_zero_columns_are_left_alone():
@@ -155,7 +155,7 @@ def test_oracle_criterion_reads_the_signal_in_data_units():
     A, truth = A0 * scale, x0 / scale
     est, _ = _fit(HadamardRegressor(early_stopping=Oracle(truth)), A, A0 @ x0)
     best = est.result_.info["validation_curve"][:, 2].min()
-    assert np.isclose(best, np.sum((est.coef_ - truth) ** 2), rtol=1e-6)
+    assert np.isclose(best, np.sum((est.signal_ - truth) ** 2), rtol=1e-6)
 
 
 def test_threshold_and_scales():
