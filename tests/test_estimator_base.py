@@ -166,8 +166,9 @@ def test_multi_output_estimators_take_one_column():
     p = make_sparse_problem(20, 40, 3, random_state=1)
     one = SOMPRegressor(n_nonzero_rows=3).fit(p.operator, p.y)
     two = SOMPRegressor(n_nonzero_rows=3).fit(p.operator, p.y[:, None])
-    assert one.coef_.shape == (40,) and two.coef_.shape == (40, 1)
-    np.testing.assert_allclose(one.coef_, two.coef_[:, 0])
+    # scikit-learn's multi-output orientation: a 2-D y of one column gives coef_ (1, N)
+    assert one.coef_.shape == (40,) and two.coef_.shape == (1, 40)
+    np.testing.assert_allclose(one.coef_, two.coef_[0])
     assert one.predict(p.operator).shape == (20,)
 
 
