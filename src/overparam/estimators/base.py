@@ -371,6 +371,8 @@ LinearOperator or Operator
         if not isinstance(rule, Validation) and rule not in _EARLY_STOPPING:
             raise ValueError(f"early_stopping must be one of {_EARLY_STOPPING} or a "
                              f"Validation, got {rule!r}")
+        if hasattr(self, "validation_fraction"):  # checked even where K folds ignore it
+            check_validation_fraction(self.validation_fraction)
         log_a = _log2_norm(operator.frobenius_norm, operator) - 0.5 * np.log2(operator.shape[1])
         if log_a == -np.inf or not np.any(y):
             return self._trivial_result(operator, y, zero_operator=log_a == -np.inf)
