@@ -229,7 +229,7 @@ def weight_normalized_gd(
     labels = param.labels
     kappa = 1.0  # the paper's direction step, unless step_u is "auto" (see below)
     if isinstance(step_u, str):
-        kappa = stable_direction_step(param, operator, y.shape[0])
+        kappa = stable_direction_step(param, operator, n)
     if any(isinstance(v, str) for v in steps.values()):  # "auto": scaled to the data
         auto = data_scaled_steps(param, operator, y,
                                  None if isinstance(step_u, str) else step_u)
