@@ -155,11 +155,9 @@ class EquilibratedOperator(Operator):
         self.col_scale = np.asarray(col_scale, dtype=float)
         self.input_shape = tuple(parent.input_shape)
         self.n_measurements = parent.n_measurements
-
-    @property
-    def weights(self) -> np.ndarray:
-        """``r c^T``: the equilibrated signal is ``weights * X``."""
-        return np.outer(self.row_scale, self.col_scale)
+        #: ``r c^T``: the equilibrated signal is ``weights * X`` (formed once: every forward
+        #: and adjoint product of the solver's loop divides by it)
+        self.weights = np.outer(self.row_scale, self.col_scale)
 
     def forward(self, x):
         return self.parent.forward(np.asarray(x) / self.weights)
