@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 from ..._optional import require
 from ...estimators import HadamardRegressor
 from ...metrics import psnr, relative_error
+from ...operators import SubsampledDCT
 from ...operators.base import Operator
 from .. import plotting
 from ..spec import Claim, Experiment, NotEvaluated, declare_claims, register
@@ -73,14 +74,15 @@ def load_test_image(side: int, name: str = "china.jpg") -> np.ndarray:
     return np.asarray(small, dtype=float) / 255.0
 
 
-class RandomizedDCTSensing(Operator):
+class RandomizedDCTSensing(SubsampledDCT):
     """Random rows of ``DCT diag(sigma)`` applied to an image given by its 2-D DCT.
 
     ``A c = (DCT(sigma * vec(idct2(c))))[rows]`` with orthonormal transforms and random signs
     ``sigma``: a structurally random matrix, incoherent with the image's DCT basis (which a
     plain subsampled 2-D DCT of the image would not be: it would measure coefficients
     directly). Rows are orthonormal, ``A A^T = I``. ``forward``/``adjoint`` take ``(N,)`` or
-    ``(N, L)``; each costs one 2-D and one 1-D DCT.
+    ``(N, L)``; each costs one 2-D and one 1-D DCT (the latter
+    :class:`~overparam.operators.SubsampledDCT`'s).
 
     Parameters
     ----------
@@ -94,18 +96,12 @@ class RandomizedDCTSensing(Operator):
 
     def __init__(self, side: int, rows, signs):
         n = int(side) ** 2
-        rows = np.asarray(rows, dtype=int).ravel()
+        super().__init__(n, rows)
         signs = np.asarray(signs, dtype=float).ravel()
-        if rows.size == 0 or np.unique(rows).size != rows.size or rows.min() < 0 \
-                or rows.max() >= n:
-            raise ValueError("rows must be distinct indices in [0, side**2)")
         if signs.shape != (n,) or not np.all(np.abs(signs) == 1):
             raise ValueError("signs must be side**2 values of ±1")
         self.side = int(side)
-        self.measured = rows
         self.signs = signs
-        self.input_shape = (n,)
-        self.n_measurements = int(rows.size)
 
     @classmethod
     def random(cls, side: int, n_measurements: int, rng) -> RandomizedDCTSensing:
@@ -114,34 +110,23 @@ class RandomizedDCTSensing(Operator):
         rows = np.sort(rng.choice(n, int(n_measurements), replace=False))
         return cls(side, rows, rng.choice([-1.0, 1.0], n))
 
-    def _image_shape(self, tail) -> tuple:
-        return (self.side, self.side, *tail)
+    def _signed(self, v):
+        return v * self.signs.reshape(-1, *([1] * (v.ndim - 1)))
 
     def forward(self, x):
         x = np.asarray(x, dtype=float)
-        image = scipy.fft.idctn(x.reshape(self._image_shape(x.shape[1:])), norm="ortho",
-                                axes=(0, 1)).reshape(x.shape)
-        signed = image * self.signs.reshape(-1, *([1] * (x.ndim - 1)))
-        return scipy.fft.dct(signed, norm="ortho", axis=0)[self.measured]
+        image = scipy.fft.idctn(x.reshape(self.side, self.side, *x.shape[1:]), norm="ortho",
+                                axes=(0, 1))
+        return super().forward(self._signed(image.reshape(x.shape)))
 
     def adjoint(self, z):
-        z = np.asarray(z, dtype=float)
-        full = np.zeros((self.input_shape[0], *z.shape[1:]))
-        full[self.measured] = z
-        signed = scipy.fft.idct(full, norm="ortho", axis=0)
-        signed *= self.signs.reshape(-1, *([1] * (z.ndim - 1)))
-        return scipy.fft.dctn(signed.reshape(self._image_shape(z.shape[1:])), norm="ortho",
-                              axes=(0, 1)).reshape(full.shape)
+        signed = self._signed(super().adjoint(z))
+        return scipy.fft.dctn(signed.reshape(self.side, self.side, *signed.shape[1:]),
+                              norm="ortho", axes=(0, 1)).reshape(signed.shape)
 
     def rows(self, index):
         keep = np.atleast_1d(np.arange(self.n_measurements)[index])
         return RandomizedDCTSensing(self.side, self.measured[keep], self.signs)
-
-    def norm_estimate(self) -> float:
-        return 1.0  # orthonormal rows
-
-    def frobenius_norm(self) -> float:
-        return float(np.sqrt(self.n_measurements))
 
 
 def fista_lasso_path(operator: Operator, y, ratios, *, n_iter: int = FISTA_ITERATIONS):
@@ -265,9 +250,9 @@ def _imaging_plot(rows, path) -> None:
         m = next(r for r in rows if (r["params"]["side"], r["params"]["snr_db"])
                  == (side, snr_db))["metrics"]
         panels = [("original", load_test_image(side)),
-                  (f"IR (flow limit): {m['psnr_ir']:.2f} dB, {m['time_ir']:.0f} s",
+                  (f"IR (flow limit): {m['psnr_ir']:.2f} dB, {m['time_ir']:.3g} s",
                    np.reshape(m["image_ir"], (side, side)) / 255.0),
-                  (f"Lasso (validated): {m['psnr_lasso']:.2f} dB, {m['time_lasso']:.0f} s",
+                  (f"Lasso (validated): {m['psnr_lasso']:.2f} dB, {m['time_lasso']:.3g} s",
                    np.reshape(m["image_lasso"], (side, side)) / 255.0)]
         for ax, (title, img) in zip(row_axes, panels, strict=True):
             ax.imshow(img, cmap="gray", vmin=0, vmax=1)
