@@ -89,3 +89,14 @@ def test_quick_run_writes_the_figure_and_ir_is_within_a_db_of_the_validated_lass
     (claim,) = exp.claims
     outcome = claim.evaluate(result.rows, result.summary)
     assert outcome.verdict is Verdict.REPRODUCED, outcome
+
+
+def test_lasso_peer_names_the_pylops_extra_when_missing(monkeypatch):
+    import sys
+
+    from overparam._optional import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "pylops", None)
+    op = _operator()
+    with pytest.raises(MissingExtraError, match=r"overparam\[pylops\]"):
+        fista_lasso_path(op, np.ones(op.n_measurements), [0.1])
