@@ -138,14 +138,14 @@ def test_group_labels_in_a_dict_fail_early_and_clearly(no_data_work):
     from overparam.estimators import GroupHadamardRegressor
 
     est = GroupHadamardRegressor(groups={"groups": np.repeat(np.arange(3), 2)})
-    with pytest.raises(InvalidParameterError, match="The 'groups' parameter of "
-                       "GroupHadamardRegressor must be .* Got \\{'groups'"):
+    with pytest.raises(InvalidParameterError, match=r"The 'groups' parameter of "
+                       r"GroupHadamardRegressor must be .* Got \{'groups'"):
         est.fit(np.ones((5, 6)), np.ones(5))
 
 
 @pytest.mark.parametrize("name", ["group-hadamard", "group-lasso", "group-primal-dual"])
 def test_missing_groups_is_named(name, no_data_work):
-    with pytest.raises(InvalidParameterError, match="'groups' parameter .* is required"):
+    with pytest.raises(InvalidParameterError, match=r"'groups' parameter .* is required"):
         get_method(name)().fit(np.ones((5, 6)), np.ones(5))
 
 

@@ -22,6 +22,7 @@ from ..operators import Operator, as_operator, check_measurements, is_operator_l
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
+from ._constraints import shared_constraints
 from ._equilibration import column_norms, equilibrated, equilibration_scales, unscaled
 
 __all__ = ["RecoveryEstimator", "check_validation_fraction", "holdout_split", "kfold_splits"]
@@ -271,7 +272,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     progress: bool = False
     #: The allowed values of each ``__init__`` parameter (scikit-learn's mechanism, see
     #: :mod:`overparam.estimators._constraints`), validated once at the start of ``fit``.
-    _parameter_constraints: ClassVar[dict] = {}
+    #: Each subclass declares all of its parameters; one that declares none still has the
+    #: shared ones (stopping rule, budget, seed) checked.
+    _parameter_constraints: ClassVar[dict] = shared_constraints()
     #: Parameters whose default None only stands for "not given" but that ``fit`` needs:
     #: name -> what to give.
     _required_params: ClassVar[dict[str, str]] = {}
