@@ -48,13 +48,13 @@ class GroupHadamardRegressor(RecoveryEstimator):
     init_scale : float, default=1e-6
         ``alpha = u_l(0)``. Plain GD needs a larger one (e.g. ``1e-3``) to start in reasonable
         time, since its escape time grows like ``1/alpha``.
-    step_u : float, "auto" or "adaptive", default="auto"
+    step_u : float, "auto", "adaptive" or StepPolicy, default="auto"
         ``gamma``, step on the magnitudes. ``"auto"``: ``1/(20 c)`` with
         ``c = max_l ||X_l^T y|| / n``, the paper's bound ``gamma <= 1/(20 max_l ||w_l*||)``
         (for ``X^T X / n`` near the identity) estimated from the data (see
         :func:`~overparam.solvers.group.data_scaled_steps`); the paper's experiments use
         ``1e-3``. For ``"gd"`` the step of both factors, and ``"auto"`` means the safe
-        ``"adaptive"`` step, which is allowed there only.
+        ``"adaptive"`` step; ``"adaptive"`` and a StepPolicy are allowed there only.
     step_v : float or "auto", default="auto"
         ``eta``, constant direction step of Algorithm 2 after the switch (``"auto"``:
         ``4 gamma lam / c``, with ``gamma`` the ``step_u`` used, given or automatic, and
