@@ -196,7 +196,8 @@ def weight_normalized_gd(
     history : History, optional
         Records ``iteration, loss, error`` and ``history.quantities(params, x)``.
     validation : Validation, optional
-        Held-out early stopping; the best iterate is returned.
+        Held-out early stopping; the best iterate is returned. Not changed: the curve and
+        the best iteration are in ``info`` (see :func:`~overparam.solvers.loop.run_loop`).
     callback : callable, optional
         ``callback(iteration, params, x)``; True stops.
     progress : bool, default=False
