@@ -27,6 +27,7 @@ from ..estimators._constraints import (
 )
 from ..estimators.base import RecoveryEstimator
 from ..parameterizations.group import as_group_labels
+from ..solvers.loop import Iterate, run_loop
 from ..solvers.result import SolverResult
 from ..stopping import StoppingRule, StopReason
 
@@ -291,41 +292,43 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
 
     def _solve(self, operator, y, control):
         labels = as_group_labels(self.groups, operator.shape[1])
-        n_groups = int(labels.max()) + 1
         c = group_weights(labels, self.weights)
         rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
                                           stagnation_tol=0.0))
-        monitor = rule.monitor(float(np.linalg.norm(y)))
         norm = operator.norm_estimate()
-        tau = np.sqrt(self.rho) * self.step_ratio / norm
-        sigma = np.sqrt(self.rho) / (self.step_ratio * norm)
-        n = y.shape[0]
-        w = np.zeros(operator.shape[1])
-        theta = np.zeros(n)
-        theta_old = np.zeros(n)
-        r = -y
-        monitor.update(0, 0.5 * float(r @ r) / n, float(np.linalg.norm(r)), 0.0)
-        validation = control.validation
-        reason = StopReason.MAX_ITER
-        it = 0
-        while True:
-            w = _block_shrink(w - tau * operator.adjoint(2 * theta - theta_old), tau * c,
-                              labels, n_groups)
-            r = operator.forward(w) - y
-            theta_old = theta
-            theta = theta + sigma * r
-            it += 1
-            reason = monitor.update(it, 0.5 * float(r @ r) / n, float(np.linalg.norm(r)),
-                                    float(it))
-            if validation is not None and validation.due(it, float(it)):
-                if validation.check(it, float(it), w, (w,)):
-                    reason = StopReason.EARLY_STOPPED
-            if reason is not None:
-                break
-        info = {"clock": "iterations", "time": float(it), "tau": tau, "sigma": sigma}
-        if validation is not None and validation.best_state is not None:
-            w = validation.best_state[0]
-            info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
-                        validation_error=validation.best_error)
-        return SolverResult(coef=w, params=(w,), n_iter=it, wall_time=monitor.elapsed,
-                            stop_reason=reason, info=info)
+        step = _PrimalDualStep(operator, y, labels, tau=np.sqrt(self.rho) * self.step_ratio / norm,
+                               sigma=np.sqrt(self.rho) / (self.step_ratio * norm),
+                               thresholds=c)
+        return run_loop(step, float(np.linalg.norm(y)), stopping=rule,
+                        validation=control.validation)
+
+
+class _PrimalDualStep:
+    """One Chambolle-Pock iteration of :class:`GroupPrimalDualRegressor` (a
+    :class:`~overparam.solvers.SolverStep`; the clock counts iterations)."""
+
+    name = "group primal-dual"
+    clock = "iterations"
+
+    def __init__(self, operator, y, labels, *, tau, sigma, thresholds):
+        self.operator, self.y, self.labels = operator, y, labels
+        self.n_groups = int(labels.max()) + 1
+        self.tau, self.sigma, self.thresholds = tau, sigma, thresholds
+
+    def _point(self, w, theta, theta_old, r, dt=1.0):
+        loss = 0.5 * float(r @ r) / self.y.shape[0]
+        return Iterate((w,), w, loss, float(np.linalg.norm(r)), dt=dt, cache=(theta, theta_old))
+
+    def init(self):
+        theta = np.zeros(self.y.shape[0])
+        return self._point(np.zeros(self.operator.shape[1]), theta, theta.copy(), -self.y, 0.0)
+
+    def step(self, current, *, time_left, diverged):
+        theta, theta_old = current.cache
+        w = _block_shrink(current.x - self.tau * self.operator.adjoint(2 * theta - theta_old),
+                          self.tau * self.thresholds, self.labels, self.n_groups)
+        r = self.operator.forward(w) - self.y
+        return self._point(w, theta + self.sigma * r, theta, r)
+
+    def info(self):
+        return {"tau": self.tau, "sigma": self.sigma}

@@ -105,6 +105,18 @@ def _criterion_on_columns(criterion: Validation, d) -> None:
         criterion.error = lambda z: error(unscaled(np.asarray(z), d))
 
 
+def _held_out_record(result, validation):
+    """``(curve, best_iteration, best_time)`` of a validated path: from ``result.info``
+    (solvers on :func:`~overparam.solvers.loop.run_loop` leave ``validation`` untouched),
+    else from ``validation``, which the solvers not yet on the loop fill in place."""
+    info = result.info
+    if "validation_curve" in info:
+        return (np.asarray(info["validation_curve"], dtype=float).reshape(-1, 3),
+                info.get("best_iteration", 0), info.get("best_time", 0.0))
+    return (np.asarray(validation.curve, dtype=float).reshape(-1, 3),
+            validation.best_iteration, validation.best_time)
+
+
 def check_validation_fraction(fraction) -> float:
     """``fraction`` if it is in (0, 1), else a clear error."""
     if not 0 < fraction < 1:
@@ -519,8 +531,8 @@ LinearOperator or Operator
             criterion, factor = _criterion_in_units(rule, a, s)  # fresh state each fit
             _criterion_on_columns(criterion, getattr(self, "_column_scales", None))
             result = self._solve(operator, y, PathControl(validation=criterion))
-            curve = np.asarray(criterion.curve, dtype=float).reshape(-1, 3)
-            result.info.update(validation_curve=curve, chosen_time=criterion.best_time)
+            curve, _, best_time = _held_out_record(result, criterion)
+            result.info.update(validation_curve=curve, chosen_time=best_time)
         elif rule == "validation":
             result, factor = self._fit_validated(operator, y), s**2
         elif rule == "discrepancy":
@@ -593,7 +605,8 @@ LinearOperator or Operator
                        for _, held in splits]
         paths = self._solve_paths([(operator.rows(train), y[train], PathControl(validation=v))
                                    for (train, _), v in zip(splits, validations, strict=True)])
-        curves = [np.asarray(v.curve, dtype=float).reshape(-1, 3) for v in validations]
+        records = [_held_out_record(p, v) for p, v in zip(paths, validations, strict=True)]
+        curves = [curve for curve, _, _ in records]
         curve = curves[0] if folds == 1 else _mean_curve(curves)
         level = chosen = chosen_iteration = None
         still_improving = True
@@ -617,7 +630,7 @@ LinearOperator or Operator
         elif self.validation_refit == "residual" and folds == 1:
             train, _ = splits[0]
             train_op, state = operator.rows(train), paths[0].coef
-            if chosen_iteration != validations[0].best_iteration:
+            if chosen_iteration != records[0][1]:
                 # The path returned its best iterate; re-run it to the chosen iterate.
                 state = self._solve(train_op, y[train], PathControl(stop_time=chosen)).coef
             residual = train_op.forward(state) - y[train]
