@@ -81,6 +81,43 @@ def test_badly_scaled_columns_are_fitted_and_keep_the_rank(estimator):
                           truth * np.outer(np.ones(6), [1e6, 1] * 3)) < 1e-4
 
 
+def test_psd_limit_on_badly_scaled_columns_is_psd_and_fits():
+    """U U^T on a column-scaled operator: the rank-1 interpolant (the non-symmetric
+    X / d) is out of the model's reach; the PSD interpolants have rank 2. Before: 10,000
+    steps ended at relative residual 0.195; at 100,000 the asymmetric Gauss-Newton refine
+    returned the non-symmetric matrix X / d as the PSD model's answer."""
+    rng = np.random.default_rng([0, 4])
+    stack = rng.standard_normal((16, 6, 6)) / 4
+    stack = (stack + np.swapaxes(stack, 1, 2)) / 2
+    u = rng.standard_normal(6)
+    bad, _ = _bad_columns(stack, np.outer(u, u))
+    y = stack.reshape(16, -1) @ np.outer(u, u).ravel()
+    est = PSDFactorizedRegressor(early_stopping=None).fit(bad, y)
+    assert est.stop_reason_ == StopReason.CONVERGED
+    assert np.linalg.norm(bad.reshape(16, -1) @ est.coef_.ravel() - y) <= 1e-4 * np.linalg.norm(y)
+    np.testing.assert_array_equal(est.coef_, est.coef_.T)
+    eigenvalues = np.linalg.eigvalsh(est.coef_)
+    assert eigenvalues.min() >= -1e-12 * eigenvalues.max()
+    assert est.result_.info["refined_rank"] == 2
+
+
+def test_symmetric_refine_stays_psd():
+    from overparam.solvers.matrix_sensing import refine_low_rank
+
+    rng = np.random.default_rng(3)
+    stack = rng.standard_normal((20, 6, 6))
+    stack = (stack + np.swapaxes(stack, 1, 2)) / 2
+    U = rng.standard_normal((6, 2))
+    y = stack.reshape(20, -1) @ (U @ U.T).ravel()
+    near = U @ U.T + 1e-2 * np.outer(U[:, 0], U[:, 1])  # not symmetric
+    op = MatrixSensingOperator(stack)
+    found = refine_low_rank(op, y, near, 2, tol=1e-12, symmetric=True)
+    np.testing.assert_allclose(found, U @ U.T, atol=1e-9)
+    np.testing.assert_array_equal(found, found.T)
+    # 2 n - 1 = 11 degrees of freedom at rank 2: 10 measurements cannot pin it down
+    assert refine_low_rank(op.rows(np.arange(10)), y[:10], near, 2, symmetric=True) is None
+
+
 def test_well_scaled_data_are_not_equilibrated():
     stack, y, _ = _rank_one(28)
     assert "equilibration" not in FactorizedRegressor().fit(stack, y).result_.info

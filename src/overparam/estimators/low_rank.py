@@ -221,7 +221,7 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
     def _exact(self, operator, y, coef):
         """The low-rank interpolant next to ``coef``
         (:func:`~overparam.solvers.matrix_sensing.low_rank_limit`)."""
-        found = low_rank_limit(operator, y, coef, tol=self.tol)
+        found = low_rank_limit(operator, y, coef, tol=self.tol, symmetric=self._symmetric)
         return None if found is None else (found[0], {"refined_rank": found[1]})
 
     def _least_squares(self, operator, y):
