@@ -81,17 +81,22 @@ def test_badly_scaled_columns_are_fitted_and_keep_the_rank(estimator):
                           truth * np.outer(np.ones(6), [1e6, 1] * 3)) < 1e-4
 
 
+def _psd_bad_columns(seed):
+    """The contract's PSD problem (16 measurements) with columns 0, 2, 4 scaled by 1e6."""
+    rng = np.random.default_rng([seed, 4])
+    stack = rng.standard_normal((16, 6, 6)) / 4
+    stack = (stack + np.swapaxes(stack, 1, 2)) / 2
+    u = rng.standard_normal(6)
+    bad, _ = _bad_columns(stack, np.outer(u, u))
+    return bad, stack.reshape(16, -1) @ np.outer(u, u).ravel()
+
+
 def test_psd_limit_on_badly_scaled_columns_is_psd_and_fits():
     """U U^T on a column-scaled operator: the rank-1 interpolant (the non-symmetric
     X / d) is out of the model's reach; the PSD interpolants have rank 2. Before: 10,000
     steps ended at relative residual 0.195; at 100,000 the asymmetric Gauss-Newton refine
     returned the non-symmetric matrix X / d as the PSD model's answer."""
-    rng = np.random.default_rng([0, 4])
-    stack = rng.standard_normal((16, 6, 6)) / 4
-    stack = (stack + np.swapaxes(stack, 1, 2)) / 2
-    u = rng.standard_normal(6)
-    bad, _ = _bad_columns(stack, np.outer(u, u))
-    y = stack.reshape(16, -1) @ np.outer(u, u).ravel()
+    bad, y = _psd_bad_columns(0)
     est = PSDFactorizedRegressor(early_stopping=None).fit(bad, y)
     assert est.stop_reason_ == StopReason.CONVERGED
     assert np.linalg.norm(bad.reshape(16, -1) @ est.coef_.ravel() - y) <= 1e-4 * np.linalg.norm(y)
@@ -99,6 +104,19 @@ def test_psd_limit_on_badly_scaled_columns_is_psd_and_fits():
     eigenvalues = np.linalg.eigvalsh(est.coef_)
     assert eigenvalues.min() >= -1e-12 * eigenvalues.max()
     assert est.result_.info["refined_rank"] == 2
+
+
+def test_folds_that_learn_nothing_do_not_choose_the_time():
+    """Seed 2, default validation (5 folds of 12-13 measurements; the PSD interpolant has
+    rank 3, 15 degrees of freedom): the folds' fits predict the held-out measurements worse
+    than zero, so the mean held-out curve rose from its first check and the refit stopped
+    there, at relative residual 0.92 (before the PSD refine, the asymmetric one hid this by
+    returning the non-symmetric X / d)."""
+    bad, y = _psd_bad_columns(2)
+    est = PSDFactorizedRegressor().fit(bad, y)
+    assert est.result_.info["folds_learned_nothing"]
+    assert np.linalg.norm(bad.reshape(16, -1) @ est.coef_.ravel() - y) <= 1e-4 * np.linalg.norm(y)
+    np.testing.assert_array_equal(est.coef_, est.coef_.T)
 
 
 def test_symmetric_refine_stays_psd():
