@@ -191,7 +191,9 @@ class HadamardRegressor(RecoveryEstimator):
         if solver == "gd":
             return hadamard_gd(operator, y, step=self.step, stopping=rule,
                                validation=control.validation, **kwargs)
-        if needs_path:
+        if control.validation is not None:
+            # the held-out paths only choose the time; the refit to it (and a discrepancy
+            # stop) return their point of the path, followed at the solver's tolerances
             kwargs["rtol"], kwargs["atol"] = self.flow_tolerances
         return hadamard_flow(operator, y, stopping=rule, validation=control.validation, **kwargs)
 
