@@ -368,9 +368,15 @@ def test_newton_reaches_its_tolerance_from_a_tiny_init(depth):
 
 
 def test_newton_never_calls_an_unreached_tolerance_converged(small):
+    # tol = 1e-20 is below the rounding of the residual itself (~1e-16 relative): never met.
+    # (Depth 5 from 1e-40 used to stall short of tol = 1e-14; since the dual map's origin
+    # moves with the iteration it reaches 1e-16.)
     p, op = small
     with pytest.raises(NewtonConvergenceError):
-        hadamard_newton(op, p.y, depth=5, init_scale=1e-40, tol=1e-14, max_iter=50)
+        hadamard_newton(op, p.y, depth=5, init_scale=1e-40, tol=1e-20, max_iter=50)
+    res = hadamard_newton(op, p.y, depth=5, init_scale=1e-40, tol=1e-14, max_iter=50)
+    assert res.converged
+    assert np.linalg.norm(op.forward(res.coef) - p.y) <= 1e-14 * np.linalg.norm(p.y)
 
 
 def test_tall_flow_runs_on_the_range_and_keeps_the_clock():
