@@ -530,9 +530,6 @@ def test_every_method_has_a_contract():
 #: Cells that fail today, each with its cause: strict xfails, so a fix shows as XPASS and
 #: must be removed from here. Issue 13 stays open until this table is empty.
 KNOWN_FAILURES = {
-    "hadamard": {"noisy-10dB": "30 x 80 at 10 dB: 4.2 x the oracle at seed 0 with 5-fold "
-                               "validation (over seeds 0-9 its median is 3.1, max 4.2; one "
-                               "20% hold-out, which passed seed 0: median 3.8, max 18)"},
 }
 
 

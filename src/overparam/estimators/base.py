@@ -149,8 +149,8 @@ def kfold_splits(n_measurements: int, n_folds: int, random_state=None):
     return list(KFold(n_folds, shuffle=True, random_state=seed).split(np.arange(n_measurements)))
 
 
-def _mean_curve(curves) -> np.ndarray:
-    """Mean of held-out curves ``(iteration, clock, error)``.
+def _mean_curve(curves, geometric: bool = False) -> np.ndarray:
+    """Mean of held-out curves ``(iteration, clock, error)`` (``geometric``: of their logs).
 
     Each curve is interpolated (linearly in the clock) at the union of the check times from
     the latest first check on; a curve that ended earlier (its path stopped: past its minimum)
@@ -162,7 +162,12 @@ def _mean_curve(curves) -> np.ndarray:
     grid = grid[(grid >= lo) & (grid <= hi)]
     if grid.size == 0:
         grid = np.array([hi])
-    mean = np.mean([np.interp(grid, c[:, 1], c[:, 2]) for c in curves], axis=0)
+    values = np.array([np.interp(grid, c[:, 1], c[:, 2]) for c in curves])
+    if geometric:
+        with np.errstate(divide="ignore"):
+            mean = np.exp(np.mean(np.log(values), axis=0))
+    else:
+        mean = np.mean(values, axis=0)
     return np.column_stack([np.full(grid.size, np.nan), grid, mean])
 
 
@@ -268,6 +273,10 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: that batch problems run them together, see :meth:`_solve_paths`); worth it where the
     #: held-out error of one split is too noisy a guide (few measurements).
     validation_folds: int = 1
+    #: How the K folds' held-out errors are averaged at each time: ``"arithmetic"`` or
+    #: ``"geometric"`` (mean of the logs: one fold with a few large held-out residuals, e.g.
+    #: a heavy-tailed small fold, does not decide the time alone).
+    validation_mean: str = "arithmetic"
     #: When the held-out error never rose (no overfitting seen), the refit runs to the
     #: solver's own stopping rule (the limit). With a number ``b`` it gets at most ``b`` times
     #: the (median) path's iterations and must converge (or stagnate) within them; otherwise
@@ -607,7 +616,8 @@ LinearOperator or Operator
                                    for (train, _), v in zip(splits, validations, strict=True)])
         records = [_held_out_record(p, v) for p, v in zip(paths, validations, strict=True)]
         curves = [curve for curve, _, _ in records]
-        curve = curves[0] if folds == 1 else _mean_curve(curves)
+        curve = curves[0] if folds == 1 else _mean_curve(
+            curves, geometric=self.validation_mean == "geometric")
         level = chosen = chosen_iteration = None
         still_improving = True
         if curve.shape[0]:
