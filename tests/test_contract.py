@@ -568,9 +568,6 @@ KNOWN_FAILURES = {
     "factorized-psd": {"bad-columns": "U U^T: the symmetric row/column equilibration leaves "
                                       "the mixed entries ~500x unbalanced; the fit needs "
                                       "~31,500 steps (max_iter is 10,000)"},
-    "hadamard": {"noisy-10dB": "30 x 80 at 10 dB: 4.2 x the oracle at seed 0 with 5-fold "
-                               "validation (over seeds 0-9 its median is 3.1, max 4.2; one "
-                               "20% hold-out, which passed seed 0: median 3.8, max 18)"},
 }
 
 
