@@ -343,7 +343,7 @@ def test_unique_least_squares_only_where_it_is_unique():
 # --- estimator input checks --------------------------------------------------------------
 def test_estimator_errors():
     pb = _problem()
-    with pytest.raises(ValueError, match="groups is required"):
+    with pytest.raises(ValueError, match=r"'groups' parameter .* is required"):
         GroupHadamardRegressor().fit(pb.operator, pb.y)
     with pytest.raises(ValueError, match="algorithm"):
         GroupHadamardRegressor(groups=3, algorithm="alg3").fit(pb.operator, pb.y)

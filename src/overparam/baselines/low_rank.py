@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
 from .._optional import require
 from .._registry import register_method
-from .._validation import check_positive, check_random_state
+from .._validation import check_array, check_positive, check_random_state
+from ..estimators._constraints import ARRAY_LIKE, NON_NEGATIVE, POSITIVE_INT, shared_constraints
 from ..estimators.base import RecoveryEstimator
 from ..estimators.low_rank import FactorizedRegressor, matrix_shape
 from ..operators import check_measurements
@@ -114,6 +118,11 @@ class NuclearNormRegressor(RecoveryEstimator):
     _absolute_params = ("noise_bound", "lam")
     _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
     _limit_interpolates = False
+    _parameter_constraints: ClassVar[dict] = {
+        "noise_bound": [NON_NEGATIVE, None],
+        "lam": [NON_NEGATIVE, None],
+        "solver": [str, None],
+    }
 
     def __init__(self, noise_bound=None, lam=None, solver=None):
         self.noise_bound = noise_bound
@@ -175,6 +184,15 @@ class NuclearNormCV(RecoveryEstimator):
     _scale_quantum_log2 = 1
 
     _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
+    _parameter_constraints: ClassVar[dict] = {
+        "alphas": [*ARRAY_LIKE, None],
+        "n_alphas": [POSITIVE_INT],
+        "eps": [Interval(Real, 0, 1, closed="right")],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "solver": [str, None],
+        **shared_constraints("random_state"),
+        "tie_rtol": [NON_NEGATIVE],
+    }
 
     def __init__(self, alphas=None, n_alphas=8, eps=1e-3, cv=3, solver=None, random_state=None,
                  tie_rtol=0.01):
@@ -188,6 +206,13 @@ class NuclearNormCV(RecoveryEstimator):
 
     def _rescalable(self) -> bool:
         return self.alphas is None and super()._rescalable()  # a given grid is in data units
+
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        if self.alphas is not None:
+            alphas = check_array(self.alphas, "alphas", ndim=1)
+            if np.any(alphas < 0):
+                raise ValueError(f"alphas must be >= 0, got {self.alphas!r}")
 
     def _fit_operator(self, operator, y):
         result = super()._fit_operator(operator, y)
@@ -218,7 +243,6 @@ class NuclearNormCV(RecoveryEstimator):
         if self.alphas is not None:
             alphas = np.sort(np.asarray(self.alphas, dtype=float))[::-1]
         else:
-            check_positive(self.n_alphas, "n_alphas", integer=True)
             top = float(np.linalg.norm(operator.adjoint(y), 2)) / m
             alphas = top * np.logspace(0, np.log10(self.eps), int(self.n_alphas))
         seed = 0 if self.random_state is None else self.random_state  # deterministic folds
@@ -233,7 +257,6 @@ class NuclearNormCV(RecoveryEstimator):
                 _solve_problem(problem, self.solver)
                 r = op_held.forward(X.value) - y[held]
                 errors[k] += float(r @ r) / m
-        check_positive(self.tie_rtol, "tie_rtol", strict=False)
         # alphas run from large to small: the last within the tie window is the smallest
         best = int(np.flatnonzero(errors <= errors.min() * (1 + self.tie_rtol))[-1])
         X, lam, problem = self._path(operator, y)

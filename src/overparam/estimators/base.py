@@ -6,20 +6,23 @@ import copy
 import numbers
 import warnings
 from math import prod
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._progress import progress_shown, show_progress
-from .._validation import check_positive, check_random_state
+from .._validation import check_random_state
 from ..operators import Operator, as_operator, check_measurements, is_operator_like
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
+from ._constraints import shared_constraints
 from ._equilibration import (
     ESTIMATED_SPREAD_LIMIT,
     WARNING_SPREAD,
@@ -32,7 +35,6 @@ from ._equilibration import (
 
 __all__ = ["RecoveryEstimator", "check_validation_fraction", "holdout_split", "kfold_splits"]
 
-_EARLY_STOPPING = (None, "validation", "discrepancy")
 _NO_OVERFIT_RTOL = 1e-6
 #: A rise of the held-out error above its best by less than this fraction of the best is no
 #: sign of overfitting: it is below the statistical error of any held-out estimate (relative
@@ -109,6 +111,18 @@ def _criterion_on_columns(criterion: Validation, d) -> None:
     if d is not None:
         error = criterion.error
         criterion.error = lambda z: error(unscaled(np.asarray(z), d))
+
+
+def _held_out_record(result, validation):
+    """``(curve, best_iteration, best_time)`` of a validated path: from ``result.info``
+    (solvers on :func:`~overparam.solvers.loop.run_loop` leave ``validation`` untouched),
+    else from ``validation``, which the solvers not yet on the loop fill in place."""
+    info = result.info
+    if "validation_curve" in info:
+        return (np.asarray(info["validation_curve"], dtype=float).reshape(-1, 3),
+                info.get("best_iteration", 0), info.get("best_time", 0.0))
+    return (np.asarray(validation.curve, dtype=float).reshape(-1, 3),
+            validation.best_iteration, validation.best_time)
 
 
 def check_validation_fraction(fraction) -> float:
@@ -277,6 +291,14 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: Show the solvers' progress bars during ``fit`` (set on an instance; see also
     #: :func:`overparam.show_progress` for every fit in a block).
     progress: bool = False
+    #: The allowed values of each ``__init__`` parameter (scikit-learn's mechanism, see
+    #: :mod:`overparam.estimators._constraints`), validated once at the start of ``fit``.
+    #: Each subclass declares all of its parameters; one that declares none still has the
+    #: shared ones (stopping rule, budget, seed) checked.
+    _parameter_constraints: ClassVar[dict] = shared_constraints()
+    #: Parameters whose default None only stands for "not given" but that ``fit`` needs:
+    #: name -> what to give.
+    _required_params: ClassVar[dict[str, str]] = {}
 
     def fit(self, A, y):
         """Recover the signal.
@@ -314,7 +336,9 @@ LinearOperator or Operator
         if self.progress and not progress_shown():
             with show_progress():
                 return self.fit(A, y)
+        self._validate_params()  # _parameter_constraints, once per fit, before the data
         operator, y = self._validate_fit_data(A, y)
+        self._check_params(operator, y)
         one_column = self._multi_output and y.ndim == 1
         result = self._fit_operator(operator, y[:, None] if one_column else y)
         if one_column:
@@ -327,6 +351,25 @@ LinearOperator or Operator
         return self
 
     # -- input validation (scikit-learn conventions) ----------------------------------------
+    def _validate_params(self) -> None:
+        """scikit-learn's check of ``_parameter_constraints``, and that the parameters of
+        ``_required_params`` are given (raises ``InvalidParameterError``)."""
+        super()._validate_params()
+        for name, what in self._required_params.items():
+            if getattr(self, name) is None:
+                raise InvalidParameterError(f"The {name!r} parameter of {type(self).__name__} "
+                                            f"is required: {what}. Got None instead.")
+
+    def _check_params(self, operator, y) -> None:
+        """What ``_parameter_constraints`` cannot say, checked once at the start of ``fit``
+        (after the constraints and the data's own checks, before any solver): combinations
+        of parameters, and parameters against the data (e.g. groups against the number of
+        features). Subclasses extend it (calling ``super()``)."""
+        if getattr(self, "early_stopping", None) == "discrepancy" \
+                and getattr(self, "noise_level", None) is None:
+            raise ValueError("early_stopping='discrepancy' needs noise_level (the noise "
+                             "standard deviation per measurement)")
+
     @property
     def _multi_output(self) -> bool:
         return 2 in ((self._y_ndim,) if isinstance(self._y_ndim, int) else self._y_ndim)
@@ -376,11 +419,6 @@ LinearOperator or Operator
     def _fit_operator(self, operator, y):
         """Degenerate cases, normalization, the stopping rule, and the optimality check."""
         rule = getattr(self, "early_stopping", None)
-        if not isinstance(rule, Validation) and rule not in _EARLY_STOPPING:
-            raise ValueError(f"early_stopping must be one of {_EARLY_STOPPING} or a "
-                             f"Validation, got {rule!r}")
-        if hasattr(self, "validation_fraction"):  # checked even where K folds ignore it
-            check_validation_fraction(self.validation_fraction)
         log_a = _log2_norm(operator.frobenius_norm, operator) - 0.5 * np.log2(operator.shape[1])
         if log_a == -np.inf or not np.any(y):
             return self._trivial_result(operator, y, zero_operator=log_a == -np.inf)
@@ -506,17 +544,12 @@ LinearOperator or Operator
             criterion, factor = _criterion_in_units(rule, a, s)  # fresh state each fit
             _criterion_on_columns(criterion, getattr(self, "_column_scales", None))
             result = self._solve(operator, y, PathControl(validation=criterion))
-            curve = np.asarray(criterion.curve, dtype=float).reshape(-1, 3)
-            result.info.update(validation_curve=curve, chosen_time=criterion.best_time)
+            curve, _, best_time = _held_out_record(result, criterion)
+            result.info.update(validation_curve=curve, chosen_time=best_time)
         elif rule == "validation":
             result, factor = self._fit_validated(operator, y), s**2
         elif rule == "discrepancy":
-            sigma = getattr(self, "noise_level", None)
-            if sigma is None:
-                raise ValueError("early_stopping='discrepancy' needs noise_level (the noise "
-                                 "standard deviation per measurement)")
-            check_positive(sigma, "noise_level")
-            control = PathControl(discrepancy=float(sigma) / s * np.sqrt(y.size))
+            control = PathControl(discrepancy=float(self.noise_level) / s * np.sqrt(y.size))
             result, factor = self._solve(operator, y, control), 1.0
         else:
             result, factor = self._solve(operator, y, PathControl()), 1.0
@@ -585,7 +618,8 @@ LinearOperator or Operator
                        for _, held in splits]
         paths = self._solve_paths([(operator.rows(train), y[train], PathControl(validation=v))
                                    for (train, _), v in zip(splits, validations, strict=True)])
-        curves = [np.asarray(v.curve, dtype=float).reshape(-1, 3) for v in validations]
+        records = [_held_out_record(p, v) for p, v in zip(paths, validations, strict=True)]
+        curves = [curve for curve, _, _ in records]
         curve = curves[0] if folds == 1 else _mean_curve(curves)
         level = chosen = chosen_iteration = None
         still_improving = True
@@ -609,7 +643,7 @@ LinearOperator or Operator
         elif self.validation_refit == "residual" and folds == 1:
             train, _ = splits[0]
             train_op, state = operator.rows(train), paths[0].coef
-            if chosen_iteration != validations[0].best_iteration:
+            if chosen_iteration != records[0][1]:
                 # The path returned its best iterate; re-run it to the chosen iterate.
                 state = self._solve(train_op, y[train], PathControl(stop_time=chosen)).coef
             residual = train_op.forward(state) - y[train]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
 from .._validation import check_random_state
@@ -19,6 +21,7 @@ from ..solvers.matrix_sensing import (
 )
 from ..solvers.steps import AdaptiveStep, as_step_policy
 from ..stopping import Oracle, StoppingRule, Validation
+from ._constraints import POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
 
@@ -175,6 +178,15 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
 
     _symmetric = False
     _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
+    _parameter_constraints: ClassVar[dict] = {
+        "width": [POSITIVE_INT, None],
+        "init_scale": [POSITIVE],
+        "init": [StrOptions({"gaussian", "identity"})],
+        "step": STEP,
+        **shared_constraints(),
+        "init_constant": [POSITIVE],
+        "refine": ["boolean"],
+    }
 
     def __init__(self, width=None, init_scale=1e-3, init="gaussian", step="adaptive",
                  max_iter=10_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
 from ..stopping import StoppingRule
+from ._constraints import NON_NEGATIVE, POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator, check_validation_fraction
 
@@ -108,6 +112,17 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     validation_limit_budget = 2.0
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
+    _parameter_constraints: ClassVar[dict] = {
+        "init_scale": [StrOptions({"auto"}), POSITIVE],
+        "v_scale": [POSITIVE, None],
+        "init": [StrOptions({"zero", "ones"})],
+        "update": [StrOptions({"simultaneous", "sequential"})],
+        "step": STEP,
+        **shared_constraints(),
+        "stagnation_tol": [NON_NEGATIVE],
+        "patience": [POSITIVE_INT],
+        "refine": ["boolean"],
+    }
 
     def __init__(self, init_scale="auto", v_scale=None, init="zero",
                  update="simultaneous", step="adaptive",
@@ -135,12 +150,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         return max(2, round(1 / check_validation_fraction(self.validation_fraction)))
 
     def _init_scale(self, control) -> float:
-        if not isinstance(self.init_scale, str):
-            return self.init_scale
-        if self.init_scale != "auto":
-            raise ValueError(f"init_scale must be 'auto' or a positive number, got "
-                             f"{self.init_scale!r}")
-        return _AUTO_INIT
+        return _AUTO_INIT if isinstance(self.init_scale, str) else self.init_scale
 
     def _rule(self, control):
         return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,

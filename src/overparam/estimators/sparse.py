@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._registry import register_method
 from .._validation import check_positive
@@ -15,12 +18,12 @@ from ..solvers.hadamard_flow import (
     hadamard_gd,
 )
 from ..solvers.krylov_newton import hadamard_limit
+from ..solvers.steps import StepPolicy
 from ..stopping import StoppingRule
+from ._constraints import POSITIVE, shared_constraints
 from .base import RecoveryEstimator
 
 __all__ = ["HadamardRegressor"]
-
-_SOLVERS = ("auto", "gd", "flow", "newton")
 
 
 @register_method("hadamard", "sparse vector: GD on x = u^L - v^L (deep Hadamard, tuning-free)")
@@ -126,6 +129,15 @@ class HadamardRegressor(RecoveryEstimator):
     #: 1.06/1.10/1.02/1.01 (10/20/30/40 dB), for 3-4 times the CPU time of a validated fit.
     validation_folds = 5
 
+    _parameter_constraints: ClassVar[dict] = {
+        "depth": [Interval(Integral, 2, None, closed="left")],
+        "signed": ["boolean"],
+        "init_scale": [StrOptions({"auto"}), POSITIVE],
+        "solver": [StrOptions({"auto", "gd", "flow", "newton"})],
+        "step": [StrOptions({"flow", "adaptive"}), POSITIVE, StepPolicy],
+        **shared_constraints(),
+    }
+
     def __init__(self, depth=2, signed=True, init_scale="auto", solver="auto", step="flow",
                  max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
@@ -149,17 +161,18 @@ class HadamardRegressor(RecoveryEstimator):
             return cls._RELATIVE_INIT_L2
         return cls._BOUNDARY_MARGIN ** (depth / (depth - 2.0))
 
-    def fit(self, A, y):
-        """Recover the signal (see :meth:`RecoveryEstimator.fit`); sets ``init_scale_``."""
-        if isinstance(self.init_scale, str):
-            if self.init_scale != "auto":
-                raise ValueError(f"init_scale must be a positive number or 'auto', got "
-                                 f"{self.init_scale!r}")
-            self.init_scale_ = None  # set from the data below (None: y = 0 or A = 0)
-        else:
-            check_positive(self.init_scale, "init_scale")
-            self.init_scale_ = self._init = float(self.init_scale)
-        return super().fit(A, y)
+    def _fit_operator(self, operator, y):
+        # A numeric init is used as given; "auto" is set from the data in _fit_rule (None
+        # when the fit is trivial: y = 0 or A = 0).
+        auto = isinstance(self.init_scale, str)
+        self.init_scale_ = self._init = None if auto else float(self.init_scale)
+        return super()._fit_operator(operator, y)
+
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        if self.solver == "newton" and self.early_stopping is not None:
+            raise ValueError("solver='newton' computes only the limit of the flow; automatic "
+                             "stopping needs the path: use solver='flow' (or 'auto')")
 
     def _fit_rule(self, operator, y, rule, a, s):
         # The "auto" init from the data the solvers see (normalized by the base class by
@@ -170,13 +183,8 @@ class HadamardRegressor(RecoveryEstimator):
         return super()._fit_rule(operator, y, rule, a, s)
 
     def _solve(self, operator, y, control):
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
         needs_path = control.stops_early
         solver = self.solver
-        if solver == "newton" and needs_path:
-            raise ValueError("solver='newton' computes only the limit of the flow; automatic "
-                             "stopping needs the path: use solver='flow' (or 'auto')")
         kwargs = {"depth": self.depth, "signed": self.signed, "init_scale": self._init}
         if solver in ("auto", "newton") and not needs_path:
             try:
