@@ -54,7 +54,10 @@ def test_paper_fixed_step_and_bad_solver(problem):
     est = HadamardRegressor(solver="gd", step=1e-2, init_scale=1e-3, tol=1e-5,
                             early_stopping=None).fit(p.operator, p.y)
     assert est.result_.converged
-    limit = HadamardRegressor(init_scale=1e-3, early_stopping=None).fit(p.operator, p.y).coef_
+    # the flow's limit on A as given: a numeric step (data units) turns equilibration off
+    flow = HadamardRegressor(init_scale=1e-3, early_stopping=None)
+    flow.column_spread_limit = np.inf
+    limit = flow.fit(p.operator, p.y).coef_
     assert relative_error(est.coef_, limit) < 5e-3  # O(step) from the flow's limit
     with pytest.raises(ValueError, match="solver"):
         HadamardRegressor(solver="bfgs").fit(p.operator, p.y)
@@ -138,7 +141,9 @@ def test_early_stopped_flow_follows_the_exact_path(depth):
     from overparam.solvers import hadamard_flow
 
     p = _noisy(0)
-    est = HadamardRegressor(depth=depth, init_scale=1e-4, random_state=0).fit(p.operator, p.y)
+    est = HadamardRegressor(depth=depth, init_scale=1e-4, random_state=0)
+    est.column_spread_limit = np.inf  # the path on A as given, as the exact one below
+    est.fit(p.operator, p.y)
     tau = est.result_.info["chosen_time"]
     exact = hadamard_flow(as_operator(p.operator), p.y, depth=depth, init_scale=1e-4,
                           stopping=StoppingRule(max_flow_time=tau, tol=0), rtol=1e-9,

@@ -23,7 +23,15 @@ from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
 from ._constraints import shared_constraints
-from ._equilibration import column_norms, equilibrated, equilibration_scales, unscaled
+from ._equilibration import (
+    ESTIMATED_SPREAD_LIMIT,
+    WARNING_SPREAD,
+    column_norms,
+    equilibrated,
+    equilibration_scales,
+    norms_are_estimated,
+    unscaled,
+)
 
 __all__ = ["RecoveryEstimator", "check_validation_fraction", "holdout_split", "kfold_splits"]
 
@@ -243,9 +251,10 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     _equilibrate_columns: bool = False
     #: Column norms of ``A`` spreading over more than this factor (max / min over the nonzero
     #: columns) are equilibrated by the estimators that support it (see :meth:`_equilibration`
-    #: and docs/scaling.md). A class-level setting, like ``validation_*``: set it on an
-    #: instance (``np.inf``: always use ``A`` as given; ``1.0``: always equilibrate).
-    column_spread_limit: float = 16.0
+    #: and docs/scaling.md). ``1.0``, the default: whenever they are not all equal. A
+    #: class-level setting, like ``validation_*``: set it on an instance (``np.inf``: always
+    #: use ``A`` as given, the papers' flows).
+    column_spread_limit: float = 1.0
     #: parameters that, when given as a number (or a StepPolicy), carry the units of the data
     #: and switch the normalization off
     _absolute_params: tuple[str, ...] = ("step", "step_u", "step_v")
@@ -330,9 +339,8 @@ LinearOperator or Operator
         0 is the minimum-norm least-squares point). Estimators that run to a limit which
         solves ``A x = y`` (or least squares) check it afterwards: see :meth:`_check_optimality`.
         The data are normalized by powers of two before solving (see :meth:`_data_scales`).
-        Sparse, group- and row-sparse estimators equilibrate the columns of ``A`` when their
-        norms spread over more than ``column_spread_limit`` (16), with a
-        :class:`~overparam.stopping.DegenerateInputWarning`: see :meth:`_equilibration`.
+        Sparse, group- and row-sparse estimators solve on the columns of ``A`` scaled to unit
+        norm whenever their norms differ (``column_spread_limit``): see :meth:`_equilibration`.
         """
         if self.progress and not progress_shown():
             with show_progress():
@@ -469,28 +477,30 @@ LinearOperator or Operator
         return a, a * 2.0 ** (q * round(log_signal / q))
 
     def _equilibration(self, operator) -> np.ndarray | None:
-        """Column scales ``d`` (``x = D^{-1} z``) when the columns are badly scaled, else None.
+        """Column scales ``d`` (``x = D^{-1} z``) when the column norms differ, else None.
 
         The implicit bias of a sparse, group- or row-sparse factorization depends on the
-        scale of each column of ``A``: the flow favours large columns, and with columns in
-        different units (half of them 1e6 times the others) it neither recovers a sparse
-        signal nor, run to its default stopping rule, fits the data. When the nonzero column
-        norms ``||a_j||`` spread over more than ``column_spread_limit`` (max / min), the fit
-        solves for ``z = D x`` on ``A D^{-1}``, with ``d_j`` the norm of column ``j`` (unit
-        columns; zero columns untouched), and returns ``x = D^{-1} z``, with a
-        :class:`~overparam.stopping.DegenerateInputWarning`. The limit is then that of the
-        standardized problem, e.g. close to ``min ||D x||_1`` (``sum_l ||D_l x_l||`` for
-        groups, ``sum_j d_j ||x_j||`` for the shared columns of MMV) instead of
-        ``min ||x||_1``; ``result_.params`` and ``init_scale_`` refer to ``z``, and
-        ``result_.info["column_scales"]`` holds ``d``. Computed on the normalized data (see
-        :meth:`_data_scales`), so the fit stays exactly equivariant to powers of 256.
+        scale of each column of ``A``: the flow favours large columns. Already half of the
+        columns 3 times the others makes the defaults miss the truth and stop far from a fit
+        (docs/scaling.md). When the nonzero column norms ``||a_j||`` spread over more than
+        ``column_spread_limit`` (max / min; 1 by default: whenever they differ), the fit
+        solves for ``z = D x`` on ``A D^{-1}``, ``d_j`` the norm of column ``j`` (unit
+        columns; zero columns untouched), and returns ``x = D^{-1} z``: the standardized
+        problem, e.g. close to ``min ||D x||_1`` (``sum_l ||D_l x_l||`` for groups,
+        ``sum_j d_j ||x_j||`` for the shared columns of MMV) instead of ``min ||x||_1``, so the
+        answer does not depend on the units of each column. ``result_.params`` and
+        ``init_scale_`` refer to ``z``; ``result_.info["column_scales"]`` holds ``d``.
+        Computed on the normalized data (see :meth:`_data_scales`), so the fit stays exactly
+        equivariant to powers of 256. Designs whose columns have exactly equal norms (+-1)
+        are used as given.
 
-        The threshold makes the bias jump from that of ``A`` to that of the standardized
-        ``A`` as the spread crosses it; below it the data are used as given, so that designs
-        with columns of about equal norm (Gaussian with 10 or more rows, +-1, partial Fourier)
-        get exactly the same answer as without this step. Off when a step is given as a
-        number (it carries the units of ``A``) and for signals that are not vectors. Residual
-        norms are unchanged, so an absolute residual tolerance keeps its meaning.
+        Spreads over ``WARNING_SPREAD`` (1e3: columns in different units) are reported with
+        a :class:`~overparam.stopping.DegenerateInputWarning`. Norms estimated from random
+        probes (matrix-free operators of more than 4 million entries) are used only when
+        they spread over ``ESTIMATED_SPREAD_LIMIT`` (16), the resolution of the estimate. Off
+        when a step is given as a number (it carries the units of ``A``) and for signals that
+        are not vectors. Residual norms are unchanged, so an absolute residual tolerance
+        keeps its meaning.
         """
         if not self._equilibrate_columns or self._steps_in_data_units() \
                 or len(operator.input_shape) != 1:
@@ -498,14 +508,17 @@ LinearOperator or Operator
         limit = float(self.column_spread_limit)
         if not limit < np.inf:
             return None
+        if norms_are_estimated(operator):
+            limit = max(limit, ESTIMATED_SPREAD_LIMIT)
         d, spread = equilibration_scales(column_norms(operator), limit)
-        if d is not None:
+        if d is not None and spread > WARNING_SPREAD:
             warnings.warn(
                 f"{type(self).__name__}: the column norms of A spread over a factor "
-                f"{spread:.3g} (> column_spread_limit = {limit:g}): solving on the columns "
-                "scaled to equal norm (z = D x on A D^-1, D the column norms) and returning "
-                "x = D^-1 z; the implicit bias is that of the standardized problem "
-                "(docs/scaling.md)", DegenerateInputWarning, stacklevel=4)
+                f"{spread:.3g} (columns in different units?): solving on the columns scaled to "
+                "equal norm (z = D x on A D^-1, D the column norms) and returning x = D^-1 z; "
+                "the implicit bias is that of the standardized problem, not that of A as given "
+                "(column_spread_limit = np.inf; docs/scaling.md)", DegenerateInputWarning,
+                stacklevel=4)
         return d
 
     def _rescalable(self) -> bool:

@@ -129,9 +129,9 @@ class GroupHadamardRegressor(RecoveryEstimator):
 
     Notes
     -----
-    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
-    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
-    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    The fit solves on the columns of ``A`` scaled to unit norm whenever their norms differ
+    (``column_spread_limit``; a warning above a spread of 1e3): it is that of the
+    standardized problem (unit columns; the bias weighted by the column norms,
     groups kept, ``sum_l ||D_l w_l||``);
     see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """

@@ -91,9 +91,9 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     same; with a 1-D ``y`` both are of shape ``(N,)``.
     To solve many problems at once, call :func:`~overparam.solvers.ir_mmv` with stacked arrays.
 
-    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
-    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
-    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    The fit solves on the columns of ``A`` scaled to unit norm whenever their norms differ
+    (``column_spread_limit``; a warning above a spread of 1e3): it is that of the
+    standardized problem (unit columns; the bias weighted by the column norms,
     ``sum_j ||a_j|| ||X_j||``: the ``L`` signals share the columns);
     see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
