@@ -97,6 +97,12 @@ def _snn(seed):
     return p.operator, p.y, p.truth, {}
 
 
+# Clarabel asked for 1e-12 may end "optimal_inaccurate" on some seeds (it did on a group seed
+# that had ended "optimal" before): accepted, because the table shows each reference's own
+# distance to the (unique) truth, so an inexact reference is visible, not hidden.
+_REFERENCE_STATUSES = ("optimal", "optimal_inaccurate")
+
+
 def _cvx(objective, constraints, *, tol=1e-12, statuses=("optimal",)):
     import cvxpy as cp
 
@@ -120,7 +126,8 @@ def _group_l21(A, y, kwargs):
 
     groups = kwargs["groups"]
     w = cp.Variable(A.shape[1])
-    _cvx(sum(cp.norm(w[groups == g], 2) for g in np.unique(groups)), [A @ w == y])
+    _cvx(sum(cp.norm(w[groups == g], 2) for g in np.unique(groups)), [A @ w == y],
+         statuses=_REFERENCE_STATUSES)
     return w.value
 
 
@@ -128,7 +135,7 @@ def _mmv_l21(A, Y, kwargs):
     import cvxpy as cp
 
     X = cp.Variable((A.shape[1], Y.shape[1]))
-    _cvx(cp.sum(cp.norm(X, 2, axis=1)), [A @ X == Y])
+    _cvx(cp.sum(cp.norm(X, 2, axis=1)), [A @ X == Y], statuses=_REFERENCE_STATUSES)
     return X.value
 
 
@@ -144,7 +151,7 @@ def _nuclear(operator, y, kwargs):
     # "optimal_inaccurate" 2e-8 to 4e-7 from the truth on the 10 seeds (ref->truth column).
     X = cp.Variable(tuple(operator.input_shape))
     _cvx(cp.normNuc(X), [(A / scale_a) @ cp.vec(X, order="C") == y / scale_y], tol=1e-10,
-         statuses=("optimal", "optimal_inaccurate"))
+         statuses=_REFERENCE_STATUSES)
     return X.value * scale_y / scale_a
 
 
