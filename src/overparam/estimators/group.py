@@ -14,7 +14,11 @@ from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
-from ..solvers.support_limit import learned_groups, support_least_squares, unique_least_squares
+from ..solvers.support_limit import (
+    learned_groups,
+    smallest_support_least_squares,
+    unique_least_squares,
+)
 from ..stopping import StoppingRule, StopReason
 from ._constraints import GROUPS, GROUPS_REQUIRED, POSITIVE, POSITIVE_INT, shared_constraints
 from .base import RecoveryEstimator
@@ -93,11 +97,14 @@ class GroupHadamardRegressor(RecoveryEstimator):
         Stop when ``||y - X w|| <= tol ||y||``. A run to the limit (weight-normalized
         algorithms) ends once the groups it has learned explain ``y``: the interpolant
         supported on them is computed by least squares (unique when their columns are
-        independent), accepted only when the path is within 1 % of it and its residual
-        meets ``tol`` (see :mod:`overparam.solvers.support_limit`); ``result_.info["limit"]``
-        then says so. When ``X`` has full column rank (``n >= p``) the least-squares point
-        is unique and is the limit of the flow whatever the path, also when ``X w = y`` has
-        no solution (noisy overdetermined data: the weight-normalized path creeps there past
+        independent), accepted only when its residual meets ``tol`` and the path is within
+        1 % of it, or, when it leaves out learned groups (excited on the way, decaying like
+        ``1/t``), when it has fewer columns than measurements, those groups decay and the
+        path approaches it within 5 % (see :class:`_SupportLimit` and
+        :mod:`overparam.solvers.support_limit`); ``result_.info["limit"]`` then says so.
+        When ``X`` has full column rank (``n >= p``) the least-squares point is unique
+        and is the limit of the flow whatever the path, also when ``X w = y`` has no
+        solution (noisy overdetermined data: the weight-normalized path creeps there past
         any iteration budget, and a group whose direction froze after Algorithm 2's switch
         never arrives); a run to the limit then returns it at once, after its optimality
         check (:func:`~overparam.solvers.support_limit.unique_least_squares`), with
@@ -263,12 +270,24 @@ def _unique_limit(param, operator, y):
 class _SupportLimit:
     """Callback that ends a run to the limit once the learned groups explain ``y``.
 
-    Every ``every`` iterations it tries :func:`~overparam.solvers.support_limit.
-    support_least_squares` on the groups that left the init; the path then stops and
-    :meth:`finish` returns that (unique, checked) interpolant instead of creeping to it.
+    Every ``every`` iterations it tries least squares on the groups that left the init,
+    largest first (:func:`~overparam.solvers.support_limit.smallest_support_least_squares`:
+    the fewest that explain ``y``); the path then stops and :meth:`finish` returns that
+    (unique, checked) interpolant instead of creeping to it.
+
+    Groups excited on the way decay only as fast as the residual they leave lets them (their
+    mass like ``1/t``), so they can outnumber the measurements, and keep the path a few
+    percent away, for many times the iterations it took to learn the support. A candidate
+    that leaves learned groups out is therefore judged on other evidence than closeness
+    (``near_left_out`` instead of ``near``): it has fewer columns than measurements, so that
+    ``y`` lying in their span is itself the sign of the support (for data in general
+    position), and the groups it leaves out are decaying (their total magnitude fell since
+    the previous check) while the path approaches it (the distance fell too).
     """
 
     every = 10
+    near = 1e-2
+    near_left_out = 5e-2
 
     def __init__(self, param, operator, y, init_scale, tol):
         self.param, self.operator, self.y = param, operator, y
@@ -276,16 +295,40 @@ class _SupportLimit:
         self.tol = tol
         self.candidate = None
         self.iteration = None
+        self.previous = None  # (magnitudes, distance to the candidate) at the previous check
 
     def __call__(self, iteration, params, x) -> bool:
         if iteration % self.every:
             return False
         u, _ = params
-        groups = learned_groups(u**2, self.init_magnitude)
-        columns = np.flatnonzero(np.isin(self.param.labels, groups))
-        self.candidate = support_least_squares(self.operator, self.y, x, columns, tol=self.tol)
-        self.iteration = iteration
-        return self.candidate is not None
+        magnitudes = u**2
+        groups = learned_groups(magnitudes, self.init_magnitude)
+        groups = groups[np.argsort(-magnitudes[groups], kind="stable")]
+        columns = [np.flatnonzero(self.param.labels == g) for g in groups]
+        prefixes = [np.concatenate(columns[:k]) for k in range(1, len(columns) + 1)]
+        candidate = smallest_support_least_squares(self.operator, self.y, x, prefixes,
+                                                   tol=self.tol, near=self.near_left_out)
+        previous, distance = self.previous, np.inf
+        if candidate is not None:
+            distance = float(np.linalg.norm(candidate - x) / np.linalg.norm(candidate))
+            if not self._accept(candidate, groups, magnitudes, distance, previous):
+                candidate = None
+        self.previous = (magnitudes, distance)
+        self.candidate, self.iteration = candidate, iteration
+        return candidate is not None
+
+    def _accept(self, candidate, groups, magnitudes, distance, previous):
+        """The checks that depend on whether the candidate leaves learned groups out."""
+        kept = self.param.group_norms(candidate) > 0
+        left_out = groups[~kept[groups]]
+        if left_out.size == 0:
+            return distance <= self.near
+        n_columns = np.count_nonzero(kept[self.param.labels])
+        if previous is None or n_columns >= self.y.shape[0]:
+            return False
+        before, distance_before = previous
+        return bool(magnitudes[left_out].sum() < before[left_out].sum()
+                    and distance < distance_before)
 
     def finish(self, result):
         if result.stop_reason != StopReason.CALLBACK or self.candidate is None:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["learned_groups", "support_least_squares", "unique_least_squares"]
+__all__ = ["learned_groups", "smallest_support_least_squares", "support_least_squares",
+           "unique_least_squares"]
 
 
 def learned_groups(magnitudes: np.ndarray, init_magnitude: float,
@@ -71,28 +72,58 @@ def support_least_squares(operator, y, x, columns, *, tol: float, near: float = 
         The candidate, or None when the columns are too many, rank-deficient, do not
         explain ``y``, or the path is still far from it.
     """
+    return smallest_support_least_squares(operator, y, x, [columns], tol=tol, near=near,
+                                          rcond=rcond)
+
+
+def smallest_support_least_squares(operator, y, x, column_sets, *, tol: float,
+                                   near: float = 1e-2, rcond: float = 1e-10):
+    """:func:`support_least_squares` on the first of nested ``column_sets`` that explains ``y``.
+
+    The learned groups can be more than the measurements: those the path excited on the way
+    decay only as fast as the (small) residual lets them, and until they do, least squares on
+    all of them is not unique. Tried from the smallest set, the first one whose interpolant
+    meets ``tol`` is the candidate; the same checks then apply (full rank, the path within
+    ``near`` of it, which bounds what the left-out groups still hold).
+
+    Parameters
+    ----------
+    column_sets : sequence of ndarray of int
+        Nested coordinate sets, smallest first; those with more than ``m`` columns are skipped.
+    operator, y, x, tol, near, rcond :
+        As in :func:`support_least_squares`.
+
+    Returns
+    -------
+    candidate : ndarray of shape (n,) or None
+    """
     y = np.asarray(y, dtype=float)
     m, n = operator.shape
-    columns = np.asarray(columns, dtype=int)
-    if columns.size == 0 or columns.size > m:
+    sets = [np.asarray(c, dtype=int) for c in column_sets]
+    sets = [c for c in sets if 0 < c.size <= m]
+    if not sets:
         return None
+    columns = sets[-1]  # nested: the largest holds all the others, in order
     basis = np.zeros(n)
     design = np.empty((m, columns.size))
     for k, j in enumerate(columns):
         basis[j] = 1.0
         design[:, k] = operator.forward(basis)
         basis[j] = 0.0
-    solution, _, rank, singular = np.linalg.lstsq(design, y, rcond=None)
-    if rank < columns.size or singular[-1] <= rcond * singular[0]:
-        return None
-    candidate = np.zeros(n)
-    candidate[columns] = solution
-    if np.linalg.norm(candidate - x) > near * np.linalg.norm(candidate):
-        return None
-    residual = np.linalg.norm(operator.forward(candidate) - y)
-    if not np.isfinite(residual) or residual > tol * np.linalg.norm(y):
-        return None
-    return candidate
+    for subset in sets:
+        size = subset.size
+        solution, _, rank, singular = np.linalg.lstsq(design[:, :size], y, rcond=None)
+        if rank < size or singular[-1] <= rcond * singular[0]:
+            return None
+        candidate = np.zeros(n)
+        candidate[subset] = solution
+        residual = np.linalg.norm(operator.forward(candidate) - y)
+        if not np.isfinite(residual) or residual > tol * np.linalg.norm(y):
+            continue
+        if np.linalg.norm(candidate - x) > near * np.linalg.norm(candidate):
+            return None
+        return candidate
+    return None
 
 
 #: :func:`unique_least_squares` forms ``A`` densely only up to this many entries (128 MiB).
