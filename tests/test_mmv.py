@@ -240,8 +240,14 @@ def test_batch_with_one_validation_per_problem():
                  stopping=StoppingRule(max_iter=30_000))
     assert res.stop_reason == [StopReason.EARLY_STOPPED] * 2
     for b in range(2):
-        assert res.info["best_iteration"][b] == vals[b].best_iteration > 0
-        np.testing.assert_allclose(res.coef[b], RowHadamard(60, 10).signal(vals[b].best_state))
+        # the solver records into a copy: the caller's criterion is untouched
+        assert vals[b].curve == [] and vals[b].best_state is None
+        curve = res.info["validation_curve"][b]
+        best = int(np.argmin(curve[:, 2]))
+        assert res.info["best_iteration"][b] == curve[best, 0] > 0
+        assert res.info["best_time"][b] == curve[best, 1]
+        assert res.info["validation_error"][b] == curve[best, 2]
+        np.testing.assert_allclose(res.coef[b], RowHadamard(60, 10).signal(res[b].params))
     with pytest.raises(ValueError, match="one validation per problem"):
         ir_mmv(prob.operator, prob.y, validation=vals[:1])
     with pytest.raises(ValueError, match="single problem"):

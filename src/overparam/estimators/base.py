@@ -103,6 +103,13 @@ def _criterion_on_columns(criterion: Validation, d) -> None:
         criterion.error = lambda z: error(unscaled(np.asarray(z), d))
 
 
+def _path_curve(result: SolverResult, criterion: Validation) -> np.ndarray:
+    """The held-out curve ``(iteration, clock, error)`` of a path: the solver's report where
+    it gives one (a solver that records into a copy of the criterion), else the criterion's."""
+    curve = result.info.get("validation_curve")
+    return np.asarray(criterion.curve if curve is None else curve, dtype=float).reshape(-1, 3)
+
+
 def check_validation_fraction(fraction) -> float:
     """``fraction`` if it is in (0, 1), else a clear error."""
     if not 0 < fraction < 1:
@@ -493,8 +500,8 @@ LinearOperator or Operator
             criterion, factor = _criterion_in_units(rule, a, s)  # fresh state each fit
             _criterion_on_columns(criterion, getattr(self, "_column_scales", None))
             result = self._solve(operator, y, PathControl(validation=criterion))
-            curve = np.asarray(criterion.curve, dtype=float).reshape(-1, 3)
-            result.info.update(validation_curve=curve, chosen_time=criterion.best_time)
+            result.info.update(validation_curve=_path_curve(result, criterion),
+                               chosen_time=result.info.get("best_time", criterion.best_time))
         elif rule == "validation":
             result, factor = self._fit_validated(operator, y), s**2
         elif rule == "discrepancy":
@@ -572,7 +579,7 @@ LinearOperator or Operator
                        for _, held in splits]
         paths = self._solve_paths([(operator.rows(train), y[train], PathControl(validation=v))
                                    for (train, _), v in zip(splits, validations, strict=True)])
-        curves = [np.asarray(v.curve, dtype=float).reshape(-1, 3) for v in validations]
+        curves = [_path_curve(p, v) for p, v in zip(paths, validations, strict=True)]
         curve = curves[0] if folds == 1 else _mean_curve(curves)
         level = chosen = chosen_iteration = None
         still_improving = True
@@ -596,7 +603,8 @@ LinearOperator or Operator
         elif self.validation_refit == "residual" and folds == 1:
             train, _ = splits[0]
             train_op, state = operator.rows(train), paths[0].coef
-            if chosen_iteration != validations[0].best_iteration:
+            if chosen_iteration != paths[0].info.get("best_iteration",
+                                                     validations[0].best_iteration):
                 # The path returned its best iterate; re-run it to the chosen iterate.
                 state = self._solve(train_op, y[train], PathControl(stop_time=chosen)).coef
             residual = train_op.forward(state) - y[train]
