@@ -574,6 +574,10 @@ def mmv_finish(s: MMVState) -> BatchResult:
     validations = s.all_validations
     best_it = np.full(len(validations), -1)
     for b, val in enumerate(validations):
+        if val is not None and s.reasons[b] != StopReason.EARLY_STOPPED:
+            # the end of the path is on the curve too (a path that stops between two checks)
+            val.finish(int(out["n_iter"][b]), float(out["clock"][b]), X[b].copy(),
+                       (g[b].copy(), V[b].copy()))
         if val is not None and val.best_state is not None:
             g[b], V[b] = val.best_state
             X[b] = s.param.signal((g[b], V[b]))
