@@ -422,13 +422,13 @@ def mmv_step(state: MMVState) -> list[bool] | None:
     g_new[np.abs(g_new) < _DEAD] = 0.0
     V_new[np.abs(V_new) < _DEAD ** 2] = 0.0
     clock_new = s.clock + e * s.time_per_step
-    rejected = np.flatnonzero(~accepted).tolist()
+    accepted_list = accepted.tolist()
+    rejected = [j for j, a in enumerate(accepted_list) if not a]
     s.n_iter += accepted
     for j in rejected:  # keeps its state (few rows: cheaper than np.where)
         g_new[j], V_new[j], R_new[j] = s.g[j], s.V[j], s.R[j]
         loss_new[j], clock_new[j] = s.loss[j], s.clock[j]
     s.g, s.V, s.R, s.loss, s.clock = g_new, V_new, R_new, loss_new, clock_new
-    accepted_list = accepted.tolist()
     _refresh_residuals(s, accepted_list)
     Lam_new = s.At @ s.R
     for j in rejected:
@@ -471,11 +471,14 @@ def _accept(s: MMVState, e, trial) -> np.ndarray:
     ok = ~np.array(s.monitor.is_divergent(s.ids, trial["loss"]))
     d_loss, decrease = trial["d_loss"], trial["decrease"]
     accepted = ok & s.policy.accept_batch(e, 0.0, d_loss, decrease)
+    eta = s.policy.next_after_accept_batch(e)
+    if accepted.all():
+        s.eta = eta
+        return accepted
     for j in np.flatnonzero(ok & ~accepted).tolist():
         slack = _rounding_slack(trial["A_dX"][j], s.R[j])
         accepted[j] = s.policy.accept_batch(e[j:j + 1], slack, d_loss[j:j + 1],
                                             decrease[j:j + 1])[0]
-    eta = s.policy.next_after_accept_batch(e)
     for j in np.flatnonzero(~accepted).tolist():
         s.n_rejected[j] += 1
         try:  # raises once the step falls below the policy's minimum
@@ -644,7 +647,16 @@ def refine_row_sparse(A, Y, X, *, tol: float = 1e-6):
 
 def _rounding_slack(A_dX, R) -> float:
     """Rounding level of ``-sum(A dX * (2 R - A dX))``: ``10 eps`` times the sum of the
-    magnitudes of its terms."""
+    magnitudes of its terms.
+
+    At a stationary point with a nonzero residual (a least-squares point of inconsistent
+    data) the gradient is at the rounding level, and so is the computed change of the loss:
+    its sign is noise, whatever the step, since both scale with it. The strict test would
+    reject every step until the step underflows (a ``DivergenceError`` at a point that solves
+    the problem). A change within this slack is no evidence of an increase: the step is
+    accepted, the loss stays flat and the stopping rule ends the run. The policy gets this
+    second chance as ``accept(step, slack, change, decrease)``.
+    """
     return 10.0 * _EPS * float(np.sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX)))
 
 
