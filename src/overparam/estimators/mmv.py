@@ -108,6 +108,12 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     validation_limit_budget = 2.0
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
+    #: With the default adaptive step, no trial step changes a row scale by more than this
+    #: fraction of itself (``max_row_change`` of :func:`~overparam.solvers.ir_mmv`): without
+    #: it the step grows during the slow start from the small init until a few steps jump
+    #: over the rows' escape, and folds and refit no longer agree at equal flow times
+    #: (docs/mmv.md, "Cost").
+    _max_row_change = 1.0
 
     def __init__(self, init_scale="auto", v_scale=None, init="zero",
                  update="simultaneous", step="adaptive",
@@ -142,6 +148,11 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
                              f"{self.init_scale!r}")
         return _AUTO_INIT
 
+    def _row_cap(self):
+        """The cap on the change of a row scale per step: for the default adaptive step only
+        (a step given as a number or a policy is used as given)."""
+        return self._max_row_change if isinstance(self.step, str) else None
+
     def _rule(self, control):
         return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
                                           stagnation_tol=self.stagnation_tol,
@@ -157,7 +168,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
 
         return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
                       v_scale=self.v_scale, init=self.init, init_params=params,
-                      update=self.update, step=self.step,
+                      update=self.update, step=self.step, max_row_change=self._row_cap(),
                       stopping=replace(self._rule(control), max_iter=max_iter))
 
     def _exact(self, operator, y, coef):
@@ -182,6 +193,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
                            init_scale=self._init_scale(control), v_scale=self.v_scale,
                            init=self.init,
                            update=self.update, step=self.step, stopping=self._rule(control),
+                           max_row_change=self._row_cap(),
                            validation=[problems[k][2].validation for k in ks])
             for j, k in enumerate(ks):
                 results[k] = batch[j]

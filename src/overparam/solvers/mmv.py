@@ -116,6 +116,7 @@ def ir_mmv(
     step="adaptive",
     stopping: StoppingRule | None = None,
     row_tol: float = 1e-3,
+    max_row_change: float | None = None,
     validation: Validation | Sequence[Validation | None] | None = None,
     history: History | None = None,
     callback=None,
@@ -160,7 +161,9 @@ def ir_mmv(
         :class:`~overparam.solvers.AdaptiveStep`), which re-times the flow but keeps its path.
         A float is the paper's fixed ``eta_g = eta_v`` (its ``1e-2`` diverges on its own
         setting: :class:`DivergenceError` is raised), or pass
-        ``ConstantStep(eta, on_divergence="halve")``.
+        ``ConstantStep(eta, on_divergence="halve")``. Each trial step is capped by the
+        policy's :meth:`~overparam.solvers.StepPolicy.limit` (per problem), as in
+        :func:`gradient_descent`.
     stopping : StoppingRule, optional
         Applied to each problem separately. ``patience`` and ``max_iter`` count accepted steps.
         Stagnation also needs ``row_tol`` (below).
@@ -171,6 +174,12 @@ def ir_mmv(
         being learned the loss is flat for a long time while the next row's ``g_i`` grows
         exponentially from its small init; a loss-only test (``row_tol=inf``) would stop on
         these plateaus.
+    max_row_change : float, optional
+        Cap every trial step so that no row scale changes by more than this fraction of
+        itself (``|Δg_i| <= max_row_change |g_i|``). From a small init the curvature is tiny
+        and the adaptive step grows until a few steps cover the whole escape of the rows; the
+        cap keeps the iterates near the flow's path there, so that paths on different rows of
+        the same data (held-out folds and their refit) agree at equal flow times. None: no cap.
     validation : Validation or sequence of Validation, optional
         Held-out early stopping, one per problem (a single one for an unbatched call). The
         problem stops when its validation says so and returns its best iterate.
@@ -217,9 +226,12 @@ def ir_mmv(
                                                validation=validation, history=history)
     g, V = _start_params(init_params, A.shape[0], A.shape[2], Y.shape[2], init_scale=init_scale,
                          v_scale=v_scale, init=init)
+    if max_row_change is not None:
+        check_positive(max_row_change, "max_row_change")
     stopping = stopping or StoppingRule()
     state = mmv_init(A, Y, (g, V), policy=as_step_policy(step), stopping=stopping,
-                     validations=validations, update=update, row_tol=row_tol, history=history)
+                     validations=validations, update=update, row_tol=row_tol,
+                     max_row_change=max_row_change, history=history)
     bar = progress_bar(progress, total=stopping.max_iter, desc="IR-MMV")
     with ExitStack() as limits:
         limits.callback(bar.close)
@@ -312,6 +324,7 @@ class MMVState:
     monitor: BatchMonitor
     sequential: bool
     row_tol: float
+    max_row_change: float | None
     max_flow_time: float | None
     time_per_step: float  # flow time per unit step: loss weight 2 (no 1/2) times M rows
     start: float
@@ -359,7 +372,7 @@ class MMVState:
 
 def mmv_init(A, Y, params, *, policy: StepPolicy, stopping: StoppingRule, validations,
              update: str = "simultaneous", row_tol: float = 1e-3,
-             history: History | None = None) -> MMVState:
+             max_row_change: float | None = None, history: History | None = None) -> MMVState:
     """The state of :func:`ir_mmv` at ``params = (g, V)`` (batched arrays, checked).
 
     Problems that already meet a stopping test (a fit within ``tol``) stop before any step.
@@ -386,7 +399,8 @@ def mmv_init(A, Y, params, *, policy: StepPolicy, stopping: StoppingRule, valida
     every = [_NO_CHECK if v is None else int(v.every) for v in copies]
     state = MMVState(
         param=param, policy=policy, monitor=monitor, sequential=update == "sequential",
-        row_tol=float(row_tol), max_flow_time=stopping.max_flow_time, time_per_step=2.0 * M,
+        row_tol=float(row_tol), max_row_change=max_row_change,
+        max_flow_time=stopping.max_flow_time, time_per_step=2.0 * M,
         start=start, all_validations=copies, reasons=[None] * B, out=out, g_window=g_window,
         ids=np.arange(B), A=A, At=At, Y=Y, g=g, V=V, R=R, Lam=Lam, loss=loss,
         clock=np.zeros(B), eta=policy.start_batch(_initial_step_guess(a_norm2, g, V, Lam)),
@@ -407,12 +421,19 @@ def mmv_step(state: MMVState) -> list[bool] | None:
     policy accepts it. Returns which problems moved (None when none did)."""
     s = state
     s.it += 1
+    G = -2.0 * s.Lam  # d ||Y - A X||_F^2 / dX
+    grads = s.param.vjp((s.g, s.V), G)
     e = s.eta
+    cap = s.policy.limit_batch((s.g, s.V), grads)
+    if cap is not None:
+        e = np.minimum(e, cap)
+    if s.max_row_change is not None:
+        e = np.minimum(e, _row_change_cap(s.g, grads[0], s.max_row_change))
     if s.max_flow_time is not None and (max(s.clock.tolist()) + 2.0 * max(e.tolist())
                                         * s.time_per_step >= s.max_flow_time):
         # land exactly on the requested time (the cap cannot bind before twice the step)
         e = np.minimum(e, np.maximum(s.max_flow_time - s.clock, 0.0) / s.time_per_step)
-    trial = _trial_step(s, e)
+    trial = _trial_step(s, e, G, grads)
     accepted = _accept(s, e, trial)
     if not accepted.any():
         return None
@@ -437,11 +458,19 @@ def mmv_step(state: MMVState) -> list[bool] | None:
     return accepted_list
 
 
-def _trial_step(s: MMVState, e) -> dict:
-    """The trial iterate of each working row for steps ``e``, with its residual and loss."""
-    G = -2.0 * s.Lam  # d ||Y - A X||_F^2 / dX
+def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
+    """The largest step of each problem with ``|step grad_g_i| <= max_change |g_i|`` for
+    every row (dead rows, ``g_i = 0``, do not move and set no cap)."""
+    rate = np.divide(np.abs(grad_g), np.abs(g), out=np.zeros_like(g), where=g != 0)
+    peak = rate.max(axis=-1)
+    return np.divide(max_change, peak, out=np.full_like(peak, np.inf), where=peak > 0)
+
+
+def _trial_step(s: MMVState, e, G, grads) -> dict:
+    """The trial iterate of each working row for steps ``e`` along ``grads`` (the pullback of
+    ``G = dloss/dX``), with its residual and loss."""
     g, V, R = s.g, s.V, s.R
-    grad_g, grad_V = s.param.vjp((g, V), G)
+    grad_g, grad_V = grads
     neg_e = -e
     d_g = neg_e[:, None] * grad_g
     g_new = g + d_g

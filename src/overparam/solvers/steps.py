@@ -87,6 +87,14 @@ class StepPolicy:
         return np.array([self.accept(*args) for args in zip(*columns, strict=True)],
                         dtype=bool)
 
+    def limit_batch(self, params, grads) -> np.ndarray | None:
+        """:meth:`limit` of each problem of a batch (``params`` and ``grads`` with a leading
+        batch axis); None when the policy sets no limit (the default :meth:`limit`)."""
+        if type(self).limit is StepPolicy.limit:
+            return None
+        return np.array([self.limit(tuple(p[b] for p in params), tuple(g[b] for g in grads))
+                         for b in range(len(params[0]))])
+
     def next_after_accept_batch(self, step) -> np.ndarray:
         """:meth:`next_after_accept` entry by entry."""
         return np.array([self.next_after_accept(e) for e in np.asarray(step).tolist()])
