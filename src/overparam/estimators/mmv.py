@@ -108,12 +108,13 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     validation_limit_budget = 2.0
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
-    #: With the default adaptive step, no trial step changes a row scale by more than this
-    #: fraction of itself (``max_row_change`` of :func:`~overparam.solvers.ir_mmv`): without
-    #: it the step grows during the slow start from the small init until a few steps jump
-    #: over the rows' escape, and folds and refit no longer agree at equal flow times
-    #: (docs/mmv.md, "Cost").
-    _max_row_change = 1.0
+    #: With the default adaptive step, cap each step so that no row scale changes by more
+    #: than this fraction of itself (``max_row_change`` of :func:`~overparam.solvers.ir_mmv`;
+    #: None: no cap). A class-level setting like ``validation_*``: set it on an instance.
+    #: Without a cap the step can grow during the slow start from the small init until a few
+    #: steps jump over the rows' escape, and the folds and the refit then disagree at equal
+    #: flow times (docs/mmv.md, "Following the path").
+    max_row_change: float | None = None
 
     def __init__(self, init_scale="auto", v_scale=None, init="zero",
                  update="simultaneous", step="adaptive",
@@ -151,7 +152,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     def _row_cap(self):
         """The cap on the change of a row scale per step: for the default adaptive step only
         (a step given as a number or a policy is used as given)."""
-        return self._max_row_change if isinstance(self.step, str) else None
+        return self.max_row_change if isinstance(self.step, str) else None
 
     def _rule(self, control):
         return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
