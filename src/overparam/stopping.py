@@ -229,14 +229,15 @@ class BatchMonitor:
         if self._end is not None:
             flags = _or(flags, clock >= self._end)
         flat = None
+        most = max(iterations.tolist())
         if self._window is not None:
             self._window[iterations % self._slots, ids] = loss
-            if int(iterations.max()) >= rule.patience:
+            if most >= rule.patience:
                 old_k = iterations - rule.patience
                 old = self._window[old_k % self._slots, ids]
                 flat = (old_k >= 0) & (old - loss <= rule.stagnation_tol * np.abs(old))
                 flags = _or(flags, flat)
-        if int(iterations.max()) >= rule.max_iter:
+        if most >= rule.max_iter:
             flags = _or(flags, iterations >= rule.max_iter)
         timed_out = rule.max_time is not None and time.perf_counter() - self.start > rule.max_time
         if timed_out:

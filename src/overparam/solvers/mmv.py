@@ -686,7 +686,7 @@ def _rounding_slack(A_dX, R) -> float:
     accepted, the loss stays flat and the stopping rule ends the run. The policy gets this
     second chance as ``accept(step, slack, change, decrease)``.
     """
-    return 10.0 * _EPS * float(np.sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX)))
+    return 10.0 * _EPS * float(_sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX), None))
 
 
 def _due(counts, periods, accepted):
