@@ -182,7 +182,10 @@ def ir_mmv(
         the same data (held-out folds and their refit) agree at equal flow times. None: no cap.
     validation : Validation or sequence of Validation, optional
         Held-out early stopping, one per problem (a single one for an unbatched call). The
-        problem stops when its validation says so and returns its best iterate.
+        problem stops when its validation says so and returns its best iterate. The run
+        records into copies (the caller's objects are not changed) and reports each curve,
+        ending with the path's last point, as ``info["validation_curve"]``, ``(n, 3)`` arrays
+        of ``(iteration, clock, error)``.
     history : History, optional
         Recorded for an unbatched call (or a batch of one); adds ``values["flow_time"]``.
     callback : callable, optional
