@@ -10,7 +10,9 @@ compared with the exact convex program it is the implicit-regularization counter
 - low rank (factorized GD, spectral NN): ``min ||X||_* s.t. A(X) = y`` (cvxpy).
 
 It prints the median and the worst relative distance ``||x_hat - x_ref|| / ||x_ref||``, how many
-seeds are within 1e-4, the reference's own distance to the truth, and median wall times.
+seeds are within 1e-4, the worst distances of the reference and of the default to the truth
+(the problems are identifiable: a reference off the truth is an inexact solve, not a miss of
+the default), and median wall times.
 
 Noisy problems (part 2): ``benchmarks/noisy.py``'s settings at 10-40 dB, the default's error
 over the error at the oracle stopping time (best point of the path in hindsight).
@@ -27,6 +29,7 @@ import argparse
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,13 +97,15 @@ def _snn(seed):
     return p.operator, p.y, p.truth, {}
 
 
-def _cvx(objective, constraints):
+def _cvx(objective, constraints, *, tol=1e-12, statuses=("optimal",)):
     import cvxpy as cp
 
     problem = cp.Problem(cp.Minimize(objective), constraints)
     # tight tolerances: the reference must be exact well below the 1e-4 target
-    problem.solve(solver="CLARABEL", tol_gap_abs=1e-12, tol_gap_rel=1e-12, tol_feas=1e-12)
-    if problem.status != "optimal":
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "may be inaccurate": status says so
+        problem.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
+    if problem.status not in statuses:
         raise RuntimeError(f"reference ended {problem.status}")
 
 
@@ -128,9 +133,19 @@ def _mmv_l21(A, Y, kwargs):
 
 
 def _nuclear(operator, y, kwargs):
-    from overparam.baselines.low_rank import NuclearNormRegressor
+    import cvxpy as cp
 
-    return NuclearNormRegressor().fit(operator, y).coef_
+    # Not NuclearNormRegressor: at cvxpy's default tolerances its answer was 1.0e-4 from the
+    # truth on one seed of ten (low-rank clean), where the default had converged to it. On
+    # data scaled to unit size (the tolerances are absolute), rescaled back.
+    A = np.asarray(operator.to_dense(), dtype=float)
+    scale_a, scale_y = np.abs(A).max(), np.abs(y).max()
+    # The SDP does not meet 1e-12 (nor 1e-9): asked for 1e-10, Clarabel ends
+    # "optimal_inaccurate" 2e-8 to 4e-7 from the truth on the 10 seeds (ref->truth column).
+    X = cp.Variable(tuple(operator.input_shape))
+    _cvx(cp.normNuc(X), [(A / scale_a) @ cp.vec(X, order="C") == y / scale_y], tol=1e-10,
+         statuses=("optimal", "optimal_inaccurate"))
+    return X.value * scale_y / scale_a
 
 
 def _hadamard(depth):
@@ -187,7 +202,7 @@ def clean_trial(name: str, seed: int) -> dict:
 def clean_report(rows: list[dict]) -> str:
     lines = [f"== Clean identifiable problems: default vs exact reference (target {TARGET:.0e})",
              f"{'setting':10s} {'median':>9} {'worst':>9} {'within':>7} {'ref->truth':>10} "
-             f"{'time':>7} {'ref time':>8}  stop reasons"]
+             f"{'->truth':>9} {'time':>7} {'ref time':>8}  stop reasons"]
     for name in dict.fromkeys(r["setting"] for r in rows):
         sel = [r for r in rows if r["setting"] == name]
         err = np.array([r["to_ref"] for r in sel])
@@ -196,6 +211,7 @@ def clean_report(rows: list[dict]) -> str:
         stops = sorted({r["stop"] for r in sel})
         lines.append(f"{name:10s} {np.nanmedian(err):9.1e} {worst:9.1e} {within:3d}/{len(sel):<3d} "
                      f"{np.max([r['ref_to_truth'] for r in sel]):10.1e} "
+                     f"{np.max([r['to_truth'] for r in sel]):9.1e} "
                      f"{np.median([r['time'] for r in sel]):6.3f}s "
                      f"{np.median([r['ref_time'] for r in sel]):7.3f}s  {', '.join(stops)}")
     lines += ["", "settings:"] + [f"  {n}: {CLEAN[n].description}"

@@ -184,3 +184,11 @@ def test_recover_says_what_it_guessed_about_a_csv(sparse_files):
     assert out.returncode == 0, out.stderr
     assert "header" in out.stderr and "pandas index" in out.stderr
     assert load_array(tmp / "x.npy").shape == (100,)
+
+
+def test_param_counts_in_exponent_notation_are_integers():
+    from overparam.cli import parse_params
+
+    params = parse_params(["max_iter=1e4", "init_scale=1e-5", "tol=1.5", "depth=3"])
+    assert params == {"max_iter": 10_000, "init_scale": 1e-5, "tol": 1.5, "depth": 3}
+    assert type(params["max_iter"]) is int

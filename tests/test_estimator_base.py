@@ -109,6 +109,20 @@ def test_mean_curve_holds_a_finished_curve_at_its_last_value():
     assert np.isnan(mean[:, 0]).all()
 
 
+def test_geometric_mean_curve_is_not_decided_by_one_fold():
+    from overparam.estimators.base import _mean_curve
+
+    # fold b has one large held-out error at t=1: the arithmetic mean (4.75, 3, 2.5) moves
+    # the minimum to the late t=3; the mean of the logs (2.12, 2.83, 2.45) keeps t=1, where
+    # fold a is 4-6 times better than later and fold b 4.5 times worse
+    a = np.array([[0, 1.0, 0.5], [0, 2.0, 2.0], [0, 3.0, 3.0]])
+    b = np.array([[0, 1.0, 9.0], [0, 2.0, 4.0], [0, 3.0, 2.0]])
+    arithmetic, geometric = _mean_curve([a, b]), _mean_curve([a, b], geometric=True)
+    np.testing.assert_allclose(arithmetic[:, 2], [4.75, 3.0, 2.5])
+    np.testing.assert_allclose(geometric[:, 2], np.sqrt([4.5, 8.0, 6.0]))
+    assert np.argmin(arithmetic[:, 2]) == 2 and np.argmin(geometric[:, 2]) == 0
+
+
 def test_kfold_validation_picks_the_minimum_of_the_mean_held_out_curve():
     class ThreeFold(HadamardRegressor):
         validation_folds = 3

@@ -310,10 +310,12 @@ def test_gd_validation_checks_on_a_geometric_clock_grid():
     res = hadamard_gd(op.rows(train), p.y[train], init_scale=1e-4, validation=val,
                       stopping=StoppingRule(max_iter=10**6, tol=1e-10))
     assert res.stop_reason is StopReason.EARLY_STOPPED and val.ratio == 1.05  # the default
-    assert res.info["best_time"] == val.best_time > 0
+    curve = res.info["validation_curve"]  # gradient_descent's loop leaves val's curve alone
+    assert res.info["best_time"] == curve[np.argmin(curve[:, 2]), 1] > 0
     r = op.rows(held).forward(res.coef) - p.y[held]
-    assert float(r @ r / held.size) == pytest.approx(val.best_error)
-    clocks = np.array([c for _, c, _ in val.curve])
+    assert float(r @ r / held.size) == pytest.approx(res.info["validation_error"])
+    assert res.info["validation_error"] == curve[:, 2].min()
+    clocks = curve[:, 1]
     # one check per grid interval [t0 r^k, t0 r^(k+1)), t0 the clock of the first iteration
     cells = np.floor(np.log(clocks / clocks[0]) / np.log(1.05) + 1e-9)
     assert np.all(np.diff(cells) >= 1)
@@ -368,9 +370,15 @@ def test_newton_reaches_its_tolerance_from_a_tiny_init(depth):
 
 
 def test_newton_never_calls_an_unreached_tolerance_converged(small):
+    # tol = 1e-20 is below the rounding of the residual itself (~1e-16 relative): never met.
+    # (Depth 5 from 1e-40 used to stall short of tol = 1e-14; since the dual map's origin
+    # moves with the iteration it reaches 1e-16.)
     p, op = small
     with pytest.raises(NewtonConvergenceError):
-        hadamard_newton(op, p.y, depth=5, init_scale=1e-40, tol=1e-14, max_iter=50)
+        hadamard_newton(op, p.y, depth=5, init_scale=1e-40, tol=1e-20, max_iter=50)
+    res = hadamard_newton(op, p.y, depth=5, init_scale=1e-40, tol=1e-14, max_iter=50)
+    assert res.converged
+    assert np.linalg.norm(op.forward(res.coef) - p.y) <= 1e-14 * np.linalg.norm(p.y)
 
 
 def test_tall_flow_runs_on_the_range_and_keeps_the_clock():
@@ -391,3 +399,40 @@ def test_tall_flow_runs_on_the_range_and_keeps_the_clock():
     np.testing.assert_allclose(flow.coef, HadamardDualMap(3, True, 1e-3).signal(A.T @ w),
                                rtol=1e-8, atol=1e-12)
 
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_recentered_map_is_the_same_map(depth):
+    """Moving the origin of the dual map to s0 changes no value: signal, derivative, potential,
+    margin and the room to the boundary at s0 + t are those of the original map at s0 + t."""
+    rng = np.random.default_rng(depth)
+    dmap = HadamardDualMap(depth, True, 1e-6)
+    bound = 2.0 if depth == 2 else 0.3 * dmap.s_max
+    s0, t = rng.uniform(-bound, bound, 7), rng.uniform(-bound, bound, 7) / 3
+    moved = dmap.recentered(s0)
+    np.testing.assert_allclose(moved.signal(t), dmap.signal(s0 + t), rtol=1e-10)
+    np.testing.assert_allclose(moved.derivative(t), dmap.derivative(s0 + t), rtol=1e-10)
+    assert moved.potential(t) == pytest.approx(dmap.potential(s0 + t), rel=1e-10)
+    assert moved.margin(t) == pytest.approx(dmap.margin(s0 + t), rel=1e-8)
+    ds = rng.standard_normal(7)
+    assert moved.room(t, ds) == pytest.approx(dmap.room(s0 + t, ds), rel=1e-8)
+    if depth > 2:  # just past the room, a part is infinite
+        assert not np.isfinite(moved.potential(t - 1.001 * moved.room(t, ds) * ds))
+
+
+@pytest.mark.parametrize(("signed", "depth", "seed"), [(False, 3, 4261317779), (True, 3, 7),
+                                                       (True, 4, 7)])
+def test_newton_reaches_a_tight_tol_from_the_per_factor_init(signed, depth, seed):
+    """Issue 13: with u(0) = 1e-6 per factor (product 1e-6^L) the limit's factors sit at a
+    relative distance ~1e-6 of the blow-up boundary, where recomputing u^(2-L) = c - L(L-2) s
+    from s = A^T w rounds x by ~1e-10 relative: Newton stalled short of tol = 1e-10 (and the
+    dual flow it fell back to stalled at flow times 1e19-1e49). Moving the map's origin along
+    the iteration keeps x exact to rounding: the limit, here (positive) basis pursuit."""
+    p = make_sparse_problem(4 if not signed else 6, 20, 2, positive=not signed, unit_norm=True,
+                            random_state=seed)
+    res = hadamard_newton(as_operator(p.operator), p.y, depth=depth, signed=signed,
+                          init_scale=1e-6**depth, tol=1e-10)
+    assert res.converged
+    assert np.linalg.norm(p.operator @ res.coef - p.y) <= 1e-10 * np.linalg.norm(p.y)
+    bp = BasisPursuit(positive=not signed).fit(p.operator, p.y).coef_
+    assert rel(res.coef, bp) < 1e-4

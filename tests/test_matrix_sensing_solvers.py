@@ -106,6 +106,21 @@ def test_validation_and_stop_time(problem):
     assert timed.stop_reason.value == "end_of_time"
 
 
+def test_the_end_of_a_path_is_on_the_held_out_curve(problem):
+    # Checks fall due every `every` iterations; a path that ends between two of them (here:
+    # before the first) must still record its last point, on noiseless data the best one.
+    param = Factorized((8, 6), 6)
+    train, held = np.arange(30), np.arange(30, 40)
+    val = Validation(problem.operator.rows(held), problem.y[held], every=10_000)
+    res = perturbed_gradient_descent(param, problem.operator.rows(train), problem.y[train],
+                                     step=0.2, init_scale=1e-3, random_state=0,
+                                     validation=val, stopping=StoppingRule(max_iter=437))
+    assert res.n_iter == 437 and res.stop_reason.value == "max_iter"
+    assert [point[0] for point in val.curve] == [437]
+    assert res.info["best_iteration"] == 437
+    assert res.info["validation_error"] == pytest.approx(val.error(res.coef))
+
+
 def test_streaming_sgd_recovers_and_is_reproducible():
     pb = make_low_rank_problem((8, 8), 2, 10, random_state=1)  # only Y is used
     param = Factorized((8, 8), 8)

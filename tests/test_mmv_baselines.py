@@ -99,7 +99,7 @@ def test_baseline_errors():
     p = make_mmv_problem(10, 20, 3, 2, random_state=5)
     with pytest.raises(ValueError, match="n_nonzero_rows"):
         MSPRegressor().fit(p.operator, p.y)
-    with pytest.raises(ValueError, match="p must be"):
+    with pytest.raises(ValueError, match="'p' parameter of MFOCUSSRegressor must be"):
         MFOCUSSRegressor(p=3).fit(p.operator, p.y)
     with pytest.raises(ValueError, match="lam"):
         MFOCUSSRegressor(lam=-1.0).fit(p.operator, p.y)

@@ -144,3 +144,19 @@ def test_convergence_recovery_is_checked_per_loss_scale():
     assert {verdicts[n].verdict for n in ("alg1-recovers", "alg2-recovers",
                                           "alg2-recovers-authors-loss")} == {
         Verdict.REPRODUCED}
+
+
+def test_jitter_claims_need_a_visible_direction_change():
+    """Two round-off-sized late changes (2.5e-6 over 1.8e-8, as the full run stores with our
+    loss) are not a hundredfold jitter: the ratio is taken over a floor of visible change."""
+    claims = _claims("group-convergence")
+    late = {("alg1", "authors"): 0.057, ("alg2", "authors"): 1.8e-5,
+            ("alg1", "half-mean"): 2.5e-6, ("alg2", "half-mean"): 1.8e-8}
+    rows = [{"params": {"algorithm": alg, "loss_scale": scale, "n_iter": 20_000, "tau": 0.1},
+             "trial": t, "metrics": {"min_error": 0.004, "late_direction_change": change}}
+            for (alg, scale), change in late.items() for t in range(3)]
+    authors = claims["alg1-jitter-authors-loss"].evaluate(rows)
+    ours = claims["alg1-jitter-our-loss"].evaluate(rows)
+    assert authors.verdict is Verdict.REPRODUCED and authors.measured == pytest.approx(570)
+    assert ours.verdict is Verdict.NOT_REPRODUCED and ours.measured == pytest.approx(0.025)
+    assert "does not appear" in claims["alg1-jitter-our-loss"].cause

@@ -6,7 +6,6 @@ import pytest
 from overparam.experiments import get_experiment
 from overparam.experiments.papers.more_is_less import product_init, theory_bound
 from overparam.experiments.runner import run_serial
-from overparam.stopping import DivergenceError
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +18,6 @@ def scaling_rows():
     return run_serial(get_experiment("more-is-less-init-scaling"), quick=True)
 
 
-@pytest.mark.xfail(strict=True, raises=DivergenceError, reason=(
-    "open (issue 13): with the per-factor init (product 1e-18 at depth 3) on positive "
-    "problems with few measurements, Newton fails its optimality check and the dual flow "
-    "stalls at flow times of 1e19-1e49 (step below the spacing of doubles)"))
 def test_phase_transition_claim(phase_rows, tmp_path):
     exp = get_experiment("more-is-less-phase-transition")
     summary = exp.summarize(phase_rows)

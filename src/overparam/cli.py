@@ -34,7 +34,11 @@ def fail(message: str, code: int = USAGE_ERROR) -> None:
 
 
 def parse_params(pairs: list[str]) -> dict:
-    """``["depth=3", "signed=False"]`` -> ``{"depth": 3, "signed": False}``."""
+    """``["depth=3", "signed=False"]`` -> ``{"depth": 3, "signed": False}``.
+
+    A whole number in exponent notation (``1e4``) is read as an ``int``: counts such as
+    ``max_iter`` must be integers, and every real-valued parameter takes an ``int`` too.
+    """
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -42,6 +46,8 @@ def parse_params(pairs: list[str]) -> dict:
             fail(f"--param expects NAME=VALUE, got {pair!r}")
         try:
             out[key] = ast.literal_eval(value)
+            if isinstance(out[key], float) and out[key].is_integer() and "e" in value.lower():
+                out[key] = int(out[key])  # max_iter=1e4: a count written in float notation
         except (ValueError, SyntaxError):
             out[key] = value  # a bare word such as adaptive
         except (MemoryError, RecursionError):

@@ -7,15 +7,27 @@ sparsity" (ICLR 2023), appendix E (Fig. 12, Table 3).
 from __future__ import annotations
 
 import time
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.model_selection import KFold
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._optional import require
 from .._registry import register_method
-from .._validation import check_positive, sklearn_random_state
+from .._validation import sklearn_random_state
+from ..estimators._constraints import (
+    ARRAY_LIKE,
+    GROUPS,
+    GROUPS_REQUIRED,
+    POSITIVE,
+    POSITIVE_INT,
+    shared_constraints,
+)
 from ..estimators.base import RecoveryEstimator
 from ..parameterizations.group import as_group_labels
+from ..solvers.loop import Iterate, run_loop
 from ..solvers.result import SolverResult
 from ..stopping import StoppingRule, StopReason
 
@@ -41,6 +53,16 @@ def group_weights(labels: np.ndarray, weights="sqrt") -> np.ndarray:
     if out.shape != sizes.shape or np.any(out <= 0):
         raise ValueError(f"weights must be {sizes.size} positive numbers, one per group")
     return out
+
+
+#: group weights: by size, ones, or one positive number per group
+_WEIGHTS = [StrOptions({"sqrt", "ones"}), *ARRAY_LIKE]
+
+
+def _check_groups_and_weights(groups, weights, n_features) -> None:
+    """A clear error, before any solve, unless ``groups`` partition the ``n_features``
+    features and ``weights`` give one positive weight per group."""
+    group_weights(as_group_labels(groups, n_features), weights)
 
 
 def _index_lists(labels: np.ndarray) -> list[list[int]]:
@@ -127,6 +149,16 @@ class GroupLassoRegressor(RecoveryEstimator):
     # library's own convergence report is the optimality check.
     _rescale_data = False
     _limit_interpolates = False
+    _parameter_constraints: ClassVar[dict] = {
+        "groups": GROUPS,
+        "alpha": [POSITIVE, None],
+        "weights": _WEIGHTS,
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "n_alphas": [POSITIVE_INT],
+        "alpha_min_ratio": [Interval(Real, 0, 1, closed="neither")],
+        **shared_constraints("tol", "random_state"),
+    }
+    _required_params: ClassVar[dict[str, str]] = {"groups": GROUPS_REQUIRED}
 
     def __init__(self, groups=None, alpha=None, weights="sqrt", cv=5, n_alphas=30,
                  alpha_min_ratio=1e-3, tol=1e-6, random_state=None):
@@ -148,9 +180,11 @@ class GroupLassoRegressor(RecoveryEstimator):
             return np.zeros(int(self.n_alphas))
         return np.geomspace(top, top * self.alpha_min_ratio, int(self.n_alphas))
 
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        _check_groups_and_weights(self.groups, self.weights, operator.shape[1])
+
     def _solve(self, operator, y, control):
-        if self.groups is None:
-            raise ValueError("groups is required")
         start = time.perf_counter()
         X = operator.to_dense()
         info = {}
@@ -158,7 +192,6 @@ class GroupLassoRegressor(RecoveryEstimator):
         if alphas is not None and not alphas[0] > 0:
             alpha = 0.0  # X^T y = 0: w = 0 at every alpha (group_lasso_path returns it)
         elif alphas is not None:
-            check_positive(self.cv, "cv", integer=True)
             folds = KFold(int(self.cv), shuffle=True,
                           random_state=sklearn_random_state(self.random_state))
             mse = np.zeros((int(self.cv), alphas.size))
@@ -170,7 +203,7 @@ class GroupLassoRegressor(RecoveryEstimator):
             alpha = float(alphas[best])
             info.update(alphas=alphas, cv_mse=mse.mean(axis=0))
         else:
-            alpha = float(check_positive(self.alpha, "alpha"))
+            alpha = float(self.alpha)
         coef = group_lasso_path(X, y, self.groups, [alpha], weights=self.weights,
                                 tol=self.tol)[0]
         self.alpha_ = alpha
@@ -220,12 +253,21 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
 
     Notes
     -----
-    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
-    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
-    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    The fit solves on the columns of ``A`` scaled to unit norm whenever their norms differ
+    (``column_spread_limit``; a warning above a spread of 1e3): it is that of the
+    standardized problem (unit columns; the bias weighted by the column norms,
     ``min sum_l c_l ||D_l w_l||`` instead of ``sum_l c_l ||w_l||``);
     see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "groups": GROUPS,
+        "weights": _WEIGHTS,
+        "step_ratio": [POSITIVE],
+        "rho": [Interval(Real, 0, 1, closed="neither")],
+        **shared_constraints(),
+    }
+    _required_params: ClassVar[dict[str, str]] = {"groups": GROUPS_REQUIRED}
 
     def __init__(self, groups=None, weights="sqrt", step_ratio=1.0, rho=0.99, max_iter=10_000,
                  tol=1e-6, early_stopping="validation", validation_fraction=0.2,
@@ -244,48 +286,49 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
 
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        _check_groups_and_weights(self.groups, self.weights, operator.shape[1])
+
     def _solve(self, operator, y, control):
-        if self.groups is None:
-            raise ValueError("groups is required")
-        check_positive(self.step_ratio, "step_ratio")
-        if not 0 < self.rho < 1:
-            raise ValueError(f"rho must be in (0, 1), got {self.rho!r}")
         labels = as_group_labels(self.groups, operator.shape[1])
-        n_groups = int(labels.max()) + 1
         c = group_weights(labels, self.weights)
         rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
                                           stagnation_tol=0.0))
-        monitor = rule.monitor(float(np.linalg.norm(y)))
         norm = operator.norm_estimate()
-        tau = np.sqrt(self.rho) * self.step_ratio / norm
-        sigma = np.sqrt(self.rho) / (self.step_ratio * norm)
-        n = y.shape[0]
-        w = np.zeros(operator.shape[1])
-        theta = np.zeros(n)
-        theta_old = np.zeros(n)
-        r = -y
-        monitor.update(0, 0.5 * float(r @ r) / n, float(np.linalg.norm(r)), 0.0)
-        validation = control.validation
-        reason = StopReason.MAX_ITER
-        it = 0
-        while True:
-            w = _block_shrink(w - tau * operator.adjoint(2 * theta - theta_old), tau * c,
-                              labels, n_groups)
-            r = operator.forward(w) - y
-            theta_old = theta
-            theta = theta + sigma * r
-            it += 1
-            reason = monitor.update(it, 0.5 * float(r @ r) / n, float(np.linalg.norm(r)),
-                                    float(it))
-            if validation is not None and validation.due(it, float(it)):
-                if validation.check(it, float(it), w, (w,)):
-                    reason = StopReason.EARLY_STOPPED
-            if reason is not None:
-                break
-        info = {"clock": "iterations", "time": float(it), "tau": tau, "sigma": sigma}
-        if validation is not None and validation.best_state is not None:
-            w = validation.best_state[0]
-            info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
-                        validation_error=validation.best_error)
-        return SolverResult(coef=w, params=(w,), n_iter=it, wall_time=monitor.elapsed,
-                            stop_reason=reason, info=info)
+        step = _PrimalDualStep(operator, y, labels, tau=np.sqrt(self.rho) * self.step_ratio / norm,
+                               sigma=np.sqrt(self.rho) / (self.step_ratio * norm),
+                               thresholds=c)
+        return run_loop(step, float(np.linalg.norm(y)), stopping=rule,
+                        validation=control.validation)
+
+
+class _PrimalDualStep:
+    """One Chambolle-Pock iteration of :class:`GroupPrimalDualRegressor` (a
+    :class:`~overparam.solvers.SolverStep`; the clock counts iterations)."""
+
+    name = "group primal-dual"
+    clock = "iterations"
+
+    def __init__(self, operator, y, labels, *, tau, sigma, thresholds):
+        self.operator, self.y, self.labels = operator, y, labels
+        self.n_groups = int(labels.max()) + 1
+        self.tau, self.sigma, self.thresholds = tau, sigma, thresholds
+
+    def _point(self, w, theta, theta_old, r, dt=1.0):
+        loss = 0.5 * float(r @ r) / self.y.shape[0]
+        return Iterate((w,), w, loss, float(np.linalg.norm(r)), dt=dt, cache=(theta, theta_old))
+
+    def init(self):
+        theta = np.zeros(self.y.shape[0])
+        return self._point(np.zeros(self.operator.shape[1]), theta, theta.copy(), -self.y, 0.0)
+
+    def step(self, current, *, time_left, diverged):
+        theta, theta_old = current.cache
+        w = _block_shrink(current.x - self.tau * self.operator.adjoint(2 * theta - theta_old),
+                          self.tau * self.thresholds, self.labels, self.n_groups)
+        r = self.operator.forward(w) - self.y
+        return self._point(w, theta + self.sigma * r, theta, r)
+
+    def info(self):
+        return {"tau": self.tau, "sigma": self.sigma}

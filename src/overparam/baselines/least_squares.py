@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from scipy.sparse.linalg import lsqr
+from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
+from ..estimators._constraints import STEP, shared_constraints
 from ..estimators.base import RecoveryEstimator
 from ..parameterizations import Identity
 from ..solvers import SolverResult, gradient_descent
@@ -35,6 +39,12 @@ class MinNormRegressor(RecoveryEstimator):
         Automatic stopping (``solver="gd"`` only), see :class:`RecoveryEstimator`.
     """
 
+    _parameter_constraints: ClassVar[dict] = {
+        "solver": [StrOptions({"lsqr", "gd"})],
+        "step": STEP,
+        **shared_constraints(),
+    }
+
     def __init__(self, solver="lsqr", step="adaptive", max_iter=10_000, tol=1e-8,
                  early_stopping=None, validation_fraction=0.2, noise_level=None,
                  random_state=None):
@@ -47,16 +57,17 @@ class MinNormRegressor(RecoveryEstimator):
         self.noise_level = noise_level
         self.random_state = random_state
 
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        if self.solver == "lsqr" and self.early_stopping is not None:
+            raise ValueError("automatic stopping needs solver='gd' (LSQR has no flow path)")
+
     def _solve(self, operator, y, control):
         if self.solver == "gd":
             rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
             return gradient_descent(Identity(operator.input_shape), operator, y, init_scale=0.0,
                                     step=self.step, stopping=rule,
                                     validation=control.validation)
-        if self.solver != "lsqr":
-            raise ValueError(f"solver must be 'lsqr' or 'gd', got {self.solver!r}")
-        if control.validation is not None or control.stop_time is not None:
-            raise ValueError("automatic stopping needs solver='gd' (LSQR has no flow path)")
         if y.ndim != 1:
             raise ValueError("solver='lsqr' takes one measurement vector; use solver='gd'")
         import time

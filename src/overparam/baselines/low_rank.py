@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
 from .._optional import require
 from .._registry import register_method
-from .._validation import check_positive, check_random_state
+from .._validation import check_array, check_positive, check_random_state
+from ..estimators._constraints import ARRAY_LIKE, NON_NEGATIVE, POSITIVE_INT, shared_constraints
 from ..estimators.base import RecoveryEstimator
 from ..estimators.low_rank import FactorizedRegressor, matrix_shape
 from ..operators import check_measurements
@@ -114,6 +118,11 @@ class NuclearNormRegressor(RecoveryEstimator):
     _absolute_params = ("noise_bound", "lam")
     _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
     _limit_interpolates = False
+    _parameter_constraints: ClassVar[dict] = {
+        "noise_bound": [NON_NEGATIVE, None],
+        "lam": [NON_NEGATIVE, None],
+        "solver": [str, None],
+    }
 
     def __init__(self, noise_bound=None, lam=None, solver=None):
         self.noise_bound = noise_bound
@@ -136,8 +145,10 @@ class NuclearNormCV(RecoveryEstimator):
     scikit-learn's ``LassoCV``), so that a value chosen on ``(K-1)/K`` of the measurements
     carries over to the refit on all of them. The grid runs from ``alpha_max = ||A^*(y)||/m``
     (where ``X = 0`` is optimal) down over ``n_alphas`` log-spaced values to
-    ``eps * alpha_max``. Folds come from :class:`sklearn.model_selection.KFold`; each fold's
-    problem is compiled once with a cvxpy ``Parameter`` for the penalty. The chosen penalty
+    ``eps * alpha_max``; while the smallest penalty is the best, the grid continues below
+    it with the same ratio, down to ``1e-4 alpha_max``. Folds come from
+    :class:`sklearn.model_selection.KFold`; each fold's problem is compiled once with a cvxpy
+    ``Parameter`` for the penalty. The chosen penalty
     is the smallest whose mean held-out error is within ``tie_rtol`` of the minimum: on clean
     data the held-out errors of the small penalties tie (the folds hold too few measurements
     to recover the matrix), and the smallest one biases the refit least.
@@ -153,8 +164,10 @@ class NuclearNormCV(RecoveryEstimator):
         Explicit grid (mean-loss penalties).
     n_alphas : int, default=8
     eps : float, default=1e-3
-    cv : int, default=3
-        Number of folds.
+    cv : int, default=5
+        Number of folds. The folds' problems must be close to the whole one: with 3 folds a
+        fold of the 28 measurements of a 6 x 6 rank-1 matrix keeps 19, too few to recover it,
+        and the penalty chosen there (a positive one predicts better) biases the refit.
     solver : str, optional
     random_state : None or int
         Shuffles the folds.
@@ -175,8 +188,17 @@ class NuclearNormCV(RecoveryEstimator):
     _scale_quantum_log2 = 1
 
     _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
+    _parameter_constraints: ClassVar[dict] = {
+        "alphas": [*ARRAY_LIKE, None],
+        "n_alphas": [POSITIVE_INT],
+        "eps": [Interval(Real, 0, 1, closed="right")],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "solver": [str, None],
+        **shared_constraints("random_state"),
+        "tie_rtol": [NON_NEGATIVE],
+    }
 
-    def __init__(self, alphas=None, n_alphas=8, eps=1e-3, cv=3, solver=None, random_state=None,
+    def __init__(self, alphas=None, n_alphas=8, eps=1e-3, cv=5, solver=None, random_state=None,
                  tie_rtol=0.01):
         self.tie_rtol = tie_rtol
         self.alphas = alphas
@@ -188,6 +210,13 @@ class NuclearNormCV(RecoveryEstimator):
 
     def _rescalable(self) -> bool:
         return self.alphas is None and super()._rescalable()  # a given grid is in data units
+
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        if self.alphas is not None:
+            alphas = check_array(self.alphas, "alphas", ndim=1)
+            if np.any(alphas < 0):
+                raise ValueError(f"alphas must be >= 0, got {self.alphas!r}")
 
     def _fit_operator(self, operator, y):
         result = super()._fit_operator(operator, y)
@@ -215,25 +244,29 @@ class NuclearNormCV(RecoveryEstimator):
 
         start = time.perf_counter()
         m = y.shape[0]
+        top = float(np.linalg.norm(operator.adjoint(y), 2)) / m
         if self.alphas is not None:
             alphas = np.sort(np.asarray(self.alphas, dtype=float))[::-1]
         else:
-            check_positive(self.n_alphas, "n_alphas", integer=True)
-            top = float(np.linalg.norm(operator.adjoint(y), 2)) / m
             alphas = top * np.logspace(0, np.log10(self.eps), int(self.n_alphas))
         seed = 0 if self.random_state is None else self.random_state  # deterministic folds
         seed = check_random_state(seed).integers(2**31)
-        errors = np.zeros(alphas.size)
-        for train, held in KFold(self.cv, shuffle=True, random_state=int(seed)).split(
-                np.arange(m)):
-            X, lam, problem = self._path(operator.rows(train), y[train])
-            op_held = operator.rows(held)
-            for k, a in enumerate(alphas):
-                lam.value = a * train.size
+        folds = [(self._path(operator.rows(train), y[train]), operator.rows(held), y[held])
+                 for train, held in KFold(self.cv, shuffle=True, random_state=int(seed)).split(
+                     np.arange(m))]
+
+        def held_out_error(alpha):
+            total = 0.0
+            for (X, lam, problem), op_held, y_held in folds:
+                lam.value = alpha * (m - y_held.size)
                 _solve_problem(problem, self.solver)
-                r = op_held.forward(X.value) - y[held]
-                errors[k] += float(r @ r) / m
-        check_positive(self.tie_rtol, "tie_rtol", strict=False)
+                r = op_held.forward(X.value) - y_held
+                total += float(r @ r) / m
+            return total
+
+        errors = np.array([held_out_error(a) for a in alphas])
+        if self.alphas is None:
+            alphas, errors = self._extend_grid(alphas, errors, top, held_out_error)
         # alphas run from large to small: the last within the tie window is the smallest
         best = int(np.flatnonzero(errors <= errors.min() * (1 + self.tie_rtol))[-1])
         X, lam, problem = self._path(operator, y)
@@ -246,6 +279,20 @@ class NuclearNormCV(RecoveryEstimator):
         return _result(np.asarray(X.value, dtype=float), start,
                        {"alpha": self.alpha_, "cv_errors": errors})
 
+    def _extend_grid(self, alphas, errors, top, held_out_error):
+        """Continue the default grid below ``eps * alpha_max`` while its smallest penalty is
+        the best (clean data: the held-out error falls with the penalty, and the refit's bias
+        is that of the grid's end), down to ``_MIN_ALPHA_RATIO * alpha_max`` at most."""
+        ratio = alphas[-1] / alphas[-2] if alphas.size > 1 else 0.1
+        while errors.argmin() == errors.size - 1 and alphas[-1] * ratio >= \
+                _MIN_ALPHA_RATIO * top and top > 0:
+            alphas = np.append(alphas, alphas[-1] * ratio)
+            errors = np.append(errors, held_out_error(alphas[-1]))
+        return alphas, errors
+
+
+_MIN_ALPHA_RATIO = 1e-4  # where the default grid's extension ends (see NuclearNormCV)
+
 
 @register_method("factorized-psd",
                  "symmetric PSD matrix: GD on X = U U^T from a small init (baseline variant)")
@@ -254,7 +301,10 @@ class PSDFactorizedRegressor(FactorizedRegressor):
 
     The classical simplification studied before the asymmetric case (Li et al. 2018, Stöger &
     Soltanolkotabi 2021): it can only recover symmetric PSD matrices. Same parameters as
-    :class:`FactorizedRegressor`.
+    :class:`FactorizedRegressor`; its run to the limit ends on the PSD interpolant ``U U^T``
+    next to the iterate (:func:`~overparam.solvers.matrix_sensing.refine_low_rank` with
+    ``symmetric=True``), which on a non-symmetric operator can have a higher rank than the
+    best ``U V^T`` interpolant.
     """
 
     _symmetric = True

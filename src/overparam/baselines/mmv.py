@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import time
 import warnings
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import MultiTaskLasso, MultiTaskLassoCV
+from sklearn.utils._param_validation import Interval
 
 from .._registry import register_method
-from .._validation import check_positive, sklearn_random_state
+from .._validation import sklearn_random_state
+from ..estimators._constraints import NON_NEGATIVE, POSITIVE_INT, shared_constraints
 from ..estimators.base import RecoveryEstimator
 from ..solvers.result import SolverResult
 from ..stopping import StopReason
@@ -198,6 +202,8 @@ class SOMPRegressor(_MMVBaseline):
     """
 
     _limit_interpolates = False  # a row budget K need not fit Y
+    _parameter_constraints: ClassVar[dict] = {"n_nonzero_rows": [POSITIVE_INT, None],
+                              **shared_constraints("tol")}
 
     def __init__(self, n_nonzero_rows=None, tol=1e-6):
         self.n_nonzero_rows = n_nonzero_rows
@@ -205,8 +211,6 @@ class SOMPRegressor(_MMVBaseline):
 
     def _solve(self, operator, y, control):
         start = time.perf_counter()
-        if self.n_nonzero_rows is not None:
-            check_positive(self.n_nonzero_rows, "n_nonzero_rows", integer=True)
         X, support = somp(self._matrix(operator), y, self.n_nonzero_rows, tol=self.tol)
         return _result(X, start, len(support), support=support)
 
@@ -223,15 +227,15 @@ class MSPRegressor(_MMVBaseline):
     """
 
     _limit_interpolates = False  # K rows need not fit Y
+    _parameter_constraints: ClassVar[dict] = {"n_nonzero_rows": [POSITIVE_INT, None],
+                              **shared_constraints("max_iter")}
+    _required_params: ClassVar[dict[str, str]] = {"n_nonzero_rows": "the row sparsity K"}
 
     def __init__(self, n_nonzero_rows=None, max_iter=100):
         self.n_nonzero_rows = n_nonzero_rows
         self.max_iter = max_iter
 
     def _solve(self, operator, y, control):
-        if self.n_nonzero_rows is None:
-            raise ValueError("M-SP needs n_nonzero_rows (the row sparsity K)")
-        check_positive(self.n_nonzero_rows, "n_nonzero_rows", integer=True)
         start = time.perf_counter()
         X, support, it = m_sp(self._matrix(operator), y, self.n_nonzero_rows,
                               max_iter=self.max_iter)
@@ -256,6 +260,11 @@ class MFOCUSSRegressor(_MMVBaseline):
     # RecoveryEstimator); the method's own convergence report is the optimality check.
     _rescale_data = False
     _limit_interpolates = False
+    _parameter_constraints: ClassVar[dict] = {
+        "p": [Interval(Real, 0, 2, closed="right")],
+        "lam": [NON_NEGATIVE],
+        **shared_constraints("max_iter", "tol"),
+    }
 
     def __init__(self, p=0.8, lam=0.0, max_iter=500, tol=1e-8):
         self.p = p
@@ -264,9 +273,6 @@ class MFOCUSSRegressor(_MMVBaseline):
         self.tol = tol
 
     def _solve(self, operator, y, control):
-        if not 0 < self.p <= 2:
-            raise ValueError(f"p must be in (0, 2], got {self.p!r}")
-        check_positive(self.lam, "lam", strict=False)
         start = time.perf_counter()
         X, it, converged = m_focuss(self._matrix(operator), y, p=self.p, lam=self.lam,
                                     max_iter=self.max_iter, tol=self.tol)
@@ -288,6 +294,8 @@ class MultiTaskLassoRegressor(_MMVBaseline):
     # library's own convergence report is the optimality check.
     _rescale_data = False
     _limit_interpolates = False
+    _parameter_constraints: ClassVar[dict] = {"alpha": [NON_NEGATIVE],
+                                              **shared_constraints("max_iter", "tol")}
 
     def __init__(self, alpha=1.0, max_iter=10_000, tol=1e-6):
         self.alpha = alpha
@@ -323,6 +331,11 @@ class MultiTaskLassoCVRegressor(_MMVBaseline):
     # library's own convergence report is the optimality check.
     _rescale_data = False
     _limit_interpolates = False
+    _parameter_constraints: ClassVar[dict] = {
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "n_alphas": [POSITIVE_INT],
+        **shared_constraints("max_iter", "tol", "random_state"),
+    }
 
     def __init__(self, cv=5, n_alphas=50, max_iter=5000, tol=1e-4, random_state=None):
         self.cv = cv

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import time
 import warnings
+from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import linprog
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso, LassoCV, OrthogonalMatchingPursuit
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._registry import register_method
-from .._validation import check_positive, sklearn_random_state
+from .._validation import sklearn_random_state
+from ..estimators._constraints import NON_NEGATIVE, POSITIVE, POSITIVE_INT, shared_constraints
 from ..estimators.base import RecoveryEstimator
 from ..solvers import SolverResult
 from ..stopping import StopReason
@@ -29,6 +33,10 @@ __all__ = [
     "OMPRegressor",
     "PositiveBasisPursuit",
 ]
+
+
+#: :func:`scipy.optimize.linprog`'s methods
+_LINPROG_METHODS = [StrOptions({"highs", "highs-ds", "highs-ipm"})]
 
 
 def _matrix(operator) -> np.ndarray:
@@ -52,6 +60,8 @@ class BasisPursuit(RecoveryEstimator):
     method : str, default="highs"
         :func:`scipy.optimize.linprog` method (``"highs"``, ``"highs-ds"``, ``"highs-ipm"``).
     """
+
+    _parameter_constraints: ClassVar[dict] = {"positive": ["boolean"], "method": _LINPROG_METHODS}
 
     def __init__(self, positive=False, method="highs"):
         self.positive = positive
@@ -89,6 +99,8 @@ class PositiveBasisPursuit(BasisPursuit):
         :func:`scipy.optimize.linprog` method.
     """
 
+    _parameter_constraints: ClassVar[dict] = {"method": _LINPROG_METHODS}
+
     def __init__(self, method="highs"):
         self.method = method
 
@@ -117,6 +129,8 @@ class OMPRegressor(RecoveryEstimator):
     # method with a sparsity budget need not interpolate.
     _rescale_data = False
     _limit_interpolates = False
+    _parameter_constraints: ClassVar[dict] = {"n_nonzero_coefs": [POSITIVE_INT, None],
+                              "tol": [NON_NEGATIVE, None]}
 
     def __init__(self, n_nonzero_coefs=None, tol=None):
         self.n_nonzero_coefs = n_nonzero_coefs
@@ -166,6 +180,12 @@ class LassoRegressor(RecoveryEstimator):
     _rescale_data = False
     _limit_interpolates = False
 
+    _parameter_constraints: ClassVar[dict] = {
+        "alpha": [POSITIVE],
+        **shared_constraints("max_iter", "tol"),
+        "positive": ["boolean"],
+    }
+
     def __init__(self, alpha=1e-3, max_iter=100_000, tol=1e-8, positive=False):
         self.alpha = alpha
         self.max_iter = max_iter
@@ -173,7 +193,6 @@ class LassoRegressor(RecoveryEstimator):
         self.positive = positive
 
     def _solve(self, operator, y, control):
-        check_positive(self.alpha, "alpha")
         A = _matrix(operator)
         start = time.perf_counter()
         model = Lasso(alpha=self.alpha, fit_intercept=False, max_iter=self.max_iter,
@@ -208,6 +227,16 @@ class LassoCVRegressor(RecoveryEstimator):
     # library's own convergence report is the optimality check.
     _rescale_data = False
     _limit_interpolates = False
+
+    _parameter_constraints: ClassVar[dict] = {
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "n_alphas": [POSITIVE_INT],
+        "eps": [POSITIVE],
+        **shared_constraints("max_iter", "tol"),
+        "positive": ["boolean"],
+        "n_jobs": [Integral, None],
+        **shared_constraints("random_state"),
+    }
 
     def __init__(self, cv=5, n_alphas=100, eps=1e-4, max_iter=100_000, tol=1e-6,
                  positive=False, n_jobs=None, random_state=None):

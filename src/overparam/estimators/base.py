@@ -6,25 +6,35 @@ import copy
 import numbers
 import warnings
 from math import prod
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._progress import progress_shown, show_progress
-from .._validation import check_positive, check_random_state
+from .._validation import check_random_state
 from ..operators import Operator, as_operator, check_measurements, is_operator_like
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
-from ._equilibration import column_norms, equilibrated, equilibration_scales, unscaled
+from ._constraints import shared_constraints
+from ._equilibration import (
+    ESTIMATED_SPREAD_LIMIT,
+    WARNING_SPREAD,
+    column_norms,
+    equilibrated,
+    equilibration_scales,
+    norms_are_estimated,
+    unscaled,
+)
 
 __all__ = ["RecoveryEstimator", "check_validation_fraction", "holdout_split", "kfold_splits"]
 
-_EARLY_STOPPING = (None, "validation", "discrepancy")
 _NO_OVERFIT_RTOL = 1e-6
 #: A rise of the held-out error above its best by less than this fraction of the best is no
 #: sign of overfitting: it is below the statistical error of any held-out estimate (relative
@@ -103,11 +113,16 @@ def _criterion_on_columns(criterion: Validation, d) -> None:
         criterion.error = lambda z: error(unscaled(np.asarray(z), d))
 
 
-def _path_curve(result: SolverResult, criterion: Validation) -> np.ndarray:
-    """The held-out curve ``(iteration, clock, error)`` of a path: the solver's report where
-    it gives one (a solver that records into a copy of the criterion), else the criterion's."""
-    curve = result.info.get("validation_curve")
-    return np.asarray(criterion.curve if curve is None else curve, dtype=float).reshape(-1, 3)
+def _held_out_record(result, validation):
+    """``(curve, best_iteration, best_time)`` of a validated path: from ``result.info``
+    (solvers on :func:`~overparam.solvers.loop.run_loop` leave ``validation`` untouched),
+    else from ``validation``, which the solvers not yet on the loop fill in place."""
+    info = result.info
+    if "validation_curve" in info:
+        return (np.asarray(info["validation_curve"], dtype=float).reshape(-1, 3),
+                info.get("best_iteration", 0), info.get("best_time", 0.0))
+    return (np.asarray(validation.curve, dtype=float).reshape(-1, 3),
+            validation.best_iteration, validation.best_time)
 
 
 def check_validation_fraction(fraction) -> float:
@@ -142,8 +157,8 @@ def kfold_splits(n_measurements: int, n_folds: int, random_state=None):
     return list(KFold(n_folds, shuffle=True, random_state=seed).split(np.arange(n_measurements)))
 
 
-def _mean_curve(curves) -> np.ndarray:
-    """Mean of held-out curves ``(iteration, clock, error)``.
+def _mean_curve(curves, geometric: bool = False) -> np.ndarray:
+    """Mean of held-out curves ``(iteration, clock, error)`` (``geometric``: of their logs).
 
     Each curve is interpolated (linearly in the clock) at the union of the check times from
     the latest first check on; a curve that ended earlier (its path stopped: past its minimum)
@@ -155,7 +170,12 @@ def _mean_curve(curves) -> np.ndarray:
     grid = grid[(grid >= lo) & (grid <= hi)]
     if grid.size == 0:
         grid = np.array([hi])
-    mean = np.mean([np.interp(grid, c[:, 1], c[:, 2]) for c in curves], axis=0)
+    values = np.array([np.interp(grid, c[:, 1], c[:, 2]) for c in curves])
+    if geometric:
+        with np.errstate(divide="ignore"):
+            mean = np.exp(np.mean(np.log(values), axis=0))
+    else:
+        mean = np.mean(values, axis=0)
     return np.column_stack([np.full(grid.size, np.nan), grid, mean])
 
 
@@ -231,9 +251,10 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     _equilibrate_columns: bool = False
     #: Column norms of ``A`` spreading over more than this factor (max / min over the nonzero
     #: columns) are equilibrated by the estimators that support it (see :meth:`_equilibration`
-    #: and docs/scaling.md). A class-level setting, like ``validation_*``: set it on an
-    #: instance (``np.inf``: always use ``A`` as given; ``1.0``: always equilibrate).
-    column_spread_limit: float = 16.0
+    #: and docs/scaling.md). ``1.0``, the default: whenever they are not all equal. A
+    #: class-level setting, like ``validation_*``: set it on an instance (``np.inf``: always
+    #: use ``A`` as given, the papers' flows).
+    column_spread_limit: float = 1.0
     #: parameters that, when given as a number (or a StepPolicy), carry the units of the data
     #: and switch the normalization off
     _absolute_params: tuple[str, ...] = ("step", "step_u", "step_v")
@@ -261,6 +282,10 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: that batch problems run them together, see :meth:`_solve_paths`); worth it where the
     #: held-out error of one split is too noisy a guide (few measurements).
     validation_folds: int = 1
+    #: How the K folds' held-out errors are averaged at each time: ``"arithmetic"`` or
+    #: ``"geometric"`` (mean of the logs: one fold with a few large held-out residuals, e.g.
+    #: a heavy-tailed small fold, does not decide the time alone).
+    validation_mean: str = "arithmetic"
     #: When the held-out error never rose (no overfitting seen), the refit runs to the
     #: solver's own stopping rule (the limit). With a number ``b`` it gets at most ``b`` times
     #: the (median) path's iterations and must converge (or stagnate) within them; otherwise
@@ -275,6 +300,14 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: Show the solvers' progress bars during ``fit`` (set on an instance; see also
     #: :func:`overparam.show_progress` for every fit in a block).
     progress: bool = False
+    #: The allowed values of each ``__init__`` parameter (scikit-learn's mechanism, see
+    #: :mod:`overparam.estimators._constraints`), validated once at the start of ``fit``.
+    #: Each subclass declares all of its parameters; one that declares none still has the
+    #: shared ones (stopping rule, budget, seed) checked.
+    _parameter_constraints: ClassVar[dict] = shared_constraints()
+    #: Parameters whose default None only stands for "not given" but that ``fit`` needs:
+    #: name -> what to give.
+    _required_params: ClassVar[dict[str, str]] = {}
 
     def fit(self, A, y):
         """Recover the signal.
@@ -306,14 +339,15 @@ LinearOperator or Operator
         0 is the minimum-norm least-squares point). Estimators that run to a limit which
         solves ``A x = y`` (or least squares) check it afterwards: see :meth:`_check_optimality`.
         The data are normalized by powers of two before solving (see :meth:`_data_scales`).
-        Sparse, group- and row-sparse estimators equilibrate the columns of ``A`` when their
-        norms spread over more than ``column_spread_limit`` (16), with a
-        :class:`~overparam.stopping.DegenerateInputWarning`: see :meth:`_equilibration`.
+        Sparse, group- and row-sparse estimators solve on the columns of ``A`` scaled to unit
+        norm whenever their norms differ (``column_spread_limit``): see :meth:`_equilibration`.
         """
         if self.progress and not progress_shown():
             with show_progress():
                 return self.fit(A, y)
+        self._validate_params()  # _parameter_constraints, once per fit, before the data
         operator, y = self._validate_fit_data(A, y)
+        self._check_params(operator, y)
         one_column = self._multi_output and y.ndim == 1
         result = self._fit_operator(operator, y[:, None] if one_column else y)
         if one_column:
@@ -326,6 +360,25 @@ LinearOperator or Operator
         return self
 
     # -- input validation (scikit-learn conventions) ----------------------------------------
+    def _validate_params(self) -> None:
+        """scikit-learn's check of ``_parameter_constraints``, and that the parameters of
+        ``_required_params`` are given (raises ``InvalidParameterError``)."""
+        super()._validate_params()
+        for name, what in self._required_params.items():
+            if getattr(self, name) is None:
+                raise InvalidParameterError(f"The {name!r} parameter of {type(self).__name__} "
+                                            f"is required: {what}. Got None instead.")
+
+    def _check_params(self, operator, y) -> None:
+        """What ``_parameter_constraints`` cannot say, checked once at the start of ``fit``
+        (after the constraints and the data's own checks, before any solver): combinations
+        of parameters, and parameters against the data (e.g. groups against the number of
+        features). Subclasses extend it (calling ``super()``)."""
+        if getattr(self, "early_stopping", None) == "discrepancy" \
+                and getattr(self, "noise_level", None) is None:
+            raise ValueError("early_stopping='discrepancy' needs noise_level (the noise "
+                             "standard deviation per measurement)")
+
     @property
     def _multi_output(self) -> bool:
         return 2 in ((self._y_ndim,) if isinstance(self._y_ndim, int) else self._y_ndim)
@@ -375,11 +428,6 @@ LinearOperator or Operator
     def _fit_operator(self, operator, y):
         """Degenerate cases, normalization, the stopping rule, and the optimality check."""
         rule = getattr(self, "early_stopping", None)
-        if not isinstance(rule, Validation) and rule not in _EARLY_STOPPING:
-            raise ValueError(f"early_stopping must be one of {_EARLY_STOPPING} or a "
-                             f"Validation, got {rule!r}")
-        if hasattr(self, "validation_fraction"):  # checked even where K folds ignore it
-            check_validation_fraction(self.validation_fraction)
         log_a = _log2_norm(operator.frobenius_norm, operator) - 0.5 * np.log2(operator.shape[1])
         if log_a == -np.inf or not np.any(y):
             return self._trivial_result(operator, y, zero_operator=log_a == -np.inf)
@@ -429,28 +477,30 @@ LinearOperator or Operator
         return a, a * 2.0 ** (q * round(log_signal / q))
 
     def _equilibration(self, operator) -> np.ndarray | None:
-        """Column scales ``d`` (``x = D^{-1} z``) when the columns are badly scaled, else None.
+        """Column scales ``d`` (``x = D^{-1} z``) when the column norms differ, else None.
 
         The implicit bias of a sparse, group- or row-sparse factorization depends on the
-        scale of each column of ``A``: the flow favours large columns, and with columns in
-        different units (half of them 1e6 times the others) it neither recovers a sparse
-        signal nor, run to its default stopping rule, fits the data. When the nonzero column
-        norms ``||a_j||`` spread over more than ``column_spread_limit`` (max / min), the fit
-        solves for ``z = D x`` on ``A D^{-1}``, with ``d_j`` the norm of column ``j`` (unit
-        columns; zero columns untouched), and returns ``x = D^{-1} z``, with a
-        :class:`~overparam.stopping.DegenerateInputWarning`. The limit is then that of the
-        standardized problem, e.g. close to ``min ||D x||_1`` (``sum_l ||D_l x_l||`` for
-        groups, ``sum_j d_j ||x_j||`` for the shared columns of MMV) instead of
-        ``min ||x||_1``; ``result_.params`` and ``init_scale_`` refer to ``z``, and
-        ``result_.info["column_scales"]`` holds ``d``. Computed on the normalized data (see
-        :meth:`_data_scales`), so the fit stays exactly equivariant to powers of 256.
+        scale of each column of ``A``: the flow favours large columns. Already half of the
+        columns 3 times the others makes the defaults miss the truth and stop far from a fit
+        (docs/scaling.md). When the nonzero column norms ``||a_j||`` spread over more than
+        ``column_spread_limit`` (max / min; 1 by default: whenever they differ), the fit
+        solves for ``z = D x`` on ``A D^{-1}``, ``d_j`` the norm of column ``j`` (unit
+        columns; zero columns untouched), and returns ``x = D^{-1} z``: the standardized
+        problem, e.g. close to ``min ||D x||_1`` (``sum_l ||D_l x_l||`` for groups,
+        ``sum_j d_j ||x_j||`` for the shared columns of MMV) instead of ``min ||x||_1``, so the
+        answer does not depend on the units of each column. ``result_.params`` and
+        ``init_scale_`` refer to ``z``; ``result_.info["column_scales"]`` holds ``d``.
+        Computed on the normalized data (see :meth:`_data_scales`), so the fit stays exactly
+        equivariant to powers of 256. Designs whose columns have exactly equal norms (+-1)
+        are used as given.
 
-        The threshold makes the bias jump from that of ``A`` to that of the standardized
-        ``A`` as the spread crosses it; below it the data are used as given, so that designs
-        with columns of about equal norm (Gaussian with 10 or more rows, +-1, partial Fourier)
-        get exactly the same answer as without this step. Off when a step is given as a
-        number (it carries the units of ``A``) and for signals that are not vectors. Residual
-        norms are unchanged, so an absolute residual tolerance keeps its meaning.
+        Spreads over ``WARNING_SPREAD`` (1e3: columns in different units) are reported with
+        a :class:`~overparam.stopping.DegenerateInputWarning`. Norms estimated from random
+        probes (matrix-free operators of more than 4 million entries) are used only when
+        they spread over ``ESTIMATED_SPREAD_LIMIT`` (16), the resolution of the estimate. Off
+        when a step is given as a number (it carries the units of ``A``) and for signals that
+        are not vectors. Residual norms are unchanged, so an absolute residual tolerance
+        keeps its meaning.
         """
         if not self._equilibrate_columns or self._steps_in_data_units() \
                 or len(operator.input_shape) != 1:
@@ -458,14 +508,17 @@ LinearOperator or Operator
         limit = float(self.column_spread_limit)
         if not limit < np.inf:
             return None
+        if norms_are_estimated(operator):
+            limit = max(limit, ESTIMATED_SPREAD_LIMIT)
         d, spread = equilibration_scales(column_norms(operator), limit)
-        if d is not None:
+        if d is not None and spread > WARNING_SPREAD:
             warnings.warn(
                 f"{type(self).__name__}: the column norms of A spread over a factor "
-                f"{spread:.3g} (> column_spread_limit = {limit:g}): solving on the columns "
-                "scaled to equal norm (z = D x on A D^-1, D the column norms) and returning "
-                "x = D^-1 z; the implicit bias is that of the standardized problem "
-                "(docs/scaling.md)", DegenerateInputWarning, stacklevel=4)
+                f"{spread:.3g} (columns in different units?): solving on the columns scaled to "
+                "equal norm (z = D x on A D^-1, D the column norms) and returning x = D^-1 z; "
+                "the implicit bias is that of the standardized problem, not that of A as given "
+                "(column_spread_limit = np.inf; docs/scaling.md)", DegenerateInputWarning,
+                stacklevel=4)
         return d
 
     def _rescalable(self) -> bool:
@@ -500,17 +553,12 @@ LinearOperator or Operator
             criterion, factor = _criterion_in_units(rule, a, s)  # fresh state each fit
             _criterion_on_columns(criterion, getattr(self, "_column_scales", None))
             result = self._solve(operator, y, PathControl(validation=criterion))
-            result.info.update(validation_curve=_path_curve(result, criterion),
-                               chosen_time=result.info.get("best_time", criterion.best_time))
+            curve, _, best_time = _held_out_record(result, criterion)
+            result.info.update(validation_curve=curve, chosen_time=best_time)
         elif rule == "validation":
             result, factor = self._fit_validated(operator, y), s**2
         elif rule == "discrepancy":
-            sigma = getattr(self, "noise_level", None)
-            if sigma is None:
-                raise ValueError("early_stopping='discrepancy' needs noise_level (the noise "
-                                 "standard deviation per measurement)")
-            check_positive(sigma, "noise_level")
-            control = PathControl(discrepancy=float(sigma) / s * np.sqrt(y.size))
+            control = PathControl(discrepancy=float(self.noise_level) / s * np.sqrt(y.size))
             result, factor = self._solve(operator, y, control), 1.0
         else:
             result, factor = self._solve(operator, y, PathControl()), 1.0
@@ -579,8 +627,10 @@ LinearOperator or Operator
                        for _, held in splits]
         paths = self._solve_paths([(operator.rows(train), y[train], PathControl(validation=v))
                                    for (train, _), v in zip(splits, validations, strict=True)])
-        curves = [_path_curve(p, v) for p, v in zip(paths, validations, strict=True)]
-        curve = curves[0] if folds == 1 else _mean_curve(curves)
+        records = [_held_out_record(p, v) for p, v in zip(paths, validations, strict=True)]
+        curves = [curve for curve, _, _ in records]
+        curve = curves[0] if folds == 1 else _mean_curve(
+            curves, geometric=self.validation_mean == "geometric")
         level = chosen = chosen_iteration = None
         still_improving = True
         if curve.shape[0]:
@@ -603,8 +653,7 @@ LinearOperator or Operator
         elif self.validation_refit == "residual" and folds == 1:
             train, _ = splits[0]
             train_op, state = operator.rows(train), paths[0].coef
-            if chosen_iteration != paths[0].info.get("best_iteration",
-                                                     validations[0].best_iteration):
+            if chosen_iteration != records[0][1]:
                 # The path returned its best iterate; re-run it to the chosen iterate.
                 state = self._solve(train_op, y[train], PathControl(stop_time=chosen)).coef
             residual = train_op.forward(state) - y[train]

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
 from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd
 from ..solvers.result import SolverResult
+from ..solvers.steps import StepPolicy
 from ..solvers.support_limit import learned_groups, support_least_squares, unique_least_squares
 from ..stopping import StoppingRule, StopReason
+from ._constraints import GROUPS, GROUPS_REQUIRED, POSITIVE, POSITIVE_INT, shared_constraints
 from .base import RecoveryEstimator
 
 __all__ = ["GroupHadamardRegressor"]
-
-_ALGORITHMS = ("alg2", "alg1", "gd")
 
 
 @register_method("group-hadamard",
@@ -46,13 +48,13 @@ class GroupHadamardRegressor(RecoveryEstimator):
     init_scale : float, default=1e-6
         ``alpha = u_l(0)``. Plain GD needs a larger one (e.g. ``1e-3``) to start in reasonable
         time, since its escape time grows like ``1/alpha``.
-    step_u : float, "auto" or "adaptive", default="auto"
+    step_u : float, "auto", "adaptive" or StepPolicy, default="auto"
         ``gamma``, step on the magnitudes. ``"auto"``: ``1/(20 c)`` with
         ``c = max_l ||X_l^T y|| / n``, the paper's bound ``gamma <= 1/(20 max_l ||w_l*||)``
         (for ``X^T X / n`` near the identity) estimated from the data (see
         :func:`~overparam.solvers.group.data_scaled_steps`); the paper's experiments use
         ``1e-3``. For ``"gd"`` the step of both factors, and ``"auto"`` means the safe
-        ``"adaptive"`` step, which is allowed there only.
+        ``"adaptive"`` step; ``"adaptive"`` and a StepPolicy are allowed there only.
     step_v : float or "auto", default="auto"
         ``eta``, constant direction step of Algorithm 2 after the switch (``"auto"``:
         ``4 gamma lam / c``, with ``gamma`` the ``step_u`` used, given or automatic, and
@@ -127,12 +129,27 @@ class GroupHadamardRegressor(RecoveryEstimator):
 
     Notes
     -----
-    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
-    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
-    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    The fit solves on the columns of ``A`` scaled to unit norm whenever their norms differ
+    (``column_spread_limit``; a warning above a spread of 1e3): it is that of the
+    standardized problem (unit columns; the bias weighted by the column norms,
     groups kept, ``sum_l ||D_l w_l||``);
     see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "groups": GROUPS,
+        "algorithm": [StrOptions({"alg2", "alg1", "gd"})],
+        "init_scale": [POSITIVE],
+        "step_u": [StrOptions({"auto", "adaptive"}), POSITIVE, StepPolicy],
+        "step_v": [StrOptions({"auto"}), POSITIVE],
+        "switch_tol": [StrOptions({"auto"}), POSITIVE],
+        "switch_at": [POSITIVE_INT, None],
+        "loss_scale": [StrOptions({"half-mean", "authors"})],
+        "direction": [StrOptions({"correlation", "uniform", "random", "zero"})],
+        "on_divergence": [StrOptions({"halve", "raise"})],
+        **shared_constraints(),
+    }
+    _required_params: ClassVar[dict[str, str]] = {"groups": GROUPS_REQUIRED}
 
     def __init__(self, groups=None, algorithm="alg2", init_scale=1e-6, step_u="auto",
                  step_v="auto", switch_tol="auto", switch_at=None, loss_scale="half-mean",
@@ -158,11 +175,6 @@ class GroupHadamardRegressor(RecoveryEstimator):
 
     def fit(self, A, y):
         """Fit on design ``A`` (n, p) and responses ``y`` (n,); see :class:`RecoveryEstimator`."""
-        if self.algorithm not in _ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {self.algorithm!r}")
-        if self.groups is None:
-            raise ValueError("groups is required: a group size, a list of index arrays or a "
-                             "label per feature")
         super().fit(A, y)
         info = self.result_.info
         self.chosen_iteration_ = (round(info["chosen_time"])
@@ -190,6 +202,13 @@ class GroupHadamardRegressor(RecoveryEstimator):
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
 
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        GroupHadamard(self.groups, operator.shape[1])  # the groups partition the features
+        if self.algorithm != "gd" and (isinstance(self.step_u, StepPolicy)
+                                       or self.step_u == "adaptive"):
+            raise ValueError(f"step_u={self.step_u!r} is only available for algorithm='gd'")
+
     def _solve(self, operator, y, control):
         param = GroupHadamard(self.groups, operator.shape[1])
         self._param = param
@@ -206,8 +225,6 @@ class GroupHadamardRegressor(RecoveryEstimator):
                                     loss_weight=1.0 / y.shape[0], stopping=rule,
                                     validation=control.validation,
                                     random_state=self.random_state)
-        if self.step_u == "adaptive":
-            raise ValueError("step_u='adaptive' is only available for algorithm='gd'")
         # A run to the limit ends at the unique least-squares point at once; a limit tried on
         # a budget (the validation rule, no overfitting seen) must be reached by the path.
         if not control.stops_early and control.max_iter is None:

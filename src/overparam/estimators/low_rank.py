@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
 from .._validation import check_random_state
@@ -18,7 +20,8 @@ from ..solvers.matrix_sensing import (
     low_rank_limit,
 )
 from ..solvers.steps import AdaptiveStep, as_step_policy
-from ..stopping import Oracle, StoppingRule, Validation
+from ..stopping import Oracle, PathControl, StoppingRule, Validation
+from ._constraints import POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
 
@@ -99,9 +102,36 @@ class FewMeasurementsCVMixin:
             return super()._fit_validated(operator, y)
         self.validation_folds = 5  # shadows the class attribute for this fit only
         try:
-            return super()._fit_validated(operator, y)
+            result = super()._fit_validated(operator, y)
         finally:
             del self.validation_folds
+        return self._limit_where_folds_learned_nothing(operator, y, result)
+
+    def _limit_where_folds_learned_nothing(self, operator, y, result):
+        """The exact limit where the folds' held-out error never fell below its first value.
+
+        Folds of few measurements can hold too few to learn the matrix: their fits predict
+        the held-out measurements worse than the zero matrix, the mean held-out curve rises
+        from its first check and the time chosen there is a point where nothing has been
+        learned (issue 13: a PSD fit of 16 measurements of column-scaled data, seed 2, stopped
+        at relative residual 0.92). The held-out data then support no stopping time; the run
+        to the limit replaces it if it ends on its optimality check (a locally unique low-rank
+        interpolant, which noisy data do not have), else the validated answer stays.
+        """
+        curve = result.info.get("validation_curve")
+        if result.info.get("exact_limit") or result.info.get("chosen_time") is None \
+                or curve is None or not len(curve) \
+                or curve[:, 2].min() < (1 - Validation.min_drop) * curve[0, 2]:
+            return result
+        limit = self._solve(operator, y, PathControl())
+        if not limit.info.get("exact_limit"):
+            result.wall_time += limit.wall_time
+            return result
+        limit.wall_time += result.wall_time
+        limit.info.update({key: result.info[key] for key in (
+            "path_iterations", "validation_error", "validation_curve", "validation_folds")
+            if key in result.info}, chosen_time=None, folds_learned_nothing=True)
+        return limit
 
 
 def default_factorized_step(operator, y) -> AdaptiveStep:
@@ -175,6 +205,15 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
 
     _symmetric = False
     _accepts_sparse = False  # a matrix signal needs a 3-D stack, not a sparse 2-D X
+    _parameter_constraints: ClassVar[dict] = {
+        "width": [POSITIVE_INT, None],
+        "init_scale": [POSITIVE],
+        "init": [StrOptions({"gaussian", "identity"})],
+        "step": STEP,
+        **shared_constraints(),
+        "init_constant": [POSITIVE],
+        "refine": ["boolean"],
+    }
 
     def __init__(self, width=None, init_scale=1e-3, init="gaussian", step="adaptive",
                  max_iter=10_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
@@ -221,7 +260,7 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
     def _exact(self, operator, y, coef):
         """The low-rank interpolant next to ``coef``
         (:func:`~overparam.solvers.matrix_sensing.low_rank_limit`)."""
-        found = low_rank_limit(operator, y, coef, tol=self.tol)
+        found = low_rank_limit(operator, y, coef, tol=self.tol, symmetric=self._symmetric)
         return None if found is None else (found[0], {"refined_rank": found[1]})
 
     def _least_squares(self, operator, y):

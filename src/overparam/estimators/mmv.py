@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
 from ..stopping import StoppingRule
+from ._constraints import NON_NEGATIVE, POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator, check_validation_fraction
 
@@ -87,9 +91,9 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     same; with a 1-D ``y`` both are of shape ``(N,)``.
     To solve many problems at once, call :func:`~overparam.solvers.ir_mmv` with stacked arrays.
 
-    Columns of ``A`` whose norms spread over more than ``column_spread_limit`` (16) are
-    equilibrated, with a :class:`~overparam.stopping.DegenerateInputWarning`: the fit is then
-    that of the standardized problem (unit columns; the bias weighted by the column norms,
+    The fit solves on the columns of ``A`` scaled to unit norm whenever their norms differ
+    (``column_spread_limit``; a warning above a spread of 1e3): it is that of the
+    standardized problem (unit columns; the bias weighted by the column norms,
     ``sum_j ||a_j|| ||X_j||``: the ``L`` signals share the columns);
     see :meth:`RecoveryEstimator._equilibration` and docs/scaling.md.
     """
@@ -115,6 +119,17 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     #: steps jump over the rows' escape, and the folds and the refit then disagree at equal
     #: flow times (docs/mmv.md, "Following the path").
     max_row_change: float | None = None
+    _parameter_constraints: ClassVar[dict] = {
+        "init_scale": [StrOptions({"auto"}), POSITIVE],
+        "v_scale": [POSITIVE, None],
+        "init": [StrOptions({"zero", "ones"})],
+        "update": [StrOptions({"simultaneous", "sequential"})],
+        "step": STEP,
+        **shared_constraints(),
+        "stagnation_tol": [NON_NEGATIVE],
+        "patience": [POSITIVE_INT],
+        "refine": ["boolean"],
+    }
 
     def __init__(self, init_scale="auto", v_scale=None, init="zero",
                  update="simultaneous", step="adaptive",
@@ -142,12 +157,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         return max(2, round(1 / check_validation_fraction(self.validation_fraction)))
 
     def _init_scale(self, control) -> float:
-        if not isinstance(self.init_scale, str):
-            return self.init_scale
-        if self.init_scale != "auto":
-            raise ValueError(f"init_scale must be 'auto' or a positive number, got "
-                             f"{self.init_scale!r}")
-        return _AUTO_INIT
+        return _AUTO_INIT if isinstance(self.init_scale, str) else self.init_scale
 
     def _row_cap(self):
         """The cap on the change of a row scale per step: for the default adaptive step only

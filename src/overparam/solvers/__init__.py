@@ -11,6 +11,7 @@ from .hadamard_flow import (
     hadamard_newton,
 )
 from .krylov_newton import hadamard_limit, hadamard_newton_cg
+from .loop import Iterate, SolverStep, run_loop
 from .matrix_sensing import (
     FixedMeasurements,
     GaussianStream,
@@ -40,3 +41,4 @@ __all__ += ["FixedMeasurements", "GaussianStream", "factorized_sgd",
 __all__ += ["HadamardDual", "HadamardDualMap", "HadamardFlowPath", "NewtonConvergenceError",
             "hadamard_flow", "hadamard_newton"]
 __all__ += ["hadamard_limit", "hadamard_newton_cg"]
+__all__ += ["Iterate", "SolverStep", "run_loop"]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .._progress import progress_bar
 from .._validation import check_positive, check_random_state
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from .loop import Iterate, run_loop
 from .result import History, SolverResult
 from .steps import as_step_policy
 
-__all__ = ["MAX_BACKTRACKS", "gradient_descent"]
+__all__ = ["MAX_BACKTRACKS", "GradientStep", "gradient_descent"]
 
 #: Trial steps per iteration before giving up with ``DivergenceError``: enough for a policy to
 #: halve from ``MAX_STEP`` (1e300) down to ``MIN_STEP`` (1e-300) once.
@@ -19,6 +21,69 @@ MAX_BACKTRACKS = 2100
 
 def _sqnorm(arrays) -> float:
     return float(sum(np.vdot(a, a) for a in arrays))
+
+
+class GradientStep:
+    """One gradient step with a step policy: the :class:`~overparam.solvers.loop.SolverStep`
+    of :func:`gradient_descent`.
+
+    The clock is the time of the gradient flow of the mean loss ``1/(2m)||A x - y||^2``
+    (see :class:`~overparam.stopping.StoppingRule`): a step ``eta`` advances it by
+    ``eta * loss_weight * m``.
+    """
+
+    name = "gradient descent"
+    clock = "flow_time"
+
+    def __init__(self, parameterization, operator, y, params, policy, loss_weight):
+        self.parameterization, self.operator, self.y = parameterization, operator, y
+        self.params0, self.policy, self.loss_weight = params, policy, loss_weight
+        self.time_per_step = loss_weight * y.shape[0]
+        self.eta = math.nan
+        self.n_rejected = 0
+        self.iteration = 0
+
+    def _evaluate(self, params, dt=0.0) -> Iterate:
+        x = self.parameterization.signal(params)
+        r = self.operator.forward(x) - self.y
+        loss = 0.5 * self.loss_weight * float(np.vdot(r, r))
+        return Iterate(params, x, loss, float(np.linalg.norm(r)), dt=dt, cache=r)
+
+    def init(self) -> Iterate:
+        """The start, and the policy's first trial step ``1 / (loss_weight ||A||^2)``."""
+        start = self._evaluate(self.params0)
+        self.eta = self.policy.start(
+            1.0 / (self.loss_weight * self.operator.norm_estimate() ** 2 + 1e-300))
+        return start
+
+    def step(self, current, *, time_left, diverged):
+        """Backtrack from the current step size until the policy accepts the new loss."""
+        params, policy = current.params, self.policy
+        grads = self.parameterization.vjp(params, self.loss_weight
+                                          * self.operator.adjoint(current.cache))
+        gnorm2 = _sqnorm(grads)
+        if gnorm2 == 0.0:  # a critical point: no step changes anything
+            return StopReason.STATIONARY
+        eta = min(self.eta, policy.limit(params, grads))
+        if math.isfinite(time_left):  # land exactly on the requested time
+            eta = min(eta, max(time_left, 0.0) / self.time_per_step)
+        for _ in range(MAX_BACKTRACKS):
+            trial = self._evaluate(tuple(p - eta * g for p, g in zip(params, grads, strict=True)),
+                                   dt=eta * self.time_per_step)
+            if policy.accept(eta, current.loss, trial.loss, eta * gnorm2) and not diverged(
+                    trial.loss):
+                break
+            self.n_rejected += 1
+            eta = policy.next_after_reject(eta)
+        else:
+            raise DivergenceError(f"no acceptable step after {MAX_BACKTRACKS} trials at "
+                                  f"iteration {self.iteration + 1} (last step {eta:.3g})")
+        self.iteration += 1
+        self.eta = policy.next_after_accept(eta)
+        return trial
+
+    def info(self) -> dict:
+        return {"step": self.eta, "n_rejected_steps": self.n_rejected}
 
 
 def gradient_descent(
@@ -65,7 +130,9 @@ def gradient_descent(
         Early stopping on held-out measurements, checked at the iterations where
         ``validation.due(iteration, clock)`` (every ``validation.every`` iterations, or on a
         geometric grid of clock times when ``validation.ratio`` is set); the best iterate is
-        returned and the stop reason is ``EARLY_STOPPED`` when it stopped the run.
+        returned and the stop reason is ``EARLY_STOPPED`` when it stopped the run. The
+        caller's object is not changed: see :func:`~overparam.solvers.loop.run_loop` for
+        the ``info`` keys (``validation_curve``, ``best_iteration``, ``best_time``, ...).
     callback : callable, optional
         ``callback(iteration, params, x)``; returning True stops the run.
     progress : bool, default=False
@@ -84,7 +151,6 @@ def gradient_descent(
         Non-finite or exploding loss, or no acceptable step after :data:`MAX_BACKTRACKS`
         trials in one iteration.
     """
-    stopping = stopping or StoppingRule()
     check_positive(loss_weight, "loss_weight")
     policy = as_step_policy(step)
     rng = check_random_state(random_state)
@@ -94,72 +160,7 @@ def gradient_descent(
         if init_scale is None:
             raise ValueError("give init_scale or init_params")
         params = parameterization.init(init_scale, rng)
-
     y = np.asarray(y, dtype=float)
-    monitor = stopping.monitor(float(np.linalg.norm(y)))
-    # Solver clock: time of the flow of the mean loss 1/(2m)||Ax - y||^2 (see StoppingRule).
-    time_per_step = loss_weight * y.shape[0]
-    clock = 0.0
-    x = parameterization.signal(params)
-    r = operator.forward(x) - y
-    loss = 0.5 * loss_weight * float(np.vdot(r, r))
-    reason = monitor.update(0, loss, float(np.linalg.norm(r)))
-    if reason not in (StopReason.CONVERGED, StopReason.DISCREPANCY):
-        reason = None  # only "already fits" ends a run before its first step
-    if history is not None:
-        history.record(0, 0.0, loss, params, x)
-    eta = policy.start(1.0 / (loss_weight * operator.norm_estimate() ** 2 + 1e-300))
-    n_rejected = 0
-    bar = progress_bar(progress, total=stopping.max_iter, desc="gradient descent")
-    it = 0
-    try:
-        while reason is None:
-            grads = parameterization.vjp(params, loss_weight * operator.adjoint(r))
-            gnorm2 = _sqnorm(grads)
-            if gnorm2 == 0.0:  # a critical point: no step changes anything
-                reason = StopReason.STATIONARY
-                break
-            eta = min(eta, policy.limit(params, grads))
-            if stopping.max_flow_time is not None:  # land exactly on the requested time
-                eta = min(eta, max(stopping.max_flow_time - clock, 0.0) / time_per_step)
-            for _ in range(MAX_BACKTRACKS):
-                trial = tuple(p - eta * g for p, g in zip(params, grads, strict=True))
-                x_new = parameterization.signal(trial)
-                r_new = operator.forward(x_new) - y
-                loss_new = 0.5 * loss_weight * float(np.vdot(r_new, r_new))
-                if policy.accept(eta, loss, loss_new, eta * gnorm2) and not monitor.is_divergent(
-                        loss_new):
-                    break
-                n_rejected += 1
-                eta = policy.next_after_reject(eta)
-            else:
-                raise DivergenceError(f"no acceptable step after {MAX_BACKTRACKS} trials at "
-                                      f"iteration {it + 1} (last step {eta:.3g})")
-            params, x, r, loss = trial, x_new, r_new, loss_new
-            clock += eta * time_per_step
-            eta = policy.next_after_accept(eta)
-            it += 1
-            bar.update()
-            reason = monitor.update(it, loss, float(np.linalg.norm(r)), clock)
-            if history is not None and (history.due(it) or reason is not None):
-                history.record(it, monitor.elapsed, loss, params, x)
-            if validation is not None and validation.due(it, clock):
-                if validation.check(it, clock, x, params):
-                    reason = StopReason.EARLY_STOPPED
-            if callback is not None and callback(it, params, x):
-                reason = StopReason.CALLBACK
-    finally:
-        bar.close()
-    if not np.all(np.isfinite(x)):  # the monitor guards the loss; this guards the iterate itself
-        raise DivergenceError(f"non-finite estimate after {it} iterations")
-    info = {"step": eta, "n_rejected_steps": n_rejected, "final_loss": loss, "time": clock,
-            "clock": "flow_time"}
-    if validation is not None and reason != StopReason.EARLY_STOPPED:
-        validation.finish(it, clock, x, params)  # the end of the path is on the curve too
-    if validation is not None and validation.best_state is not None:
-        params = validation.best_state
-        x = parameterization.signal(params)
-        info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
-                    validation_error=validation.best_error)
-    return SolverResult(coef=x, params=params, n_iter=it, wall_time=monitor.elapsed,
-                        stop_reason=reason, history=history, info=info)
+    solver_step = GradientStep(parameterization, operator, y, params, policy, loss_weight)
+    return run_loop(solver_step, float(np.linalg.norm(y)), stopping=stopping, history=history,
+                    validation=validation, callback=callback, progress=progress)

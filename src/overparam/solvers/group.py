@@ -10,13 +10,14 @@ import math
 
 import numpy as np
 
-from .._progress import progress_bar
 from .._validation import check_positive
 from ..parameterizations.group import GroupHadamard
-from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from ..stopping import DivergenceError, StoppingRule, Validation
+from .loop import Iterate, run_loop
 from .result import History, SolverResult
 
-__all__ = ["data_scaled_steps", "initial_group_params", "weight_normalized_gd"]
+__all__ = ["WeightNormalizedStep", "data_scaled_steps", "initial_group_params",
+           "weight_normalized_gd"]
 
 _ALGORITHMS = ("alg1", "alg2")
 _LOSS_SCALES = ("half-mean", "authors")
@@ -195,7 +196,8 @@ def weight_normalized_gd(
     history : History, optional
         Records ``iteration, loss, error`` and ``history.quantities(params, x)``.
     validation : Validation, optional
-        Held-out early stopping; the best iterate is returned.
+        Held-out early stopping; the best iterate is returned. Not changed: the curve and
+        the best iteration are in ``info`` (see :func:`~overparam.solvers.loop.run_loop`).
     callback : callable, optional
         ``callback(iteration, params, x)``; True stops.
     progress : bool, default=False
@@ -223,10 +225,8 @@ def weight_normalized_gd(
     if operator.shape[1] != param.n_features:
         raise ValueError(f"the design has {operator.shape[1]} columns but the groups cover "
                          f"{param.n_features} features")
-    stopping = stopping or StoppingRule()
     y = np.asarray(y, dtype=float)
     n = y.shape[0]
-    labels = param.labels
     kappa = 1.0  # the paper's direction step, unless step_u is "auto" (see below)
     if isinstance(step_u, str):
         kappa = stable_direction_step(param, operator, n)
@@ -243,98 +243,105 @@ def weight_normalized_gd(
     else:
         check_positive(init_scale, "init_scale")
         u, v = initial_group_params(param, operator, y, init_scale, direction, random_state)
-    uniform = param.normalize(np.ones(param.n_features))
-    v = param.normalize(v, uniform)
+    v = param.normalize(v, param.normalize(np.ones(param.n_features)))
+    solver_step = WeightNormalizedStep(
+        param, operator, y, (u, v), algorithm=algorithm, step_u=float(step_u),
+        step_v=float(step_v), direction_step=kappa, switch_tol=float(switch_tol),
+        switch_eps=switch_eps, switch_at=switch_at, loss_scale=loss_scale,
+        on_divergence=on_divergence)
+    return run_loop(solver_step, float(np.linalg.norm(y)), stopping=stopping, history=history,
+                    validation=validation, callback=callback, progress=progress)
 
-    inv_n = 1.0 / n
 
-    def residual_and_corr(x_):
-        r_ = y - operator.forward(x_)
-        return r_, operator.adjoint(r_) * inv_n
+class WeightNormalizedStep:
+    """One iteration of Algorithm 1 or 2: the :class:`~overparam.solvers.loop.SolverStep` of
+    :func:`weight_normalized_gd` (see there for the update and the parameters).
 
-    monitor = stopping.monitor(float(np.linalg.norm(y)))
-    u2 = u[labels] ** 2
-    x = u2 * v
-    r, g = residual_and_corr(x)
-    rr = float(r @ r)
-    loss = 0.5 * rr * inv_n
-    monitor.update(0, loss, math.sqrt(rr), 0.0)
-    if history is not None:
-        history.record(0, 0.0, loss, (u, v), x)
-    gamma, eta = float(step_u), float(step_v)
-    # the authors' MSELoss doubles every gradient; their u-step reads the old direction
-    scale = 2.0 if loss_scale == "authors" else 1.0
-    u_step_at_old_v = loss_scale == "authors"
-    normalized_phase = True
-    watch_switch = algorithm == "alg2"
-    switch_iteration = None
-    n_halvings = 0
-    reason = StopReason.MAX_ITER
-    it = 0
-    bar = progress_bar(progress, total=stopping.max_iter, desc=f"group {algorithm}")
-    # The loop body is the whole cost on small problems: two products with X and two with
-    # X^T, plus per-group sums; nothing else per iteration that can be skipped is computed.
-    try:
+    The clock counts iterations. An iteration costs two products with ``X`` and two with
+    ``X^T`` (one of each with ``loss_scale="authors"``) plus per-group sums; the residual and
+    the correlation of the accepted iterate are reused by the next one.
+    """
+
+    clock = "iterations"
+
+    def __init__(self, param, operator, y, params, *, algorithm, step_u, step_v,
+                 direction_step, switch_tol, switch_eps, switch_at, loss_scale,
+                 on_divergence):
+        self.param, self.operator, self.y, self.params0 = param, operator, y, params
+        self.name = f"group {algorithm}"
+        self.algorithm, self.loss_scale, self.on_divergence = algorithm, loss_scale, on_divergence
+        self.gamma, self.eta, self.kappa = step_u, step_v, direction_step
+        self.switch_tol, self.switch_eps, self.switch_at = switch_tol, switch_eps, switch_at
+        self.inv_n = 1.0 / y.shape[0]
+        # the authors' MSELoss doubles every gradient; their u-step reads the old direction
+        self.scale = 2.0 if loss_scale == "authors" else 1.0
+        self.u_step_at_old_v = loss_scale == "authors"
+        self.normalized_phase = True
+        self.watch_switch = algorithm == "alg2"
+        self.switch_iteration = None
+        self.n_halvings = 0
+        self.iteration = 0
+
+    def _residual_and_corr(self, x):
+        r = self.y - self.operator.forward(x)
+        return r, self.operator.adjoint(r) * self.inv_n
+
+    def _evaluate(self, u, v) -> Iterate:
+        u2 = u[self.param.labels] ** 2
+        x = u2 * v
+        r, g = self._residual_and_corr(x)
+        rr = float(r @ r)
+        return Iterate((u, v), x, 0.5 * rr * self.inv_n, math.sqrt(rr), dt=1.0, cache=(u2, g))
+
+    def init(self) -> Iterate:
+        """The normalized start ``(u, v)``."""
+        return self._evaluate(*self.params0)
+
+    def _trial(self, current) -> Iterate:
+        """Direction step and normalization, then the magnitude step at the new direction."""
+        (u, v), (u2, g) = current.params, current.cache
+        param, scale = self.param, self.scale
+        z = (u2 * v + self.kappa * scale * g if self.normalized_phase
+             else v + self.eta * scale * u2 * g)
+        v_new = param.normalize(z, v)
+        if self.u_step_at_old_v:
+            drive = param.group_sum(v * g)
+        else:
+            _, g_half = self._residual_and_corr(u2 * v_new)
+            drive = param.group_sum(v_new * g_half)
+        return self._evaluate(u + self.gamma * 2.0 * scale * u * drive, v_new)
+
+    def step(self, current, *, time_left, diverged):
+        """One iteration, redone with halved steps on divergence if asked; then the switch
+        test of Algorithm 2."""
         while True:
-            while True:  # one iteration; redone with smaller steps on divergence
-                z = u2 * v + kappa * scale * g if normalized_phase else v + eta * scale * u2 * g
-                v_new = param.normalize(z, v)
-                if u_step_at_old_v:
-                    drive = param.group_sum(v * g)
-                else:
-                    _, g_half = residual_and_corr(u2 * v_new)
-                    drive = param.group_sum(v_new * g_half)
-                u_new = u + gamma * 2.0 * scale * u * drive
-                u2_new = u_new[labels] ** 2
-                x_new = u2_new * v_new
-                r_new, g_new = residual_and_corr(x_new)
-                rr = float(r_new @ r_new)
-                loss_new = 0.5 * rr * inv_n
-                # A non-finite entry of u or v makes the loss non-finite: one test covers both.
-                if not monitor.is_divergent(loss_new):
-                    break
-                if on_divergence == "raise":
-                    raise DivergenceError(
-                        f"weight-normalized gradient descent diverged at iteration {it + 1} "
-                        f"(loss {loss_new:.3e}) with step_u={gamma:.3g}: use a smaller step_u or "
-                        "on_divergence='halve'")
-                gamma, eta = gamma / 2, eta / 2
-                n_halvings += 1
-                if gamma < 1e-300:
-                    raise DivergenceError("step_u underflowed while halving after divergence")
-            if watch_switch:
-                # the authors' first comparison is with u = 1 (their prev_u), never a switch
-                base = np.ones_like(u) if u_step_at_old_v and it == 0 else u
-                change = np.max(np.abs(u_new - base) / np.abs(base + switch_eps))
-            u, v, u2, x, r, g, loss = u_new, v_new, u2_new, x_new, r_new, g_new, loss_new
-            it += 1
-            bar.update()
-            if watch_switch and (change < switch_tol if switch_at is None
-                                 else it >= switch_at):
-                normalized_phase = watch_switch = False
-                switch_iteration = it
-            reason = monitor.update(it, loss, math.sqrt(rr), float(it))
-            if history is not None and (history.due(it) or reason is not None):
-                history.record(it, monitor.elapsed, loss, (u, v), x)
-            if validation is not None and validation.due(it, float(it)):
-                if validation.check(it, float(it), x, (u, v)):
-                    reason = StopReason.EARLY_STOPPED
-            if callback is not None and callback(it, (u, v), x):
-                reason = StopReason.CALLBACK
-            if reason is not None:
+            trial = self._trial(current)
+            # A non-finite entry of u or v makes the loss non-finite: one test covers both.
+            if not diverged(trial.loss):
                 break
-    finally:
-        bar.close()
-    info = {"clock": "iterations", "time": float(it), "algorithm": algorithm,
-            "switch_iteration": switch_iteration, "switch_tol": float(switch_tol),
-            "loss_scale": loss_scale,
-            "step_u": gamma, "step_v": eta, "direction_step": kappa,
-            "n_step_halvings": n_halvings, "final_loss": loss}
-    params = (u, v)
-    if validation is not None and validation.best_state is not None:
-        params = validation.best_state
-        x = param.signal(params)
-        info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
-                    validation_error=validation.best_error)
-    return SolverResult(coef=x, params=params, n_iter=it, wall_time=monitor.elapsed,
-                        stop_reason=reason, history=history, info=info)
+            if self.on_divergence == "raise":
+                raise DivergenceError(
+                    f"weight-normalized gradient descent diverged at iteration "
+                    f"{self.iteration + 1} (loss {trial.loss:.3e}) with step_u={self.gamma:.3g}: "
+                    "use a smaller step_u or on_divergence='halve'")
+            self.gamma, self.eta = self.gamma / 2, self.eta / 2
+            self.n_halvings += 1
+            if self.gamma < 1e-300:
+                raise DivergenceError("step_u underflowed while halving after divergence")
+        if self.watch_switch:
+            u, u_new = current.params[0], trial.params[0]
+            # the authors' first comparison is with u = 1 (their prev_u), never a switch
+            base = np.ones_like(u) if self.u_step_at_old_v and self.iteration == 0 else u
+            change = np.max(np.abs(u_new - base) / np.abs(base + self.switch_eps))
+        self.iteration += 1
+        if self.watch_switch and (change < self.switch_tol if self.switch_at is None
+                                  else self.iteration >= self.switch_at):
+            self.normalized_phase = self.watch_switch = False
+            self.switch_iteration = self.iteration
+        return trial
+
+    def info(self) -> dict:
+        return {"algorithm": self.algorithm, "switch_iteration": self.switch_iteration,
+                "switch_tol": self.switch_tol, "loss_scale": self.loss_scale,
+                "step_u": self.gamma, "step_v": self.eta, "direction_step": self.kappa,
+                "n_step_halvings": self.n_halvings}

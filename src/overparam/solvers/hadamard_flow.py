@@ -117,6 +117,13 @@ class HadamardDualMap:
     Every quantity is entrywise in ``s``. For ``L > 2`` the map is defined on
     ``|s| < s_max = alpha^{(2-L)/L} / (L (L-2))``: at ``s_max`` the factor ``u`` is infinite
     (the exact flow never gets there, see :func:`hadamard_flow`).
+
+    Internally each part keeps its value at ``s = 0`` per coordinate: ``log u^2``
+    (``L = 2``) or the base ``u^{2-L}`` (``L > 2``). :meth:`recentered` moves the origin to a
+    point ``s0``, so that later evaluations add only the (small) change ``s - s0`` to bases
+    computed once: near the blow-up boundary ``u^{2-L} = c - L(L-2) s`` is a difference of two
+    numbers of size ``c = alpha^{(2-L)/L}`` and loses ``log10(1 / margin)`` digits, which limit
+    a Newton iteration on ``s`` itself (see :func:`hadamard_newton`).
     """
 
     def __init__(self, depth: int = 2, signed: bool = True, init_scale: float = 1e-6):
@@ -133,22 +140,54 @@ class HadamardDualMap:
             self._k = float(L * (L - 2))
             self.s_max = self._c / self._k
         else:
+            self._c = np.log(self.init_scale)  # log u(0)^2
+            self._k = 4.0
             self.s_max = np.inf
+        # the parts at s = 0 (u, then v): bases u^(2-L) for L > 2, log u^2 for L = 2
+        self._origin = (self._c, self._c)
+        # L > 2: bases are clipped here (finite trial values); the map is exact only above,
+        # where the rounding of c - k s is eps / margin relative (see recentered)
+        self._floor = _MIN_MARGIN * self._c if L > 2 else None
+
+    def recentered(self, s) -> HadamardDualMap:
+        """This map with its origin moved to ``s``: ``new.signal(t) == self.signal(s + t)``.
+
+        The parts at ``s`` are computed once (rounded once: for ``L > 2`` a relative change of
+        the init of about ``eps``); the copy's ``s_max`` is None (its domain is per coordinate,
+        see :meth:`room`).
+        """
+        new = copy.copy(self)
+        s = np.asarray(s, dtype=float)
+        new._origin = (self._origin[0] + self._k * s, self._origin[1] - self._k * s) \
+            if self.depth == 2 else self._bases(s)
+        new.s_max = None
+        if self.depth > 2:  # no rounding to avoid now: clip only where a part would overflow
+            new._floor = np.exp(-_MAX_LOG_PART * (self.depth - 2) / self.depth)
+        return new
 
     # -- the two parts u^L and v^L and their factors ---------------------------------------
+    def _bases(self, s) -> tuple[np.ndarray, np.ndarray]:
+        """Unclipped ``(u^{2-L}, v^{2-L})`` for L > 2 (``log u^2``, ``log v^2`` for L = 2)."""
+        return (self._origin[0] - self._k * s, self._origin[1] + self._k * s) \
+            if self.depth > 2 else (self._origin[0] + self._k * s, self._origin[1] - self._k * s)
+
     def _base(self, s, sign):
         """``u^{2-L}`` (sign=+1) or ``v^{2-L}`` (sign=-1) for L > 2, clipped inside the domain."""
-        p = self._c - sign * self._k * s
-        return np.maximum(p, _MIN_MARGIN * self._c)
+        p = self._bases(s)[0 if sign > 0 else 1]
+        return np.maximum(p, self._floor)
+
+    def _log_squares(self, s):
+        """``(log u^2, log v^2)`` for L = 2, clipped where the parts would overflow."""
+        log_u, log_v = self._bases(s)
+        return np.minimum(log_u, _MAX_LOG_PART), np.minimum(log_v, _MAX_LOG_PART)
 
     def factors(self, s) -> tuple[np.ndarray, ...]:
         """The factor values ``(u, v)`` (or ``(u,)``) at ``s``: the Hadamard parameters."""
         s = np.asarray(s, dtype=float)
         L = self.depth
         if L == 2:
-            log_a = np.log(self.init_scale)
-            u = np.exp(np.minimum(log_a + 4 * s, _MAX_LOG_PART) / 2)
-            v = np.exp(np.minimum(log_a - 4 * s, _MAX_LOG_PART) / 2)
+            log_u, log_v = self._log_squares(s)
+            u, v = np.exp(log_u / 2), np.exp(log_v / 2)
         else:
             u = self._base(s, 1) ** (-1.0 / (L - 2))
             v = self._base(s, -1) ** (-1.0 / (L - 2))
@@ -159,9 +198,8 @@ class HadamardDualMap:
         s = np.asarray(s, dtype=float)
         L = self.depth
         if L == 2:
-            log_a = np.log(self.init_scale)
-            up = np.exp(np.minimum(log_a + 4 * s, _MAX_LOG_PART))
-            vp = np.exp(np.minimum(log_a - 4 * s, _MAX_LOG_PART))
+            log_u, log_v = self._log_squares(s)
+            up, vp = np.exp(log_u), np.exp(log_v)
         else:
             up = self._base(s, 1) ** (-L / (L - 2.0))
             vp = self._base(s, -1) ** (-L / (L - 2.0))
@@ -179,21 +217,23 @@ class HadamardDualMap:
         out = L * L * f[0] ** (2 * L - 2)
         return out + L * L * f[1] ** (2 * L - 2) if self.signed else out
 
+    def _outside(self, s) -> bool:
+        """Whether a part is infinite at ``s`` (L > 2) or overflows (L = 2)."""
+        bases = self._bases(np.asarray(s, dtype=float))[: 2 if self.signed else 1]
+        if self.depth == 2:
+            return any(np.max(b, initial=-np.inf) > _MAX_LOG_PART for b in bases)
+        return any(np.min(b, initial=np.inf) <= 0 for b in bases)
+
     def potential(self, s) -> float:
         """``sum psi*(s)`` with ``psi* = (u^2 + v^2) / (2L)``; ``inf`` outside the domain."""
         s = np.asarray(s, dtype=float)
-        L = self.depth
-        if L == 2:
-            top = np.max(np.abs(s)) if self.signed else np.max(s)
-            if np.log(self.init_scale) + 4 * top > _MAX_LOG_PART:
-                return np.inf
-        elif np.max(np.abs(s) if self.signed else s) >= self.s_max:
+        if self._outside(s):
             return np.inf
         f = self.factors(s)
         total = np.sum(f[0] ** 2)
         if self.signed:
             total += np.sum(f[1] ** 2)
-        return float(total / (2 * L))
+        return float(total / (2 * self.depth))
 
     def inside(self, s) -> bool:
         """Whether ``s`` lies where the map is exact (always for ``L = 2``; for ``L > 2``
@@ -210,12 +250,30 @@ class HadamardDualMap:
         return total / (2 * self.depth)
 
     def margin(self, s) -> float:
-        """Relative distance of ``s`` to the blow-up boundary (1 at ``s = 0``; inf for L = 2)."""
+        """Relative distance of ``s`` to the blow-up boundary: the smallest base
+        ``u^{2-L}`` over its value ``c`` at the init, at most 1 (1 at ``s = 0``; inf for
+        L = 2)."""
         if self.depth == 2:
             return np.inf
         s = np.asarray(s, dtype=float)
-        top = np.max(np.abs(s)) if self.signed else max(np.max(s), 0.0)
-        return float(1.0 - top / self.s_max)
+        if self.s_max is not None:  # not recentered: 1 - max |s| / s_max
+            top = np.max(np.abs(s)) if self.signed else max(np.max(s), 0.0)
+            return float(1.0 - top / self.s_max)
+        bases = self._bases(s)[: 2 if self.signed else 1]
+        low = np.min([np.min(b, initial=np.inf) for b in bases])  # NaN stays NaN
+        return float(np.minimum(1.0, low / self._c))
+
+    def room(self, s, ds) -> float:
+        """The largest ``t`` with ``s - t ds`` inside the domain (``inf`` for L = 2)."""
+        if self.depth == 2:
+            return np.inf
+        bases = self._bases(np.asarray(s, dtype=float))
+        # u^(2-L) changes by +k t ds and v^(2-L) by -k t ds along s - t ds
+        with np.errstate(divide="ignore", invalid="ignore"):
+            room = np.where(ds < 0, bases[0] / (-self._k * ds), np.inf)
+            if self.signed:
+                room = np.minimum(room, np.where(ds > 0, bases[1] / (self._k * ds), np.inf))
+        return float(np.min(room, initial=np.inf))
 
     def __repr__(self) -> str:
         return (f"HadamardDualMap(depth={self.depth}, signed={self.signed}, "
@@ -806,20 +864,25 @@ def hadamard_newton(
     B, z_y, basis = _restrict_to_range(A, y)
     z = w if basis is None else basis.T @ w
     z_norm = float(np.linalg.norm(z_y))
-    dual = HadamardDual(B, z_y, dmap)
     s = B.T @ z
     if not np.isfinite(dmap.potential(s)):
         raise ValueError("dual_init lies outside the domain of the dual function")
+    # The iteration moves the map's origin to each new point (HadamardDualMap.recentered):
+    # s = A^T w is large near the limit (for L > 2 of the order of s_max, where the factors
+    # are c - L(L-2) s, a difference of two large numbers), and recomputing it from w at every
+    # step would round x by eps / margin relative, which keeps a tight tol out of reach for a
+    # tiny init at depth L > 2. From the moving origin only the steps are added.
+    dmap, s = dmap.recentered(s), np.zeros_like(s)
     n_backtracks = 0
     reason = None
     it = 0
+    g = B @ dmap.signal(s) - z_y
     for it in range(1, max_iter + 1):
-        g = dual.gradient(z)
         if _least_squares_optimal(B, z_y, dmap.signal(s), g, signed, tol, z_norm):
             reason = StopReason.CONVERGED
             it -= 1
             break
-        step = _newton_direction(dual.hessian(z), g)
+        step = _newton_direction((B * dmap.derivative(s)) @ B.T, g)
         decrement = float(g @ step)
         if not np.isfinite(decrement):
             raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
@@ -833,11 +896,12 @@ def hadamard_newton(
                 f"{np.linalg.norm(g) / max(z_norm, 1e-300):.3e}, not optimal); the init may "
                 "be too small for double precision at this depth; use solver='flow'")
         z = z - t * step
-        s = new_s
+        dmap, s = dmap.recentered(new_s), np.zeros_like(s)
+        g = B @ dmap.signal(s) - z_y
     if reason is None:
         raise NewtonConvergenceError(
             f"Newton did not converge in {max_iter} steps (relative residual "
-            f"{np.linalg.norm(dual.gradient(z)) / max(z_norm, 1e-300):.3e}); "
+            f"{np.linalg.norm(g) / max(z_norm, 1e-300):.3e}); "
             "use the dual ODE (solver='flow')")
     x = dmap.signal(s)
     if not np.all(np.isfinite(x)):
@@ -939,12 +1003,8 @@ def _max_step(dmap: HadamardDualMap, s, ds) -> float:
         return 1.0
     if dmap.depth == 2:
         return min(1.0, 1.0 / peak)
-    # fraction-to-boundary: keep |s - t ds| below s_max (and u^{2-L}, v^{2-L} positive)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        room_up = np.where(-ds > 0, (dmap.s_max - s) / -ds, np.inf)
-        room_down = np.where(-ds < 0, (dmap.s_max + s) / ds, np.inf) if dmap.signed else np.inf
-    limit = float(min(np.min(room_up), np.min(room_down)))
+    # fraction-to-boundary: keep u^{2-L}, v^{2-L} positive
+    limit = dmap.room(s, ds)
     return min(1.0, 0.99 * limit)
 
 

@@ -224,16 +224,19 @@ def candidate_ranks(X, *, gap: float = 10.0) -> list[int]:
     return [k + 1 for k in np.flatnonzero(s[:-1] >= gap * s[1:]).tolist()]
 
 
-def refine_low_rank(operator, y, X, rank: int, *, tol: float = 1e-6, max_iter: int = 50):
-    """Gauss-Newton on ``X = U V^T`` of rank ``rank`` from the truncated SVD of ``X``.
+def refine_low_rank(operator, y, X, rank: int, *, tol: float = 1e-6, max_iter: int = 50,
+                    symmetric: bool = False):
+    """Gauss-Newton on ``X = U V^T`` (``U U^T`` when ``symmetric``) of rank ``rank`` from the
+    truncated SVD (eigendecomposition) of ``X``.
 
     From a small init, gradient descent on ``U V^T`` learns the rank-``k`` interpolant it
     converges to within a few hundred steps, but then creeps: components that overshot during
     the learning decay like ``1/t`` (their gradient is proportional to their own size). Where
-    that interpolant is locally unique (``k (n1 + n2 - k) < m``) it is the zero of the
-    residual on the rank-``k`` manifold next to the iterate, which Gauss-Newton (minimum-norm
-    steps, quadratic convergence) finds in a few iterations. Written here: scipy's
-    ``least_squares`` has no minimum-norm steps for the gauge freedom of ``U V^T``.
+    that interpolant is locally unique (``k (n1 + n2 - k) < m``; ``k n - k (k - 1) / 2 < m``
+    for ``U U^T``) it is the zero of the residual on the rank-``k`` manifold next to the
+    iterate, which Gauss-Newton (minimum-norm steps, quadratic convergence) finds in a few
+    iterations. Written here: scipy's ``least_squares`` has no minimum-norm steps for the
+    gauge freedom of ``U V^T``.
 
     Parameters
     ----------
@@ -246,6 +249,11 @@ def refine_low_rank(operator, y, X, rank: int, *, tol: float = 1e-6, max_iter: i
     tol : float, default=1e-6
         Success: ``||A(X) - y|| <= tol ||y||``.
     max_iter : int, default=50
+    symmetric : bool, default=False
+        Search the PSD matrices ``U U^T`` (the model of a symmetric factorization), starting
+        from the top ``rank`` eigenpairs of the symmetric part of ``X``. Without it the
+        interpolant found on data measured by a non-symmetric operator can be a matrix that a
+        PSD model cannot reach.
 
     Returns
     -------
@@ -255,34 +263,64 @@ def refine_low_rank(operator, y, X, rank: int, *, tol: float = 1e-6, max_iter: i
     """
     n1, n2 = X.shape
     m = operator.n_measurements
-    if not 0 < rank < min(n1, n2) or rank * (n1 + n2 - rank) >= m \
-            or m * n1 * n2 > _REFINE_MAX_ENTRIES:
+    dof = rank * n1 - rank * (rank - 1) // 2 if symmetric else rank * (n1 + n2 - rank)
+    if not 0 < rank < min(n1, n2) or dof >= m or m * n1 * n2 > _REFINE_MAX_ENTRIES:
         return None
     A = operator.to_dense().reshape(m, n1, n2)
-    W, s, Zt = np.linalg.svd(X, full_matrices=False)
-    root = np.sqrt(s[:rank])
-    U, V = W[:, :rank] * root, Zt[:rank].T * root
+    factors = _top_factors(X, rank, symmetric)
+    if factors is None:
+        return None
     target = tol * float(np.linalg.norm(y))
     for _ in range(max_iter):
-        r = y - np.einsum("mij,ij->m", A, U @ V.T)
+        r = y - np.einsum("mij,ij->m", A, _product(factors))
         if float(np.linalg.norm(r)) <= target:
-            return U @ V.T
-        J = np.concatenate([(A @ V).reshape(m, -1),
-                            (np.swapaxes(A, 1, 2) @ U).reshape(m, -1)], axis=1)
-        step = np.linalg.lstsq(J, r, rcond=None)[0]
-        U = U + step[:n1 * rank].reshape(n1, rank)
-        V = V + step[n1 * rank:].reshape(n2, rank)
-        if not (np.all(np.isfinite(U)) and np.all(np.isfinite(V))):
+            return _product(factors)
+        step = np.linalg.lstsq(_jacobian(A, factors), r, rcond=None)[0]
+        factors = _split_step(factors, step)
+        if not all(np.all(np.isfinite(f)) for f in factors):
             return None
-    r = y - np.einsum("mij,ij->m", A, U @ V.T)
-    return U @ V.T if float(np.linalg.norm(r)) <= target else None
+    r = y - np.einsum("mij,ij->m", A, _product(factors))
+    return _product(factors) if float(np.linalg.norm(r)) <= target else None
 
 
-def low_rank_limit(operator, y, X, *, tol: float = 1e-6):
+def _top_factors(X, rank: int, symmetric: bool):
+    """``(U, V)`` of the rank-``rank`` truncated SVD of ``X`` split evenly, or ``(U,)`` of its
+    top eigenpairs when symmetric (None if one of them is not positive: no PSD start)."""
+    if symmetric:
+        values, vectors = np.linalg.eigh((X + X.T) / 2)
+        values, vectors = values[::-1][:rank], vectors[:, ::-1][:, :rank]
+        return None if values[-1] <= 0 else (vectors * np.sqrt(values),)
+    W, s, Zt = np.linalg.svd(X, full_matrices=False)
+    root = np.sqrt(s[:rank])
+    return W[:, :rank] * root, Zt[:rank].T * root
+
+
+def _product(factors):
+    return factors[0] @ factors[-1].T
+
+
+def _jacobian(A, factors):
+    """Jacobian of ``A(U V^T)`` (``A(U U^T)``) in the flattened factors."""
+    m = A.shape[0]
+    if len(factors) == 1:
+        return ((A + np.swapaxes(A, 1, 2)) @ factors[0]).reshape(m, -1)
+    U, V = factors
+    return np.concatenate([(A @ V).reshape(m, -1),
+                           (np.swapaxes(A, 1, 2) @ U).reshape(m, -1)], axis=1)
+
+
+def _split_step(factors, step):
+    sizes = np.cumsum([f.size for f in factors])[:-1]
+    return tuple(f + s.reshape(f.shape) for f, s in zip(factors, np.split(step, sizes),
+                                                          strict=True))
+
+
+def low_rank_limit(operator, y, X, *, tol: float = 1e-6, symmetric: bool = False):
     """``(limit, rank)`` for the first rank at a gap of the singular values of ``X`` whose
-    interpolant is locally unique and found (:func:`refine_low_rank`), else None."""
+    interpolant is locally unique and found (:func:`refine_low_rank`; ``U U^T`` when
+    ``symmetric``), else None."""
     for rank in candidate_ranks(X):
-        limit = refine_low_rank(operator, y, X, rank, tol=tol)
+        limit = refine_low_rank(operator, y, X, rank, tol=tol, symmetric=symmetric)
         if limit is not None:
             return limit, rank
     return None
@@ -421,6 +459,8 @@ def _descent(parameterization, source, *, step, init_params, perturbation, stopp
         raise DivergenceError(f"non-finite estimate after {it} iterations")
     info = {"step": eta, "n_halved": n_halved, "final_loss": loss, "time": clock,
             "clock": "flow_time", "paper_time": paper_time}
+    if validation is not None and reason != StopReason.EARLY_STOPPED:
+        validation.finish(it, clock, x, params)  # the end of the path is on the curve too
     if validation is not None and validation.best_state is not None:
         params = validation.best_state
         x = parameterization.signal(params)

@@ -7,7 +7,6 @@ problem that has stopped costs nothing in later iterations.
 
 from __future__ import annotations
 
-import copy as _copy
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -20,6 +19,7 @@ from .._validation import check_array, check_positive
 from ..parameterizations.row import RowHadamard
 from ..stopping import BatchMonitor, DivergenceError, StoppingRule, StopReason, Validation
 from ._blas import blas_limit
+from .loop import private_validation
 from .result import History, SolverResult
 from .steps import StepPolicy, as_step_policy
 
@@ -390,7 +390,7 @@ def mmv_init(A, Y, params, *, policy: StepPolicy, stopping: StoppingRule, valida
     Lam = At @ R
     a_norm2 = np.linalg.norm(A, ord=2, axis=(1, 2)) ** 2
     monitor = BatchMonitor(stopping, np.sqrt(np.sum(Y * Y, axis=(1, 2))), loss)
-    copies = [None if v is None else _copy_validation(v) for v in validations]
+    copies = [private_validation(v) for v in validations]
     g_window = None
     if stopping.stagnation_tol > 0:
         g_window = np.empty((stopping.patience + 1, B, N))
@@ -628,13 +628,6 @@ def mmv_finish(s: MMVState) -> BatchResult:
     return BatchResult(coef=X, params=(g, V), n_iter=out["n_iter"],
                        wall_time=time.perf_counter() - s.start, stop_reason=list(s.reasons),
                        info=info, history=s.history)
-
-
-def _copy_validation(validation: Validation) -> Validation:
-    """A copy to record into, so that the caller's criterion keeps its state."""
-    copy = _copy.copy(validation)
-    copy.curve = list(validation.curve)
-    return copy
 
 
 def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:

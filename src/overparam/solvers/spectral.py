@@ -16,28 +16,19 @@ from ..parameterizations.spectral import (
 )
 from ..stopping import DivergenceError, StoppingRule, StopReason
 from .gradient_descent import gradient_descent
+from .loop import private_validation
 from .result import History, SolverResult
 
 __all__ = ["aligned_spectral_flow", "aligned_spectral_gd", "spectral_gd"]
 
 
-class _LiftedValidation:
-    """A :class:`~overparam.stopping.Validation` seen through the diagonal coordinates.
-
-    The aligned solver iterates on diagonals ``s``; the held-out operator measures matrices.
-    This proxy lifts ``s`` to ``Phi Diag(s) Psi^T`` before the check and otherwise forwards
-    every attribute, so the caller's ``Validation`` object records the curve and the best time.
-    """
-
-    def __init__(self, validation, lift):
-        self._validation = validation
-        self._lift = lift
-
-    def check(self, iteration, clock, x, state):
-        return self._validation.check(iteration, clock, self._lift(x), state)
-
-    def __getattr__(self, name):
-        return getattr(self._validation, name)
+def _lifted_validation(validation, lift):
+    """A copy of ``validation`` that reads the aligned solver's diagonal ``s`` as the matrix
+    ``lift(s) = Phi Diag(s) Psi^T`` that its held-out operator measures."""
+    lifted = private_validation(validation)
+    error = validation.error
+    lifted.error = lambda s: error(lift(s))
+    return lifted
 
 
 def _aligned_setup(operator, n_components, activation, init, init_scale, random_state):
@@ -121,8 +112,8 @@ def aligned_spectral_gd(
     """
     param, init_params = _aligned_setup(operator, n_components, activation, init, init_scale,
                                         random_state)
-    lifted = None if validation is None else _LiftedValidation(validation,
-                                                                operator.from_diagonal)
+    lifted = None if validation is None else _lifted_validation(validation,
+                                                                 operator.from_diagonal)
     result = gradient_descent(param, operator.diagonal_operator(), y, init_params=init_params,
                               step=step, loss_weight=loss_weight, stopping=stopping,
                               history=history, validation=lifted, callback=callback,

@@ -1,0 +1,232 @@
+"""The shared solver loop (solvers/loop.py), driven by small step objects."""
+
+import math
+
+import numpy as np
+import pytest
+
+from overparam.operators import DenseOperator
+from overparam.parameterizations import GroupHadamard
+from overparam.solvers import History, weight_normalized_gd
+from overparam.solvers.loop import Iterate, private_validation, run_loop
+from overparam.stopping import DivergenceError, Oracle, StoppingRule, StopReason, Validation
+
+
+class Relax:
+    """``x <- x - rate (x - y)``: the gradient flow of ``1/2 ||x - y||^2`` discretized, with
+    clock advance ``rate`` per step (shortened to land on ``time_left``)."""
+
+    name = "relax"
+    clock = "flow_time"
+
+    def __init__(self, y, x0, rate=0.5, stop_after=None, nan_at=None):
+        self.y, self.x0, self.rate = np.asarray(y, float), np.asarray(x0, float), rate
+        self.stop_after, self.nan_at, self.calls = stop_after, nan_at, 0
+
+    def point(self, x, dt=0.0):
+        r = x - self.y
+        return Iterate((x,), x, 0.5 * float(r @ r), float(np.linalg.norm(r)), dt=dt)
+
+    def init(self):
+        return self.point(self.x0)
+
+    def step(self, current, *, time_left, diverged):
+        self.calls += 1
+        if self.stop_after is not None and self.calls > self.stop_after:
+            return StopReason.STATIONARY
+        rate = min(self.rate, time_left)
+        x = current.x - rate * (current.x - self.y)
+        if self.nan_at is not None and self.calls >= self.nan_at:
+            x = x.copy()
+            x[0] = np.nan
+        return self.point(x, dt=rate)
+
+    def info(self):
+        return {"rate": self.rate}
+
+
+Y = np.array([1.0, -2.0, 0.5])
+
+
+def test_converges_and_reports_the_run():
+    res = run_loop(Relax(Y, np.zeros(3)), np.linalg.norm(Y), stopping=StoppingRule(tol=1e-6))
+    assert res.stop_reason is StopReason.CONVERGED and res.converged
+    assert np.linalg.norm(res.coef - Y) <= 1e-6 * np.linalg.norm(Y)
+    # 0.5^k <= 1e-6 first at k = 20
+    assert res.n_iter == 20 and res.info["time"] == pytest.approx(10.0)
+    assert res.info["clock"] == "flow_time" and res.info["rate"] == 0.5
+    assert res.info["final_loss"] == pytest.approx(0.5 * np.sum((res.coef - Y) ** 2))
+    assert res.params[0] is res.coef and res.wall_time >= 0
+
+
+def test_a_start_that_fits_takes_no_step():
+    step = Relax(Y, Y.copy())
+    res = run_loop(step, np.linalg.norm(Y))
+    assert res.stop_reason is StopReason.CONVERGED and res.n_iter == 0 and step.calls == 0
+    res = run_loop(Relax(Y, np.zeros(3)), np.linalg.norm(Y),
+                   stopping=StoppingRule(discrepancy=10.0))
+    assert res.stop_reason is StopReason.DISCREPANCY and res.n_iter == 0
+
+
+def test_the_iteration_budget_bounds_the_run():
+    step = Relax(Y, np.zeros(3), rate=1e-9)  # would need ~1e10 steps to converge
+    res = run_loop(step, np.linalg.norm(Y),
+                   stopping=StoppingRule(max_iter=37, stagnation_tol=0))
+    assert res.stop_reason is StopReason.MAX_ITER and res.n_iter == 37 and step.calls == 37
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 5])
+def test_a_small_budget_is_exact(max_iter):
+    res = run_loop(Relax(Y, np.zeros(3), rate=1e-3), 1.0, stopping=StoppingRule(max_iter=max_iter))
+    assert res.n_iter == max_iter and res.stop_reason is StopReason.MAX_ITER
+
+
+def test_stop_time_is_landed_on_exactly():
+    res = run_loop(Relax(Y, np.zeros(3), rate=0.3), np.linalg.norm(Y),
+                   stopping=StoppingRule(max_flow_time=1.0, tol=0))
+    assert res.stop_reason is StopReason.END_OF_TIME
+    assert res.n_iter == 4 and res.info["time"] == pytest.approx(1.0)  # 0.3, 0.3, 0.3, 0.1
+
+
+def test_stagnation_stops():
+    res = run_loop(Relax(Y, np.zeros(3), rate=1e-12), 1.0,
+                   stopping=StoppingRule(tol=0, stagnation_tol=1e-6, patience=5))
+    assert res.stop_reason is StopReason.STAGNATED and res.n_iter == 5
+
+
+def test_a_step_may_end_the_run_with_its_reason():
+    res = run_loop(Relax(Y, np.zeros(3), stop_after=3), 1.0, stopping=StoppingRule(tol=0))
+    assert res.stop_reason is StopReason.STATIONARY and res.n_iter == 3
+    np.testing.assert_allclose(res.coef, (1 - 0.5**3) * Y)
+
+
+def test_callback_sees_every_iterate_and_can_stop():
+    seen = []
+
+    def callback(iteration, params, x):
+        seen.append((iteration, x.copy()))
+        return iteration == 4
+
+    res = run_loop(Relax(Y, np.zeros(3)), 1.0, stopping=StoppingRule(tol=0), callback=callback)
+    assert res.stop_reason is StopReason.CALLBACK and res.n_iter == 4
+    assert [i for i, _ in seen] == [1, 2, 3, 4]
+    np.testing.assert_allclose(seen[1][1], 0.75 * Y)
+
+
+def test_history_records_the_period_and_the_last_iteration():
+    history = History(every=3, truth=Y)
+    res = run_loop(Relax(Y, np.zeros(3)), 1.0, stopping=StoppingRule(max_iter=10, tol=0),
+                   history=history)
+    assert res.history is history and history.iteration == [0, 3, 6, 9, 10]
+    np.testing.assert_allclose(history.error, 0.5 ** np.array([0, 3, 6, 9, 10]))
+
+
+def test_divergence_raises():
+    with pytest.raises(DivergenceError, match="loss became"):  # exploding loss
+        run_loop(Relax(Y, np.zeros(3), rate=-3.0), 1.0, stopping=StoppingRule(tol=0))
+    with pytest.raises(DivergenceError, match="loss became nan"):  # non-finite loss
+        run_loop(Relax(Y, np.zeros(3), nan_at=3), 1.0)
+
+
+def test_a_non_finite_estimate_is_never_returned():
+    class FiniteLossNanSignal(Relax):
+        def point(self, x, dt=0.0):
+            it = super().point(x, dt)
+            if dt:  # every stepped iterate: finite loss, NaN estimate
+                it.x = np.full_like(x, np.nan)
+            return it
+
+    with pytest.raises(DivergenceError, match="non-finite estimate"):
+        run_loop(FiniteLossNanSignal(Y, np.zeros(3)), 1.0, stopping=StoppingRule(max_iter=1))
+
+
+def _validation(target, **kwargs):
+    """Held-out error ``||x - target||^2 / 3`` (an identity held-out operator)."""
+    return Validation(DenseOperator(np.eye(3)), target, **kwargs)
+
+
+def test_validation_returns_the_best_iterate_and_leaves_the_caller_object_alone():
+    # x_k = (1 - 0.5^k) Y is closest to 0.8 Y at k = 2; the error then rises
+    val = _validation(0.8 * Y, every=1, patience=3, horizon=1.0)
+    res = run_loop(Relax(Y, np.zeros(3)), 1.0, stopping=StoppingRule(tol=0), validation=val)
+    assert res.stop_reason is StopReason.EARLY_STOPPED and res.n_iter == 5
+    np.testing.assert_allclose(res.coef, 0.75 * Y)  # the best iterate, restored
+    assert res.params[0] is res.coef
+    assert res.info["best_iteration"] == 2 and res.info["best_time"] == 1.0
+    curve = res.info["validation_curve"]
+    np.testing.assert_array_equal(curve[:, 0], [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(curve[:, 1], [0.5, 1.0, 1.5, 2.0, 2.5])
+    errors = [((1 - 0.5**k) - 0.8) ** 2 * (Y @ Y) / 3 for k in range(1, 6)]
+    np.testing.assert_allclose(curve[:, 2], errors)
+    assert res.info["validation_error"] == pytest.approx(errors[1])
+    assert res.info["final_loss"] == pytest.approx(0.5 * 0.5**10 * (Y @ Y))  # the last iterate
+    # the caller's Validation is untouched: it can be reused for another run
+    assert val.curve == [] and val.best_state is None and val.best_error == math.inf
+    again = run_loop(Relax(Y, np.zeros(3)), 1.0, stopping=StoppingRule(tol=0), validation=val)
+    np.testing.assert_array_equal(again.info["validation_curve"], curve)
+
+
+def test_validation_records_the_end_of_a_path_that_stopped_on_its_own():
+    # noiseless held-out data: the error falls all along, the end of the path is the best
+    val = _validation(Y.copy(), every=10, patience=None)
+    res = run_loop(Relax(Y, np.zeros(3), rate=0.1), 1.0,
+                   stopping=StoppingRule(max_iter=25, tol=0), validation=val)
+    assert res.stop_reason is StopReason.MAX_ITER
+    np.testing.assert_array_equal(res.info["validation_curve"][:, 0], [10, 20, 25])
+    assert res.info["best_iteration"] == 25
+    np.testing.assert_allclose(res.coef, (1 - 0.9**25) * Y)
+
+
+def test_no_end_point_after_an_early_stop_or_on_the_grid():
+    val = _validation(Y.copy(), every=5, patience=None)
+    res = run_loop(Relax(Y, np.zeros(3), rate=0.1), 1.0,
+                   stopping=StoppingRule(max_iter=20, tol=0), validation=val)
+    np.testing.assert_array_equal(res.info["validation_curve"][:, 0], [5, 10, 15, 20])
+
+
+def test_validation_on_a_geometric_clock_grid():
+    val = _validation(Y.copy(), ratio=2.0, patience=None)
+    res = run_loop(Relax(Y, np.zeros(3), rate=0.25), 1.0,
+                   stopping=StoppingRule(max_iter=40, tol=0), validation=val)
+    # t0 = 0.25 (iteration 1), checks at the first iterations past 0.25 * 2^k, then the end
+    np.testing.assert_array_equal(res.info["validation_curve"][:, 0], [1, 2, 4, 8, 16, 32, 40])
+
+
+def test_an_oracle_works_through_the_loop_too():
+    oracle = Oracle(0.8 * Y, every=1, patience=None)
+    res = run_loop(Relax(Y, np.zeros(3)), 1.0, stopping=StoppingRule(max_iter=6, tol=0),
+                   validation=oracle)
+    np.testing.assert_allclose(res.coef, 0.75 * Y)
+    assert oracle.curve == [] and len(res.info["validation_curve"]) == 6
+
+
+def test_private_validation_copies_state_but_shares_data():
+    val = _validation(0.8 * Y, every=1)
+    val.check(1, 0.5, np.zeros(3), "s")
+    own = private_validation(val)
+    own.check(2, 1.0, 0.8 * Y, "t")
+    assert len(val.curve) == 1 and len(own.curve) == 2 and own.operator is val.operator
+    assert val.best_state == "s" and own.best_state == "t"
+    assert private_validation(None) is None
+
+
+def test_weight_normalized_gd_on_the_loop_keeps_the_callers_validation_and_finishes_the_path():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((50, 24)) / np.sqrt(50)
+    labels = np.repeat(np.arange(6), 4)
+    w = np.zeros(24)
+    w[:8] = rng.standard_normal(8)
+    y = A @ w + 0.1 * rng.standard_normal(50)
+    op = DenseOperator(A)
+    val = Validation(op.rows(np.arange(40, 50)), y[40:], every=10, patience=None)
+    res = weight_normalized_gd(GroupHadamard(labels), op.rows(np.arange(40)), y[:40],
+                               step_u="auto", step_v="auto", switch_tol="auto",
+                               validation=val, stopping=StoppingRule(max_iter=205, tol=0))
+    assert val.curve == []
+    curve = res.info["validation_curve"]
+    assert curve[-1, 0] == 205 and curve[-2, 0] == 200  # the end of the path: Validation.finish
+    best = int(np.argmin(curve[:, 2]))
+    assert res.info["best_iteration"] == curve[best, 0]
+    r = A[40:] @ res.coef - y[40:]
+    assert float(r @ r) / 10 == pytest.approx(curve[best, 2])
+    assert res.info["clock"] == "iterations" and res.info["time"] == 205.0
