@@ -223,3 +223,21 @@ def test_geometric_validation_checks_on_the_clock_grid(rng):
     assert res.info["best_iteration"] == int(curve[np.argmin(curve[:, 2]), 0])
     best_err = np.sum((op.rows(held).forward(res.coef) - y[held]) ** 2) / 15
     assert best_err == pytest.approx(curve[:, 2].min())
+
+
+@pytest.mark.parametrize("policy", [AdaptiveStep(grow=1.3, max_step=5.0), AdaptiveStep(),
+                                    ConstantStep(0.5)])
+def test_step_policy_array_forms_are_the_scalar_rules_entry_by_entry(policy):
+    rng = np.random.default_rng(0)
+    step = rng.uniform(0.1, 10.0, 20)
+    old, new, dec = rng.standard_normal(20), rng.standard_normal(20), rng.uniform(0, 1, 20)
+    new[3], new[4] = np.nan, np.inf
+    accepted = policy.accept_batch(step, old, new, dec)
+    assert accepted.dtype == bool and accepted.any() and not accepted.all()
+    assert accepted.tolist() == [policy.accept(*a) for a in zip(step, old, new, dec,
+                                                                  strict=True)]
+    assert policy.accept_batch(step, 0.0, new, dec).tolist() == [
+        policy.accept(s, 0.0, n, d) for s, n, d in zip(step, new, dec, strict=True)]
+    assert policy.next_after_accept_batch(step).tolist() == [policy.next_after_accept(s)
+                                                             for s in step]
+    assert policy.start_batch(step).tolist() == [policy.start(s) for s in step]

@@ -106,3 +106,45 @@ def test_finish_puts_the_end_of_a_path_on_the_curve():
     # ... once: a path that ended on a check adds nothing
     val.finish(4, 5.0, 1e-9, "end")
     assert len(val.curve) == 4
+
+
+def test_batch_monitor_gives_each_problem_what_monitor_gives():
+    """BatchMonitor: the reasons and stop iterations of one Monitor per problem, for problems
+    that stop on different rules (residual, discrepancy, stagnation, budget, end time)."""
+    from overparam.stopping import BatchMonitor, Monitor
+
+    rule = StoppingRule(max_iter=60, tol=1e-3, stagnation_tol=1e-3, patience=5,
+                        discrepancy=0.06, max_flow_time=40.0)
+    t = np.arange(61.0)
+    losses = np.array([np.exp(-0.3 * t),  # converged (tol * y_norm = 0.1) at 16
+                       0.01 + np.exp(-t),  # stagnates at 17
+                       1.0 - 0.001 * t,  # reaches the end time (clock 1.04 t) at 39
+                       0.0025 + np.exp(-t),  # discrepancy at 7
+                       1.0 - 0.001 * t])  # budget
+    y_norm = np.array([100.0, 1.0, 1.0, 1.0, 1.0])
+    clocks = np.vstack([t, t, 1.04 * t, 0.1 * t, 0.1 * t])
+    expected = []
+    for b in range(5):
+        monitor = Monitor(rule, y_norm[b])
+        for k in range(61):
+            reason = monitor.update(k, losses[b, k], np.sqrt(losses[b, k]), clocks[b, k])
+            if reason is not None:
+                expected.append((k, reason))
+                break
+    batch = BatchMonitor(rule, y_norm, losses[:, 0])
+    got, ids = {}, np.arange(5)
+    for k in range(61):
+        running = np.array([b for b in ids if b not in got])
+        if running.size == 0:
+            break
+        reasons = batch.update(running, np.full(running.size, k), losses[running, k],
+                               np.sqrt(losses[running, k]), clocks[running, k])
+        for b, reason in zip(running, reasons or [None] * running.size, strict=True):
+            if reason is not None:
+                got[int(b)] = (k, reason)
+    assert [got[b] for b in range(5)] == expected
+    assert [reason for _, reason in expected] == [
+        StopReason.CONVERGED, StopReason.STAGNATED, StopReason.END_OF_TIME,
+        StopReason.DISCREPANCY, StopReason.MAX_ITER]
+    assert batch.is_divergent(ids, np.array([np.nan, 1e9, 1.0, np.inf, 2.0])) == [
+        True, True, False, True, False]

@@ -15,6 +15,7 @@ from enum import StrEnum
 from ._validation import check_positive
 
 __all__ = [
+    "BatchMonitor",
     "DegenerateInputWarning",
     "DivergenceError",
     "Monitor",
@@ -159,6 +160,112 @@ class Monitor:
     def elapsed(self) -> float:
         """Seconds since the monitor was made."""
         return time.perf_counter() - self.start
+
+
+class BatchMonitor:
+    """:class:`Monitor` for a batch of problems along a leading axis.
+
+    The same rules in the same order as :meth:`Monitor.update`, each problem with its own
+    iteration count, loss window and clock. A solver passes the problems still running by
+    their indices ``ids`` in the batch. The tests run on arrays; only for a problem that
+    stops is its reason worked out one rule after another.
+
+    Parameters
+    ----------
+    rule : StoppingRule
+    y_norm : ndarray of shape (B,)
+        Norm of each problem's measurements.
+    initial_loss : ndarray of shape (B,)
+        Each problem's loss at the start (for :meth:`is_divergent`).
+    """
+
+    def __init__(self, rule: StoppingRule, y_norm, initial_loss):
+        import numpy as np
+
+        self.rule = rule
+        self.start = time.perf_counter()
+        self.y_norm = np.asarray(y_norm, dtype=float)
+        self._loss_limit = [rule.divergence_factor * x if x > 0 else math.inf
+                            for x in np.asarray(initial_loss, dtype=float).tolist()]
+        # residual norm at or below which a problem stops (converged or discrepancy)
+        self._res_stop = None
+        if rule.tol > 0 or rule.discrepancy is not None:
+            self._res_stop = np.maximum(rule.tol * self.y_norm if rule.tol > 0 else -np.inf,
+                                        -np.inf if rule.discrepancy is None else rule.discrepancy)
+        self._end = None if rule.max_flow_time is None else rule.max_flow_time * (1 - 1e-12)
+        # ring buffer of each problem's last patience + 1 losses, slot iteration % (patience + 1)
+        self._slots = rule.patience + 1
+        self._window = (np.empty((self._slots, self.y_norm.size))
+                        if rule.stagnation_tol > 0 else None)
+
+    def is_divergent(self, ids, loss) -> list[bool]:
+        """:meth:`Monitor.is_divergent` of each problem ``ids[j]`` at ``loss[j]``."""
+        limits = self._loss_limit
+        return [not (math.isfinite(x) and x <= limits[i])
+                for i, x in zip(ids.tolist(), loss.tolist(), strict=True)]
+
+    def update(self, ids, iterations, loss, residual_norm, clock,
+               still_learning=None) -> list[StopReason | None] | None:
+        """Record the problems ``ids`` after their iteration ``iterations`` (counts done).
+
+        Parameters
+        ----------
+        ids, iterations : ndarray of int
+        loss, residual_norm, clock : ndarray
+        still_learning : callable, optional
+            ``still_learning(j)``: whether problem ``ids[j]``, whose loss stagnated, is still
+            learning by another measure (a solver's own test), so that it goes on.
+
+        Returns
+        -------
+        list or None
+            The stop reason (or None) of each problem, in the order of ``ids``; None when no
+            problem stops.
+        """
+        import numpy as np
+
+        rule = self.rule
+        flags = None if self._res_stop is None else residual_norm <= self._res_stop[ids]
+        if self._end is not None:
+            flags = _or(flags, clock >= self._end)
+        flat = None
+        most = max(iterations.tolist())
+        if self._window is not None:
+            self._window[iterations % self._slots, ids] = loss
+            if most >= rule.patience:
+                old_k = iterations - rule.patience
+                old = self._window[old_k % self._slots, ids]
+                flat = (old_k >= 0) & (old - loss <= rule.stagnation_tol * np.abs(old))
+                flags = _or(flags, flat)
+        if most >= rule.max_iter:
+            flags = _or(flags, iterations >= rule.max_iter)
+        timed_out = rule.max_time is not None and time.perf_counter() - self.start > rule.max_time
+        if timed_out:
+            flags = np.ones(ids.size, dtype=bool)
+        if flags is None or not flags.any():
+            return None
+        reasons = [None] * ids.size
+        for j in np.flatnonzero(flags).tolist():
+            i = int(ids[j])
+            res = float(residual_norm[j])
+            if rule.tol > 0 and res <= rule.tol * self.y_norm[i]:
+                reasons[j] = StopReason.CONVERGED
+            elif rule.discrepancy is not None and res <= rule.discrepancy:
+                reasons[j] = StopReason.DISCREPANCY
+            elif self._end is not None and clock[j] >= self._end:
+                reasons[j] = StopReason.END_OF_TIME
+            elif (flat is not None and flat[j]
+                  and not (still_learning is not None and still_learning(j))):
+                reasons[j] = StopReason.STAGNATED
+            elif iterations[j] >= rule.max_iter:
+                reasons[j] = StopReason.MAX_ITER
+            elif timed_out:
+                reasons[j] = StopReason.TIME_LIMIT
+        return reasons
+
+
+def _or(flags, more):
+    return more if flags is None else flags | more
 
 
 @dataclass

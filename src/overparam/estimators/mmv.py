@@ -112,6 +112,13 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     validation_limit_budget = 2.0
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
+    #: With the default adaptive step, cap each step so that no row scale changes by more
+    #: than this fraction of itself (``max_row_change`` of :func:`~overparam.solvers.ir_mmv`;
+    #: None: no cap). A class-level setting like ``validation_*``: set it on an instance.
+    #: Without a cap the step can grow during the slow start from the small init until a few
+    #: steps jump over the rows' escape, and the folds and the refit then disagree at equal
+    #: flow times (docs/mmv.md, "Following the path").
+    max_row_change: float | None = None
     _parameter_constraints: ClassVar[dict] = {
         "init_scale": [StrOptions({"auto"}), POSITIVE],
         "v_scale": [POSITIVE, None],
@@ -152,6 +159,11 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     def _init_scale(self, control) -> float:
         return _AUTO_INIT if isinstance(self.init_scale, str) else self.init_scale
 
+    def _row_cap(self):
+        """The cap on the change of a row scale per step: for the default adaptive step only
+        (a step given as a number or a policy is used as given)."""
+        return self.max_row_change if isinstance(self.step, str) else None
+
     def _rule(self, control):
         return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
                                           stagnation_tol=self.stagnation_tol,
@@ -167,7 +179,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
 
         return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
                       v_scale=self.v_scale, init=self.init, init_params=params,
-                      update=self.update, step=self.step,
+                      update=self.update, step=self.step, max_row_change=self._row_cap(),
                       stopping=replace(self._rule(control), max_iter=max_iter))
 
     def _exact(self, operator, y, coef):
@@ -192,6 +204,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
                            init_scale=self._init_scale(control), v_scale=self.v_scale,
                            init=self.init,
                            update=self.update, step=self.step, stopping=self._rule(control),
+                           max_row_change=self._row_cap(),
                            validation=[problems[k][2].validation for k in ks])
             for j, k in enumerate(ks):
                 results[k] = batch[j]

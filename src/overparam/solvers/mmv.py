@@ -11,21 +11,27 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from math import isfinite
 
 import numpy as np
 
 from .._progress import progress_bar
 from .._validation import check_array, check_positive
-from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from ..parameterizations.row import RowHadamard
+from ..stopping import BatchMonitor, DivergenceError, StoppingRule, StopReason, Validation
 from ._blas import blas_limit
+from .loop import private_validation
 from .result import History, SolverResult
-from .steps import AdaptiveStep, as_step_policy
+from .steps import StepPolicy, as_step_policy
 
-__all__ = ["INITS", "UPDATES", "BatchResult", "candidate_supports", "ir_mmv", "refine_row_sparse"]
+__all__ = ["INITS", "UPDATES", "BatchResult", "MMVState", "candidate_supports", "ir_mmv",
+           "mmv_finish", "mmv_init", "mmv_step", "refine_row_sparse"]
 
 _DEAD = 1e-60  # |g_i| below this is set to zero (a row this small never comes back)
 _EPS = float(np.finfo(float).eps)
+_REFRESH = 100  # accepted steps between two recomputations of R = Y - A X
+_NO_CHECK = 2**62  # the check period of a problem with no validation
+# np.add.reduce is np.sum without its Python wrapper (same result, bit for bit)
+_sum = np.add.reduce
 
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
 #: ``"simultaneous"``: plain gradient descent on ``(g, V)``.
@@ -81,6 +87,7 @@ class BatchResult:
                             history=self.history if len(self) == 1 else None, info=info)
 
 
+
 def _initial_step_guess(A_norm2, g, V, Lam):
     """``1 /`` a local curvature bound of ``||Y - A X||_F^2`` in ``(g, V)``, per problem.
 
@@ -96,6 +103,7 @@ def _initial_step_guess(A_norm2, g, V, Lam):
     return 1.0 / (gauss_newton + residual + 1e-300)
 
 
+
 def ir_mmv(
     A,
     Y,
@@ -108,6 +116,7 @@ def ir_mmv(
     step="adaptive",
     stopping: StoppingRule | None = None,
     row_tol: float = 1e-3,
+    max_row_change: float | None = None,
     validation: Validation | Sequence[Validation | None] | None = None,
     history: History | None = None,
     callback=None,
@@ -152,7 +161,9 @@ def ir_mmv(
         :class:`~overparam.solvers.AdaptiveStep`), which re-times the flow but keeps its path.
         A float is the paper's fixed ``eta_g = eta_v`` (its ``1e-2`` diverges on its own
         setting: :class:`DivergenceError` is raised), or pass
-        ``ConstantStep(eta, on_divergence="halve")``.
+        ``ConstantStep(eta, on_divergence="halve")``. Each trial step is capped by the
+        policy's :meth:`~overparam.solvers.StepPolicy.limit` (per problem), as in
+        :func:`gradient_descent`.
     stopping : StoppingRule, optional
         Applied to each problem separately. ``patience`` and ``max_iter`` count accepted steps.
         Stagnation also needs ``row_tol`` (below).
@@ -163,9 +174,18 @@ def ir_mmv(
         being learned the loss is flat for a long time while the next row's ``g_i`` grows
         exponentially from its small init; a loss-only test (``row_tol=inf``) would stop on
         these plateaus.
+    max_row_change : float, optional
+        Cap every trial step so that no row scale changes by more than this fraction of
+        itself (``|Δg_i| <= max_row_change |g_i|``). From a small init the curvature is tiny
+        and the adaptive step grows until a few steps cover the whole escape of the rows; the
+        cap keeps the iterates near the flow's path there, so that paths on different rows of
+        the same data (held-out folds and their refit) agree at equal flow times. None: no cap.
     validation : Validation or sequence of Validation, optional
         Held-out early stopping, one per problem (a single one for an unbatched call). The
-        problem stops when its validation says so and returns its best iterate.
+        problem stops when its validation says so and returns its best iterate. The run
+        records into copies (the caller's objects are not changed) and reports each curve,
+        ending with the path's last point, as ``info["validation_curve"]``, ``(n, 3)`` arrays
+        of ``(iteration, clock, error)``.
     history : History, optional
         Recorded for an unbatched call (or a batch of one); adds ``values["flow_time"]``.
     callback : callable, optional
@@ -197,22 +217,60 @@ def ir_mmv(
     policy keeps its iterate and retries with the smaller step in the next iteration.
 
     **Cost.** For small problems numpy's per-call overhead, not arithmetic, dominates, so the
-    loop keeps the active problems' rows compacted (copied only when one stops), applies the
-    default :class:`~overparam.solvers.AdaptiveStep`'s rules to the whole batch at once (any
-    other step policy is asked problem by problem, with the same result bit for bit), skips
-    the validation checks and residual refreshes in iterations where none can fall due, and
-    keeps ``X`` only where it is read. Floating-point warnings are off in the loop (a trial
-    step that overflows is rejected). Measured with ``benchmarks/mmv_overhead.py`` on a loaded
-    2-core machine, per iteration: 63 µs for ``B = 5`` problems of ``24 x 60 x 20`` (a fifth of
-    it in the products ``A dX`` and ``A^T R``) and 35 µs for one of ``30 x 60 x 20``, against
-    116 and 81 µs for the previous, problem-by-problem loop, with identical results; and
-    0.4 ms instead of 2.3 ms per call (the BLAS thread limiter is now made once).
+    loop keeps the active problems' rows compacted (copied only when one stops), asks the step
+    policy and the stopping rule through their array forms (:meth:`StepPolicy.accept_batch`,
+    :class:`~overparam.stopping.BatchMonitor`), skips the validation checks and residual
+    refreshes in iterations where none can fall due, and keeps ``X`` only where it is read.
+    Floating-point warnings are off in the loop (a trial step that overflows is rejected).
+    ``benchmarks/mmv_overhead.py`` measures the cost per iteration.
     """
+    A, Y, batched, validations = _check_inputs(A, Y, update=update, init=init,
+                                               init_scale=init_scale, row_tol=row_tol,
+                                               validation=validation, history=history)
+    g, V = _start_params(init_params, A.shape[0], A.shape[2], Y.shape[2], init_scale=init_scale,
+                         v_scale=v_scale, init=init)
+    if max_row_change is not None:
+        check_positive(max_row_change, "max_row_change")
+    stopping = stopping or StoppingRule()
+    state = mmv_init(A, Y, (g, V), policy=as_step_policy(step), stopping=stopping,
+                     validations=validations, update=update, row_tol=row_tol,
+                     max_row_change=max_row_change, history=history)
+    bar = progress_bar(progress, total=stopping.max_iter, desc="IR-MMV")
+    with ExitStack() as limits:
+        limits.callback(bar.close)
+        limits.enter_context(blas_limit(blas_threads))
+        # Overflow and NaN in a trial step are expected (the step is then rejected), as is the
+        # log of a dead row in the stagnation test; once here instead of in each iteration.
+        limits.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
+        while _retire_stopped(state):
+            accepted = mmv_step(state)
+            if accepted is not None:
+                _stop_tests(state, accepted)
+                _validate(state, accepted)
+                if history is not None and accepted[0] and (history.due(state.n_iter[0])
+                                                            or state.reasons[0] is not None):
+                    _record(history, state, 0)
+                if not bar.disable:
+                    bar.update(max(int(state.n_iter.max()) - bar.n, 0))
+            if callback is not None:
+                _publish(state, slice(None))
+                out = state.out
+                if callback(int(out["n_iter"].max()), (out["g"], out["V"]), out["X"]):
+                    state.stop_all(StopReason.CALLBACK)
+    result = mmv_finish(state)
+    return result if batched else result[0]
+
+
+def _check_inputs(A, Y, *, update, init, init_scale, row_tol, validation, history):
+    """``A``, ``Y`` with a leading batch axis, whether it was given, and one validation (or
+    None) per problem."""
     if update not in UPDATES:
         raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     check_positive(init_scale, "init_scale")
+    if not float(row_tol) >= 0:  # inf allowed: the loss-only stagnation test
+        raise ValueError(f"row_tol must be >= 0, got {row_tol!r}")
     A = check_array(A, "A", ndim=(2, 3))
     Y = check_array(Y, "Y", ndim=(2, 3))
     batched = A.ndim == 3
@@ -220,14 +278,9 @@ def ir_mmv(
         raise ValueError(f"A and Y must both be batched or both not: A {A.shape}, Y {Y.shape}")
     if not batched:
         A, Y = A[None], Y[None]
-    B, M, N = A.shape
+    B, M, _ = A.shape
     if Y.shape[:2] != (B, M):
         raise ValueError(f"Y must have shape ({B}, {M}, L) to match A {A.shape}, got {Y.shape}")
-    L = Y.shape[2]
-    if v_scale is None:
-        v_scale = init_scale / np.sqrt(2.0 * L)
-    check_positive(v_scale, "v_scale")
-    stopping = stopping or StoppingRule()
     if validation is None or isinstance(validation, Validation):
         validations = [validation] * B if validation is None else [validation]
     else:
@@ -236,326 +289,345 @@ def ir_mmv(
         raise ValueError(f"give one validation per problem: {len(validations)} for {B}")
     if history is not None and B != 1:
         raise ValueError("history is recorded for a single problem only")
-    policy = as_step_policy(step)
+    return A, Y, batched, validations
 
-    start = time.perf_counter()
-    At = np.swapaxes(A, 1, 2)
+
+def _start_params(init_params, B, N, L, *, init_scale, v_scale, init):
+    """``(g, V)`` of shapes ``(B, N)`` and ``(B, N, L)``: given, or from the scales."""
     if init_params is None:
-        g = np.full((B, N), float(init_scale))
-        V = np.full((B, N, L), float(v_scale) if init == "ones" else 0.0)
-    else:
-        g0, V0 = (check_array(p, name) for p, name in zip(init_params, ("g", "V"),
-                                                           strict=True))
-        try:
-            g = np.array(np.broadcast_to(g0, (B, N)))
-            V = np.array(np.broadcast_to(V0, (B, N, L)))
-        except ValueError:
-            raise ValueError(f"init_params must have shapes ([B,] {N}) and ([B,] {N}, {L}), "
-                             f"got {g0.shape} and {V0.shape}") from None
-    X = (g * g)[..., None] * V
-    R = Y - A @ X
-    loss = np.sum(R * R, axis=(1, 2))
-    Lam = At @ R
-    y_norm = np.sqrt(np.sum(Y * Y, axis=(1, 2)))
-    time_per_step = 2.0 * M  # loss weight 2 (||.||^2, no 1/2) times M rows
-    clock = np.zeros(B)
-    n_iter = np.zeros(B, dtype=int)
-    n_rejected = np.zeros(B, dtype=int)
-    a_norm2 = np.linalg.norm(A, ord=2, axis=(1, 2)) ** 2
-    guess = _initial_step_guess(a_norm2, g, V, Lam)
-    eta = np.array([policy.start(float(s)) for s in guess])
-    if not float(row_tol) >= 0:  # inf allowed: the loss-only stagnation test
-        raise ValueError(f"row_tol must be >= 0, got {row_tol!r}")
-
-    tol, discrepancy, max_iter = stopping.tol, stopping.discrepancy, stopping.max_iter
-    patience, max_time = stopping.patience, stopping.max_time
-    max_flow_time = stopping.max_flow_time
-    end_time = None if max_flow_time is None else max_flow_time * (1 - 1e-12)
-    loss_limit = stopping.divergence_factor * loss  # beyond it a trial step has diverged
-    # A residual norm at or below this per-problem level stops the problem (CONVERGED or
-    # DISCREPANCY: stop_reason tells which); None when neither test is on.
-    res_stop = None
-    if tol > 0 or discrepancy is not None:
-        res_stop = np.maximum(tol * y_norm if tol > 0 else -np.inf,
-                              -np.inf if discrepancy is None else discrepancy)
-    # Stagnation: ring buffers of the loss and of g over the last patience + 1 accepted steps
-    # of each problem, slot n_iter % (patience + 1).
-    n_slots = patience + 1
-    window = g_window = None
-    if stopping.stagnation_tol > 0:
-        window = np.empty((n_slots, B))
-        g_window = np.empty((n_slots, B, N))
-        window[0], g_window[0] = loss, g
-    no_check = 2**62  # the check period of a problem with no validation
-    every = [no_check if v is None else int(v.every) for v in validations]
-
-    # The loop works on the active problems only: ``ids`` are their indices in the batch and
-    # every working array holds their rows, compacted (copied) only when a problem stops. A
-    # stopped problem's final state goes to these arrays:
-    g_out, V_out, X_out = np.empty_like(g), np.empty_like(V), np.empty_like(X)
-    loss_out, clock_out, eta_out = np.empty_like(loss), np.empty_like(clock), np.empty_like(eta)
-    n_iter_out, n_rejected_out = np.empty_like(n_iter), np.empty_like(n_rejected)
-    ids, cols, vals = np.arange(B), np.arange(B), list(validations)
-    limit_list = loss_limit.tolist()
-    A_w, At_w, Y_w = A, np.ascontiguousarray(At), Y  # contiguous A^T: as any subset of it
-
-    def signal(rows):
-        # X is only read here (results, checks, the periodic refresh): not kept up to date.
-        return (g[rows] * g[rows])[..., None] * V[rows]
-
-    def scatter(rows) -> None:
-        dest = ids[rows]
-        g_out[dest], V_out[dest], X_out[dest] = g[rows], V[rows], signal(rows)
-        loss_out[dest], clock_out[dest], eta_out[dest] = loss[rows], clock[rows], eta[rows]
-        n_iter_out[dest], n_rejected_out[dest] = n_iter[rows], n_rejected[rows]
-
-    def stop_reason(j: int) -> StopReason | None:
-        """Why working problem ``j`` stops now (None: it goes on); its window slot is current."""
-        res = float(np.sqrt(loss[j]))
-        if tol > 0 and res <= tol * y_norm[j]:
-            return StopReason.CONVERGED
-        if discrepancy is not None and res <= discrepancy:
-            return StopReason.DISCREPANCY
-        if end_time is not None and clock[j] >= end_time:
-            return StopReason.END_OF_TIME
-        k = int(n_iter[j])
-        if window is not None and k >= patience:
-            slot, old_slot = k % n_slots, (k - patience) % n_slots
-            old = window[old_slot, j]
-            if old - loss[j] <= stopping.stagnation_tol * abs(old):
-                growth = np.nanmax(np.log(np.abs(g_window[slot, j]))
-                                   - np.log(np.abs(g_window[old_slot, j])), initial=-np.inf)
-                if not growth >= row_tol:
-                    return StopReason.STAGNATED
-        if k >= max_iter:
-            return StopReason.MAX_ITER
-        if max_time is not None and time.perf_counter() - start > max_time:
-            return StopReason.TIME_LIMIT
-        return None
-
-    reasons: list[StopReason | None] = [stop_reason(b) for b in range(B)]
-    done = [b for b in range(B) if reasons[b] is not None]  # working rows that just stopped
-    if history is not None:
-        _record(history, 0, start, loss[0], g[0], V[0], X[0], clock[0])
-    bar = progress_bar(progress, total=stopping.max_iter, desc="IR-MMV")
-    limits = ExitStack()
-    limits.enter_context(blas_limit(blas_threads))
-    # Overflow and NaN in a trial step are expected (the step is then rejected), as is the log
-    # of a dead row in the stagnation test; once here instead of in each iteration.
-    limits.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
-    sequential = update == "sequential"
-    # The default policy's accept/next rules, vectorized over the batch; any other policy is
-    # asked problem by problem.
-    adaptive = type(policy) is AdaptiveStep
-    if adaptive:
-        neg_armijo, grow, shrink = -policy.armijo, policy.grow, policy.shrink
-        max_step = policy.max_step if policy.max_step < np.inf else None
-    # Each problem accepts at most one step per iteration, so a test due at multiples of a
-    # period of accepted steps is skipped for the iterations in which none can fall due.
-    refresh_wait = _due(n_iter.tolist(), [100] * B, [False] * B)[1]
-    check_wait = _due(n_iter.tolist(), every, [False] * B)[1]
-    it = 0  # loop iterations: no problem has more accepted steps
-    _sum = np.add.reduce
+        param = RowHadamard(N, L)
+        v_scale = param.balanced_v_scale(init_scale) if v_scale is None else v_scale
+        check_positive(v_scale, "v_scale")
+        g, V = param.init(init_scale, v_scale=v_scale)
+        if init == "zero":
+            V = np.zeros_like(V)
+        return np.array(np.broadcast_to(g, (B, N))), np.array(np.broadcast_to(V, (B, N, L)))
+    g0, V0 = (check_array(p, name) for p, name in zip(init_params, ("g", "V"), strict=True))
     try:
-        while True:
-            if done:
-                gone = np.zeros(ids.size, dtype=bool)
-                gone[done] = True
-                scatter(gone)
-                done = []
-                if gone.all():
-                    break
-                keep = ~gone
-                ids, cols = ids[keep], np.arange(np.count_nonzero(keep))
-                vals = [v for v, k in zip(vals, keep.tolist(), strict=True) if k]
-                g, V, R, Lam = g[keep], V[keep], R[keep], Lam[keep]
-                loss, clock, eta, n_iter = loss[keep], clock[keep], eta[keep], n_iter[keep]
-                n_rejected, y_norm = n_rejected[keep], y_norm[keep]
-                limit_list = [x for x, k in zip(limit_list, keep.tolist(), strict=True) if k]
-                every = [p for p, k in zip(every, keep.tolist(), strict=True) if k]
-                A_w, At_w, Y_w = A_w[keep], At_w[keep], Y_w[keep]
-                if res_stop is not None:
-                    res_stop = res_stop[keep]
-                if window is not None:
-                    window, g_window = window[:, keep], g_window[:, keep]
-            it += 1
-            # np.add.reduce is np.sum without its Python wrapper (same result, bit for bit).
-            gg = g * g
-            grad_g = -4.0 * g * _sum(Lam * V, -1)
-            grad_V = -2.0 * gg[..., None] * Lam
-            # Land exactly on the requested time (the cap cannot bind before twice the step
-            # from it).
-            if max_flow_time is not None and (max(clock.tolist()) + 2.0 * max(eta.tolist())
-                                              * time_per_step >= max_flow_time):
-                eta = np.minimum(eta, np.maximum(max_flow_time - clock, 0.0) / time_per_step)
-            e = eta
-            neg_e = -e
-            d_g = neg_e[:, None] * grad_g
-            g_new = g + d_g
-            if sequential:
-                d_V = 2.0 * e[:, None, None] * (g_new * g_new)[..., None] * Lam
-            else:
-                d_V = neg_e[:, None, None] * grad_V
-            V_new = V + d_V
-            # The change of the loss from the change of X, not as a difference of two losses:
-            # on a plateau it is far below the rounding error of the loss itself, and a
-            # rounding-noise "increase" would make the step policy shrink the step for ever.
-            # With d_R = -A d_X: sum(d_R * (d_R + 2 R)) and R + d_R, exactly.
-            A_dX = A_w @ ((d_g * (2.0 * g + d_g))[..., None] * V_new + gg[..., None] * d_V)
-            d_loss = -_sum(A_dX * (2.0 * R - A_dX), (1, 2))
-            R_new = R - A_dX
-            loss_new = loss + d_loss
-            decrease = e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2)))
-            # A finite trial loss within the divergence limit, then the step policy's test.
-            # Python floats (the same IEEE arithmetic) are cheaper than numpy for a few values.
-            ok = [isfinite(x) and x <= lim
-                  for x, lim in zip(loss_new.tolist(), limit_list, strict=True)]
-            d_loss_list, decrease_list = d_loss.tolist(), decrease.tolist()
-            if adaptive:
-                # Policies compare losses; this is AdaptiveStep.accept with old loss 0 and new
-                # loss the change, for its accuracy.
-                accepted_list = [a and d <= neg_armijo * c
-                                 for a, d, c in zip(ok, d_loss_list, decrease_list, strict=True)]
-                all_accepted = all(accepted_list)
-                if not all_accepted:
-                    accepted_list = _accept_within_rounding(
-                        accepted_list, ok, d_loss_list, decrease_list, neg_armijo, A_dX, R)
-                    all_accepted = all(accepted_list)
-                eta = eta * grow if max_step is None else np.minimum(eta * grow, max_step)
-                if not all_accepted:
-                    rejected = [j for j, a in enumerate(accepted_list) if not a]
-                    for j in rejected:
-                        n_rejected[j] += 1
-                        eta[j] = e[j] * shrink
-                        if eta[j] < policy.min_step:
-                            try:  # raises: the step fell below the policy's minimum
-                                policy.next_after_reject(float(e[j]))
-                            except DivergenceError as err:
-                                raise DivergenceError(
-                                    f"problem {ids[j]} of the batch: {err}") from err
-            else:
-                eta = eta.copy()
-                accepted_list = [False] * ids.size
-                for j in range(ids.size):
-                    # as the vectorized test: strict, then within the rounding slack
-                    if ok[j] and (policy.accept(float(e[j]), 0.0, d_loss_list[j],
-                                                decrease_list[j])
-                                  or policy.accept(float(e[j]), _rounding_slack(A_dX[j], R[j]),
-                                                   d_loss_list[j], decrease_list[j])):
-                        accepted_list[j] = True
-                    else:
-                        n_rejected[j] += 1
-                        try:
-                            eta[j] = policy.next_after_reject(float(eta[j]))
-                        except DivergenceError as err:
-                            raise DivergenceError(f"problem {ids[j]} of the batch: {err}") from err
-                for j in range(ids.size):
-                    if accepted_list[j]:
-                        eta[j] = policy.next_after_accept(float(eta[j]))
-                all_accepted = all(accepted_list)
-                rejected = [j for j, a in enumerate(accepted_list) if not a]
-            if all_accepted or any(accepted_list):
-                # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they
-                # would stay: subnormal numbers would slow every later iteration many times.
-                g_new[np.abs(g_new) < _DEAD] = 0.0
-                V_new[np.abs(V_new) < _DEAD ** 2] = 0.0
-                clock_new = clock + e * time_per_step
-                if all_accepted:
-                    n_iter += 1
-                else:
-                    accepted = np.array(accepted_list)
-                    n_iter += accepted
-                    for j in rejected:  # keeps its state (few rows: cheaper than np.where)
-                        g_new[j], V_new[j], R_new[j] = g[j], V[j], R[j]
-                        loss_new[j], clock_new[j] = loss[j], clock[j]
-                g, V, R, loss, clock = g_new, V_new, R_new, loss_new, clock_new
-                if refresh_wait:
-                    refresh_wait -= 1
-                else:  # R = Y - A X again every 100 accepted steps, against drift
-                    refresh, refresh_wait = _due(n_iter.tolist(), [100] * ids.size,
-                                                 accepted_list)
-                    if refresh:
-                        R[refresh] = Y_w[refresh] - A_w[refresh] @ signal(refresh)
-                        loss[refresh] = _sum(R[refresh] ** 2, (1, 2))
-                Lam_new = At_w @ R
-                for j in rejected if not all_accepted else ():
-                    Lam_new[j] = Lam[j]
-                Lam = Lam_new
+        return np.array(np.broadcast_to(g0, (B, N))), np.array(np.broadcast_to(V0, (B, N, L)))
+    except ValueError:
+        raise ValueError(f"init_params must have shapes ([B,] {N}) and ([B,] {N}, {L}), "
+                         f"got {g0.shape} and {V0.shape}") from None
 
-                # Stopping tests, vectorized as a superset; stop_reason decides (rarely).
-                flags = None if res_stop is None else np.sqrt(loss) <= res_stop
-                if end_time is not None:
-                    late = clock >= end_time
-                    flags = late if flags is None else flags | late
-                if window is not None:
-                    # A rejected problem rewrites its current slot with the same values.
-                    slots = n_iter % n_slots
-                    window[slots, cols], g_window[slots, cols] = loss, g
-                    if it >= patience:
-                        k_old = n_iter - patience
-                        old = window[k_old % n_slots, cols]
-                        flat = (k_old >= 0) & (old - loss
-                                               <= stopping.stagnation_tol * np.abs(old))
-                        flags = flat if flags is None else flags | flat
-                if it >= max_iter:
-                    flags = n_iter >= max_iter if flags is None else flags | (n_iter >= max_iter)
-                if max_time is not None and time.perf_counter() - start > max_time:
-                    flags = np.ones(ids.size, dtype=bool)
-                if flags is not None:
-                    if not all_accepted:
-                        flags &= accepted
-                    flags = flags.tolist()
-                    if any(flags):
-                        for j in range(ids.size):
-                            reason = stop_reason(j) if flags[j] else None
-                            if reason is not None:
-                                reasons[ids[j]] = reason
-                                done.append(j)
-                if check_wait:
-                    check_wait -= 1
-                else:
-                    due, check_wait = _due(n_iter.tolist(), every, accepted_list)
-                    for j in due:
-                        if vals[j].check(int(n_iter[j]), float(clock[j]), signal(j),
-                                         (g[j].copy(), V[j].copy())):
-                            reasons[ids[j]] = StopReason.EARLY_STOPPED
-                            done.append(j)
-                if history is not None and accepted_list[0] and (history.due(n_iter[0])
-                                                                 or reasons[0] is not None):
-                    _record(history, n_iter[0], start, loss[0], g[0], V[0], signal(0), clock[0])
-                if not bar.disable:
-                    bar.update(max(int(n_iter.max()) - bar.n, 0))
-            if callback is not None:
-                scatter(slice(None))
-                if callback(int(n_iter_out.max()), (g_out, V_out), X_out):
-                    for j in range(ids.size):
-                        if reasons[ids[j]] is None:
-                            reasons[ids[j]] = StopReason.CALLBACK
-                            done.append(j)
-    finally:
-        bar.close()
-        limits.close()
-    g, V, X, loss, clock, eta = g_out, V_out, X_out, loss_out, clock_out, eta_out
-    n_iter, n_rejected = n_iter_out, n_rejected_out
+
+@dataclass(eq=False)
+class MMVState:
+    """One run of :func:`ir_mmv`: made by :func:`mmv_init`, advanced by :func:`mmv_step`,
+    read out by :func:`mmv_finish`.
+
+    The problems still running are compacted along the leading axis: row ``j`` of ``g``,
+    ``V``, ``R``, ... is problem ``ids[j]`` of the batch. A problem that stops is copied to
+    ``out`` (whole-batch arrays) and dropped from the working rows, so it costs nothing more.
+    The caller's :class:`~overparam.stopping.Validation` objects are not touched: the run
+    works on copies (``all_validations``) and reports their curves.
+    """
+
+    param: RowHadamard
+    policy: StepPolicy
+    monitor: BatchMonitor
+    sequential: bool
+    row_tol: float
+    max_row_change: float | None
+    max_flow_time: float | None
+    time_per_step: float  # flow time per unit step: loss weight 2 (no 1/2) times M rows
+    start: float
+    all_validations: list  # whole batch: a copy of each problem's validation, or None
+    reasons: list  # whole batch: StopReason once stopped
+    out: dict  # whole batch: final g, V, X, loss, clock, eta, n_iter, n_rejected
+    g_window: np.ndarray | None  # ring buffer of g over the stagnation window (whole batch)
+    # the working rows
+    ids: np.ndarray
+    A: np.ndarray
+    At: np.ndarray
+    Y: np.ndarray
+    g: np.ndarray
+    V: np.ndarray
+    R: np.ndarray  # Y - A X
+    Lam: np.ndarray  # A^T R
+    loss: np.ndarray
+    clock: np.ndarray
+    eta: np.ndarray
+    n_iter: np.ndarray
+    n_rejected: np.ndarray
+    validations: list
+    every: list  # check period of each validation (2^62 for none)
+    history: History | None = None
+    done: list = field(default_factory=list)  # working rows that just stopped
+    it: int = 0  # loop iterations: no problem has more accepted steps
+    refresh_wait: int = 0  # iterations in which no residual refresh can fall due
+    check_wait: int = 0  # iterations in which no validation check can fall due
+
+    def signal(self, rows) -> np.ndarray:
+        """``X`` of working rows ``rows`` (not kept up to date: only read here)."""
+        return self.param.signal((self.g[rows], self.V[rows]))
+
+    def stop(self, j: int, reason: StopReason) -> None:
+        """Working row ``j`` stops (removed at the next :func:`_retire_stopped`)."""
+        self.reasons[int(self.ids[j])] = reason
+        self.done.append(j)
+
+    def stop_all(self, reason: StopReason) -> None:
+        """Every problem still running stops (a callback asked)."""
+        for j in range(self.ids.size):
+            if self.reasons[int(self.ids[j])] is None:
+                self.stop(j, reason)
+
+
+def mmv_init(A, Y, params, *, policy: StepPolicy, stopping: StoppingRule, validations,
+             update: str = "simultaneous", row_tol: float = 1e-3,
+             max_row_change: float | None = None, history: History | None = None) -> MMVState:
+    """The state of :func:`ir_mmv` at ``params = (g, V)`` (batched arrays, checked).
+
+    Problems that already meet a stopping test (a fit within ``tol``) stop before any step.
+    """
+    start = time.perf_counter()
+    B, M, N = A.shape
+    param = RowHadamard(N, Y.shape[2])
+    g, V = params
+    R = Y - A @ param.signal((g, V))
+    loss = np.sum(R * R, axis=(1, 2))
+    At = np.ascontiguousarray(np.swapaxes(A, 1, 2))  # contiguous: as any subset of it
+    Lam = At @ R
+    a_norm2 = np.linalg.norm(A, ord=2, axis=(1, 2)) ** 2
+    monitor = BatchMonitor(stopping, np.sqrt(np.sum(Y * Y, axis=(1, 2))), loss)
+    copies = [private_validation(v) for v in validations]
+    g_window = None
+    if stopping.stagnation_tol > 0:
+        g_window = np.empty((stopping.patience + 1, B, N))
+        g_window[0] = g
+    zeros = np.zeros(B, dtype=int)
+    out = {"g": np.empty_like(g), "V": np.empty_like(V), "X": np.empty_like(V),
+           "loss": np.empty_like(loss), "clock": np.zeros(B), "eta": np.empty(B),
+           "n_iter": zeros.copy(), "n_rejected": zeros.copy()}
+    every = [_NO_CHECK if v is None else int(v.every) for v in copies]
+    state = MMVState(
+        param=param, policy=policy, monitor=monitor, sequential=update == "sequential",
+        row_tol=float(row_tol), max_row_change=max_row_change,
+        max_flow_time=stopping.max_flow_time, time_per_step=2.0 * M,
+        start=start, all_validations=copies, reasons=[None] * B, out=out, g_window=g_window,
+        ids=np.arange(B), A=A, At=At, Y=Y, g=g, V=V, R=R, Lam=Lam, loss=loss,
+        clock=np.zeros(B), eta=policy.start_batch(_initial_step_guess(a_norm2, g, V, Lam)),
+        n_iter=zeros.copy(), n_rejected=zeros.copy(), validations=list(copies), every=every,
+        history=history, refresh_wait=_due(zeros.tolist(), [_REFRESH] * B, [False] * B)[1],
+        check_wait=_due(zeros.tolist(), every, [False] * B)[1])
+    reasons = monitor.update(state.ids, zeros, loss, np.sqrt(loss), state.clock)
+    for b, reason in enumerate(reasons or ()):
+        if reason is not None:
+            state.stop(b, reason)
+    if history is not None:
+        _record(history, state, 0)
+    return state
+
+
+def mmv_step(state: MMVState) -> list[bool] | None:
+    """One iteration: a trial step for every problem still running, kept where its step
+    policy accepts it. Returns which problems moved (None when none did)."""
+    s = state
+    s.it += 1
+    G = -2.0 * s.Lam  # d ||Y - A X||_F^2 / dX
+    grads = s.param.vjp((s.g, s.V), G)
+    e = s.eta
+    cap = s.policy.limit_batch((s.g, s.V), grads)
+    if cap is not None:
+        e = np.minimum(e, cap)
+    if s.max_row_change is not None:
+        e = np.minimum(e, _row_change_cap(s.g, grads[0], s.max_row_change))
+    if s.max_flow_time is not None and (max(s.clock.tolist()) + 2.0 * max(e.tolist())
+                                        * s.time_per_step >= s.max_flow_time):
+        # land exactly on the requested time (the cap cannot bind before twice the step)
+        e = np.minimum(e, np.maximum(s.max_flow_time - s.clock, 0.0) / s.time_per_step)
+    trial = _trial_step(s, e, G, grads)
+    accepted = _accept(s, e, trial)
+    if not accepted.any():
+        return None
+    g_new, V_new, R_new, loss_new = trial["g"], trial["V"], trial["R"], trial["loss"]
+    # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they would
+    # stay: subnormal numbers would slow every later iteration many times.
+    g_new[np.abs(g_new) < _DEAD] = 0.0
+    V_new[np.abs(V_new) < _DEAD ** 2] = 0.0
+    clock_new = s.clock + e * s.time_per_step
+    accepted_list = accepted.tolist()
+    rejected = [j for j, a in enumerate(accepted_list) if not a]
+    s.n_iter += accepted
+    for j in rejected:  # keeps its state (few rows: cheaper than np.where)
+        g_new[j], V_new[j], R_new[j] = s.g[j], s.V[j], s.R[j]
+        loss_new[j], clock_new[j] = s.loss[j], s.clock[j]
+    s.g, s.V, s.R, s.loss, s.clock = g_new, V_new, R_new, loss_new, clock_new
+    _refresh_residuals(s, accepted_list)
+    Lam_new = s.At @ s.R
+    for j in rejected:
+        Lam_new[j] = s.Lam[j]
+    s.Lam = Lam_new
+    return accepted_list
+
+
+def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
+    """The largest step of each problem with ``|step grad_g_i| <= max_change |g_i|`` for
+    every row (dead rows, ``g_i = 0``, do not move and set no cap)."""
+    rate = np.divide(np.abs(grad_g), np.abs(g), out=np.zeros_like(g), where=g != 0)
+    peak = rate.max(axis=-1)
+    return np.divide(max_change, peak, out=np.full_like(peak, np.inf), where=peak > 0)
+
+
+def _trial_step(s: MMVState, e, G, grads) -> dict:
+    """The trial iterate of each working row for steps ``e`` along ``grads`` (the pullback of
+    ``G = dloss/dX``), with its residual and loss."""
+    g, V, R = s.g, s.V, s.R
+    grad_g, grad_V = grads
+    neg_e = -e
+    d_g = neg_e[:, None] * grad_g
+    g_new = g + d_g
+    if s.sequential:  # Algorithm 1: V steps along its gradient at the new g
+        d_V = neg_e[:, None, None] * s.param.vjp((g_new, V), G)[1]
+    else:
+        d_V = neg_e[:, None, None] * grad_V
+    V_new = V + d_V
+    # The change of the loss from the change of X, not as a difference of two losses: on a
+    # plateau it is far below the rounding error of the loss itself, and a rounding-noise
+    # "increase" would make the step policy shrink the step for ever. With
+    # d_R = -A d_X: sum(d_R * (d_R + 2 R)) and R + d_R, exactly.
+    A_dX = s.A @ ((d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V)
+    d_loss = -_sum(A_dX * (2.0 * R - A_dX), (1, 2))
+    return {"g": g_new, "V": V_new, "R": R - A_dX, "loss": s.loss + d_loss, "d_loss": d_loss,
+            "A_dX": A_dX,
+            "decrease": e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2)))}
+
+
+def _accept(s: MMVState, e, trial) -> np.ndarray:
+    """Which trial steps are kept; sets the next steps and counts the rejections.
+
+    A finite trial loss within the divergence limit, then the step policy's test on the
+    change of the loss (as ``accept(step, 0, change, decrease)``, for its accuracy), then the
+    same test with the change's rounding level as slack (:func:`_rounding_slack`).
+    """
+    ok = ~np.array(s.monitor.is_divergent(s.ids, trial["loss"]))
+    d_loss, decrease = trial["d_loss"], trial["decrease"]
+    accepted = ok & s.policy.accept_batch(e, 0.0, d_loss, decrease)
+    eta = s.policy.next_after_accept_batch(e)
+    if accepted.all():
+        s.eta = eta
+        return accepted
+    for j in np.flatnonzero(ok & ~accepted).tolist():
+        slack = _rounding_slack(trial["A_dX"][j], s.R[j])
+        accepted[j] = s.policy.accept_batch(e[j:j + 1], slack, d_loss[j:j + 1],
+                                            decrease[j:j + 1])[0]
+    for j in np.flatnonzero(~accepted).tolist():
+        s.n_rejected[j] += 1
+        try:  # raises once the step falls below the policy's minimum
+            eta[j] = s.policy.next_after_reject(float(e[j]))
+        except DivergenceError as err:
+            raise DivergenceError(f"problem {s.ids[j]} of the batch: {err}") from err
+    s.eta = eta
+    return accepted
+
+
+def _refresh_residuals(s: MMVState, accepted) -> None:
+    """``R = Y - A X`` again every ``_REFRESH`` accepted steps of a problem, against drift."""
+    if s.refresh_wait:
+        s.refresh_wait -= 1
+        return
+    rows, s.refresh_wait = _due(s.n_iter.tolist(), [_REFRESH] * s.ids.size, accepted)
+    if rows:
+        s.R[rows] = s.Y[rows] - s.A[rows] @ s.signal(rows)
+        s.loss[rows] = _sum(s.R[rows] ** 2, (1, 2))
+
+
+def _stop_tests(s: MMVState, accepted) -> None:
+    """The stopping rule for the problems that just moved (:class:`BatchMonitor`), with the
+    row-growth test of ``row_tol`` before a flat loss counts as stagnation."""
+    rows = None if all(accepted) else np.flatnonzero(accepted)
+    ids, n_iter, loss, clock = ((s.ids, s.n_iter, s.loss, s.clock) if rows is None else
+                                (s.ids[rows], s.n_iter[rows], s.loss[rows], s.clock[rows]))
+    window, slots = s.g_window, s.monitor.rule.patience + 1
+    if window is not None:
+        window[n_iter % slots, ids] = s.g if rows is None else s.g[rows]
+
+    def still_learning(j: int) -> bool:
+        # some g_i grew by more than a factor exp(row_tol) over the stagnation window
+        k, i = int(n_iter[j]), int(ids[j])
+        growth = np.nanmax(np.log(np.abs(window[k % slots, i]))
+                           - np.log(np.abs(window[(k - slots + 1) % slots, i])),
+                           initial=-np.inf)
+        return bool(growth >= s.row_tol)
+
+    reasons = s.monitor.update(ids, n_iter, loss, np.sqrt(loss), clock, still_learning)
+    for j, reason in enumerate(reasons or ()):
+        if reason is not None:
+            s.stop(j if rows is None else int(rows[j]), reason)
+
+
+def _validate(s: MMVState, accepted) -> None:
+    """Held-out checks of the problems whose period of accepted steps just came round."""
+    if s.check_wait:
+        s.check_wait -= 1
+        return
+    due, s.check_wait = _due(s.n_iter.tolist(), s.every, accepted)
+    for j in due:
+        if s.validations[j].check(int(s.n_iter[j]), float(s.clock[j]), s.signal(j),
+                                  (s.g[j].copy(), s.V[j].copy())):
+            s.stop(j, StopReason.EARLY_STOPPED)
+
+
+def _publish(s: MMVState, rows) -> None:
+    """Copy working rows ``rows`` to the whole-batch output."""
+    dest, out = s.ids[rows], s.out
+    out["g"][dest], out["V"][dest], out["X"][dest] = s.g[rows], s.V[rows], s.signal(rows)
+    for key in ("loss", "clock", "eta", "n_iter", "n_rejected"):
+        out[key][dest] = getattr(s, key)[rows]
+
+
+def _retire_stopped(s: MMVState) -> bool:
+    """Move the problems that stopped to the output; whether any is still running."""
+    if not s.done:
+        return True
+    gone = np.zeros(s.ids.size, dtype=bool)
+    gone[s.done] = True
+    _publish(s, gone)
+    s.done = []
+    if gone.all():
+        return False
+    keep = ~gone
+    for key in ("ids", "A", "At", "Y", "g", "V", "R", "Lam", "loss", "clock", "eta", "n_iter",
+                "n_rejected"):
+        setattr(s, key, getattr(s, key)[keep])
+    kept = keep.tolist()
+    s.validations = [v for v, k in zip(s.validations, kept, strict=True) if k]
+    s.every = [p for p, k in zip(s.every, kept, strict=True) if k]
+    return True
+
+
+def mmv_finish(s: MMVState) -> BatchResult:
+    """The batch's result: each problem's last iterate, or its best held-out one."""
+    out = s.out
+    g, V, X = out["g"], out["V"], out["X"]
     if not np.all(np.isfinite(X)):
-        raise DivergenceError(f"non-finite estimate after {int(n_iter.max())} iterations")
-    info = {"time": clock.copy(), "clock": "flow_time", "step": eta.copy(),
-            "n_rejected_steps": n_rejected, "final_loss": loss.copy(), "update": update}
-    best_it = np.full(B, -1)
+        raise DivergenceError(f"non-finite estimate after {int(out['n_iter'].max())} "
+                              "iterations")
+    info = {"time": out["clock"].copy(), "clock": "flow_time", "step": out["eta"].copy(),
+            "n_rejected_steps": out["n_rejected"], "final_loss": out["loss"].copy(),
+            "update": "sequential" if s.sequential else "simultaneous"}
+    validations = s.all_validations
+    best_it = np.full(len(validations), -1)
     for b, val in enumerate(validations):
+        if val is not None and s.reasons[b] != StopReason.EARLY_STOPPED:
+            # the end of the path is on the curve too (a path that stops between two checks)
+            val.finish(int(out["n_iter"][b]), float(out["clock"][b]), X[b].copy(),
+                       (g[b].copy(), V[b].copy()))
         if val is not None and val.best_state is not None:
             g[b], V[b] = val.best_state
-            X[b] = (g[b] * g[b])[:, None] * V[b]
+            X[b] = s.param.signal((g[b], V[b]))
             best_it[b] = val.best_iteration
     if any(v is not None for v in validations):
         info.update(best_iteration=best_it,
                     best_time=np.array([v.best_time if v else np.nan for v in validations]),
                     validation_error=np.array([v.best_error if v else np.nan
-                                               for v in validations]))
-    result = BatchResult(coef=X, params=(g, V), n_iter=n_iter,
-                         wall_time=time.perf_counter() - start, stop_reason=list(reasons),
-                         info=info, history=history)
-    return result if batched else result[0]
+                                               for v in validations]),
+                    validation_curve=[None if v is None else
+                                      np.asarray(v.curve, dtype=float).reshape(-1, 3)
+                                      for v in validations])
+    return BatchResult(coef=X, params=(g, V), n_iter=out["n_iter"],
+                       wall_time=time.perf_counter() - s.start, stop_reason=list(s.reasons),
+                       info=info, history=s.history)
 
 
 def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:
@@ -598,32 +670,19 @@ def refine_row_sparse(A, Y, X, *, tol: float = 1e-6):
             return out
     return None
 
-
-def _accept_within_rounding(accepted, ok, d_loss, decrease, neg_armijo, A_dX, R):
-    """Armijo's test with the rounding error of the computed change of the loss as slack.
-
-    At a stationary point with a nonzero residual (a least-squares point of inconsistent
-    data) the gradient is at the rounding level, and so is the computed change
-    ``d_loss = -sum(A dX * (2 R - A dX))``: its sign is noise, whatever the step, since both
-    scale with it. The strict test then rejects every step until the step underflows (a
-    ``DivergenceError`` at a point that solves the problem). A change within ``10 eps`` of
-    the sum of the magnitudes of its terms is no evidence of an increase: such a step is
-    accepted, the loss stays flat and the stopping rule ends the run (stagnation or budget).
-    Only called for the rejected problems (rare), so the plain test costs nothing more. A
-    policy asked through the protocol gets the same second chance, as ``accept(step, slack,
-    change, decrease)`` (the old loss is the slack, the new one the change).
-    """
-    out = list(accepted)
-    for j, a in enumerate(accepted):
-        if ok[j] and not a:
-            out[j] = d_loss[j] <= _rounding_slack(A_dX[j], R[j]) + neg_armijo * decrease[j]
-    return out
-
-
 def _rounding_slack(A_dX, R) -> float:
     """Rounding level of ``-sum(A dX * (2 R - A dX))``: ``10 eps`` times the sum of the
-    magnitudes of its terms."""
-    return 10.0 * _EPS * float(np.sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX)))
+    magnitudes of its terms.
+
+    At a stationary point with a nonzero residual (a least-squares point of inconsistent
+    data) the gradient is at the rounding level, and so is the computed change of the loss:
+    its sign is noise, whatever the step, since both scale with it. The strict test would
+    reject every step until the step underflows (a ``DivergenceError`` at a point that solves
+    the problem). A change within this slack is no evidence of an increase: the step is
+    accepted, the loss stays flat and the stopping rule ends the run. The policy gets this
+    second chance as ``accept(step, slack, change, decrease)``.
+    """
+    return 10.0 * _EPS * float(_sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX), None))
 
 
 def _due(counts, periods, accepted):
@@ -635,9 +694,10 @@ def _due(counts, periods, accepted):
     return due, min((-n - 1) % p for n, p in zip(counts, periods, strict=True))
 
 
-def _record(history: History, iteration, start, loss, g, V, X, clock) -> None:
+def _record(history: History, s: MMVState, j: int) -> None:
+    iteration = s.n_iter[j]
     if history.iteration and history.iteration[-1] == iteration:
         return
-    history.record(int(iteration), time.perf_counter() - start, float(loss), (g.copy(),
-                   V.copy()), X.copy())
-    history.values.setdefault("flow_time", []).append(float(clock))
+    history.record(int(iteration), time.perf_counter() - s.start, float(s.loss[j]),
+                   (s.g[j].copy(), s.V[j].copy()), s.signal(j).copy())
+    history.values.setdefault("flow_time", []).append(float(s.clock[j]))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .._validation import check_positive
 from ..stopping import DivergenceError
 
@@ -69,6 +71,33 @@ class StepPolicy:
 
     def next_after_reject(self, step: float) -> float:
         raise NotImplementedError
+
+    # Array forms, for solvers that run a batch of problems along a leading axis (one step per
+    # problem). They give what the scalar rules give entry by entry; a policy may vectorize
+    # them (AdaptiveStep does).
+
+    def start_batch(self, initial) -> np.ndarray:
+        """:meth:`start` for each of an array of safe guesses."""
+        return np.array([self.start(float(s)) for s in np.asarray(initial).tolist()])
+
+    def accept_batch(self, step, loss_old, loss_new, decrease) -> np.ndarray:
+        """:meth:`accept` entry by entry (arrays that broadcast to one shape); array of bool."""
+        columns = (np.ravel(a).tolist() for a in np.broadcast_arrays(step, loss_old, loss_new,
+                                                                      decrease))
+        return np.array([self.accept(*args) for args in zip(*columns, strict=True)],
+                        dtype=bool)
+
+    def limit_batch(self, params, grads) -> np.ndarray | None:
+        """:meth:`limit` of each problem of a batch (``params`` and ``grads`` with a leading
+        batch axis); None when the policy sets no limit (the default :meth:`limit`)."""
+        if type(self).limit is StepPolicy.limit:
+            return None
+        return np.array([self.limit(tuple(p[b] for p in params), tuple(g[b] for g in grads))
+                         for b in range(len(params[0]))])
+
+    def next_after_accept_batch(self, step) -> np.ndarray:
+        """:meth:`next_after_accept` entry by entry."""
+        return np.array([self.next_after_accept(e) for e in np.asarray(step).tolist()])
 
 
 @dataclass
@@ -151,6 +180,12 @@ class AdaptiveStep(StepPolicy):
 
     def next_after_accept(self, step):
         return _finite_step(min(step * self.grow, self.max_step))
+
+    def accept_batch(self, step, loss_old, loss_new, decrease):
+        return loss_new <= loss_old - self.armijo * decrease
+
+    def next_after_accept_batch(self, step):
+        return np.minimum(step * self.grow, min(self.max_step, MAX_STEP))
 
     def next_after_reject(self, step):
         new = _finite_step(step) * self.shrink

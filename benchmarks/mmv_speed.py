@@ -1,0 +1,57 @@
+"""Default IR-MMV against scikit-learn's MultiTaskLassoCV: CPU time and error, side by side.
+
+The setting of issue 15 (M = N/2 Gaussian rows, L = 20 columns, K = N/12 active rows of
+i.i.d. Gaussian entries, 20 dB), grown in N. Both estimators run with their defaults (IR-MMV:
+5-fold cross-validation of the stopping time and a refit; MultiTaskLassoCV: 5 folds, 50
+penalties, no intercept), one BLAS thread, in one process. Prints the median CPU time
+(``time.process_time``) and the median relative error ``||X_hat - X||_F / ||X||_F`` over
+``--seeds`` problems, and the ratio of the times measured in this run.
+
+Run: ``python benchmarks/mmv_speed.py [--sizes 60 600] [--seeds 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from overparam.baselines import MultiTaskLassoCVRegressor
+from overparam.datasets import make_mmv_problem
+from overparam.estimators import MMVRegressor
+from overparam.metrics import relative_error
+
+
+def _timed(estimator, problem):
+    start = time.process_time()
+    estimator.fit(problem.operator, problem.y)
+    return time.process_time() - start, relative_error(estimator.signal_, problem.truth)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[60, 600, 6000])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--snr", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    print(f"{'N':>6} {'M':>5} {'K':>4} | {'IR-MMV s':>9} {'err':>6} | "
+          f"{'MTLassoCV s':>11} {'err':>6} | {'time ratio':>10}")
+    with threadpool_limits(limits=1, user_api="blas"):
+        for n in args.sizes:
+            m, k = n // 2, max(1, n // 12)
+            rows = {"ir": [], "cv": []}
+            for seed in range(args.seeds):
+                p = make_mmv_problem(m, n, 20, k, row_values="gaussian", snr=args.snr,
+                                     random_state=seed)
+                rows["ir"].append(_timed(MMVRegressor(), p))
+                rows["cv"].append(_timed(MultiTaskLassoCVRegressor(random_state=0), p))
+            (t_ir, e_ir), (t_cv, e_cv) = (np.median(np.array(rows[key]), axis=0)
+                                          for key in ("ir", "cv"))
+            print(f"{n:>6} {m:>5} {k:>4} | {t_ir:>9.3f} {e_ir:>6.3f} | {t_cv:>11.3f} "
+                  f"{e_cv:>6.3f} | {t_ir / t_cv:>9.2f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()
