@@ -46,7 +46,7 @@ class EquilibrationMixin:
 
     Gradient descent on a factorization from a small init cannot fit data whose entries of
     ``X`` are measured on scales 1e6 apart: the gradient of the small ones is 1e12 times
-    weaker (measured: residuals 0.47-1.38 at the defaults, issue 13). Equilibrating each
+    weaker (docs/matrix_sensing.md, "Measurements behind the defaults"). Equilibrating each
     entry would destroy the low rank of the signal, but scaling rows and columns keeps it:
     the fit runs on ``diag(r) X diag(c)`` with the scales of
     :func:`~overparam.solvers.matrix_sensing.equilibrating_scales` (``r = c`` for a symmetric
@@ -86,11 +86,7 @@ class FewMeasurementsCVMixin:
     ``round(validation_fraction * m)`` is below the class attribute ``_min_held_out`` (and
     ``m >= 10``), ``early_stopping="validation"`` chooses the time by 5-fold
     cross-validation instead (``result_.info["validation_folds"]``), at the cost of five
-    paths. Measured (issue 13): a PSD fit from 16 measurements at 10 dB (3 held out)
-    stopped at 5.4 times the oracle error, with 5 folds at most 2.3 times over 8 seeds
-    (median 1.05 against 1.01); the spectral network from 28 at 30 dB (6 held out):
-    0.085/0.113/0.038/0.062 against 0.035/0.048/0.019/0.065 (oracle stop 0.027/0.036/
-    0.018/0.060).
+    paths (measured: docs/matrix_sensing.md, "Measurements behind the defaults").
     """
 
     _min_held_out = 5

@@ -65,10 +65,9 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         one fit). ``"validation"`` needs no noise level: here it is K-fold cross-validation
         of the stopping time over the rows of ``Y`` (whole measurements; 5 folds by default,
         see ``validation_fraction``). The fold paths run as one batch; the refit on all rows
-        stops at the flow time of the smallest mean held-out error. One held-out split of
-        6 of 30 rows chose a time that cost 1.4x the oracle error at 10 dB; the fold average
-        brings it to ~1.02x. A refit whose learned rows interpolate (noiseless data) is
-        replaced by that interpolant.
+        stops at the flow time of the smallest mean held-out error (why folds and not one
+        split: docs/mmv.md, "Measurements behind the defaults"). A refit whose learned rows
+        interpolate (noiseless data) is replaced by that interpolant.
         ``"discrepancy"`` stops at ``||Y - A X||_F <= noise_level sqrt(M L)``.
         The solver's clock is the flow time of ``1/(2M) ||A X - Y||_F^2``.
     validation_fraction : float, default=0.2
@@ -103,10 +102,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     _coef_transposed = True
     # Held-out validation (see RecoveryEstimator): K folds; a path whose held-out error only
     # creeps down is followed 1.5 times past its last real gain (0.1% of the fall so far);
-    # the limit is tried on a budget (see the early_stopping parameter). Horizon 1.5 vs 2 on
-    # 20 problems per SNR (benchmarks/noisy.py setting): median error/oracle 1.018, 1.004,
-    # 1.001, 1.002 vs 1.020, 1.004, 1.001, 1.003 at 10-40 dB, 1.6x less time; shorter
-    # horizons (1.1-1.25) had 90th percentiles of 1.7-8x the oracle error.
+    # the limit is tried on a budget (see the early_stopping parameter). Why 1.5: docs/mmv.md,
+    # "Measurements behind the defaults".
     validation_min_improvement = 1e-3
     validation_horizon = 1.5
     validation_limit_budget = 2.0

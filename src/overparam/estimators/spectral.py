@@ -79,9 +79,7 @@ class SpectralNetworkRegressor(EquilibrationMixin, FewMeasurementsCVMixin, Exact
     #: The data are normalized to within a factor sqrt(2) (not 16, the base class's default)
     #: and the signal to a Frobenius norm of about 1/2: a saturating activation (tanh) maps
     #: all large singular values to about 1 and so learns noise directions as fast as the
-    #: signal's. Measured (issue 13, 6 x 6 rank 1, 28 measurements at 30 dB): error 0.17 and
-    #: 0.28 at the signal's own scale (3.4, 4.4), even at the oracle stopping time, against
-    #: 0.027 and 0.039 at 1/2 (the oracle's least squares: 0.023, 0.021).
+    #: signal's (measured: docs/spectral.md, "Measurements behind the defaults").
     _scale_quantum_log2 = 1
     _signal_scale = 0.5
     validation_min_improvement = 1e-3  # clean data: the path creeps for 50,000 steps

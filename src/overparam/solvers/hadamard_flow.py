@@ -84,8 +84,9 @@ def _limit_blas(fun):
     """Add a ``blas_threads`` keyword (default 1) limiting BLAS threads during ``fun``.
 
     These solvers multiply small dense matrices (``M x N`` by ``N x M``) many times: one thread
-    is as fast, and on a shared, oversubscribed machine multi-threaded OpenBLAS was measured 30x
-    slower (spin-waiting threads). ``blas_threads=None`` leaves BLAS as configured.
+    is as fast, and on a shared, oversubscribed machine multi-threaded OpenBLAS is far slower
+    (spin-waiting threads; docs/sparse.md, "One BLAS thread"). ``blas_threads=None`` leaves
+    BLAS as configured.
     """
 
     @functools.wraps(fun)

@@ -195,8 +195,8 @@ def ir_mmv(
         Show a progress bar (iterations of the slowest problem).
     blas_threads : int or None, default=1
         BLAS threads during the run (:mod:`threadpoolctl`); None leaves them as they are. The
-        products here are small, and several BLAS threads per product were measured 5-10x
-        slower than one on a loaded 2-core machine.
+        products here are small, and several BLAS threads per product are slower than one on
+        a loaded machine (docs/sparse.md, "One BLAS thread").
 
     Returns
     -------
