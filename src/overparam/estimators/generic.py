@@ -1,0 +1,169 @@
+"""The generic estimator: gradient descent on any parameterization of the signal.
+
+After skglm's ``GeneralizedLinearEstimator(datafit, penalty, solver)``: the structure is an
+argument, a :class:`~overparam.parameterizations.Parameterization`, so that a new
+implicit-regularization structure is one such class and no estimator code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar
+
+from ..parameterizations.base import Parameterization
+from ..solvers.gradient_descent import gradient_descent
+from ..stopping import StoppingRule
+from ._constraints import POSITIVE, STEP, shared_constraints
+from .base import RecoveryEstimator
+
+__all__ = ["ParameterizedRegressor", "build_parameterization"]
+
+
+def build_parameterization(parameterization, input_shape: tuple[int, ...]) -> Parameterization:
+    """The parameterization of a signal of ``input_shape``.
+
+    Parameters
+    ----------
+    parameterization : Parameterization or callable
+        An instance, returned as is once its ``signal_shape`` is checked against
+        ``input_shape``; or a callable (a Parameterization class, a ``functools.partial`` of
+        one) called with the sizes of the signal, ``parameterization(*input_shape)``.
+    input_shape : tuple of int
+        The operator's input shape.
+
+    Returns
+    -------
+    Parameterization
+
+    Raises
+    ------
+    ValueError
+        When the signal shape does not match ``input_shape``.
+    TypeError
+        When the callable does not return a Parameterization.
+    """
+    input_shape = tuple(int(n) for n in input_shape)
+    built = parameterization if isinstance(parameterization, Parameterization) \
+        else parameterization(*input_shape)
+    if not isinstance(built, Parameterization):
+        raise TypeError(f"parameterization{input_shape} returned {type(built).__name__}, not a "
+                        "Parameterization")
+    shape = tuple(built.signal_shape)
+    if shape != input_shape:
+        raise ValueError(f"the parameterization {built!r} gives signals of shape {shape}, but the "
+                         f"operator takes signals of shape {input_shape}; pass the class (or a "
+                         "callable of the signal's sizes) to fit data of any size")
+    return built
+
+
+def _init_seed(random_state):
+    # A random init is seeded even when the user did not: fits are deterministic.
+    return 0 if random_state is None else random_state
+
+
+class ParameterizedRegressor(RecoveryEstimator):
+    """Implicit regularization on any structure: gradient descent on ``x = signal(params)``.
+
+    Minimizes ``1/2 ||A signal(params) - y||^2`` by gradient descent
+    (:func:`~overparam.solvers.gradient_descent`) from ``parameterization.init(init_scale)``;
+    the structure the small init favours is that of the parameterization. Automatic
+    stopping (held-out validation, the discrepancy principle, a
+    :class:`~overparam.stopping.Validation` criterion) is :class:`RecoveryEstimator`'s.
+    The named gradient-descent estimators are builders over this class: they override
+    :meth:`_parameterization` (and :meth:`_step_policy`).
+
+    Parameters
+    ----------
+    parameterization : Parameterization or callable
+        The signal as a function of the parameters: an instance, whose ``signal_shape`` must
+        be the operator's input shape, or a callable (e.g. a Parameterization class, or a
+        ``functools.partial`` of one) called with the sizes of the signal,
+        ``parameterization(*input_shape)``, on the data of each fit, so that one estimator
+        fits data of any size. The parameterization used is ``parameterization_``.
+    init_scale : float, default=1e-3
+        Passed to ``parameterization.init``: the size of the init (the papers' alpha).
+    step : "adaptive", float or StepPolicy, default="adaptive"
+        The safe adaptive scalar step (backtracking; keeps the gradient flow's path), a
+        constant step, or a :class:`~overparam.solvers.StepPolicy`.
+    max_iter : int, default=10_000
+        Gradient steps at most.
+    tol : float, default=1e-6
+        Relative residual ``||A x - y|| / ||y||`` at which to stop.
+    early_stopping : {"validation", "discrepancy", None} or Validation, default="validation"
+        The stopping rule (see :class:`RecoveryEstimator`): held-out validation needs no noise
+        level; ``None`` runs to the limit.
+    validation_fraction : float, default=0.2
+        Share of measurements held out when ``early_stopping="validation"``.
+    noise_level : float, optional
+        Noise standard deviation per measurement, for ``early_stopping="discrepancy"``.
+    random_state : None, int or Generator
+        Seeds a random init (0 when None) and the hold-out split.
+
+    Attributes
+    ----------
+    parameterization_ : Parameterization
+        The parameterization used on the data of the last ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from overparam.estimators import ParameterizedRegressor
+    >>> from overparam.parameterizations import Hadamard
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((30, 60)) / np.sqrt(30)
+    >>> x = np.zeros(60); x[[3, 17]] = [1.0, -2.0]
+    >>> est = ParameterizedRegressor(Hadamard, init_scale=1e-6, early_stopping=None)
+    >>> bool(np.linalg.norm(est.fit(A, A @ x).coef_ - x) < 1e-2)
+    True
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "parameterization": [Parameterization, callable],
+        "init_scale": [POSITIVE],
+        "step": STEP,
+        **shared_constraints(),
+    }
+
+    def __init__(self, parameterization, *, init_scale=1e-3, step="adaptive", max_iter=10_000,
+                 tol=1e-6, early_stopping="validation", validation_fraction=0.2,
+                 noise_level=None, random_state=None):
+        self.parameterization = parameterization
+        self.init_scale = init_scale
+        self.step = step
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.noise_level = noise_level
+        self.random_state = random_state
+
+    def _check_params(self, operator, y):
+        super()._check_params(operator, y)
+        if "parameterization" in self._get_param_names():  # not a named builder
+            # the parameterization against the data: a clear error before any solver runs
+            self.parameterization_ = self._parameterization(operator)
+
+    # -- what a named estimator overrides ---------------------------------------------------
+    def _parameterization(self, operator) -> Parameterization:
+        """The parameterization of the signal of ``operator``."""
+        return build_parameterization(self.parameterization, operator.input_shape)
+
+    def _step_policy(self, operator, y):
+        """The step given to :func:`~overparam.solvers.gradient_descent`."""
+        return self.step
+
+    # -- the fit ----------------------------------------------------------------------------
+    def _solve(self, operator, y, control):
+        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        return self._gradient_round(operator, y, control, None, rule.max_iter)
+
+    def _gradient_round(self, operator, y, control, params, max_iter):
+        """Gradient descent under ``control`` for at most ``max_iter`` steps, from ``params``
+        (or from the init when None)."""
+        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        return gradient_descent(self._parameterization(operator), operator, y,
+                                init_scale=self.init_scale, init_params=params,
+                                step=self._step_policy(operator, y),
+                                stopping=replace(rule, max_iter=max_iter),
+                                validation=control.validation,
+                                random_state=_init_seed(self.random_state))
