@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from ..stopping import StopReason
+from ..stopping import StoppingRule, StopReason
 
 __all__ = ["ExactLimitMixin"]
 
@@ -30,6 +30,14 @@ class ExactLimitMixin:
     under validation, a path that stalled on a plateau (no overfitting seen) sends the refit
     to the limit, and the plateau it stalls on is the answer the held-out data support.
     """
+
+    def _solve(self, operator, y, control):
+        """A point on the path (``control`` stops early, or ``refine=False``): one gradient
+        round; else the run to the limit (:meth:`_solve_to_limit`)."""
+        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        if control.stops_early or not self.refine:
+            return self._gradient_round(operator, y, control, None, rule.max_iter)
+        return self._solve_to_limit(operator, y, control, rule.max_iter)
 
     def _solve_to_limit(self, operator, y, control, max_iter: int):
         """Gradient rounds of doubling length; after each, the exact limit ends the run if
