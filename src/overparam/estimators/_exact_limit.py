@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from ..stopping import StoppingRule, StopReason
+from ..stopping import StopReason
 
 __all__ = ["ExactLimitMixin"]
 
@@ -34,7 +34,7 @@ class ExactLimitMixin:
     def _solve(self, operator, y, control):
         """A point on the path (``control`` stops early, or ``refine=False``): one gradient
         round; else the run to the limit (:meth:`_solve_to_limit`)."""
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        rule = self._stopping_rule(control)
         if control.stops_early or not self.refine:
             return self._gradient_round(operator, y, control, None, rule.max_iter)
         return self._solve_to_limit(operator, y, control, rule.max_iter)

@@ -12,7 +12,6 @@ from typing import ClassVar
 
 from ..parameterizations.base import Parameterization
 from ..solvers.gradient_descent import gradient_descent
-from ..stopping import StoppingRule
 from ._constraints import POSITIVE, STEP, shared_constraints
 from .base import RecoveryEstimator
 
@@ -85,7 +84,7 @@ class GradientDescentMixin:
     def _gradient_round(self, operator, y, control, params, max_iter):
         """Gradient descent under ``control`` for at most ``max_iter`` steps, from ``params``
         (or from the init when None)."""
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        rule = self._stopping_rule(control)
         return gradient_descent(self._parameterization(operator), operator, y,
                                 init_scale=self.init_scale, init_params=params,
                                 step=self._step_policy(operator, y),
@@ -172,5 +171,5 @@ class ParameterizedRegressor(GradientDescentMixin, RecoveryEstimator):
         return build_parameterization(self.parameterization, operator.input_shape)
 
     def _solve(self, operator, y, control):
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        rule = self._stopping_rule(control)
         return self._gradient_round(operator, y, control, None, rule.max_iter)

@@ -13,7 +13,6 @@ from ..parameterizations.deep_matrix import DeepMatrixFactorization
 from ..parameterizations.spectral import ACTIVATIONS, Activation, get_activation
 from ..solvers.matrix_sensing import least_squares_limit, low_rank_limit
 from ..solvers.spectral import aligned_spectral_gd, spectral_gd
-from ..stopping import StoppingRule
 from ._constraints import POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
@@ -136,7 +135,7 @@ class SpectralNetworkRegressor(EquilibrationMixin, FewMeasurementsCVMixin, Exact
         if self.solver == "aligned" and not aligned:
             raise ValueError("solver='aligned' needs an AlignedSpectralOperator "
                              f"(got {type(operator).__name__}); use solver='general'")
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        rule = self._stopping_rule(control)
         common = dict(n_components=self.n_components, activation=self.activation,
                       init_scale=self.init_scale, step=self.step,
                       stopping=replace(rule, max_iter=max_iter),
