@@ -30,14 +30,21 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 @pytest.fixture(scope="module")
 def docs():
     """The namespace of the page's code blocks, run in order (they assert their own claims)."""
-    text = DEVELOPING.read_text()
-    section = text[text.index("## Adding a structure"):]
-    blocks = BLOCK.findall(section)
-    assert len(blocks) >= 3
+    blocks = BLOCK.findall(DEVELOPING.read_text())
+    assert len(blocks) >= 5
     namespace: dict = {}
     for i, code in enumerate(blocks):
-        exec(compile(code, f"DEVELOPING.md[add a structure, block {i}]", "exec"), namespace)
+        exec(compile(code, f"DEVELOPING.md[block {i}]", "exec"), namespace)
     return namespace
+
+
+def test_the_pattern_of_a_custom_solve_is_what_the_generic_estimator_does(docs):
+    A, y, _ = _sparse_nonnegative()
+    kwargs = dict(init_scale=1e-6, max_iter=300, early_stopping="validation")
+    mine = docs["FixedInitGD"](Hadamard, **kwargs).fit(A, y)
+    generic = ParameterizedRegressor(Hadamard, **kwargs).fit(A, y)
+    np.testing.assert_array_equal(mine.coef_, generic.coef_)
+    assert mine.n_iter_ == generic.n_iter_
 
 
 def _sparse_nonnegative(m=30, n=80, seed=0):
