@@ -717,6 +717,14 @@ LinearOperator or Operator
         operator = self._validate_predict_operator(A)
         return operator.forward(_as_input(self.signal_, tuple(operator.input_shape)))
 
+    def _set_init_params(self, arguments: dict) -> None:
+        """Store the arguments of ``__init__`` as attributes, unchanged (scikit-learn's rule:
+        no logic in ``__init__``): ``self._set_init_params(locals())`` in place of one
+        assignment per parameter."""
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
     def _stopping_rule(self, control: PathControl, **settings) -> StoppingRule:
         """The solver's :class:`~overparam.stopping.StoppingRule`: the parameters ``max_iter``
         and ``tol`` (and ``settings``), with ``control``'s stop time, discrepancy and budget."""
