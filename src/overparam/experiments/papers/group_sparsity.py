@@ -547,17 +547,27 @@ def _signal_of(row) -> str:
 
 
 def _snr_plot(rows, path):
-    fig, ax = plotting.new_figure()
+    from matplotlib.lines import Line2D
+
+    fig, ax = plotting.new_figure(width=6.0, height=4.0)
+    handles = []
     for signal, style in (("paper", "-"), ("authors", "--")):
         kept = [r for r in rows if _signal_of(r) == signal]
         for k, (key, label) in enumerate(_SNR_METHODS.items()):
             if not kept or not all(key in r["metrics"] for r in kept):
                 continue  # rows stored before the column
-            tag = "" if signal == "paper" else " [authors' signal: 12 entries of 10]"
             plotting.stat_curve(ax, kept, x="snr_db", metric=key, stat="mean",
-                                label=label + tag, color=f"C{k}", linestyle=style)
+                                color=f"C{k}", linestyle=style)
+            if signal == "paper":
+                handles.append(Line2D([], [], color=f"C{k}", marker="o", label=label))
+    # One entry per method and one per signal: the legend stays narrower than the axes.
+    handles += [Line2D([], [], color="gray", linestyle="-", label="paper's signal (10 N(0, 1))"),
+                Line2D([], [], color="gray", linestyle="--",
+                       label="authors' signal (12 entries of 10)")]
     plotting.finish(ax, xlabel="SNR (dB)", ylabel="relative error ||w - w*|| / ||w*||",
-                    title="n=150, p=300, 3 groups of 4, Gaussian X (mean ± sd)", log="y")
+                    title="n=150, p=300, 3 groups of 4, Gaussian X (mean ± sd)", log="y",
+                    legend=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
     plotting.save(fig, path)
 
 
