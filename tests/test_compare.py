@@ -38,6 +38,10 @@ def test_relative_difference():
     assert relative_difference("3/5", "3/5") == 0.0
     assert relative_difference("3/5", "4/5") == math.inf
     assert relative_difference(None, 1.0) == math.inf
+    # Pre-formatted numbers in a summary's text are compared as numbers.
+    assert relative_difference("0.1 ± 0.01", "0.2 ± 0.01") == pytest.approx(0.5)
+    assert relative_difference("[1, 2]", "[1, 2.0001]") == pytest.approx(5e-5, rel=1e-3)
+    assert relative_difference("3/5 runs", "3/5 trials") == math.inf
 
 
 def test_identical_stores_have_no_difference(stores, tmp_path):

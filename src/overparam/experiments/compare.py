@@ -58,10 +58,15 @@ class ExperimentComparison:
         return [d for d in self.headlines if not d.rel <= rtol]
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
+
+
 def relative_difference(old, new, atol: float = 1e-12) -> float:
     """``|new − old| / max(|old|, |new|, atol)``; 0 for equal values (NaN = NaN, ∞ = ∞).
 
-    Texts and missing values count as equal or infinitely different.
+    Texts that differ only in their numbers ("0.121 ± 0.01" and "0.124 ± 0.01") give the
+    largest relative difference of those numbers; other texts and missing values count as
+    equal or infinitely different.
     """
     if _is_number(old) and _is_number(new):
         a, b = float(old), float(new)
@@ -70,6 +75,10 @@ def relative_difference(old, new, atol: float = 1e-12) -> float:
         if not (math.isfinite(a) and math.isfinite(b)):
             return math.inf
         return abs(b - a) / max(abs(a), abs(b), atol)
+    if isinstance(old, str) and isinstance(new, str) and old != new:
+        if _NUMBER.sub("#", old) == _NUMBER.sub("#", new):
+            return max(relative_difference(float(a), float(b), atol)
+                       for a, b in zip(_NUMBER.findall(old), _NUMBER.findall(new), strict=True))
     return 0.0 if old == new else math.inf
 
 
