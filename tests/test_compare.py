@@ -83,3 +83,13 @@ def test_missing_store_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         compare_stores(tmp_path / "none", tmp_path / "none")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_wall_clock_times_are_not_compared():
+    from overparam.experiments.compare import Difference, ExperimentComparison, _is_timing
+
+    assert _is_timing("summary: M=15: ir_time") and _is_timing("time_M-SP")
+    assert not _is_timing("summary: learn_time_x1") and not _is_timing("error")
+    result = ExperimentComparison("x", headlines=[Difference("summary: ir_time", 1.0, 2.0, 0.5),
+                                                  Difference("summary: error", 1.0, 2.0, 0.5)])
+    assert [d.label for d in result.changed(1e-6)] == ["summary: error"]

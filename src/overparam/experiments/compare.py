@@ -9,6 +9,9 @@ every experiment stored in both, the numbers that differ by more than a relative
   (so a difference comes from the stored trials, not from a changed summary);
 * the trials themselves: every scalar metric of every (cell, trial) stored in both.
 
+Wall-clock times (metrics in seconds, see :func:`~overparam.experiments.report.unit_of`)
+change from run to run and are left out.
+
 Cells stored in only one of the two (a grid that changed) are counted, not compared.
 """
 
@@ -22,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .report import _grid_rows
+from .report import _grid_rows, unit_of
 from .runner import summarize_and_plot
 from .spec import Experiment, format_number, list_experiments
 from .store import ResultStore, canonical_params
@@ -54,8 +57,8 @@ class ExperimentComparison:
     only_new: int = 0
 
     def changed(self, rtol: float) -> list[Difference]:
-        """The headline numbers that differ by more than ``rtol``."""
-        return [d for d in self.headlines if not d.rel <= rtol]
+        """The headline numbers that differ by more than ``rtol`` (wall-clock times aside)."""
+        return [d for d in self.headlines if not d.rel <= rtol and not _is_timing(d.label)]
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
@@ -80,6 +83,11 @@ def relative_difference(old, new, atol: float = 1e-12) -> float:
             return max(relative_difference(float(a), float(b), atol)
                        for a, b in zip(_NUMBER.findall(old), _NUMBER.findall(new), strict=True))
     return 0.0 if old == new else math.inf
+
+
+def _is_timing(label: str) -> bool:
+    """Wall-clock times (``ir_time``, ``time_M-SP``) differ from run to run: not compared."""
+    return unit_of(label.rsplit(": ", 1)[-1]) == "s"
 
 
 def _is_number(value) -> bool:
@@ -130,7 +138,7 @@ def _compare_trials(result: ExperimentComparison, old_records, new_records,
     for key in common:
         for metric in sorted(set(old[key]) & set(new[key])):
             a, b = old[key][metric], new[key][metric]
-            if not (_is_number(a) and _is_number(b)):
+            if not (_is_number(a) and _is_number(b)) or _is_timing(metric):
                 continue
             result.metrics_compared += 1
             rel = relative_difference(a, b)
