@@ -472,7 +472,12 @@ def _claims_overview(sections: list[ExperimentSection],
         entries.append((exp.paper, exp.name, False, rows))
     out = []
     for paper, name, shown, rows in sorted(entries, key=lambda e: (e[0], e[1])):
-        out += [{**row, "paper": paper, "experiment": name, "linked": shown} for row in rows]
+        out += [{**row, "paper": paper, "experiment": name, "linked": shown,
+                 "experiment_rows": len(rows) if i == 0 else 0} for i, row in enumerate(rows)]
+    # The first row of each paper spans its claims (HTML rowspan; Markdown names it once).
+    for i, row in enumerate(out):
+        first = i == 0 or out[i - 1]["paper"] != row["paper"]
+        row["paper_rows"] = sum(r["paper"] == row["paper"] for r in out) if first else 0
     return out
 
 
