@@ -67,6 +67,7 @@ def test_a_changed_trial_shows_in_the_trials_and_the_headlines(stores, tmp_path,
     db.close()
     (result,) = compare_stores(old, tmp_path / "changed", quick=True, rtol=1e-6)
     assert result.only_old == 1 and result.only_new == 0 and result.trials_compared == 7
+    assert result.failed_old == result.failed_new == 0
     (diff,) = result.trial_diffs
     assert "256" in diff.label and diff.label.endswith(": error") and diff.rel > 0.5
     changed = {d.label for d in result.changed(1e-6)}
@@ -77,6 +78,19 @@ def test_a_changed_trial_shows_in_the_trials_and_the_headlines(stores, tmp_path,
     out = capsys.readouterr().out
     assert "| demo-power-law | summary: error at largest n |" in out
     assert "differ by more than 1e-06" in out and "| demo-power-law | 7 | 7 | 1 |" in out
+    # An absolute tolerance above the change hides it in the trials.
+    (loose,) = compare_stores(old, tmp_path / "changed", rtol=1e-6, atol=100.0)
+    assert loose.trial_diffs == []
+
+
+def test_headlines_are_computed_on_the_trials_finished_in_both(stores, tmp_path):
+    db = _copy(stores, tmp_path, "partial")
+    db.execute("DELETE FROM trials WHERE params LIKE '%256%'")
+    db.commit()
+    db.close()
+    (result,) = compare_stores(stores, tmp_path / "partial")
+    assert result.only_old == 2 and result.trials_compared == 6
+    assert result.changed(1e-12) == []  # the old store's n = 256 rows are left out too
 
 
 def test_missing_store_is_an_error(tmp_path):

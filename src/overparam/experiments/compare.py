@@ -6,7 +6,8 @@ every experiment stored in both, the numbers that differ by more than a relative
 
 * the report's headline numbers: each experiment's ``summarize`` output and the measured value
   and verdict of each declared claim, computed by the *current* code from each store's rows
-  (so a difference comes from the stored trials, not from a changed summary);
+  of the trials finished in both (so a difference comes from the stored trials, not from a
+  changed summary or an unfinished run);
 * the trials themselves: every scalar metric of every (cell, trial) stored in both.
 
 Wall-clock times (metrics in seconds, see :func:`~overparam.experiments.report.unit_of`)
@@ -53,8 +54,10 @@ class ExperimentComparison:
     trial_diffs: list[Difference] = field(default_factory=list)  # trial metrics past rtol
     trials_compared: int = 0
     metrics_compared: int = 0
-    only_old: int = 0  # (cell, trial) pairs stored in the old store only
+    only_old: int = 0  # (cell, trial) pairs finished (status ok) in the old store only
     only_new: int = 0
+    failed_old: int = 0  # trials stored with an error or a timeout
+    failed_new: int = 0
 
     def changed(self, rtol: float) -> list[Difference]:
         """The headline numbers that differ by more than ``rtol`` (wall-clock times aside)."""
@@ -129,11 +132,13 @@ def _trial_metrics(records) -> dict[tuple, dict]:
 
 
 def _compare_trials(result: ExperimentComparison, old_records, new_records,
-                    rtol: float) -> None:
+                    rtol: float, atol: float) -> None:
     old, new = _trial_metrics(old_records), _trial_metrics(new_records)
     common = sorted(set(old) & set(new), key=str)
     result.only_old = len(set(old) - set(new))
     result.only_new = len(set(new) - set(old))
+    result.failed_old = sum(r.status != "ok" for r in old_records)
+    result.failed_new = sum(r.status != "ok" for r in new_records)
     result.trials_compared = len(common)
     for key in common:
         for metric in sorted(set(old[key]) & set(new[key])):
@@ -142,7 +147,7 @@ def _compare_trials(result: ExperimentComparison, old_records, new_records,
                 continue
             result.metrics_compared += 1
             rel = relative_difference(a, b)
-            if not rel <= rtol:
+            if not (rel <= rtol or abs(float(b) - float(a)) <= atol):
                 params, trial = key
                 result.trial_diffs.append(Difference(f"{params} trial {trial}: {metric}",
                                                      a, b, rel))
@@ -150,7 +155,7 @@ def _compare_trials(result: ExperimentComparison, old_records, new_records,
 
 
 def compare_stores(old: str | Path, new: str | Path, *, quick: bool = True,
-                   rtol: float = 1e-6,
+                   rtol: float = 1e-6, atol: float = 0.0,
                    names: Sequence[str] | None = None) -> list[ExperimentComparison]:
     """Compare every registered experiment stored in both ``old`` and ``new``.
 
@@ -160,9 +165,9 @@ def compare_stores(old: str | Path, new: str | Path, *, quick: bool = True,
         Result stores, or folders holding ``results.sqlite``.
     quick : bool, default=True
         Compare the quick (``overparam reproduce --quick``) or the full results.
-    rtol : float, default=1e-6
-        Relative tolerance of the trial metrics (headlines are all kept; see
-        :meth:`ExperimentComparison.changed`).
+    rtol, atol : float, default=1e-6, 0
+        A trial metric differs when it is past both the relative and the absolute
+        tolerance (headlines are all kept; see :meth:`ExperimentComparison.changed`).
     names : sequence of str, optional
         Only these experiments.
 
@@ -181,13 +186,18 @@ def compare_stores(old: str | Path, new: str | Path, *, quick: bool = True,
             old_records = a.records(spec.name, quick=quick)
             new_records = b.records(spec.name, quick=quick)
             result = ExperimentComparison(spec.name)
-            old_rows = _grid_rows(old_records, spec, quick)[1]
-            new_rows = _grid_rows(new_records, spec, quick)[1]
+            # Headlines over the trials finished in both: a partial store compares like
+            # for like (the counts say how many were left out).
+            both = set(_trial_metrics(old_records)) & set(_trial_metrics(new_records))
+            old_rows, new_rows = (
+                [r for r in _grid_rows(records, spec, quick)[1]
+                 if (canonical_params(r["params"]), r["trial"]) in both]
+                for records in (old_records, new_records))
             h_old, h_new = _headlines(spec, old_rows), _headlines(spec, new_rows)
             result.headlines = [Difference(k, h_old.get(k), h_new.get(k),
                                            relative_difference(h_old.get(k), h_new.get(k)))
                                 for k in dict.fromkeys([*h_old, *h_new])]
-            _compare_trials(result, old_records, new_records, rtol)
+            _compare_trials(result, old_records, new_records, rtol, atol)
             out.append(result)
     return out
 
@@ -223,14 +233,14 @@ def format_comparison(results: Sequence[ExperimentComparison], rtol: float = 1e-
                   f"{format_number(d.rel)} |" for d in shown]
     lines += ["", f"{n_changed} of {n_headlines} headline numbers differ by more than "
               f"{rtol:g}.", "",
-              "| experiment | trials compared | metrics compared | metrics past rtol | "
-              "largest relative difference | only old | only new |",
-              "|---|---|---|---|---|---|---|"]
+              "| experiment | trials compared | metrics compared | metrics past tolerance | "
+              "largest relative difference | only old | only new | failed old | failed new |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         largest = r.trial_diffs[0].rel if r.trial_diffs else 0.0
         lines.append(f"| {r.name} | {r.trials_compared} | {r.metrics_compared} | "
                      f"{len(r.trial_diffs)} | {format_number(largest)} | {r.only_old} | "
-                     f"{r.only_new} |")
+                     f"{r.only_new} | {r.failed_old} | {r.failed_new} |")
     for r in results:
         for d in r.trial_diffs[:max_trial_rows]:
             lines.append(f"- {r.name} {d.label}: {_show(d.old)} -> {_show(d.new)} "
@@ -244,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("old", help="result store (or its folder) before the change")
     parser.add_argument("new", help="result store (or its folder) after the change")
     parser.add_argument("--rtol", type=float, default=1e-6)
+    parser.add_argument("--atol", type=float, default=0.0,
+                        help="absolute tolerance of the trial metrics")
     parser.add_argument("--full", action="store_true", help="compare the full results")
     parser.add_argument("--all", action="store_true", help="list every headline number")
     parser.add_argument("--only", action="append", help="experiment name; repeatable")
@@ -251,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="exit 1 when a headline number differs past rtol")
     args = parser.parse_args(argv)
     results = compare_stores(args.old, args.new, quick=not args.full, rtol=args.rtol,
-                             names=args.only)
+                             atol=args.atol, names=args.only)
     sys.stdout.write(format_comparison(results, args.rtol, show_all=args.all))
     return int(args.check and any(r.changed(args.rtol) for r in results))
 
