@@ -263,7 +263,8 @@ def test_stored_text_is_escaped_in_html_and_markdown(tmp_path):
     # No link or image syntax survives: every bracket is backslash-escaped.
     assert not re.search(r"(?<!\\)\]\(", md.split("## t-crafted")[1].replace(
         "](figures/", "").replace("](data/", ""))
-    assert "&lt;script&gt;" in md and "\\[click\\]" in md and "\\*\\*bold\\*\\*" in md
+    assert "&lt;script>alert(1)&lt;/script>" in md and "[click\\](javascript" in md
+    assert "\\*\\*bold\\*\\*" in md
     # Table rows keep their column count: a stored '|' cannot add a cell.
     for line in md.splitlines():
         if line.startswith("| close-ish"):
@@ -311,3 +312,46 @@ def test_units_from_metric_names():
     columns, table, _ = _aggregate_table(rows)
     assert columns == ["n", "ir_time (s, mean ± sd)", "error (mean ± sd)", "trials"]
     assert table == [["1", "0.5", "1", "1"], ["2", "0.5", "1", "1"]]
+
+
+def test_markdown_escapes_only_what_markdown_acts_on():
+    from overparam.experiments.report import md_escape
+
+    # Readable text stays as it is: comparisons, snake_case names, brackets, ampersands.
+    assert md_escape("theory >= 4/3, slope_at_K < 1 & [0.1, 0.2]") == (
+        "theory >= 4/3, slope_at_K < 1 & [0.1, 0.2]")
+    # What Markdown would act on is made inert.
+    assert md_escape("<b>x</b> &amp; _em_ a|b [l](u)") == (
+        "&lt;b>x&lt;/b> &amp;amp; \\_em\\_ a\\|b [l\\](u)")
+    assert md_escape("# title") == "\\# title" and md_escape("> quote") == "\\> quote"
+
+
+def test_non_finite_values_are_counted_beside_the_mean():
+    from overparam.experiments.report import _aggregate_table
+
+    rows = [{"params": {"n": 1}, "metrics": {"learn_time_x1": v}}
+            for v in (1.0, 3.0, float("inf"))]
+    rows.append({"params": {"n": 2}, "metrics": {"learn_time_x1": float("inf")}})
+    columns, table, _ = _aggregate_table(rows)
+    assert columns == ["n", "learn_time_x1 (mean ± sd)", "trials"]  # a flow time: no unit
+    assert table == [["1", "2 ± 1.41; 1 of 3: ∞", "3"], ["2", "1 of 1: ∞", "1"]]
+
+
+def test_overview_lists_every_claim_with_its_verdict_and_cause(tmp_path):
+    report = _report_of(_crafted_experiment(), tmp_path)
+    md = report.markdown.read_text(encoding="utf-8")
+    overview = md.split("### Every claim")[1].split("### Experiments")[0]
+    claims = [line for line in overview.splitlines() if line.startswith("| ")][1:]
+    from overparam.experiments.spec import list_experiments
+
+    registered = [c for e in list_experiments() if "demo" not in e.tags for c in e.claims]
+    assert len(claims) == len(registered) + 4  # the crafted experiment's four claims too
+    start = next(i for i, line in enumerate(claims) if "| t-crafted |" in line)
+    crafted = claims[start:start + 4]  # the experiment is named on its first row only
+    assert all("| t-crafted |" not in line for line in crafted[1:])
+    assert any("**not reproduced** | a known setting" in line for line in crafted)
+    assert any("**partly** | &lt;script>" in line for line in crafted)
+    assert any("**not evaluated** | trials stored" in line for line in crafted)
+    assert sum("**not evaluated** | not run |" in line for line in claims) == len(registered)
+    page = _parse(report.html)
+    assert re.search(r"t-crafted slope within .* never 5 not reproduced a known setting", page.text)

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import re
 import shutil
 import time
@@ -149,14 +150,20 @@ def _aggregate_table(rows: list) -> tuple[list[str], list[list[str]], str]:
     renamed = [{"params": {safe[p]: _sort_key(r["params"].get(p)) for p in varying},
                 "metrics": r["metrics"]} for r in rows]
     cells: dict[tuple, dict] = {}
+    by = [safe[p] for p in varying]
     for metric in metrics:
         scalar_rows = [r for r in renamed if _is_scalar(r["metrics"].get(metric))]
-        for s in aggregate(scalar_rows, [safe[p] for p in varying], metric):
+        finite = [r for r in scalar_rows if math.isfinite(r["metrics"][metric])]
+        for s in aggregate(finite, by, metric):
             key = tuple(s[safe[p]] for p in varying)
             entry = (f"{_fmt(s['mean'])} ± {_fmt(s['sd'])}" if s["count"] > 1
                      else _fmt(s["mean"]))
             cells.setdefault(key, {"count": 0})[metric] = entry
             cells[key]["count"] = max(cells[key]["count"], s["count"])
+        for key, (text, n) in _non_finite(scalar_rows, finite, varying, safe, metric).items():
+            cell = cells.setdefault(key, {"count": 0})
+            cell[metric] = f"{cell[metric]}; {text}" if metric in cell else text
+            cell["count"] = max(cell["count"], n)
     keys = sorted(cells)
     if len(keys) > MAX_TABLE_ROWS:
         note += f"First {MAX_TABLE_ROWS} of {len(keys)} cells shown; all are in the CSV."
@@ -167,9 +174,40 @@ def _aggregate_table(rows: list) -> tuple[list[str], list[list[str]], str]:
     return columns, table, note.strip()
 
 
+#: Words that make a ``*time*`` metric a flow time or an iteration count, not seconds.
+_DIMENSIONLESS_TIME = frozenset({"flow", "learn", "half", "first", "last", "row", "iteration"})
+
+
+def _non_finite(rows: list, finite: list, varying: list, safe: dict,
+                metric: str) -> dict[tuple, tuple[str, int]]:
+    """Per cell, the trials whose ``metric`` is not finite, e.g. ``"1 of 5: ∞"``.
+
+    The mean ± sd of a cell is over its finite values; these are named beside it instead of
+    turning the mean into ``∞ ± NaN``.
+    """
+    total: dict[tuple, int] = {}
+    bad: dict[tuple, list[float]] = {}
+    kept = {id(r) for r in finite}
+    for r in rows:
+        key = tuple(r["params"][safe[p]] for p in varying)
+        total[key] = total.get(key, 0) + 1
+        if id(r) not in kept:
+            bad.setdefault(key, []).append(r["metrics"][metric])
+    out = {}
+    for key, values in bad.items():
+        kinds = sorted({format_number(float(v)) for v in values})
+        out[key] = (f"{len(values)} of {total[key]}: {', '.join(kinds)}", total[key])
+    return out
+
+
 def unit_of(name: str) -> str:
-    """The unit a metric's name implies (``time``/``*_time`` in s, PSNR and SNR in dB), or ""."""
+    """The unit a metric's name implies (``time``/``*_time`` in s, PSNR and SNR in dB), or "".
+
+    Flow times and learning times (``learn_time_x1``, ``first_row_time``) have no unit.
+    """
     words = re.split(r"[^a-z0-9]+", name.lower())
+    if _DIMENSIONLESS_TIME & set(words):
+        return ""
     if "time" in words or "seconds" in words:
         return "s"
     if any(w in ("psnr", "db") for w in words):
@@ -408,7 +446,38 @@ def _claim_rows(section: ExperimentSection) -> list[dict]:
                     "verdict": outcome.verdict.value,
                     "css": outcome.verdict.name.lower().replace("_", "-"),
                     "detail": _fmt(outcome.detail),
-                    "cause": claim.cause if outcome.verdict is not Verdict.REPRODUCED else ""})
+                    "cause": _cause(claim, outcome)})
+    return out
+
+
+def _cause(claim: Claim, outcome: Outcome) -> str:
+    """Why a claim is short of *reproduced*: the declared cause, or that none is known."""
+    if outcome.verdict in (Verdict.PARTLY, Verdict.NOT_REPRODUCED):
+        return claim.cause or "not established"
+    return ""
+
+
+def _claims_overview(sections: list[ExperimentSection],
+                     not_run: Sequence[Experiment]) -> list[dict]:
+    """Every claim of every paper experiment in one list: verdict, measured value, cause.
+
+    Ordered by paper and experiment, like the overview by paper; experiments not run show
+    their claims as not evaluated.
+    """
+    entries = [(s.paper, s.name, True, _claim_rows(s)) for s in sections]
+    for exp in not_run:
+        outcome = Outcome(Verdict.NOT_EVALUATED, detail="not run")
+        rows = _claim_rows(ExperimentSection(exp.name, False, exp, [], [],
+                                             outcomes=[(c, outcome) for c in exp.claims]))
+        entries.append((exp.paper, exp.name, False, rows))
+    out = []
+    for paper, name, shown, rows in sorted(entries, key=lambda e: (e[0], e[1])):
+        out += [{**row, "paper": paper, "experiment": name, "linked": shown,
+                 "experiment_rows": len(rows) if i == 0 else 0} for i, row in enumerate(rows)]
+    # The first row of each paper spans its claims (HTML rowspan; Markdown names it once).
+    for i, row in enumerate(out):
+        first = i == 0 or out[i - 1]["paper"] != row["paper"]
+        row["paper_rows"] = sum(r["paper"] == row["paper"] for r in out) if first else 0
     return out
 
 
@@ -435,18 +504,28 @@ def _machine(store: ResultStore) -> list[list[str]]:
 # ---------------------------------------------------------------------------------------------
 # Rendering (Jinja2 templates in templates/)
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}#|!~])")
+_MD_ALWAYS = re.compile(r"([\\`*|~])")
+#: An underscore next to a non-word character can open or close emphasis; inside a word not.
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
 def md_escape(value) -> str:
     """Stored text made inert in Markdown: no HTML, no emphasis, links or table breaks.
 
+    Only what Markdown would act on is escaped, so that the file stays readable as text:
+    ``<`` where it could open a tag, ``&`` where it could start an entity, ``_`` at a word's
+    edge, ``]`` where it could close a link, a leading ``#`` or ``>``, and ``\\ ` * | ~``.
     ``Markup`` values (pieces the report itself built) pass unchanged.
     """
     if isinstance(value, Markup):
         return str(value)
-    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return " ".join(_MD_SPECIAL.sub(r"\\\1", text).split())
+    text = re.sub(r"&(?=#?\w+;)", "&amp;", str(value))
+    text = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", text)
+    text = _MD_ALWAYS.sub(r"\\\1", text)
+    text = _MD_UNDERSCORE.sub(r"\\_", text)
+    text = re.sub(r"\](?=[(\[:])", r"\\]", text)
+    text = " ".join(text.split())
+    return "\\" + text if text[:1] in ("#", ">") else text
 
 
 def md_code(value) -> Markup:
@@ -477,6 +556,7 @@ def _context(sections: list[ExperimentSection], store: ResultStore, title: str,
         "store": str(store.path),
         "papers": _overview_by_paper(sections, not_run),
         "overview": _overview(sections),
+        "all_claims": _claims_overview(sections, not_run),
         "not_run": [e.name for e in not_run],
         "machine": _machine(store),
         "runs": _runs_table(store),

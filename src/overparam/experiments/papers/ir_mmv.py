@@ -589,14 +589,30 @@ def _psnr_gap(method):
     return measure
 
 
+_TIED_ROWS = ("the 3·1 and 2·1 rows cross half their norm at nearly the same flow time (within "
+              "1% in 9 of the full run's 10 trials, docs/fidelity.md §8), so their order is "
+              "decided at the "
+              "resolution of the recorded history (one sample in 100 iterations), ties "
+              "counted as misses; the detail gives the ties and how often the 1·1 row, the one "
+              "the paper's figure singles out, comes last")
+
+
+def _incremental(rows, _):
+    """Share of runs learning the rows largest first, with ties and the 1·1-last count."""
+    value, detail = share(rows, lambda m: m["learned_largest_first"])
+    ties = sum(r["metrics"]["learn_time_x2"] == r["metrics"]["learn_time_x3"] for r in rows)
+    last = sum(_last(r["metrics"]) for r in rows)
+    return value, (f"{detail}; 3·1 and 2·1 tied in {ties}; 1·1 last in {last} of "
+                   f"{len(rows)}")
+
+
 declare_claims(
     BALANCE,
     Claim("balance", "g_i²/2 and ‖V_i‖² stay equal (Lemma 5.1): max relative balance drift "
           "≤ 0.01 (partly ≤ 0.1).", _max_drift, target=0.0, tolerance=0.01, partly=0.1),
     Claim("incremental", "Rows are learned one at a time, larger first: share of runs with "
-          "the order 3·1, 2·1, 1·1 = 1 (partly ≥ 0.5).",
-          lambda rows, _: share(rows, lambda m: m["learned_largest_first"]), op=">=",
-          target=1.0, partly=0.5),
+          "the order 3·1, 2·1, 1·1 = 1 (partly ≥ 0.5).", _incremental, op=">=",
+          target=1.0, partly=0.5, cause=_TIED_ROWS),
 )
 declare_claims(
     INIT_SCALE,
