@@ -148,3 +148,18 @@ def test_batch_monitor_gives_each_problem_what_monitor_gives():
         StopReason.DISCREPANCY, StopReason.MAX_ITER]
     assert batch.is_divergent(ids, np.array([np.nan, 1e9, 1.0, np.inf, 2.0])) == [
         True, True, False, True, False]
+
+
+def test_grid_times_are_the_check_times_of_due():
+    """The dual flow checks at the grid times themselves (Validation.grid_times), the loop
+    once at the iteration past them (Validation.due): the same grid t0 ratio^k."""
+    grid, loop = Validation(None, None, ratio=2.0), Validation(None, None, ratio=2.0)
+    assert grid.grid_times(0.0) == [] and not loop.due(1, 0.0)  # t0 needs a positive clock
+    clocks = [3.0, 5.0, 6.0, 6.5, 30.0, 40.0, 50.0]
+    times = [grid.grid_times(c) for c in clocks]
+    assert times == [[3.0], [], [6.0], [], [12.0, 24.0], [], [48.0]]
+    assert [loop.due(i, c) for i, c in enumerate(clocks, 1)] == [bool(t) for t in times]
+    # skipped times are passed by, not returned later
+    skip = Validation(None, None, ratio=2.0)
+    assert skip.grid_times(1.0) == [1.0] and skip.grid_times(5.0, skip=True) == []
+    assert skip.grid_times(9.0) == [8.0]

@@ -334,15 +334,26 @@ class Validation:
         """
         if self.ratio is None:
             return iteration % self.every == 0
+        return bool(self.grid_times(clock))
+
+    def grid_times(self, clock: float, *, skip: bool = False) -> list[float]:
+        """The grid times ``t0 ratio^k`` (``ratio`` must be set) reached by ``clock`` and not
+        returned before, in increasing order; the first call with a positive ``clock`` sets
+        ``t0 = clock``.
+
+        A solver that can evaluate its path between iterations (the dual flow's dense output)
+        checks at these times themselves; :meth:`due` checks once at the iteration past them.
+        ``skip=True`` passes the times by without returning them (no check there).
+        """
         if self._next_check is None:
             if not clock > 0:
-                return False
+                return []
             self._next_check = clock
-        if clock < self._next_check * (1 - 1e-12):
-            return False
+        times = []
         while clock >= self._next_check * (1 - 1e-12):
+            times.append(self._next_check)
             self._next_check *= self.ratio
-        return True
+        return [] if skip else times
 
     def error(self, x) -> float:
         """Mean squared held-out residual at ``x``."""
