@@ -25,13 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_positive, check_random_state
-from ..operators import GaussianSensingOperator, Operator, check_measurements
+from ..operators import GaussianSensingOperator, check_measurements
 from ..stopping import DivergenceError, StoppingRule, Validation
 from .loop import Iterate, run_loop
 from .result import History, SolverResult
 
 __all__ = [
-    "EquilibratedOperator",
     "FixedMeasurements",
     "GaussianStream",
     "equilibrating_scales",
@@ -143,33 +142,6 @@ class FixedMeasurements:
 # Badly scaled entries: a diagonal equilibration that keeps the rank
 # --------------------------------------------------------------------------------------------
 _EQUILIBRATE_SPREAD = 16.0  # scales within this ratio are left alone (as the base class does)
-
-
-class EquilibratedOperator(Operator):
-    """``X~ -> A(X~ / (r c^T))``: ``A`` on ``X = diag(r)^-1 X~ diag(c)^-1``, which has the
-    rank of ``X~`` (and is PSD with it when ``r = c``)."""
-
-    def __init__(self, parent, row_scale, col_scale):
-        self.parent = parent
-        self.row_scale = np.asarray(row_scale, dtype=float)
-        self.col_scale = np.asarray(col_scale, dtype=float)
-        self.input_shape = tuple(parent.input_shape)
-        self.n_measurements = parent.n_measurements
-        #: ``r c^T``: the equilibrated signal is ``weights * X`` (formed once: every forward
-        #: and adjoint product of the solver's loop divides by it)
-        self.weights = np.outer(self.row_scale, self.col_scale)
-
-    def forward(self, x):
-        return self.parent.forward(np.asarray(x) / self.weights)
-
-    def adjoint(self, z):
-        return self.parent.adjoint(z) / self.weights
-
-    def rows(self, index):
-        return EquilibratedOperator(self.parent.rows(index), self.row_scale, self.col_scale)
-
-    def to_dense(self):
-        return self.parent.to_dense() / self.weights.ravel()
 
 
 def equilibrating_scales(operator, *, symmetric: bool = False):
