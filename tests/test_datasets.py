@@ -46,6 +46,9 @@ def test_every_generator_returns_a_problem_with_measurements_of_its_truth(name):
 
 
 def test_structure_specific_meta():
+    sparse = GENERATORS["sparse"]()
+    np.testing.assert_array_equal(sparse.meta["support"], sparse.truth != 0)
+    assert sparse.meta["support"].sum() == 3
     group = GENERATORS["group_sparse"]()
     nonzero_groups = np.unique(group.meta["groups"][group.truth != 0])
     np.testing.assert_array_equal(nonzero_groups, np.sort(group.meta["active_groups"]))

@@ -13,7 +13,7 @@ from ..estimators._constraints import STEP, shared_constraints
 from ..estimators.base import RecoveryEstimator
 from ..parameterizations import Identity
 from ..solvers import SolverResult, gradient_descent
-from ..stopping import StoppingRule, StopReason
+from ..stopping import StopReason
 
 __all__ = ["MinNormRegressor"]
 
@@ -64,7 +64,7 @@ class MinNormRegressor(RecoveryEstimator):
 
     def _solve(self, operator, y, control):
         if self.solver == "gd":
-            rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+            rule = self._stopping_rule(control)
             return gradient_descent(Identity(operator.input_shape), operator, y, init_scale=0.0,
                                     step=self.step, stopping=rule,
                                     validation=control.validation)

@@ -35,7 +35,8 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
     -------
     Problem
         ``operator`` the matrix ``A`` ``(M, N)``, ``truth`` the vector ``x``,
-        ``meta = {"structure": "sparse"}``.
+        ``meta = {"structure": "sparse", "support": x != 0}`` (as the row-sparse problems'
+        ``meta["support"]``).
     """
     for value, name in ((n_measurements, "n_measurements"), (n_features, "n_features")):
         check_positive(value, name, integer=True)
@@ -53,4 +54,5 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
     if unit_norm and n_nonzero > 0:
         x /= np.linalg.norm(x)
     y, noise = add_noise(A @ x, snr, rng)
-    return Problem(operator=A, y=y, truth=x, noise=noise, meta={"structure": "sparse"})
+    return Problem(operator=A, y=y, truth=x, noise=noise,
+                   meta={"structure": "sparse", "support": x != 0})

@@ -31,6 +31,14 @@ class ExactLimitMixin:
     to the limit, and the plateau it stalls on is the answer the held-out data support.
     """
 
+    def _solve(self, operator, y, control):
+        """A point on the path (``control`` stops early, or ``refine=False``): one gradient
+        round; else the run to the limit (:meth:`_solve_to_limit`)."""
+        rule = self._stopping_rule(control)
+        if control.stops_early or not self.refine:
+            return self._gradient_round(operator, y, control, None, rule.max_iter)
+        return self._solve_to_limit(operator, y, control, rule.max_iter)
+
     def _solve_to_limit(self, operator, y, control, max_iter: int):
         """Gradient rounds of doubling length; after each, the exact limit ends the run if
         it exists. Bounded by ``max_iter`` steps in all."""

@@ -21,7 +21,14 @@ from .._validation import check_random_state
 from ..operators import Operator, as_operator, check_measurements, is_operator_like
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
-from ..stopping import DegenerateInputWarning, Oracle, PathControl, StopReason, Validation
+from ..stopping import (
+    DegenerateInputWarning,
+    Oracle,
+    PathControl,
+    StoppingRule,
+    StopReason,
+    Validation,
+)
 from ._constraints import shared_constraints
 from ._equilibration import (
     ESTIMATED_SPREAD_LIMIT,
@@ -706,6 +713,19 @@ LinearOperator or Operator
         check_is_fitted(self, "coef_")
         operator = self._validate_predict_operator(A)
         return operator.forward(_as_input(self.signal_, tuple(operator.input_shape)))
+
+    def _set_init_params(self, arguments: dict) -> None:
+        """Store the arguments of ``__init__`` as attributes, unchanged (scikit-learn's rule:
+        no logic in ``__init__``): ``self._set_init_params(locals())`` in place of one
+        assignment per parameter."""
+        for name, value in arguments.items():
+            if name not in ("self", "__class__"):
+                setattr(self, name, value)
+
+    def _stopping_rule(self, control: PathControl, **settings) -> StoppingRule:
+        """The solver's :class:`~overparam.stopping.StoppingRule`: the parameters ``max_iter``
+        and ``tol`` (and ``settings``), with ``control``'s stop time, discrepancy and budget."""
+        return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol, **settings))
 
     def _solve(self, operator, y, control: PathControl):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -9,20 +9,19 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
-from .._validation import check_random_state
 from ..operators import DiagonalScaledOperator, as_operator
 from ..parameterizations.factorized import Factorized
-from ..solvers import gradient_descent
 from ..solvers.matrix_sensing import (
     equilibrating_scales,
     least_squares_limit,
     low_rank_limit,
 )
 from ..solvers.steps import AdaptiveStep, as_step_policy
-from ..stopping import Oracle, PathControl, StoppingRule, Validation
+from ..stopping import Oracle, PathControl, Validation
 from ._constraints import POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
+from .generic import GradientDescentMixin
 
 __all__ = ["EquilibrationMixin", "FactorizedRegressor", "FewMeasurementsCVMixin",
            "default_factorized_step", "matrix_shape"]
@@ -144,7 +143,7 @@ def default_factorized_step(operator, y) -> AdaptiveStep:
 @register_method("factorized",
                  "low-rank matrix: GD on X = U V^T from a small init (tuning-free, any width)")
 class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimitMixin,
-                          RecoveryEstimator):
+                          GradientDescentMixin, RecoveryEstimator):
     """Low-rank matrix sensing with no penalty: gradient descent on ``X = U V^T``.
 
     Minimizes ``1/2 ||A(U V^T) - y||^2`` by gradient descent from a small initialization of
@@ -232,25 +231,10 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
         return Factorized(shape, width, symmetric=self._symmetric, init=self.init,
                           init_constant=self.init_constant)
 
-    def _solve(self, operator, y, control):
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
-        if control.stops_early or not self.refine:
-            return self._gradient_round(operator, y, control, None, rule.max_iter)
-        return self._solve_to_limit(operator, y, control, rule.max_iter)
-
-    def _gradient_round(self, operator, y, control, params, max_iter):
-        from dataclasses import replace
-
-        param = self._parameterization(operator)
-        if params is None:
-            seed = 0 if self.random_state is None else self.random_state  # deterministic
-            params = param.init(self.init_scale, check_random_state(seed))
-        step = (default_factorized_step(operator, y) if isinstance(self.step, str)
-                and self.step == "adaptive" else as_step_policy(self.step))
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
-        return gradient_descent(param, operator, y, init_params=params, step=step,
-                                stopping=replace(rule, max_iter=max_iter),
-                                validation=control.validation)
+    def _step_policy(self, operator, y):
+        if isinstance(self.step, str) and self.step == "adaptive":
+            return default_factorized_step(operator, y)
+        return as_step_policy(self.step)
 
     def _exact(self, operator, y, coef):
         """The low-rank interpolant next to ``coef``

@@ -11,13 +11,12 @@ from .._registry import register_method
 from ..operators.aligned import AlignedSpectralOperator
 from ..parameterizations.deep_matrix import DeepMatrixFactorization
 from ..parameterizations.spectral import ACTIVATIONS, Activation, get_activation
-from ..solvers import gradient_descent
 from ..solvers.matrix_sensing import least_squares_limit, low_rank_limit
 from ..solvers.spectral import aligned_spectral_gd, spectral_gd
-from ..stopping import StoppingRule
 from ._constraints import POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator
+from .generic import GradientDescentMixin
 from .low_rank import EquilibrationMixin, FewMeasurementsCVMixin, matrix_shape
 
 __all__ = ["DeepMatrixRegressor", "SpectralNetworkRegressor"]
@@ -128,12 +127,6 @@ class SpectralNetworkRegressor(EquilibrationMixin, FewMeasurementsCVMixin, Exact
         a, s = super()._data_scales(log_a, y)
         return (a, s / self._signal_scale) if self._rescalable() else (a, s)
 
-    def _solve(self, operator, y, control):
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
-        if control.stops_early or not self.refine:
-            return self._gradient_round(operator, y, control, None, rule.max_iter)
-        return self._solve_to_limit(operator, y, control, rule.max_iter)
-
     def _gradient_round(self, operator, y, control, params, max_iter):
         from dataclasses import replace
 
@@ -142,7 +135,7 @@ class SpectralNetworkRegressor(EquilibrationMixin, FewMeasurementsCVMixin, Exact
         if self.solver == "aligned" and not aligned:
             raise ValueError("solver='aligned' needs an AlignedSpectralOperator "
                              f"(got {type(operator).__name__}); use solver='general'")
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        rule = self._stopping_rule(control)
         common = dict(n_components=self.n_components, activation=self.activation,
                       init_scale=self.init_scale, step=self.step,
                       stopping=replace(rule, max_iter=max_iter),
@@ -158,7 +151,8 @@ class SpectralNetworkRegressor(EquilibrationMixin, FewMeasurementsCVMixin, Exact
 
 
 @register_method("deep-matrix", "low-rank matrix: GD on a deep product W1 W2 W3 from scale * I")
-class DeepMatrixRegressor(EquilibrationMixin, ExactLimitMixin, RecoveryEstimator):
+class DeepMatrixRegressor(EquilibrationMixin, ExactLimitMixin, GradientDescentMixin,
+                          RecoveryEstimator):
     """Matrix sensing by gradient descent on ``X = W_1 … W_L`` from ``W_l(0) = init_scale I``.
 
     The depth-3 baseline of the spectral-network paper (Arora, Cohen, Hu, Luo, "Implicit
@@ -220,24 +214,10 @@ class DeepMatrixRegressor(EquilibrationMixin, ExactLimitMixin, RecoveryEstimator
         self.noise_level = noise_level
         self.random_state = random_state
 
-    def _solve(self, operator, y, control):
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
-        if control.stops_early or not self.refine:
-            return self._gradient_round(operator, y, control, None, rule.max_iter)
-        return self._solve_to_limit(operator, y, control, rule.max_iter)
-
-    def _gradient_round(self, operator, y, control, params, max_iter):
-        from dataclasses import replace
-
+    def _parameterization(self, operator) -> DeepMatrixFactorization:
         n1, n2 = matrix_shape(operator)
-        param = DeepMatrixFactorization(n1, n2, depth=self.depth, width=self.width,
-                                        init=self.init)
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
-        return gradient_descent(param, operator, y, init_scale=self.init_scale,
-                                init_params=params, step=self.step,
-                                stopping=replace(rule, max_iter=max_iter),
-                                validation=control.validation,
-                                random_state=_seed(self.random_state))
+        return DeepMatrixFactorization(n1, n2, depth=self.depth, width=self.width,
+                                       init=self.init)
 
     def _exact(self, operator, y, coef):
         found = low_rank_limit(operator, y, coef, tol=self.tol)
