@@ -180,13 +180,15 @@ def test_validation_returns_the_best_point_of_the_path():
     res = hadamard_flow(op.rows(train), p.y[train], init_scale=1e-4, validation=val,
                         stopping=StoppingRule(max_iter=10**6, tol=1e-10))
     assert res.stop_reason is StopReason.EARLY_STOPPED
-    assert res.info["best_time"] == val.best_time > 0
-    errs = [e for _, _, e in val.curve]
-    assert min(errs) == val.best_error
+    curve = res.info["validation_curve"]
+    best = int(np.argmin(curve[:, 2]))
+    assert res.info["best_time"] == curve[best, 1] > 0
+    assert res.info["validation_error"] == curve[best, 2]
     r = op.rows(held).forward(res.coef) - p.y[held]
-    assert float(r @ r / held.size) == pytest.approx(val.best_error)
-    clocks = [c for _, c, _ in val.curve]
-    assert np.all(np.diff(clocks) > 0)
+    assert float(r @ r / held.size) == pytest.approx(curve[best, 2])
+    assert np.all(np.diff(curve[:, 1]) > 0)
+    # the caller's object is not changed (the same Validation can serve another fit)
+    assert val.curve == [] and val.best_state is None and val.ratio is None
 
 
 def test_low_rank_newton_matrices_are_solved_exactly():
@@ -309,8 +311,9 @@ def test_gd_validation_checks_on_a_geometric_clock_grid():
     val = Validation(op.rows(held), p.y[held])
     res = hadamard_gd(op.rows(train), p.y[train], init_scale=1e-4, validation=val,
                       stopping=StoppingRule(max_iter=10**6, tol=1e-10))
-    assert res.stop_reason is StopReason.EARLY_STOPPED and val.ratio == 1.05  # the default
-    curve = res.info["validation_curve"]  # gradient_descent's loop leaves val's curve alone
+    assert res.stop_reason is StopReason.EARLY_STOPPED
+    assert val.ratio is None and val.curve == []  # the caller's object is not changed
+    curve = res.info["validation_curve"]
     assert res.info["best_time"] == curve[np.argmin(curve[:, 2]), 1] > 0
     r = op.rows(held).forward(res.coef) - p.y[held]
     assert float(r @ r / held.size) == pytest.approx(res.info["validation_error"])
@@ -328,8 +331,9 @@ def test_validation_checks_skip_the_initial_plateau():
     val = Validation(as_operator(p.operator[64:]), p.y[64:], patience=None)
     res = hadamard_flow(A_tr, y_tr, init_scale=1e-6, validation=val, rtol=1e-2, atol=1e-5)
     # the path converged: its end is the curve's last point (Validation.finish), off the grid
-    assert res.converged and val.curve[-1][1] == res.info["time"]
-    clocks = [c[1] for c in val.curve[:-1]]
+    curve = res.info["validation_curve"]
+    assert res.converged and curve[-1, 1] == res.info["time"]
+    clocks = curve[:-1, 1].tolist()
     np.testing.assert_allclose(np.diff(np.log(clocks[1:])) / np.log(1.05),
                                np.round(np.diff(np.log(clocks[1:])) / np.log(1.05)),
                                atol=1e-6)  # the grid t0 1.05^k

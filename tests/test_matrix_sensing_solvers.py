@@ -98,7 +98,10 @@ def test_validation_and_stop_time(problem):
     res = perturbed_gradient_descent(param, problem.operator.rows(np.arange(30)),
                                      problem.y[:30], step=0.2, init_scale=1e-3,
                                      random_state=0, validation=val)
-    assert res.info["best_iteration"] == val.best_iteration > 0
+    curve = res.info["validation_curve"]
+    assert res.info["best_iteration"] == curve[np.argmin(curve[:, 2]), 0] > 0
+    assert res.info["validation_error"] == pytest.approx(curve[:, 2].min())
+    assert val.curve == [] and val.best_state is None  # the caller's object is not changed
     timed = perturbed_gradient_descent(param, problem.operator, problem.y, step=0.2,
                                        init_scale=1e-3, random_state=0,
                                        stopping=StoppingRule(max_flow_time=123.4, tol=0))
@@ -116,7 +119,7 @@ def test_the_end_of_a_path_is_on_the_held_out_curve(problem):
                                      step=0.2, init_scale=1e-3, random_state=0,
                                      validation=val, stopping=StoppingRule(max_iter=437))
     assert res.n_iter == 437 and res.stop_reason.value == "max_iter"
-    assert [point[0] for point in val.curve] == [437]
+    assert res.info["validation_curve"][:, 0].tolist() == [437]
     assert res.info["best_iteration"] == 437
     assert res.info["validation_error"] == pytest.approx(val.error(res.coef))
 

@@ -5,6 +5,7 @@ from scipy.sparse.linalg import aslinearoperator
 
 from overparam.operators import (
     DenseOperator,
+    DiagonalScaledOperator,
     MatrixSensingOperator,
     ScipyOperator,
     as_operator,
@@ -32,6 +33,31 @@ def test_adjoint_identity(name, rng):
 @pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator"])
 def test_adjoint_with_columns(name, rng):
     check_adjoint(make_operators(rng)[name], trailing=(4,), rng=rng, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dense", "linear-operator", "matrix-sensing"])
+def test_diagonal_scaled_operator_is_a_times_d_inverse(name, rng):
+    """``A D^{-1}``: column equilibration (vector signals, MMV columns) and row/column
+    equilibration of matrix sensing (weights ``r c^T``) are the same operator."""
+    op = make_operators(rng)[name]
+    shape = op.input_shape
+    weights = (np.outer(2.0 ** rng.integers(-6, 6, shape[0]), 2.0 ** rng.integers(-6, 6, shape[1]))
+               if len(shape) == 2 else 10.0 ** rng.uniform(-3, 3, shape))
+    scaled = DiagonalScaledOperator(op, weights)
+    check_adjoint(scaled, rng=rng, rtol=1e-12)
+    check_adjoint(scaled.rows([0, 2, 3]), rng=rng, rtol=1e-12)
+    check_adjoint(scaled.scaled(-2.5), rng=rng, rtol=1e-12)
+    if len(shape) == 1:
+        check_adjoint(scaled, trailing=(4,), rng=rng, rtol=1e-12)
+    z = rng.standard_normal(shape)
+    np.testing.assert_allclose(scaled.forward(z), op.forward(z / weights), rtol=1e-12)
+    np.testing.assert_allclose(scaled.to_dense(), op.to_dense() / weights.ravel(), rtol=1e-12)
+    np.testing.assert_allclose(scaled.rows([1, 4]).forward(z), scaled.forward(z)[[1, 4]],
+                               rtol=1e-12)
+    np.testing.assert_allclose(scaled.scaled(-2.5).forward(z), -2.5 * scaled.forward(z),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="weights of shape"):
+        DiagonalScaledOperator(op, np.ones(7))
 
 
 def test_check_adjoint_catches_a_wrong_adjoint_or_shape(rng):

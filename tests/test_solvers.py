@@ -241,3 +241,7 @@ def test_step_policy_array_forms_are_the_scalar_rules_entry_by_entry(policy):
     assert policy.next_after_accept_batch(step).tolist() == [policy.next_after_accept(s)
                                                              for s in step]
     assert policy.start_batch(step).tolist() == [policy.start(s) for s in step]
+    # the array form caps as the scalar one: at MAX_STEP, NaN and overflow included
+    edge = np.array([np.nan, np.inf, 1e300, 1e299, 2.0])
+    np.testing.assert_array_equal(policy.next_after_accept_batch(edge),
+                                  [policy.next_after_accept(s) for s in edge.tolist()])

@@ -148,3 +148,37 @@ def test_batch_monitor_gives_each_problem_what_monitor_gives():
         StopReason.DISCREPANCY, StopReason.MAX_ITER]
     assert batch.is_divergent(ids, np.array([np.nan, 1e9, 1.0, np.inf, 2.0])) == [
         True, True, False, True, False]
+
+
+def test_grid_times_are_the_check_times_of_due():
+    """The dual flow checks at the grid times themselves (Validation.grid_times), the loop
+    once at the iteration past them (Validation.due): the same grid t0 ratio^k."""
+    grid, loop = Validation(None, None, ratio=2.0), Validation(None, None, ratio=2.0)
+    assert grid.grid_times(0.0) == [] and not loop.due(1, 0.0)  # t0 needs a positive clock
+    clocks = [3.0, 5.0, 6.0, 6.5, 30.0, 40.0, 50.0]
+    times = [grid.grid_times(c) for c in clocks]
+    assert times == [[3.0], [], [6.0], [], [12.0, 24.0], [], [48.0]]
+    assert [loop.due(i, c) for i, c in enumerate(clocks, 1)] == [bool(t) for t in times]
+    # skipped times are passed by, not returned later
+    skip = Validation(None, None, ratio=2.0)
+    assert skip.grid_times(1.0) == [1.0] and skip.grid_times(5.0, skip=True) == []
+    assert skip.grid_times(9.0) == [8.0]
+
+
+def test_batch_and_scalar_divergence_are_one_rule():
+    """BatchMonitor.is_divergent is Monitor.is_divergent per problem (one copy of the rule:
+    StoppingRule.divergence_limit), zero and non-finite initial losses included."""
+    from overparam.stopping import BatchMonitor, Monitor
+
+    rule = StoppingRule(divergence_factor=10.0)
+    initial = np.array([1.0, 1.0, 0.0, 2.0, np.inf, 1.0])
+    loss = np.array([10.0, 10.5, 1e300, np.nan, 5.0, -np.inf])
+    batch = BatchMonitor(rule, np.ones(6), initial)
+    scalar = []
+    for first, x in zip(initial, loss, strict=True):
+        monitor = Monitor(rule, 1.0)
+        monitor.initial_loss = first
+        scalar.append(monitor.is_divergent(x))
+    assert batch.is_divergent(np.arange(6), loss) == scalar == [
+        False, True, False, True, False, True]
+    assert rule.end_time is None and StoppingRule(max_flow_time=5.0).end_time < 5.0

@@ -109,6 +109,51 @@ class StoppingRule:
         """Fresh per-run state for measurements of norm ``y_norm``."""
         return Monitor(self, y_norm)
 
+    @property
+    def end_time(self) -> float | None:
+        """The clock time from which a run has reached ``max_flow_time`` (None: no end): a
+        relative ``1e-12`` short of it, so that a clock summed from steps that land on it
+        counts as there."""
+        return None if self.max_flow_time is None else self.max_flow_time * (1 - 1e-12)
+
+    def divergence_limit(self, initial_loss: float | None) -> float:
+        """The loss above which a run that started at ``initial_loss`` has diverged:
+        ``divergence_factor`` times it (``inf`` when it is not positive, e.g. zero)."""
+        if initial_loss is not None and initial_loss > 0:
+            return self.divergence_factor * initial_loss
+        return math.inf
+
+
+# The rules of Monitor.update, in their order, shared with BatchMonitor.update.
+def _diverged(loss: float, limit: float) -> bool:
+    """Non-finite, or above the divergence limit."""
+    return not (math.isfinite(loss) and loss <= limit)
+
+
+def _fit_or_end_reason(rule: StoppingRule, y_norm: float, residual_norm: float,
+                       clock: float | None) -> StopReason | None:
+    """The first rules: the residual fits (``tol``, discrepancy) or the clock reached its end."""
+    if rule.tol > 0 and residual_norm <= rule.tol * y_norm:
+        return StopReason.CONVERGED
+    if rule.discrepancy is not None and residual_norm <= rule.discrepancy:
+        return StopReason.DISCREPANCY
+    end = rule.end_time
+    if end is not None and clock is not None and clock >= end:
+        return StopReason.END_OF_TIME
+    return None
+
+
+def _budget_reason(rule: StoppingRule, stagnated: bool, iteration: int,
+                   timed_out: bool) -> StopReason | None:
+    """The last rules: stagnation, then the iteration and wall-clock budgets."""
+    if stagnated:
+        return StopReason.STAGNATED
+    if iteration >= rule.max_iter:
+        return StopReason.MAX_ITER
+    if timed_out:
+        return StopReason.TIME_LIMIT
+    return None
+
 
 @dataclass
 class Monitor:
@@ -122,10 +167,7 @@ class Monitor:
 
     def is_divergent(self, loss: float) -> bool:
         """Whether ``loss`` is non-finite or exploded relative to the initial loss."""
-        if not math.isfinite(loss):
-            return True
-        ref = self.initial_loss if self.initial_loss else 0.0
-        return ref > 0 and loss > self.rule.divergence_factor * ref
+        return _diverged(loss, self.rule.divergence_limit(self.initial_loss))
 
     def update(self, iteration: int, loss: float, residual_norm: float,
                clock: float | None = None) -> StopReason | None:
@@ -137,24 +179,17 @@ class Monitor:
             raise DivergenceError(
                 f"loss became {loss:.3e} at iteration {iteration} (initial {self.initial_loss:.3e})"
             )
-        if rule.tol > 0 and residual_norm <= rule.tol * self.y_norm:
-            return StopReason.CONVERGED
-        if rule.discrepancy is not None and residual_norm <= rule.discrepancy:
-            return StopReason.DISCREPANCY
-        if (rule.max_flow_time is not None and clock is not None
-                and clock >= rule.max_flow_time * (1 - 1e-12)):
-            return StopReason.END_OF_TIME
+        reason = _fit_or_end_reason(rule, self.y_norm, residual_norm, clock)
+        if reason is not None:
+            return reason
+        stagnated = False
         if rule.stagnation_tol > 0:
             self._loss_window.append(loss)
             if len(self._loss_window) > rule.patience:
                 old = self._loss_window.popleft()
-                if old - loss <= rule.stagnation_tol * abs(old):
-                    return StopReason.STAGNATED
-        if iteration >= rule.max_iter:
-            return StopReason.MAX_ITER
-        if rule.max_time is not None and time.perf_counter() - self.start > rule.max_time:
-            return StopReason.TIME_LIMIT
-        return None
+                stagnated = old - loss <= rule.stagnation_tol * abs(old)
+        return _budget_reason(rule, stagnated, iteration, rule.max_time is not None and (
+            time.perf_counter() - self.start > rule.max_time))
 
     @property
     def elapsed(self) -> float:
@@ -185,14 +220,14 @@ class BatchMonitor:
         self.rule = rule
         self.start = time.perf_counter()
         self.y_norm = np.asarray(y_norm, dtype=float)
-        self._loss_limit = [rule.divergence_factor * x if x > 0 else math.inf
+        self._loss_limit = [rule.divergence_limit(x)
                             for x in np.asarray(initial_loss, dtype=float).tolist()]
         # residual norm at or below which a problem stops (converged or discrepancy)
         self._res_stop = None
         if rule.tol > 0 or rule.discrepancy is not None:
             self._res_stop = np.maximum(rule.tol * self.y_norm if rule.tol > 0 else -np.inf,
                                         -np.inf if rule.discrepancy is None else rule.discrepancy)
-        self._end = None if rule.max_flow_time is None else rule.max_flow_time * (1 - 1e-12)
+        self._end = rule.end_time
         # ring buffer of each problem's last patience + 1 losses, slot iteration % (patience + 1)
         self._slots = rule.patience + 1
         self._window = (np.empty((self._slots, self.y_norm.size))
@@ -201,8 +236,7 @@ class BatchMonitor:
     def is_divergent(self, ids, loss) -> list[bool]:
         """:meth:`Monitor.is_divergent` of each problem ``ids[j]`` at ``loss[j]``."""
         limits = self._loss_limit
-        return [not (math.isfinite(x) and x <= limits[i])
-                for i, x in zip(ids.tolist(), loss.tolist(), strict=True)]
+        return [_diverged(x, limits[i]) for i, x in zip(ids.tolist(), loss.tolist(), strict=True)]
 
     def update(self, ids, iterations, loss, residual_norm, clock,
                still_learning=None) -> list[StopReason | None] | None:
@@ -245,22 +279,13 @@ class BatchMonitor:
         if flags is None or not flags.any():
             return None
         reasons = [None] * ids.size
-        for j in np.flatnonzero(flags).tolist():
-            i = int(ids[j])
-            res = float(residual_norm[j])
-            if rule.tol > 0 and res <= rule.tol * self.y_norm[i]:
-                reasons[j] = StopReason.CONVERGED
-            elif rule.discrepancy is not None and res <= rule.discrepancy:
-                reasons[j] = StopReason.DISCREPANCY
-            elif self._end is not None and clock[j] >= self._end:
-                reasons[j] = StopReason.END_OF_TIME
-            elif (flat is not None and flat[j]
-                  and not (still_learning is not None and still_learning(j))):
-                reasons[j] = StopReason.STAGNATED
-            elif iterations[j] >= rule.max_iter:
-                reasons[j] = StopReason.MAX_ITER
-            elif timed_out:
-                reasons[j] = StopReason.TIME_LIMIT
+        for j in np.flatnonzero(flags).tolist():  # the scalar rules, in Monitor's order
+            reasons[j] = _fit_or_end_reason(
+                rule, self.y_norm[int(ids[j])], float(residual_norm[j]), clock[j],
+            ) or _budget_reason(
+                rule, bool(flat is not None and flat[j]
+                           and not (still_learning is not None and still_learning(j))),
+                iterations[j], timed_out)
         return reasons
 
 
@@ -334,15 +359,26 @@ class Validation:
         """
         if self.ratio is None:
             return iteration % self.every == 0
+        return bool(self.grid_times(clock))
+
+    def grid_times(self, clock: float, *, skip: bool = False) -> list[float]:
+        """The grid times ``t0 ratio^k`` (``ratio`` must be set) reached by ``clock`` and not
+        returned before, in increasing order; the first call with a positive ``clock`` sets
+        ``t0 = clock``.
+
+        A solver that can evaluate its path between iterations (the dual flow's dense output)
+        checks at these times themselves; :meth:`due` checks once at the iteration past them.
+        ``skip=True`` passes the times by without returning them (no check there).
+        """
         if self._next_check is None:
             if not clock > 0:
-                return False
+                return []
             self._next_check = clock
-        if clock < self._next_check * (1 - 1e-12):
-            return False
+        times = []
         while clock >= self._next_check * (1 - 1e-12):
+            times.append(self._next_check)
             self._next_check *= self.ratio
-        return True
+        return [] if skip else times
 
     def error(self, x) -> float:
         """Mean squared held-out residual at ``x``."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..operators import DenseOperator, Operator, ScipyOperator
+from ..operators import DenseOperator, DiagonalScaledOperator, Operator, ScipyOperator
 
 __all__ = ["ESTIMATED_SPREAD_LIMIT", "WARNING_SPREAD", "column_norms", "equilibrated",
            "equilibration_scales", "norms_are_estimated", "unscaled"]
@@ -97,29 +97,4 @@ def equilibrated(operator: Operator, d: np.ndarray) -> Operator:
         import scipy.sparse as sp
 
         return ScipyOperator(operator.sparse @ sp.diags_array(1.0 / d))
-    return ColumnScaledOperator(operator, d)
-
-
-class ColumnScaledOperator(Operator):
-    """``A D^{-1}`` for a matrix-free ``A`` (vector input) and positive ``d``."""
-
-    def __init__(self, parent: Operator, d: np.ndarray):
-        self.parent = parent
-        self.d = np.asarray(d, dtype=float)
-        self.input_shape = parent.input_shape
-        self.n_measurements = parent.n_measurements
-
-    def forward(self, x):
-        return self.parent.forward(unscaled(np.asarray(x), self.d))
-
-    def adjoint(self, z):
-        return unscaled(np.asarray(self.parent.adjoint(z)), self.d)
-
-    def rows(self, index):
-        return ColumnScaledOperator(self.parent.rows(index), self.d)
-
-    def to_dense(self):
-        return self.parent.to_dense() / self.d
-
-    def scaled(self, factor):
-        return ColumnScaledOperator(self.parent.scaled(factor), self.d)
+    return DiagonalScaledOperator(operator, d)

@@ -120,16 +120,13 @@ def _criterion_on_columns(criterion: Validation, d) -> None:
         criterion.error = lambda z: error(unscaled(np.asarray(z), d))
 
 
-def _held_out_record(result, validation):
-    """``(curve, best_iteration, best_time)`` of a validated path: from ``result.info``
-    (solvers on :func:`~overparam.solvers.loop.run_loop` leave ``validation`` untouched),
-    else from ``validation``, which the solvers not yet on the loop fill in place."""
+def _held_out_record(result):
+    """``(curve, best_iteration, best_time)`` of a validated path, from ``result.info`` (every
+    solver returns its held-out curve there and leaves the caller's ``Validation`` as it was);
+    an empty curve for a solver that made no check."""
     info = result.info
-    if "validation_curve" in info:
-        return (np.asarray(info["validation_curve"], dtype=float).reshape(-1, 3),
-                info.get("best_iteration", 0), info.get("best_time", 0.0))
-    return (np.asarray(validation.curve, dtype=float).reshape(-1, 3),
-            validation.best_iteration, validation.best_time)
+    return (np.asarray(info.get("validation_curve", ()), dtype=float).reshape(-1, 3),
+            info.get("best_iteration", 0), info.get("best_time", 0.0))
 
 
 def check_validation_fraction(fraction) -> float:
@@ -560,7 +557,7 @@ LinearOperator or Operator
             criterion, factor = _criterion_in_units(rule, a, s)  # fresh state each fit
             _criterion_on_columns(criterion, getattr(self, "_column_scales", None))
             result = self._solve(operator, y, PathControl(validation=criterion))
-            curve, _, best_time = _held_out_record(result, criterion)
+            curve, _, best_time = _held_out_record(result)
             result.info.update(validation_curve=curve, chosen_time=best_time)
         elif rule == "validation":
             result, factor = self._fit_validated(operator, y), s**2
@@ -634,7 +631,7 @@ LinearOperator or Operator
                        for _, held in splits]
         paths = self._solve_paths([(operator.rows(train), y[train], PathControl(validation=v))
                                    for (train, _), v in zip(splits, validations, strict=True)])
-        records = [_held_out_record(p, v) for p, v in zip(paths, validations, strict=True)]
+        records = [_held_out_record(p) for p in paths]
         curves = [curve for curve, _, _ in records]
         curve = curves[0] if folds == 1 else _mean_curve(
             curves, geometric=self.validation_mean == "geometric")

@@ -9,10 +9,9 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
-from ..operators import as_operator
+from ..operators import DiagonalScaledOperator, as_operator
 from ..parameterizations.factorized import Factorized
 from ..solvers.matrix_sensing import (
-    EquilibratedOperator,
     equilibrating_scales,
     least_squares_limit,
     low_rank_limit,
@@ -63,14 +62,14 @@ class EquilibrationMixin:
         scales = equilibrating_scales(operator, symmetric=self._symmetric)
         if scales is None:
             return super()._fit_rule(operator, y, rule, a, s)
-        equilibrated = EquilibratedOperator(operator, *scales)
-        weights = equilibrated.weights
+        weights = np.outer(*scales)
+        equilibrated = DiagonalScaledOperator(operator, weights)
         if isinstance(rule, Validation):  # a user's criterion, in the data's units
             rule = copy.deepcopy(rule)
             if isinstance(rule, Oracle):
                 rule.truth = np.asarray(rule.truth) * weights
             else:
-                rule.operator = EquilibratedOperator(as_operator(rule.operator), *scales)
+                rule.operator = DiagonalScaledOperator(as_operator(rule.operator), weights)
         result = super()._fit_rule(equilibrated, y, rule, a, s)
         result.coef = result.coef / weights
         result.info["equilibration"] = scales

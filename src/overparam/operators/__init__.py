@@ -9,6 +9,7 @@ from scipy.sparse.linalg import LinearOperator
 from .._validation import check_array
 from .aligned import AlignedSpectralOperator
 from .base import Operator, RowSubset
+from .diagonal import DiagonalScaledOperator
 from .duck import duck_linear_operator, is_operator_like
 from .gaussian import GaussianSensingOperator
 from .matrix import DenseOperator, ScipyOperator
@@ -17,6 +18,7 @@ from .transforms import SubsampledDCT
 
 __all__ = [
     "DenseOperator",
+    "DiagonalScaledOperator",
     "GaussianSensingOperator",
     "MatrixSensingOperator",
     "Operator",

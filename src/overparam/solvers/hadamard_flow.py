@@ -51,6 +51,7 @@ from ..parameterizations import Hadamard
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from ._blas import blas_limit
 from .gradient_descent import gradient_descent
+from .loop import close_validation, private_validation
 from .result import History, SolverResult
 from .steps import AdaptiveStep, as_step_policy
 
@@ -563,7 +564,10 @@ def hadamard_flow(
     validation : Validation, optional
         Held-out early stopping: the held-out error is checked along the dense-output path at
         the clock times ``tau_0 r^k`` (``r = validation_ratio``, ``tau_0`` the end of the first
-        step), and the best point of the path is returned.
+        step), and the best point of the path is returned. The caller's object is not
+        changed: the curve ``(iteration, clock, error)`` is ``info["validation_curve"]``, the
+        best point's ``info["best_iteration"]``, ``info["best_time"]`` and
+        ``info["validation_error"]`` (as :func:`~overparam.solvers.loop.run_loop`).
     validation_ratio : float, default=1.05
         Spacing of the validation checks (the flow time spans many decades).
     history : History, optional
@@ -599,75 +603,21 @@ def hadamard_flow(
     check_positive(validation_ratio, "validation_ratio")
     if validation_ratio <= 1:
         raise ValueError(f"validation_ratio must be > 1, got {validation_ratio}")
+    validation = _on_ratio_grid(validation, validation_ratio)
+    ode = _DualODE(operator, A, y, dmap, signed, stopping.tol)
     m = A.shape[0]
-    y_norm = float(np.linalg.norm(y))
-    # ||A||_F >= ||A||_2 bounds the range test below cheaply; the spectral norm (an SVD, the
-    # cost of tens of steps) is computed only if that bound passes
-    a_fro = float(np.linalg.norm(A))
-    a_norm = None
-    n_rhs = 0
-    # The signal depends on w only through its part in range(A) (see hadamard_newton): for a
-    # tall A the ODE runs on range(A), R = Q^T A (n unknowns instead of m, the same path);
-    # residuals, the clock and the result stay those of A and y.
-    R, y_r, basis = _restrict_to_range(A, y) if m > A.shape[1] else (A, y, None)
-
-    def rhs(t, w):
-        nonlocal n_rhs
-        n_rhs += 1
-        with np.errstate(invalid="ignore"):  # NaN trial points (below) come back in
-            s = R.T @ w
-        if not dmap.inside(s):
-            # Past the blow-up boundary (L > 2) the clipped map has spurious fixed points that
-            # a loose error test can accept; a non-finite value makes BDF reject the trial
-            # step and shrink it (the exact path never leaves the domain, see the Notes).
-            return np.full(w.shape, np.nan)
-        return y_r - R @ dmap.signal(s)
-
-    col_sq = np.einsum("ij,ij->j", R, R)
-    col_norm = max(float(np.sqrt(np.max(col_sq, initial=0.0))), 1e-300)
-
-    def jac(t, w):
-        # The factor B of J = -B B^T: columns with t x'_j ||a_j||^2 < _JAC_DROP are left out
-        # (see the docstring; BDF reuses stale Jacobians for many steps anyway). All are kept
-        # where c J would swamp the identity in rounding (the kept part alone may be singular).
-        d = dmap.derivative(R.T @ w)
-        weight = t * d * col_sq
-        if np.max(weight) < 1e12:
-            keep = weight >= _JAC_DROP
-            return R[:, keep] * np.sqrt(d[keep])
-        return R * np.sqrt(d)
-
     t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
     start = time.perf_counter()
-    w0 = np.zeros(R.shape[0])
-    flow = _GuardedFlow(rhs, jac, dmap, R, y_r, t_bound, rtol, atol, col_norm,
-                        floor=1e-12 * y_norm)
-
-    def residual(w):
-        return A @ dmap.signal(R.T @ w) - y
-
-    def state(w):
-        return dmap.factors(R.T @ w)
-
-    def converged(x, r):
-        nonlocal a_norm
-        if not _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_fro):
-            return False  # fails even with the larger ||A||_F
-        if a_norm is None:
-            a_norm = float(operator.norm_estimate())
-        return _least_squares_optimal(A, y, x, r, signed, stopping.tol, y_norm, a_norm)
-
-    r = residual(w0)
+    flow = _GuardedFlow(ode.rhs, ode.jac, dmap, ode.R, ode.y_r, t_bound, rtol, atol,
+                        ode.col_norm, floor=1e-12 * ode.y_norm)
+    w0 = np.zeros(ode.R.shape[0])
+    r = ode.residual(w0)
     loss0 = 0.5 * float(r @ r)
     if history is not None:
-        history.record(0, 0.0, loss0, state(w0), dmap.signal(R.T @ w0))
+        history.record(0, 0.0, loss0, ode.factors(w0), ode.signal(w0))
     interpolants, ts = [], [0.0]
-    next_check = None
-    n_checks = 0
-    reason = None
-    stop_t, stop_w = None, None
-    best_w = None
-    n_steps = 0
+    n_checks = n_steps = 0
+    reason = stop = None
     bar = progress_bar(progress, desc="dual flow (BDF)")
     try:
         while reason is None:
@@ -676,81 +626,168 @@ def hadamard_flow(
             r = A @ dmap.signal(s) - y
             r_norm = float(np.linalg.norm(r))
             solver = flow.solver
-            w = solver.y
             n_steps += 1
             bar.update()
             dense = solver.dense_output()
             if dense_output:
                 interpolants.append(dense)
                 ts.append(solver.t)
-            # Validation on a geometric grid of clock times along the dense-output path.
             if validation is not None:
-                if next_check is None:
-                    next_check = solver.t * m
                 # Grid times on the initial plateau (training loss within 0.1% of its start)
                 # are skipped after the first: nothing has been learned there, the checks
                 # cannot stop the path (Validation's min_drop), and from a small init they
-                # are most of the grid (222 of 346 checks on the sparse noisy benchmark).
+                # are most of the grid.
                 on_plateau = n_checks > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * loss0
-                while (reason is None and on_plateau
-                       and next_check <= solver.t * m * (1 + 1e-12)):
-                    next_check *= validation_ratio
-                while reason is None and next_check <= solver.t * m * (1 + 1e-12):
-                    n_checks += 1
-                    wc = dense(next_check / m) if next_check < solver.t * m else w
-                    xc = dmap.signal(R.T @ wc)
-                    if validation.check(n_steps, next_check, xc, wc.copy()):
-                        reason = StopReason.EARLY_STOPPED
-                    next_check *= validation_ratio
-                if reason is not None:
+                times = validation.grid_times(solver.t * m, skip=on_plateau)
+                n_checks += len(times)
+                if _check_grid(validation, times, ode, dense, solver, n_steps):
+                    reason = StopReason.EARLY_STOPPED
                     break
-            if stopping.discrepancy is not None and r_norm <= stopping.discrepancy:
-                stop_t = _crossing(lambda tt, path=dense: np.linalg.norm(residual(path(tt))),
-                                   stopping.discrepancy, t_old, solver.t)
-                stop_w = dense(stop_t)
-                reason = StopReason.DISCREPANCY
+            reason, stop = _flow_stop(stopping, ode, s, r, r_norm, dense, t_old, solver,
+                                      start)
+            if stop is not None:  # the discrepancy's crossing: no history point
                 break
-            # converged: interpolation, or (inconsistent y) a residual orthogonal to range(A)
-            if stopping.tol > 0 and converged(dmap.signal(s), r):
-                reason = StopReason.CONVERGED
-            elif solver.status == "finished":
-                reason = StopReason.END_OF_TIME
-            elif n_rhs >= stopping.max_iter:
-                reason = StopReason.MAX_ITER
-            elif stopping.max_time is not None and time.perf_counter() - start > stopping.max_time:
-                reason = StopReason.TIME_LIMIT
             if history is not None and (history.due(n_steps) or reason is not None):
-                history.record(n_steps, time.perf_counter() - start, 0.5 * r_norm**2, state(w),
-                               dmap.signal(s))
+                history.record(n_steps, time.perf_counter() - start, 0.5 * r_norm**2,
+                               ode.factors(solver.y), dmap.signal(s))
     finally:
         bar.close()
-    t_end = solver.t if stop_t is None else stop_t
-    w_end = solver.y.copy() if stop_w is None else stop_w
+    t_end, w_end = (solver.t, solver.y.copy()) if stop is None else stop
     info = {"time": t_end * m, "clock": "flow_time", "n_steps": n_steps,
             "n_jacobians": flow.n_jacobians, "n_lu": flow.n_lu, "n_restarts": flow.restarts,
             "solver": "flow"}
-    if validation is not None and reason != StopReason.EARLY_STOPPED:
-        # the end of the path (e.g. converged between two grid times) is on the curve too
-        validation.finish(n_steps, t_end * m, dmap.signal(R.T @ w_end), w_end.copy())
-    if validation is not None and validation.best_state is not None:
-        best_w = validation.best_state
-        info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
-                    validation_error=validation.best_error)
-        w_end = best_w
+    if validation is not None:
+        best = close_validation(validation, reason, n_steps, t_end * m, ode.signal(w_end),
+                                w_end.copy(), info)
+        w_end = w_end if best is None else best
     if dense_output and interpolants:
-        info["path"] = HadamardFlowPath(OdeSolution(ts, interpolants), R, dmap, m)
-    s_end = R.T @ w_end
-    x = dmap.signal(s_end)
+        info["path"] = HadamardFlowPath(OdeSolution(ts, interpolants), ode.R, dmap, m)
+    return _flow_result(ode, w_end, t_end, reason, history, info, time.perf_counter() - start)
+
+
+def _on_ratio_grid(validation: Validation | None, ratio: float) -> Validation | None:
+    """A private copy of ``validation`` (the caller's is not changed) checked on the grid of
+    clock times ``tau_0 ratio^k``."""
+    own = private_validation(validation)
+    if own is not None:
+        own.ratio = float(ratio)
+    return own
+
+
+class _DualODE:
+    """The dual ODE ``w' = y - A x(A^T w)`` of :func:`hadamard_flow`, on range(A).
+
+    The signal depends on ``w`` only through its part in range(A) (see
+    :func:`hadamard_newton`): for a tall ``A`` the ODE runs on range(A), ``R = Q^T A``
+    (``n`` unknowns instead of ``m``, the same path); residuals, the clock and the result stay
+    those of ``A`` and ``y``.
+    """
+
+    def __init__(self, operator, A, y, dmap: HadamardDualMap, signed: bool, tol: float):
+        self.operator, self.A, self.y, self.map, self.signed = operator, A, y, dmap, signed
+        self.tol = tol
+        self.y_norm = float(np.linalg.norm(y))
+        # ||A||_F >= ||A||_2 bounds the range test of converged cheaply; the spectral norm
+        # (an SVD, the cost of tens of steps) is computed only if that bound passes
+        self.a_fro = float(np.linalg.norm(A))
+        self.a_norm = None
+        self.n_rhs = 0
+        m = A.shape[0]
+        self.R, self.y_r, self.basis = _restrict_to_range(A, y) if m > A.shape[1] else (A, y,
+                                                                                         None)
+        self.col_sq = np.einsum("ij,ij->j", self.R, self.R)
+        self.col_norm = max(float(np.sqrt(np.max(self.col_sq, initial=0.0))), 1e-300)
+
+    def rhs(self, t, w):
+        self.n_rhs += 1
+        with np.errstate(invalid="ignore"):  # NaN trial points (below) come back in
+            s = self.R.T @ w
+        if not self.map.inside(s):
+            # Past the blow-up boundary (L > 2) the clipped map has spurious fixed points that
+            # a loose error test can accept; a non-finite value makes BDF reject the trial
+            # step and shrink it (the exact path never leaves the domain, see the Notes).
+            return np.full(w.shape, np.nan)
+        return self.y_r - self.R @ self.map.signal(s)
+
+    def jac(self, t, w):
+        """The factor ``B`` of ``J = -B B^T``: columns with ``t x'_j ||a_j||^2 < _JAC_DROP``
+        are left out (see :func:`hadamard_flow`; BDF reuses stale Jacobians for many steps
+        anyway). All are kept where ``c J`` would swamp the identity in rounding (the kept
+        part alone may be singular)."""
+        d = self.map.derivative(self.R.T @ w)
+        weight = t * d * self.col_sq
+        if np.max(weight) < 1e12:
+            keep = weight >= _JAC_DROP
+            return self.R[:, keep] * np.sqrt(d[keep])
+        return self.R * np.sqrt(d)
+
+    def signal(self, w):
+        return self.map.signal(self.R.T @ w)
+
+    def factors(self, w):
+        return self.map.factors(self.R.T @ w)
+
+    def residual(self, w):
+        return self.A @ self.signal(w) - self.y
+
+    def converged(self, x, r) -> bool:
+        """Interpolation, or (inconsistent ``y``) a residual orthogonal to range(A)."""
+        tol = self.tol
+        if not _least_squares_optimal(self.A, self.y, x, r, self.signed, tol, self.y_norm,
+                                      self.a_fro):
+            return False  # fails even with the larger ||A||_F
+        if self.a_norm is None:
+            self.a_norm = float(self.operator.norm_estimate())
+        return _least_squares_optimal(self.A, self.y, x, r, self.signed, tol, self.y_norm,
+                                      self.a_norm)
+
+
+def _check_grid(validation: Validation, times, ode: _DualODE, dense, solver,
+                n_steps: int) -> bool:
+    """Check the held-out error at the clock ``times`` of the last step, along its dense
+    output; True when validation stops the path."""
+    m = ode.A.shape[0]
+    for clock in times:
+        w = dense(clock / m) if clock < solver.t * m else solver.y
+        if validation.check(n_steps, clock, ode.signal(w), w.copy()):
+            return True
+    return False
+
+
+def _flow_stop(stopping: StoppingRule, ode: _DualODE, s, r, r_norm: float, dense, t_old,
+               solver, start: float):
+    """``(reason, stop)`` after a step: the stopping rule's reason (or None) and, for the
+    discrepancy principle, ``(t, w)`` at the exact time the residual norm crosses it."""
+    if stopping.discrepancy is not None and r_norm <= stopping.discrepancy:
+        t = _crossing(lambda tt: np.linalg.norm(ode.residual(dense(tt))),
+                      stopping.discrepancy, t_old, solver.t)
+        return StopReason.DISCREPANCY, (t, dense(t))
+    if stopping.tol > 0 and ode.converged(ode.map.signal(s), r):
+        return StopReason.CONVERGED, None
+    if solver.status == "finished":
+        return StopReason.END_OF_TIME, None
+    if ode.n_rhs >= stopping.max_iter:
+        return StopReason.MAX_ITER, None
+    if stopping.max_time is not None and time.perf_counter() - start > stopping.max_time:
+        return StopReason.TIME_LIMIT, None
+    return None, None
+
+
+def _flow_result(ode: _DualODE, w_end, t_end: float, reason, history, info: dict,
+                 wall_time: float) -> SolverResult:
+    """The result at the dual point ``w_end`` (clock ``t_end m``)."""
+    s_end = ode.R.T @ w_end
+    x = ode.map.signal(s_end)
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite estimate at the end of the dual flow")
-    r = A @ x - y
+    r = ode.A @ x - ode.y
     info["final_loss"] = 0.5 * float(r @ r)
     # the part of w outside range(A) grows as t (I - Q Q^T) y
+    basis, y = ode.basis, ode.y
     info["dual"] = (w_end if basis is None
                     else basis @ w_end + t_end * (y - basis @ (basis.T @ y)))
-    return SolverResult(coef=x, params=dmap.factors(s_end), n_iter=n_rhs,
-                        wall_time=time.perf_counter() - start, stop_reason=reason,
-                        history=history, info=info)
+    return SolverResult(coef=x, params=ode.map.factors(s_end), n_iter=ode.n_rhs,
+                        wall_time=wall_time, stop_reason=reason, history=history, info=info)
 
 
 def _scaled_tolerances(dmap: HadamardDualMap, s, rtol: float, atol: float, col_norm: float):
@@ -1122,8 +1159,8 @@ def hadamard_gd(
         Held-out early stopping, checked (as in :func:`hadamard_flow`) at the first iterations
         past the clock times ``tau_0 r^k``, ``r = validation_ratio``: the path's time scale
         spans decades, and evenly spaced checks with a patience stop at early local minima of
-        the held-out error. Its ``ratio`` is set to ``validation_ratio`` (in place: the object
-        records the curve and the best time). The best iterate is returned.
+        the held-out error. The caller's object is not changed (its ``ratio`` is set on a
+        copy); the best iterate is returned, the curve is ``info["validation_curve"]``.
     validation_ratio : float, default=1.05
     blas_threads : int or None, default=1
         BLAS threads while solving (None: leave as configured).
@@ -1143,8 +1180,7 @@ def hadamard_gd(
             depth, operator.norm_estimate() ** 2)
     else:
         policy = as_step_policy(step)
-    if validation is not None:
-        validation.ratio = float(validation_ratio)
+    validation = _on_ratio_grid(validation, validation_ratio)
     result = gradient_descent(param, operator, np.asarray(y, dtype=float),
                               init_params=param.init(init_scale), step=policy,
                               stopping=stopping, history=history, validation=validation,

@@ -30,7 +30,7 @@ from .._progress import progress_bar
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from .result import History, SolverResult
 
-__all__ = ["Iterate", "SolverStep", "run_loop"]
+__all__ = ["Iterate", "SolverStep", "close_validation", "private_validation", "run_loop"]
 
 #: Stop reasons that may end a run before its first step: the start already fits ``y``.
 _STOP_AT_START = (StopReason.CONVERGED, StopReason.DISCREPANCY)
@@ -107,6 +107,31 @@ def private_validation(validation: Validation | None) -> Validation | None:
     own = copy.copy(validation)
     own.curve = list(validation.curve)
     return own
+
+
+def close_validation(validation: Validation, reason, iteration: int, clock: float, x, state,
+                     info: dict):
+    """End a validated run: the path's end on the curve, the curve and best point in ``info``.
+
+    Unless held-out validation stopped the run, the end of the path (``x`` at ``clock``,
+    with ``state``) is recorded too (:meth:`~overparam.stopping.Validation.finish`).
+    ``info`` gets ``validation_curve`` (an ``(n, 3)`` array of ``(iteration, clock, error)``)
+    and, where a check was made, ``best_iteration``, ``best_time`` and ``validation_error``.
+    Every solver ends its held-out record here (:func:`run_loop`, the dual flow).
+
+    Returns
+    -------
+    object or None
+        The state of the best validated point, None when no check was made.
+    """
+    if reason != StopReason.EARLY_STOPPED:  # the end of the path is on the curve too
+        validation.finish(iteration, clock, x, state)
+    info["validation_curve"] = np.asarray(validation.curve, dtype=float).reshape(-1, 3)
+    if validation.best_state is None:
+        return None
+    info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
+                validation_error=validation.best_error)
+    return validation.best_state
 
 
 def run_loop(step: SolverStep, y_norm: float, *, stopping: StoppingRule | None = None,
@@ -196,13 +221,8 @@ def _result(step, current, iteration, clock, reason, monitor, history, validatio
     info = step.info()
     info.update(final_loss=current.loss, time=clock, clock=step.clock)
     if validation is not None:
-        if reason != StopReason.EARLY_STOPPED:  # the end of the path is on the curve too
-            validation.finish(iteration, clock, current.x, current)
-        info["validation_curve"] = np.asarray(validation.curve, dtype=float).reshape(-1, 3)
-        if validation.best_state is not None:
-            current = validation.best_state
-            info.update(best_iteration=validation.best_iteration,
-                        best_time=validation.best_time, validation_error=validation.best_error)
+        best = close_validation(validation, reason, iteration, clock, current.x, current, info)
+        current = current if best is None else best
     return SolverResult(coef=current.x, params=current.params, n_iter=iteration,
                         wall_time=monitor.elapsed, stop_reason=reason, history=history,
                         info=info)

@@ -24,14 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._progress import progress_bar
 from .._validation import check_positive, check_random_state
-from ..operators import GaussianSensingOperator, Operator, check_measurements
-from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
+from ..operators import GaussianSensingOperator, check_measurements
+from ..stopping import DivergenceError, StoppingRule, Validation
+from .loop import Iterate, run_loop
 from .result import History, SolverResult
 
 __all__ = [
-    "EquilibratedOperator",
     "FixedMeasurements",
     "GaussianStream",
     "equilibrating_scales",
@@ -143,33 +142,6 @@ class FixedMeasurements:
 # Badly scaled entries: a diagonal equilibration that keeps the rank
 # --------------------------------------------------------------------------------------------
 _EQUILIBRATE_SPREAD = 16.0  # scales within this ratio are left alone (as the base class does)
-
-
-class EquilibratedOperator(Operator):
-    """``X~ -> A(X~ / (r c^T))``: ``A`` on ``X = diag(r)^-1 X~ diag(c)^-1``, which has the
-    rank of ``X~`` (and is PSD with it when ``r = c``)."""
-
-    def __init__(self, parent, row_scale, col_scale):
-        self.parent = parent
-        self.row_scale = np.asarray(row_scale, dtype=float)
-        self.col_scale = np.asarray(col_scale, dtype=float)
-        self.input_shape = tuple(parent.input_shape)
-        self.n_measurements = parent.n_measurements
-        #: ``r c^T``: the equilibrated signal is ``weights * X`` (formed once: every forward
-        #: and adjoint product of the solver's loop divides by it)
-        self.weights = np.outer(self.row_scale, self.col_scale)
-
-    def forward(self, x):
-        return self.parent.forward(np.asarray(x) / self.weights)
-
-    def adjoint(self, z):
-        return self.parent.adjoint(z) / self.weights
-
-    def rows(self, index):
-        return EquilibratedOperator(self.parent.rows(index), self.row_scale, self.col_scale)
-
-    def to_dense(self):
-        return self.parent.to_dense() / self.weights.ravel()
 
 
 def equilibrating_scales(operator, *, symmetric: bool = False):
@@ -386,88 +358,90 @@ def _apply_perturbation(E, params, symmetric: bool):
     return (EW[:n1], EW[n1:])
 
 
+class _FactorizedDescentStep:
+    """One step ``W <- W - eta grad L_k(W) + eta E_k W`` of Definition 2.1: the
+    :class:`~overparam.solvers.loop.SolverStep` of :func:`perturbed_gradient_descent` and
+    :func:`factorized_sgd`.
+
+    The step is fixed; a trial whose loss diverges (or whose signal is non-finite) raises
+    :class:`DivergenceError` or, with ``on_divergence="halve"``, halves the step for good and
+    is retried. The clock advances by ``eta * weight_k * m_k`` (the flow time of the mean
+    loss); ``paper_time`` sums the steps ``eta`` (the paper's ``t = k eta``).
+    """
+
+    clock = "flow_time"
+
+    def __init__(self, parameterization, source, params, *, step, perturbation,
+                 on_divergence, name, full_batch):
+        self.parameterization, self.source, self.params0 = parameterization, source, params
+        self.perturbation, self.on_divergence = perturbation, on_divergence
+        self.name, self.full_batch = name, full_batch
+        self.symmetric = bool(getattr(parameterization, "symmetric", False))
+        self.eta = float(step)
+        self.n_halved = 0
+        self.paper_time = 0.0
+        self.iteration = 0
+        self.first_batch = source.sample(0)
+
+    def _evaluate(self, params, batch, x=None, dt=0.0) -> Iterate:
+        op, yk, weight = batch
+        x = self.parameterization.signal(params) if x is None else x
+        r = op.forward(x) - yk
+        return Iterate(params, x, 0.5 * weight * float(r @ r), float(np.linalg.norm(r)),
+                       dt=dt, cache=(batch, r))
+
+    def init(self) -> Iterate:
+        return self._evaluate(self.params0, self.first_batch)
+
+    def step(self, current, *, time_left, diverged):
+        """The step from ``current`` (halved until finite with ``on_divergence="halve"``)."""
+        (op, yk, weight), r = current.cache
+        params = current.params
+        grads = self.parameterization.vjp(params, weight * op.adjoint(r))
+        E = _perturbation_at(self.perturbation, self.iteration, params)
+        drift = _apply_perturbation(E, params, self.symmetric) if E is not None else None
+        time_per_step = weight * op.n_measurements
+        eta = self.eta
+        if np.isfinite(time_left):  # land exactly on the requested time
+            eta = min(eta, max(time_left, 0.0) / time_per_step)
+        while True:
+            trial = tuple(p - eta * g for p, g in zip(params, grads, strict=True))
+            if drift is not None:
+                trial = tuple(t + eta * d for t, d in zip(trial, drift, strict=True))
+            new = self._evaluate(trial, (op, yk, weight), dt=eta * time_per_step)
+            if not diverged(new.loss) and np.all(np.isfinite(new.x)):
+                break
+            if self.on_divergence == "raise":
+                raise DivergenceError(
+                    f"factorized gradient descent diverged at iteration {self.iteration + 1} "
+                    f"with step {eta:.3g}; use a smaller step or on_divergence='halve'")
+            self.eta, eta, self.n_halved = self.eta / 2, eta / 2, self.n_halved + 1
+            if eta < 1e-300:
+                raise DivergenceError("the step fell below 1e-300 without a finite iterate")
+        self.iteration += 1
+        self.paper_time += eta
+        if not self.full_batch:  # the loss watched next is that of the next batch
+            new = self._evaluate(trial, self.source.sample(self.iteration), x=new.x,
+                                 dt=new.dt)
+        return new
+
+    def info(self) -> dict:
+        return {"step": self.eta, "n_halved": self.n_halved, "paper_time": self.paper_time}
+
+
 def _descent(parameterization, source, *, step, init_params, perturbation, stopping, history,
              validation, callback, on_divergence, progress, desc, full_batch: bool):
     check_positive(step, "step")
     if on_divergence not in ("raise", "halve"):
         raise ValueError(f"on_divergence must be 'raise' or 'halve', got {on_divergence!r}")
-    symmetric = bool(getattr(parameterization, "symmetric", False))
     params = tuple(np.array(p, dtype=float) for p in init_params)
-    eta = float(step)
-    op, yk, weight = source.sample(0)
-    monitor = stopping.monitor(float(np.linalg.norm(yk)))
-    x = parameterization.signal(params)
-    r = op.forward(x) - yk
-    loss = 0.5 * weight * float(r @ r)
-    monitor.update(0, loss, float(np.linalg.norm(r)))
-    if history is not None:
-        history.record(0, 0.0, loss, params, x)
-    clock = paper_time = 0.0
-    n_halved = 0
-    reason = StopReason.MAX_ITER
-    it = 0
-    bar = progress_bar(progress, total=stopping.max_iter, desc=desc)
-    try:
-        while True:
-            grads = parameterization.vjp(params, weight * op.adjoint(r))
-            E = _perturbation_at(perturbation, it, params)
-            drift = _apply_perturbation(E, params, symmetric) if E is not None else None
-            time_per_step = weight * op.n_measurements
-            eta_k = eta
-            if stopping.max_flow_time is not None:  # land exactly on the requested time
-                eta_k = min(eta, max(stopping.max_flow_time - clock, 0.0) / time_per_step)
-            while True:
-                trial = tuple(p - eta_k * g for p, g in zip(params, grads, strict=True))
-                if drift is not None:
-                    trial = tuple(t + eta_k * d for t, d in zip(trial, drift, strict=True))
-                x_new = parameterization.signal(trial)
-                r_new = op.forward(x_new) - yk
-                loss_new = 0.5 * weight * float(r_new @ r_new)
-                if not monitor.is_divergent(loss_new) and np.all(np.isfinite(x_new)):
-                    break
-                if on_divergence == "raise":
-                    raise DivergenceError(
-                        f"factorized gradient descent diverged at iteration {it + 1} with step "
-                        f"{eta_k:.3g}; use a smaller step or on_divergence='halve'")
-                eta, eta_k, n_halved = eta / 2, eta_k / 2, n_halved + 1
-                if eta_k < 1e-300:
-                    raise DivergenceError("the step fell below 1e-300 without a finite iterate")
-            params, x = trial, x_new
-            clock += eta_k * time_per_step
-            paper_time += eta_k
-            it += 1
-            bar.update()
-            if full_batch:
-                r, loss = r_new, loss_new
-            else:
-                op, yk, weight = source.sample(it)
-                r = op.forward(x) - yk
-                loss = 0.5 * weight * float(r @ r)
-            reason = monitor.update(it, loss, float(np.linalg.norm(r)), clock)
-            if history is not None and (history.due(it) or reason is not None):
-                history.record(it, monitor.elapsed, loss, params, x)
-            if validation is not None and validation.due(it, clock):
-                if validation.check(it, clock, x, params):
-                    reason = StopReason.EARLY_STOPPED
-            if callback is not None and callback(it, params, x):
-                reason = StopReason.CALLBACK
-            if reason is not None:
-                break
-    finally:
-        bar.close()
-    if not np.all(np.isfinite(x)):
-        raise DivergenceError(f"non-finite estimate after {it} iterations")
-    info = {"step": eta, "n_halved": n_halved, "final_loss": loss, "time": clock,
-            "clock": "flow_time", "paper_time": paper_time}
-    if validation is not None and reason != StopReason.EARLY_STOPPED:
-        validation.finish(it, clock, x, params)  # the end of the path is on the curve too
-    if validation is not None and validation.best_state is not None:
-        params = validation.best_state
-        x = parameterization.signal(params)
-        info.update(best_iteration=validation.best_iteration, best_time=validation.best_time,
-                    validation_error=validation.best_error)
-    return SolverResult(coef=x, params=params, n_iter=it, wall_time=monitor.elapsed,
-                        stop_reason=reason, history=history, info=info)
+    solver_step = _FactorizedDescentStep(parameterization, source, params, step=step,
+                                         perturbation=perturbation,
+                                         on_divergence=on_divergence, name=desc,
+                                         full_batch=full_batch)
+    y_norm = float(np.linalg.norm(solver_step.first_batch[1]))
+    return run_loop(solver_step, y_norm, stopping=stopping, history=history,
+                    validation=validation, callback=callback, progress=progress)
 
 
 def _init(parameterization, init_params, init_scale, random_state):

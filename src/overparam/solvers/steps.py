@@ -29,6 +29,11 @@ def _finite_step(step: float) -> float:
     return step if step <= MAX_STEP else MAX_STEP
 
 
+def _finite_steps(steps: np.ndarray) -> np.ndarray:
+    """:func:`_finite_step` entry by entry."""
+    return np.where(steps <= MAX_STEP, steps, MAX_STEP)
+
+
 class StepPolicy:
     """Proposes a step, then is told whether the trial step was acceptable.
 
@@ -185,7 +190,8 @@ class AdaptiveStep(StepPolicy):
         return loss_new <= loss_old - self.armijo * decrease
 
     def next_after_accept_batch(self, step):
-        return np.minimum(step * self.grow, min(self.max_step, MAX_STEP))
+        return _finite_steps(np.minimum(np.asarray(step, dtype=float) * self.grow,
+                                        self.max_step))
 
     def next_after_reject(self, step):
         new = _finite_step(step) * self.shrink

@@ -1,0 +1,56 @@
+"""``A D^{-1}``: an operator on rescaled signals (equilibration of badly scaled inputs)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Operator
+
+__all__ = ["DiagonalScaledOperator"]
+
+
+class DiagonalScaledOperator(Operator):
+    """``z -> A(z / w)``: the operator ``A D^{-1}``, ``D = diag(w)``, on signals ``z = w x``.
+
+    Solving on it for ``z`` and returning ``x = z / w`` equilibrates a badly scaled ``A``:
+    positive ``weights`` of the column norms of a design (sparse and group estimators), or the
+    product ``r c^T`` of row and column scales of a matrix-sensing operator, which keeps the
+    rank of the signal (low-rank estimators; PSD with it when ``r = c``).
+
+    Parameters
+    ----------
+    parent : Operator
+        ``A``.
+    weights : ndarray of shape ``parent.input_shape``
+        Positive ``w``. A signal with extra trailing axes (e.g. the ``L`` columns of an MMV
+        signal ``(n, L)`` for weights of shape ``(n,)``) is scaled along its leading axes.
+    """
+
+    def __init__(self, parent: Operator, weights):
+        self.parent = parent
+        self.weights = np.asarray(weights, dtype=float)
+        self.input_shape = tuple(parent.input_shape)
+        self.n_measurements = parent.n_measurements
+        if self.weights.shape != self.input_shape:
+            raise ValueError(f"weights of shape {self.weights.shape} for signals of shape "
+                             f"{self.input_shape}")
+
+    def unscaled(self, z) -> np.ndarray:
+        """``x = z / w`` (also for ``z`` with extra trailing axes)."""
+        z = np.asarray(z)
+        return z / self.weights.reshape(self.weights.shape + (1,) * (z.ndim - self.weights.ndim))
+
+    def forward(self, x):
+        return self.parent.forward(self.unscaled(x))
+
+    def adjoint(self, z):
+        return self.unscaled(self.parent.adjoint(z))
+
+    def rows(self, index):
+        return DiagonalScaledOperator(self.parent.rows(index), self.weights)
+
+    def to_dense(self):
+        return self.parent.to_dense() / self.weights.ravel()
+
+    def scaled(self, factor):
+        return DiagonalScaledOperator(self.parent.scaled(factor), self.weights)
