@@ -12,9 +12,15 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``under`` / ``over``: clean, under- and overdetermined (the truth is the unique solution of
   ``over``, and the exact convex reference recovers it in ``under``);
 - ``noisy-10dB`` / ``noisy-30dB``: underdetermined, noisy; the error against the truth must stay
-  within ``noise_factor`` times the error of least squares on the true support (the oracle);
+  within ``noise_factor`` times the error of least squares on the true support (the oracle),
+  or within ``PEER_MARGIN`` times an error that a data-driven method attains on the same cell
+  (the implicit-regularization estimators: their convex counterpart, cross-validated,
+  ``NOISY_PEERS``; the cross-validated penalized methods: their own best penalty, in
+  hindsight, ``HINDSIGHT``). On 30 measurements the oracle's bound alone is not attainable on
+  every seed (see ``PEER_MARGIN`` and docs/noise.md); the oracle's bound is kept for the
+  median over seeds 0-9 (``test_noisy_median_more_seeds``, slow);
 - ``inconsistent``: overdetermined and noisy (``A x = y`` has no solution); the error against the
-  truth must stay within ``noise_factor`` × the oracle's;
+  truth as for the noisy cells;
 - ``inconsistent-limit``: the same with ``early_stopping=None``: the limit must be the
   least-squares solution (unique here);
 - ``A*1e-6`` … ``y*1e6``: ``under`` with ``A`` or ``y`` scaled; the answer must be the reference's,
@@ -32,7 +38,7 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``one-measurement``: ``m = 1``: a finite answer that fits the measurement, or a ``ValueError``;
 - ``depth-L`` (estimators with a ``depth``): ``under``, ``over`` and ``noisy-30dB`` at depth L.
 
-A fuller sweep (more seeds) is marked ``slow``.
+A fuller sweep (more seeds, and the medians under noise) is marked ``slow``.
 """
 
 from __future__ import annotations
