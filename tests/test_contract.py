@@ -353,7 +353,8 @@ CONTRACTS: dict[str, Contract] = {
 #: A noisy cell passes when its error against the truth is at most ``noise_factor`` times the
 #: oracle's (least squares on the true support) or, failing that, at most ``PEER_MARGIN``
 #: times an error that a data-driven method attains on the same cell: for an implicit-
-#: regularization estimator, that of its exact convex reference in penalized form with the
+#: regularization estimator (and the primal-dual iterative regularization, also stopped by
+#: held-out validation), that of its exact convex reference in penalized form with the
 #: penalty chosen by cross-validation (``NOISY_PEERS``); for those cross-validated methods,
 #: that of their own best penalty on their grid, chosen in hindsight (``HINDSIGHT``). The
 #: oracle's bound alone is not attainable on every cell of these small problems (30
@@ -365,9 +366,9 @@ CONTRACTS: dict[str, Contract] = {
 #: seeds (``test_noisy_median_more_seeds``), where running on to the limit (no stopping) fails.
 PEER_MARGIN = 2.0
 NOISY_PEERS = {"hadamard": "lasso-cv", "group-hadamard": "group-lasso",
-               "ir-mmv": "multitask-lasso-cv", "factorized": "nuclear-norm-cv",
-               "factorized-psd": "nuclear-norm-cv", "snn": "nuclear-norm-cv",
-               "deep-matrix": "nuclear-norm-cv"}
+               "group-primal-dual": "group-lasso", "ir-mmv": "multitask-lasso-cv",
+               "factorized": "nuclear-norm-cv", "factorized-psd": "nuclear-norm-cv",
+               "snn": "nuclear-norm-cv", "deep-matrix": "nuclear-norm-cv"}
 NOISY_CLASSES = ["noisy-10dB", "noisy-30dB", "inconsistent"]
 
 
