@@ -752,3 +752,15 @@ def test_noisy_median_rejects_no_stopping():
         err, bound, what = noisy_verdict("hadamard", case,
                                          _StopsAtFirstCheck().fit(case.A, case.y).coef_)
         assert err > bound, (seed, err, bound, what)
+
+
+def test_lasso_warns_when_its_budget_runs_out():
+    """scikit-learn's Lasso is silent when its duality-gap test passes at the last iteration
+    of the budget; the optimality conditions do not hold there (slow sweep, ``y*1e6``, seed 5),
+    so the estimator reports ``max_iter`` with a ConvergenceWarning."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    case = build("sparse", "y*1e6", 5)
+    with pytest.warns(ConvergenceWarning, match="whole budget"):
+        est = get_method("lasso")(max_iter=2000).fit(case.A, case.y)
+    assert est.stop_reason_ == StopReason.MAX_ITER
