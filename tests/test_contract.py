@@ -12,9 +12,15 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``under`` / ``over``: clean, under- and overdetermined (the truth is the unique solution of
   ``over``, and the exact convex reference recovers it in ``under``);
 - ``noisy-10dB`` / ``noisy-30dB``: underdetermined, noisy; the error against the truth must stay
-  within ``noise_factor`` times the error of least squares on the true support (the oracle);
+  within ``noise_factor`` times the error of least squares on the true support (the oracle),
+  or within ``PEER_MARGIN`` times an error that a data-driven method attains on the same cell
+  (the implicit-regularization estimators: their convex counterpart, cross-validated,
+  ``NOISY_PEERS``; the cross-validated penalized methods: their own best penalty, in
+  hindsight, ``HINDSIGHT``). On 30 measurements the oracle's bound alone is not attainable on
+  every seed (see ``PEER_MARGIN`` and docs/noise.md); the oracle's bound is kept for the
+  median over seeds 0-9 (``test_noisy_median_more_seeds``, slow);
 - ``inconsistent``: overdetermined and noisy (``A x = y`` has no solution); the error against the
-  truth must stay within ``noise_factor`` × the oracle's;
+  truth as for the noisy cells;
 - ``inconsistent-limit``: the same with ``early_stopping=None``: the limit must be the
   least-squares solution (unique here);
 - ``A*1e-6`` … ``y*1e6``: ``under`` with ``A`` or ``y`` scaled; the answer must be the reference's,
@@ -32,7 +38,7 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``one-measurement``: ``m = 1``: a finite answer that fits the measurement, or a ``ValueError``;
 - ``depth-L`` (estimators with a ``depth``): ``under``, ``over`` and ``noisy-30dB`` at depth L.
 
-A fuller sweep (more seeds) is marked ``slow``.
+A fuller sweep (more seeds, and the medians under noise) is marked ``slow``.
 """
 
 from __future__ import annotations
@@ -339,6 +345,104 @@ CONTRACTS: dict[str, Contract] = {
     "m-focuss": Contract("mmv", None, None, interpolates=False),
 }
 
+
+# ---------------------------------------------------------------------------------------------
+# The contract under noise (docs/noise.md, "The contract under noise")
+# ---------------------------------------------------------------------------------------------
+
+#: A noisy cell passes when its error against the truth is at most ``noise_factor`` times the
+#: oracle's (least squares on the true support) or, failing that, at most ``PEER_MARGIN``
+#: times an error that a data-driven method attains on the same cell: for an implicit-
+#: regularization estimator (and the primal-dual iterative regularization, also stopped by
+#: held-out validation), that of its exact convex reference in penalized form with the
+#: penalty chosen by cross-validation (``NOISY_PEERS``); for those cross-validated methods,
+#: that of their own best penalty on their grid, chosen in hindsight (``HINDSIGHT``). The
+#: oracle's bound alone is not attainable on every cell of these small problems (30
+#: measurements): at 30 dB the IR path's best point (stopping time in hindsight) is 4.9x the
+#: oracle on one sparse seed and the Lasso's best penalty 6.7x; the Lasso's bias keeps
+#: LassoCV above 3x on 4 of 5 sparse 30 dB seeds. Per cell the margin only rules out answers
+#: that are much worse than what the data allow (e.g. a stop at the first check); the
+#: statistical promise, within ``noise_factor`` of the oracle, is checked on the median over
+#: seeds (``test_noisy_median_more_seeds``), where running on to the limit (no stopping) fails.
+PEER_MARGIN = 2.0
+NOISY_PEERS = {"hadamard": "lasso-cv", "group-hadamard": "group-lasso",
+               "group-primal-dual": "group-lasso", "ir-mmv": "multitask-lasso-cv",
+               "factorized": "nuclear-norm-cv", "factorized-psd": "nuclear-norm-cv",
+               "snn": "nuclear-norm-cv", "deep-matrix": "nuclear-norm-cv"}
+NOISY_CLASSES = ["noisy-10dB", "noisy-30dB", "inconsistent"]
+
+
+def _lasso_grid_errors(case):
+    """The Lasso on LassoCVRegressor's grid (scikit-learn's path on all the data)."""
+    from sklearn.linear_model import lasso_path
+
+    est = get_method("lasso-cv")()
+    _, coefs, _ = lasso_path(case.matrix, np.asarray(case.y, float), eps=est.eps,
+                             alphas=int(est.n_alphas), max_iter=est.max_iter, tol=est.tol)
+    return [rel(c, case.truth.ravel()) for c in coefs.T]
+
+
+def _multitask_grid_errors(case):
+    """MultiTaskLasso on MultiTaskLassoCVRegressor's grid (on all the data)."""
+    from sklearn.linear_model import lasso_path
+
+    est = get_method("multitask-lasso-cv")()
+    _, coefs, _ = lasso_path(case.matrix, np.asarray(case.y, float), alphas=int(est.n_alphas),
+                             max_iter=est.max_iter, tol=est.tol)
+    return [rel(coefs[..., k].T, case.truth) for k in range(coefs.shape[-1])]
+
+
+def _group_grid_errors(case):
+    """The group lasso on GroupLassoRegressor's grid (on all the data)."""
+    from overparam.baselines.group import group_lasso_path
+
+    est = get_method("group-lasso")(groups=case.groups)
+    y = np.asarray(case.y, float)
+    coefs = group_lasso_path(case.matrix, y, case.groups, est.alpha_grid(case.matrix, y),
+                             weights=est.weights, tol=est.tol)
+    return [rel(c, case.truth) for c in coefs]
+
+
+def _nuclear_grid_errors(case):
+    """The penalized nuclear norm at each penalty NuclearNormCV tried (refit on all data)."""
+    from overparam.baselines.low_rank import nuclear_norm_minimization
+
+    est = get_method("nuclear-norm-cv")().fit(case.A, case.y)
+    m = np.size(case.y)
+    return [rel(nuclear_norm_minimization(case.A, np.asarray(case.y, float), lam=a * m),
+                case.truth) for a in est.alphas_]
+
+
+HINDSIGHT = {"lasso-cv": _lasso_grid_errors, "multitask-lasso-cv": _multitask_grid_errors,
+             "group-lasso": _group_grid_errors, "nuclear-norm-cv": _nuclear_grid_errors}
+
+
+def _peer_error(peer, case):
+    est = get_method(peer)(**CONTRACTS[peer].kwargs(case)).fit(case.A, case.y)
+    return rel(_coef(est, case), case.truth)
+
+
+def noisy_verdict(name, case, coef):
+    """``(error, bound, what)`` of a noisy cell (see ``PEER_MARGIN``); the attainable
+    reference is computed only where the oracle's bound is missed."""
+    contract = CONTRACTS[name]
+    err, oracle_err = rel(coef, case.truth), rel(oracle(case), case.truth)
+    bound = contract.noise_factor * oracle_err
+    what = f"{contract.noise_factor} x oracle {oracle_err:.3g}"
+    if err <= bound:
+        return err, bound, what
+    if name in NOISY_PEERS:
+        ref, label = _peer_error(NOISY_PEERS[name], case), NOISY_PEERS[name]
+    elif name in HINDSIGHT:
+        ref, label = min(HINDSIGHT[name](case)), "best penalty of its grid"
+    else:
+        return err, bound, what
+    if PEER_MARGIN * ref > bound:
+        bound = PEER_MARGIN * ref
+        what = f"{PEER_MARGIN} x {label} {ref:.3g}; oracle {oracle_err:.3g}"
+    return err, bound, what
+
+
 BASE_CLASSES = ["under", "over", "noisy-10dB", "noisy-30dB", "inconsistent", "inconsistent-limit",
                 "A*1e-6", "A*2", "A*1e6", "y*1e-6", "y*1e6", "bad-columns", "columns*4",
                 "float32", "int",
@@ -482,10 +586,8 @@ def _check_answer(name, contract, input_class, case, est, coef, caught):
         return
     if case.noisy:
         if contract.noise_factor is not None:
-            bound = contract.noise_factor * rel(oracle(case), case.truth)
-            assert rel(coef, case.truth) <= bound, \
-                f"error {rel(coef, case.truth):.3g} > {contract.noise_factor} x oracle " \
-                f"({bound:.3g})"
+            err, bound, what = noisy_verdict(name, case, coef)
+            assert err <= bound, f"error {err:.3g} > {bound:.3g} ({what})"
         elif contract.interpolates and case.consistent:  # an exact program: it interpolates
             assert np.linalg.norm(residual) <= 1e-4 * ynorm, \
                 f"relative residual {np.linalg.norm(residual) / ynorm:.2e}"
@@ -598,3 +700,69 @@ def test_contract(name, input_class, depth):
 def test_contract_more_seeds(name, input_class):
     for seed in range(1, 6):
         check_cell(name, input_class, seed=seed)
+
+
+def noisy_ratio(name, input_class, seed, **params):
+    """Error over the oracle's on one noisy cell (the method's defaults, or ``params``)."""
+    case = build(CONTRACTS[name].structure, input_class, seed)
+    est, _ = _fit(name, case, params)
+    return rel(_coef(est, case), case.truth) / rel(oracle(case), case.truth)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("name", sorted(set(NOISY_PEERS) - {"group-primal-dual"}))
+@pytest.mark.parametrize("input_class", NOISY_CLASSES)
+def test_noisy_median_more_seeds(name, input_class):
+    """The statistical promise of the IR defaults under noise: over seeds 0-9, the median
+    error is within ``noise_factor`` of the oracle's (per cell, see ``PEER_MARGIN``). The
+    baseline group-primal-dual (one held-out split) is not held to it: its medians are 3.20
+    (10 dB) and 3.09 (30 dB), as for its peer group-lasso (30 dB, seeds 1-5: 3.12)."""
+    ratios = [noisy_ratio(name, input_class, seed) for seed in range(10)]
+    assert np.median(ratios) <= CONTRACTS[name].noise_factor, np.round(ratios, 2)
+
+
+class _StopsAtFirstCheck(get_method("hadamard")):
+    """A broken stopping rule: the validated fit, then the refit stopped at the time of the
+    first held-out check instead of the chosen one."""
+
+    def _fit_validated(self, operator, y):
+        from overparam.stopping import PathControl
+
+        first = float(super()._fit_validated(operator, y).info["validation_curve"][0, 1])
+        return self._solve(operator, y, PathControl(stop_time=first))
+
+
+def test_noisy_contract_rejects_a_stop_at_the_first_check():
+    """The per-cell bound under noise fails an estimator whose stopping rule is broken."""
+    case = build("sparse", "noisy-10dB", 0)
+    coef = _StopsAtFirstCheck().fit(case.A, case.y).coef_
+    err, bound, what = noisy_verdict("hadamard", case, coef)
+    assert err > bound, (err, bound, what)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_noisy_median_rejects_no_stopping():
+    """Running on to the limit (no stopping: the minimum-l1 interpolant of the noise) fails
+    the median bound at 10 dB, and a stop at the first check fails every cell."""
+    limit = [noisy_ratio("hadamard", "noisy-10dB", seed, early_stopping=None)
+             for seed in range(10)]
+    assert np.median(limit) > CONTRACTS["hadamard"].noise_factor, np.round(limit, 2)
+    for seed in range(10):
+        case = build("sparse", "noisy-10dB", seed)
+        err, bound, what = noisy_verdict("hadamard", case,
+                                         _StopsAtFirstCheck().fit(case.A, case.y).coef_)
+        assert err > bound, (seed, err, bound, what)
+
+
+def test_lasso_warns_when_its_budget_runs_out():
+    """scikit-learn's Lasso is silent when its duality-gap test passes at the last iteration
+    of the budget; the optimality conditions do not hold there (slow sweep, ``y*1e6``, seed 5),
+    so the estimator reports ``max_iter`` with a ConvergenceWarning."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    case = build("sparse", "y*1e6", 5)
+    with pytest.warns(ConvergenceWarning, match="whole budget"):
+        est = get_method("lasso")(max_iter=2000).fit(case.A, case.y)
+    assert est.stop_reason_ == StopReason.MAX_ITER
