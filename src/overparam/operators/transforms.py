@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft
 
-from .base import Operator
+from .base import _COLUMN_BLOCK, Operator
 
 __all__ = ["RandomizedDCTSensing", "SubsampledDCT"]
 
@@ -123,8 +123,20 @@ class RandomizedDCTSensing(SubsampledDCT):
                               norm="ortho", axes=(0, 1)).reshape(signed.shape)
 
     def columns(self, index):
-        # blocks of unit vectors through forward (the closed form above is the plain DCT's)
-        return Operator.columns(self, index)
+        """Column ``j = (a, b)`` (row-major pixel of the 2-D DCT) is ``DCT(sigma * vec(c_a
+        c_b^T))`` at the measured rows, ``c_a`` row ``a`` of the 1-D DCT matrix: the image
+        part is an outer product, and the 1-D DCTs run along contiguous rows of a ``(k, N)``
+        block (about twice as fast as ``forward`` per column, which transforms strided axes)."""
+        index = np.atleast_1d(np.asarray(index, dtype=int))
+        basis = scipy.fft.dct(np.eye(self.side), norm="ortho", axis=0)  # row a: c_a
+        out = np.empty((self.n_measurements, index.size))
+        width = max(1, _COLUMN_BLOCK // self.shape[1])
+        for start in range(0, index.size, width):
+            a, b = np.divmod(index[start:start + width], self.side)
+            images = (basis[a][:, :, None] * basis[b][:, None, :]).reshape(a.size, -1)
+            coef = scipy.fft.dct(images * self.signs, norm="ortho", axis=-1)
+            out[:, start:start + a.size] = coef[:, self.measured].T
+        return out
 
     def rows(self, index):
         keep = np.atleast_1d(np.arange(self.n_measurements)[index])
