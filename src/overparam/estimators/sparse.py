@@ -64,7 +64,10 @@ class HadamardRegressor(RecoveryEstimator):
           fastest, no path.
         - ``"auto"``: ``"newton"`` when the limit is wanted (``early_stopping=None``) and
           ``"flow"`` when a point on the path is (validation / discrepancy stopping); also
-          falls back to the flow if Newton fails. ``result_.info["solver"]`` says which ran.
+          falls back to the flow if Newton fails. For an operator that is not a matrix (depth
+          2) the path is followed matrix-free instead, by implicit Euler steps solved by
+          Newton-CG (:func:`~overparam.solvers.krylov_path.hadamard_path_cg`, local error
+          ``path_rtol``). ``result_.info["solver"]`` says which ran.
 
         ``"flow"`` (and ``"newton"`` at depth ``L > 2``) need a matrix (``A.to_dense()``)
         of moderate size.

@@ -17,9 +17,9 @@
     - **IR**: :class:`~overparam.estimators.HadamardRegressor` with ``early_stopping=None``,
       the depth-2 flow's limit (the minimum-l1 interpolant from the tiny ``"auto"`` init),
       computed by the matrix-free Newton-CG of :mod:`overparam.solvers.krylov_newton`. The
-      default (``early_stopping="validation"``) follows the path with the dual flow, which
-      densifies ``A`` (an ``M x M`` Jacobian from a 16,384 x 65,536 matrix: 8.6 GB), so it
-      does not run at this size; see docs/imaging.md.
+      default (``early_stopping="validation"``) also runs matrix-free on this operator (its
+      5-fold paths by :mod:`overparam.solvers.krylov_path`) but costs 10-20 limits; see
+      docs/imaging.md.
     - **Lasso (validated)**: FISTA (PyLops, :func:`pylops.optimization.sparsity.fista`,
       matrix-free) on a path of penalties ``lambda = r lambda_max``, warm-started, ``r``
       chosen by the residual on 20 % held-out measurements (the information IR's own
