@@ -134,11 +134,18 @@ class WorkingSetPreconditioner:
         return self._gram_buf[: self.size, : self.size]
 
     def _keep(self, keep):
-        """Drop the cached columns outside the positions ``keep``."""
-        k = keep.size
-        self._block_buf[:, :k] = self._block_buf[:, keep]
-        self._gram_buf[:k, :k] = self._gram_buf[np.ix_(keep, keep)]
-        self.index = self.index[keep]
+        """Drop the cached columns outside the positions ``keep``: kept columns past the
+        new size move into the holes (only the evicted slots are rewritten, not the set)."""
+        size, k = self.size, keep.size
+        drop = np.setdiff1d(np.arange(size), keep)
+        holes, movers = drop[drop < k], keep[keep >= k]
+        self._block_buf[:, holes] = self._block_buf[:, movers]
+        gram = self._gram_buf
+        gram[holes, :size] = gram[movers, :size]
+        gram[:size, holes] = gram[:size, movers]
+        index = self.index.copy()
+        index[holes] = index[movers]
+        self.index = index[:k]
 
     def _grow(self, new):
         if new.size == 0:
