@@ -464,9 +464,10 @@ def mmv_step(state: MMVState) -> list[bool] | None:
 def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
     """The largest step of each problem with ``|step grad_g_i| <= max_change |g_i|`` for
     every row (dead rows, ``g_i = 0``, do not move and set no cap)."""
-    rate = np.divide(np.abs(grad_g), np.abs(g), out=np.zeros_like(g), where=g != 0)
-    peak = rate.max(axis=-1)
-    return np.divide(max_change, peak, out=np.full_like(peak, np.inf), where=peak > 0)
+    # 0/0 = NaN for a dead row, which fmax skips; a zero peak gives an infinite cap (the
+    # loop runs with division warnings off)
+    peak = np.fmax.reduce(np.abs(grad_g / g), axis=-1)
+    return max_change / np.nan_to_num(peak, nan=0.0)
 
 
 def _trial_step(s: MMVState, e, G, grads) -> dict:
