@@ -30,15 +30,13 @@ from .._validation import check_array, check_positive
 from ..operators import DenseOperator, ScipyOperator, as_operator
 from ..stopping import DivergenceError, StoppingRule, StopReason
 from ._blas import blas_limit
-from .hadamard_flow import HadamardDualMap
+from .hadamard_flow import _PLATEAU_DROP, HadamardDualMap, _on_ratio_grid
 from .krylov_newton import WorkingSetPreconditioner, _Columns, _first_trial
+from .loop import close_validation
 from .result import SolverResult
 
 __all__ = ["hadamard_path_cg", "prefers_matrix_free_path"]
 
-#: Checks on the initial plateau (training loss within this fraction of its start) are
-#: skipped after the first, as in hadamard_flow.
-_PLATEAU_DROP = 1e-3
 #: Step-size control: growth at most _GROWTH per step, shrink at least to _SHRINK.
 _GROWTH, _SHRINK, _SAFETY = 1.5, 0.2, 0.9
 #: Newton on F stops at ||grad F|| <= _NEWTON_RTOL times the current velocity ||A x_k - y||.
@@ -167,7 +165,8 @@ def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
         (the crossing located on the linear interpolant between steps) are honoured.
     validation : Validation, optional
         Checked at the clock times ``tau_0 r^k`` (``r = validation_ratio``) on the linear
-        interpolant of ``A^T w`` between steps; the best point is returned.
+        interpolant of ``A^T w`` between steps; the best point is returned and the curve is
+        ``info["validation_curve"]`` (the caller's object is left as it was).
     validation_ratio : float, default=1.05
     path_rtol : float, default=1e-2
         Local error per step allowed on ``x``, relative to ``||x||``.
@@ -197,39 +196,36 @@ def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
     if y.shape[0] != op.shape[0] or len(op.input_shape) != 1:
         raise ValueError(f"need a vector-input operator with {y.shape[0]} rows, got {op.shape}")
     with blas_limit(blas_threads):
-        return _follow(op, y, HadamardDualMap(depth, signed, init_scale), stopping, validation,
-                       float(validation_ratio), float(path_rtol), working_set)
+        return _follow(op, y, HadamardDualMap(depth, signed, init_scale), stopping,
+                       _on_ratio_grid(validation, validation_ratio), float(path_rtol),
+                       working_set)
 
 
 class _Checks:
-    """Validation on a geometric grid of clock times along the piecewise-linear path."""
+    """Validation at the grid times of :meth:`~overparam.stopping.Validation.grid_times`
+    along the piecewise-linear path (plateau checks skipped after the first, as in
+    :func:`~overparam.solvers.hadamard_flow.hadamard_flow`)."""
 
-    def __init__(self, validation, ratio, m, loss0):
-        self.validation, self.ratio, self.m, self.loss0 = validation, ratio, m, loss0
-        self.next, self.n = None, 0
+    def __init__(self, validation, m, loss0):
+        self.validation, self.m, self.loss0 = validation, m, loss0
+        self.n = 0
 
     def after_step(self, dmap, t0, s0, w0, t1, s1, w1, r_norm, n_steps) -> bool:
         """Checks due in ``(t0, t1]``; True: the validation asks to stop."""
         v, m = self.validation, self.m
         if v is None:
             return False
-        if self.next is None:
-            self.next = t1 * m
-        if self.n > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * self.loss0:
-            while self.next <= t1 * m * (1 + 1e-12):
-                self.next *= self.ratio
-        while self.next <= t1 * m * (1 + 1e-12):
-            theta = min(1.0, max(0.0, (self.next / m - t0) / (t1 - t0)))
+        on_plateau = self.n > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * self.loss0
+        for clock in v.grid_times(t1 * m, skip=on_plateau):
+            theta = min(1.0, max(0.0, (clock / m - t0) / (t1 - t0)))
             s, w = (1 - theta) * s0 + theta * s1, (1 - theta) * w0 + theta * w1
             self.n += 1
-            stop = v.check(n_steps, self.next, dmap.signal(s), w.copy())
-            self.next *= self.ratio
-            if stop:
+            if v.check(n_steps, clock, dmap.signal(s), w.copy()):
                 return True
         return False
 
 
-def _follow(op, y, dmap, stopping, validation, ratio, path_rtol, working_set):
+def _follow(op, y, dmap, stopping, validation, path_rtol, working_set):
     m, n = op.shape
     start = time.perf_counter()
     A = _Products(op)
@@ -239,7 +235,7 @@ def _follow(op, y, dmap, stopping, validation, ratio, path_rtol, working_set):
     t, w, s = 0.0, np.zeros(m), np.zeros(n)
     x = dmap.signal(s)
     r = A.forward(x) - y
-    checks = _Checks(validation, ratio, m, 0.5 * float(r @ r))
+    checks = _Checks(validation, m, 0.5 * float(r @ r))
     velocity = None  # (dw/dt, ds/dt) of the last accepted step: the predictor
     t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
     back = np.abs(A.adjoint(-r))
@@ -288,14 +284,11 @@ def _follow(op, y, dmap, stopping, validation, ratio, path_rtol, working_set):
             "n_cg": step.n_cg, "n_products": A.count,
             "working_set": precond.size if precond is not None else 0}
     if validation is not None:
-        if reason != StopReason.EARLY_STOPPED:
-            validation.finish(n_steps, t * m, x, w.copy())
-        if validation.best_state is not None:
-            w = validation.best_state
+        best = close_validation(validation, reason, n_steps, t * m, x, w.copy(), info)
+        if best is not None:
+            w = best
             s = A.adjoint(w)
             x = dmap.signal(s)
-            info.update(best_iteration=validation.best_iteration,
-                        best_time=validation.best_time, validation_error=validation.best_error)
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite point on the implicit path")
     r = A.forward(x) - y
