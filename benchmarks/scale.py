@@ -106,6 +106,8 @@ def main(argv=None):
     parser.add_argument("--bp-max", type=int, default=3000, help="largest N for BP-LP")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--structures", action="store_true",
+                        help="also the group and low-rank sections (scale_structures.py)")
     args = parser.parse_args(argv)
 
     rows = {}
@@ -130,6 +132,10 @@ def main(argv=None):
     for name, by_n in rows.items():
         sizes = sorted(by_n)
         print(f"  {name:15} N^{_exponent(sizes, [by_n[k] for k in sizes]):.2f}")
+    if args.structures:  # group and low rank: their own sizes, see scale_structures.py
+        import scale_structures
+
+        scale_structures.main([])
 
 
 if __name__ == "__main__":

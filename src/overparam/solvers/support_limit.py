@@ -110,8 +110,10 @@ def smallest_support_least_squares(operator, y, x, column_sets, *, tol: float,
     bound = tol * np.linalg.norm(y)
     # The residual of least squares can only grow as columns are dropped: when the largest
     # set does not explain y, no subset does (one solve instead of one per set; noisy data).
-    solution = np.linalg.lstsq(design, y, rcond=None)[0]
-    if not np.linalg.norm(design @ solution - y) <= bound:
+    # Its residual off the span of a (reduced, Householder) Q, which contains the columns
+    # also when they are dependent, is at most theirs: above the bound, it rejects safely.
+    q = np.linalg.qr(design)[0]
+    if not np.linalg.norm(y - q @ (q.T @ y)) <= bound:
         return None
     for subset in sets:
         size = subset.size
