@@ -19,7 +19,9 @@ and relative error to the truth; then the growth exponent of each method's time 
 dense sizes (least-squares slope of log time against log N).
 
 Run: ``python benchmarks/scale.py [--sizes 1000 3000 10000] [--operator-size 100000]``.
-Sections (``--sections``) are functions of the parsed arguments in ``SECTIONS``.
+Sections (``--sections``) are functions of the parsed arguments in ``SECTIONS``: ``sparse``
+(above) and ``structures`` (group and low rank next to their CV peers, from
+``scale_structures.py``).
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+import scale_structures  # a sibling script: benchmarks/ is on sys.path
 from overparam.baselines import BasisPursuit, OMPRegressor
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
 from overparam.operators import SubsampledDCT
+from scale_structures import growth_exponent
 
 
 class SkglmLasso:
@@ -97,14 +101,6 @@ def _run(make, A, y, x, s, repeats):
     return statistics.median(times), err, note
 
 
-def _exponent(sizes, times):
-    ok = [(n, t) for n, t in zip(sizes, times, strict=True) if np.isfinite(t) and t > 0]
-    if len(ok) < 2:
-        return np.nan
-    logs = np.log(np.asarray(ok, dtype=float))
-    return float(np.polyfit(logs[:, 0], logs[:, 1], 1)[0])
-
-
 def _cell(t, err) -> str:
     return f"{'—':>8} {'—':>8}" if not np.isfinite(t) else f"{t:8.3g} {err:8.1e}"
 
@@ -139,12 +135,18 @@ def sparse_section(args) -> None:
     if args.operator_size:
         print("* matrix-free subsampled DCT operator (the matrix methods: —)")
     print("growth exponent of CPU time in N (dense sizes): " + ", ".join(
-        f"{name} N^{_exponent(sorted(by_n), [by_n[k] for k in sorted(by_n)]):.2f}"
+        f"{name} N^{growth_exponent(sorted(by_n), [by_n[k] for k in sorted(by_n)]):.2f}"
         for name, by_n in times.items()))
 
 
-#: The sections of this benchmark, in order (others append theirs).
-SECTIONS = {"sparse": sparse_section}
+def structures_section(args) -> None:
+    """Group and low rank, each IR default next to its CV peer (``scale_structures.py``)."""
+    scale_structures.run(args.group_sizes, args.low_rank_sizes, seed=args.seed,
+                         peer_max=args.peer_max)
+
+
+#: The sections of this benchmark, in order.
+SECTIONS = {"sparse": sparse_section, "structures": structures_section}
 
 
 def main(argv=None):
@@ -158,6 +160,12 @@ def main(argv=None):
                         help="largest N for the IR default (5-fold validated)")
     parser.add_argument("--repeats", type=int, default=3, help="median of this many fits")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--group-sizes", type=int, nargs="*", default=[300, 1000, 3000],
+                        help="structures section: p of the group problems (n = p/2)")
+    parser.add_argument("--low-rank-sizes", type=int, nargs="*", default=[10, 20, 40],
+                        help="structures section: n of the n x n low-rank matrices (m = 8 n)")
+    parser.add_argument("--peer-max", type=int, default=40,
+                        help="structures section: largest n for the nuclear-norm CV peer")
     args = parser.parse_args(argv)
     SkglmLasso().fit(np.eye(3), np.ones(3))  # numba compiles skglm's solver once: not timed
     with threadpool_limits(limits=1, user_api="blas"):
