@@ -162,14 +162,7 @@ class GroupLassoRegressor(RecoveryEstimator):
 
     def __init__(self, groups=None, alpha=None, weights="sqrt", cv=5, n_alphas=30,
                  alpha_min_ratio=1e-3, tol=1e-6, random_state=None):
-        self.groups = groups
-        self.alpha = alpha
-        self.weights = weights
-        self.cv = cv
-        self.n_alphas = n_alphas
-        self.alpha_min_ratio = alpha_min_ratio
-        self.tol = tol
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     def alpha_grid(self, X, y) -> np.ndarray:
         """The CV grid, decreasing, relative to ``alpha_max`` (so scale-equivariant); all
@@ -272,16 +265,7 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
     def __init__(self, groups=None, weights="sqrt", step_ratio=1.0, rho=0.99, max_iter=10_000,
                  tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
-        self.groups = groups
-        self.weights = weights
-        self.step_ratio = step_ratio
-        self.rho = rho
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.noise_level = noise_level
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True

@@ -48,14 +48,7 @@ class MinNormRegressor(RecoveryEstimator):
     def __init__(self, solver="lsqr", step="adaptive", max_iter=10_000, tol=1e-8,
                  early_stopping=None, validation_fraction=0.2, noise_level=None,
                  random_state=None):
-        self.solver = solver
-        self.step = step
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.noise_level = noise_level
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     def _check_params(self, operator, y):
         super()._check_params(operator, y)

@@ -125,9 +125,7 @@ class NuclearNormRegressor(RecoveryEstimator):
     }
 
     def __init__(self, noise_bound=None, lam=None, solver=None):
-        self.noise_bound = noise_bound
-        self.lam = lam
-        self.solver = solver
+        self._set_init_params(locals())
 
     def _solve(self, operator, y, control):
         start = time.perf_counter()
@@ -200,13 +198,7 @@ class NuclearNormCV(RecoveryEstimator):
 
     def __init__(self, alphas=None, n_alphas=8, eps=1e-3, cv=5, solver=None, random_state=None,
                  tie_rtol=0.01):
-        self.tie_rtol = tie_rtol
-        self.alphas = alphas
-        self.n_alphas = n_alphas
-        self.eps = eps
-        self.cv = cv
-        self.solver = solver
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     def _rescalable(self) -> bool:
         return self.alphas is None and super()._rescalable()  # a given grid is in data units

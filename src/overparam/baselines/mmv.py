@@ -267,10 +267,7 @@ class MFOCUSSRegressor(_MMVBaseline):
     }
 
     def __init__(self, p=0.8, lam=0.0, max_iter=500, tol=1e-8):
-        self.p = p
-        self.lam = lam
-        self.max_iter = max_iter
-        self.tol = tol
+        self._set_init_params(locals())
 
     def _solve(self, operator, y, control):
         start = time.perf_counter()
@@ -298,9 +295,7 @@ class MultiTaskLassoRegressor(_MMVBaseline):
                                               **shared_constraints("max_iter", "tol")}
 
     def __init__(self, alpha=1.0, max_iter=10_000, tol=1e-6):
-        self.alpha = alpha
-        self.max_iter = max_iter
-        self.tol = tol
+        self._set_init_params(locals())
 
     def _solve(self, operator, y, control):
         start = time.perf_counter()
@@ -338,11 +333,7 @@ class MultiTaskLassoCVRegressor(_MMVBaseline):
     }
 
     def __init__(self, cv=5, n_alphas=50, max_iter=5000, tol=1e-4, random_state=None):
-        self.cv = cv
-        self.n_alphas = n_alphas
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     def _solve(self, operator, y, control):
         from sklearn.model_selection import KFold

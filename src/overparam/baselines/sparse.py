@@ -187,10 +187,7 @@ class LassoRegressor(RecoveryEstimator):
     }
 
     def __init__(self, alpha=1e-3, max_iter=100_000, tol=1e-8, positive=False):
-        self.alpha = alpha
-        self.max_iter = max_iter
-        self.tol = tol
-        self.positive = positive
+        self._set_init_params(locals())
 
     def _solve(self, operator, y, control):
         A = _matrix(operator)
@@ -252,14 +249,7 @@ class LassoCVRegressor(RecoveryEstimator):
 
     def __init__(self, cv=5, n_alphas=100, eps=1e-4, max_iter=100_000, tol=1e-6,
                  positive=False, n_jobs=None, random_state=None):
-        self.cv = cv
-        self.n_alphas = n_alphas
-        self.eps = eps
-        self.max_iter = max_iter
-        self.tol = tol
-        self.positive = positive
-        self.n_jobs = n_jobs
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     def _solve(self, operator, y, control):
         from sklearn.model_selection import KFold

@@ -163,22 +163,7 @@ class GroupHadamardRegressor(RecoveryEstimator):
                  direction="correlation", on_divergence="halve",
                  max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
-        self.groups = groups
-        self.algorithm = algorithm
-        self.init_scale = init_scale
-        self.step_u = step_u
-        self.step_v = step_v
-        self.switch_tol = switch_tol
-        self.switch_at = switch_at
-        self.loss_scale = loss_scale
-        self.direction = direction
-        self.on_divergence = on_divergence
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.noise_level = noise_level
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     def fit(self, A, y):
         """Fit on design ``A`` (n, p) and responses ``y`` (n,); see :class:`RecoveryEstimator`."""

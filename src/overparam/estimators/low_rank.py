@@ -212,18 +212,7 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
     def __init__(self, width=None, init_scale=1e-3, init="gaussian", step="adaptive",
                  max_iter=10_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None, init_constant=1.0, refine=True):
-        self.refine = refine
-        self.width = width
-        self.init_scale = init_scale
-        self.init = init
-        self.step = step
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.noise_level = noise_level
-        self.random_state = random_state
-        self.init_constant = init_constant
+        self._set_init_params(locals())
 
     def _parameterization(self, operator) -> Factorized:
         shape = matrix_shape(operator)

@@ -134,20 +134,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
                  max_iter=100_000, tol=1e-6, stagnation_tol=1e-9, patience=1000,
                  early_stopping="validation", validation_fraction=0.2, noise_level=None,
                  random_state=None, refine=True):
-        self.refine = refine
-        self.init_scale = init_scale
-        self.v_scale = v_scale
-        self.init = init
-        self.update = update
-        self.step = step
-        self.max_iter = max_iter
-        self.tol = tol
-        self.stagnation_tol = stagnation_tol
-        self.patience = patience
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.noise_level = noise_level
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     @property
     def validation_folds(self) -> int:

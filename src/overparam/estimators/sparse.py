@@ -159,17 +159,7 @@ class HadamardRegressor(RecoveryEstimator):
     def __init__(self, depth=2, signed=True, init_scale="auto", solver="auto", step="flow",
                  max_iter=100_000, tol=1e-6, early_stopping="validation", validation_fraction=0.2,
                  noise_level=None, random_state=None):
-        self.depth = depth
-        self.signed = signed
-        self.init_scale = init_scale
-        self.solver = solver
-        self.step = step
-        self.max_iter = max_iter
-        self.tol = tol
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.noise_level = noise_level
-        self.random_state = random_state
+        self._set_init_params(locals())
 
     @classmethod
     def relative_init(cls, depth: int) -> float:
