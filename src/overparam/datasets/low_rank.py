@@ -168,7 +168,8 @@ def _sensed(operator, truth, rng, snr, noise_std) -> Problem:
 @renamed_keywords(noise="noise_std")
 def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int = 6,
                          n_measurements: int = 50, *, noise_std: float | None = None,
-                         snr: float | None = None, truth=None, basis: str = "random", random_state=None) -> Problem:
+                         snr: float | None = None, truth=None, basis: str = "random",
+                         random_state=None) -> Problem:
     """The aligned setting of the paper's Sec. 5.1 (Fig. 2).
 
     Each ``Abar_i`` has a diagonal uniform on [0, 1] sorted decreasing, and

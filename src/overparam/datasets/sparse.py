@@ -12,8 +12,8 @@ __all__ = ["make_sparse_problem"]
 
 def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
                         positive: bool = False, snr: float | None = None,
-                        noise_std: float | None = None, normalize: bool = True, unit_norm: bool = False,
-                        random_state=None) -> Problem:
+                        noise_std: float | None = None, normalize: bool = True,
+                        unit_norm: bool = False, random_state=None) -> Problem:
     """Gaussian measurements ``y = A x + noise`` of a random sparse vector ``x``.
 
     Parameters
