@@ -105,7 +105,7 @@ def test_limit_dispatch_uses_newton_cg_for_large_matrices():
     assert res.info["solver"] == "newton-cg"
     assert np.linalg.norm(res.coef - p.truth) <= 1e-6 * np.linalg.norm(p.truth)
     small = make_sparse_problem(30, 90, 3, random_state=0)
-    res = hadamard_limit(DenseOperator(small.A), small.y, init_scale=1e-6)
+    res = hadamard_limit(DenseOperator(small.operator), small.y, init_scale=1e-6)
     assert res.info["solver"] == "newton"
     deep = hadamard_limit(DenseOperator(p.operator), p.y, depth=3, init_scale=1e-12)
     assert deep.info["solver"] == "newton"
