@@ -116,7 +116,7 @@ def main(argv=None):
             m, s = n // 5, n // 50
             p = make_sparse_problem(m, n, s, random_state=args.seed)
             for name, make in _methods(n, args.bp_max, operator=False).items():
-                t, err, note = _run(make, p.operator, p.y, p.truth, s, args.repeats)
+                t, err, note = _run(make, p.A, p.y, p.x, s, args.repeats)
                 rows.setdefault(name, {})[n] = t
                 print(f"{n:>7} {name:15} {t:9.3f} {err:11.2e}  {note}", flush=True)
         if args.operator_size:
