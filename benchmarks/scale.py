@@ -1,22 +1,27 @@
-"""Sparse recovery at scale: the Hadamard limit next to its convex peers, N = 10^3 to 10^5.
+"""Recovery at scale: each IR default and limit next to its convex peers, side by side.
 
-Noiseless Gaussian problems ``A / sqrt(M)``, ``M = N / 5``, ``s = M / 10`` (dense sizes), and
-a matrix-free subsampled orthonormal DCT (``overparam.operators.SubsampledDCT``,
-``A A^T = I``) at the operator size.
-Methods, side by side in this one process on the same problem:
+Sparse section: noiseless Gaussian problems ``A / sqrt(M)``, ``M = N / 5``, ``s = M / 10``
+(dense sizes), and a matrix-free subsampled orthonormal DCT
+(``overparam.operators.SubsampledDCT``, ``A A^T = I``) at the operator size. Methods, in this
+one process on the same problem:
 
-- the Hadamard limit at depth 2 and 3 (``HadamardRegressor(early_stopping=None)``: dense
-  Newton for small matrices and depth 3, matrix-free Newton-CG from
-  ``overparam.solvers.krylov_newton.MATRIX_FREE_ENTRIES`` on, at depth 2);
+- the IR default (``HadamardRegressor()``: 5-fold validated stopping time, then the limit
+  when no overfitting shows) and the IR limit (``early_stopping=None``: dense Newton for small
+  matrices, matrix-free Newton-CG from ``overparam.solvers.krylov_newton.MATRIX_FREE_ENTRIES``
+  on and for operators);
 - skglm's Lasso with a tiny penalty (``alpha = 1e-4 alpha_max``);
 - OMP given the true sparsity (scikit-learn);
 - basis pursuit as an LP (HiGHS; up to ``--bp-max`` unknowns).
+Methods that need the matrix print "—" on the operator.
 
 CPU time (``time.process_time``, one BLAS thread via threadpoolctl; median of ``--repeats``)
 and relative error to the truth; then the growth exponent of each method's time over the
 dense sizes (least-squares slope of log time against log N).
 
 Run: ``python benchmarks/scale.py [--sizes 1000 3000 10000] [--operator-size 100000]``.
+Sections (``--sections``) are functions of the parsed arguments in ``SECTIONS``: ``sparse``
+(above) and ``structures`` (group and low rank next to their CV peers, from
+``scale_structures.py``).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+import scale_structures  # a sibling script: benchmarks/ is on sys.path
 from overparam.baselines import BasisPursuit, OMPRegressor
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
 from overparam.operators import SubsampledDCT
+from scale_structures import growth_exponent
 
 
 class SkglmLasso:
@@ -49,19 +56,23 @@ class SkglmLasso:
         return self
 
 
-def _methods(n, bp_max, operator):
-    out = {
-        "Hadamard L=2": lambda s: HadamardRegressor(depth=2, early_stopping=None),
-        "Hadamard L=3": lambda s: HadamardRegressor(depth=3, early_stopping=None),
-        "skglm Lasso": lambda s: SkglmLasso(),
-        "OMP (true s)": lambda s: OMPRegressor(n_nonzero_coefs=s),
-        "BP-LP (HiGHS)": lambda s: BasisPursuit(),
-    }
-    if operator:  # matrix-free: the IR limit at depth 2 only (the others need the matrix)
-        return {"Hadamard L=2": out["Hadamard L=2"]}
-    if n > bp_max:
-        del out["BP-LP (HiGHS)"]
-    return out
+#: The sparse section's methods: name -> (estimator factory given s, runs on an operator).
+SPARSE_METHODS = {
+    "IR default": (lambda s: HadamardRegressor(), True),
+    "IR limit": (lambda s: HadamardRegressor(early_stopping=None), True),
+    "skglm Lasso": (lambda s: SkglmLasso(), False),
+    "OMP (true s)": (lambda s: OMPRegressor(n_nonzero_coefs=s), False),
+    "BP-LP (HiGHS)": (lambda s: BasisPursuit(), False),
+}
+
+
+def _skipped(name, n, operator, args) -> bool:
+    """Methods that need the matrix are skipped on the operator; BP above --bp-max, the IR
+    default above --default-max."""
+    if operator and not SPARSE_METHODS[name][1]:
+        return True
+    return (name == "BP-LP (HiGHS)" and n > args.bp_max) or (
+        name == "IR default" and n > args.default_max)
 
 
 def _dct_problem(n, seed):
@@ -90,46 +101,76 @@ def _run(make, A, y, x, s, repeats):
     return statistics.median(times), err, note
 
 
-def _exponent(sizes, times):
-    ok = [(n, t) for n, t in zip(sizes, times, strict=True) if np.isfinite(t) and t > 0]
-    if len(ok) < 2:
-        return np.nan
-    logs = np.log(np.asarray(ok, dtype=float))
-    return float(np.polyfit(logs[:, 0], logs[:, 1], 1)[0])
+def _cell(t, err) -> str:
+    return f"{'—':>8} {'—':>8}" if not np.isfinite(t) else f"{t:8.3g} {err:8.1e}"
+
+
+def sparse_section(args) -> None:
+    """Time and error of each sparse method side by side per size, then growth exponents."""
+    names = list(SPARSE_METHODS)
+    print("sparse: CPU s and relative error (noiseless, M = N/5, s = M/10; one BLAS thread)")
+    print(f"{'N':>8} " + " ".join(f"{name:>17}" for name in names) + "  IR solvers")
+    times = {name: {} for name in names}
+    problems = [(n, False) for n in args.sizes]
+    if args.operator_size:
+        problems.append((args.operator_size, True))
+    for n, operator in problems:
+        if operator:
+            A, y, x, s = _dct_problem(n, args.seed)
+        else:
+            s = n // 50
+            p = make_sparse_problem(n // 5, n, s, random_state=args.seed)
+            A, y, x = np.asarray(p.operator), p.y, p.truth
+        cells, notes = [], []
+        for name, (make, _) in SPARSE_METHODS.items():
+            t, err, note = (np.nan, np.nan, "") if _skipped(name, n, operator, args) else \
+                _run(make, A, y, x, s, 1 if operator else args.repeats)
+            if not operator:
+                times[name][n] = t
+            cells.append(_cell(t, err))
+            if name.startswith("IR") and note:
+                notes.append(note)
+        label = f"{n}{'*' if operator else ''}"
+        print(f"{label:>8} " + " ".join(cells) + "  " + ", ".join(notes), flush=True)
+    if args.operator_size:
+        print("* matrix-free subsampled DCT operator (the matrix methods: —)")
+    print("growth exponent of CPU time in N (dense sizes): " + ", ".join(
+        f"{name} N^{growth_exponent(sorted(by_n), [by_n[k] for k in sorted(by_n)]):.2f}"
+        for name, by_n in times.items()))
+
+
+def structures_section(args) -> None:
+    """Group and low rank, each IR default next to its CV peer (``scale_structures.py``)."""
+    scale_structures.run(args.group_sizes, args.low_rank_sizes, seed=args.seed,
+                         peer_max=args.peer_max)
+
+
+#: The sections of this benchmark, in order.
+SECTIONS = {"sparse": sparse_section, "structures": structures_section}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000])
     parser.add_argument("--operator-size", type=int, default=100_000,
                         help="N of the matrix-free DCT problem (0: skip)")
     parser.add_argument("--bp-max", type=int, default=3000, help="largest N for BP-LP")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--default-max", type=int, default=100_000,
+                        help="largest N for the IR default (5-fold validated)")
+    parser.add_argument("--repeats", type=int, default=3, help="median of this many fits")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--group-sizes", type=int, nargs="*", default=[300, 1000, 3000],
+                        help="structures section: p of the group problems (n = p/2)")
+    parser.add_argument("--low-rank-sizes", type=int, nargs="*", default=[10, 20, 40],
+                        help="structures section: n of the n x n low-rank matrices (m = 8 n)")
+    parser.add_argument("--peer-max", type=int, default=40,
+                        help="structures section: largest n for the nuclear-norm CV peer")
     args = parser.parse_args(argv)
-
-    rows = {}
     SkglmLasso().fit(np.eye(3), np.ones(3))  # numba compiles skglm's solver once: not timed
-    print(f"{'N':>7} {'method':15} {'CPU s':>9} {'rel. error':>11}  solver")
     with threadpool_limits(limits=1, user_api="blas"):
-        for n in args.sizes:
-            m, s = n // 5, n // 50
-            p = make_sparse_problem(m, n, s, random_state=args.seed)
-            for name, make in _methods(n, args.bp_max, operator=False).items():
-                t, err, note = _run(make, p.A, p.y, p.x, s, args.repeats)
-                rows.setdefault(name, {})[n] = t
-                print(f"{n:>7} {name:15} {t:9.3f} {err:11.2e}  {note}", flush=True)
-        if args.operator_size:
-            n = args.operator_size
-            op, y, x, s = _dct_problem(n, args.seed)
-            for name, make in _methods(n, args.bp_max, operator=True).items():
-                t, err, note = _run(make, op, y, x, s, 1)
-                print(f"{n:>7} {name:15} {t:9.3f} {err:11.2e}  {note} (DCT operator)",
-                      flush=True)
-    print("\ngrowth exponent of CPU time in N (dense sizes):")
-    for name, by_n in rows.items():
-        sizes = sorted(by_n)
-        print(f"  {name:15} N^{_exponent(sizes, [by_n[k] for k in sizes]):.2f}")
+        for name in args.sections:
+            SECTIONS[name](args)
 
 
 if __name__ == "__main__":

@@ -692,11 +692,30 @@ def test_contract(name, input_class, depth):
     check_cell(name, input_class, seed=0, depth=depth)
 
 
+#: Cells of the seed sweep (seeds 1-5) that classical baselines fail, each with its measured
+#: cause: strict xfails, so a fix shows as XPASS. None of them is an IR default.
+BASELINE_SWEEP_FAILURES = {
+    ("multitask-lasso-cv", "over"): "seed 2: 5-fold CV picks alpha = 1.1e-2 alpha_max on clean "
+    "data, error 1.2e-2 (the Lasso's shrinkage; eps=1e-4 fixes it but worsens 30 dB seed 2)",
+    ("multitask-lasso-cv", "noisy-10dB"): "seed 2: 2.5x the error of its own best grid penalty",
+    ("omp", "noisy-10dB"): "seed 5: 3.2x the oracle, a greedy miss with the true sparsity given",
+    ("omp", "inconsistent"): "seed 5: 7.2x the oracle, a greedy miss (every Lasso variant is at "
+    "6.7x or more there, the IR default at 1.1x)",
+}
+
+
+def _sweep_cells():
+    for name in sorted(CONTRACTS):
+        for input_class in ["under", "over", "noisy-10dB", "noisy-30dB", "inconsistent",
+                            "y*1e6", "A*1e-6"]:
+            reason = BASELINE_SWEEP_FAILURES.get((name, input_class))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            yield pytest.param(name, input_class, id=f"{name}-{input_class}", marks=marks)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-@pytest.mark.parametrize("name", sorted(CONTRACTS))
-@pytest.mark.parametrize("input_class", ["under", "over", "noisy-10dB", "noisy-30dB",
-                                         "inconsistent", "y*1e6", "A*1e-6"])
+@pytest.mark.parametrize(("name", "input_class"), list(_sweep_cells()))
 def test_contract_more_seeds(name, input_class):
     for seed in range(1, 6):
         check_cell(name, input_class, seed=seed)

@@ -109,3 +109,16 @@ def test_limit_dispatch_uses_newton_cg_for_large_matrices():
     assert res.info["solver"] == "newton"
     deep = hadamard_limit(DenseOperator(p.operator), p.y, depth=3, init_scale=1e-12)
     assert deep.info["solver"] == "newton"
+
+
+def test_evicting_columns_keeps_the_block_and_its_gram_consistent(rng):
+    A = rng.standard_normal((30, 80))
+    precond = WorkingSetPreconditioner(_Columns(DenseOperator(A)))
+    precond._grow(np.arange(12))
+    for keep, new in (([0, 2, 3, 7, 9, 11], [20, 21, 22]), ([1, 3, 4, 6, 7, 8], [40])):
+        precond._keep(np.array(keep))
+        precond._grow(np.array(new))
+        block = A[:, precond.index]
+        assert np.unique(precond.index).size == precond.size == len(keep) + len(new)
+        np.testing.assert_array_equal(precond._block, block)
+        np.testing.assert_allclose(precond._gram, block.T @ block, atol=1e-12)

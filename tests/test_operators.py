@@ -125,3 +125,45 @@ def test_as_operator_dispatch(rng):
         as_operator(np.array([[1.0, np.nan]]))
     with pytest.raises(TypeError, match="complex"):
         as_operator(np.ones((2, 2), dtype=complex))
+
+
+def _column_operators(rng):
+    from overparam.operators import RandomizedDCTSensing, SubsampledDCT
+
+    ops = make_operators(rng)
+    ops.pop("matrix-sensing")  # matrix input: no columns
+    ops["dct"] = SubsampledDCT(50, rng.choice(50, 20, replace=False))
+    ops["randomized-dct"] = RandomizedDCTSensing.random(8, 20, rng)
+    ops["scaled-row-subset"] = SubsampledDCT(64, rng.choice(64, 30, replace=False)).scaled(
+        -3.0).rows([1, 4, 5, 9])
+    return ops
+
+
+@pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator", "dct",
+                                  "randomized-dct", "scaled-row-subset"])
+def test_columns_are_the_columns_of_the_matrix(name, rng):
+    op = _column_operators(rng)[name]
+    index = [3, 0, 7, 3]
+    np.testing.assert_allclose(op.columns(index), op.to_dense()[:, index], atol=1e-14)
+
+
+def test_dct_columns_closed_form_at_large_n(rng):
+    from overparam.operators import SubsampledDCT
+
+    n = 100_000  # k (2j + 1) reaches 4e10: the angle is reduced exactly in integers
+    op = SubsampledDCT(n, rng.choice(n, 500, replace=False))
+    index = np.array([0, 1, 54_321, n - 1])
+    unit = np.zeros((n, index.size))
+    unit[index, np.arange(index.size)] = 1.0
+    np.testing.assert_allclose(op.columns(index), op.forward(unit), atol=1e-15)
+
+
+def test_randomized_dct_sensing_is_adjoint_with_orthonormal_rows(rng):
+    from overparam.operators import RandomizedDCTSensing
+
+    op = RandomizedDCTSensing.random(8, 20, rng)
+    check_adjoint(op, rng=rng, rtol=1e-12)
+    check_adjoint(op, trailing=(3,), rng=rng, rtol=1e-12)
+    check_adjoint(op.rows([0, 5, 6]), rng=rng, rtol=1e-12)
+    A = op.to_dense()
+    np.testing.assert_allclose(A @ A.T, np.eye(20), atol=1e-12)

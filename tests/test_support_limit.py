@@ -7,6 +7,7 @@ from overparam.operators import as_operator
 from overparam.solvers.support_limit import (
     learned_groups,
     smallest_support_least_squares,
+    support_columns,
     support_least_squares,
 )
 from overparam.stopping import StopReason
@@ -93,3 +94,26 @@ def test_default_reaches_the_limit_when_excited_groups_outnumber_measurements():
         assert est.stop_reason_ is StopReason.CONVERGED
         assert est.result_.info["limit"] == "least squares on the learned groups"
         assert np.linalg.norm(est.coef_ - w) <= 1e-8 * np.linalg.norm(w)
+
+
+def test_support_columns_sliced_or_formed_by_products_agree():
+    from scipy.sparse.linalg import aslinearoperator
+
+    op, _, _ = _problem()
+    A = op.to_dense()
+    columns = np.array([11, 3, 25])
+    np.testing.assert_array_equal(support_columns(op, columns), A[:, columns])
+    matrix_free = as_operator(aslinearoperator(A))
+    np.testing.assert_allclose(support_columns(matrix_free, columns), A[:, columns],
+                               rtol=0, atol=1e-14)
+
+
+def test_nested_sets_rejected_at_once_when_the_largest_cannot_explain_y():
+    # Noisy y: no set of fewer columns than measurements explains it, so the answer is None
+    # whatever the order; the same sets on the noiseless y give the interpolant.
+    op, y, x = _problem()
+    noisy = y + 1e-3 * np.random.default_rng(2).standard_normal(y.size)
+    sets = [np.array([3, 7]), np.array([3, 7, 11]), np.array([3, 7, 11, 20, 21])]
+    assert smallest_support_least_squares(op, noisy, x, sets, tol=1e-6, near=0.5) is None
+    got = smallest_support_least_squares(op, y, x, sets, tol=1e-10, near=0.5)
+    np.testing.assert_allclose(got, x, atol=1e-12)

@@ -629,8 +629,9 @@ LinearOperator or Operator
                                   horizon=self.validation_horizon,
                                   min_improvement=self.validation_min_improvement)
                        for _, held in splits]
-        paths = self._solve_paths([(operator.rows(train), y[train], PathControl(validation=v))
-                                   for (train, _), v in zip(splits, validations, strict=True)])
+        problems = [(operator.rows(train), y[train], PathControl(validation=v))
+                    for (train, _), v in zip(splits, validations, strict=True)]
+        paths = self._solve_paths(problems)
         records = [_held_out_record(p) for p in paths]
         curves = [curve for curve, _, _ in records]
         curve = curves[0] if folds == 1 else _mean_curve(
@@ -645,13 +646,16 @@ LinearOperator or Operator
             chosen_index = int(near[-1]) if self.validation_rtol > 0 else best_index
             chosen, chosen_iteration = float(curve[chosen_index, 1]), curve[chosen_index, 0]
         limit = None
-        if still_improving and self.validation_limit_budget is not None:
+        if still_improving and self.validation_limit_budget is not None \
+                and not self._limit_ruled_out(problems, paths):
             # Try the limit on a budget: it converges fast on noiseless data, but creeps for
             # long when it has to fit noise that the paths did not show (held-out error flat).
             budget = self.validation_limit_budget * float(np.median([p.n_iter for p in paths]))
             limit = self._solve(operator, y, PathControl(max_iter=budget))
             if limit.stop_reason not in (StopReason.CONVERGED, StopReason.STAGNATED):
                 still_improving = False
+        elif still_improving and self.validation_limit_budget is not None:
+            still_improving = False  # the limit is ruled out: the refit stops at the time
         if still_improving:
             control = None if limit is not None else PathControl()  # the limit, or run to it
         elif self.validation_refit == "residual" and folds == 1:
@@ -681,6 +685,13 @@ LinearOperator or Operator
             validation_curve=curve, validation_folds=folds,
             refit="time" if folds > 1 else self.validation_refit, refit_residual=level)
         return result
+
+    def _limit_ruled_out(self, problems, paths) -> bool:
+        """Whether the validation paths show that the limit tried on a budget
+        (``validation_limit_budget``) cannot converge within it, so that the try is skipped
+        and the refit stops at the chosen time. ``problems`` and ``paths`` as in
+        :meth:`_solve_paths`. Never, by default."""
+        return False
 
     def _solve_paths(self, problems):
         """Solve ``[(operator, y, control), ...]``: the validation paths (one per fold).

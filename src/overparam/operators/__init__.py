@@ -14,7 +14,7 @@ from .duck import duck_linear_operator, is_operator_like
 from .gaussian import GaussianSensingOperator
 from .matrix import DenseOperator, ScipyOperator
 from .matrix_sensing import MatrixSensingOperator
-from .transforms import SubsampledDCT
+from .transforms import RandomizedDCTSensing, SubsampledDCT
 
 __all__ = [
     "DenseOperator",
@@ -22,6 +22,7 @@ __all__ = [
     "GaussianSensingOperator",
     "MatrixSensingOperator",
     "Operator",
+    "RandomizedDCTSensing",
     "RowSubset",
     "ScipyOperator",
     "SubsampledDCT",

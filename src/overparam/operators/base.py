@@ -14,6 +14,8 @@ __all__ = ["Operator", "RowSubset", "ScaledOperator"]
 _DENSE_NORM_ENTRIES = 4_000_000
 #: Random probes of the Frobenius-norm estimate of a larger operator (Hutchinson).
 _NORM_PROBES = 16
+#: Entries of the unit-vector blocks of :meth:`Operator.columns` (32 MB).
+_COLUMN_BLOCK = 4_194_304
 
 
 class Operator(ABC):
@@ -49,6 +51,29 @@ class Operator(ABC):
     def rows(self, index) -> Operator:
         """The operator restricted to a subset of measurements (used for hold-out validation)."""
         return RowSubset(self, index)
+
+    #: Whether ``forward`` accepts an ``(n, k)`` block of signals (vector-input operators):
+    #: :meth:`columns` then reads columns a block of unit vectors at a time.
+    block_forward: bool = False
+
+    def columns(self, index) -> np.ndarray:
+        """The dense ``(m, len(index))`` block of the columns ``index`` (vector input).
+
+        Read by ``forward`` on unit vectors: one block of up to ``_COLUMN_BLOCK`` entries at a
+        time where ``forward`` takes blocks (:attr:`block_forward`), else one per column.
+        Subclasses that know their columns override it (matrices, transforms).
+        """
+        index = np.atleast_1d(np.asarray(index, dtype=int))
+        m, n = self.shape
+        out = np.empty((m, index.size))
+        width = max(1, _COLUMN_BLOCK // max(n, 1)) if self.block_forward else 1
+        for start in range(0, index.size, width):
+            part = index[start:start + width]
+            unit = np.zeros((n, part.size))
+            unit[part, np.arange(part.size)] = 1.0
+            block = self.forward(unit) if self.block_forward else self.forward(unit[:, 0])
+            out[:, start:start + part.size] = np.reshape(block, (m, part.size))
+        return out
 
     def as_linear_operator(self) -> LinearOperator:
         """This operator as a scipy ``LinearOperator`` acting on flattened signals."""
@@ -117,6 +142,9 @@ class ScaledOperator(Operator):
     def rows(self, index):
         return self.parent.rows(index).scaled(self.factor)
 
+    def columns(self, index):
+        return self.factor * self.parent.columns(index)
+
     def to_dense(self):
         return self.factor * self.parent.to_dense()
 
@@ -142,6 +170,9 @@ class RowSubset(Operator):
 
     def forward(self, x):
         return self.parent.forward(x)[self.index]
+
+    def columns(self, index):
+        return self.parent.columns(index)[self.index]
 
     def adjoint(self, z):
         z = np.asarray(z)

@@ -37,6 +37,9 @@ class DenseOperator(Operator):
     def rows(self, index):
         return DenseOperator(self.matrix[np.atleast_1d(np.arange(self.n_measurements)[index])])
 
+    def columns(self, index):
+        return self.matrix[:, np.atleast_1d(index)]
+
     def to_dense(self):
         return self.matrix
 
@@ -58,6 +61,8 @@ class ScipyOperator(Operator):
 
     ``forward`` accepts ``(n,)`` or ``(n, L)``; the latter uses ``matmat``.
     """
+
+    block_forward = True
 
     def __init__(self, linop: LinearOperator):
         import scipy.sparse as sp
@@ -84,6 +89,11 @@ class ScipyOperator(Operator):
 
     def as_linear_operator(self):
         return self.linop
+
+    def columns(self, index):
+        if self.sparse is None:
+            return super().columns(index)
+        return self.sparse[:, np.atleast_1d(index)].toarray()
 
     def rows(self, index):
         if self.sparse is None:

@@ -18,7 +18,8 @@ diagonal of the rest, ``P = A_W D_W A_W^T + delta I`` is inverted by the Woodbur
 through a ``|W| x |W|`` Cholesky factor. ``W`` only grows (a column whose weight falls keeps
 its exact term in ``P``), so the Gram matrix ``A_W^T A_W`` is extended, never recomputed: its
 total cost is that of the final working set. For an operator that is not a matrix the columns
-of ``W`` cost one ``forward`` each, and ``W`` is capped lower.
+of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
+vectors), and ``W`` is capped lower.
 
 No library solves this dual problem; the Newton loop and the preconditioner are written here,
 the Krylov solver is scipy's and the factorizations LAPACK's.
@@ -86,14 +87,8 @@ class _Columns:
     def take(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of columns ``index``."""
         if self._matrix is None:
-            n = self.operator.shape[1]
-            out = np.empty((self.operator.shape[0], len(index)))
-            e = np.zeros(n)
-            for k, j in enumerate(index):
-                e[j] = 1.0
-                out[:, k] = self.operator.forward(e)
-                e[j] = 0.0
-            return out
+            # the operator's own column access: a closed form, or forward on unit-vector blocks
+            return np.asarray(self.operator.columns(index), dtype=float)
         block = self._matrix[:, index]
         return block.toarray() if sp.issparse(block) else np.asarray(block)
 
@@ -139,11 +134,18 @@ class WorkingSetPreconditioner:
         return self._gram_buf[: self.size, : self.size]
 
     def _keep(self, keep):
-        """Drop the cached columns outside the positions ``keep``."""
-        k = keep.size
-        self._block_buf[:, :k] = self._block_buf[:, keep]
-        self._gram_buf[:k, :k] = self._gram_buf[np.ix_(keep, keep)]
-        self.index = self.index[keep]
+        """Drop the cached columns outside the positions ``keep``: kept columns past the
+        new size move into the holes (only the evicted slots are rewritten, not the set)."""
+        size, k = self.size, keep.size
+        drop = np.setdiff1d(np.arange(size), keep)
+        holes, movers = drop[drop < k], keep[keep >= k]
+        self._block_buf[:, holes] = self._block_buf[:, movers]
+        gram = self._gram_buf
+        gram[holes, :size] = gram[movers, :size]
+        gram[:size, holes] = gram[:size, movers]
+        index = self.index.copy()
+        index[holes] = index[movers]
+        self.index = index[:k]
 
     def _grow(self, new):
         if new.size == 0:
@@ -174,8 +176,9 @@ class WorkingSetPreconditioner:
             wanted = order[:count]
         return wanted
 
-    def update(self, d: np.ndarray) -> None:
-        """Re-weight for the Hessian at ``D = diag(d)``."""
+    def update(self, d: np.ndarray, shift: float = 0.0) -> None:
+        """Re-weight for the Hessian ``A D A^T + shift I`` at ``D = diag(d)`` (``shift``: the
+        ``I / h`` of an implicit step on the path, see :mod:`~overparam.solvers.krylov_path`)."""
         weight = d * self._cols.norms_sq
         total = float(np.sum(weight))
         wanted = self._wanted(weight, total)
@@ -198,7 +201,7 @@ class WorkingSetPreconditioner:
         outside[self.index] = False
         # the mean diagonal of the rest, summed directly (total minus the set cancels)
         self.delta = max(float(np.sum(weight[outside])) / self.m,
-                         np.finfo(float).eps * total / self.m, 1e-300)
+                         np.finfo(float).eps * total / self.m, 1e-300) + float(shift)
         self._factor = None
         if self.size:
             # (delta D_W^-1 + A_W^T A_W) is the Woodbury inner matrix; with S = D_W^(1/2) it is

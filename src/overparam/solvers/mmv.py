@@ -324,6 +324,7 @@ class MMVState:
 
     param: RowHadamard
     policy: StepPolicy
+    policy_limits: bool  # whether the policy caps steps (StepPolicy.limit overridden)
     monitor: BatchMonitor
     sequential: bool
     row_tol: float
@@ -401,7 +402,8 @@ def mmv_init(A, Y, params, *, policy: StepPolicy, stopping: StoppingRule, valida
            "n_iter": zeros.copy(), "n_rejected": zeros.copy()}
     every = [_NO_CHECK if v is None else int(v.every) for v in copies]
     state = MMVState(
-        param=param, policy=policy, monitor=monitor, sequential=update == "sequential",
+        param=param, policy=policy, policy_limits=type(policy).limit is not StepPolicy.limit,
+        monitor=monitor, sequential=update == "sequential",
         row_tol=float(row_tol), max_row_change=max_row_change,
         max_flow_time=stopping.max_flow_time, time_per_step=2.0 * M,
         start=start, all_validations=copies, reasons=[None] * B, out=out, g_window=g_window,
@@ -424,27 +426,29 @@ def mmv_step(state: MMVState) -> list[bool] | None:
     policy accepts it. Returns which problems moved (None when none did)."""
     s = state
     s.it += 1
-    G = -2.0 * s.Lam  # d ||Y - A X||_F^2 / dX
-    grads = s.param.vjp((s.g, s.V), G)
+    # The gradient of RowHadamard.vjp at G = d||Y - A X||^2/dX = -2 Λ, written out so that
+    # ∇V = c ⊙ Λ (c = -2 g^2 per row) is formed only where it is read (a policy's limit):
+    # ∇g = -4 g ⊙ <Λ_i, V_i>, and ||∇V||^2 = sum_i c_i^2 ||Λ_i||^2.
+    lam_v = _sum(s.Lam * s.V, -1)
+    grad_g, c = -4.0 * s.g * lam_v, -2.0 * s.g * s.g
     e = s.eta
-    cap = s.policy.limit_batch((s.g, s.V), grads)
-    if cap is not None:
+    if s.policy_limits:
+        cap = s.policy.limit_batch((s.g, s.V), (grad_g, c[..., None] * s.Lam))
         e = np.minimum(e, cap)
     if s.max_row_change is not None:
-        e = np.minimum(e, _row_change_cap(s.g, grads[0], s.max_row_change))
+        e = np.minimum(e, _row_change_cap(s.g, lam_v, s.max_row_change))
     if s.max_flow_time is not None and (max(s.clock.tolist()) + 2.0 * max(e.tolist())
                                         * s.time_per_step >= s.max_flow_time):
         # land exactly on the requested time (the cap cannot bind before twice the step)
         e = np.minimum(e, np.maximum(s.max_flow_time - s.clock, 0.0) / s.time_per_step)
-    trial = _trial_step(s, e, G, grads)
+    trial = _trial_step(s, e, grad_g, c)
     accepted = _accept(s, e, trial)
     if not accepted.any():
         return None
     g_new, V_new, R_new, loss_new = trial["g"], trial["V"], trial["R"], trial["loss"]
     # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they would
     # stay: subnormal numbers would slow every later iteration many times.
-    g_new[np.abs(g_new) < _DEAD] = 0.0
-    V_new[np.abs(V_new) < _DEAD ** 2] = 0.0
+    g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
     clock_new = s.clock + e * s.time_per_step
     accepted_list = accepted.tolist()
     rejected = [j for j, a in enumerate(accepted_list) if not a]
@@ -461,26 +465,26 @@ def mmv_step(state: MMVState) -> list[bool] | None:
     return accepted_list
 
 
-def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
+def _row_change_cap(g, lam_v, max_change: float) -> np.ndarray:
     """The largest step of each problem with ``|step grad_g_i| <= max_change |g_i|`` for
-    every row (dead rows, ``g_i = 0``, do not move and set no cap)."""
-    rate = np.divide(np.abs(grad_g), np.abs(g), out=np.zeros_like(g), where=g != 0)
-    peak = rate.max(axis=-1)
-    return np.divide(max_change, peak, out=np.full_like(peak, np.inf), where=peak > 0)
+    every row, from ``grad_g_i / g_i = -4 <Λ_i, V_i>`` (``lam_v``); dead rows (``g_i = 0``)
+    do not move and set no cap."""
+    rate = np.abs(lam_v)
+    rate[g == 0] = 0.0
+    return max_change / (4.0 * rate.max(axis=-1))  # 1/0 = inf: no cap (warnings are off)
 
 
-def _trial_step(s: MMVState, e, G, grads) -> dict:
-    """The trial iterate of each working row for steps ``e`` along ``grads`` (the pullback of
-    ``G = dloss/dX``), with its residual and loss."""
-    g, V, R = s.g, s.V, s.R
-    grad_g, grad_V = grads
+def _trial_step(s: MMVState, e, grad_g, c) -> dict:
+    """The trial iterate of each working row for steps ``e`` along the gradient ``(grad_g,
+    c ⊙ Λ)`` (see :func:`mmv_step`), with its residual and loss."""
+    g, V, R, Lam = s.g, s.V, s.R, s.Lam
     neg_e = -e
     d_g = neg_e[:, None] * grad_g
     g_new = g + d_g
     if s.sequential:  # Algorithm 1: V steps along its gradient at the new g
-        d_V = neg_e[:, None, None] * s.param.vjp((g_new, V), G)[1]
+        d_V = (2.0 * e[:, None] * g_new * g_new)[..., None] * Lam
     else:
-        d_V = neg_e[:, None, None] * grad_V
+        d_V = (neg_e[:, None] * c)[..., None] * Lam
     V_new = V + d_V
     # The change of the loss from the change of X, not as a difference of two losses: on a
     # plateau it is far below the rounding error of the loss itself, and a rounding-noise
@@ -490,7 +494,8 @@ def _trial_step(s: MMVState, e, G, grads) -> dict:
     d_loss = -_sum(A_dX * (2.0 * R - A_dX), (1, 2))
     return {"g": g_new, "V": V_new, "R": R - A_dX, "loss": s.loss + d_loss, "d_loss": d_loss,
             "A_dX": A_dX,
-            "decrease": e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2)))}
+            "decrease": e * (_sum(grad_g * grad_g, -1)
+                             + _sum(c * c * _sum(Lam * Lam, -1), -1))}
 
 
 def _accept(s: MMVState, e, trial) -> np.ndarray:
@@ -528,6 +533,9 @@ def _refresh_residuals(s: MMVState, accepted) -> None:
         return
     rows, s.refresh_wait = _due(s.n_iter.tolist(), [_REFRESH] * s.ids.size, accepted)
     if rows:
+        V = s.V[rows]
+        V[np.abs(V) < _DEAD ** 2] = 0.0  # no subnormal numbers (see mmv_step)
+        s.V[rows] = V
         s.R[rows] = s.Y[rows] - s.A[rows] @ s.signal(rows)
         s.loss[rows] = _sum(s.R[rows] ** 2, (1, 2))
 

@@ -12,7 +12,8 @@ rank, its residual meets the tolerance and the path is already close to it, othe
 caller keeps iterating.
 
 No library offers this for a user-defined grouping of an implicit operator, so it is written
-here: the columns of the learned groups are formed with one ``operator.forward`` each.
+here: the columns of the learned groups are sliced from a dense matrix, or formed with one
+``operator.forward`` each.
 
 When ``A`` has full column rank the least-squares point is unique, and it is the limit
 whatever the path (:func:`unique_least_squares`): consistent or not, that is where a run to
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["learned_groups", "smallest_support_least_squares", "support_least_squares",
-           "unique_least_squares"]
+from ..operators.matrix import DenseOperator
+
+__all__ = ["learned_groups", "smallest_support_least_squares", "support_columns",
+           "support_least_squares", "unique_least_squares"]
 
 
 def learned_groups(magnitudes: np.ndarray, init_magnitude: float,
@@ -103,27 +106,44 @@ def smallest_support_least_squares(operator, y, x, column_sets, *, tol: float,
     sets = [c for c in sets if 0 < c.size <= m]
     if not sets:
         return None
-    columns = sets[-1]  # nested: the largest holds all the others, in order
+    design = support_columns(operator, sets[-1])  # nested: the largest holds the others
+    bound = tol * np.linalg.norm(y)
+    # The residual of least squares can only grow as columns are dropped: when the largest
+    # set does not explain y, no subset does (one solve instead of one per set; noisy data).
+    # Its residual off the span of a (reduced, Householder) Q, which contains the columns
+    # also when they are dependent, is at most theirs: above the bound, it rejects safely.
+    q = np.linalg.qr(design)[0]
+    if not np.linalg.norm(y - q @ (q.T @ y)) <= bound:
+        return None
+    for subset in sets:
+        size = subset.size
+        solution, _, rank, singular = np.linalg.lstsq(design[:, :size], y, rcond=None)
+        if rank < size or singular[-1] <= rcond * singular[0]:
+            return None
+        residual = np.linalg.norm(design[:, :size] @ solution - y)
+        if not np.isfinite(residual) or residual > bound:
+            continue
+        candidate = np.zeros(n)
+        candidate[subset] = solution
+        if np.linalg.norm(candidate - x) > near * np.linalg.norm(candidate):
+            return None
+        return candidate
+    return None
+
+
+def support_columns(operator, columns) -> np.ndarray:
+    """The columns ``A[:, columns]``: sliced from a dense matrix, else one ``forward`` each."""
+    columns = np.asarray(columns, dtype=int)
+    if isinstance(operator, DenseOperator):
+        return operator.matrix[:, columns]
+    m, n = operator.shape
     basis = np.zeros(n)
     design = np.empty((m, columns.size))
     for k, j in enumerate(columns):
         basis[j] = 1.0
         design[:, k] = operator.forward(basis)
         basis[j] = 0.0
-    for subset in sets:
-        size = subset.size
-        solution, _, rank, singular = np.linalg.lstsq(design[:, :size], y, rcond=None)
-        if rank < size or singular[-1] <= rcond * singular[0]:
-            return None
-        candidate = np.zeros(n)
-        candidate[subset] = solution
-        residual = np.linalg.norm(operator.forward(candidate) - y)
-        if not np.isfinite(residual) or residual > tol * np.linalg.norm(y):
-            continue
-        if np.linalg.norm(candidate - x) > near * np.linalg.norm(candidate):
-            return None
-        return candidate
-    return None
+    return design
 
 
 #: :func:`unique_least_squares` forms ``A`` densely only up to this many entries (128 MiB).

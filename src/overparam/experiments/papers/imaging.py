@@ -8,18 +8,18 @@
     ``M`` measurements can resolve acts as noise even when the measurements are exact.
     Measurements: ``M = N / 4`` random rows of a structurally random matrix (Do, Gan, Nguyen,
     Tran 2012): the 1-D orthonormal DCT of the image's pixels multiplied by random signs,
-    ``y = S_Omega DCT(sigma * idct2(c))`` (:class:`RandomizedDCTSensing`: ``A A^T = I``, one
-    FFT-sized transform per product, never a matrix), optionally plus white noise at
-    ``snr_db``.
+    ``y = S_Omega DCT(sigma * idct2(c))``
+    (:class:`~overparam.operators.RandomizedDCTSensing`: ``A A^T = I``, one FFT-sized
+    transform per product, never a matrix), optionally plus white noise at ``snr_db``.
 
     Methods, on the same measurements, CPU time of each (one BLAS thread):
 
     - **IR**: :class:`~overparam.estimators.HadamardRegressor` with ``early_stopping=None``,
       the depth-2 flow's limit (the minimum-l1 interpolant from the tiny ``"auto"`` init),
       computed by the matrix-free Newton-CG of :mod:`overparam.solvers.krylov_newton`. The
-      default (``early_stopping="validation"``) follows the path with the dual flow, which
-      densifies ``A`` (an ``M x M`` Jacobian from a 16,384 x 65,536 matrix: 8.6 GB), so it
-      does not run at this size; see docs/imaging.md.
+      default (``early_stopping="validation"``) also runs matrix-free on this operator (its
+      5-fold paths by :mod:`overparam.solvers.krylov_path`) but costs 10-20 limits; see
+      docs/imaging.md.
     - **Lasso (validated)**: FISTA (PyLops, :func:`pylops.optimization.sparsity.fista`,
       matrix-free) on a path of penalties ``lambda = r lambda_max``, warm-started, ``r``
       chosen by the residual on 20 % held-out measurements (the information IR's own
@@ -39,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from ..._optional import require
 from ...estimators import HadamardRegressor
 from ...metrics import psnr, relative_error
-from ...operators import SubsampledDCT
+from ...operators import RandomizedDCTSensing
 from ...operators.base import Operator
 from .. import plotting
 from ..spec import Claim, Experiment, NotEvaluated, declare_claims, register
@@ -72,61 +72,6 @@ def load_test_image(side: int, name: str = "china.jpg") -> np.ndarray:
     box = ((w - k) // 2, (h - k) // 2, (w - k) // 2 + k, (h - k) // 2 + k)
     small = grey.crop(box).resize((side, side), Image.Resampling.LANCZOS)
     return np.asarray(small, dtype=float) / 255.0
-
-
-class RandomizedDCTSensing(SubsampledDCT):
-    """Random rows of ``DCT diag(sigma)`` applied to an image given by its 2-D DCT.
-
-    ``A c = (DCT(sigma * vec(idct2(c))))[rows]`` with orthonormal transforms and random signs
-    ``sigma``: a structurally random matrix, incoherent with the image's DCT basis (which a
-    plain subsampled 2-D DCT of the image would not be: it would measure coefficients
-    directly). Rows are orthonormal, ``A A^T = I``. ``forward``/``adjoint`` take ``(N,)`` or
-    ``(N, L)``; each costs one 2-D and one 1-D DCT (the latter
-    :class:`~overparam.operators.SubsampledDCT`'s).
-
-    Parameters
-    ----------
-    side : int
-        The image is ``side x side``; ``N = side**2``.
-    rows : array_like of int
-        Measured rows, distinct, in ``[0, N)``.
-    signs : array_like of float
-        ``N`` signs ``±1`` (pixel order of ``ravel``).
-    """
-
-    def __init__(self, side: int, rows, signs):
-        n = int(side) ** 2
-        super().__init__(n, rows)
-        signs = np.asarray(signs, dtype=float).ravel()
-        if signs.shape != (n,) or not np.all(np.abs(signs) == 1):
-            raise ValueError("signs must be side**2 values of ±1")
-        self.side = int(side)
-        self.signs = signs
-
-    @classmethod
-    def random(cls, side: int, n_measurements: int, rng) -> RandomizedDCTSensing:
-        """``n_measurements`` rows drawn uniformly without replacement, random signs."""
-        n = int(side) ** 2
-        rows = np.sort(rng.choice(n, int(n_measurements), replace=False))
-        return cls(side, rows, rng.choice([-1.0, 1.0], n))
-
-    def _signed(self, v):
-        return v * self.signs.reshape(-1, *([1] * (v.ndim - 1)))
-
-    def forward(self, x):
-        x = np.asarray(x, dtype=float)
-        image = scipy.fft.idctn(x.reshape(self.side, self.side, *x.shape[1:]), norm="ortho",
-                                axes=(0, 1))
-        return super().forward(self._signed(image.reshape(x.shape)))
-
-    def adjoint(self, z):
-        signed = self._signed(super().adjoint(z))
-        return scipy.fft.dctn(signed.reshape(self.side, self.side, *signed.shape[1:]),
-                              norm="ortho", axes=(0, 1)).reshape(signed.shape)
-
-    def rows(self, index):
-        keep = np.atleast_1d(np.arange(self.n_measurements)[index])
-        return RandomizedDCTSensing(self.side, self.measured[keep], self.signs)
 
 
 def fista_lasso_path(operator: Operator, y, ratios, *, n_iter: int = FISTA_ITERATIONS):

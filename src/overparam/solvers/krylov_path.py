@@ -1,0 +1,319 @@
+"""Matrix-free path of the Hadamard flow: implicit Euler on its dual, each step by Newton-CG.
+
+:func:`~overparam.solvers.hadamard_flow.hadamard_flow` follows the dual flow
+``w' = y - A x(A^T w)`` with scipy's BDF and ``m x m`` Jacobians ``A D A^T``: it needs the
+matrix. Here the path is followed by backward (implicit) Euler,
+``w_{k+1} = w_k + h (y - A x(A^T w_{k+1}))``, i.e. ``w_{k+1}`` minimizes the strongly convex
+``F(w) = Phi(w) + ||w - w_k||^2 / (2 h)``, solved by damped Newton whose systems
+``(A D A^T + I / h) p = grad F`` go to conjugate gradients with the working-set preconditioner
+of :mod:`~overparam.solvers.krylov_newton` (products ``A v``, ``A^T w`` and a few columns
+only). Implicit Euler is stable at any step, so the step follows the path's own time scale:
+it is chosen from the local error estimate (corrector minus the linear predictor, measured on
+``x`` relative to ``||x||``, below ``path_rtol``) and grows geometrically along plateaus, where
+the predictor is exact and a step costs one product. As ``h`` grows the steps become Newton
+steps on ``Phi``: the path ends at the same limit as :func:`hadamard_newton_cg`.
+
+The path is that of the flow to first order in the step (``path_rtol``); it is meant for
+choosing a stopping time (validation, discrepancy) and for the point at that time, as the
+loose-tolerance BDF path of the estimators is.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.sparse.linalg import LinearOperator, cg
+
+from .._validation import check_array, check_positive
+from ..operators import DenseOperator, ScipyOperator, as_operator
+from ..stopping import DivergenceError, StoppingRule, StopReason
+from ._blas import blas_limit
+from .hadamard_flow import _PLATEAU_DROP, HadamardDualMap, _on_ratio_grid
+from .krylov_newton import WorkingSetPreconditioner, _Columns, _first_trial
+from .loop import close_validation
+from .result import SolverResult
+
+__all__ = ["hadamard_path_cg", "prefers_matrix_free_path"]
+
+#: Step-size control: growth at most _GROWTH per step, shrink at least to _SHRINK.
+_GROWTH, _SHRINK, _SAFETY = 1.5, 0.2, 0.9
+#: Newton on F stops at ||grad F|| <= _NEWTON_RTOL times the current velocity ||A x_k - y||.
+_NEWTON_RTOL = 1e-2
+_MAX_NEWTON = 30
+_MAX_CG = 200
+_CG_RTOL = 0.1
+_MIN_STEP = 1e-14  # relative to the time: below this the path cannot be followed
+
+
+def prefers_matrix_free_path(operator, depth: int) -> bool:
+    """Whether the estimators follow the path with :func:`hadamard_path_cg` rather than the
+    dense dual flow: at depth 2 for an underdetermined operator that is not a matrix (the
+    flow would densify it). Depth ``L > 2`` stays on the flow (as the limit stays on the
+    dense Newton: the working-set preconditioner does not fit its spread weights)."""
+    op = as_operator(operator)
+    m, n = op.shape
+    matrix = isinstance(op, DenseOperator) or (isinstance(op, ScipyOperator)
+                                               and op.sparse is not None)
+    return depth == 2 and m < n and len(op.input_shape) == 1 and not matrix
+
+
+class _Products:
+    """``A v`` and ``A^T w`` of an operator, counted."""
+
+    def __init__(self, op):
+        self.op, self.count = op, 0
+
+    def forward(self, v):
+        self.count += 1
+        return np.asarray(self.op.forward(v), dtype=float)
+
+    def adjoint(self, z):
+        self.count += 1
+        return np.asarray(self.op.adjoint(z), dtype=float).ravel()
+
+
+class _ImplicitStep:
+    """Solves ``min_w Phi(w) + ||w - w_k||^2 / (2 h)`` by damped Newton-CG."""
+
+    def __init__(self, products, dmap, y, precond):
+        self.A, self.dmap, self.y, self.precond = products, dmap, y, precond
+        self.n_newton = self.n_cg = 0
+
+    def solve(self, w_k, h, w, s, target):
+        """From ``(w, s = A^T w)``; returns ``(w, s, x, r)`` with ``r = A x - y`` or None
+        (Newton stalled, or no descent: the caller shortens the step)."""
+        A, dmap, y = self.A, self.dmap, self.y
+        x = dmap.signal(s)
+        r = A.forward(x) - y
+        for _ in range(_MAX_NEWTON):
+            dw = w - w_k
+            g = r + dw / h
+            if not np.all(np.isfinite(g)):
+                return None
+            if np.linalg.norm(g) <= target:
+                return w, s, x, r
+            self.n_newton += 1
+            p = self._direction(dmap.derivative(s), g, h)
+            ds = A.adjoint(p)
+            decrement = float(g @ p)
+            if not (np.isfinite(decrement) and decrement > 0):
+                return None
+            t, s_new = self._line_search(s, ds, p, dw, h, decrement)
+            if t is None:
+                return None
+            w, s = w - t * p, s_new
+            x = dmap.signal(s)
+            r = A.forward(x) - y
+        return None
+
+    def _direction(self, d, g, h):
+        A, shift = self.A, 1.0 / h
+
+        def hess(v):
+            return A.forward(d * A.adjoint(v)) + shift * v
+
+        def count(_):
+            self.n_cg += 1
+
+        m = g.size
+        precond = None
+        if self.precond is not None:
+            self.precond.update(d, shift=shift)
+            precond = self.precond.as_linear_operator()
+        with np.errstate(all="ignore"):
+            p, _ = cg(LinearOperator((m, m), matvec=hess, dtype=float), g, rtol=_CG_RTOL,
+                      atol=0.0, maxiter=_MAX_CG, M=precond, callback=count)
+        return p
+
+    def _line_search(self, s, ds, p, dw, h, decrement):
+        """Armijo on ``F`` along ``w - t p``: ``Phi``'s change summed per coordinate plus
+        the exact change of the quadratic term."""
+        dmap = self.dmap
+        y_p, p_dw, p_p = float(self.y @ p), float(p @ dw), float(p @ p)
+        scale = dmap.potential(s) + float(dw @ dw) / (2 * h)
+        t = _first_trial(dmap, s, ds)
+        while t >= 1e-20:
+            s_new = s - t * ds
+            with np.errstate(over="ignore", invalid="ignore"):
+                change = (dmap.potential_change(s, s_new) + t * y_p
+                          + (t * t * p_p - 2 * t * p_dw) / (2 * h))
+            slack = 10 * np.finfo(float).eps * (scale + abs(t * y_p))
+            if np.isfinite(change) and change <= -1e-4 * t * decrement + slack:
+                return t, s_new
+            t *= 0.5
+        return None, s
+
+
+def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
+                     init_scale: float = 1e-6, stopping: StoppingRule | None = None,
+                     validation=None, validation_ratio: float = 1.05, path_rtol: float = 1e-2,
+                     working_set: bool = True, blas_threads: int | None = 1) -> SolverResult:
+    """The path of the Hadamard gradient flow, matrix-free (see the module docstring).
+
+    Parameters
+    ----------
+    operator : Operator, ndarray, sparse matrix or LinearOperator
+        Only ``forward``, ``adjoint`` and a few ``columns`` are used.
+    y : ndarray of shape (m,)
+    depth, signed, init_scale
+        As :func:`~overparam.solvers.hadamard_flow.hadamard_flow`.
+    stopping : StoppingRule, optional
+        ``tol`` (interpolation ``||A x - y|| <= tol ||y||``), ``max_iter`` (implicit steps
+        plus Newton steps), ``max_time``, ``max_flow_time`` (exactly) and ``discrepancy``
+        (the crossing located on the linear interpolant between steps) are honoured.
+    validation : Validation, optional
+        Checked at the clock times ``tau_0 r^k`` (``r = validation_ratio``) on the linear
+        interpolant of ``A^T w`` between steps; the best point is returned and the curve is
+        ``info["validation_curve"]`` (the caller's object is left as it was).
+    validation_ratio : float, default=1.05
+    path_rtol : float, default=1e-2
+        Local error per step allowed on ``x``, relative to ``||x||``.
+    working_set : bool, default=True
+        Precondition CG with the working set of :class:`WorkingSetPreconditioner`.
+    blas_threads : int or None, default=1
+
+    Returns
+    -------
+    SolverResult
+        ``info["time"]`` the clock ``t m`` of the mean-loss flow (as ``hadamard_flow``),
+        ``info["solver"] = "newton-cg-path"``, ``info["n_steps"]`` (accepted implicit
+        steps), ``info["n_rejected"]``, ``info["n_newton"]``, ``info["n_cg"]``,
+        ``info["n_products"]``; ``n_iter`` implicit plus Newton steps.
+
+    Raises
+    ------
+    DivergenceError
+        If the step falls below ``1e-14`` times the time (the implicit steps keep failing).
+    """
+    stopping = stopping or StoppingRule()
+    check_positive(path_rtol, "path_rtol")
+    if not validation_ratio > 1:
+        raise ValueError(f"validation_ratio must be > 1, got {validation_ratio}")
+    op = as_operator(operator)
+    y = check_array(y, "y", ndim=1)
+    if y.shape[0] != op.shape[0] or len(op.input_shape) != 1:
+        raise ValueError(f"need a vector-input operator with {y.shape[0]} rows, got {op.shape}")
+    with blas_limit(blas_threads):
+        return _follow(op, y, HadamardDualMap(depth, signed, init_scale), stopping,
+                       _on_ratio_grid(validation, validation_ratio), float(path_rtol),
+                       working_set)
+
+
+class _Checks:
+    """Validation at the grid times of :meth:`~overparam.stopping.Validation.grid_times`
+    along the piecewise-linear path (plateau checks skipped after the first, as in
+    :func:`~overparam.solvers.hadamard_flow.hadamard_flow`)."""
+
+    def __init__(self, validation, m, loss0):
+        self.validation, self.m, self.loss0 = validation, m, loss0
+        self.n = 0
+
+    def after_step(self, dmap, t0, s0, w0, t1, s1, w1, r_norm, n_steps) -> bool:
+        """Checks due in ``(t0, t1]``; True: the validation asks to stop."""
+        v, m = self.validation, self.m
+        if v is None:
+            return False
+        on_plateau = self.n > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * self.loss0
+        for clock in v.grid_times(t1 * m, skip=on_plateau):
+            theta = min(1.0, max(0.0, (clock / m - t0) / (t1 - t0)))
+            s, w = (1 - theta) * s0 + theta * s1, (1 - theta) * w0 + theta * w1
+            self.n += 1
+            if v.check(n_steps, clock, dmap.signal(s), w.copy()):
+                return True
+        return False
+
+
+def _follow(op, y, dmap, stopping, validation, path_rtol, working_set):
+    m, n = op.shape
+    start = time.perf_counter()
+    A = _Products(op)
+    precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
+    step = _ImplicitStep(A, dmap, y, precond)
+    y_norm = float(np.linalg.norm(y))
+    t, w, s = 0.0, np.zeros(m), np.zeros(n)
+    x = dmap.signal(s)
+    r = A.forward(x) - y
+    checks = _Checks(validation, m, 0.5 * float(r @ r))
+    velocity = None  # (dw/dt, ds/dt) of the last accepted step: the predictor
+    t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
+    back = np.abs(A.adjoint(-r))
+    h = 0.1 / max(float(np.max(back)), 1e-300)
+    h_prev, n_steps, n_rejected, reason = None, 0, 0, None
+    while reason is None:
+        h = min(h, t_bound - t)
+        if velocity is None:
+            w_p, s_p = w - h * r, s - h * A.adjoint(r)
+        else:
+            w_p, s_p = w + h * velocity[0], s + h * velocity[1]
+        target = max(_NEWTON_RTOL * float(np.linalg.norm(r)), 1e-14 * y_norm)
+        solved = step.solve(w, h, w_p, s_p, target) if dmap.inside(s_p) else None
+        if solved is None:
+            solved = step.solve(w, h, w, s, target)  # from the last point instead
+        error = np.inf if solved is None else _local_error(dmap, solved[2], s_p, h, h_prev)
+        if not error <= path_rtol:
+            n_rejected += 1
+            h *= max(_SHRINK, _SAFETY * np.sqrt(path_rtol / error)) if np.isfinite(error) \
+                else _SHRINK
+            if h < _MIN_STEP * max(t, 1e-300):
+                raise DivergenceError(f"the implicit path stalled at clock {t * m:.3e} "
+                                      f"(step {h:.3e})")
+            continue
+        w1, s1, x, r = solved
+        velocity = ((w1 - w) / h, (s1 - s) / h)
+        t0, s0, w0, t = t, s, w, t + h
+        w, s, n_steps, h_prev = w1, s1, n_steps + 1, h
+        r_norm = float(np.linalg.norm(r))
+        if checks.after_step(dmap, t0, s0, w0, t, s, w, r_norm, n_steps):
+            reason = StopReason.EARLY_STOPPED
+        elif stopping.discrepancy is not None and r_norm <= stopping.discrepancy:
+            t, w, s = _crossing(A, dmap, y, stopping.discrepancy, t0, s0, w0, t, s, w)
+            x, reason = dmap.signal(s), StopReason.DISCREPANCY
+        elif stopping.tol > 0 and r_norm <= stopping.tol * y_norm:
+            reason = StopReason.CONVERGED
+        elif t >= t_bound * (1 - 1e-12):
+            reason = StopReason.END_OF_TIME
+        elif n_steps + step.n_newton >= stopping.max_iter:
+            reason = StopReason.MAX_ITER
+        elif stopping.max_time is not None and time.perf_counter() - start > stopping.max_time:
+            reason = StopReason.TIME_LIMIT
+        h *= min(_GROWTH, _SAFETY * np.sqrt(path_rtol / max(error, 1e-12)))
+    info = {"time": t * m, "clock": "flow_time", "solver": "newton-cg-path",
+            "n_steps": n_steps, "n_rejected": n_rejected, "n_newton": step.n_newton,
+            "n_cg": step.n_cg, "n_products": A.count,
+            "working_set": precond.size if precond is not None else 0}
+    if validation is not None:
+        best = close_validation(validation, reason, n_steps, t * m, x, w.copy(), info)
+        if best is not None:
+            w = best
+            s = A.adjoint(w)
+            x = dmap.signal(s)
+    if not np.all(np.isfinite(x)):
+        raise DivergenceError("non-finite point on the implicit path")
+    r = A.forward(x) - y
+    info.update(final_loss=0.5 * float(r @ r), dual=w)
+    return SolverResult(coef=x, params=dmap.factors(s), n_iter=n_steps + step.n_newton,
+                        wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+
+
+def _local_error(dmap, x, s_pred, h, h_prev) -> float:
+    """Backward Euler's local error on ``x`` relative to ``||x||``: the corrector minus the
+    linear predictor, times ``h / (h + h_prev)`` (1/2 after the explicit first step)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        gap = float(np.linalg.norm(x - dmap.signal(s_pred)))
+    factor = 0.5 if h_prev is None else h / (h + h_prev)
+    size = float(np.linalg.norm(x))
+    return factor * gap / size if size > 0 else (0.0 if gap == 0 else np.inf)
+
+
+def _crossing(A, dmap, y, level, t0, s0, w0, t1, s1, w1):
+    """The point of the linear interpolant between two steps where ``||A x - y|| = level``."""
+
+    def excess(theta):
+        s = (1 - theta) * s0 + theta * s1
+        return float(np.linalg.norm(A.forward(dmap.signal(s)) - y)) - level
+
+    theta = 1.0 if excess(0.0) <= 0 else brentq(excess, 0.0, 1.0, xtol=1e-6)
+    return ((1 - theta) * t0 + theta * t1, (1 - theta) * w0 + theta * w1,
+            (1 - theta) * s0 + theta * s1)

@@ -1,0 +1,30 @@
+"""The arithmetic of benchmarks/scale_structures.py (growth exponents and the summary)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "scale_structures.py"
+_SPEC = importlib.util.spec_from_file_location("scale_structures", _PATH)
+scale_structures = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(scale_structures)
+
+
+def test_growth_exponent_is_the_log_log_slope():
+    sizes = [300, 1000, 3000]
+    assert np.isclose(scale_structures.growth_exponent(sizes, [2e-6 * s**2 for s in sizes]),
+                      2.0)
+    # failed or missing fits are left out; fewer than two points give NaN
+    assert np.isclose(scale_structures.growth_exponent(sizes, [3.0, np.nan, 30.0]), 1.0)
+    assert np.isnan(scale_structures.growth_exponent(sizes, [1.0, np.nan, np.nan]))
+
+
+def test_summary_gives_ratios_per_size_and_an_exponent_per_method():
+    rows = [{"structure": "group", "size": s, "method": m, "cpu_s": t, "error": 0.1,
+             "note": ""}
+            for s, m, t in [(100, "IR", 1.0), (100, "peer", 4.0), (1000, "IR", 10.0),
+                            (1000, "peer", 100.0)]]
+    lines = scale_structures.summary(rows)
+    assert lines[0] == "group: time IR / peer by size: 100: 0.25, 1000: 0.10"
+    assert "size^1.00" in lines[1] and "size^1.40" in lines[2]
