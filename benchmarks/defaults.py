@@ -92,7 +92,7 @@ def _snn(seed):
 
     # m = 100 (2.8x the 36 degrees of freedom): at m = 60 nuclear-norm minimization itself
     # missed the truth by 3e-2 on 3 of 10 seeds (not an identifiable problem for it)
-    p = make_gaussian_sensing_problem(10, 10, 2, 100, noise=0.0, scale=1 / np.sqrt(100),
+    p = make_gaussian_sensing_problem(10, 10, 2, 100, noise_std=0.0, scale=1 / np.sqrt(100),
                                       random_state=seed)
     return p.operator, p.y, p.truth, {}
 

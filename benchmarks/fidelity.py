@@ -101,7 +101,8 @@ def _split(data, seed, n_train=None):
     perm = np.random.default_rng(seed).permutation(data.y.size)
     tr, va, te = np.array_split(perm, 3)
     tr = tr[:n_train] if n_train else tr
-    X = _standardize(data.X[tr], data.X[va], data.X[te], scale=data.X.std(axis=0))
+    A = data.operator
+    X = _standardize(A[tr], A[va], A[te], scale=A.std(axis=0))
     y = [v[:, 0] for v in _standardize(data.y[tr, None], data.y[va, None], data.y[te, None])]
     return X, y
 
@@ -127,23 +128,24 @@ def diabetes_diagnose(trials, n_train=None, loss_scale="half-mean", step=1e-2,
     from overparam.datasets.group import load_breast_cancer_groups, load_diabetes_splines
 
     data = load_diabetes_splines() if dataset == "diabetes" else load_breast_cancer_groups()
+    groups = data.meta["groups"]
     exp = get_experiment("group-diabetes")
     seeds = [cell_seed(exp.seed, exp.cells()[0], t) for t in range(trials)]
     rows = []
     for seed in seeds:
         (X_tr, X_va, X_te), (y_tr, y_va, y_te) = _split(data, seed, n_train)
-        its, ws = _ir_path(X_tr, y_tr, data.groups, loss_scale, step)
+        its, ws = _ir_path(X_tr, y_tr, groups, loss_scale, step)
         val = np.mean((ws @ X_va.T - y_va) ** 2, axis=1)
         test = np.mean((ws @ X_te.T - y_te) ** 2, axis=1)
-        top = group_lasso_alpha_max(X_tr, y_tr, data.groups, group_weights(data.groups))
-        coefs = group_lasso_path(X_tr, y_tr, data.groups, np.geomspace(top, top * 1e-3, 50))
+        top = group_lasso_alpha_max(X_tr, y_tr, groups, group_weights(groups))
+        coefs = group_lasso_path(X_tr, y_tr, groups, np.geomspace(top, top * 1e-3, 50))
         gval = np.mean((coefs @ X_va.T - y_va) ** 2, axis=1)
         gtest = np.mean((coefs @ X_te.T - y_te) ** 2, axis=1)
         ols = np.linalg.lstsq(X_tr, y_tr, rcond=None)[0]
         # relaxed group lasso: least squares on the groups each alpha selects (no shrinkage)
         relaxed = np.zeros_like(coefs)
         for k, c in enumerate(coefs):
-            cols = np.isin(data.groups, np.unique(data.groups[np.abs(c) > 0]))
+            cols = np.isin(groups, np.unique(groups[np.abs(c) > 0]))
             if cols.any():
                 relaxed[k, cols] = np.linalg.lstsq(X_tr[:, cols], y_tr, rcond=None)[0]
         rval = np.mean((relaxed @ X_va.T - y_va) ** 2, axis=1)
@@ -155,8 +157,8 @@ def diabetes_diagnose(trials, n_train=None, loss_scale="half-mean", step=1e-2,
                           for lam in lams])
         dval = np.mean((ridge @ X_va.T - y_va) ** 2, axis=1)
         dtest = np.mean((ridge @ X_te.T - y_te) ** 2, axis=1)
-        n_groups = [np.unique(data.groups[np.abs(ws[np.argmin(val)]) > 1e-3]).size,
-                    np.unique(data.groups[np.abs(coefs[np.argmin(gval)]) > 0]).size]
+        n_groups = [np.unique(groups[np.abs(ws[np.argmin(val)]) > 1e-3]).size,
+                    np.unique(groups[np.abs(coefs[np.argmin(gval)]) > 0]).size]
         rows.append([test[np.argmin(val)], test.min(), its[np.argmin(val)],
                      gtest[np.argmin(gval)], gtest.min(), np.argmin(gval),
                      rtest[np.argmin(rval)], dtest[np.argmin(dval)], *n_groups,

@@ -46,7 +46,7 @@ def main(repeats: int) -> None:
     errors = {name: [] for name in methods}
     for r in range(repeats):
         pb = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3,
-                                       n_nonzero=10, design="gaussian", snr_db=20.0,
+                                       n_nonzero=10, design="gaussian", snr=20.0,
                                        random_state=r)
         for name, make in methods.items():
             dt, est = _timed(lambda make=make, pb=pb: make().fit(pb.operator, pb.y))
@@ -60,7 +60,7 @@ def main(repeats: int) -> None:
               f"median error {np.median(errors[name]):.4f}")
 
     pb = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3, n_nonzero=10,
-                                   design="gaussian", snr_db=20.0, random_state=0)
+                                   design="gaussian", snr=20.0, random_state=0)
     param, op = GroupHadamard(pb.meta["groups"]), as_operator(pb.operator)
 
     def run(solver, n_iter):

@@ -73,7 +73,7 @@ def group_rows(sizes=(300, 1000, 3000), *, seed=0, snr_db=20.0) -> list[Row]:
 
     def problem(p):
         pb = make_group_sparse_problem(p // 2, p, group_size=5, n_active_groups=3,
-                                       design="gaussian", snr_db=snr_db, random_state=seed)
+                                       design="gaussian", snr=snr_db, random_state=seed)
         return pb.operator, pb.y, pb.truth
 
     methods = {"IR group (default)": lambda: GroupHadamardRegressor(groups=5,
@@ -96,7 +96,7 @@ def low_rank_rows(sizes=(10, 20, 40), *, seed=0, rank=2, peer_max=40,
         m = 8 * n
         # ||A(Y)|| is about ||Y||_F = 1: noise of this level per measurement is snr_db
         level = 10 ** (-snr_db / 20) / np.sqrt(m)
-        pb = make_low_rank_problem((n, n), rank, m, noise_level=level, random_state=seed)
+        pb = make_low_rank_problem((n, n), rank, m, noise_std=level, random_state=seed)
         return pb.operator, pb.y, pb.truth
 
     methods = {"IR factorized (default)": lambda: FactorizedRegressor(random_state=seed),

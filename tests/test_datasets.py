@@ -1,5 +1,6 @@
 """One vocabulary: every generator returns a ``Problem(operator, y, truth, noise, meta)``."""
 
+import functools
 import pickle
 
 import numpy as np
@@ -15,7 +16,7 @@ GENERATORS = {
                                                                random_state=0),
     "row_sparse": lambda: datasets.make_mmv_problem(20, 30, 5, 3, snr=20, random_state=0),
     "row_sparse_batch": lambda: datasets.make_mmv_batch(2, 20, 30, 5, 3, random_state=0),
-    "low_rank": lambda: datasets.make_low_rank_problem((6, 5), 2, 30, noise_level=0.1,
+    "low_rank": lambda: datasets.make_low_rank_problem((6, 5), 2, 30, noise_std=0.1,
                                                        random_state=0),
     "low_rank_aligned": lambda: datasets.make_aligned_problem(random_state=0),
     "low_rank_gaussian": lambda: datasets.make_gaussian_sensing_problem(random_state=0),
@@ -106,3 +107,105 @@ def test_one_low_rank_generator_gives_both_papers_truths():
         datasets.make_low_rank_matrix((4, 4), 2, factors="gaussian")
     with pytest.raises(ValueError, match="condition_number"):
         datasets.make_low_rank_matrix((4, 4), 2, factors="uniform", condition_number=2.0)
+
+
+# --- one keyword vocabulary -------------------------------------------------------------------
+
+MAKERS = [datasets.make_sparse_problem, datasets.make_group_sparse_problem,
+          datasets.make_mmv_problem, datasets.make_low_rank_problem,
+          datasets.make_aligned_problem, datasets.make_gaussian_sensing_problem]
+
+
+@pytest.mark.parametrize("maker", MAKERS, ids=lambda f: f.__name__)
+def test_every_generator_speaks_the_same_keywords(maker):
+    import inspect
+
+    names = set(inspect.signature(maker).parameters)
+    assert {"n_measurements", "snr", "noise_std", "random_state"} <= names
+    assert not names & {"n_samples", "snr_db", "noise_level", "noise"}
+
+
+def _name(value):
+    """Test id of a generator (or of a partial of one)."""
+    return getattr(getattr(value, "func", value), "__name__", None)
+
+
+# (generator, arguments, old keywords, the same keywords under their new names)
+ALIASES = [
+    (functools.partial(datasets.make_group_sparse_problem, n_features=60), (),
+     {"n_samples": 30, "snr_db": 10.0},
+     {"n_measurements": 30, "snr": 10.0}),
+    (datasets.make_low_rank_problem, ((6, 5), 2, 30), {"noise_level": 0.1}, {"noise_std": 0.1}),
+    (datasets.make_aligned_problem, (), {"noise": 0.05}, {"noise_std": 0.05}),
+    (datasets.make_gaussian_sensing_problem, (), {"noise": 0.0}, {"noise_std": 0.0}),
+]
+
+
+@pytest.mark.parametrize("maker, args, old, new", ALIASES, ids=_name)
+def test_old_keywords_warn_and_give_the_same_problem(maker, args, old, new):
+    expected = maker(*args, **new, random_state=3)
+    for old_name, new_name in zip(old, new, strict=True):
+        with pytest.warns(FutureWarning, match=rf"{old_name}=\.\.\.\) is deprecated: use "
+                                               rf"{new_name}="):
+            got = maker(*args, **{old_name: old[old_name]}, **{k: v for k, v in new.items()
+                                                                if k != new_name},
+                        random_state=3)
+        for field in ("y", "truth", "noise"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+        np.testing.assert_array_equal(as_operator(got.operator).to_dense(),
+                                      as_operator(expected.operator).to_dense())
+        with pytest.raises(TypeError, match="both"):
+            maker(*args, **old, **new)
+
+
+@pytest.mark.parametrize("maker, args", [
+    (datasets.make_sparse_problem, (40, 20, 3)), (datasets.make_group_sparse_problem, (40, 60)),
+    (datasets.make_mmv_problem, (20, 10, 5, 2)), (datasets.make_low_rank_problem, ((6, 5), 2, 30)),
+    (datasets.make_aligned_problem, ()), (datasets.make_gaussian_sensing_problem, ()),
+], ids=_name)
+def test_snr_is_exact_and_exclusive_with_noise_std(maker, args):
+    problem = maker(*args, snr=15.0, random_state=0)
+    clean = problem.y - problem.noise
+    ratio = np.sum(clean**2) / np.sum(problem.noise**2)
+    assert 10 * np.log10(ratio) == pytest.approx(15.0)
+    with pytest.raises(ValueError, match="snr or noise_std"):
+        maker(*args, snr=15.0, noise_std=0.1)
+    with pytest.raises(ValueError, match="noise_std"):
+        maker(*args, noise_std=-1.0)
+
+
+def test_noise_std_sets_the_noise_level():
+    # 4000 draws: the sample sd is within 1.2 % (one standard error) of sigma; 5 % is 4 errors
+    problem = datasets.make_sparse_problem(4000, 10, 2, noise_std=0.2, random_state=0)
+    assert problem.noise_std == pytest.approx(0.2, rel=0.05)
+    mmv = datasets.make_mmv_problem(200, 10, 20, 2, noise_std=0.2, random_state=0)
+    assert mmv.noise_std == pytest.approx(0.2, rel=0.05)
+    np.testing.assert_array_equal(datasets.make_sparse_problem(30, 10, 2, random_state=0).noise, 0)
+    # the spectral-network paper's generators default to its noise 1e-2
+    aligned = datasets.make_aligned_problem(n_measurements=4000, random_state=0)
+    assert aligned.noise_std == pytest.approx(1e-2, rel=0.05)
+
+
+# --- real data ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("loader, shape, n_groups", [
+    (datasets.load_diabetes_splines, (442, 46), 10),
+    (datasets.load_breast_cancer_groups, (569, 30), 10),
+])
+def test_real_data_loaders_return_a_problem_with_unknown_truth(loader, shape, n_groups):
+    data = loader()
+    assert type(data) is Problem and data.meta["structure"] == "group_sparse"
+    assert data.operator.shape == shape and data.y.shape == (shape[0],)
+    assert data.truth is None and data.noise is None and data.noise_std is None
+    assert np.unique(data.meta["groups"]).size == len(data.meta["feature_names"]) == n_groups
+    for old, new in (("X", data.operator), ("groups", data.meta["groups"]),
+                     ("feature_names", data.meta["feature_names"])):
+        with pytest.warns(DeprecationWarning, match=f"Problem.{old} is deprecated"):
+            assert getattr(data, old) is new
+    with pytest.raises(AttributeError, match="feature_names"):
+        GENERATORS["group_sparse"]().feature_names  # synthetic: no names
+
+
+def test_old_real_data_class_name_warns():
+    with pytest.warns(DeprecationWarning, match="SplineRegressionData"):
+        assert datasets.SplineRegressionData is Problem

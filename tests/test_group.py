@@ -200,7 +200,7 @@ def test_default_validation_at_high_snr_stops_near_the_oracle():
     from overparam.stopping import Oracle
 
     pb = make_group_sparse_problem(150, 300, group_size=5, n_active_groups=4,
-                                   design="gaussian", snr_db=40.0, random_state=11)
+                                   design="gaussian", snr=40.0, random_state=11)
     est = GroupHadamardRegressor(groups=5, random_state=0).fit(pb.operator, pb.y)
     oracle = GroupHadamardRegressor(groups=5, early_stopping=Oracle(pb.truth))
     oracle.fit(pb.operator, pb.y)
@@ -421,17 +421,17 @@ def test_generator_fills_groups_in_order():
     assert set(np.unique(pb.operator)) == {-1.0, 1.0}
     with pytest.raises(ValueError, match="fill"):
         make_group_sparse_problem(20, 40, group_size=4, n_active_groups=3, n_nonzero=7)
-    snr = make_group_sparse_problem(50, 40, group_size=4, snr_db=10.0, random_state=0)
+    snr = make_group_sparse_problem(50, 40, group_size=4, snr=10.0, random_state=0)
     clean = snr.operator @ snr.truth
     assert 10 * np.log10(clean @ clean / (snr.noise @ snr.noise)) == pytest.approx(10.0)
 
 
 def test_diabetes_splines_have_unequal_groups():
     data = load_diabetes_splines()
-    sizes = np.bincount(data.groups)
-    assert data.X.shape == (442, sizes.sum()) and sizes.size == 10
+    sizes = np.bincount(data.meta["groups"])
+    assert data.operator.shape == (442, sizes.sum()) and sizes.size == 10
     assert sorted(set(sizes.tolist())) == [1, 5]
-    assert np.all(np.isfinite(data.X))
+    assert np.all(np.isfinite(data.operator))
 
 
 @pytest.mark.parametrize("factor", [1.5, 2.0, 2.5])

@@ -27,13 +27,13 @@ def _alpha(A, y, depth=2):
 @pytest.mark.parametrize("working_set", [True, False])
 def test_newton_cg_limit_equals_dense_newton(seed, working_set):
     p = make_sparse_problem(60, 300, 6, random_state=seed)
-    alpha = _alpha(p.A, p.y)
-    dense = hadamard_newton(DenseOperator(p.A), p.y, init_scale=alpha)
-    free = hadamard_newton_cg(DenseOperator(p.A), p.y, init_scale=alpha,
+    alpha = _alpha(p.operator, p.y)
+    dense = hadamard_newton(DenseOperator(p.operator), p.y, init_scale=alpha)
+    free = hadamard_newton_cg(DenseOperator(p.operator), p.y, init_scale=alpha,
                               working_set=working_set)
     assert free.stop_reason == "converged"
     assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
-    r = p.A @ free.coef - p.y
+    r = p.operator @ free.coef - p.y
     assert np.linalg.norm(r) <= 1e-10 * np.linalg.norm(p.y)
 
 
@@ -101,13 +101,13 @@ def test_inconsistent_system_raises_and_limit_falls_back(rng):
 
 def test_limit_dispatch_uses_newton_cg_for_large_matrices():
     p = make_sparse_problem(300, 1500, 30, random_state=0)
-    res = hadamard_limit(DenseOperator(p.A), p.y, init_scale=_alpha(p.A, p.y))
+    res = hadamard_limit(DenseOperator(p.operator), p.y, init_scale=_alpha(p.operator, p.y))
     assert res.info["solver"] == "newton-cg"
-    assert np.linalg.norm(res.coef - p.x) <= 1e-6 * np.linalg.norm(p.x)
+    assert np.linalg.norm(res.coef - p.truth) <= 1e-6 * np.linalg.norm(p.truth)
     small = make_sparse_problem(30, 90, 3, random_state=0)
-    res = hadamard_limit(DenseOperator(small.A), small.y, init_scale=1e-6)
+    res = hadamard_limit(DenseOperator(small.operator), small.y, init_scale=1e-6)
     assert res.info["solver"] == "newton"
-    deep = hadamard_limit(DenseOperator(p.A), p.y, depth=3, init_scale=1e-12)
+    deep = hadamard_limit(DenseOperator(p.operator), p.y, depth=3, init_scale=1e-12)
     assert deep.info["solver"] == "newton"
 
 

@@ -101,7 +101,7 @@ def test_bad_inputs(noiseless):
 def test_validation_stopping_beats_interpolation_under_noise():
     gains = []
     for seed in range(3):
-        pb = make_low_rank_problem((10, 10), 2, 80, condition_number=1.5, noise_level=0.03,
+        pb = make_low_rank_problem((10, 10), 2, 80, condition_number=1.5, noise_std=0.03,
                                    random_state=seed)
         full = FactorizedRegressor(random_state=0, early_stopping=None).fit(pb.operator, pb.y)
         val = FactorizedRegressor(random_state=0, early_stopping="validation").fit(
@@ -134,7 +134,7 @@ def test_nuclear_norm_forms(noiseless):
     est = NuclearNormRegressor().fit(stack, pb.y)
     np.testing.assert_allclose(est.coef_, exact, atol=1e-5)
     # The constrained form keeps the residual inside the bound.
-    noisy = make_low_rank_problem((10, 8), 2, 60, noise_level=0.02, random_state=0)
+    noisy = make_low_rank_problem((10, 8), 2, 60, noise_std=0.02, random_state=0)
     bound = 0.02 * np.sqrt(60)
     Xb = nuclear_norm_minimization(noisy.operator, noisy.y, noise_bound=bound)
     assert np.linalg.norm(noisy.operator.forward(Xb) - noisy.y) <= bound * (1 + 1e-4)
@@ -147,7 +147,7 @@ def test_nuclear_norm_forms(noiseless):
 
 
 def test_nuclear_norm_cv_picks_an_interior_penalty():
-    pb = make_low_rank_problem((8, 8), 2, 80, noise_level=0.03, random_state=4)
+    pb = make_low_rank_problem((8, 8), 2, 80, noise_std=0.03, random_state=4)
     est = NuclearNormCV(n_alphas=6, cv=3, random_state=0).fit(pb.operator, pb.y)
     assert est.alphas_[0] > est.alpha_ > est.alphas_[-1]
     assert est.cv_errors_.shape == (6,)
@@ -157,6 +157,6 @@ def test_nuclear_norm_cv_picks_an_interior_penalty():
 
 def test_nuclear_norm_cv_is_accurate_at_high_snr():
     # Regression: the mean-loss objective is tiny at high SNR and stopped SCS early (0.32).
-    pb = make_low_rank_problem((10, 10), 2, 80, noise_level=0.002, random_state=0)
+    pb = make_low_rank_problem((10, 10), 2, 80, noise_std=0.002, random_state=0)
     est = NuclearNormCV(random_state=0).fit(pb.operator, pb.y)
     assert relative_error(est.coef_, pb.truth) < 0.05

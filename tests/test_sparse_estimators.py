@@ -176,11 +176,11 @@ def test_omp_selection_does_not_depend_on_column_scales():
     p = make_sparse_problem(30, 80, 3, random_state=0)
     scale = np.ones(80)
     scale[::2] = 1e6  # half the columns: large columns must not win for their size
-    scaled = OMPRegressor(n_nonzero_coefs=3).fit(p.A * scale, p.y)
-    plain = OMPRegressor(n_nonzero_coefs=3).fit(p.A, p.y)
-    assert relative_error(plain.coef_, p.x) < 1e-10
-    np.testing.assert_array_equal(scaled.coef_ != 0, p.x != 0)
-    assert relative_error(scaled.coef_ * scale, p.x) < 1e-8
+    scaled = OMPRegressor(n_nonzero_coefs=3).fit(p.operator * scale, p.y)
+    plain = OMPRegressor(n_nonzero_coefs=3).fit(p.operator, p.y)
+    assert relative_error(plain.coef_, p.truth) < 1e-10
+    np.testing.assert_array_equal(scaled.coef_ != 0, p.truth != 0)
+    assert relative_error(scaled.coef_ * scale, p.truth) < 1e-8
 
 
 def test_omp_lasso_lassocv(problem):

@@ -228,7 +228,7 @@ def test_conserved_quantity_under_small_steps():
 def test_aligned_flow_limit_is_the_nuclear_norm_minimizer():
     from overparam.baselines.low_rank import nuclear_norm_minimization
 
-    problem = make_aligned_problem(noise=0.0, random_state=5)
+    problem = make_aligned_problem(noise_std=0.0, random_state=5)
     op = problem.operator
     res = aligned_spectral_gd(op, problem.y, init="paper", random_state=1,
                               stopping=StoppingRule(max_iter=50_000, tol=1e-9))
@@ -269,7 +269,7 @@ def test_flow_solver_is_the_limit_of_small_steps():
 
 
 def test_aligned_solver_validation_and_errors():
-    problem = make_aligned_problem(noise=0.05, random_state=0)
+    problem = make_aligned_problem(noise_std=0.05, random_state=0)
     with pytest.raises(TypeError, match="AlignedSpectralOperator"):
         aligned_spectral_gd(make_gaussian_sensing_problem().operator, problem.y)
     with pytest.raises(ValueError, match="init"):
@@ -303,7 +303,7 @@ def test_snn_beats_least_squares_on_gaussian_sensing():
 
 
 def test_estimator_solver_choice_and_errors():
-    aligned = make_aligned_problem(noise=0.0, random_state=1)
+    aligned = make_aligned_problem(noise_std=0.0, random_state=1)
     auto = SpectralNetworkRegressor(max_iter=300).fit(aligned.operator, aligned.y)
     assert auto.result_.info["solver"] == "aligned"
     general = SpectralNetworkRegressor(solver="general", max_iter=300).fit(aligned.operator,
@@ -337,7 +337,7 @@ def test_validation_stopping_beats_interpolation_under_noise():
     errors = {None: [], "validation": [], "discrepancy": []}
     deep_errors = []
     for seed in range(4):
-        p = make_gaussian_sensing_problem(noise=0.3, random_state=seed)
+        p = make_gaussian_sensing_problem(noise_std=0.3, random_state=seed)
         for rule in errors:
             est = SpectralNetworkRegressor(early_stopping=rule, noise_level=0.3,
                                            random_state=seed).fit(p.operator, p.y)
@@ -374,7 +374,7 @@ def test_snn_default_limit_is_exact_and_ends_on_its_optimality_check(seed):
     after 20,000 steps); the rounds end on the locally unique rank-2 interpolant."""
     from overparam.stopping import StopReason
 
-    p = make_gaussian_sensing_problem(10, 10, rank=2, n_measurements=60, noise=0.0,
+    p = make_gaussian_sensing_problem(10, 10, rank=2, n_measurements=60, noise_std=0.0,
                                       random_state=seed)
     est = SpectralNetworkRegressor(early_stopping=None).fit(p.operator, p.y)
     assert est.stop_reason_ is StopReason.CONVERGED and est.n_iter_ < est.max_iter

@@ -1,13 +1,13 @@
 """Synthetic problem generators matching each paper, and loaders for shipped real data.
 
-Every generator returns one :class:`Problem` ``(operator, y, truth, noise, meta)``.
+Every generator and loader returns one :class:`Problem` ``(operator, y, truth, noise, meta)``,
+and the generators share one keyword vocabulary (see :mod:`overparam.datasets.base`).
 """
 
 import warnings
 
 from .base import Problem
 from .group import (
-    SplineRegressionData,
     load_breast_cancer_groups,
     load_diabetes_splines,
     make_group_sparse_problem,
@@ -32,7 +32,7 @@ from .sparse import make_sparse_problem
 
 __all__ = ["Problem"]
 __all__ += ["make_sparse_problem"]
-__all__ += ["SplineRegressionData", "load_breast_cancer_groups", "load_diabetes_splines",
+__all__ += ["load_breast_cancer_groups", "load_diabetes_splines",
             "make_group_sparse_problem"]
 __all__ += ["dct2_basis", "load_digit_columns", "make_mmv_batch", "make_mmv_problem",
             "normalized_gaussian_matrix"]
@@ -41,7 +41,7 @@ __all__ += ["load_digit", "load_grayscale_sample_image", "make_aligned_problem",
 
 # The problem classes before they became one Problem (names only: they construct a Problem).
 _OLD_CLASSES = ("SparseProblem", "GroupSparseProblem", "MMVProblem", "LowRankProblem",
-                "MatrixSensingProblem")
+                "MatrixSensingProblem", "SplineRegressionData")
 
 
 def __getattr__(name):

@@ -5,16 +5,13 @@ Paper: Li, Nguyen, Hegde, Wong, "Implicit regularization for group sparsity" (IC
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .._validation import check_positive, check_random_state
-from ..metrics import add_noise
-from .base import Problem
+from .base import Problem, renamed_keywords, with_noise
 
 __all__ = [
-    "SplineRegressionData",
+    "load_breast_cancer_groups",
     "load_diabetes_splines",
     "make_group_sparse_problem",
 ]
@@ -22,8 +19,9 @@ __all__ = [
 _DESIGNS = ("rademacher", "gaussian")
 
 
+@renamed_keywords(n_samples="n_measurements", snr_db="snr")
 def make_group_sparse_problem(
-    n_samples: int,
+    n_measurements: int,
     n_features: int,
     *,
     group_size: int = 3,
@@ -31,8 +29,8 @@ def make_group_sparse_problem(
     n_nonzero: int | None = None,
     values=None,
     design: str = "rademacher",
-    noise_std: float = 0.0,
-    snr_db: float | None = None,
+    noise_std: float | None = None,
+    snr: float | None = None,
     active: str = "random",
     random_state=None,
 ) -> Problem:
@@ -40,8 +38,8 @@ def make_group_sparse_problem(
 
     Parameters
     ----------
-    n_samples, n_features : int
-        ``n`` and ``p`` (``p`` a multiple of ``group_size``).
+    n_measurements, n_features : int
+        The paper's ``n`` (samples) and ``p`` (``p`` a multiple of ``group_size``).
     group_size : int, default=3
         Contiguous groups of this size; 1 gives plain sparsity (the paper's Fig. 5).
     n_active_groups : int, default=3
@@ -56,10 +54,10 @@ def make_group_sparse_problem(
     design : {"rademacher", "gaussian"}, default="rademacher"
         Entries of ``X``: +-1 with equal probability, or standard normal (not normalized, so
         that ``X^T X / n`` is close to the identity).
-    noise_std : float, default=0.0
-        ``sigma`` of i.i.d. Gaussian noise (the paper uses 0.5).
-    snr_db : float, optional
-        If given, the noise is scaled to this SNR ``10 log10(||Xw||^2/||noise||^2)`` instead.
+    noise_std : float, optional
+        ``sigma`` of i.i.d. Gaussian noise (the paper uses 0.5; default: no noise).
+    snr : float, optional
+        Or noise scaled to this SNR ``10 log10(||Xw||^2/||noise||^2)`` in dB.
     active : {"random", "first"}, default="random"
         Which groups are active: chosen at random, or the first ones.
     random_state : None, int or Generator
@@ -71,11 +69,10 @@ def make_group_sparse_problem(
         ``meta["groups"]`` the group label of each feature and ``meta["active_groups"]`` the
         labels of the non-zero groups (in the order they were filled).
     """
-    for value, name in ((n_samples, "n_samples"), (n_features, "n_features"),
+    for value, name in ((n_measurements, "n_measurements"), (n_features, "n_features"),
                         (group_size, "group_size")):
         check_positive(value, name, integer=True)
     check_positive(n_active_groups, "n_active_groups", strict=False, integer=True)
-    check_positive(noise_std, "noise_std", strict=False)
     if design not in _DESIGNS:
         raise ValueError(f"design must be one of {_DESIGNS}, got {design!r}")
     if active not in ("random", "first"):
@@ -92,9 +89,9 @@ def make_group_sparse_problem(
                          f"{group_size}")
     rng = check_random_state(random_state)
     if design == "rademacher":
-        X = rng.choice([-1.0, 1.0], size=(n_samples, n_features))
+        X = rng.choice([-1.0, 1.0], size=(n_measurements, n_features))
     else:
-        X = rng.standard_normal((n_samples, n_features))
+        X = rng.standard_normal((n_measurements, n_features))
     groups = np.arange(n_features) // group_size
     if active == "random":
         active_groups = np.sort(rng.choice(n_groups, size=n_active_groups, replace=False))
@@ -111,39 +108,20 @@ def make_group_sparse_problem(
             raise ValueError(f"values has {vals.size} entries for {n_nonzero} non-zeros")
     w = np.zeros(n_features)
     w[index] = vals
-    clean = X @ w
-    if snr_db is not None:
-        y, noise = add_noise(clean, snr_db, rng)
-    else:
-        noise = noise_std * rng.standard_normal(n_samples)
-        y = clean + noise
+    y, noise = with_noise(X @ w, rng, snr=snr, noise_std=noise_std)
     meta = {"structure": "group_sparse", "groups": groups, "active_groups": active_groups}
     return Problem(operator=X, y=y, truth=w, noise=noise, meta=meta)
 
 
-@dataclass
-class SplineRegressionData:
-    """A regression data set whose features are expanded into groups of B-spline columns.
-
-    Attributes
-    ----------
-    X : ndarray (n, p)
-        Expanded features (every group a feature's spline basis).
-    y : ndarray (n,)
-        Target.
-    groups : ndarray of int (p,)
-        Group label (original feature) of each column.
-    feature_names : list of str
-        Name of the original feature of each group.
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    groups: np.ndarray
-    feature_names: list
+def _regression_data(X, y, groups, feature_names) -> Problem:
+    """A real regression data set as a :class:`Problem` with unknown truth and noise."""
+    meta = {"structure": "group_sparse", "groups": np.asarray(groups),
+            "feature_names": list(feature_names)}
+    return Problem(operator=np.asarray(X, float), y=np.asarray(y, float), truth=None,
+                   noise=None, meta=meta)
 
 
-def load_diabetes_splines(n_knots: int = 3, degree: int = 3) -> SplineRegressionData:
+def load_diabetes_splines(n_knots: int = 3, degree: int = 3) -> Problem:
     """scikit-learn's diabetes data, each feature expanded into B-splines (one group each).
 
     The stand-in, shipped with scikit-learn, for the paper's eye-tissue gene-expression data
@@ -153,6 +131,13 @@ def load_diabetes_splines(n_knots: int = 3, degree: int = 3) -> SplineRegression
     ``sex`` has only two values and becomes one indicator column instead, so the groups have
     unequal sizes (9 of 5 and 1 of 1). The knots depend only on each feature's range.
     Columns and target are left unscaled: standardize them on the training part of each split.
+
+    Returns
+    -------
+    Problem
+        ``operator`` the expanded design ``(442, 46)``, ``y`` the target, ``truth`` and
+        ``noise`` None (unknown); ``meta["groups"]`` the group (original feature) of each
+        column and ``meta["feature_names"]`` the name of each group.
     """
     from sklearn.datasets import load_diabetes
     from sklearn.preprocessing import SplineTransformer
@@ -167,18 +152,18 @@ def load_diabetes_splines(n_knots: int = 3, degree: int = 3) -> SplineRegression
             block = SplineTransformer(n_knots=n_knots, degree=degree).fit_transform(feature)
         columns.append(block)
         labels += [k] * block.shape[1]
-    return SplineRegressionData(X=np.hstack(columns), y=np.asarray(data.target, float),
-                                groups=np.asarray(labels), feature_names=list(data.feature_names))
+    return _regression_data(np.hstack(columns), data.target, labels, data.feature_names)
 
 
-def load_breast_cancer_groups() -> SplineRegressionData:
+def load_breast_cancer_groups() -> Problem:
     """scikit-learn's breast-cancer data with its natural groups: 10 measurements x 3 statistics.
 
     Each of the 10 nuclear measurements (radius, texture, ..., fractal dimension) is reported
     as its mean, standard error and worst value over the cells of an image: the three columns
     of one measurement form a group (10 groups of 3). The target is the diagnosis (1 =
     malignant), fitted by least squares as in the diabetes table (569 samples, shipped with
-    scikit-learn). Columns and target are left unscaled.
+    scikit-learn). Columns and target are left unscaled. Returns a :class:`Problem` laid out
+    as :func:`load_diabetes_splines`'s.
     """
     from sklearn.datasets import load_breast_cancer
 
@@ -189,6 +174,4 @@ def load_breast_cancer_groups() -> SplineRegressionData:
             for n in names]
     measurements = list(dict.fromkeys(base))
     labels = np.array([measurements.index(b) for b in base])
-    return SplineRegressionData(X=np.asarray(data.data, float),
-                                y=(np.asarray(data.target) == 0).astype(float), groups=labels,
-                                feature_names=measurements)
+    return _regression_data(data.data, np.asarray(data.target) == 0, labels, measurements)

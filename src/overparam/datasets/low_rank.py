@@ -21,7 +21,7 @@ from scipy.stats import ortho_group
 
 from .._validation import check_array, check_positive, check_random_state
 from ..operators import AlignedSpectralOperator, GaussianSensingOperator, MatrixSensingOperator
-from .base import Problem
+from .base import Problem, renamed_keywords, with_noise
 
 __all__ = [
     "load_digit",
@@ -99,14 +99,15 @@ def _paper_truth(n_rows, n_cols, rank, rng):
                                 symmetric_psd=n_rows == n_cols, random_state=rng)
 
 
+@renamed_keywords(noise_level="noise_std")
 def make_low_rank_problem(shape, rank: int, n_measurements: int, *,
-                          condition_number: float = 1.0, noise_level: float = 0.0,
-                          symmetric_psd: bool = False, random_state=None,
+                          condition_number: float = 1.0, noise_std: float | None = None,
+                          snr: float | None = None, symmetric_psd: bool = False, random_state=None,
                           **operator_kwargs) -> Problem:
     """Gaussian matrix sensing of a random rank-``r`` matrix, as in Wind's Theorems 2.8/2.9.
 
     ``y = A(Y) + e`` with ``[A(X)]_i = <A_i, X> / sqrt(m)`` (i.i.d. ``N(0, 1)`` ``A_i``) and
-    i.i.d. ``e_i ~ N(0, noise_level^2)``. ``Y`` has ``||Y|| = 1`` (see
+    i.i.d. ``e_i ~ N(0, noise_std^2)``. ``Y`` has ``||Y|| = 1`` (see
     :func:`make_low_rank_matrix`).
 
     Parameters
@@ -115,8 +116,10 @@ def make_low_rank_problem(shape, rank: int, n_measurements: int, *,
     rank : int
     n_measurements : int
     condition_number : float, default=1.0
-    noise_level : float, default=0.0
-        Noise standard deviation per measurement.
+    noise_std : float, optional
+        Noise standard deviation per measurement (default: no noise).
+    snr : float, optional
+        Or noise at this measurement SNR in dB.
     symmetric_psd : bool, default=False
     random_state : None or int
     **operator_kwargs
@@ -129,7 +132,6 @@ def make_low_rank_problem(shape, rank: int, n_measurements: int, *,
         ``operator`` a :class:`~overparam.operators.GaussianSensingOperator`, ``truth`` the
         matrix ``Y``; ``meta = {"structure": "low_rank", "rank": rank}``.
     """
-    check_positive(noise_level, "noise_level", strict=False)
     if isinstance(random_state, np.random.Generator):
         raise TypeError("random_state must be None or an int (it also seeds the operator)")
     seq = np.random.SeedSequence(random_state)
@@ -139,9 +141,9 @@ def make_low_rank_problem(shape, rank: int, n_measurements: int, *,
                              random_state=np.random.default_rng(mat_seed))
     op = GaussianSensingOperator(n_measurements, Y.shape, random_state=op_seed,
                                  **operator_kwargs)
-    clean = op.forward(Y)
-    noise = noise_level * np.random.default_rng(noise_seed).standard_normal(clean.shape)
-    return Problem(operator=op, y=clean + noise, truth=Y, noise=noise,
+    y, noise = with_noise(op.forward(Y), np.random.default_rng(noise_seed), snr=snr,
+                          noise_std=noise_std)
+    return Problem(operator=op, y=y, truth=Y, noise=noise,
                    meta={"structure": "low_rank", "rank": int(rank)})
 
 
@@ -151,21 +153,27 @@ def _given_or_paper_truth(truth, n_rows, n_cols, rank, rng) -> np.ndarray:
     return check_array(truth, "truth", ndim=2)
 
 
-def _sensed(operator, truth, noise, rng) -> Problem:
-    """``y = A(truth) + noise * eps`` as a :class:`Problem`."""
-    check_positive(noise, "noise", strict=False)
-    eps = noise * rng.standard_normal(operator.n_measurements)
+# The spectral-network paper's noise: 1e-2 times standard Gaussian.
+_PAPER_NOISE_STD = 1e-2
+
+
+def _sensed(operator, truth, rng, snr, noise_std) -> Problem:
+    """``y = A(truth) + noise`` as a :class:`Problem`."""
+    y, noise = with_noise(operator.forward(truth), rng, snr=snr, noise_std=noise_std,
+                          default_std=_PAPER_NOISE_STD)
     meta = {"structure": "low_rank", "rank": int(np.linalg.matrix_rank(truth))}
-    return Problem(operator, operator.forward(truth) + eps, truth, eps, meta)
+    return Problem(operator, y, truth, noise, meta)
 
 
+@renamed_keywords(noise="noise_std")
 def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int = 6,
-                         n_measurements: int = 50, *, noise: float = 1e-2, truth=None,
-                         basis: str = "random", random_state=None) -> Problem:
+                         n_measurements: int = 50, *, noise_std: float | None = None,
+                         snr: float | None = None, truth=None, basis: str = "random",
+                         random_state=None) -> Problem:
     """The aligned setting of the paper's Sec. 5.1 (Fig. 2).
 
     Each ``Abar_i`` has a diagonal uniform on [0, 1] sorted decreasing, and
-    ``y_i = <A_i, X*> + noise * eps_i``. The paper does not say how ``Phi, Psi`` are drawn:
+    ``y_i = <A_i, X*> + noise_std * eps_i``. The paper does not say how ``Phi, Psi`` are drawn:
     ``basis="random"`` takes Haar-random orthogonal matrices (the measurements then only see
     ``sigma* = diag(Phi^T X* Psi)``, and the nuclear-norm minimizer is
     ``Phi Diag(sigma*) Psi^T``, not ``X*``); ``basis="truth"`` takes the singular vectors of
@@ -177,8 +185,10 @@ def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int 
     n_rows, n_cols, rank : int
         Shape and rank of the default truth (``factors="uniform"`` in :func:`make_low_rank_matrix`).
     n_measurements : int, default=50
-    noise : float, default=1e-2
-        Standard deviation of the additive Gaussian noise.
+    noise_std : float, optional
+        Standard deviation of the additive Gaussian noise (default: the paper's 1e-2).
+    snr : float, optional
+        Or noise at this measurement SNR in dB (then ``noise_std`` must not be given).
     truth : ndarray, optional
         A given matrix instead of the random low-rank one.
     basis : {"random", "truth"}, default="random"
@@ -205,24 +215,28 @@ def make_aligned_problem(n_rows: int = 10, n_cols: int | None = None, rank: int 
         right = ortho_group.rvs(n2, random_state=rng) if n2 > 1 else np.ones((1, 1))
     diagonals = -np.sort(-rng.uniform(0.0, 1.0, (n_measurements, min(n1, n2))), axis=1)
     operator = AlignedSpectralOperator(left, right, diagonals)
-    return _sensed(operator, truth, noise, rng)
+    return _sensed(operator, truth, rng, snr, noise_std)
 
 
+@renamed_keywords(noise="noise_std")
 def make_gaussian_sensing_problem(n_rows: int = 10, n_cols: int | None = None, rank: int = 6,
-                                  n_measurements: int = 50, *, noise: float = 1e-2,
+                                  n_measurements: int = 50, *,
+                                  noise_std: float | None = None, snr: float | None = None,
                                   truth=None, scale: float = 1.0,
                                   random_state=None) -> Problem:
     """The Gaussian setting of the paper's Sec. 5.2-5.3 (Fig. 3-5).
 
     Each ``A_i`` has i.i.d. standard normal entries (``scale=1``, as the paper; use
-    ``1/sqrt(m)`` for the normalized ensemble), and ``y_i = scale <A_i, X*> + noise eps_i``.
+    ``1/sqrt(m)`` for the normalized ensemble), and
+    ``y_i = scale <A_i, X*> + noise_std eps_i``.
 
     Parameters
     ----------
     n_rows, n_cols, rank : int
         As in :func:`make_aligned_problem`.
     n_measurements : int, default=50
-    noise : float, default=1e-2
+    noise_std, snr : float, optional
+        As in :func:`make_aligned_problem`.
     truth : ndarray, optional
         A given matrix (e.g. an image) instead of the random low-rank one.
     scale : float, default=1.0
@@ -238,7 +252,7 @@ def make_gaussian_sensing_problem(n_rows: int = 10, n_cols: int | None = None, r
     truth = _given_or_paper_truth(truth, n_rows, n_cols, rank, rng)
     stack = rng.standard_normal((n_measurements, *truth.shape))
     operator = MatrixSensingOperator(stack, scale=scale)
-    return _sensed(operator, truth, noise, rng)
+    return _sensed(operator, truth, rng, snr, noise_std)
 
 
 def load_digit(index: int = 0) -> np.ndarray:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_positive, check_random_state
-from ..metrics import add_noise
-from .base import Problem
+from .base import Problem, with_noise
 
 __all__ = [
     "dct2_basis",
@@ -25,8 +24,8 @@ def normalized_gaussian_matrix(n_measurements: int, n_features: int, random_stat
 
 
 def make_mmv_problem(n_measurements: int = 50, n_features: int = 25, n_columns: int = 100,
-                     n_nonzero_rows: int = 3, *, row_values="ones", snr: float = float("inf"),
-                     random_state=None) -> Problem:
+                     n_nonzero_rows: int = 3, *, row_values="ones", snr: float | None = None,
+                     noise_std: float | None = None, random_state=None) -> Problem:
     """The paper's synthetic MMV problem (section 6): ``Y = A X + W``, ``X`` row-sparse.
 
     ``A`` is Gaussian with unit-norm columns; ``X`` has ``K`` active rows at random positions.
@@ -39,8 +38,10 @@ def make_mmv_problem(n_measurements: int = 50, n_features: int = 25, n_columns: 
     row_values : {"ones", "ramp", "gaussian"} or array_like, default="ones"
         Active rows ``1_L`` (section 6), ``k 1_L`` for ``k = 1..K`` (section 6.1: rows
         ``1, 2, 3 × 1_L``), i.i.d. ``N(0, 1)``, or the given ``K`` row scales.
-    snr : float, default=inf
-        Measurement SNR in dB (section 6.3 uses 40).
+    snr : float, optional
+        Noise at this measurement SNR in dB (section 6.3 uses 40; ``inf``: none).
+    noise_std : float, optional
+        Or noise of this standard deviation per entry of ``Y`` (default: no noise).
     random_state : None, int or Generator
 
     Returns
@@ -79,7 +80,7 @@ def make_mmv_problem(n_measurements: int = 50, n_features: int = 25, n_columns: 
     X[rows] = values
     support = np.zeros(n_features, dtype=bool)
     support[rows] = True
-    Y, noise = add_noise(A @ X, snr, rng)
+    Y, noise = with_noise(A @ X, rng, snr=snr, noise_std=noise_std)
     return Problem(operator=A, y=Y, truth=X, noise=noise,
                    meta={"structure": "row_sparse", "support": support})
 

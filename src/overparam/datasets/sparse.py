@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_positive, check_random_state
-from ..metrics import add_noise
-from .base import Problem
+from .base import Problem, with_noise
 
 __all__ = ["make_sparse_problem"]
 
 
 def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
-                        positive: bool = False, snr: float = float("inf"),
-                        normalize: bool = True, unit_norm: bool = False,
-                        random_state=None) -> Problem:
+                        positive: bool = False, snr: float | None = None,
+                        noise_std: float | None = None, normalize: bool = True,
+                        unit_norm: bool = False, random_state=None) -> Problem:
     """Gaussian measurements ``y = A x + noise`` of a random sparse vector ``x``.
 
     Parameters
@@ -23,8 +22,10 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
         ``M``, ``N`` and the sparsity ``s``.
     positive : bool, default=False
         Non-negative nonzeros (``|N(0,1)|``) instead of ``N(0,1)``.
-    snr : float, default=inf
-        Measurement SNR in dB.
+    snr : float, optional
+        Noise at this measurement SNR in dB (``inf``: none).
+    noise_std : float, optional
+        Or noise of this standard deviation per measurement (default: no noise).
     normalize : bool, default=True
         Entries of ``A`` are ``N(0, 1/M)`` (columns of unit norm on average); else ``N(0, 1)``.
     unit_norm : bool, default=False
@@ -53,6 +54,6 @@ def make_sparse_problem(n_measurements: int, n_features: int, n_nonzero: int, *,
     x[idx] = np.abs(vals) if positive else vals
     if unit_norm and n_nonzero > 0:
         x /= np.linalg.norm(x)
-    y, noise = add_noise(A @ x, snr, rng)
+    y, noise = with_noise(A @ x, rng, snr=snr, noise_std=noise_std)
     return Problem(operator=A, y=y, truth=x, noise=noise,
                    meta={"structure": "sparse", "support": x != 0})

@@ -49,7 +49,7 @@ _C_TIME = 5.0  # T = 5 log(sigma_r / eps^2) / sigma_r (Theorem 4.3)
 def _problem(n1, n2, rank, m, seed, *, kappa=1.0, noise=0.0):
     """Gaussian sensing of a rank-r matrix; ``m = 0`` means ``A = I`` (matrix factorization)."""
     pb = make_low_rank_problem((n1, n2), rank, max(int(m), 1), condition_number=kappa,
-                               noise_level=noise, random_state=seed)
+                               noise_std=noise, random_state=seed)
     if int(m) == 0:
         pb.operator = MatrixSensingOperator(np.eye(n1 * n2).reshape(n1 * n2, n1, n2))
         pb.noise = noise * np.random.default_rng(seed).standard_normal(n1 * n2)

@@ -514,7 +514,7 @@ def _snr_trial(params: dict, seed: int) -> dict:
         raise ValueError(f"signal must be 'paper' or 'authors', got {signal!r}")
     size = {"n_nonzero": 10} if signal == "paper" else {"n_nonzero": 12, "values": 10.0}
     problem = make_group_sparse_problem(150, 300, group_size=4, n_active_groups=3,
-                                        design="gaussian", snr_db=float(params["snr_db"]),
+                                        design="gaussian", snr=float(params["snr_db"]),
                                         random_state=seed, **size)
     X, y, w = problem.operator, problem.y, problem.truth
     ir = GroupHadamardRegressor(groups=4, early_stopping="validation", max_iter=50_000,
@@ -640,11 +640,11 @@ def _diabetes_trial(params: dict, seed: int) -> dict:
     tr, va, te = np.array_split(perm, 3)  # equal train / validation / test parts
     # Columns are scaled by their sd over all rows (uses no target): a boundary B-spline can be
     # nearly constant on one third of the data, and its training sd would blow up the others.
-    X_tr, X_va, X_te = _standardize(data.X[tr], data.X[va], data.X[te],
-                                    scale=data.X.std(axis=0))
+    X_tr, X_va, X_te = _standardize(data.operator[tr], data.operator[va], data.operator[te],
+                                    scale=data.operator.std(axis=0))
     y_tr, y_va, y_te = (v[:, 0] for v in _standardize(data.y[tr, None], data.y[va, None],
                                                         data.y[te, None]))
-    groups = data.groups
+    groups = data.meta["groups"]
     op_tr, op_va = as_operator(X_tr), as_operator(X_va)
 
     def test_mse(w):

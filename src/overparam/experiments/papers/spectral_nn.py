@@ -82,7 +82,7 @@ def _top(X, k=3) -> list:
 def _aligned_trial(params, seed):
     from ...baselines.low_rank import nuclear_norm_minimization
 
-    problem = make_aligned_problem(10, 10, rank=6, n_measurements=50, noise=1e-2,
+    problem = make_aligned_problem(10, 10, rank=6, n_measurements=50, noise_std=1e-2,
                                    basis=params["basis"], random_state=seed)
     op, y = problem.operator, problem.y
     m = y.shape[0]
@@ -339,7 +339,7 @@ def _gaussian_trial(params, seed):
     setting = SETTINGS[params.get("setting", "paper")]
     m = int(params.get("m", setting["m"]))
     # the noise stays 1e-2 per measurement (both the paper and the notebook)
-    problem = make_gaussian_sensing_problem(10, 10, rank=6, n_measurements=m, noise=1e-2,
+    problem = make_gaussian_sensing_problem(10, 10, rank=6, n_measurements=m, noise_std=1e-2,
                                             scale=setting["sensing_scale"], random_state=seed)
     out = _run_methods(problem, params["methods"], n_components=2, seed=seed,
                        max_iter=int(params["max_iter"]), layers=setting["layers"])
@@ -470,7 +470,7 @@ def _image_trial(params, seed):
         raise ValueError(f"unknown image {params['image']!r}")
     truth = image / np.linalg.norm(image, "nuc")  # the paper's normalization of X*
     m = round(params["ratio"] * truth.size)
-    problem = make_gaussian_sensing_problem(truth=truth, n_measurements=m, noise=1e-2,
+    problem = make_gaussian_sensing_problem(truth=truth, n_measurements=m, noise_std=1e-2,
                                             random_state=seed)
     return _run_methods(problem, params["methods"], n_components=4, seed=seed,
                         max_iter=int(params["max_iter"]))
