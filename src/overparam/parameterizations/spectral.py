@@ -144,8 +144,7 @@ def singular_value_function(Z, f) -> np.ndarray:
     return (U * f(s)[..., None, :]) @ Vt
 
 
-def _close(a, b, rtol):
-    return np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b))
+_TINY = np.finfo(float).tiny
 
 
 def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5, svd=None) -> np.ndarray:
@@ -194,37 +193,45 @@ def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5, svd=None) ->
         return np.swapaxes(singular_value_function_vjp(np.swapaxes(Z, -1, -2),
                                                        np.swapaxes(G, -1, -2), f, df,
                                                        rtol=rtol, svd=svd_t), -1, -2)
-    # U (n1, n1), Vt (n1, n2)
+    # U (n1, n1), Vt (n1, n2). Called once per layer and iteration on small matrices, so the
+    # number of NumPy calls matters more than their size: each piece is formed once.
     U, s, Vt = np.linalg.svd(Z, full_matrices=False) if svd is None else svd
     fs, dfs = f(s), df(s)
     Ut = np.swapaxes(U, -1, -2)
-    V = np.swapaxes(Vt, -1, -2)
-    GV = G @ V
+    GV = G @ np.swapaxes(Vt, -1, -2)
     Gb = Ut @ GV
     si, sj = s[..., :, None], s[..., None, :]
     fi, fj = fs[..., :, None], fs[..., None, :]
     dmean = 0.5 * (dfs[..., :, None] + dfs[..., None, :])
-    close = _close(si, sj, rtol)
-    diff = np.where(close, 1.0, si - sj)
-    d_minus = np.where(close, dmean, (fi - fj) / diff)
+    diff = si - sj
+    close = np.abs(diff) <= rtol * np.maximum(si, sj)  # _close for s >= 0
+    d_minus = np.where(close, dmean, (fi - fj) / np.where(close, 1.0, diff))
     total = si + sj
-    zero_sum = total <= np.finfo(float).tiny
+    zero_sum = total <= _TINY
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         d_plus = np.where(zero_sum, dmean, (fi + fj) / np.where(zero_sum, 1.0, total))
-    a = 0.5 * (d_minus + d_plus)
-    b = 0.5 * (d_minus - d_plus)
-    inner = a * Gb + b * np.swapaxes(Gb, -1, -2)
+    inner = 0.5 * ((d_minus + d_plus) * Gb + (d_minus - d_plus) * np.swapaxes(Gb, -1, -2))
     n1 = s.shape[-1]
-    idx = np.arange(n1)
-    inner[..., idx, idx] = dfs * Gb[..., idx, idx]
+    diagonal = np.einsum("...ii->...i", inner)  # a writable view of the diagonal
+    diagonal[...] = dfs * np.einsum("...ii->...i", Gb)
     out = U @ inner @ Vt
     if Z.shape[-1] > n1:
-        zero = s <= np.finfo(float).tiny
+        zero = s <= _TINY
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(zero, dfs, fs / np.where(zero, 1.0, s))
         residual = G - GV @ Vt  # G restricted to the complement of the row space
         out = out + (U * ratio[..., None, :]) @ (Ut @ residual)
     return out
+
+
+def _mix(weights, matrices) -> np.ndarray:
+    """``sum_k weights[..., k] matrices[k]``: a stack ``(K, n1, n2)`` mixed by ``(..., K)``.
+
+    ``np.tensordot`` does the same but costs several times more on the small stacks of these
+    networks (its overhead, not its arithmetic, at every iteration).
+    """
+    K = matrices.shape[0]
+    return (weights @ matrices.reshape(K, -1)).reshape(weights.shape[:-1] + matrices.shape[1:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +354,7 @@ class SpectralNetwork(Parameterization):
         return self._decomposed(params)[2]
 
     def signal(self, params: Params) -> np.ndarray:
-        return np.tensordot(params[0], self.neurons(params), axes=1)
+        return _mix(params[0], self.neurons(params))
 
     def vjp(self, params: Params, grad_signal: np.ndarray) -> Params:
         alpha, U, V = params
@@ -449,7 +456,7 @@ class DeepSpectralNetwork(Parameterization):
             P, s, Qt = np.linalg.svd(Z, full_matrices=False)
             neurons = (P * f(s)[..., None, :]) @ Qt
             layers.append((Z, (P, s, Qt), neurons))
-            Z = np.tensordot(alpha, neurons, axes=(0, 0))  # (K_i, n1, n2)
+            Z = _mix(alpha.T, neurons)  # (K_i, n1, n2)
         out = (layers, Z[0])
         self._cache = (tuple(params), out)
         return out
@@ -466,7 +473,7 @@ class DeepSpectralNetwork(Parameterization):
         for i in range(len(alphas) - 1, -1, -1):
             Z, svd, neurons = layers[i]
             grad_alphas[i] = np.einsum("kab,lab->kl", neurons, grad_z)
-            grad_neurons = np.tensordot(alphas[i], grad_z, axes=(1, 0))
+            grad_neurons = _mix(alphas[i], grad_z)
             grad_z = singular_value_function_vjp(Z, grad_neurons, act.function, act.derivative,
                                                  svd=svd)
         return (grad_z @ V, np.swapaxes(grad_z, -1, -2) @ U, *grad_alphas)
