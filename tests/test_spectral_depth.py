@@ -25,6 +25,38 @@ def test_deep_vjp_matches_finite_differences(layers, shape):
     check_vjp(net, params, rtol=1e-5)
 
 
+@pytest.mark.parametrize("layers, shape", [((2, 2, 2, 2), (4, 4)), ((3, 1, 2), (5, 3)),
+                                           ((2, 3), (3, 6))])
+def test_deep_vjp_batches_the_layers_as_the_single_matrix_formula(layers, shape):
+    """The deep vjp computes every layer's divided differences in one call: the same
+    numbers as :func:`singular_value_function_vjp` applied layer by layer."""
+    from overparam.parameterizations.spectral import singular_value_function_vjp
+
+    rng = np.random.default_rng(3)
+    net = DeepSpectralNetwork(*shape, layers=layers)
+    params = net.init(0.5, rng)
+    params = (params[0] + 0.3 * rng.standard_normal(params[0].shape),
+              params[1] + 0.3 * rng.standard_normal(params[1].shape), *params[2:])
+    G = rng.standard_normal(shape)
+    U, V, *alphas = params
+    act = net.activation
+    Z = U @ np.swapaxes(V, -1, -2)
+    inputs = []
+    for alpha in alphas:  # forward, layer by layer
+        P, s, Qt = np.linalg.svd(Z, full_matrices=False)
+        neurons = (P * act.function(s)[..., None, :]) @ Qt
+        inputs.append((Z, neurons))
+        Z = np.einsum("kl,kab->lab", alpha, neurons)
+    grad_z = G[None]
+    for (Z, _), alpha in zip(inputs[::-1], alphas[::-1], strict=True):
+        grad_z = singular_value_function_vjp(Z, np.einsum("kl,lab->kab", alpha, grad_z),
+                                             act.function, act.derivative)
+    got = net.vjp(params, G)
+    np.testing.assert_allclose(got[0], grad_z @ V, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[1], np.swapaxes(grad_z, -1, -2) @ U, rtol=1e-10,
+                               atol=1e-12)
+
+
 def test_depth_one_is_the_spectral_network():
     rng = np.random.default_rng(1)
     shallow = SpectralNetwork(4, 6, n_components=3)

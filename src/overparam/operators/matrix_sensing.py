@@ -38,10 +38,17 @@ class MatrixSensingOperator(Operator):
         X = np.asarray(X)
         if X.shape != self.input_shape:
             raise ValueError(f"expected a matrix of shape {self.input_shape}, got {X.shape}")
-        return self.scale * np.tensordot(self.sensing_matrices, X, axes=([1, 2], [0, 1]))
+        # the products np.tensordot forms, without its per-call overhead (iterative solvers
+        # call these on small problems at every step)
+        return self.scale * (self.sensing_matrices.reshape(self.n_measurements, -1)
+                             @ X.reshape(-1))
 
     def adjoint(self, z):
-        return self.scale * np.tensordot(np.asarray(z), self.sensing_matrices, axes=(0, 0))
+        z = np.asarray(z)
+        if z.ndim != 1:
+            return self.scale * np.tensordot(z, self.sensing_matrices, axes=(0, 0))
+        flat = self.sensing_matrices.reshape(self.n_measurements, -1)
+        return self.scale * (z @ flat).reshape(self.input_shape)
 
     def rows(self, index):
         idx = np.atleast_1d(np.arange(self.n_measurements)[index])

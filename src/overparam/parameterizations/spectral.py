@@ -144,11 +144,11 @@ def singular_value_function(Z, f) -> np.ndarray:
     return (U * f(s)[..., None, :]) @ Vt
 
 
-def _close(a, b, rtol):
-    return np.abs(a - b) <= rtol * np.maximum(np.abs(a), np.abs(b))
+_TINY = np.finfo(float).tiny
+_GAP_RTOL = 1e-5  # see singular_value_function_vjp
 
 
-def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5, svd=None) -> np.ndarray:
+def singular_value_function_vjp(Z, G, f, df, *, rtol: float = _GAP_RTOL, svd=None) -> np.ndarray:
     """Pull back ``G = dL/dF`` through ``F(Z) = Phi f(Sigma) Psi^T``: returns ``dL/dZ``.
 
     With the thin SVD ``Z = U S V^T`` (``n1 <= n2``; otherwise work on the transpose),
@@ -188,43 +188,67 @@ def singular_value_function_vjp(Z, G, f, df, *, rtol: float = 1e-5, svd=None) ->
     """
     Z = np.asarray(Z, dtype=float)
     G = np.asarray(G, dtype=float)
-    if Z.shape[-2] > Z.shape[-1]:
-        svd_t = None if svd is None else (np.swapaxes(svd[2], -1, -2), svd[1],
-                                          np.swapaxes(svd[0], -1, -2))
-        return np.swapaxes(singular_value_function_vjp(np.swapaxes(Z, -1, -2),
-                                                       np.swapaxes(G, -1, -2), f, df,
-                                                       rtol=rtol, svd=svd_t), -1, -2)
-    # U (n1, n1), Vt (n1, n2)
-    U, s, Vt = np.linalg.svd(Z, full_matrices=False) if svd is None else svd
+    svd = np.linalg.svd(Z, full_matrices=False) if svd is None else svd
+    rectangular = Z.shape[-2] != Z.shape[-1]
+    return _pull_back(svd, G, _pullback_coefficients(svd[1], f, df, rtol, rectangular))
+
+
+def _pullback_coefficients(s, f, df, rtol, rectangular):
+    """The part of :func:`singular_value_function_vjp` that depends on the singular values only.
+
+    Returns ``(P, M, ratio)``: ``P = D- + D+`` and ``M = D- - D+`` with diagonals ``2 f'(s_i)``
+    and 0 (so that ``(P o Gb + M o Gb^T) / 2`` has the diagonal ``f'(s_i) Gb_ii``), and
+    ``f(s)/s`` for the rectangular term (None for square matrices). ``s`` may stack the
+    singular values of several matrices (e.g. every layer of a deep network): computing
+    these once per gradient instead of once per matrix saves most of the NumPy calls.
+    """
     fs, dfs = f(s), df(s)
-    Ut = np.swapaxes(U, -1, -2)
-    V = np.swapaxes(Vt, -1, -2)
-    GV = G @ V
-    Gb = Ut @ GV
     si, sj = s[..., :, None], s[..., None, :]
     fi, fj = fs[..., :, None], fs[..., None, :]
     dmean = 0.5 * (dfs[..., :, None] + dfs[..., None, :])
-    close = _close(si, sj, rtol)
-    diff = np.where(close, 1.0, si - sj)
-    d_minus = np.where(close, dmean, (fi - fj) / diff)
+    diff = si - sj
+    close = np.abs(diff) <= rtol * np.maximum(si, sj)  # relative gap, s >= 0
+    d_minus = np.where(close, dmean, (fi - fj) / np.where(close, 1.0, diff))
     total = si + sj
-    zero_sum = total <= np.finfo(float).tiny
+    zero_sum = total <= _TINY
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         d_plus = np.where(zero_sum, dmean, (fi + fj) / np.where(zero_sum, 1.0, total))
-    a = 0.5 * (d_minus + d_plus)
-    b = 0.5 * (d_minus - d_plus)
-    inner = a * Gb + b * np.swapaxes(Gb, -1, -2)
-    n1 = s.shape[-1]
-    idx = np.arange(n1)
-    inner[..., idx, idx] = dfs * Gb[..., idx, idx]
-    out = U @ inner @ Vt
-    if Z.shape[-1] > n1:
-        zero = s <= np.finfo(float).tiny
+    P, M = d_minus + d_plus, d_minus - d_plus
+    np.einsum("...ii->...i", P)[...] = 2.0 * dfs  # writable views of the diagonals
+    np.einsum("...ii->...i", M)[...] = 0.0
+    ratio = None
+    if rectangular:
+        zero = s <= _TINY
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = np.where(zero, dfs, fs / np.where(zero, 1.0, s))
+    return P, M, ratio
+
+
+def _pull_back(svd, G, coefficients):
+    """``dL/dZ`` from the thin SVD of ``Z``, ``G = dL/dF`` and :func:`_pullback_coefficients`."""
+    U, s, Vt = svd
+    if U.shape[-2] > Vt.shape[-1]:  # n1 > n2: the same formula on the transpose
+        return np.swapaxes(_pull_back((np.swapaxes(Vt, -1, -2), s, np.swapaxes(U, -1, -2)),
+                                      np.swapaxes(G, -1, -2), coefficients), -1, -2)
+    P, M, ratio = coefficients
+    Ut = np.swapaxes(U, -1, -2)
+    GV = G @ np.swapaxes(Vt, -1, -2)
+    Gb = Ut @ GV
+    out = U @ (0.5 * (P * Gb + M * np.swapaxes(Gb, -1, -2))) @ Vt
+    if Vt.shape[-1] > s.shape[-1]:
         residual = G - GV @ Vt  # G restricted to the complement of the row space
         out = out + (U * ratio[..., None, :]) @ (Ut @ residual)
     return out
+
+
+def _mix(weights, matrices) -> np.ndarray:
+    """``sum_k weights[..., k] matrices[k]``: a stack ``(K, n1, n2)`` mixed by ``(..., K)``.
+
+    ``np.tensordot`` does the same but costs several times more on the small stacks of these
+    networks (its overhead, not its arithmetic, at every iteration).
+    """
+    K = matrices.shape[0]
+    return (weights @ matrices.reshape(K, -1)).reshape(weights.shape[:-1] + matrices.shape[1:])
 
 
 # --------------------------------------------------------------------------------------------
@@ -347,7 +371,7 @@ class SpectralNetwork(Parameterization):
         return self._decomposed(params)[2]
 
     def signal(self, params: Params) -> np.ndarray:
-        return np.tensordot(params[0], self.neurons(params), axes=1)
+        return _mix(params[0], self.neurons(params))
 
     def vjp(self, params: Params, grad_signal: np.ndarray) -> Params:
         alpha, U, V = params
@@ -449,7 +473,7 @@ class DeepSpectralNetwork(Parameterization):
             P, s, Qt = np.linalg.svd(Z, full_matrices=False)
             neurons = (P * f(s)[..., None, :]) @ Qt
             layers.append((Z, (P, s, Qt), neurons))
-            Z = np.tensordot(alpha, neurons, axes=(0, 0))  # (K_i, n1, n2)
+            Z = _mix(alpha.T, neurons)  # (K_i, n1, n2)
         out = (layers, Z[0])
         self._cache = (tuple(params), out)
         return out
@@ -461,14 +485,20 @@ class DeepSpectralNetwork(Parameterization):
         U, V, *alphas = params
         layers, _ = self._forward(params)
         act = self.activation
+        # the divided differences of every layer at once (they need only singular values)
+        P, M, ratio = _pullback_coefficients(
+            np.concatenate([svd[1] for _, svd, _ in layers]), act.function, act.derivative,
+            _GAP_RTOL, self.n_rows != self.n_cols)
+        ends = np.cumsum([svd[1].shape[0] for _, svd, _ in layers])
         grad_z = np.asarray(grad_signal, dtype=float)[None]  # dL/dZ of the output layer
         grad_alphas = [None] * len(alphas)
         for i in range(len(alphas) - 1, -1, -1):
-            Z, svd, neurons = layers[i]
+            _, svd, neurons = layers[i]
             grad_alphas[i] = np.einsum("kab,lab->kl", neurons, grad_z)
-            grad_neurons = np.tensordot(alphas[i], grad_z, axes=(1, 0))
-            grad_z = singular_value_function_vjp(Z, grad_neurons, act.function, act.derivative,
-                                                 svd=svd)
+            grad_neurons = _mix(alphas[i], grad_z)
+            part = slice(ends[i] - svd[1].shape[0], ends[i])
+            grad_z = _pull_back(svd, grad_neurons,
+                                (P[part], M[part], None if ratio is None else ratio[part]))
         return (grad_z @ V, np.swapaxes(grad_z, -1, -2) @ U, *grad_alphas)
 
     __getstate__ = SpectralNetwork.__getstate__  # the forward cache is not part of the model
