@@ -7,7 +7,6 @@ from overparam.operators import as_operator
 from overparam.solvers.support_limit import (
     learned_groups,
     smallest_support_least_squares,
-    support_columns,
     support_least_squares,
 )
 from overparam.stopping import StopReason
@@ -96,15 +95,15 @@ def test_default_reaches_the_limit_when_excited_groups_outnumber_measurements():
         assert np.linalg.norm(est.coef_ - w) <= 1e-8 * np.linalg.norm(w)
 
 
-def test_support_columns_sliced_or_formed_by_products_agree():
+def test_support_columns_from_the_operator_sliced_or_formed_by_products_agree():
     from scipy.sparse.linalg import aslinearoperator
 
     op, _, _ = _problem()
     A = op.to_dense()
     columns = np.array([11, 3, 25])
-    np.testing.assert_array_equal(support_columns(op, columns), A[:, columns])
+    np.testing.assert_array_equal(op.columns(columns), A[:, columns])
     matrix_free = as_operator(aslinearoperator(A))
-    np.testing.assert_allclose(support_columns(matrix_free, columns), A[:, columns],
+    np.testing.assert_allclose(matrix_free.columns(columns), A[:, columns],
                                rtol=0, atol=1e-14)
 
 

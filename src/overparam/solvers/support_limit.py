@@ -12,8 +12,8 @@ rank, its residual meets the tolerance and the path is already close to it, othe
 caller keeps iterating.
 
 No library offers this for a user-defined grouping of an implicit operator, so it is written
-here: the columns of the learned groups are sliced from a dense matrix, or formed with one
-``operator.forward`` each.
+here: the columns of the learned groups come from ``operator.columns`` (a slice of a dense
+matrix, else products with unit vectors).
 
 When ``A`` has full column rank the least-squares point is unique, and it is the limit
 whatever the path (:func:`unique_least_squares`): consistent or not, that is where a run to
@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..operators.matrix import DenseOperator
-
-__all__ = ["learned_groups", "smallest_support_least_squares", "support_columns",
-           "support_least_squares", "unique_least_squares"]
+__all__ = ["learned_groups", "smallest_support_least_squares", "support_least_squares",
+           "unique_least_squares"]
 
 
 def learned_groups(magnitudes: np.ndarray, init_magnitude: float,
@@ -106,7 +104,7 @@ def smallest_support_least_squares(operator, y, x, column_sets, *, tol: float,
     sets = [c for c in sets if 0 < c.size <= m]
     if not sets:
         return None
-    design = support_columns(operator, sets[-1])  # nested: the largest holds the others
+    design = operator.columns(sets[-1])  # nested: the largest holds the others
     bound = tol * np.linalg.norm(y)
     # The residual of least squares can only grow as columns are dropped: when the largest
     # set does not explain y, no subset does (one solve instead of one per set; noisy data).
@@ -129,21 +127,6 @@ def smallest_support_least_squares(operator, y, x, column_sets, *, tol: float,
             return None
         return candidate
     return None
-
-
-def support_columns(operator, columns) -> np.ndarray:
-    """The columns ``A[:, columns]``: sliced from a dense matrix, else one ``forward`` each."""
-    columns = np.asarray(columns, dtype=int)
-    if isinstance(operator, DenseOperator):
-        return operator.matrix[:, columns]
-    m, n = operator.shape
-    basis = np.zeros(n)
-    design = np.empty((m, columns.size))
-    for k, j in enumerate(columns):
-        basis[j] = 1.0
-        design[:, k] = operator.forward(basis)
-        basis[j] = 0.0
-    return design
 
 
 #: :func:`unique_least_squares` forms ``A`` densely only up to this many entries (128 MiB).
