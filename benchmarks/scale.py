@@ -7,7 +7,7 @@ one process on the same problem:
 
 - the IR default (``HadamardRegressor()``: 5-fold validated stopping time, then the limit
   when no overfitting shows) and the IR limit (``early_stopping=None``: dense Newton for small
-  matrices, matrix-free Newton-CG from ``overparam.solvers.krylov_newton.MATRIX_FREE_ENTRIES``
+  matrices, matrix-free Newton-CG from ``solvers.sparse.krylov_newton.MATRIX_FREE_ENTRIES``
   on and for operators);
 - skglm's Lasso with a tiny penalty (``alpha = 1e-4 alpha_max``);
 - OMP given the true sparsity (scikit-learn);

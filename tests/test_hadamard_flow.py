@@ -18,7 +18,7 @@ from overparam.solvers import (
     hadamard_flow,
     hadamard_newton,
 )
-from overparam.solvers.hadamard_flow import FlowStep, HadamardDualMap, hadamard_gd
+from overparam.solvers.sparse.flow import FlowStep, HadamardDualMap, hadamard_gd
 from overparam.stopping import StoppingRule, StopReason, Validation
 
 
@@ -193,7 +193,7 @@ def test_validation_returns_the_best_point_of_the_path():
 
 def test_low_rank_newton_matrices_are_solved_exactly():
     """The Woodbury factor of I + c B B^T (B thin) and the dense fallback both solve it."""
-    from overparam.solvers.hadamard_flow import _LowRankBDF
+    from overparam.solvers.sparse.flow import _LowRankBDF
 
     rng = np.random.default_rng(0)
     m = 40

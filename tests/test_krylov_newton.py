@@ -8,8 +8,8 @@ from scipy.linalg import LinAlgError
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
 from overparam.operators import DenseOperator, SubsampledDCT
-from overparam.solvers.hadamard_flow import NewtonConvergenceError, hadamard_newton
-from overparam.solvers.krylov_newton import (
+from overparam.solvers.sparse.flow import NewtonConvergenceError, hadamard_newton
+from overparam.solvers.sparse.krylov_newton import (
     WorkingSetPreconditioner,
     _Columns,
     hadamard_limit,

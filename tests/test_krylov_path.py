@@ -7,9 +7,9 @@ from scipy.sparse.linalg import aslinearoperator
 import overparam.estimators._equilibration as equilibration
 from overparam.estimators import HadamardRegressor
 from overparam.operators import DenseOperator, Operator
-from overparam.solvers.hadamard_flow import hadamard_flow
-from overparam.solvers.krylov_newton import hadamard_limit
-from overparam.solvers.krylov_path import hadamard_path_cg, prefers_matrix_free_path
+from overparam.solvers.sparse.flow import hadamard_flow
+from overparam.solvers.sparse.krylov_newton import hadamard_limit
+from overparam.solvers.sparse.krylov_path import hadamard_path_cg, prefers_matrix_free_path
 from overparam.stopping import StoppingRule, StopReason
 
 

@@ -66,7 +66,7 @@ def test_default_limit_is_exact_and_ends_on_its_optimality_check(seed):
 
 
 def test_refine_low_rank_only_accepts_a_unique_interpolant():
-    from overparam.solvers.matrix_sensing import candidate_ranks, refine_low_rank
+    from overparam.solvers.low_rank import candidate_ranks, refine_low_rank
 
     pb = make_low_rank_problem((10, 8), 2, 60, random_state=2)
     near = pb.truth + 1e-4 * np.random.default_rng(0).standard_normal(pb.truth.shape)

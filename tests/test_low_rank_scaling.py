@@ -16,7 +16,7 @@ from overparam.estimators import (
 )
 from overparam.metrics import relative_error
 from overparam.operators import DiagonalScaledOperator, MatrixSensingOperator
-from overparam.solvers.matrix_sensing import (
+from overparam.solvers.low_rank import (
     equilibrating_scales,
     least_squares_limit,
 )
@@ -120,7 +120,7 @@ def test_folds_that_learn_nothing_do_not_choose_the_time():
 
 
 def test_symmetric_refine_stays_psd():
-    from overparam.solvers.matrix_sensing import refine_low_rank
+    from overparam.solvers.low_rank import refine_low_rank
 
     rng = np.random.default_rng(3)
     stack = rng.standard_normal((20, 6, 6))

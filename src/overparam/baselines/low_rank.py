@@ -294,7 +294,7 @@ class PSDFactorizedRegressor(FactorizedRegressor):
     The classical simplification studied before the asymmetric case (Li et al. 2018, Stöger &
     Soltanolkotabi 2021): it can only recover symmetric PSD matrices. Same parameters as
     :class:`FactorizedRegressor`; its run to the limit ends on the PSD interpolant ``U U^T``
-    next to the iterate (:func:`~overparam.solvers.matrix_sensing.refine_low_rank` with
+    next to the iterate (:func:`~overparam.solvers.low_rank.refine_low_rank` with
     ``symmetric=True``), which on a non-symmetric operator can have a higher rank than the
     best ``U V^T`` interpolant.
     """

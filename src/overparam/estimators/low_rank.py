@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import StrOptions
 from .._registry import register_method
 from ..operators import DiagonalScaledOperator, as_operator
 from ..parameterizations.factorized import Factorized
-from ..solvers.matrix_sensing import (
+from ..solvers.low_rank import (
     equilibrating_scales,
     least_squares_limit,
     low_rank_limit,
@@ -47,7 +47,7 @@ class EquilibrationMixin:
     weaker (docs/matrix_sensing.md, "Measurements behind the defaults"). Equilibrating each
     entry would destroy the low rank of the signal, but scaling rows and columns keeps it:
     the fit runs on ``diag(r) X diag(c)`` with the scales of
-    :func:`~overparam.solvers.matrix_sensing.equilibrating_scales` (``r = c`` for a symmetric
+    :func:`~overparam.solvers.low_rank.equilibrating_scales` (``r = c`` for a symmetric
     model, which keeps ``X`` PSD), a no-op on well-scaled operators. ``coef`` is returned in
     the original coordinates, the factors (``result_.params``) in the equilibrated ones;
     ``result_.info["equilibration"]`` holds ``(r, c)``. A given
@@ -190,7 +190,7 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
     after 10,000 steps; docs/matrix_sensing.md). Run to its limit (``early_stopping=None``,
     or noiseless data under validation), the fit goes in rounds (500 steps, then doubling);
     after each, the rank-``k`` interpolant next to the iterate for each rank at a gap of its
-    singular values (:func:`~overparam.solvers.matrix_sensing.refine_low_rank`, Gauss-
+    singular values (:func:`~overparam.solvers.low_rank.refine_low_rank`, Gauss-
     Newton) ends the run if it exists and is locally unique (``k (n1 + n2 - k) < m``): the
     limit the flow creeps towards, reached to ``tol``. Under validation the same check ends
     the base class's attempt at the limit, and a refit that has learned the rank is replaced
@@ -227,12 +227,12 @@ class FactorizedRegressor(EquilibrationMixin, FewMeasurementsCVMixin, ExactLimit
 
     def _exact(self, operator, y, coef):
         """The low-rank interpolant next to ``coef``
-        (:func:`~overparam.solvers.matrix_sensing.low_rank_limit`)."""
+        (:func:`~overparam.solvers.low_rank.low_rank_limit`)."""
         found = low_rank_limit(operator, y, coef, tol=self.tol, symmetric=self._symmetric)
         return None if found is None else (found[0], {"refined_rank": found[1]})
 
     def _least_squares(self, operator, y):
         """The limit on inconsistent data where least squares has one solution
-        (:func:`~overparam.solvers.matrix_sensing.least_squares_limit`); None for ``U U^T``,
+        (:func:`~overparam.solvers.low_rank.least_squares_limit`); None for ``U U^T``,
         which reaches PSD matrices only."""
         return None if self._symmetric else least_squares_limit(operator, y)

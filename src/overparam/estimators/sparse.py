@@ -12,13 +12,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._registry import register_method
 from .._validation import check_positive
 from ..operators import DenseOperator
-from ..solvers.hadamard_flow import (
+from ..solvers.sparse.flow import (
     NewtonConvergenceError,
     hadamard_flow,
     hadamard_gd,
 )
-from ..solvers.krylov_newton import hadamard_limit
-from ..solvers.krylov_path import hadamard_path_cg, prefers_matrix_free_path
+from ..solvers.sparse.krylov_newton import hadamard_limit
+from ..solvers.sparse.krylov_path import hadamard_path_cg, prefers_matrix_free_path
 from ..solvers.steps import StepPolicy
 from ..stopping import StoppingRule
 from ._constraints import POSITIVE, shared_constraints
@@ -56,24 +56,24 @@ class HadamardRegressor(RecoveryEstimator):
 
         - ``"gd"``: gradient descent on the factors (``step`` below): the paper's method.
         - ``"flow"``: the exact gradient flow through its M-dimensional dual ODE (stiff BDF,
-          :func:`~overparam.solvers.hadamard_flow.hadamard_flow`); follows the whole path, so
+          :func:`~overparam.solvers.sparse.flow.hadamard_flow`); follows the whole path, so
           it supports every automatic-stopping rule; orders of magnitude faster than GD.
         - ``"newton"``: only the flow's limit (time to infinity), by Newton's method on the dual
-          (:func:`~overparam.solvers.krylov_newton.hadamard_limit`: the dense Hessian for
+          (:func:`~overparam.solvers.sparse.krylov_newton.hadamard_limit`: the dense Hessian for
           small matrices, matrix-free Newton-CG for large ones and for operators at depth 2);
           fastest, no path.
         - ``"auto"``: ``"newton"`` when the limit is wanted (``early_stopping=None``) and
           ``"flow"`` when a point on the path is (validation / discrepancy stopping); also
           falls back to the flow if Newton fails. For an operator that is not a matrix (depth
           2) the path is followed matrix-free instead, by implicit Euler steps solved by
-          Newton-CG (:func:`~overparam.solvers.krylov_path.hadamard_path_cg`, local error
+          Newton-CG (:func:`~overparam.solvers.sparse.krylov_path.hadamard_path_cg`, local error
           ``path_rtol``). ``result_.info["solver"]`` says which ran.
 
         ``"flow"`` (and ``"newton"`` at depth ``L > 2``) need a matrix (``A.to_dense()``)
         of moderate size.
     step : "flow", "adaptive", float or StepPolicy, default="flow"
         Step of ``solver="gd"``: ``"flow"`` is the safe adaptive scalar step that keeps the
-        flow's path (:class:`~overparam.solvers.hadamard_flow.FlowStep`); ``"adaptive"`` plain
+        flow's path (:class:`~overparam.solvers.sparse.flow.FlowStep`); ``"adaptive"`` plain
         backtracking (larger steps, limit a few percent off the flow's); a number the paper's
         fixed step (``1e-2`` there).
     max_iter : int, default=100_000
@@ -125,7 +125,7 @@ class HadamardRegressor(RecoveryEstimator):
     #: integrator steps (CPU time 0.29 -> 0.09 s at 10 dB, 0.44 -> 0.12 s at 40 dB).
     flow_tolerances = (1e-2, 1e-5)
     #: Local error per step (relative, on ``x``) of the matrix-free path
-    #: (:func:`~overparam.solvers.krylov_path.hadamard_path_cg`, for operators that are not
+    #: (:func:`~overparam.solvers.sparse.krylov_path.hadamard_path_cg`, for operators that are not
     #: matrices): on the held-out paths, and on the refit / discrepancy stop.
     path_rtol = (1e-2, 1e-3)
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)

@@ -8,10 +8,10 @@ from typing import ClassVar
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._registry import register_method
-from ..operators.aligned import AlignedSpectralOperator
+from ..operators.spectral import AlignedSpectralOperator
 from ..parameterizations.deep_matrix import DeepMatrixFactorization
 from ..parameterizations.spectral import ACTIVATIONS, Activation, get_activation
-from ..solvers.matrix_sensing import least_squares_limit, low_rank_limit
+from ..solvers.low_rank import least_squares_limit, low_rank_limit
 from ..solvers.spectral import aligned_spectral_gd, spectral_gd
 from ._constraints import POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
@@ -65,7 +65,7 @@ class SpectralNetworkRegressor(EquilibrationMixin, FewMeasurementsCVMixin, Exact
         End runs to the limit on its optimality check, as
         :class:`~overparam.estimators.FactorizedRegressor` does: gradient rounds (500 steps,
         then doubling), after each the locally unique low-rank interpolant next to the
-        iterate (:func:`~overparam.solvers.matrix_sensing.low_rank_limit`) if it exists.
+        iterate (:func:`~overparam.solvers.low_rank.low_rank_limit`) if it exists.
         Plain gradient descent learns the rank quickly and then creeps (docs/spectral.md).
         False: plain gradient descent to ``tol`` or ``max_iter``.
     """
@@ -177,7 +177,7 @@ class DeepMatrixRegressor(EquilibrationMixin, ExactLimitMixin, GradientDescentMi
         :class:`~overparam.estimators.FactorizedRegressor` does: gradient rounds (500 steps,
         then doubling); after each, the locally unique low-rank interpolant next to the
         iterate, or on inconsistent data with an injective operator the least-squares point
-        (:func:`~overparam.solvers.matrix_sensing.least_squares_limit`). Plain gradient
+        (:func:`~overparam.solvers.low_rank.least_squares_limit`). Plain gradient
         descent learns the rank quickly and then creeps; at depth >= 3 the small singular
         values of a least-squares point are learned very slowly. False: plain gradient descent
         to ``tol`` or ``max_iter``.
@@ -225,5 +225,5 @@ class DeepMatrixRegressor(EquilibrationMixin, ExactLimitMixin, GradientDescentMi
 
     def _least_squares(self, operator, y):
         """The limit on inconsistent data where least squares has one solution
-        (:func:`~overparam.solvers.matrix_sensing.least_squares_limit`)."""
+        (:func:`~overparam.solvers.low_rank.least_squares_limit`)."""
         return least_squares_limit(operator, y)

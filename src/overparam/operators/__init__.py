@@ -7,13 +7,13 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from .._validation import check_array
-from .aligned import AlignedSpectralOperator
 from .base import Operator, RowSubset
 from .diagonal import DiagonalScaledOperator
 from .duck import duck_linear_operator, is_operator_like
 from .gaussian import GaussianSensingOperator
+from .low_rank import MatrixSensingOperator
 from .matrix import DenseOperator, ScipyOperator
-from .matrix_sensing import MatrixSensingOperator
+from .spectral import AlignedSpectralOperator
 from .transforms import RandomizedDCTSensing, SubsampledDCT
 
 __all__ = [

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validation import check_positive
 from .base import Operator
-from .matrix_sensing import MatrixSensingOperator
+from .low_rank import MatrixSensingOperator
 
 __all__ = ["GaussianSensingOperator"]
 

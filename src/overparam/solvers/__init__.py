@@ -2,17 +2,8 @@
 
 from .gradient_descent import gradient_descent
 from .group import initial_group_params, weight_normalized_gd
-from .hadamard_flow import (
-    HadamardDual,
-    HadamardDualMap,
-    HadamardFlowPath,
-    NewtonConvergenceError,
-    hadamard_flow,
-    hadamard_newton,
-)
-from .krylov_newton import hadamard_limit, hadamard_newton_cg
 from .loop import Iterate, SolverStep, run_loop
-from .matrix_sensing import (
+from .low_rank import (
     FixedMeasurements,
     GaussianStream,
     factorized_sgd,
@@ -20,6 +11,15 @@ from .matrix_sensing import (
 )
 from .mmv import BatchResult, ir_mmv
 from .result import History, SolverResult
+from .sparse.flow import (
+    HadamardDual,
+    HadamardDualMap,
+    HadamardFlowPath,
+    NewtonConvergenceError,
+    hadamard_flow,
+    hadamard_newton,
+)
+from .sparse.krylov_newton import hadamard_limit, hadamard_newton_cg
 from .spectral import aligned_spectral_flow, aligned_spectral_gd, spectral_gd
 from .steps import AdaptiveStep, ConstantStep, StepPolicy, as_step_policy
 

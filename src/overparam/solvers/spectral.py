@@ -8,7 +8,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from .._validation import check_positive, check_random_state
-from ..operators.aligned import AlignedSpectralOperator
+from ..operators.spectral import AlignedSpectralOperator
 from ..parameterizations.spectral import (
     AlignedSpectralNetwork,
     SpectralNetwork,

@@ -16,9 +16,9 @@
 
     - **IR**: :class:`~overparam.estimators.HadamardRegressor` with ``early_stopping=None``,
       the depth-2 flow's limit (the minimum-l1 interpolant from the tiny ``"auto"`` init),
-      computed by the matrix-free Newton-CG of :mod:`overparam.solvers.krylov_newton`. The
+      computed by the matrix-free Newton-CG of :mod:`overparam.solvers.sparse.krylov_newton`. The
       default (``early_stopping="validation"``) also runs matrix-free on this operator (its
-      5-fold paths by :mod:`overparam.solvers.krylov_path`) but costs 10-20 limits; see
+      5-fold paths by :mod:`overparam.solvers.sparse.krylov_path`) but costs 10-20 limits; see
       docs/imaging.md.
     - **Lasso (validated)**: FISTA (PyLops, :func:`pylops.optimization.sparsity.fista`,
       matrix-free) on a path of penalties ``lambda = r lambda_max``, warm-started, ``r``

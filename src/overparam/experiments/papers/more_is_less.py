@@ -7,7 +7,7 @@
     which depth its figures use), basis pursuit (positive
     basis pursuit in the positive case) and minimum-l2-norm interpolation (GD from zero on the
     plain loss). The paper ran GD with eta = 1e-2 for T = 1e7 steps; we take the flow's limit
-    exactly (Newton on the dual, see :mod:`overparam.solvers.hadamard_flow`), which that GD
+    exactly (Newton on the dual, see :mod:`overparam.solvers.sparse.flow`), which that GD
     approximates.
 
     The paper's "initialization alpha 1 with alpha = 1e-6" has two readings, the grid's
@@ -37,7 +37,7 @@ from ...datasets import make_sparse_problem
 from ...estimators import HadamardRegressor
 from ...metrics import l1_gap, relative_error
 from ...operators import as_operator
-from ...solvers.hadamard_flow import hadamard_flow
+from ...solvers.sparse.flow import hadamard_flow
 from ...stopping import StoppingRule
 from .. import plotting
 from ..spec import (

@@ -1,12 +1,12 @@
 """Matrix-free path of the Hadamard flow: implicit Euler on its dual, each step by Newton-CG.
 
-:func:`~overparam.solvers.hadamard_flow.hadamard_flow` follows the dual flow
+:func:`~overparam.solvers.sparse.flow.hadamard_flow` follows the dual flow
 ``w' = y - A x(A^T w)`` with scipy's BDF and ``m x m`` Jacobians ``A D A^T``: it needs the
 matrix. Here the path is followed by backward (implicit) Euler,
 ``w_{k+1} = w_k + h (y - A x(A^T w_{k+1}))``, i.e. ``w_{k+1}`` minimizes the strongly convex
 ``F(w) = Phi(w) + ||w - w_k||^2 / (2 h)``, solved by damped Newton whose systems
 ``(A D A^T + I / h) p = grad F`` go to conjugate gradients with the working-set preconditioner
-of :mod:`~overparam.solvers.krylov_newton` (products ``A v``, ``A^T w`` and a few columns
+of :mod:`~overparam.solvers.sparse.krylov_newton` (products ``A v``, ``A^T w`` and a few columns
 only). Implicit Euler is stable at any step, so the step follows the path's own time scale:
 it is chosen from the local error estimate (corrector minus the linear predictor, measured on
 ``x`` relative to ``||x||``, below ``path_rtol``) and grows geometrically along plateaus, where
@@ -26,14 +26,14 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.sparse.linalg import LinearOperator, cg
 
-from .._validation import check_array, check_positive
-from ..operators import DenseOperator, ScipyOperator, as_operator
-from ..stopping import DivergenceError, StoppingRule, StopReason
-from ._blas import blas_limit
-from .hadamard_flow import _PLATEAU_DROP, HadamardDualMap, _on_ratio_grid
+from ..._validation import check_array, check_positive
+from ...operators import DenseOperator, ScipyOperator, as_operator
+from ...stopping import DivergenceError, StoppingRule, StopReason
+from .._blas import blas_limit
+from ..loop import close_validation
+from ..result import SolverResult
+from .flow import _PLATEAU_DROP, HadamardDualMap, _on_ratio_grid
 from .krylov_newton import WorkingSetPreconditioner, _Columns, _first_trial
-from .loop import close_validation
-from .result import SolverResult
 
 __all__ = ["hadamard_path_cg", "prefers_matrix_free_path"]
 
@@ -158,7 +158,7 @@ def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
         Only ``forward``, ``adjoint`` and a few ``columns`` are used.
     y : ndarray of shape (m,)
     depth, signed, init_scale
-        As :func:`~overparam.solvers.hadamard_flow.hadamard_flow`.
+        As :func:`~overparam.solvers.sparse.flow.hadamard_flow`.
     stopping : StoppingRule, optional
         ``tol`` (interpolation ``||A x - y|| <= tol ||y||``), ``max_iter`` (implicit steps
         plus Newton steps), ``max_time``, ``max_flow_time`` (exactly) and ``discrepancy``
@@ -204,7 +204,7 @@ def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
 class _Checks:
     """Validation at the grid times of :meth:`~overparam.stopping.Validation.grid_times`
     along the piecewise-linear path (plateau checks skipped after the first, as in
-    :func:`~overparam.solvers.hadamard_flow.hadamard_flow`)."""
+    :func:`~overparam.solvers.sparse.flow.hadamard_flow`)."""
 
     def __init__(self, validation, m, loss0):
         self.validation, self.m, self.loss0 = validation, m, loss0

@@ -45,15 +45,15 @@ from scipy.linalg import (
 )
 from scipy.optimize import brentq
 
-from .._progress import progress_bar
-from .._validation import check_array, check_positive
-from ..parameterizations import Hadamard
-from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
-from ._blas import blas_limit
-from .gradient_descent import gradient_descent
-from .loop import close_validation, private_validation
-from .result import History, SolverResult
-from .steps import AdaptiveStep, as_step_policy
+from ..._progress import progress_bar
+from ..._validation import check_array, check_positive
+from ...parameterizations import Hadamard
+from ...stopping import DivergenceError, StoppingRule, StopReason, Validation
+from .._blas import blas_limit
+from ..gradient_descent import gradient_descent
+from ..loop import close_validation, private_validation
+from ..result import History, SolverResult
+from ..steps import AdaptiveStep, as_step_policy
 
 __all__ = [
     "FlowStep",

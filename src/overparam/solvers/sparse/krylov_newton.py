@@ -1,6 +1,6 @@
 """Matrix-free limit of the Hadamard flow: Newton-CG on its dual with a working-set preconditioner.
 
-:func:`~overparam.solvers.hadamard_flow.hadamard_newton` minimizes the dual function
+:func:`~overparam.solvers.sparse.flow.hadamard_newton` minimizes the dual function
 ``Phi(w) = sum psi*(A^T w) - <y, w>`` (gradient ``A x(A^T w) - y``, Hessian
 ``H = A D A^T``, ``D = diag(x'(s))``) by forming and factoring the ``m x m`` Hessian at every
 step: ``m^2 n`` operations, and a dense matrix. Here each Newton system ``H p = g`` is solved
@@ -34,17 +34,17 @@ import scipy.sparse as sp
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 from scipy.sparse.linalg import LinearOperator, cg
 
-from .._validation import check_array, check_positive
-from ..operators import DenseOperator, ScipyOperator, as_operator
-from ..stopping import DivergenceError, StopReason
-from ._blas import blas_limit
-from .hadamard_flow import (
+from ..._validation import check_array, check_positive
+from ...operators import DenseOperator, ScipyOperator, as_operator
+from ...stopping import DivergenceError, StopReason
+from .._blas import blas_limit
+from ..result import SolverResult
+from .flow import (
     HadamardDualMap,
     NewtonConvergenceError,
     _dual_line_search,
     _max_step,
 )
-from .result import SolverResult
 
 __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
            "hadamard_newton_cg"]
@@ -178,7 +178,7 @@ class WorkingSetPreconditioner:
 
     def update(self, d: np.ndarray, shift: float = 0.0) -> None:
         """Re-weight for the Hessian ``A D A^T + shift I`` at ``D = diag(d)`` (``shift``: the
-        ``I / h`` of an implicit step on the path, see :mod:`~overparam.solvers.krylov_path`)."""
+        ``I / h`` of an implicit step on the path, see :mod:`.krylov_path`)."""
         weight = d * self._cols.norms_sq
         total = float(np.sum(weight))
         wanted = self._wanted(weight, total)
@@ -242,7 +242,7 @@ def hadamard_newton_cg(
 ) -> SolverResult:
     """The limit of the Hadamard gradient flow by matrix-free Newton-CG on its dual.
 
-    The same limit as :func:`~overparam.solvers.hadamard_flow.hadamard_newton` (see the module
+    The same limit as :func:`~overparam.solvers.sparse.flow.hadamard_newton` (see the module
     docstring), for an underdetermined system with a solution (``A x = y`` consistent): only
     ``operator.forward`` and ``operator.adjoint`` are used, plus the columns of a small working
     set for the preconditioner.
@@ -253,7 +253,7 @@ def hadamard_newton_cg(
         The measurement operator (anything :func:`~overparam.operators.as_operator` accepts).
     y : ndarray of shape (m,)
     depth, signed, init_scale
-        As :func:`~overparam.solvers.hadamard_flow.hadamard_newton`.
+        As :func:`~overparam.solvers.sparse.flow.hadamard_newton`.
     tol : float, default=1e-10
         Stop when ``||A x - y|| <= tol ||y||``; "converged" is reported only then.
     max_iter : int, default=500
@@ -397,7 +397,7 @@ def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
     and either an operator that is not a matrix or a matrix of at least
     :data:`MATRIX_FREE_ENTRIES` entries; otherwise, or if Newton-CG fails (inconsistent
     system, stalled line search) and the operator has at most 25 million entries, the dense
-    :func:`~overparam.solvers.hadamard_flow.hadamard_newton`. Both stop at the same exact
+    :func:`~overparam.solvers.sparse.flow.hadamard_newton`. Both stop at the same exact
     optimality test, so they give the same limit to ``tol``. Depth ``L > 2`` stays dense:
     its Hessian's rest part is too ill-conditioned for the working-set preconditioner (CG
     stalls).
@@ -407,7 +407,7 @@ def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
     NewtonConvergenceError
         As the solver that ran.
     """
-    from .hadamard_flow import hadamard_newton
+    from .flow import hadamard_newton
 
     op = as_operator(operator)
     m, n = op.shape
