@@ -7,6 +7,7 @@ from overparam.operators import (
     DenseOperator,
     DiagonalScaledOperator,
     MatrixSensingOperator,
+    Operator,
     ScipyOperator,
     as_operator,
 )
@@ -73,6 +74,9 @@ def test_diagonal_scaled_columns_are_the_parent_columns_over_their_weights(name,
                                    rtol=1e-12, atol=0)
     np.testing.assert_allclose(scaled.rows([1, 4]).columns([2, 5]), dense[[1, 4]][:, [2, 5]],
                                rtol=1e-12)
+    # the same bits as the products on unit vectors (the generic reader)
+    np.testing.assert_array_equal(scaled.columns(np.arange(11)),
+                                  Operator.columns(scaled, np.arange(11)))
 
     def refuse(x):
         raise AssertionError("a column read by a product of the wrapper")

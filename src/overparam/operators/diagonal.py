@@ -53,10 +53,11 @@ class DiagonalScaledOperator(Operator):
         return self.unscaled(self.parent.adjoint(z))
 
     def columns(self, index):
-        """The parent's columns ``index`` divided by their weights (vector input), read with
-        the parent's own :meth:`~overparam.operators.Operator.columns`."""
+        """The parent's columns ``index`` (its own :meth:`~overparam.operators.Operator.columns`)
+        times the inverses of their weights: for a matrix parent the same numbers, to the
+        bit, as :meth:`forward` on unit vectors (which scales ``e_j`` by ``1 / w_j`` first)."""
         index = np.atleast_1d(index)
-        return self.parent.columns(index) / self.weights.ravel()[index]
+        return self.parent.columns(index) * (1.0 / self.weights.ravel()[index])
 
     def rows(self, index):
         return DiagonalScaledOperator(self.parent.rows(index), self.weights)
