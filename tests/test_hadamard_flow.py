@@ -18,7 +18,7 @@ from overparam.solvers import (
     hadamard_flow,
     hadamard_newton,
 )
-from overparam.solvers.sparse.flow import FlowStep, HadamardDualMap, hadamard_gd
+from overparam.solvers.sparse.flow import FlowStep, HadamardDualMap, checks_due, hadamard_gd
 from overparam.stopping import StoppingRule, StopReason, Validation
 
 
@@ -344,6 +344,15 @@ def test_validation_checks_skip_the_initial_plateau():
                            stopping=StoppingRule(max_flow_time=clocks[1] / 1.05))
     loss = np.sum((A_tr.forward(before.coef) - y_tr) ** 2)
     assert loss > (1 - 1e-3) * np.sum(y_tr**2)
+
+
+def test_checks_due_skips_plateau_grid_times_after_the_first():
+    val = Validation(None, None, ratio=2.0)
+    loss0 = 0.5  # residual norm 1 at the start
+    assert checks_due(val, 1.0, 0, 1.0, loss0) == [1.0]  # the first check, on the plateau
+    assert checks_due(val, 5.0, 1, 0.9999, loss0) == []  # 2, 4 passed by: loss within 0.1 %
+    assert checks_due(val, 9.0, 1, 0.99, loss0) == [8.0]  # learning: checked again
+    assert checks_due(val, 40.0, 2, 0.5, loss0) == [16.0, 32.0]
 
 
 @pytest.mark.parametrize("depth", [3, 4, 5])

@@ -10,7 +10,7 @@ from overparam.operators import DenseOperator, Operator
 from overparam.solvers.sparse.flow import hadamard_flow
 from overparam.solvers.sparse.krylov_newton import hadamard_limit
 from overparam.solvers.sparse.krylov_path import hadamard_path_cg, prefers_matrix_free_path
-from overparam.stopping import StoppingRule, StopReason
+from overparam.stopping import DivergenceError, StoppingRule, StopReason, Validation
 
 
 class NoDenseOperator(Operator):
@@ -117,3 +117,40 @@ def test_default_fit_on_an_operator_matches_the_matrix_without_densifying(monkey
         assert free.result_.info["chosen_time"] == pytest.approx(
             dense.result_.info["chosen_time"], rel=0.15)
         assert _rel(free.coef_, truth) < 1.1 * _rel(dense.coef_, truth)
+
+
+def test_path_checks_divergence_after_every_step():
+    """The path reads the rule's divergence limit after each accepted step, as run_loop's
+    Monitor does (it used to test only for a non-finite end point). A real blow-up cannot be
+    made on a linear operator: accepted implicit steps do not raise the loss, and a garbage
+    trial point fails the local error test. A limit below the start (``divergence_factor``
+    0.5) is past at the first step instead."""
+    B, _, y = _problem(0, snr_db=20.0)
+    with pytest.raises(DivergenceError, match=r"at iteration \d+ \(initial"):
+        hadamard_path_cg(aslinearoperator(B), y, init_scale=1e-12,
+                         stopping=StoppingRule(divergence_factor=0.5))
+    ok = hadamard_path_cg(aslinearoperator(B), y, init_scale=1e-12,
+                          stopping=StoppingRule(divergence_factor=1.0))  # never above
+    assert ok.converged
+
+
+def test_path_validation_skips_the_initial_plateau_as_the_flow():
+    """Both paths take their checks from flow.checks_due: the first grid time, then none
+    while the training loss is within 0.1 % of its start."""
+    B, _, y = _problem(3, snr_db=20.0, m=80)
+    val = Validation(DenseOperator(B[64:]), y[64:], patience=None)
+    path = hadamard_path_cg(aslinearoperator(B[:64]), y[:64], init_scale=1e-12,
+                            validation=val)
+    flow = hadamard_flow(DenseOperator(B[:64]), y[:64], init_scale=1e-12, validation=val,
+                         rtol=1e-2, atol=1e-5)
+    for result in (path, flow):
+        clocks = result.info["validation_curve"][:, 1]
+        skipped = round(np.log(clocks[1] / clocks[0]) / np.log(1.05)) - 1
+        assert skipped > 20
+        loss = np.sum((B[:64] @ _at_time(B[:64], y[:64], clocks[1] / 1.05) - y[:64]) ** 2)
+        assert loss > (1 - 1e-3) * np.sum(y[:64] ** 2)  # the last skipped time: on the plateau
+
+
+def _at_time(B, y, clock):
+    return hadamard_path_cg(aslinearoperator(B), y, init_scale=1e-12, path_rtol=1e-3,
+                            stopping=StoppingRule(max_flow_time=clock, tol=0)).coef

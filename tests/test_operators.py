@@ -7,6 +7,7 @@ from overparam.operators import (
     DenseOperator,
     DiagonalScaledOperator,
     MatrixSensingOperator,
+    Operator,
     ScipyOperator,
     as_operator,
 )
@@ -58,6 +59,30 @@ def test_diagonal_scaled_operator_is_a_times_d_inverse(name, rng):
                                rtol=1e-12)
     with pytest.raises(ValueError, match="weights of shape"):
         DiagonalScaledOperator(op, np.ones(7))
+
+
+@pytest.mark.parametrize("name", ["dense", "scipy-sparse", "linear-operator"])
+def test_diagonal_scaled_columns_are_the_parent_columns_over_their_weights(name, rng):
+    """``A D^{-1}`` column ``j`` is ``a_j / w_j``, read by the parent's ``columns`` (a slice
+    of a matrix) rather than by one product of the wrapper per column."""
+    op = make_operators(rng)[name]
+    weights = 10.0 ** rng.uniform(-3, 3, op.shape[1])
+    scaled = DiagonalScaledOperator(op, weights)
+    dense = op.to_dense() / weights
+    for index in ([7, 0, 3], 4, np.arange(11), np.array([], dtype=int)):
+        np.testing.assert_allclose(scaled.columns(index), dense[:, np.atleast_1d(index)],
+                                   rtol=1e-12, atol=0)
+    np.testing.assert_allclose(scaled.rows([1, 4]).columns([2, 5]), dense[[1, 4]][:, [2, 5]],
+                               rtol=1e-12)
+    # the same bits as the products on unit vectors (the generic reader)
+    np.testing.assert_array_equal(scaled.columns(np.arange(11)),
+                                  Operator.columns(scaled, np.arange(11)))
+
+    def refuse(x):
+        raise AssertionError("a column read by a product of the wrapper")
+
+    scaled.forward = refuse
+    np.testing.assert_allclose(scaled.columns([5, 6]), dense[:, [5, 6]], rtol=1e-12)
 
 
 def test_check_adjoint_catches_a_wrong_adjoint_or_shape(rng):

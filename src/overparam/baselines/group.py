@@ -29,7 +29,7 @@ from ..estimators.base import RecoveryEstimator
 from ..parameterizations.group import as_group_labels
 from ..solvers.loop import Iterate, run_loop
 from ..solvers.result import SolverResult
-from ..stopping import StoppingRule, StopReason
+from ..stopping import StopReason
 
 __all__ = [
     "GroupLassoRegressor",
@@ -277,8 +277,7 @@ class GroupPrimalDualRegressor(RecoveryEstimator):
     def _solve(self, operator, y, control):
         labels = as_group_labels(self.groups, operator.shape[1])
         c = group_weights(labels, self.weights)
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
-                                          stagnation_tol=0.0))
+        rule = self._stopping_rule(control, stagnation_tol=0.0)
         norm = operator.norm_estimate()
         step = _PrimalDualStep(operator, y, labels, tau=np.sqrt(self.rho) * self.step_ratio / norm,
                                sigma=np.sqrt(self.rho) / (self.step_ratio * norm),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..operators import DenseOperator, DiagonalScaledOperator, Operator, ScipyOperator
+from ..operators.diagonal import unscaled
 
 __all__ = ["ESTIMATED_SPREAD_LIMIT", "WARNING_SPREAD", "column_norms", "equilibrated",
            "equilibration_scales", "norms_are_estimated", "unscaled"]
@@ -76,16 +77,6 @@ def equilibration_scales(norms: np.ndarray, limit: float) -> tuple[np.ndarray | 
     if not spread > limit:
         return None, spread
     return np.where(nonzero, norms, 1.0), spread
-
-
-def _per_row(d: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``d`` shaped to scale the rows of ``x`` (``(n,)`` or ``(n, L)``: MMV columns)."""
-    return d.reshape(d.shape + (1,) * (np.ndim(x) - 1))
-
-
-def unscaled(z: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """``x = D^{-1} z``."""
-    return z / _per_row(d, z)
 
 
 def equilibrated(operator: Operator, d: np.ndarray) -> Operator:

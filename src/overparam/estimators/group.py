@@ -19,7 +19,7 @@ from ..solvers.support_limit import (
     smallest_support_least_squares,
     unique_least_squares,
 )
-from ..stopping import StoppingRule, StopReason
+from ..stopping import StopReason
 from ._constraints import GROUPS, GROUPS_REQUIRED, POSITIVE, POSITIVE_INT, shared_constraints
 from .base import RecoveryEstimator
 
@@ -206,8 +206,7 @@ class GroupHadamardRegressor(RecoveryEstimator):
         self._param = param
         # Loss plateaus are normal while groups are learned one after another, so stagnation of
         # the loss is not a stopping signal here.
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
-                                          stagnation_tol=0.0))
+        rule = self._stopping_rule(control, stagnation_tol=0.0)
         if self.algorithm == "gd":
             balanced = GroupHadamard(param.labels, direction_scale="balanced")
             start = initial_group_params(balanced, operator, y, self.init_scale,

@@ -20,7 +20,6 @@ from ..solvers.sparse.flow import (
 from ..solvers.sparse.krylov_newton import hadamard_limit
 from ..solvers.sparse.krylov_path import hadamard_path_cg, prefers_matrix_free_path
 from ..solvers.steps import StepPolicy
-from ..stopping import StoppingRule
 from ._constraints import POSITIVE, shared_constraints
 from .base import RecoveryEstimator
 
@@ -203,7 +202,7 @@ class HadamardRegressor(RecoveryEstimator):
                     raise
                 warnings.warn(f"{err}; following the dual flow instead", RuntimeWarning,
                               stacklevel=3)
-        rule = control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol))
+        rule = self._stopping_rule(control)
         if solver == "auto" and prefers_matrix_free_path(operator, self.depth):
             # held-out paths only choose the time: a looser path (as the flow's tolerances)
             rtol = self.path_rtol[0 if control.validation is not None else 1]

@@ -6,7 +6,14 @@ import numpy as np
 
 from .base import Operator
 
-__all__ = ["DiagonalScaledOperator"]
+__all__ = ["DiagonalScaledOperator", "unscaled"]
+
+
+def unscaled(z, weights) -> np.ndarray:
+    """``x = z / w``: ``z`` divided by ``weights`` along its leading axes (a ``z`` with extra
+    trailing axes, e.g. the ``L`` columns of an MMV signal, is divided column by column)."""
+    z, weights = np.asarray(z), np.asarray(weights)
+    return z / weights.reshape(weights.shape + (1,) * (z.ndim - weights.ndim))
 
 
 class DiagonalScaledOperator(Operator):
@@ -37,14 +44,20 @@ class DiagonalScaledOperator(Operator):
 
     def unscaled(self, z) -> np.ndarray:
         """``x = z / w`` (also for ``z`` with extra trailing axes)."""
-        z = np.asarray(z)
-        return z / self.weights.reshape(self.weights.shape + (1,) * (z.ndim - self.weights.ndim))
+        return unscaled(z, self.weights)
 
     def forward(self, x):
         return self.parent.forward(self.unscaled(x))
 
     def adjoint(self, z):
         return self.unscaled(self.parent.adjoint(z))
+
+    def columns(self, index):
+        """The parent's columns ``index`` (its own :meth:`~overparam.operators.Operator.columns`)
+        times the inverses of their weights: for a matrix parent the same numbers, to the
+        bit, as :meth:`forward` on unit vectors (which scales ``e_j`` by ``1 / w_j`` first)."""
+        index = np.atleast_1d(index)
+        return self.parent.columns(index) * (1.0 / self.weights.ravel()[index])
 
     def rows(self, index):
         return DiagonalScaledOperator(self.parent.rows(index), self.weights)

@@ -633,12 +633,7 @@ def hadamard_flow(
                 interpolants.append(dense)
                 ts.append(solver.t)
             if validation is not None:
-                # Grid times on the initial plateau (training loss within 0.1% of its start)
-                # are skipped after the first: nothing has been learned there, the checks
-                # cannot stop the path (Validation's min_drop), and from a small init they
-                # are most of the grid.
-                on_plateau = n_checks > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * loss0
-                times = validation.grid_times(solver.t * m, skip=on_plateau)
+                times = checks_due(validation, solver.t * m, n_checks, r_norm, loss0)
                 n_checks += len(times)
                 if _check_grid(validation, times, ode, dense, solver, n_steps):
                     reason = StopReason.EARLY_STOPPED
@@ -663,6 +658,21 @@ def hadamard_flow(
     if dense_output and interpolants:
         info["path"] = HadamardFlowPath(OdeSolution(ts, interpolants), ode.R, dmap, m)
     return _flow_result(ode, w_end, t_end, reason, history, info, time.perf_counter() - start)
+
+
+def checks_due(validation: Validation, clock: float, n_checks: int, r_norm: float,
+               loss0: float) -> list[float]:
+    """The grid times of :meth:`~overparam.stopping.Validation.grid_times` reached by
+    ``clock`` at which the held-out error is checked, for a path with ``n_checks`` checks
+    made so far, training residual norm ``r_norm`` and initial loss ``loss0``.
+
+    Grid times on the initial plateau (training loss within ``_PLATEAU_DROP`` of its start)
+    are skipped after the first: nothing has been learned there, the checks cannot stop the
+    path (Validation's ``min_drop``), and from a small init they are most of the grid. Shared
+    by the dual flow and the matrix-free implicit path.
+    """
+    on_plateau = n_checks > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * loss0
+    return validation.grid_times(clock, skip=on_plateau)
 
 
 def _on_ratio_grid(validation: Validation | None, ratio: float) -> Validation | None:

@@ -20,7 +20,7 @@ loose-tolerance BDF path of the estimators is.
 
 from __future__ import annotations
 
-import time
+from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import brentq
@@ -28,11 +28,11 @@ from scipy.sparse.linalg import LinearOperator, cg
 
 from ..._validation import check_array, check_positive
 from ...operators import DenseOperator, ScipyOperator, as_operator
-from ...stopping import DivergenceError, StoppingRule, StopReason
+from ...stopping import DivergenceError, Monitor, StoppingRule, StopReason
 from .._blas import blas_limit
 from ..loop import close_validation
 from ..result import SolverResult
-from .flow import _PLATEAU_DROP, HadamardDualMap, _on_ratio_grid
+from .flow import HadamardDualMap, _on_ratio_grid, checks_due
 from .krylov_newton import WorkingSetPreconditioner, _Columns, _first_trial
 
 __all__ = ["hadamard_path_cg", "prefers_matrix_free_path"]
@@ -161,8 +161,10 @@ def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
         As :func:`~overparam.solvers.sparse.flow.hadamard_flow`.
     stopping : StoppingRule, optional
         ``tol`` (interpolation ``||A x - y|| <= tol ||y||``), ``max_iter`` (implicit steps
-        plus Newton steps), ``max_time``, ``max_flow_time`` (exactly) and ``discrepancy``
-        (the crossing located on the linear interpolant between steps) are honoured.
+        plus Newton steps), ``max_time``, ``max_flow_time`` (exactly), ``discrepancy``
+        (the crossing located on the linear interpolant between steps) and
+        ``divergence_factor`` (after every accepted step) are honoured, by the rules of
+        :class:`~overparam.stopping.Monitor`; the loss's stagnation is not a stop.
     validation : Validation, optional
         Checked at the clock times ``tau_0 r^k`` (``r = validation_ratio``) on the linear
         interpolant of ``A^T w`` between steps; the best point is returned and the curve is
@@ -185,7 +187,9 @@ def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
     Raises
     ------
     DivergenceError
-        If the step falls below ``1e-14`` times the time (the implicit steps keep failing).
+        If the step falls below ``1e-14`` times the time (the implicit steps keep failing), or
+        an accepted step's loss is non-finite or above ``divergence_factor`` times the
+        initial loss.
     """
     stopping = stopping or StoppingRule()
     check_positive(path_rtol, "path_rtol")
@@ -202,9 +206,9 @@ def hadamard_path_cg(operator, y, *, depth: int = 2, signed: bool = True,
 
 
 class _Checks:
-    """Validation at the grid times of :meth:`~overparam.stopping.Validation.grid_times`
-    along the piecewise-linear path (plateau checks skipped after the first, as in
-    :func:`~overparam.solvers.sparse.flow.hadamard_flow`)."""
+    """Validation at the grid times of :func:`~overparam.solvers.sparse.flow.checks_due`
+    along the piecewise-linear path (as in :func:`~overparam.solvers.sparse.flow.hadamard_flow`).
+    """
 
     def __init__(self, validation, m, loss0):
         self.validation, self.m, self.loss0 = validation, m, loss0
@@ -215,8 +219,7 @@ class _Checks:
         v, m = self.validation, self.m
         if v is None:
             return False
-        on_plateau = self.n > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * self.loss0
-        for clock in v.grid_times(t1 * m, skip=on_plateau):
+        for clock in checks_due(v, t1 * m, self.n, r_norm, self.loss0):
             theta = min(1.0, max(0.0, (clock / m - t0) / (t1 - t0)))
             s, w = (1 - theta) * s0 + theta * s1, (1 - theta) * w0 + theta * w1
             self.n += 1
@@ -227,22 +230,25 @@ class _Checks:
 
 def _follow(op, y, dmap, stopping, validation, path_rtol, working_set):
     m, n = op.shape
-    start = time.perf_counter()
+    # Monitor's rules after each accepted step (the path has no stagnation rule)
+    monitor = Monitor(replace(stopping, stagnation_tol=0.0), float(np.linalg.norm(y)))
     A = _Products(op)
     precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
     step = _ImplicitStep(A, dmap, y, precond)
-    y_norm = float(np.linalg.norm(y))
+    y_norm = monitor.y_norm
     t, w, s = 0.0, np.zeros(m), np.zeros(n)
     x = dmap.signal(s)
     r = A.forward(x) - y
-    checks = _Checks(validation, m, 0.5 * float(r @ r))
+    loss0 = 0.5 * float(r @ r)
+    monitor.initial_loss = loss0  # divergence is judged against the start
+    checks = _Checks(validation, m, loss0)
     velocity = None  # (dw/dt, ds/dt) of the last accepted step: the predictor
     t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
     back = np.abs(A.adjoint(-r))
     h = 0.1 / max(float(np.max(back)), 1e-300)
     h_prev, n_steps, n_rejected, reason = None, 0, 0, None
     while reason is None:
-        h = min(h, t_bound - t)
+        h = min(h, t_bound - t)  # lands on the stop time
         if velocity is None:
             w_p, s_p = w - h * r, s - h * A.adjoint(r)
         else:
@@ -265,19 +271,14 @@ def _follow(op, y, dmap, stopping, validation, path_rtol, working_set):
         t0, s0, w0, t = t, s, w, t + h
         w, s, n_steps, h_prev = w1, s1, n_steps + 1, h
         r_norm = float(np.linalg.norm(r))
+        # Monitor raises on divergence; the discrepancy then goes before its tol, as the
+        # crossing of the level is located between the steps
+        reason = monitor.update(n_steps + step.n_newton, 0.5 * r_norm**2, r_norm, t * m)
         if checks.after_step(dmap, t0, s0, w0, t, s, w, r_norm, n_steps):
             reason = StopReason.EARLY_STOPPED
         elif stopping.discrepancy is not None and r_norm <= stopping.discrepancy:
             t, w, s = _crossing(A, dmap, y, stopping.discrepancy, t0, s0, w0, t, s, w)
             x, reason = dmap.signal(s), StopReason.DISCREPANCY
-        elif stopping.tol > 0 and r_norm <= stopping.tol * y_norm:
-            reason = StopReason.CONVERGED
-        elif t >= t_bound * (1 - 1e-12):
-            reason = StopReason.END_OF_TIME
-        elif n_steps + step.n_newton >= stopping.max_iter:
-            reason = StopReason.MAX_ITER
-        elif stopping.max_time is not None and time.perf_counter() - start > stopping.max_time:
-            reason = StopReason.TIME_LIMIT
         h *= min(_GROWTH, _SAFETY * np.sqrt(path_rtol / max(error, 1e-12)))
     info = {"time": t * m, "clock": "flow_time", "solver": "newton-cg-path",
             "n_steps": n_steps, "n_rejected": n_rejected, "n_newton": step.n_newton,
@@ -294,7 +295,7 @@ def _follow(op, y, dmap, stopping, validation, path_rtol, working_set):
     r = A.forward(x) - y
     info.update(final_loss=0.5 * float(r @ r), dual=w)
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=n_steps + step.n_newton,
-                        wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+                        wall_time=monitor.elapsed, stop_reason=reason, info=info)
 
 
 def _local_error(dmap, x, s_pred, h, h_prev) -> float:
