@@ -448,7 +448,7 @@ def _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts,
 
 #: Newton-CG replaces the dense Hessian from this many matrix entries ``m n`` on (the dense
 #: Hessian's ``m^2 n`` overtakes the Krylov products; see benchmarks/scale.py).
-MATRIX_FREE_ENTRIES = 400_000
+MATRIX_FREE_ENTRIES = 50_000
 #: Largest operator (``m n`` entries) densified by the fallback when Newton-CG fails.
 _DENSE_FALLBACK_ENTRIES = 25_000_000
 
