@@ -11,8 +11,12 @@ one process on the same problem:
   on and for operators);
 - skglm's Lasso with a tiny penalty (``alpha = 1e-4 alpha_max``);
 - OMP given the true sparsity (scikit-learn);
-- basis pursuit as an LP (HiGHS; up to ``--bp-max`` unknowns).
-Methods that need the matrix print "—" on the operator.
+- basis pursuit as an LP (HiGHS; up to ``--bp-max`` unknowns);
+- on the operator only (skglm needs the matrix: 20,000 x 100,000 doubles are 16 GB), a
+  matrix-free Lasso: PyLops' FISTA along the warm-started penalty path ``1e-1 .. 1e-4
+  lambda_max`` (13 penalties, at most 300 iterations each; the imaging experiment's
+  ``fista_lasso_path``).
+Methods that need the matrix print "—" on the operator, the operator-only ones on matrices.
 
 CPU time (``time.process_time``, one BLAS thread via threadpoolctl; median of ``--repeats``)
 and relative error to the truth; then the growth exponent of each method's time over the
@@ -37,7 +41,7 @@ import scale_structures  # a sibling script: benchmarks/ is on sys.path
 from overparam.baselines import BasisPursuit, OMPRegressor
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
-from overparam.operators import SubsampledDCT
+from overparam.operators import SubsampledDCT, as_operator
 from scale_structures import growth_exponent
 
 
@@ -56,20 +60,33 @@ class SkglmLasso:
         return self
 
 
-#: The sparse section's methods: name -> (estimator factory given s, runs on an operator).
+class FistaLasso:
+    """A matrix-free Lasso: PyLops' FISTA along the warm-started path down to ``1e-4
+    lambda_max`` (:func:`overparam.experiments.papers.imaging.fista_lasso_path`)."""
+
+    def fit(self, A, y):
+        from overparam.experiments.papers.imaging import LASSO_RATIOS, fista_lasso_path
+
+        self.coef_ = fista_lasso_path(as_operator(A), y, LASSO_RATIOS)[0][-1]
+        return self
+
+
+#: The sparse section's methods: name -> (estimator factory given s, where it runs:
+#: "both", "matrix" (needs the matrix) or "operator" (the matrix-free peer)).
 SPARSE_METHODS = {
-    "IR default": (lambda s: HadamardRegressor(), True),
-    "IR limit": (lambda s: HadamardRegressor(early_stopping=None), True),
-    "skglm Lasso": (lambda s: SkglmLasso(), False),
-    "OMP (true s)": (lambda s: OMPRegressor(n_nonzero_coefs=s), False),
-    "BP-LP (HiGHS)": (lambda s: BasisPursuit(), False),
+    "IR default": (lambda s: HadamardRegressor(), "both"),
+    "IR limit": (lambda s: HadamardRegressor(early_stopping=None), "both"),
+    "skglm Lasso": (lambda s: SkglmLasso(), "matrix"),
+    "OMP (true s)": (lambda s: OMPRegressor(n_nonzero_coefs=s), "matrix"),
+    "BP-LP (HiGHS)": (lambda s: BasisPursuit(), "matrix"),
+    "FISTA Lasso": (lambda s: FistaLasso(), "operator"),
 }
 
 
 def _skipped(name, n, operator, args) -> bool:
-    """Methods that need the matrix are skipped on the operator; BP above --bp-max, the IR
-    default above --default-max."""
-    if operator and not SPARSE_METHODS[name][1]:
+    """Methods that need the matrix are skipped on the operator (and the operator-only peer
+    on matrices); BP above --bp-max, the IR default above --default-max."""
+    if SPARSE_METHODS[name][1] == ("operator" if not operator else "matrix"):
         return True
     return (name == "BP-LP (HiGHS)" and n > args.bp_max) or (
         name == "IR default" and n > args.default_max)
@@ -125,8 +142,7 @@ def sparse_section(args) -> None:
         for name, (make, _) in SPARSE_METHODS.items():
             t, err, note = (np.nan, np.nan, "") if _skipped(name, n, operator, args) else \
                 _run(make, A, y, x, s, 1 if operator else args.repeats)
-            if not operator:
-                times[name][n] = t
+            times[name][n, operator] = t
             cells.append(_cell(t, err))
             if name.startswith("IR") and note:
                 notes.append(note)
@@ -134,9 +150,24 @@ def sparse_section(args) -> None:
         print(f"{label:>8} " + " ".join(cells) + "  " + ", ".join(notes), flush=True)
     if args.operator_size:
         print("* matrix-free subsampled DCT operator (the matrix methods: —)")
+    _print_ratios(times, problems)
+    dense = {name: {n: t for (n, op), t in by_n.items() if not op and np.isfinite(t)}
+             for name, by_n in times.items()}
     print("growth exponent of CPU time in N (dense sizes): " + ", ".join(
         f"{name} N^{growth_exponent(sorted(by_n), [by_n[k] for k in sorted(by_n)]):.2f}"
-        for name, by_n in times.items()))
+        for name, by_n in dense.items() if len(by_n) > 1))
+
+
+def _print_ratios(times, problems) -> None:
+    """The IR limit's CPU time over its peer's, measured side by side: skglm's on matrices,
+    the matrix-free FISTA Lasso's on the operator."""
+    cells = []
+    for n, operator in problems:
+        peer = "FISTA Lasso" if operator else "skglm Lasso"
+        ratio = times["IR limit"][n, operator] / times[peer][n, operator]
+        if np.isfinite(ratio):
+            cells.append(f"N={n}{'*' if operator else ''} {ratio:.2f} (vs {peer})")
+    print("IR limit / peer CPU time: " + ", ".join(cells))
 
 
 def structures_section(args) -> None:
@@ -152,7 +183,7 @@ SECTIONS = {"sparse": sparse_section, "structures": structures_section}
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=list(SECTIONS))
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 3000, 10000])
     parser.add_argument("--operator-size", type=int, default=100_000,
                         help="N of the matrix-free DCT problem (0: skip)")
     parser.add_argument("--bp-max", type=int, default=3000, help="largest N for BP-LP")

@@ -12,6 +12,8 @@ from overparam.solvers.sparse.flow import NewtonConvergenceError, hadamard_newto
 from overparam.solvers.sparse.krylov_newton import (
     WorkingSetPreconditioner,
     _Columns,
+    _gradient,
+    _newton_step,
     hadamard_limit,
     hadamard_newton_cg,
 )
@@ -122,3 +124,60 @@ def test_evicting_columns_keeps_the_block_and_its_gram_consistent(rng):
         assert np.unique(precond.index).size == precond.size == len(keep) + len(new)
         np.testing.assert_array_equal(precond._block, block)
         np.testing.assert_allclose(precond._gram, block.T @ block, atol=1e-12)
+
+
+def test_written_out_cg_solves_the_newton_system_and_returns_its_adjoint(rng):
+    A = rng.standard_normal((40, 150))
+    d = np.exp(rng.uniform(-6, 2, 150))
+    g = rng.standard_normal(40)
+    op = DenseOperator(A)
+    counts = {"products": 0, "cg": 0, "quick": 0}
+    for working_set in (True, False):
+        precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
+        p, atp = _newton_step(op.forward, op.adjoint, d, g, precond, 40, 1e-10, 500, counts)
+        H = (A * d) @ A.T
+        assert np.linalg.norm(H @ p - g) <= 1e-9 * np.linalg.norm(g)
+        np.testing.assert_allclose(atp, A.T @ p, rtol=1e-9, atol=1e-12 * np.linalg.norm(atp))
+    precond = WorkingSetPreconditioner(_Columns(op))
+    z, atz = _newton_step(op.forward, op.adjoint, d, g, precond, 40, 1e-10, 500, counts,
+                          quick=True)
+    np.testing.assert_allclose(z, precond.solve(g))  # the preconditioned gradient itself
+    np.testing.assert_allclose(atz, A.T @ z)
+    assert counts["quick"] == 1
+
+
+def test_gradient_leaves_out_only_a_negligible_product():
+    A = np.eye(3, 5)
+    y = np.array([1.0, 2.0, 2.0])
+    a_norm = np.linalg.norm(A)
+    g, exact = _gradient(lambda v: A @ v, np.full(5, 1e-6), y, 3.0, a_norm)
+    assert not exact and np.array_equal(g, -y)
+    x = np.full(5, 1e-2)
+    g, exact = _gradient(lambda v: A @ v, x, y, 3.0, a_norm)
+    assert exact and np.array_equal(g, A @ x - y)
+
+
+def test_quick_steps_and_plateau_gradients_keep_the_dense_limit():
+    # 300 x 1500: the plateau (gradient -y) and P^{-1} g steps are both taken
+    p = make_sparse_problem(300, 1500, 30, random_state=1)
+    alpha = _alpha(p.operator, p.y)
+    op = DenseOperator(p.operator)
+    free = hadamard_newton_cg(op, p.y, init_scale=alpha)
+    assert free.info["n_quick"] > 0
+    dense = hadamard_newton(op, p.y, init_scale=alpha)
+    assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
+    assert np.linalg.norm(p.operator @ free.coef - p.y) <= 1e-10 * np.linalg.norm(p.y)
+    # at the estimators' tolerance: fewer than the 3 products a step of CG's first iteration
+    loose = hadamard_newton_cg(op, p.y, init_scale=alpha, tol=1e-6)
+    assert loose.info["n_products"] < 2 * loose.n_iter
+    assert np.linalg.norm(p.operator @ loose.coef - p.y) <= 1e-6 * np.linalg.norm(p.y)
+
+
+def test_working_set_limit_starts_low_and_rises_to_the_cap(rng):
+    A = rng.standard_normal((40, 200))
+    pre = WorkingSetPreconditioner(_Columns(DenseOperator(A)), limit=5)
+    pre.update(np.exp(rng.uniform(-30, 2, 200)))
+    assert pre.size <= 5 < pre._cols.max_size
+    pre.enlarge()
+    pre.update(np.exp(rng.uniform(-30, 2, 200)))
+    assert 5 < pre.size <= pre._cols.max_size == 20

@@ -4,7 +4,7 @@
 ``Phi(w) = sum psi*(A^T w) - <y, w>`` (gradient ``A x(A^T w) - y``, Hessian
 ``H = A D A^T``, ``D = diag(x'(s))``) by forming and factoring the ``m x m`` Hessian at every
 step: ``m^2 n`` operations, and a dense matrix. Here each Newton system ``H p = g`` is solved
-by preconditioned conjugate gradients (:func:`scipy.sparse.linalg.cg`) with products
+by preconditioned conjugate gradients (written out: see :func:`_newton_step`) with products
 ``A @ v`` and ``A^T @ w`` only (inexact Newton: the relative tolerance of CG falls with the
 residual, Eisenstat-Walker, so the outer iteration stays superlinear while early steps are
 cheap). The gradient and the optimality test are exact, so the limit is the same as the dense
@@ -21,8 +21,14 @@ total cost is that of the final working set. For an operator that is not a matri
 of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
 vectors), and ``W`` is capped lower.
 
-No library solves this dual problem; the Newton loop and the preconditioner are written here,
-the Krylov solver is scipy's and the factorizations LAPACK's.
+Fewer products (measured in docs/sparse.md): CG returns ``A^T p`` with ``p``; while CG stops
+after one iteration (the preconditioner is nearly ``H``) the next step is ``P^{-1} g`` itself,
+its scale left to the line search; and on the plateau from a tiny init, where ``A x`` is
+negligible, the gradient is ``-y`` without a product (convergence is tested on exact
+gradients only). ``W`` starts at ``m / 4`` columns and rises to its cap when CG struggles.
+
+No library solves this dual problem; the Newton loop, its conjugate gradients (to return
+``A^T p``) and the preconditioner are written here, the factorizations are LAPACK's.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
-from scipy.sparse.linalg import LinearOperator, cg
+from scipy.sparse.linalg import LinearOperator
 
 from ..._validation import check_array, check_positive
 from ...operators import DenseOperator, ScipyOperator, as_operator
@@ -52,6 +58,11 @@ __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
 #: Working set caps: matrix columns are free to read, an operator's cost a forward each.
 _MAX_WORKING_MATRIX = 0.5  # fraction of m
 _MAX_WORKING_OPERATOR = 1024
+#: The limit starts at this fraction of m (the Cholesky factor of every Newton step costs
+#: |W|^3 / 3) and rises to the cap once a CG solve needs more than _ENLARGE_CG iterations
+#: (the tail of a tight tolerance; docs/scaling.md).
+_START_FRACTION = 0.25
+_ENLARGE_CG = 8
 #: Forcing terms of inexact Newton: CG stops at rtol = clip(sqrt(relative residual)).
 _CG_RTOL_MAX, _CG_RTOL_MIN = 0.5, 1e-6
 _HEAVY = 1.0
@@ -59,6 +70,10 @@ _HEAVY_ROUNDS = 3
 _SPREAD = 30.0
 _SWAP = 4.0
 _MAX_DS = 4.0
+#: A Newton step by P^{-1} g alone follows one that cut the gradient norm at least this much.
+_QUICK_DECREASE = 0.5
+#: ||A x|| below this fraction of ||y|| is left out of the gradient (see _gradient).
+_NEGLIGIBLE = 1e-3
 
 
 class _Columns:
@@ -100,26 +115,34 @@ class WorkingSetPreconditioner:
     ----------
     columns : _Columns
         Access to the operator's columns and their squared norms.
+    limit : int, optional
+        Most columns in ``W`` for now (default and at most ``columns.max_size``; see
+        :meth:`enlarge`).
 
     Notes
     -----
     :meth:`update` (at each Newton step) adds to ``W`` the columns with
     ``D_j ||a_j||^2 > tr(H) / m`` (a rank-one term above the mean diagonal), largest first, up
-    to the cap; ``delta = sum_{j not in W} D_j ||a_j||^2 / m`` replaces the rest by its mean
+    to ``limit``; ``delta = sum_{j not in W} D_j ||a_j||^2 / m`` replaces the rest by its mean
     eigenvalue (exact when that part is a multiple of the identity, as for Gaussian or
     subsampled orthogonal matrices with equal weights, i.e. early on the path).
     """
 
-    def __init__(self, columns: _Columns):
+    def __init__(self, columns: _Columns, limit: int | None = None):
         self._cols = columns
         m = columns.operator.shape[0]
         self.m = m
         self.index = np.zeros(0, dtype=int)
         self.n_read = 0  # columns read in all (evicted ones may be read again)
         cap = max(columns.max_size, 0)
+        self.limit = cap if limit is None else min(max(int(limit), 0), cap)
         # preallocated: columns are added and evicted in place, never the whole set copied
         self._block_buf = np.empty((m, cap), order="F")
         self._gram_buf = np.empty((cap, cap), order="F")
+
+    def enlarge(self) -> None:
+        """Raise the limit to the cap (``columns.max_size``)."""
+        self.limit = max(self._cols.max_size, 0)
 
     @property
     def size(self) -> int:
@@ -164,7 +187,7 @@ class WorkingSetPreconditioner:
         """The heavy columns, largest first: weight above ``_HEAVY`` times the mean diagonal
         of what the set leaves out (a few rounds of that fixed point), at most the cap."""
         wanted = np.zeros(0, dtype=int)
-        order = np.argsort(weight)[::-1][: self._cols.max_size]
+        order = np.argsort(weight)[::-1][: self.limit]
         # while the weights are flat (early on the path) delta I is a good preconditioner:
         # only columns well above the typical weight are worth reading
         floor = _SPREAD * float(np.median(weight))
@@ -183,7 +206,7 @@ class WorkingSetPreconditioner:
         total = float(np.sum(weight))
         wanted = self._wanted(weight, total)
         new = wanted[~np.isin(wanted, self.index)]  # heaviest first
-        free = self._cols.max_size - self.size
+        free = self.limit - self.size
         if new.size > free:
             # full: swap a cached column that is not wanted (lightest first) for a new one
             # only if the new one is _SWAP times heavier (no churn between near-equal weights)
@@ -295,7 +318,7 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     check_positive(max_cg_iter, "max_cg_iter", integer=True)
     dmap = HadamardDualMap(depth, signed, init_scale)
     start = time.perf_counter()
-    counts = {"products": 0, "cg": 0}
+    counts = {"products": 0, "cg": 0, "quick": 0}
 
     def forward(v):
         counts["products"] += 1
@@ -305,22 +328,27 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         counts["products"] += 1
         return np.asarray(op.adjoint(v), dtype=float).ravel()
 
-    precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
+    columns = _Columns(op)
+    precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m)) if working_set \
+        else None
     y_norm = float(np.linalg.norm(y))
     w, s = np.zeros(m), np.zeros(n)
-    n_backtracks, it, reason = 0, 0, None
-    g = forward(dmap.signal(s)) - y
+    n_backtracks, it, reason, quick = 0, 0, None, False
+    a_norm = float(np.sqrt(np.sum(columns.norms_sq)))  # ||A||_F >= ||A||_2 (see _gradient)
+    g, exact = _gradient(forward, dmap.signal(s), y, y_norm, a_norm)
     for it in range(1, max_iter + 1):
         g_norm = float(np.linalg.norm(g))
-        if g_norm <= tol * y_norm:
+        if exact and g_norm <= tol * y_norm:
             reason, it = StopReason.CONVERGED, it - 1
             break
         d = dmap.derivative(s)
         rel = g_norm / y_norm
         # Eisenstat-Walker sqrt(rel), but no tighter than what reaching tol needs
         rtol = min(_CG_RTOL_MAX, max(_CG_RTOL_MIN, np.sqrt(rel), 0.5 * tol / rel))
-        step = _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts)
-        ds = adjoint(step)
+        n_cg = counts["cg"]
+        step, ds = _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts,
+                                quick)
+        n_cg = counts["cg"] - n_cg
         decrement = float(g @ step)
         if not (np.isfinite(decrement) and decrement > 0):
             raise NewtonConvergenceError(f"no descent direction at Newton step {it}")
@@ -333,7 +361,15 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
                 f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
                 "the init too small for double precision at this depth")
         w, s = w - t * step, new_s
-        g = forward(dmap.signal(s)) - y
+        g, exact = _gradient(forward, dmap.signal(s), y, y_norm, a_norm)
+        # While CG stops after one iteration, its step is P^{-1} g up to a scale (which the
+        # line search finds): skip the Hessian product (a third of a step's products) as long
+        # as such steps take their full trial and either were capped by it (the plateau of
+        # the path: the scale does not matter) or halved the gradient; else back to CG.
+        quick = precond is not None and n_cg <= 1 and halvings == 0 and (
+            t < 1.0 or float(np.linalg.norm(g)) <= _QUICK_DECREASE * g_norm)
+        if precond is not None and n_cg > _ENLARGE_CG:
+            precond.enlarge()
     if reason is None:
         raise NewtonConvergenceError(
             f"Newton-CG did not converge in {max_iter} steps (relative residual "
@@ -343,11 +379,23 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         raise DivergenceError("non-finite flow limit from Newton-CG")
     info = {"n_backtracks": n_backtracks, "dual": w, "final_loss": 0.5 * float(g @ g),
             "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": counts["cg"],
-            "n_products": counts["products"],
+            "n_products": counts["products"], "n_quick": counts["quick"],
             "working_set": precond.size if precond is not None else 0,
             "columns_read": precond.n_read if precond is not None else 0}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+
+
+def _gradient(forward, x, y, y_norm, a_norm):
+    """``(A x - y, True)``, or ``(-y, False)`` without a product while ``||A x|| <=
+    ||A||_F ||x||`` is below ``_NEGLIGIBLE ||y||`` (the plateau of the path from a tiny init:
+    a search direction from ``-y`` is as good). Only directions use the approximation
+    (``||A||_F`` may be an estimate for a large operator): convergence is tested on exact
+    gradients alone, and the line search on ``Phi`` itself.
+    """
+    if a_norm * float(np.linalg.norm(x)) <= _NEGLIGIBLE * y_norm:
+        return -y, False
+    return forward(x) - y, True
 
 
 def _first_trial(dmap, s, ds) -> float:
@@ -360,30 +408,53 @@ def _first_trial(dmap, s, ds) -> float:
     return 1.0 if peak == 0 else min(1.0, _MAX_DS / peak)
 
 
-def _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts):
-    """An approximate solution of ``A D A^T p = g`` by (preconditioned) CG."""
+def _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts,
+                 quick=False):
+    """An approximate solution ``p`` of ``A D A^T p = g`` and ``A^T p``, by preconditioned CG.
 
-    def hess(v):
-        return forward(d * adjoint(v))
-
-    def count(_):
-        counts["cg"] += 1
-
+    Written out rather than scipy's ``cg`` because each iteration already computes
+    ``A^T`` of its search direction: summing those gives ``A^T p`` without another product
+    (the line search and the next iterate need it). Stops at ``||r|| <= rtol ||g||``, after
+    ``max_cg_iter`` iterations, or at a breakdown (curvature not positive and finite: the
+    iterate so far, zero at the first iteration, which the caller refuses as no descent).
+    ``quick``: return ``P^{-1} g`` itself, without a Hessian product (see :func:`_newton_cg`).
+    """
     if precond is not None:
         precond.update(d)
-        preconditioner = precond.as_linear_operator()
+        solve = precond.solve
     else:
-        preconditioner = None
-    H = LinearOperator((m, m), matvec=hess, dtype=float)
-    with np.errstate(all="ignore"):  # a breakdown (singular H) gives non-finite steps: refused
-        step, _ = cg(H, g, rtol=rtol, atol=0.0, maxiter=max_cg_iter, M=preconditioner,
-                     callback=count)
-    return step
+        solve = None
+    p, atp = np.zeros(m), np.zeros(d.size)
+    r = g.copy()
+    z = solve(r) if solve is not None else r.copy()
+    if quick and solve is not None:
+        counts["quick"] += 1
+        return z, adjoint(z)
+    direction, rz = z, float(r @ z)
+    target = rtol * float(np.linalg.norm(g))
+    with np.errstate(all="ignore"):
+        for _ in range(max_cg_iter):
+            at_dir = adjoint(direction)
+            h_dir = forward(d * at_dir)
+            counts["cg"] += 1
+            curvature = float(direction @ h_dir)
+            if not (np.isfinite(curvature) and curvature > 0 and np.isfinite(rz)):
+                break
+            a = rz / curvature
+            p += a * direction
+            atp += a * at_dir
+            r -= a * h_dir
+            if float(np.linalg.norm(r)) <= target:
+                break
+            z = solve(r) if solve is not None else r.copy()
+            rz, rz_old = float(r @ z), rz
+            direction = z + (rz / rz_old) * direction
+    return p, atp
 
 
 #: Newton-CG replaces the dense Hessian from this many matrix entries ``m n`` on (the dense
 #: Hessian's ``m^2 n`` overtakes the Krylov products; see benchmarks/scale.py).
-MATRIX_FREE_ENTRIES = 400_000
+MATRIX_FREE_ENTRIES = 50_000
 #: Largest operator (``m n`` entries) densified by the fallback when Newton-CG fails.
 _DENSE_FALLBACK_ENTRIES = 25_000_000
 
