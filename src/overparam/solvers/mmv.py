@@ -275,6 +275,7 @@ class RowHadamardStep:
         self.ids = np.arange(B)  # the problem of each working row (for messages)
         self.n_accepted, self.n_rejected = np.zeros(B, dtype=int), np.zeros(B, dtype=int)
         self.refresh_wait = _REFRESH - 1  # iterations in which no residual refresh falls due
+        self.g_checked = np.abs(self.g)  # |g| at each working row's last held-out check
         self.out = {"eta": np.empty(B), "n_rejected": np.zeros(B, dtype=int)}
 
     def init(self) -> np.ndarray:
@@ -421,9 +422,22 @@ class RowHadamardStep:
 
         return learning
 
+    def escaping(self, j: int) -> bool:
+        """Whether some row scale ``g_i`` of working row ``j`` grew by more than a factor
+        ``exp(row_tol)`` since its last held-out check: a row escaping from the small init.
+
+        Between two rows being learned the held-out error is flat for long (a staircase) while
+        the next row's ``g_i`` grows exponentially; that flat stretch is not the minimum of the
+        held-out error, and the loop does not stop on it (:func:`run_batch_loop`).
+        """
+        g = np.abs(self.g[j])
+        growth = np.nanmax(np.log(g) - np.log(self.g_checked[j]), initial=-np.inf)
+        self.g_checked[j] = g
+        return bool(growth >= self.row_tol)
+
     def keep(self, mask) -> None:
         for key in ("ids", "A", "At", "Y", "g", "V", "R", "Lam", "loss", "eta", "n_accepted",
-                    "n_rejected"):
+                    "n_rejected", "g_checked"):
             setattr(self, key, getattr(self, key)[mask])
 
     def publish(self, rows, dest) -> None:
