@@ -693,8 +693,8 @@ def test_contract(name, input_class, depth):
 
 
 #: Cells of the seed sweep (seeds 1-5) that fail today, each with its measured cause: strict
-#: xfails, so a fix shows as XPASS and must be removed from here. All but one are classical
-#: baselines; issue 13 stays open while an IR default is listed.
+#: xfails, so a fix shows as XPASS and must be removed from here. All are classical baselines
+#: (issue 13 stays open while an IR default is listed).
 SWEEP_FAILURES = {
     ("multitask-lasso-cv", "over"): "seed 2: 5-fold CV picks alpha = 1.1e-2 alpha_max on clean "
     "data, error 1.2e-2 (the Lasso's shrinkage; eps=1e-4 fixes it but worsens 30 dB seed 2)",
