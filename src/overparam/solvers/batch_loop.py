@@ -33,10 +33,6 @@ from .result import History, SolverResult
 __all__ = ["BatchResult", "BatchStep", "run_batch_loop"]
 
 _NO_CHECK = 2**62  # the check period of a problem with no validation
-#: A held-out error this fraction of its fall so far above its best has risen: the path passed
-#: its minimum. Below it, a flat stretch while the step reports a component still escaping
-#: (:meth:`BatchStep.escaping`) is a step of a staircase, not the minimum: the path goes on.
-_RISE = 1e-4
 
 
 @dataclass
@@ -127,10 +123,10 @@ class BatchStep(Protocol):
     def signal(self, rows) -> np.ndarray:
         """The signal of working rows ``rows``."""
 
-    def escaping(self, j: int) -> bool:
-        """Optional. Whether working row ``j`` is still climbing a staircase since its last
-        held-out check (e.g. a component of its signal still growing out of a small init);
-        called at every check."""
+    def staircase(self, j: int) -> bool:
+        """Optional, for paths that learn in steps (components growing one at a time out of a
+        small init): whether working row ``j`` is climbing (a component grew since its last
+        held-out check). Called at every check."""
 
     def still_learning(self, rows, ids, n_iter):
         """None, or ``f(j)``: whether row ``rows[j]`` (problem ``ids[j]``), whose loss
@@ -279,22 +275,24 @@ def _validate(step, run: _Run, accepted) -> None:
         run.check_wait -= 1
         return
     due, run.check_wait = _due(run.n_iter.tolist(), run.every, accepted)
-    escaping = getattr(step, "escaping", None)
+    staircase = getattr(step, "staircase", None)
     for j in due:
         state = tuple(p.copy() for p in step.params(j))
-        validation = run.validations[j]
-        stop = validation.check(int(run.n_iter[j]), float(run.clock[j]), step.signal(j), state)
-        climbing = escaping is not None and escaping(j)
-        if stop and not (climbing and _flat(validation)):
+        validation, clock = run.validations[j], float(run.clock[j])
+        stop = validation.check(int(run.n_iter[j]), clock, step.signal(j), state)
+        # A flat held-out error still below its value a patience ago while a component
+        # climbs is the wait for the next stair, not the minimum: a climb that only fits
+        # noise raises the held-out error, however slowly. (staircase(j) is asked at every
+        # check: it measures growth from one check to the next.)
+        climbing = staircase is not None and staircase(j)
+        if stop and not (climbing and _still_falling(validation)):
             run.stop(j, StopReason.EARLY_STOPPED)
 
 
-def _flat(validation: Validation) -> bool:
-    """Whether the last held-out error is within ``_RISE`` of the fall so far above the best:
-    no sign that the minimum was passed."""
-    first, last = validation.curve[0][2], validation.curve[-1][2]
-    best = validation.best_error
-    return last - best <= _RISE * (first - best)
+def _still_falling(validation: Validation) -> bool:
+    """Whether the last held-out error is below the one ``patience`` checks before it."""
+    curve = validation.curve
+    return len(curve) > validation.patience and curve[-1][2] < curve[-1 - validation.patience][2]
 
 
 def _publish(step, run: _Run, rows) -> None:

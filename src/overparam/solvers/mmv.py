@@ -422,13 +422,13 @@ class RowHadamardStep:
 
         return learning
 
-    def escaping(self, j: int) -> bool:
+    def staircase(self, j: int) -> bool:
         """Whether some row scale ``g_i`` of working row ``j`` grew by more than a factor
         ``exp(row_tol)`` since its last held-out check: a row escaping from the small init.
 
-        Between two rows being learned the held-out error is flat for long (a staircase) while
-        the next row's ``g_i`` grows exponentially; that flat stretch is not the minimum of the
-        held-out error, and the loop does not stop on it (:func:`run_batch_loop`).
+        Between two rows being learned the held-out error is flat for long while the next
+        row's ``g_i`` grows exponentially; the loop does not take that flat stretch for the
+        minimum of the held-out error (:func:`~overparam.solvers.batch_loop.run_batch_loop`).
         """
         g = np.abs(self.g[j])
         growth = np.nanmax(np.log(g) - np.log(self.g_checked[j]), initial=-np.inf)
