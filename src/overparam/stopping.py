@@ -407,11 +407,6 @@ class Validation:
         return (self.patience is not None and self._since_best >= self.patience
                 and clock >= self.horizon * self._last_gain_time and learned)
 
-    @property
-    def last_gain_time(self) -> float:
-        """The clock at the last real improvement (see ``min_improvement``)."""
-        return self._last_gain_time
-
     def finish(self, iteration: int, clock: float, x, state) -> None:
         """Record the end of a path that stopped on its own (converged, budget, end time).
 
