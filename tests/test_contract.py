@@ -693,13 +693,9 @@ def test_contract(name, input_class, depth):
 
 
 #: Cells of the seed sweep (seeds 1-5) that fail today, each with its measured cause: strict
-#: xfails, so a fix shows as XPASS and must be removed from here. All but one are classical
-#: baselines; issue 13 stays open while an IR default is listed.
+#: xfails, so a fix shows as XPASS and must be removed from here. All are classical baselines
+#: (issue 13 stays open while an IR default is listed).
 SWEEP_FAILURES = {
-    ("ir-mmv", "inconsistent"): "seed 5: 7.6x the oracle (0.264 vs 0.104). With the row-change "
-    "cap 0.3 the folds' held-out error is flat from t = 3,886 to 3,964, a plateau before the "
-    "next row escapes, and validation stops there (horizon 1.5); uncapped, the first check "
-    "comes later and the path reaches 1.0x",
     ("multitask-lasso-cv", "over"): "seed 2: 5-fold CV picks alpha = 1.1e-2 alpha_max on clean "
     "data, error 1.2e-2 (the Lasso's shrinkage; eps=1e-4 fixes it but worsens 30 dB seed 2)",
     ("multitask-lasso-cv", "noisy-10dB"): "seed 2: 2.5x the error of its own best grid penalty",

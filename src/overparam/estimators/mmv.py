@@ -9,7 +9,6 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
-from ..stopping import StoppingRule
 from ._constraints import NON_NEGATIVE, POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator, check_validation_fraction
@@ -150,9 +149,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         return self.max_row_change if isinstance(self.step, str) else None
 
     def _rule(self, control):
-        return control.apply(StoppingRule(max_iter=self.max_iter, tol=self.tol,
-                                          stagnation_tol=self.stagnation_tol,
-                                          patience=self.patience))
+        return self._stopping_rule(control, stagnation_tol=self.stagnation_tol,
+                                   patience=self.patience)
 
     def _solve(self, operator, y, control):
         if control.stops_early or not self.refine:

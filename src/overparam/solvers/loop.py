@@ -11,9 +11,9 @@ the progress bar, divergence detection, the return of the best validated iterate
 The split follows PyLops' ``Solver.setup / step / run / finalize`` and optax's
 ``init / update``: the step object is the solver's maths and nothing else.
 
-A batch of problems along a leading axis can be added without changing the step protocol:
-an :class:`Iterate` whose ``loss`` and ``residual_norm`` are arrays, with a vectorised
-monitor and one validation per problem (see docs/DEVELOPING.md, "The solver loop").
+A batch of problems along a leading axis runs on the batched form of this loop,
+:func:`~overparam.solvers.batch_loop.run_batch_loop` (vectorised monitor, one validation per
+problem, stopped problems dropped; see docs/DEVELOPING.md, "The solver loop").
 """
 
 from __future__ import annotations

@@ -1,35 +1,33 @@
 """IR-MMV: gradient descent on ``X = (g^2 1_L^T) ⊙ V`` for a batch of MMV problems at once.
 
-Written by hand: no library implements this factorization. The ``B`` problems of a batch share
-nothing but the loop; each has its own step, clock, stopping test and stop reason, and a
-problem that has stopped costs nothing in later iterations.
+Written by hand: no library implements this factorization. The step (:class:`RowHadamardStep`)
+is the maths: its gradient is :class:`~overparam.parameterizations.RowHadamard`'s pullback, its
+step sizes the array forms of the shared step policies; the batched solver loop
+(:func:`~overparam.solvers.batch_loop.run_batch_loop`) does the rest. The ``B`` problems of a
+batch share nothing but the loop; each has its own step, clock, stopping test and stop reason,
+and a problem that has stopped costs nothing in later iterations.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._progress import progress_bar
 from .._validation import check_array, check_positive
 from ..parameterizations.row import RowHadamard
-from ..stopping import BatchMonitor, DivergenceError, StoppingRule, StopReason, Validation
+from ..stopping import DivergenceError, StoppingRule, Validation
 from ._blas import blas_limit
-from .loop import private_validation
-from .result import History, SolverResult
+from .batch_loop import BatchResult, run_batch_loop
+from .result import History
 from .steps import StepPolicy, as_step_policy
 
-__all__ = ["INITS", "UPDATES", "BatchResult", "MMVState", "candidate_supports", "ir_mmv",
-           "mmv_finish", "mmv_init", "mmv_step", "refine_row_sparse"]
+__all__ = ["INITS", "UPDATES", "BatchResult", "RowHadamardStep", "candidate_supports", "ir_mmv",
+           "refine_row_sparse"]
 
 _DEAD = 1e-60  # |g_i| below this is set to zero (a row this small never comes back)
 _EPS = float(np.finfo(float).eps)
 _REFRESH = 100  # accepted steps between two recomputations of R = Y - A X
-_NO_CHECK = 2**62  # the check period of a problem with no validation
 # np.add.reduce is np.sum without its Python wrapper (same result, bit for bit)
 _sum = np.add.reduce
 
@@ -39,52 +37,6 @@ UPDATES = ("sequential", "simultaneous")
 #: ``V(0)``: ``"zero"`` (rows free to change sign) or the paper's balanced ``"ones"``.
 INITS = ("zero", "ones")
 
-
-@dataclass
-class BatchResult:
-    """The outcome of a batched solver run: one entry per problem along the leading axis.
-
-    Attributes
-    ----------
-    coef : ndarray of shape (B, N, L)
-        Estimates (the best held-out iterate where a validation was given).
-    params : tuple of ndarray
-        ``(g, V)`` of shapes ``(B, N)`` and ``(B, N, L)``.
-    n_iter : ndarray of int, shape (B,)
-        Accepted steps per problem.
-    wall_time : float
-        Seconds for the whole batch.
-    stop_reason : list of StopReason
-        Why each problem stopped.
-    info : dict
-        Per-problem arrays: ``time`` (the flow clock at the end), ``step`` (last step),
-        ``n_rejected_steps``, ``final_loss``; and ``clock`` (``"flow_time"``).
-    history : History or None
-        Only for a batch of one.
-    """
-
-    coef: np.ndarray
-    params: tuple
-    n_iter: np.ndarray
-    wall_time: float
-    stop_reason: list
-    info: dict = field(default_factory=dict)
-    history: History | None = None
-
-    def __len__(self) -> int:
-        return self.coef.shape[0]
-
-    def __getitem__(self, b: int) -> SolverResult:
-        """Problem ``b`` as a :class:`SolverResult` (``wall_time`` is that of the batch)."""
-        info = {k: (v[b] if isinstance(v, np.ndarray | list) else v)
-                for k, v in self.info.items()}
-        for k, v in info.items():
-            if isinstance(v, np.generic):
-                info[k] = v.item()
-        return SolverResult(coef=self.coef[b], params=tuple(p[b] for p in self.params),
-                            n_iter=int(self.n_iter[b]), wall_time=self.wall_time,
-                            stop_reason=self.stop_reason[b],
-                            history=self.history if len(self) == 1 else None, info=info)
 
 
 
@@ -216,13 +168,13 @@ def ir_mmv(
     Each iteration tries one step per active problem; a problem whose trial fails its step
     policy keeps its iterate and retries with the smaller step in the next iteration.
 
-    **Cost.** For small problems numpy's per-call overhead, not arithmetic, dominates, so the
-    loop keeps the active problems' rows compacted (copied only when one stops), asks the step
-    policy and the stopping rule through their array forms (:meth:`StepPolicy.accept_batch`,
-    :class:`~overparam.stopping.BatchMonitor`), skips the validation checks and residual
-    refreshes in iterations where none can fall due, and keeps ``X`` only where it is read.
-    Floating-point warnings are off in the loop (a trial step that overflows is rejected).
-    ``benchmarks/mmv_overhead.py`` measures the cost per iteration.
+    **Cost.** For small problems numpy's per-call overhead, not arithmetic, dominates: the
+    loop keeps the running problems compacted
+    (:func:`~overparam.solvers.batch_loop.run_batch_loop`), the step asks the step policy
+    through its array forms (:meth:`StepPolicy.accept_batch`) and refreshes the residual
+    only every 100 accepted steps. Floating-point warnings are off in the loop (a trial step
+    that overflows is rejected). ``benchmarks/mmv_overhead.py`` measures the cost per
+    iteration.
     """
     A, Y, batched, validations = _check_inputs(A, Y, update=update, init=init,
                                                init_scale=init_scale, row_tol=row_tol,
@@ -232,32 +184,13 @@ def ir_mmv(
     if max_row_change is not None:
         check_positive(max_row_change, "max_row_change")
     stopping = stopping or StoppingRule()
-    state = mmv_init(A, Y, (g, V), policy=as_step_policy(step), stopping=stopping,
-                     validations=validations, update=update, row_tol=row_tol,
-                     max_row_change=max_row_change, history=history)
-    bar = progress_bar(progress, total=stopping.max_iter, desc="IR-MMV")
-    with ExitStack() as limits:
-        limits.callback(bar.close)
-        limits.enter_context(blas_limit(blas_threads))
-        # Overflow and NaN in a trial step are expected (the step is then rejected), as is the
-        # log of a dead row in the stagnation test; once here instead of in each iteration.
-        limits.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
-        while _retire_stopped(state):
-            accepted = mmv_step(state)
-            if accepted is not None:
-                _stop_tests(state, accepted)
-                _validate(state, accepted)
-                if history is not None and accepted[0] and (history.due(state.n_iter[0])
-                                                            or state.reasons[0] is not None):
-                    _record(history, state, 0)
-                if not bar.disable:
-                    bar.update(max(int(state.n_iter.max()) - bar.n, 0))
-            if callback is not None:
-                _publish(state, slice(None))
-                out = state.out
-                if callback(int(out["n_iter"].max()), (out["g"], out["V"]), out["X"]):
-                    state.stop_all(StopReason.CALLBACK)
-    result = mmv_finish(state)
+    step = RowHadamardStep(A, Y, (g, V), as_step_policy(step), update=update, row_tol=row_tol,
+                           max_row_change=max_row_change,
+                           patience=stopping.patience if stopping.stagnation_tol > 0 else None)
+    with blas_limit(blas_threads):
+        result = run_batch_loop(step, np.sqrt(np.sum(Y * Y, axis=(1, 2))), stopping=stopping,
+                                validations=validations, history=history, callback=callback,
+                                progress=progress)
     return result if batched else result[0]
 
 
@@ -310,332 +243,218 @@ def _start_params(init_params, B, N, L, *, init_scale, v_scale, init):
                          f"got {g0.shape} and {V0.shape}") from None
 
 
-@dataclass(eq=False)
-class MMVState:
-    """One run of :func:`ir_mmv`: made by :func:`mmv_init`, advanced by :func:`mmv_step`,
-    read out by :func:`mmv_finish`.
 
-    The problems still running are compacted along the leading axis: row ``j`` of ``g``,
-    ``V``, ``R``, ... is problem ``ids[j]`` of the batch. A problem that stops is copied to
-    ``out`` (whole-batch arrays) and dropped from the working rows, so it costs nothing more.
-    The caller's :class:`~overparam.stopping.Validation` objects are not touched: the run
-    works on copies (``all_validations``) and reports their curves.
+class RowHadamardStep:
+    """One gradient step of IR-MMV for every running problem of a batch: the
+    :class:`~overparam.solvers.batch_loop.BatchStep` of :func:`ir_mmv`.
+
+    Holds the working rows (row ``j`` of ``g``, ``V``, ``R = Y - A X``, ``Λ = A^T R``, ... is
+    the ``j``-th problem still running). The gradient of ``||Y - A X||_F^2`` is
+    :meth:`RowHadamard.vjp` at ``G = -2 Λ``; each problem tries ``min(eta, policy limit, row
+    change cap, time left)`` and keeps the step where its policy accepts the change of the
+    loss. The clock is the flow time of ``1/(2M) ||A X - Y||_F^2``: ``2 M`` per unit step.
     """
 
-    param: RowHadamard
-    policy: StepPolicy
-    policy_limits: bool  # whether the policy caps steps (StepPolicy.limit overridden)
-    monitor: BatchMonitor
-    sequential: bool
-    row_tol: float
-    max_row_change: float | None
-    max_flow_time: float | None
-    time_per_step: float  # flow time per unit step: loss weight 2 (no 1/2) times M rows
-    start: float
-    all_validations: list  # whole batch: a copy of each problem's validation, or None
-    reasons: list  # whole batch: StopReason once stopped
-    out: dict  # whole batch: final g, V, X, loss, clock, eta, n_iter, n_rejected
-    g_window: np.ndarray | None  # ring buffer of g over the stagnation window (whole batch)
-    # the working rows
-    ids: np.ndarray
-    A: np.ndarray
-    At: np.ndarray
-    Y: np.ndarray
-    g: np.ndarray
-    V: np.ndarray
-    R: np.ndarray  # Y - A X
-    Lam: np.ndarray  # A^T R
-    loss: np.ndarray
-    clock: np.ndarray
-    eta: np.ndarray
-    n_iter: np.ndarray
-    n_rejected: np.ndarray
-    validations: list
-    every: list  # check period of each validation (2^62 for none)
-    history: History | None = None
-    done: list = field(default_factory=list)  # working rows that just stopped
-    it: int = 0  # loop iterations: no problem has more accepted steps
-    refresh_wait: int = 0  # iterations in which no residual refresh can fall due
-    check_wait: int = 0  # iterations in which no validation check can fall due
+    name = "IR-MMV"
+    clock = "flow_time"
+
+    def __init__(self, A, Y, params, policy: StepPolicy, *, update: str = "simultaneous",
+                 row_tol: float = 1e-3, max_row_change: float | None = None,
+                 patience: int | None = None):
+        B, M, N = A.shape
+        self.parameterization = RowHadamard(N, Y.shape[2])
+        self.policy, self.sequential = policy, update == "sequential"
+        self.policy_limits = type(policy).limit is not StepPolicy.limit
+        self.row_tol, self.max_row_change = float(row_tol), max_row_change
+        self.time_per_step = 2.0 * M  # loss weight 2 (no 1/2) times M rows
+        self.A, self.Y = A, Y
+        self.At = np.ascontiguousarray(np.swapaxes(A, 1, 2))  # contiguous: as any subset of it
+        self.g, self.V = params
+        # ring buffer of g over the stagnation window (whole batch), for still_learning
+        self.g_window = None if patience is None else np.empty((patience + 1, B, N))
+        self.ids = np.arange(B)  # the problem of each working row (for messages)
+        self.n_accepted, self.n_rejected = np.zeros(B, dtype=int), np.zeros(B, dtype=int)
+        self.refresh_wait = _REFRESH - 1  # iterations in which no residual refresh falls due
+        self.g_checked = np.abs(self.g)  # |g| at each working row's last held-out check
+        self.out = {"eta": np.empty(B), "n_rejected": np.zeros(B, dtype=int)}
+
+    def init(self) -> np.ndarray:
+        """The residuals at the start, and each problem's first trial step."""
+        self.R = self.Y - self.A @ self.signal(slice(None))
+        self.loss = np.sum(self.R * self.R, axis=(1, 2))
+        self.Lam = self.At @ self.R
+        if self.g_window is not None:
+            self.g_window[0] = self.g
+        a_norm2 = np.linalg.norm(self.A, ord=2, axis=(1, 2)) ** 2
+        self.eta = self.policy.start_batch(_initial_step_guess(a_norm2, self.g, self.V,
+                                                               self.Lam))
+        return self.loss
+
+    def params(self, rows) -> tuple:
+        return self.g[rows], self.V[rows]
 
     def signal(self, rows) -> np.ndarray:
         """``X`` of working rows ``rows`` (not kept up to date: only read here)."""
-        return self.param.signal((self.g[rows], self.V[rows]))
+        return self.parameterization.signal((self.g[rows], self.V[rows]))
 
-    def stop(self, j: int, reason: StopReason) -> None:
-        """Working row ``j`` stops (removed at the next :func:`_retire_stopped`)."""
-        self.reasons[int(self.ids[j])] = reason
-        self.done.append(j)
+    def step(self, time_left, diverged):
+        grad_g, grad_V = self._gradient()
+        e = self.eta
+        if self.policy_limits:
+            e = np.minimum(e, self.policy.limit_batch((self.g, self.V), (grad_g, grad_V)))
+        if self.max_row_change is not None:
+            e = np.minimum(e, _row_change_cap(self.g, grad_g, self.max_row_change))
+        if time_left is not None and (2.0 * max(e.tolist()) * self.time_per_step
+                                      >= min(time_left.tolist())):
+            # land exactly on the requested time (the cap cannot bind before twice the step)
+            e = np.minimum(e, np.maximum(time_left, 0.0) / self.time_per_step)
+        trial = self._trial_step(e, grad_g, grad_V)
+        accepted = self._accept(e, trial, diverged)
+        if not accepted.any():
+            return None
+        return self._move(accepted, trial, e)
 
-    def stop_all(self, reason: StopReason) -> None:
-        """Every problem still running stops (a callback asked)."""
-        for j in range(self.ids.size):
-            if self.reasons[int(self.ids[j])] is None:
-                self.stop(j, reason)
+    def _gradient(self):
+        """``(∇g, ∇V)`` of ``||Y - A X||_F^2``: the pullback of ``G = -2 Λ``, by linearity
+        ``-2`` times that of ``Λ`` (a factor 2 changes no rounding)."""
+        grad_g, grad_V = self.parameterization.vjp((self.g, self.V), self.Lam)
+        return -2.0 * grad_g, -2.0 * grad_V
 
+    def _trial_step(self, e, grad_g, grad_V) -> dict:
+        """The trial iterate of each working row for steps ``e``, its residual and loss."""
+        g, V, R, Lam = self.g, self.V, self.R, self.Lam
+        d_g = -e[:, None] * grad_g
+        g_new = g + d_g
+        if self.sequential:  # Algorithm 1: V steps along its gradient at the new g
+            d_V = 2.0 * e[:, None, None] * self.parameterization.signal((g_new, Lam))
+        else:
+            d_V = -e[:, None, None] * grad_V
+        V_new = V + d_V
+        # The change of the loss from the change of X, not as a difference of two losses: on
+        # a plateau it is far below the rounding error of the loss itself, and a rounding-noise
+        # "increase" would make the step policy shrink the step for ever. With
+        # d_R = -A d_X: sum(d_R * (d_R + 2 R)) and R + d_R, exactly.
+        A_dX = self.A @ ((d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V)
+        d_loss = -_sum(A_dX * (2.0 * R - A_dX), (1, 2))
+        return {"g": g_new, "V": V_new, "R": R - A_dX, "loss": self.loss + d_loss,
+                "d_loss": d_loss, "A_dX": A_dX,
+                "decrease": e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2)))}
 
-def mmv_init(A, Y, params, *, policy: StepPolicy, stopping: StoppingRule, validations,
-             update: str = "simultaneous", row_tol: float = 1e-3,
-             max_row_change: float | None = None, history: History | None = None) -> MMVState:
-    """The state of :func:`ir_mmv` at ``params = (g, V)`` (batched arrays, checked).
+    def _accept(self, e, trial, diverged) -> np.ndarray:
+        """Which trial steps are kept; sets the next steps and counts the rejections.
 
-    Problems that already meet a stopping test (a fit within ``tol``) stop before any step.
-    """
-    start = time.perf_counter()
-    B, M, N = A.shape
-    param = RowHadamard(N, Y.shape[2])
-    g, V = params
-    R = Y - A @ param.signal((g, V))
-    loss = np.sum(R * R, axis=(1, 2))
-    At = np.ascontiguousarray(np.swapaxes(A, 1, 2))  # contiguous: as any subset of it
-    Lam = At @ R
-    a_norm2 = np.linalg.norm(A, ord=2, axis=(1, 2)) ** 2
-    monitor = BatchMonitor(stopping, np.sqrt(np.sum(Y * Y, axis=(1, 2))), loss)
-    copies = [private_validation(v) for v in validations]
-    g_window = None
-    if stopping.stagnation_tol > 0:
-        g_window = np.empty((stopping.patience + 1, B, N))
-        g_window[0] = g
-    zeros = np.zeros(B, dtype=int)
-    out = {"g": np.empty_like(g), "V": np.empty_like(V), "X": np.empty_like(V),
-           "loss": np.empty_like(loss), "clock": np.zeros(B), "eta": np.empty(B),
-           "n_iter": zeros.copy(), "n_rejected": zeros.copy()}
-    every = [_NO_CHECK if v is None else int(v.every) for v in copies]
-    state = MMVState(
-        param=param, policy=policy, policy_limits=type(policy).limit is not StepPolicy.limit,
-        monitor=monitor, sequential=update == "sequential",
-        row_tol=float(row_tol), max_row_change=max_row_change,
-        max_flow_time=stopping.max_flow_time, time_per_step=2.0 * M,
-        start=start, all_validations=copies, reasons=[None] * B, out=out, g_window=g_window,
-        ids=np.arange(B), A=A, At=At, Y=Y, g=g, V=V, R=R, Lam=Lam, loss=loss,
-        clock=np.zeros(B), eta=policy.start_batch(_initial_step_guess(a_norm2, g, V, Lam)),
-        n_iter=zeros.copy(), n_rejected=zeros.copy(), validations=list(copies), every=every,
-        history=history, refresh_wait=_due(zeros.tolist(), [_REFRESH] * B, [False] * B)[1],
-        check_wait=_due(zeros.tolist(), every, [False] * B)[1])
-    reasons = monitor.update(state.ids, zeros, loss, np.sqrt(loss), state.clock)
-    for b, reason in enumerate(reasons or ()):
-        if reason is not None:
-            state.stop(b, reason)
-    if history is not None:
-        _record(history, state, 0)
-    return state
-
-
-def mmv_step(state: MMVState) -> list[bool] | None:
-    """One iteration: a trial step for every problem still running, kept where its step
-    policy accepts it. Returns which problems moved (None when none did)."""
-    s = state
-    s.it += 1
-    # The gradient of RowHadamard.vjp at G = d||Y - A X||^2/dX = -2 Λ, written out so that
-    # ∇V = c ⊙ Λ (c = -2 g^2 per row) is formed only where it is read (a policy's limit):
-    # ∇g = -4 g ⊙ <Λ_i, V_i>, and ||∇V||^2 = sum_i c_i^2 ||Λ_i||^2.
-    lam_v = _sum(s.Lam * s.V, -1)
-    grad_g, c = -4.0 * s.g * lam_v, -2.0 * s.g * s.g
-    e = s.eta
-    if s.policy_limits:
-        cap = s.policy.limit_batch((s.g, s.V), (grad_g, c[..., None] * s.Lam))
-        e = np.minimum(e, cap)
-    if s.max_row_change is not None:
-        e = np.minimum(e, _row_change_cap(s.g, lam_v, s.max_row_change))
-    if s.max_flow_time is not None and (max(s.clock.tolist()) + 2.0 * max(e.tolist())
-                                        * s.time_per_step >= s.max_flow_time):
-        # land exactly on the requested time (the cap cannot bind before twice the step)
-        e = np.minimum(e, np.maximum(s.max_flow_time - s.clock, 0.0) / s.time_per_step)
-    trial = _trial_step(s, e, grad_g, c)
-    accepted = _accept(s, e, trial)
-    if not accepted.any():
-        return None
-    g_new, V_new, R_new, loss_new = trial["g"], trial["V"], trial["R"], trial["loss"]
-    # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they would
-    # stay: subnormal numbers would slow every later iteration many times.
-    g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
-    clock_new = s.clock + e * s.time_per_step
-    accepted_list = accepted.tolist()
-    rejected = [j for j, a in enumerate(accepted_list) if not a]
-    s.n_iter += accepted
-    for j in rejected:  # keeps its state (few rows: cheaper than np.where)
-        g_new[j], V_new[j], R_new[j] = s.g[j], s.V[j], s.R[j]
-        loss_new[j], clock_new[j] = s.loss[j], s.clock[j]
-    s.g, s.V, s.R, s.loss, s.clock = g_new, V_new, R_new, loss_new, clock_new
-    _refresh_residuals(s, accepted_list)
-    Lam_new = s.At @ s.R
-    for j in rejected:
-        Lam_new[j] = s.Lam[j]
-    s.Lam = Lam_new
-    return accepted_list
-
-
-def _row_change_cap(g, lam_v, max_change: float) -> np.ndarray:
-    """The largest step of each problem with ``|step grad_g_i| <= max_change |g_i|`` for
-    every row, from ``grad_g_i / g_i = -4 <Λ_i, V_i>`` (``lam_v``); dead rows (``g_i = 0``)
-    do not move and set no cap."""
-    rate = np.abs(lam_v)
-    rate[g == 0] = 0.0
-    return max_change / (4.0 * rate.max(axis=-1))  # 1/0 = inf: no cap (warnings are off)
-
-
-def _trial_step(s: MMVState, e, grad_g, c) -> dict:
-    """The trial iterate of each working row for steps ``e`` along the gradient ``(grad_g,
-    c ⊙ Λ)`` (see :func:`mmv_step`), with its residual and loss."""
-    g, V, R, Lam = s.g, s.V, s.R, s.Lam
-    neg_e = -e
-    d_g = neg_e[:, None] * grad_g
-    g_new = g + d_g
-    if s.sequential:  # Algorithm 1: V steps along its gradient at the new g
-        d_V = (2.0 * e[:, None] * g_new * g_new)[..., None] * Lam
-    else:
-        d_V = (neg_e[:, None] * c)[..., None] * Lam
-    V_new = V + d_V
-    # The change of the loss from the change of X, not as a difference of two losses: on a
-    # plateau it is far below the rounding error of the loss itself, and a rounding-noise
-    # "increase" would make the step policy shrink the step for ever. With
-    # d_R = -A d_X: sum(d_R * (d_R + 2 R)) and R + d_R, exactly.
-    A_dX = s.A @ ((d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V)
-    d_loss = -_sum(A_dX * (2.0 * R - A_dX), (1, 2))
-    return {"g": g_new, "V": V_new, "R": R - A_dX, "loss": s.loss + d_loss, "d_loss": d_loss,
-            "A_dX": A_dX,
-            "decrease": e * (_sum(grad_g * grad_g, -1)
-                             + _sum(c * c * _sum(Lam * Lam, -1), -1))}
-
-
-def _accept(s: MMVState, e, trial) -> np.ndarray:
-    """Which trial steps are kept; sets the next steps and counts the rejections.
-
-    A finite trial loss within the divergence limit, then the step policy's test on the
-    change of the loss (as ``accept(step, 0, change, decrease)``, for its accuracy), then the
-    same test with the change's rounding level as slack (:func:`_rounding_slack`).
-    """
-    ok = ~np.array(s.monitor.is_divergent(s.ids, trial["loss"]))
-    d_loss, decrease = trial["d_loss"], trial["decrease"]
-    accepted = ok & s.policy.accept_batch(e, 0.0, d_loss, decrease)
-    eta = s.policy.next_after_accept_batch(e)
-    if accepted.all():
-        s.eta = eta
+        A finite trial loss within the divergence limit, then the step policy's test on the
+        change of the loss (as ``accept(step, 0, change, decrease)``, for its accuracy), then
+        the same test with the change's rounding level as slack (:func:`_rounding_slack`).
+        """
+        ok = ~np.array(diverged(trial["loss"]))
+        d_loss, decrease, policy = trial["d_loss"], trial["decrease"], self.policy
+        accepted = ok & policy.accept_batch(e, 0.0, d_loss, decrease)
+        eta = policy.next_after_accept_batch(e)
+        if accepted.all():
+            self.eta = eta
+            return accepted
+        for j in np.flatnonzero(ok & ~accepted).tolist():
+            slack = _rounding_slack(trial["A_dX"][j], self.R[j])
+            accepted[j] = policy.accept_batch(e[j:j + 1], slack, d_loss[j:j + 1],
+                                              decrease[j:j + 1])[0]
+        for j in np.flatnonzero(~accepted).tolist():
+            self.n_rejected[j] += 1
+            try:  # raises once the step falls below the policy's minimum
+                eta[j] = policy.next_after_reject(float(e[j]))
+            except DivergenceError as err:
+                raise DivergenceError(f"problem {self.ids[j]} of the batch: {err}") from err
+        self.eta = eta
         return accepted
-    for j in np.flatnonzero(ok & ~accepted).tolist():
-        slack = _rounding_slack(trial["A_dX"][j], s.R[j])
-        accepted[j] = s.policy.accept_batch(e[j:j + 1], slack, d_loss[j:j + 1],
-                                            decrease[j:j + 1])[0]
-    for j in np.flatnonzero(~accepted).tolist():
-        s.n_rejected[j] += 1
-        try:  # raises once the step falls below the policy's minimum
-            eta[j] = s.policy.next_after_reject(float(e[j]))
-        except DivergenceError as err:
-            raise DivergenceError(f"problem {s.ids[j]} of the batch: {err}") from err
-    s.eta = eta
-    return accepted
+
+    def _move(self, accepted, trial, e):
+        """Keep the accepted trial steps; ``(accepted, dt, loss)`` for the loop."""
+        g_new, V_new, R_new, loss_new = trial["g"], trial["V"], trial["R"], trial["loss"]
+        # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they would
+        # stay: subnormal numbers would slow every later iteration many times.
+        g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
+        dt = e * self.time_per_step
+        accepted_list = accepted.tolist()
+        rejected = [j for j, a in enumerate(accepted_list) if not a]
+        self.n_accepted += accepted
+        for j in rejected:  # keeps its state (few rows: cheaper than np.where)
+            g_new[j], V_new[j], R_new[j] = self.g[j], self.V[j], self.R[j]
+            loss_new[j], dt[j] = self.loss[j], 0.0
+        self.g, self.V, self.R, self.loss = g_new, V_new, R_new, loss_new
+        self._refresh_residuals(accepted_list)
+        Lam_new = self.At @ self.R
+        for j in rejected:
+            Lam_new[j] = self.Lam[j]
+        self.Lam = Lam_new
+        return accepted_list, dt, self.loss
+
+    def _refresh_residuals(self, accepted) -> None:
+        """``R = Y - A X`` again every ``_REFRESH`` accepted steps of a problem, against
+        drift."""
+        if self.refresh_wait:
+            self.refresh_wait -= 1
+            return
+        counts = self.n_accepted.tolist()
+        rows = [j for j, n in enumerate(counts) if accepted[j] and n % _REFRESH == 0]
+        self.refresh_wait = min((-n - 1) % _REFRESH for n in counts)
+        if rows:
+            V = self.V[rows]
+            V[np.abs(V) < _DEAD ** 2] = 0.0  # no subnormal numbers (see _move)
+            self.V[rows] = V
+            self.R[rows] = self.Y[rows] - self.A[rows] @ self.signal(rows)
+            self.loss[rows] = _sum(self.R[rows] ** 2, (1, 2))
+
+    def still_learning(self, rows, ids, n_iter):
+        """The row-growth test of ``row_tol``: a flat loss is no stagnation while some
+        ``g_i`` grew by more than a factor ``exp(row_tol)`` over the stagnation window."""
+        window = self.g_window
+        if window is None:
+            return None
+        slots = window.shape[0]
+        window[n_iter % slots, ids] = self.g[rows]
+
+        def learning(j: int) -> bool:
+            k, i = int(n_iter[j]), int(ids[j])
+            growth = np.nanmax(np.log(np.abs(window[k % slots, i]))
+                               - np.log(np.abs(window[(k - slots + 1) % slots, i])),
+                               initial=-np.inf)
+            return bool(growth >= self.row_tol)
+
+        return learning
+
+    def staircase(self, j: int) -> bool:
+        """Whether some row scale ``g_i`` of working row ``j`` grew by more than a factor
+        ``exp(row_tol)`` since its last held-out check: a row escaping from the small init.
+
+        Between two rows being learned the held-out error is flat for long while the next
+        row's ``g_i`` grows exponentially; the loop does not take that flat stretch for the
+        minimum of the held-out error (:func:`~overparam.solvers.batch_loop.run_batch_loop`).
+        """
+        g = np.abs(self.g[j])
+        growth = np.nanmax(np.log(g) - np.log(self.g_checked[j]), initial=-np.inf)
+        self.g_checked[j] = g
+        return bool(growth >= self.row_tol)
+
+    def keep(self, mask) -> None:
+        for key in ("ids", "A", "At", "Y", "g", "V", "R", "Lam", "loss", "eta", "n_accepted",
+                    "n_rejected", "g_checked"):
+            setattr(self, key, getattr(self, key)[mask])
+
+    def publish(self, rows, dest) -> None:
+        self.out["eta"][dest] = self.eta[rows]
+        self.out["n_rejected"][dest] = self.n_rejected[rows]
+
+    def info(self) -> dict:
+        return {"step": self.out["eta"].copy(), "n_rejected_steps": self.out["n_rejected"],
+                "update": "sequential" if self.sequential else "simultaneous"}
 
 
-def _refresh_residuals(s: MMVState, accepted) -> None:
-    """``R = Y - A X`` again every ``_REFRESH`` accepted steps of a problem, against drift."""
-    if s.refresh_wait:
-        s.refresh_wait -= 1
-        return
-    rows, s.refresh_wait = _due(s.n_iter.tolist(), [_REFRESH] * s.ids.size, accepted)
-    if rows:
-        V = s.V[rows]
-        V[np.abs(V) < _DEAD ** 2] = 0.0  # no subnormal numbers (see mmv_step)
-        s.V[rows] = V
-        s.R[rows] = s.Y[rows] - s.A[rows] @ s.signal(rows)
-        s.loss[rows] = _sum(s.R[rows] ** 2, (1, 2))
-
-
-def _stop_tests(s: MMVState, accepted) -> None:
-    """The stopping rule for the problems that just moved (:class:`BatchMonitor`), with the
-    row-growth test of ``row_tol`` before a flat loss counts as stagnation."""
-    rows = None if all(accepted) else np.flatnonzero(accepted)
-    ids, n_iter, loss, clock = ((s.ids, s.n_iter, s.loss, s.clock) if rows is None else
-                                (s.ids[rows], s.n_iter[rows], s.loss[rows], s.clock[rows]))
-    window, slots = s.g_window, s.monitor.rule.patience + 1
-    if window is not None:
-        window[n_iter % slots, ids] = s.g if rows is None else s.g[rows]
-
-    def still_learning(j: int) -> bool:
-        # some g_i grew by more than a factor exp(row_tol) over the stagnation window
-        k, i = int(n_iter[j]), int(ids[j])
-        growth = np.nanmax(np.log(np.abs(window[k % slots, i]))
-                           - np.log(np.abs(window[(k - slots + 1) % slots, i])),
-                           initial=-np.inf)
-        return bool(growth >= s.row_tol)
-
-    reasons = s.monitor.update(ids, n_iter, loss, np.sqrt(loss), clock, still_learning)
-    for j, reason in enumerate(reasons or ()):
-        if reason is not None:
-            s.stop(j if rows is None else int(rows[j]), reason)
-
-
-def _validate(s: MMVState, accepted) -> None:
-    """Held-out checks of the problems whose period of accepted steps just came round."""
-    if s.check_wait:
-        s.check_wait -= 1
-        return
-    due, s.check_wait = _due(s.n_iter.tolist(), s.every, accepted)
-    for j in due:
-        if s.validations[j].check(int(s.n_iter[j]), float(s.clock[j]), s.signal(j),
-                                  (s.g[j].copy(), s.V[j].copy())):
-            s.stop(j, StopReason.EARLY_STOPPED)
-
-
-def _publish(s: MMVState, rows) -> None:
-    """Copy working rows ``rows`` to the whole-batch output."""
-    dest, out = s.ids[rows], s.out
-    out["g"][dest], out["V"][dest], out["X"][dest] = s.g[rows], s.V[rows], s.signal(rows)
-    for key in ("loss", "clock", "eta", "n_iter", "n_rejected"):
-        out[key][dest] = getattr(s, key)[rows]
-
-
-def _retire_stopped(s: MMVState) -> bool:
-    """Move the problems that stopped to the output; whether any is still running."""
-    if not s.done:
-        return True
-    gone = np.zeros(s.ids.size, dtype=bool)
-    gone[s.done] = True
-    _publish(s, gone)
-    s.done = []
-    if gone.all():
-        return False
-    keep = ~gone
-    for key in ("ids", "A", "At", "Y", "g", "V", "R", "Lam", "loss", "clock", "eta", "n_iter",
-                "n_rejected"):
-        setattr(s, key, getattr(s, key)[keep])
-    kept = keep.tolist()
-    s.validations = [v for v, k in zip(s.validations, kept, strict=True) if k]
-    s.every = [p for p, k in zip(s.every, kept, strict=True) if k]
-    return True
-
-
-def mmv_finish(s: MMVState) -> BatchResult:
-    """The batch's result: each problem's last iterate, or its best held-out one."""
-    out = s.out
-    g, V, X = out["g"], out["V"], out["X"]
-    if not np.all(np.isfinite(X)):
-        raise DivergenceError(f"non-finite estimate after {int(out['n_iter'].max())} "
-                              "iterations")
-    info = {"time": out["clock"].copy(), "clock": "flow_time", "step": out["eta"].copy(),
-            "n_rejected_steps": out["n_rejected"], "final_loss": out["loss"].copy(),
-            "update": "sequential" if s.sequential else "simultaneous"}
-    validations = s.all_validations
-    best_it = np.full(len(validations), -1)
-    for b, val in enumerate(validations):
-        if val is not None and s.reasons[b] != StopReason.EARLY_STOPPED:
-            # the end of the path is on the curve too (a path that stops between two checks)
-            val.finish(int(out["n_iter"][b]), float(out["clock"][b]), X[b].copy(),
-                       (g[b].copy(), V[b].copy()))
-        if val is not None and val.best_state is not None:
-            g[b], V[b] = val.best_state
-            X[b] = s.param.signal((g[b], V[b]))
-            best_it[b] = val.best_iteration
-    if any(v is not None for v in validations):
-        info.update(best_iteration=best_it,
-                    best_time=np.array([v.best_time if v else np.nan for v in validations]),
-                    validation_error=np.array([v.best_error if v else np.nan
-                                               for v in validations]),
-                    validation_curve=[None if v is None else
-                                      np.asarray(v.curve, dtype=float).reshape(-1, 3)
-                                      for v in validations])
-    return BatchResult(coef=X, params=(g, V), n_iter=out["n_iter"],
-                       wall_time=time.perf_counter() - s.start, stop_reason=list(s.reasons),
-                       info=info, history=s.history)
+def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
+    """The largest step of each problem with ``|step grad_g_i| <= max_change |g_i|`` for
+    every row; dead rows (``g_i = 0``) do not move and set no cap."""
+    rate = np.abs(grad_g) / np.abs(g)
+    rate[g == 0] = 0.0
+    return max_change / rate.max(axis=-1)  # 1/0 = inf: no cap (warnings are off)
 
 
 def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:
@@ -678,6 +497,7 @@ def refine_row_sparse(A, Y, X, *, tol: float = 1e-6):
             return out
     return None
 
+
 def _rounding_slack(A_dX, R) -> float:
     """Rounding level of ``-sum(A dX * (2 R - A dX))``: ``10 eps`` times the sum of the
     magnitudes of its terms.
@@ -692,20 +512,3 @@ def _rounding_slack(A_dX, R) -> float:
     """
     return 10.0 * _EPS * float(_sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX), None))
 
-
-def _due(counts, periods, accepted):
-    """The problems whose count of accepted steps has just reached a multiple of their period,
-    and the number of loop iterations in which none can next (each accepts one step at most
-    per iteration)."""
-    due = [j for j, (n, p) in enumerate(zip(counts, periods, strict=True))
-           if accepted[j] and n % p == 0]
-    return due, min((-n - 1) % p for n, p in zip(counts, periods, strict=True))
-
-
-def _record(history: History, s: MMVState, j: int) -> None:
-    iteration = s.n_iter[j]
-    if history.iteration and history.iteration[-1] == iteration:
-        return
-    history.record(int(iteration), time.perf_counter() - s.start, float(s.loss[j]),
-                   (s.g[j].copy(), s.V[j].copy()), s.signal(j).copy())
-    history.values.setdefault("flow_time", []).append(float(s.clock[j]))
