@@ -35,7 +35,8 @@ from threadpoolctl import threadpool_limits
 #: growth exponents and ratios are read from these rows
 Row = dict
 #: the sizes ``--large`` adds (issue 15 asks for group p up to 3e4, low rank n up to 200;
-#: p = 3e4 is a 3.6 GB design and about 20 CPU minutes per IR fit: not in the default run)
+#: p = 3e4 is a 3.6 GB design and, extrapolated from 1e4, about 35 CPU minutes per fit of
+#: either method: left out; docs/group.md)
 LARGE_GROUP_SIZES = (10_000,)
 LARGE_LOW_RANK_SIZES = (200,)
 
