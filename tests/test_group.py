@@ -445,3 +445,23 @@ def test_default_is_exact_on_a_rescaled_design(factor):
     est = GroupHadamardRegressor(groups=4).fit(factor * pb.operator, pb.y)
     assert est.stop_reason_ is StopReason.CONVERGED
     assert relative_error(est.coef_ * factor, pb.truth) < 1e-6
+
+
+def test_direction_step_reads_group_norms_of_a_matrix_at_any_size(monkeypatch):
+    """kappa = 1 / max_l ||X_l||^2 / n: exact for a matrix however large; a matrix-free
+    operator too large to form gets the smaller (stable) 1 / (||X||^2 / n)."""
+    from scipy.sparse.linalg import aslinearoperator
+
+    import overparam.solvers.group as group_solver
+
+    rng = np.random.default_rng(0)
+    X = 2.0 * rng.standard_normal((40, 90))
+    param = GroupHadamard(3, 90)
+    exact = 1.0 / max(np.linalg.norm(X[:, param.labels == k], 2) ** 2 / 40
+                      for k in range(param.n_groups))
+    bound = 1.0 / (np.linalg.norm(X, 2) ** 2 / 40)
+    monkeypatch.setattr(group_solver, "_EXACT_NORM_ENTRIES", 0)  # every operator is "large"
+    kappa = group_solver.stable_direction_step(param, as_operator(X), 40)
+    assert kappa == exact and exact > 2 * bound
+    matrix_free = group_solver.stable_direction_step(param, as_operator(aslinearoperator(X)), 40)
+    assert np.isclose(matrix_free, bound, rtol=1e-8)

@@ -20,11 +20,23 @@ def test_growth_exponent_is_the_log_log_slope():
     assert np.isnan(scale_structures.growth_exponent(sizes, [1.0, np.nan, np.nan]))
 
 
+def _rows(structure, entries):
+    return [{"structure": structure, "size": s, "method": m, "cpu_s": t, "error": 0.1,
+             "note": ""} for s, m, t in entries]
+
+
 def test_summary_gives_ratios_per_size_and_an_exponent_per_method():
-    rows = [{"structure": "group", "size": s, "method": m, "cpu_s": t, "error": 0.1,
-             "note": ""}
-            for s, m, t in [(100, "IR", 1.0), (100, "peer", 4.0), (1000, "IR", 10.0),
-                            (1000, "peer", 100.0)]]
-    lines = scale_structures.summary(rows)
+    lines = scale_structures.summary(_rows("group", [(100, "IR", 1.0), (100, "peer", 4.0),
+                                                     (1000, "IR", 10.0),
+                                                     (1000, "peer", 100.0)]))
     assert lines[0] == "group: time IR / peer by size: 100: 0.25, 1000: 0.10"
     assert "size^1.00" in lines[1] and "size^1.40" in lines[2]
+
+
+def test_summary_gives_a_ratio_line_per_peer_at_the_sizes_both_ran():
+    lines = scale_structures.summary(_rows("low-rank", [(10, "IR", 1.0), (10, "CV peer", 10.0),
+                                                        (200, "IR", 20.0),
+                                                        (200, "one fit", 40.0)]))
+    assert lines[0] == "low-rank: time IR / CV peer by size: 10: 0.10"
+    assert lines[1] == "low-rank: time IR / one fit by size: 200: 0.50"
+    assert "size^1.00" in lines[2] and "nan" in lines[3] and "nan" in lines[4]

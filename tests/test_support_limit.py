@@ -7,6 +7,7 @@ from overparam.operators import as_operator
 from overparam.solvers.support_limit import (
     learned_groups,
     smallest_support_least_squares,
+    span_explains,
     support_least_squares,
 )
 from overparam.stopping import StopReason
@@ -116,3 +117,74 @@ def test_nested_sets_rejected_at_once_when_the_largest_cannot_explain_y():
     assert smallest_support_least_squares(op, noisy, x, sets, tol=1e-6, near=0.5) is None
     got = smallest_support_least_squares(op, y, x, sets, tol=1e-10, near=0.5)
     np.testing.assert_allclose(got, x, atol=1e-12)
+
+
+def test_span_explains_by_the_residual_off_the_columns():
+    op, y, _ = _problem()
+    A = op.to_dense()
+    bound = 1e-10 * np.linalg.norm(y)
+    assert span_explains(A[:, [3, 7, 11]], y, bound)
+    assert span_explains(A[:, [3, 7, 11, 3]], y, bound)  # dependent columns: same span
+    assert not span_explains(A[:, [3, 7]], y, bound)
+    assert span_explains(A[:, [3, 7]], y, np.linalg.norm(y))  # any residual is below ||y||
+
+
+class _AlwaysTriesTheLimit(GroupHadamardRegressor):
+    """The default as it was: the limit tried on a budget whatever the paths show."""
+
+    def _limit_ruled_out(self, problems, paths):
+        return False
+
+
+def _solve_calls(est, A, y, monkeypatch):
+    calls = []
+    solve = type(est)._solve
+
+    def counting(self, operator, y_, control):
+        calls.append(control)
+        return solve(self, operator, y_, control)
+
+    monkeypatch.setattr(type(est), "_solve", counting)
+    est.fit(A, y)
+    monkeypatch.undo()
+    return calls
+
+
+def test_noisy_default_skips_the_limit_try_and_keeps_the_estimate(monkeypatch):
+    # 20 dB, n = p/2 (benchmarks/noisy.py's group setting): the learned groups leave the
+    # noise in the residual, so the limit tried on a budget fails (it did, on this seed, for
+    # the whole budget) and the refit stops at the chosen time: skipping the try gives the
+    # same estimate bit for bit in one path and one refit instead of three runs.
+    from overparam.datasets import make_group_sparse_problem
+
+    pb = make_group_sparse_problem(150, 300, group_size=5, n_active_groups=3,
+                                   design="gaussian", snr=20.0, random_state=0)
+    A, y = pb.operator, pb.y
+    skipping, trying = GroupHadamardRegressor(groups=5), _AlwaysTriesTheLimit(groups=5)
+    calls = _solve_calls(skipping, A, y, monkeypatch)
+    old_calls = _solve_calls(trying, A, y, monkeypatch)
+    assert len(old_calls) == 3 and old_calls[1].max_iter is not None  # the budget's try
+    assert len(calls) == 2
+    assert calls[-1].stop_time == skipping.result_.info["chosen_time"] is not None
+    np.testing.assert_array_equal(skipping.coef_, trying.coef_)
+
+
+def test_clean_default_still_tries_and_reaches_the_limit(monkeypatch):
+    A, w = _group_case(0)
+    est = GroupHadamardRegressor(groups=3)
+    calls = _solve_calls(est, A, A @ w, monkeypatch)
+    assert len(calls) == 2 and calls[1].max_iter is not None and not calls[1].stops_early
+    assert est.result_.info["limit"] == "least squares on the learned groups"
+    assert np.linalg.norm(est.coef_ - w) <= 1e-8 * np.linalg.norm(w)
+
+
+def test_learned_groups_cannot_tell_when_they_outnumber_the_measurements():
+    from overparam.estimators.group import _learned_groups_explain
+    from overparam.parameterizations import GroupHadamard
+
+    op, y, _ = _problem(m=4, n=12)
+    param = GroupHadamard(3, 12)  # 4 groups of 3 columns: one learned group fits in 4 rows
+    u = np.array([1.0, 0.5, 1e-6, 1e-6])
+    assert _learned_groups_explain(param, op, y, u, 1e-6, 1e-6) is False
+    op, y, _ = _problem(m=2, n=12)
+    assert _learned_groups_explain(param, op, y, u, 1e-6, 1e-6) is None  # 3 columns > 2 rows

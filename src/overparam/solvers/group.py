@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .._validation import check_positive
+from ..operators.matrix import DenseOperator
 from ..parameterizations.group import GroupHadamard
 from ..stopping import DivergenceError, StoppingRule, Validation
 from .loop import Iterate, run_loop
@@ -21,6 +22,9 @@ __all__ = ["WeightNormalizedStep", "data_scaled_steps", "initial_group_params",
 
 _ALGORITHMS = ("alg1", "alg2")
 _LOSS_SCALES = ("half-mean", "authors")
+#: :func:`stable_direction_step` forms an operator that is not a matrix densely up to this
+#: many entries (128 MiB)
+_EXACT_NORM_ENTRIES = 2**24
 
 
 def data_scaled_steps(param: GroupHadamard, operator, y,
@@ -77,11 +81,15 @@ def stable_direction_step(param: GroupHadamard, operator, n: int) -> float:
     paper's designs, ``X^T X / n`` near the identity). On a design scaled by 1.5 or more the
     iterates oscillate for ever (period 2) and a held-out stopping time picked on such a
     path returns a wrong answer, so the ``"auto"`` steps shrink ``kappa`` to ``1 / lam_max``.
-    ``lam_max`` is exact for a design with at most 2**24 entries (per-group spectral norms),
-    else bounded above by ``||X||_2^2 / n`` (smaller, still stable steps).
+    ``lam_max`` is exact (per-group spectral norms, one pass over the columns) for a matrix
+    and for any design with at most 2**24 entries, else bounded above by ``||X||_2^2 / n``
+    (smaller, still stable steps). The bound is not used for matrices: it is far from
+    ``lam_max`` (about ``(1 + sqrt(p / n))^2`` against ``(1 + sqrt(k / n))^2`` for a Gaussian
+    design with groups of ``k``), so the direction steps, and the path, would change with the
+    size at 2**24 entries, and ARPACK's estimate costs hundreds of products.
     """
     m, p = operator.shape
-    if m * p <= 2**24:
+    if m * p <= _EXACT_NORM_ENTRIES or isinstance(operator, DenseOperator):
         A = operator.to_dense()
         lam = max(float(np.linalg.norm(A[:, param.labels == k], 2)) ** 2
                   for k in range(param.n_groups))

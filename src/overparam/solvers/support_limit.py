@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["learned_groups", "smallest_support_least_squares", "support_least_squares",
-           "unique_least_squares"]
+__all__ = ["learned_groups", "smallest_support_least_squares", "span_explains",
+           "support_least_squares", "unique_least_squares"]
 
 
 def learned_groups(magnitudes: np.ndarray, init_magnitude: float,
@@ -108,10 +108,7 @@ def smallest_support_least_squares(operator, y, x, column_sets, *, tol: float,
     bound = tol * np.linalg.norm(y)
     # The residual of least squares can only grow as columns are dropped: when the largest
     # set does not explain y, no subset does (one solve instead of one per set; noisy data).
-    # Its residual off the span of a (reduced, Householder) Q, which contains the columns
-    # also when they are dependent, is at most theirs: above the bound, it rejects safely.
-    q = np.linalg.qr(design)[0]
-    if not np.linalg.norm(y - q @ (q.T @ y)) <= bound:
+    if not span_explains(design, y, bound):
         return None
     for subset in sets:
         size = subset.size
@@ -127,6 +124,18 @@ def smallest_support_least_squares(operator, y, x, column_sets, *, tol: float,
             return None
         return candidate
     return None
+
+
+def span_explains(design: np.ndarray, y: np.ndarray, bound: float) -> bool:
+    """Whether the residual of ``y`` off the span of the columns of ``design`` is at most
+    ``bound``.
+
+    Read off a reduced (Householder) ``Q``, whose span contains the columns also when they
+    are dependent: its residual is at most that of least squares on the columns, so a
+    residual above the bound rejects safely.
+    """
+    q = np.linalg.qr(design)[0]
+    return bool(np.linalg.norm(y - q @ (q.T @ y)) <= bound)
 
 
 #: :func:`unique_least_squares` forms ``A`` densely only up to this many entries (128 MiB).
