@@ -180,7 +180,9 @@ def ir_mmv(
     through its array forms (:meth:`StepPolicy.accept_batch`) and refreshes the residual
     only every 100 accepted steps. Floating-point warnings are off in the loop (a trial step
     that overflows is rejected). ``benchmarks/mmv_overhead.py`` measures the cost per
-    iteration.
+    iteration. For larger problems the products dominate: two ``M x N`` ones per step
+    (``A dX`` and ``A^T R``), or one ``N x N`` one in the Gram form (``gram``), which the
+    overdetermined settings (``N < 2 M``) use by default.
     """
     A, Y, batched, validations = _check_inputs(A, Y, update=update, init=init,
                                                init_scale=init_scale, row_tol=row_tol,
@@ -259,6 +261,9 @@ class RowHadamardStep:
     :meth:`RowHadamard.vjp` at ``G = -2 Λ``; each problem tries ``min(eta, policy limit, row
     change cap, time left)`` and keeps the step where its policy accepts the change of the
     loss. The clock is the flow time of ``1/(2M) ||A X - Y||_F^2``: ``2 M`` per unit step.
+    It carries ``R`` (``Λ = A^T R`` from it after each step) or, in the Gram form
+    (``gram``), ``Λ`` itself through ``A^T A``; both refresh from ``R = Y - A X`` every 100
+    accepted steps.
     """
 
     name = "IR-MMV"
