@@ -5,14 +5,16 @@ i.i.d. Gaussian entries, 20 dB), grown in N. Both estimators run with their defa
 5-fold cross-validation of the stopping time and a refit; MultiTaskLassoCV: 5 folds, 50
 penalties, no intercept), one BLAS thread, in one process. Prints the median CPU time
 (``time.process_time``) and the median relative error ``||X_hat - X||_F / ||X||_F`` over
-``--seeds`` problems, and the ratio of the times measured in this run.
+``--seeds`` problems, the ratio of the times measured in this run, and each method's growth
+exponent between consecutive sizes (``log(t2 / t1) / log(N2 / N1)``).
 
-Run: ``python benchmarks/mmv_speed.py [--sizes 60 600] [--seeds 3]``
+Run: ``python benchmarks/mmv_speed.py [--sizes 60 600 2000] [--seeds 3]``
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import numpy as np
@@ -32,12 +34,13 @@ def _timed(estimator, problem):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[60, 600, 6000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[60, 600, 2000])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--snr", type=float, default=20.0)
     args = parser.parse_args(argv)
     print(f"{'N':>6} {'M':>5} {'K':>4} | {'IR-MMV s':>9} {'err':>6} | "
           f"{'MTLassoCV s':>11} {'err':>6} | {'time ratio':>10}")
+    medians = []
     with threadpool_limits(limits=1, user_api="blas"):
         for n in args.sizes:
             m, k = n // 2, max(1, n // 12)
@@ -49,8 +52,13 @@ def main(argv=None) -> None:
                 rows["cv"].append(_timed(MultiTaskLassoCVRegressor(random_state=0), p))
             (t_ir, e_ir), (t_cv, e_cv) = (np.median(np.array(rows[key]), axis=0)
                                           for key in ("ir", "cv"))
+            medians.append((n, t_ir, t_cv))
             print(f"{n:>6} {m:>5} {k:>4} | {t_ir:>9.3f} {e_ir:>6.3f} | {t_cv:>11.3f} "
                   f"{e_cv:>6.3f} | {t_ir / t_cv:>9.2f}x", flush=True)
+    for (n1, ir1, cv1), (n2, ir2, cv2) in itertools.pairwise(medians):
+        span = np.log(n2 / n1)
+        print(f"growth N={n1}->{n2}: IR-MMV t ~ N^{np.log(ir2 / ir1) / span:.2f}, "
+              f"MultiTaskLassoCV t ~ N^{np.log(cv2 / cv1) / span:.2f}")
 
 
 if __name__ == "__main__":

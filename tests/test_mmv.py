@@ -519,3 +519,34 @@ def test_a_coarse_row_cap_leaves_the_flow_and_the_default_one_does_not():
 
     assert error(1.0) > 0.5
     assert error(MMVRegressor.max_row_change) < 1e-2
+
+
+@pytest.mark.parametrize("update", ["simultaneous", "sequential"])
+@pytest.mark.parametrize(("M", "N"), [(50, 25), (20, 40)])
+def test_gram_form_follows_the_direct_steps_to_rounding(update, M, N):
+    """Λ carried through A^T A (one N x N product per step) gives the direct form's iterates,
+    clocks, step counts and validation stops up to rounding, over- and underdetermined."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((3, M, N)) / np.sqrt(M)
+    X = np.zeros((3, N, 6))
+    X[:, :3] = rng.standard_normal((3, 3, 6))
+    Y = A @ X + 0.01 * rng.standard_normal((3, M, 6))
+    kw = dict(init="zero", init_scale=1e-2, max_row_change=0.3, update=update,
+              stopping=StoppingRule(max_iter=1500))
+    direct, gram = (ir_mmv(A, Y, gram=flag, **kw) for flag in (False, True))
+    np.testing.assert_array_equal(gram.n_iter, direct.n_iter)
+    np.testing.assert_allclose(gram.coef, direct.coef, rtol=0, atol=1e-12 * np.abs(X).max())
+    # the clock sums 1500 step sizes, each capped by the (rounded) gradient
+    np.testing.assert_allclose(gram.info["time"], direct.info["time"], rtol=1e-10)
+    np.testing.assert_allclose(gram.info["final_loss"], direct.info["final_loss"], rtol=1e-9)
+
+
+def test_gram_form_is_the_default_where_it_is_less_work():
+    """N < 2M: one N x N product is fewer operations than the two M x N ones."""
+    from overparam.solvers.mmv import RowHadamardStep
+
+    rng = np.random.default_rng(0)
+    for (M, N), expected in [((50, 25), True), ((30, 60), False), ((31, 60), True)]:
+        A, Y = rng.standard_normal((1, M, N)), rng.standard_normal((1, M, 2))
+        params = (np.ones((1, N)), np.zeros((1, N, 2)))
+        assert RowHadamardStep(A, Y, params, AdaptiveStep()).gram is expected

@@ -74,6 +74,7 @@ def ir_mmv(
     callback=None,
     progress: bool = False,
     blas_threads: int | None = 1,
+    gram: bool | None = None,
 ):
     """Recover row-sparse ``X`` from ``Y = A X (+ W)`` by gradient descent on ``X = g^2 ⊙ V``.
 
@@ -149,6 +150,11 @@ def ir_mmv(
         BLAS threads during the run (:mod:`threadpoolctl`); None leaves them as they are. The
         products here are small, and several BLAS threads per product are slower than one on
         a loaded machine (docs/sparse.md, "One BLAS thread").
+    gram : bool or None, default=None
+        Carry ``Λ = A^T R`` through the Gram matrix ``A^T A`` (formed once): one ``N x N``
+        product per step instead of two ``M x N`` ones (``A dX`` and ``A^T R``). None: where
+        that is fewer operations, ``N < 2 M``. Both forms give the same iterates up to
+        rounding.
 
     Returns
     -------
@@ -174,7 +180,9 @@ def ir_mmv(
     through its array forms (:meth:`StepPolicy.accept_batch`) and refreshes the residual
     only every 100 accepted steps. Floating-point warnings are off in the loop (a trial step
     that overflows is rejected). ``benchmarks/mmv_overhead.py`` measures the cost per
-    iteration.
+    iteration. For larger problems the products dominate: two ``M x N`` ones per step
+    (``A dX`` and ``A^T R``), or one ``N x N`` one in the Gram form (``gram``), which the
+    overdetermined settings (``N < 2 M``) use by default.
     """
     A, Y, batched, validations = _check_inputs(A, Y, update=update, init=init,
                                                init_scale=init_scale, row_tol=row_tol,
@@ -185,7 +193,7 @@ def ir_mmv(
         check_positive(max_row_change, "max_row_change")
     stopping = stopping or StoppingRule()
     step = RowHadamardStep(A, Y, (g, V), as_step_policy(step), update=update, row_tol=row_tol,
-                           max_row_change=max_row_change,
+                           max_row_change=max_row_change, gram=gram,
                            patience=stopping.patience if stopping.stagnation_tol > 0 else None)
     with blas_limit(blas_threads):
         result = run_batch_loop(step, np.sqrt(np.sum(Y * Y, axis=(1, 2))), stopping=stopping,
@@ -253,6 +261,9 @@ class RowHadamardStep:
     :meth:`RowHadamard.vjp` at ``G = -2 Λ``; each problem tries ``min(eta, policy limit, row
     change cap, time left)`` and keeps the step where its policy accepts the change of the
     loss. The clock is the flow time of ``1/(2M) ||A X - Y||_F^2``: ``2 M`` per unit step.
+    It carries ``R`` (``Λ = A^T R`` from it after each step) or, in the Gram form
+    (``gram``), ``Λ`` itself through ``A^T A``; both refresh from ``R = Y - A X`` every 100
+    accepted steps.
     """
 
     name = "IR-MMV"
@@ -260,7 +271,7 @@ class RowHadamardStep:
 
     def __init__(self, A, Y, params, policy: StepPolicy, *, update: str = "simultaneous",
                  row_tol: float = 1e-3, max_row_change: float | None = None,
-                 patience: int | None = None):
+                 patience: int | None = None, gram: bool | None = None):
         B, M, N = A.shape
         self.parameterization = RowHadamard(N, Y.shape[2])
         self.policy, self.sequential = policy, update == "sequential"
@@ -268,7 +279,11 @@ class RowHadamardStep:
         self.row_tol, self.max_row_change = float(row_tol), max_row_change
         self.time_per_step = 2.0 * M  # loss weight 2 (no 1/2) times M rows
         self.A, self.Y = A, Y
-        self.At = np.ascontiguousarray(np.swapaxes(A, 1, 2))  # contiguous: as any subset of it
+        # one N x N product per step instead of two M x N ones where that is less work
+        self.gram = N < 2 * M if gram is None else bool(gram)
+        At = np.ascontiguousarray(np.swapaxes(A, 1, 2))  # contiguous: as any subset of it
+        self.G = At @ A if self.gram else None
+        self.At = None if self.gram else At
         self.g, self.V = params
         # ring buffer of g over the stagnation window (whole batch), for still_learning
         self.g_window = None if patience is None else np.empty((patience + 1, B, N))
@@ -280,9 +295,10 @@ class RowHadamardStep:
 
     def init(self) -> np.ndarray:
         """The residuals at the start, and each problem's first trial step."""
-        self.R = self.Y - self.A @ self.signal(slice(None))
-        self.loss = np.sum(self.R * self.R, axis=(1, 2))
-        self.Lam = self.At @ self.R
+        R = self.Y - self.A @ self.signal(slice(None))
+        self.loss = np.sum(R * R, axis=(1, 2))
+        self.Lam = np.swapaxes(self.A, 1, 2) @ R
+        self.R = None if self.gram else R  # the Gram form carries Λ alone
         if self.g_window is not None:
             self.g_window[0] = self.g
         a_norm2 = np.linalg.norm(self.A, ord=2, axis=(1, 2)) ** 2
@@ -321,8 +337,9 @@ class RowHadamardStep:
         return -2.0 * grad_g, -2.0 * grad_V
 
     def _trial_step(self, e, grad_g, grad_V) -> dict:
-        """The trial iterate of each working row for steps ``e``, its residual and loss."""
-        g, V, R, Lam = self.g, self.V, self.R, self.Lam
+        """The trial iterate of each working row for steps ``e``, its residual (or ``Λ``) and
+        loss."""
+        g, V, Lam = self.g, self.V, self.Lam
         d_g = -e[:, None] * grad_g
         g_new = g + d_g
         if self.sequential:  # Algorithm 1: V steps along its gradient at the new g
@@ -330,15 +347,23 @@ class RowHadamardStep:
         else:
             d_V = -e[:, None, None] * grad_V
         V_new = V + d_V
+        d_X = (d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V
         # The change of the loss from the change of X, not as a difference of two losses: on
         # a plateau it is far below the rounding error of the loss itself, and a rounding-noise
-        # "increase" would make the step policy shrink the step for ever. With
-        # d_R = -A d_X: sum(d_R * (d_R + 2 R)) and R + d_R, exactly.
-        A_dX = self.A @ ((d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V)
-        d_loss = -_sum(A_dX * (2.0 * R - A_dX), (1, 2))
-        return {"g": g_new, "V": V_new, "R": R - A_dX, "loss": self.loss + d_loss,
-                "d_loss": d_loss, "A_dX": A_dX,
-                "decrease": e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2)))}
+        # "increase" would make the step policy shrink the step for ever. It is
+        # -sum(u * w): with d_R = -A d_X, u = A d_X and w = 2 R - A d_X, and R + d_R exactly;
+        # in the Gram form u = d_X and w = 2 Λ - A^T A d_X, and Λ - A^T A d_X.
+        trial = {"g": g_new, "V": V_new, "loss": None}
+        if self.gram:
+            G_dX = self.G @ d_X
+            trial.update(u=d_X, w=2.0 * Lam - G_dX, Lam=Lam - G_dX)
+        else:
+            A_dX = self.A @ d_X
+            trial.update(u=A_dX, w=2.0 * self.R - A_dX, R=self.R - A_dX)
+        d_loss = -_sum(trial["u"] * trial["w"], (1, 2))
+        trial.update(loss=self.loss + d_loss, d_loss=d_loss,
+                     decrease=e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2))))
+        return trial
 
     def _accept(self, e, trial, diverged) -> np.ndarray:
         """Which trial steps are kept; sets the next steps and counts the rejections.
@@ -355,7 +380,7 @@ class RowHadamardStep:
             self.eta = eta
             return accepted
         for j in np.flatnonzero(ok & ~accepted).tolist():
-            slack = _rounding_slack(trial["A_dX"][j], self.R[j])
+            slack = _rounding_slack(trial["u"][j], trial["w"][j])
             accepted[j] = policy.accept_batch(e[j:j + 1], slack, d_loss[j:j + 1],
                                               decrease[j:j + 1])[0]
         for j in np.flatnonzero(~accepted).tolist():
@@ -369,7 +394,9 @@ class RowHadamardStep:
 
     def _move(self, accepted, trial, e):
         """Keep the accepted trial steps; ``(accepted, dt, loss)`` for the loop."""
-        g_new, V_new, R_new, loss_new = trial["g"], trial["V"], trial["R"], trial["loss"]
+        g_new, V_new, loss_new = trial["g"], trial["V"], trial["loss"]
+        carried = "Lam" if self.gram else "R"  # Λ, or R (and Λ = A^T R from it)
+        new = trial[carried]
         # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they would
         # stay: subnormal numbers would slow every later iteration many times.
         g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
@@ -377,20 +404,23 @@ class RowHadamardStep:
         accepted_list = accepted.tolist()
         rejected = [j for j, a in enumerate(accepted_list) if not a]
         self.n_accepted += accepted
+        old = getattr(self, carried)
         for j in rejected:  # keeps its state (few rows: cheaper than np.where)
-            g_new[j], V_new[j], R_new[j] = self.g[j], self.V[j], self.R[j]
+            g_new[j], V_new[j], new[j] = self.g[j], self.V[j], old[j]
             loss_new[j], dt[j] = self.loss[j], 0.0
-        self.g, self.V, self.R, self.loss = g_new, V_new, R_new, loss_new
+        self.g, self.V, self.loss = g_new, V_new, loss_new
+        setattr(self, carried, new)
         self._refresh_residuals(accepted_list)
-        Lam_new = self.At @ self.R
-        for j in rejected:
-            Lam_new[j] = self.Lam[j]
-        self.Lam = Lam_new
+        if not self.gram:
+            Lam_new = self.At @ self.R
+            for j in rejected:
+                Lam_new[j] = self.Lam[j]
+            self.Lam = Lam_new
         return accepted_list, dt, self.loss
 
     def _refresh_residuals(self, accepted) -> None:
-        """``R = Y - A X`` again every ``_REFRESH`` accepted steps of a problem, against
-        drift."""
+        """``R = Y - A X`` (Gram form: ``Λ = A^T R``) again every ``_REFRESH`` accepted steps
+        of a problem, against drift."""
         if self.refresh_wait:
             self.refresh_wait -= 1
             return
@@ -401,8 +431,12 @@ class RowHadamardStep:
             V = self.V[rows]
             V[np.abs(V) < _DEAD ** 2] = 0.0  # no subnormal numbers (see _move)
             self.V[rows] = V
-            self.R[rows] = self.Y[rows] - self.A[rows] @ self.signal(rows)
-            self.loss[rows] = _sum(self.R[rows] ** 2, (1, 2))
+            R = self.Y[rows] - self.A[rows] @ self.signal(rows)
+            self.loss[rows] = _sum(R ** 2, (1, 2))
+            if self.gram:
+                self.Lam[rows] = np.swapaxes(self.A[rows], 1, 2) @ R
+            else:
+                self.R[rows] = R
 
     def still_learning(self, rows, ids, n_iter):
         """The row-growth test of ``row_tol``: a flat loss is no stagnation while some
@@ -436,8 +470,8 @@ class RowHadamardStep:
         return bool(growth >= self.row_tol)
 
     def keep(self, mask) -> None:
-        for key in ("ids", "A", "At", "Y", "g", "V", "R", "Lam", "loss", "eta", "n_accepted",
-                    "n_rejected", "g_checked"):
+        for key in ("ids", "A", "Y", "g", "V", "Lam", "loss", "eta", "n_accepted",
+                    "n_rejected", "g_checked", *(("G",) if self.gram else ("At", "R"))):
             setattr(self, key, getattr(self, key)[mask])
 
     def publish(self, rows, dest) -> None:
@@ -498,9 +532,10 @@ def refine_row_sparse(A, Y, X, *, tol: float = 1e-6):
     return None
 
 
-def _rounding_slack(A_dX, R) -> float:
-    """Rounding level of ``-sum(A dX * (2 R - A dX))``: ``10 eps`` times the sum of the
-    magnitudes of its terms.
+def _rounding_slack(u, w) -> float:
+    """Rounding level of the change of the loss ``-sum(u * w)`` (``u = A dX``,
+    ``w = 2 R - A dX``, or the Gram form's ``u = dX``, ``w = 2 Λ - A^T A dX``): ``10 eps`` times
+    the sum of the magnitudes of its terms.
 
     At a stationary point with a nonzero residual (a least-squares point of inconsistent
     data) the gradient is at the rounding level, and so is the computed change of the loss:
@@ -510,5 +545,4 @@ def _rounding_slack(A_dX, R) -> float:
     accepted, the loss stays flat and the stopping rule ends the run. The policy gets this
     second chance as ``accept(step, slack, change, decrease)``.
     """
-    return 10.0 * _EPS * float(_sum(np.abs(A_dX) * np.abs(2.0 * R - A_dX), None))
-
+    return 10.0 * _EPS * float(_sum(np.abs(u) * np.abs(w), None))
