@@ -1,0 +1,175 @@
+"""Cost of a full reproduction: CPU time per experiment and the wall time on a few jobs.
+
+For each registered experiment (or those matching ``--only``), this runs ``--cells`` cells of
+its full grid (evenly spaced in grid order), one trial each, every trial in a worker process of
+its own with one BLAS thread, and measures the trial's CPU time (``time.process_time``). The
+experiment's full cost is extrapolated as (mean CPU time of the sampled cells) × cells ×
+trials. A trial that runs past ``--max-trial-seconds`` is killed; its experiment is then
+reported as "> limit" (a lower bound).
+
+``--store PATH`` reads the recorded (full, status ok) trial times of a result store instead of
+running the trials: for every experiment the store holds (or only those given with
+``--store-only``), the sum of its recorded trial times and its longest trial. Recorded times are
+wall times of the workers, i.e. CPU times on an idle machine.
+
+From the per-trial estimates the wall time on ``--jobs`` workers is computed two ways: the
+runner's old order (trials in grid order, each to the first free worker) and longest first
+(the longest trial starts at once; the critical path is the longest single trial, which no
+number of workers can split).
+
+Run (niced: the machine is shared)::
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/reproduction_cost.py --only 'group-snr' \\
+        --cells 2
+    python benchmarks/reproduction_cost.py --store /work/repro3/results.sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import heapq
+import time
+
+import numpy as np
+
+from overparam.experiments.runner import Task, plan
+from overparam.experiments.spec import list_experiments
+from overparam.experiments.store import ResultStore, canonical_params
+from overparam.experiments.workers import iter_pool
+
+CPU_KEY = "__reproduction_cost_cpu_s"
+
+
+class CpuTimed:
+    """``run_trial`` that also returns its own CPU time (picklable for the worker pool)."""
+
+    def __init__(self, run_trial):
+        self.run_trial = run_trial
+
+    def __call__(self, params, seed):
+        start = time.process_time()
+        metrics = dict(self.run_trial(params, seed))
+        metrics[CPU_KEY] = time.process_time() - start
+        return metrics
+
+
+def sample_cells(experiment, n_cells: int) -> list[dict]:
+    """``n_cells`` cells of the full grid, evenly spaced in grid order (all if fewer)."""
+    cells = experiment.cells(quick=False)
+    if n_cells >= len(cells):
+        return cells
+    index = np.unique(np.round(np.linspace(0, len(cells) - 1, n_cells)).astype(int))
+    return [cells[i] for i in index]
+
+
+def measure(experiments, n_cells: int, limit: float, jobs: int) -> dict:
+    """Run the sampled cells' first trials; ``{name: {"cell_cpu": {cell: s}, "timeouts": n}}``."""
+    calls = []
+    for exp in experiments:
+        for params in sample_cells(exp, n_cells):
+            task = next(t for t in plan(exp) if t.params == params and t.trial == 0)
+            calls.append((CpuTimed(exp.run_trial), Task(exp.name, params, 0, task.seed, False),
+                          limit or None))
+    out = {exp.name: {"cell_cpu": {}, "timeouts": 0, "errors": 0} for exp in experiments}
+    for record in iter_pool(calls, jobs):
+        entry = out[record.experiment]
+        if record.status == "ok":
+            entry["cell_cpu"][canonical_params(record.params)] = record.metrics[CPU_KEY]
+        elif record.status == "timeout":
+            entry["timeouts"] += 1
+        else:
+            entry["errors"] += 1
+            print(f"{record.experiment}: trial failed:\n{record.error}")
+    return out
+
+
+def trial_estimates(experiment, cell_cpu: dict) -> list[float]:
+    """Estimated time of every full trial: its cell's measured time, else the mean measured."""
+    mean = float(np.mean(list(cell_cpu.values()))) if cell_cpu else 0.0
+    return [cell_cpu.get(canonical_params(t.params), mean) for t in plan(experiment)]
+
+
+def from_store(path: str, experiments) -> dict:
+    """Recorded times of the full, successful trials: ``{name: [trial times in plan order]}``."""
+    out = {}
+    with ResultStore(path) as store:
+        for exp in experiments:
+            recorded = {(canonical_params(r.params), r.trial): r.time
+                        for r in store.records(exp.name, quick=False, status="ok")}
+            if recorded:
+                mean = float(np.mean(list(recorded.values())))
+                out[exp.name] = [recorded.get(t.key, mean) for t in plan(exp)]
+    return out
+
+
+def makespan(times: list[float], jobs: int) -> float:
+    """Wall time of list scheduling: each trial, in the given order, to the first free worker."""
+    free = [0.0] * max(1, jobs)
+    for t in times:
+        heapq.heapreplace(free, free[0] + t)
+    return max(free)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="experiment name glob (repeatable)")
+    parser.add_argument("--cells", type=int, default=1, help="cells sampled per experiment")
+    parser.add_argument("--max-trial-seconds", type=float, default=600.0,
+                        help="kill a sampled trial past this (0: no limit)")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes for the sample")
+    parser.add_argument("--wall-jobs", type=int, default=2, help="jobs of the wall estimate")
+    parser.add_argument("--store", help="result store whose recorded full trial times to use")
+    parser.add_argument("--store-only", action="append",
+                        help="use the store only for these experiment globs (repeatable); "
+                             "measure the others")
+    args = parser.parse_args(argv)
+
+    exps = [e for e in list_experiments() if "demo" not in e.tags
+            and (not args.only or any(fnmatch.fnmatch(e.name, p) for p in args.only))]
+    stored = from_store(args.store, exps) if args.store else {}
+    if args.store_only:
+        stored = {k: v for k, v in stored.items()
+                  if any(fnmatch.fnmatch(k, p) for p in args.store_only)}
+    to_measure = [e for e in exps if e.name not in stored]
+    start = time.perf_counter()
+    measured = measure(to_measure, args.cells, args.max_trial_seconds, args.jobs)
+    elapsed = time.perf_counter() - start
+
+    rows, all_trials = [], []
+    for exp in exps:
+        n_trials = len(plan(exp))
+        if exp.name in stored:
+            times, source, note = stored[exp.name], "store", ""
+        else:
+            entry = measured[exp.name]
+            times = trial_estimates(exp, entry["cell_cpu"])
+            source = f"{len(entry['cell_cpu'])} cell(s)"
+            note = (f"> {args.max_trial_seconds:.0f} s: {entry['timeouts']} sampled trial(s) "
+                    "killed" if entry["timeouts"] else "")
+            if entry["errors"]:
+                note += f" {entry['errors']} failed"
+        rows.append((sum(times), exp.name, n_trials, max(times, default=0.0), source, note))
+        all_trials.extend(times)
+
+    rows.sort(reverse=True)
+    print(f"\n{'experiment':34s} {'trials':>7s} {'CPU s':>9s} {'max trial s':>12s}  source")
+    for total, name, n_trials, longest, source, note in rows:
+        print(f"{name:34s} {n_trials:7d} {total:9.0f} {longest:12.1f}  {source} {note}")
+    total = sum(all_trials)
+    jobs = args.wall_jobs
+    grid_order = makespan(all_trials, jobs)
+    longest_first = makespan(sorted(all_trials, reverse=True), jobs)
+    bound = max(total / jobs, max(all_trials, default=0.0))
+    print(f"\ntotal CPU {total:.0f} s = {total / 60:.1f} min over {len(all_trials)} trials; "
+          f"longest trial (critical path) {max(all_trials, default=0.0):.0f} s")
+    print(f"wall on {jobs} jobs: grid order {grid_order / 60:.1f} min, longest first "
+          f"{longest_first / 60:.1f} min (lower bound {bound / 60:.1f} min)")
+    incomplete = [r[1] for r in rows if r[5]]
+    if incomplete:
+        print(f"lower bounds only (a sampled trial was killed or failed): {', '.join(incomplete)}")
+    print(f"(sampling took {elapsed:.0f} s wall)")
+
+
+if __name__ == "__main__":
+    main()
