@@ -1,8 +1,9 @@
 """Cost of a full reproduction: CPU time per experiment and the wall time on a few jobs.
 
 For each registered experiment (or those matching ``--only``), this runs ``--cells`` cells of
-its full grid (evenly spaced in grid order), one trial each, every trial in a worker process of
-its own with one BLAS thread, and measures the trial's CPU time (``time.process_time``). The
+its full grid (evenly spaced in grid order), one trial each, in a fresh worker process (one BLAS
+thread) that first runs one quick trial to warm up (numba compiles, imports, caches: paid once
+per worker in a sweep), and measures each trial's CPU time (``time.process_time``). The
 experiment's full cost is extrapolated as (mean CPU time of the sampled cells) × cells ×
 trials. A trial that runs past ``--max-trial-seconds`` is killed; its experiment is then
 reported as "> limit" (a lower bound).
@@ -33,7 +34,7 @@ import time
 
 import numpy as np
 
-from overparam.experiments.runner import Task, plan
+from overparam.experiments.runner import plan
 from overparam.experiments.spec import list_experiments
 from overparam.experiments.store import ResultStore, canonical_params
 from overparam.experiments.workers import iter_pool
@@ -63,24 +64,36 @@ def sample_cells(experiment, n_cells: int) -> list[dict]:
     return [cells[i] for i in index]
 
 
-def measure(experiments, n_cells: int, limit: float, jobs: int) -> dict:
-    """Run the sampled cells' first trials; ``{name: {"cell_cpu": {cell: s}, "timeouts": n}}``."""
-    calls = []
+def measure(experiments, n_cells: int, limit: float, warm_up: bool) -> dict:
+    """Run the sampled cells' first trials, each experiment in a fresh worker of its own.
+
+    With ``warm_up`` the worker first runs one quick trial, not counted: the runner's workers
+    live for the whole sweep, so one-time costs (numba compiling skglm's solvers: ~35 CPU s)
+    are paid once per worker, not once per trial. Returns ``{name: {"cell_cpu": {cell: s},
+    "warm_up": s, "timeouts": n, "errors": n}}``.
+    """
+    out = {}
     for exp in experiments:
+        calls = []
+        if warm_up:
+            first = plan(exp, quick=True)[0]
+            calls.append((CpuTimed(exp.run_trial), first, limit or None))
         for params in sample_cells(exp, n_cells):
             task = next(t for t in plan(exp) if t.params == params and t.trial == 0)
-            calls.append((CpuTimed(exp.run_trial), Task(exp.name, params, 0, task.seed, False),
-                          limit or None))
-    out = {exp.name: {"cell_cpu": {}, "timeouts": 0, "errors": 0} for exp in experiments}
-    for record in iter_pool(calls, jobs):
-        entry = out[record.experiment]
-        if record.status == "ok":
-            entry["cell_cpu"][canonical_params(record.params)] = record.metrics[CPU_KEY]
-        elif record.status == "timeout":
-            entry["timeouts"] += 1
-        else:
-            entry["errors"] += 1
-            print(f"{record.experiment}: trial failed:\n{record.error}")
+            calls.append((CpuTimed(exp.run_trial), task, limit or None))
+        entry = out[exp.name] = {"cell_cpu": {}, "warm_up": 0.0, "timeouts": 0, "errors": 0}
+        for record in iter_pool(calls, 1):
+            if record.status == "ok" and record.quick:
+                entry["warm_up"] = record.metrics[CPU_KEY]
+            elif record.status == "ok":
+                entry["cell_cpu"][canonical_params(record.params)] = record.metrics[CPU_KEY]
+            elif record.status == "timeout":
+                entry["timeouts"] += 1
+            else:
+                entry["errors"] += 1
+                print(f"{record.experiment}: trial failed:\n{record.error}")
+        print(f"  measured {exp.name}: warm-up {entry['warm_up']:.1f} s, cells "
+              f"{[round(v, 1) for v in entry['cell_cpu'].values()]} s", flush=True)
     return out
 
 
@@ -117,7 +130,8 @@ def main(argv=None):
     parser.add_argument("--cells", type=int, default=1, help="cells sampled per experiment")
     parser.add_argument("--max-trial-seconds", type=float, default=600.0,
                         help="kill a sampled trial past this (0: no limit)")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes for the sample")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="count the worker's one-time costs in the first sampled trial")
     parser.add_argument("--wall-jobs", type=int, default=2, help="jobs of the wall estimate")
     parser.add_argument("--store", help="result store whose recorded full trial times to use")
     parser.add_argument("--store-only", action="append",
@@ -133,7 +147,7 @@ def main(argv=None):
                   if any(fnmatch.fnmatch(k, p) for p in args.store_only)}
     to_measure = [e for e in exps if e.name not in stored]
     start = time.perf_counter()
-    measured = measure(to_measure, args.cells, args.max_trial_seconds, args.jobs)
+    measured = measure(to_measure, args.cells, args.max_trial_seconds, not args.no_warm_up)
     elapsed = time.perf_counter() - start
 
     rows, all_trials = [], []

@@ -138,3 +138,14 @@ def test_cli_reproduce_reports_cpu_time(tmp_path):
     assert res.exit_code == 0, res.output
     assert "demo-sleep: 6/6 trials ok" in res.output and "(CPU " in res.output
     assert "trials run now: 6, trial time" in res.output
+
+
+def test_full_reproduction_starts_with_the_longest_trials():
+    from overparam.experiments.spec import list_experiments
+
+    exps = [e for e in list_experiments() if "demo" not in e.tags]
+    calls = [(e.run_trial, t, None) for e in exps for t in plan(e)]
+    with ResultStore(":memory:") as db:
+        ordered = longest_first(calls, {e.name: e for e in exps}, db)
+    assert [c[1].experiment for c in ordered[:3]] == ["ir-mmv-digits"] * 2 + ["imaging-dct"]
+    assert len(ordered) == len(calls)
