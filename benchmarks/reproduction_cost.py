@@ -137,6 +137,9 @@ def main(argv=None):
     parser.add_argument("--store-only", action="append",
                         help="use the store only for these experiment globs (repeatable); "
                              "measure the others")
+    parser.add_argument("--measure", action="append",
+                        help="measure only these experiment globs (repeatable); the store "
+                             "gives the others")
     args = parser.parse_args(argv)
 
     exps = [e for e in list_experiments() if "demo" not in e.tags
@@ -145,6 +148,9 @@ def main(argv=None):
     if args.store_only:
         stored = {k: v for k, v in stored.items()
                   if any(fnmatch.fnmatch(k, p) for p in args.store_only)}
+    if args.measure:
+        stored = {k: v for k, v in stored.items()
+                  if not any(fnmatch.fnmatch(k, p) for p in args.measure)}
     to_measure = [e for e in exps if e.name not in stored]
     start = time.perf_counter()
     measured = measure(to_measure, args.cells, args.max_trial_seconds, not args.no_warm_up)
