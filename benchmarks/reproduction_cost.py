@@ -18,6 +18,9 @@ runner's old order (trials in grid order, each to the first free worker) and lon
 (the longest trial starts at once; the critical path is the longest single trial, which no
 number of workers can split).
 
+``--json FILE`` saves the per-trial estimates; ``--merge FILE ...`` prints the table of several
+such files (runs of different experiments, e.g. in parallel) without measuring.
+
 Run (niced: the machine is shared)::
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/reproduction_cost.py --only 'group-snr' \\
@@ -28,9 +31,12 @@ Run (niced: the machine is shared)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import heapq
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -64,29 +70,57 @@ def sample_cells(experiment, n_cells: int) -> list[dict]:
     return [cells[i] for i in index]
 
 
-def measure(experiments, n_cells: int, limit: float, warm_up: bool) -> dict:
+def parse_scales(specs) -> dict:
+    """``["NAME:KEY=VALUE", ...]`` as ``{name: (key, value)}``."""
+    out = {}
+    for spec in specs or ():
+        name, _, assignment = spec.partition(":")
+        key, _, value = assignment.partition("=")
+        if not (name and key and value):
+            raise SystemExit(f"--scale wants NAME:KEY=VALUE, got {spec!r}")
+        out[name] = (key, float(value))
+    return out
+
+
+def scaled(params: dict, scale) -> tuple[dict, float]:
+    """The cell with ``key = value`` and the factor that extrapolates its CPU time back."""
+    if scale is None:
+        return params, 1.0
+    key, value = scale
+    factor = float(params[key]) / value
+    return {**params, key: type(params[key])(value)}, factor
+
+
+def measure(experiments, n_cells: int, limit: float, warm_up: bool,
+            scales: dict | None = None) -> dict:
     """Run the sampled cells' first trials, each experiment in a fresh worker of its own.
 
     With ``warm_up`` the worker first runs one quick trial, not counted: the runner's workers
     live for the whole sweep, so one-time costs (numba compiling skglm's solvers: ~35 CPU s)
-    are paid once per worker, not once per trial. Returns ``{name: {"cell_cpu": {cell: s},
-    "warm_up": s, "timeouts": n, "errors": n}}``.
+    are paid once per worker, not once per trial. ``scales[name] = (key, value)`` runs that
+    experiment's cells with ``key = value`` (e.g. fewer iterations of a fixed-length run) and
+    multiplies the CPU time by ``cell[key] / value``: a linear extrapolation. Returns
+    ``{name: {"cell_cpu": {cell: s}, "warm_up": s, "timeouts": n, "errors": n}}``.
     """
-    out = {}
+    out, scales = {}, scales or {}
     for exp in experiments:
-        calls = []
+        calls, factors = [], {}
         if warm_up:
             first = plan(exp, quick=True)[0]
             calls.append((CpuTimed(exp.run_trial), first, limit or None))
         for params in sample_cells(exp, n_cells):
             task = next(t for t in plan(exp) if t.params == params and t.trial == 0)
-            calls.append((CpuTimed(exp.run_trial), task, limit or None))
+            run_params, factor = scaled(params, scales.get(exp.name))
+            factors[canonical_params(run_params)] = (canonical_params(params), factor)
+            calls.append((CpuTimed(exp.run_trial), dataclasses.replace(task, params=run_params),
+                          limit or None))
         entry = out[exp.name] = {"cell_cpu": {}, "warm_up": 0.0, "timeouts": 0, "errors": 0}
         for record in iter_pool(calls, 1):
             if record.status == "ok" and record.quick:
                 entry["warm_up"] = record.metrics[CPU_KEY]
             elif record.status == "ok":
-                entry["cell_cpu"][canonical_params(record.params)] = record.metrics[CPU_KEY]
+                cell, factor = factors[canonical_params(record.params)]
+                entry["cell_cpu"][cell] = factor * record.metrics[CPU_KEY]
             elif record.status == "timeout":
                 entry["timeouts"] += 1
             else:
@@ -140,10 +174,34 @@ def main(argv=None):
     parser.add_argument("--measure", action="append",
                         help="measure only these experiment globs (repeatable); the store "
                              "gives the others")
+    parser.add_argument("--scale", action="append",
+                        help="NAME:KEY=VALUE: run NAME's cells with KEY=VALUE and scale the CPU "
+                             "time by cell[KEY]/VALUE (e.g. ir-mmv-digits:max_iter=20000)")
+    parser.add_argument("--json", help="write the per-trial estimates to this file")
+    parser.add_argument("--merge", nargs="+",
+                        help="print the table of earlier --json files (later ones win); "
+                             "measures nothing")
     args = parser.parse_args(argv)
 
     exps = [e for e in list_experiments() if "demo" not in e.tags
             and (not args.only or any(fnmatch.fnmatch(e.name, p) for p in args.only))]
+    if args.merge:
+        entries = {}
+        for path in args.merge:
+            entries.update(json.loads(Path(path).read_text()))
+        entries = {e.name: entries[e.name] for e in exps if e.name in entries}
+        missing = [e.name for e in exps if e.name not in entries]
+        if missing:
+            print(f"not in the merged files (left out): {', '.join(missing)}")
+    else:
+        entries = estimate(exps, args, parse_scales(args.scale))
+    if args.json:
+        Path(args.json).write_text(json.dumps(entries, indent=1))
+    print_table(entries, args.wall_jobs)
+
+
+def estimate(exps, args, scales) -> dict:
+    """``{name: {"times": [s per planned trial], "source": str, "note": str}}``."""
     stored = from_store(args.store, exps) if args.store else {}
     if args.store_only:
         stored = {k: v for k, v in stored.items()
@@ -153,42 +211,48 @@ def main(argv=None):
                   if not any(fnmatch.fnmatch(k, p) for p in args.measure)}
     to_measure = [e for e in exps if e.name not in stored]
     start = time.perf_counter()
-    measured = measure(to_measure, args.cells, args.max_trial_seconds, not args.no_warm_up)
-    elapsed = time.perf_counter() - start
-
-    rows, all_trials = [], []
+    measured = measure(to_measure, args.cells, args.max_trial_seconds, not args.no_warm_up,
+                       scales)
+    print(f"(sampling took {time.perf_counter() - start:.0f} s wall)")
+    entries = {}
     for exp in exps:
-        n_trials = len(plan(exp))
         if exp.name in stored:
-            times, source, note = stored[exp.name], "store", ""
-        else:
-            entry = measured[exp.name]
-            times = trial_estimates(exp, entry["cell_cpu"])
-            source = f"{len(entry['cell_cpu'])} cell(s)"
-            note = (f"> {args.max_trial_seconds:.0f} s: {entry['timeouts']} sampled trial(s) "
-                    "killed" if entry["timeouts"] else "")
-            if entry["errors"]:
-                note += f" {entry['errors']} failed"
-        rows.append((sum(times), exp.name, n_trials, max(times, default=0.0), source, note))
-        all_trials.extend(times)
+            entries[exp.name] = {"times": stored[exp.name], "source": "store", "note": ""}
+            continue
+        entry = measured[exp.name]
+        source = f"{len(entry['cell_cpu'])} cell(s)"
+        if exp.name in scales:
+            key, value = scales[exp.name]
+            source += f", run at {key}={value:g}, scaled"
+        note = (f"> {args.max_trial_seconds:.0f} s: {entry['timeouts']} sampled trial(s) "
+                "killed" if entry["timeouts"] else "")
+        if entry["errors"]:
+            note += f" {entry['errors']} failed"
+        entries[exp.name] = {"times": trial_estimates(exp, entry["cell_cpu"]),
+                             "source": source, "note": note}
+    return entries
 
-    rows.sort(reverse=True)
+
+def print_table(entries: dict, jobs: int) -> None:
+    """Experiments by cost, the total, and the wall time on ``jobs`` workers (grid order is
+    the order of ``entries``: the runner's order before longest-first)."""
+    rows = sorted(((sum(e["times"]), name, len(e["times"]), max(e["times"], default=0.0),
+                    e["source"], e["note"]) for name, e in entries.items()), reverse=True)
     print(f"\n{'experiment':34s} {'trials':>7s} {'CPU s':>9s} {'max trial s':>12s}  source")
     for total, name, n_trials, longest, source, note in rows:
         print(f"{name:34s} {n_trials:7d} {total:9.0f} {longest:12.1f}  {source} {note}")
-    total = sum(all_trials)
-    jobs = args.wall_jobs
+    all_trials = [t for e in entries.values() for t in e["times"]]
+    total, longest = sum(all_trials), max(all_trials, default=0.0)
     grid_order = makespan(all_trials, jobs)
     longest_first = makespan(sorted(all_trials, reverse=True), jobs)
-    bound = max(total / jobs, max(all_trials, default=0.0))
+    bound = max(total / jobs, longest)
     print(f"\ntotal CPU {total:.0f} s = {total / 60:.1f} min over {len(all_trials)} trials; "
-          f"longest trial (critical path) {max(all_trials, default=0.0):.0f} s")
+          f"longest trial (critical path) {longest:.0f} s")
     print(f"wall on {jobs} jobs: grid order {grid_order / 60:.1f} min, longest first "
           f"{longest_first / 60:.1f} min (lower bound {bound / 60:.1f} min)")
     incomplete = [r[1] for r in rows if r[5]]
     if incomplete:
         print(f"lower bounds only (a sampled trial was killed or failed): {', '.join(incomplete)}")
-    print(f"(sampling took {elapsed:.0f} s wall)")
 
 
 if __name__ == "__main__":
