@@ -1,9 +1,10 @@
 """Cost of a full reproduction: CPU time per experiment and the wall time on a few jobs.
 
 For each registered experiment (or those matching ``--only``), this runs ``--cells`` cells of
-its full grid (evenly spaced in grid order), one trial each, in a fresh worker process (one BLAS
-thread) that first runs one quick trial to warm up (numba compiles, imports, caches: paid once
-per worker in a sweep), and measures each trial's CPU time (``time.process_time``). The
+its full grid (evenly spaced in grid order), ``--trials`` trials each (evenly spaced from trial
+0; a cell's time is their mean), in a fresh worker process (one BLAS thread) that first runs
+one quick trial to warm up (numba compiles, imports, caches: paid once per worker in a sweep),
+and measures each trial's CPU time (``time.process_time``). The
 experiment's full cost is extrapolated as (mean CPU time of the sampled cells) × cells ×
 trials. A trial that runs past ``--max-trial-seconds`` is killed; its experiment is then
 reported as "> limit" (a lower bound).
@@ -11,9 +12,9 @@ reported as "> limit" (a lower bound).
 ``--store PATH`` reads the recorded (full, status ok) trial times of a result store instead of
 running the trials: for every experiment the store holds (or only those given with
 ``--store-only``), the sum of its recorded trial times and its longest trial. Recorded times are
-wall times of the workers, i.e. CPU times on an idle machine.
+wall times of the workers: CPU times on an idle machine, several times more on a shared one.
 
-From the per-trial estimates the wall time on ``--jobs`` workers is computed two ways: the
+From the per-trial estimates the wall time on ``--wall-jobs`` workers is computed two ways: the
 runner's old order (trials in grid order, each to the first free worker) and longest first
 (the longest trial starts at once; the critical path is the longest single trial, which no
 number of workers can split).
@@ -91,8 +92,14 @@ def scaled(params: dict, scale) -> tuple[dict, float]:
     return {**params, key: type(params[key])(value)}, factor
 
 
+def sample_trials(n_planned: int, n_trials: int) -> set[int]:
+    """``n_trials`` trial indices of a cell, evenly spaced from 0 (all if fewer)."""
+    count = max(1, min(n_trials, n_planned))
+    return {int(i) for i in np.round(np.linspace(0, n_planned - 1, count))} if count > 1 else {0}
+
+
 def measure(experiments, n_cells: int, limit: float, warm_up: bool,
-            scales: dict | None = None) -> dict:
+            scales: dict | None = None, n_trials: int = 1) -> dict:
     """Run the sampled cells' first trials, each experiment in a fresh worker of its own.
 
     With ``warm_up`` the worker first runs one quick trial, not counted: the runner's workers
@@ -108,26 +115,31 @@ def measure(experiments, n_cells: int, limit: float, warm_up: bool,
         if warm_up:
             first = plan(exp, quick=True)[0]
             calls.append((CpuTimed(exp.run_trial), first, limit or None))
+        trial_ids = sample_trials(exp.n_trials(), n_trials)
         for params in sample_cells(exp, n_cells):
-            task = next(t for t in plan(exp) if t.params == params and t.trial == 0)
             run_params, factor = scaled(params, scales.get(exp.name))
             factors[canonical_params(run_params)] = (canonical_params(params), factor)
-            calls.append((CpuTimed(exp.run_trial), dataclasses.replace(task, params=run_params),
-                          limit or None))
-        entry = out[exp.name] = {"cell_cpu": {}, "warm_up": 0.0, "timeouts": 0, "errors": 0}
+            for task in plan(exp):
+                if task.params == params and task.trial in trial_ids:
+                    calls.append((CpuTimed(exp.run_trial),
+                                  dataclasses.replace(task, params=run_params), limit or None))
+        entry = out[exp.name] = {"cell_cpu": {}, "cell_runs": {}, "warm_up": 0.0, "timeouts": 0,
+                                 "errors": 0}
         for record in iter_pool(calls, 1):
             if record.status == "ok" and record.quick:
                 entry["warm_up"] = record.metrics[CPU_KEY]
-            elif record.status == "ok":
+            elif record.status == "ok":  # a cell's time: the mean of its sampled trials
                 cell, factor = factors[canonical_params(record.params)]
-                entry["cell_cpu"][cell] = factor * record.metrics[CPU_KEY]
+                entry["cell_runs"].setdefault(cell, []).append(factor * record.metrics[CPU_KEY])
+                entry["cell_cpu"][cell] = float(np.mean(entry["cell_runs"][cell]))
             elif record.status == "timeout":
                 entry["timeouts"] += 1
             else:
                 entry["errors"] += 1
                 print(f"{record.experiment}: trial failed:\n{record.error}")
         print(f"  measured {exp.name}: warm-up {entry['warm_up']:.1f} s, cells "
-              f"{[round(v, 1) for v in entry['cell_cpu'].values()]} s", flush=True)
+              f"{[[round(v, 2) for v in runs] for runs in entry['cell_runs'].values()]} s",
+              flush=True)
     return out
 
 
@@ -162,6 +174,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", help="experiment name glob (repeatable)")
     parser.add_argument("--cells", type=int, default=1, help="cells sampled per experiment")
+    parser.add_argument("--trials", type=int, default=1,
+                        help="trials sampled per sampled cell (their mean is the cell's time)")
     parser.add_argument("--max-trial-seconds", type=float, default=600.0,
                         help="kill a sampled trial past this (0: no limit)")
     parser.add_argument("--no-warm-up", action="store_true",
@@ -212,7 +226,7 @@ def estimate(exps, args, scales) -> dict:
     to_measure = [e for e in exps if e.name not in stored]
     start = time.perf_counter()
     measured = measure(to_measure, args.cells, args.max_trial_seconds, not args.no_warm_up,
-                       scales)
+                       scales, args.trials)
     print(f"(sampling took {time.perf_counter() - start:.0f} s wall)")
     entries = {}
     for exp in exps:
@@ -220,7 +234,8 @@ def estimate(exps, args, scales) -> dict:
             entries[exp.name] = {"times": stored[exp.name], "source": "store", "note": ""}
             continue
         entry = measured[exp.name]
-        source = f"{len(entry['cell_cpu'])} cell(s)"
+        n_runs = sum(len(r) for r in entry["cell_runs"].values())
+        source = f"{len(entry['cell_cpu'])} cell(s), {n_runs} trial(s)"
         if exp.name in scales:
             key, value = scales[exp.name]
             source += f", run at {key}={value:g}, scaled"

@@ -79,3 +79,9 @@ def test_merge_prints_the_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "asym-sensing-width" in out and "total CPU 6 s" in out
     assert "longest first 0.1 min" in out
+
+
+def test_sampled_trials_are_spread_from_trial_zero():
+    assert cost.sample_trials(20, 3) == {0, 10, 19}
+    assert cost.sample_trials(20, 1) == {0}
+    assert cost.sample_trials(2, 5) == {0, 1}
