@@ -24,6 +24,10 @@ when the sweep ends or is interrupted, and that the kernel kills if the driving 
 process of its own for the same reasons; that needs non-daemonic workers (the runner's own
 LocalCluster is started so; see ``docs/experiments.md`` for an external cluster).
 
+Trials start longest first (:func:`longest_first`: the store's recorded time of the cell, else
+the spec's ``trial_seconds`` hint), so that a long trial is not started last, to run alone
+while the other workers idle.
+
 Workers only compute; the driving process writes each finished trial to the
 :class:`~overparam.experiments.store.ResultStore` in its own transaction, so a sweep killed at
 any point and started again skips the stored trials (see :func:`run_experiments`). Failed and
@@ -57,6 +61,7 @@ __all__ = [
     "RunResult",
     "Task",
     "execute_trial",
+    "longest_first",
     "plan",
     "run_experiment",
     "run_experiments",
