@@ -1,9 +1,7 @@
 """The runner's cost accounting: CPU time per trial, longest trials first, the CLI's totals."""
 
 import dataclasses
-import os
 import sqlite3
-import stat
 
 import pytest
 import typer
@@ -107,17 +105,22 @@ def test_store_of_the_old_layout_gains_the_cpu_column(tmp_path):
         assert db.cell_times("e", quick=False) == {'{"a":1}': 2.5}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
-def test_read_only_store_of_the_old_layout_is_still_readable(tmp_path):
+def test_read_only_store_of_the_old_layout_is_still_readable(tmp_path, monkeypatch):
     path = tmp_path / "old.sqlite"
-    _old_layout_store(path)
-    os.chmod(path, stat.S_IRUSR)
-    os.chmod(tmp_path, stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        with ResultStore(path) as db:
-            assert [r.cpu_time for r in db.records("e")] == [None]
-    finally:
-        os.chmod(tmp_path, stat.S_IRWXU)
+    ResultStore(path).close()
+    with sqlite3.connect(path) as conn:  # a store written before cpu_time was recorded
+        conn.execute("ALTER TABLE trials DROP COLUMN cpu_time")
+        conn.execute("INSERT INTO trials VALUES ('e', '{}', 0, 0, 7, 'ok', '{}', NULL, 2.5, 0.0,"
+                     " 'old', NULL, NULL)")
+    connect = sqlite3.connect  # open read-only (file permissions do not stop root)
+    monkeypatch.setattr(sqlite3, "connect",
+                        lambda p, **kw: connect(f"file:{p}?mode=ro", uri=True, **kw))
+    with ResultStore(path) as db:
+        assert [r.cpu_time for r in db.records("e")] == [None]
+        assert db.cell_times("e", quick=False) == {"{}": 2.5}
+    monkeypatch.undo()
+    cols = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(trials)")]
+    assert "cpu_time" not in cols
 
 
 def test_cost_summary_totals_and_costliest():
