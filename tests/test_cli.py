@@ -148,7 +148,9 @@ def test_crafted_store_cannot_write_outside_outdir(tmp_path):
     outside = tmp_path / "outside"
     with sqlite3.connect(store) as conn:
         for name in ("../outside/escape", str(outside / "abs")):
-            conn.execute("INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            conn.execute("INSERT INTO trials (experiment, params, trial, quick, seed, status,"
+                         " metrics, error, time, finished_at, version, host, run_id)"
+                         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          (name, '{"n":1}', 0, 1, 1, "ok", '{"e":1}', None, 0.1, time.time(),
                           "0", "h", None))
     out = run_cli("report", "--store", store, "--outdir", tmp_path / "out")

@@ -70,7 +70,8 @@ def _echo_result(result, max_summary: int | None = None) -> None:
     exp = result.experiment
     typer.echo(f"{exp.name}: {len(result.rows)}/{result.n_planned} trials ok "
                f"(ran {result.n_run}, {result.n_skipped} already stored, "
-               f"{len(result.errors)} failed), trial time {result.run_time:.1f} s")
+               f"{len(result.errors)} failed), trial time {result.run_time:.1f} s "
+               f"(CPU {result.cpu_time:.1f} s)")
     items = [(k, v) for k, v in result.summary.items() if k != "error"]
     for key, value in items[:max_summary]:
         typer.echo(f"    {key}: {value}")
@@ -83,6 +84,16 @@ def _echo_result(result, max_summary: int | None = None) -> None:
     for rec in result.errors[:3]:
         last = (rec.error or "").strip().splitlines()[-1:] or [""]
         typer.secho(f"    failed: {rec.params} trial {rec.trial}: {last[0]}", fg="red", err=True)
+
+
+def cost_summary(results) -> str:
+    """One line: the trials' summed wall and CPU time, and the costliest experiments."""
+    trial_time = sum(r.run_time for r in results)
+    cpu = sum(r.cpu_time for r in results)
+    costliest = sorted(results, key=lambda r: -r.run_time)[:3]
+    top = ", ".join(f"{r.experiment.name} {r.run_time:.1f} s" for r in costliest if r.n_run)
+    return (f"trials run now: {sum(r.n_run for r in results)}, trial time {trial_time:.1f} s "
+            f"(CPU {cpu:.1f} s = {cpu / 60:.1f} CPU-min)" + (f"; costliest: {top}" if top else ""))
 
 
 @contextlib.contextmanager
@@ -224,6 +235,7 @@ def register_commands(app: typer.Typer) -> None:
                                       trial_timeout=trial_timeout)
         for result in results:
             _echo_result(result, max_summary=3)
+        typer.echo(cost_summary(results))
         report = write_report(store_path, outdir, quick=quick, names=[e.name for e in exps],
                               fresh_results=results)
         wall = time.perf_counter() - start

@@ -24,6 +24,10 @@ when the sweep ends or is interrupted, and that the kernel kills if the driving 
 process of its own for the same reasons; that needs non-daemonic workers (the runner's own
 LocalCluster is started so; see ``docs/experiments.md`` for an external cluster).
 
+Trials start longest first (:func:`longest_first`: the store's recorded time of the cell, else
+the spec's ``trial_seconds`` hint), so that a long trial is not started last, to run alone
+while the other workers idle.
+
 Workers only compute; the driving process writes each finished trial to the
 :class:`~overparam.experiments.store.ResultStore` in its own transaction, so a sweep killed at
 any point and started again skips the stored trials (see :func:`run_experiments`). Failed and
@@ -57,6 +61,7 @@ __all__ = [
     "RunResult",
     "Task",
     "execute_trial",
+    "longest_first",
     "plan",
     "run_experiment",
     "run_experiments",
@@ -130,7 +135,9 @@ class RunResult:
     n_planned, n_run, n_skipped : int
         Trials in the plan, run now, and found already finished in the store.
     run_time : float
-        Summed trial time of the trials run now (s).
+        Summed trial time of the trials run now (s, wall time in the workers).
+    cpu_time : float
+        Summed CPU time of the trials run now (s).
     csv, figure : Path or None
         Files written (when an output folder was given).
     summary : dict
@@ -148,6 +155,7 @@ class RunResult:
     n_run: int = 0
     n_skipped: int = 0
     run_time: float = 0.0
+    cpu_time: float = 0.0
     csv: Path | None = None
     figure: Path | None = None
     summary: dict = field(default_factory=dict)
@@ -294,6 +302,7 @@ def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outd
         results[exp.name].n_skipped = len(plans[exp.name]) - len(todo)
         limit = exp.trial_timeout if trial_timeout is None else trial_timeout
         calls.extend((exp.run_trial, t, limit) for t in todo)
+    calls = longest_first(calls, {e.name: e for e in exps}, db)
 
     run_id = db.start_run(list(results), quick=quick, backend=backend, jobs=jobs,
                           n_planned=len(calls))
@@ -315,6 +324,7 @@ def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outd
             result = results[record.experiment]
             result.n_run += 1
             result.run_time += record.time
+            result.cpu_time += record.cpu_time or 0.0
             if record.status != "ok":
                 n_errors += 1
                 logger.warning("trial failed: %s %s trial %d\n%s", record.experiment,
@@ -331,6 +341,31 @@ def _run(exps, db: ResultStore, *, quick, trials, jobs, backend, scheduler, outd
     for exp in exps:
         _collect(results[exp.name], plans[exp.name], db, outdir)
     return [results[e.name] for e in exps]
+
+
+def longest_first(calls: list, experiments: dict, db: ResultStore) -> list:
+    """The calls ordered by expected trial time, longest first (stable: grid order on ties).
+
+    A sweep on ``jobs`` workers ends no sooner than its longest trial; started last, a long
+    trial runs alone while the other workers idle. The expected time of a trial is the longest
+    time recorded in the store for its cell (any trial index or status), else the spec's
+    ``trial_seconds`` hint, else 0. Results do not depend on the order: every trial has its
+    own seed and is stored under its own key.
+    """
+    recorded = {}
+
+    def expected(call) -> float:
+        task = call[1]
+        if (task.experiment, task.quick) not in recorded:
+            recorded[task.experiment, task.quick] = db.cell_times(task.experiment,
+                                                                  quick=task.quick)
+        cell = canonical_params(task.params)
+        times = recorded[task.experiment, task.quick]
+        if cell in times:
+            return times[cell]
+        return experiments[task.experiment].expected_trial_seconds(task.params, task.quick)
+
+    return sorted(calls, key=lambda call: -expected(call))
 
 
 def _collect(result: RunResult, tasks: list[Task], db: ResultStore,

@@ -85,6 +85,11 @@ class Experiment:
     trial_timeout : float or None, default=3600
         Time limit of one trial in seconds (``None``: none). The runner kills a trial past it
         and stores it with status ``"timeout"``; ``overparam run --trial-timeout`` overrides.
+    trial_seconds : float or callable, optional
+        Rough time of one full-grid trial on one core (s), or ``trial_seconds(params)`` per
+        cell. Only scheduling reads it: the runner starts the longest trials first, so that
+        one long trial does not start last and hold the sweep alone (its store's recorded
+        times, when it has any for a cell, take precedence).
     """
 
     name: str
@@ -102,6 +107,15 @@ class Experiment:
     description: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
     trial_timeout: float | None = 3600.0
+    trial_seconds: float | Callable[[dict], float] | None = None
+
+    def expected_trial_seconds(self, params: dict, quick: bool = False) -> float:
+        """The ``trial_seconds`` hint for one cell; 0 without a hint and in quick runs."""
+        if quick or self.trial_seconds is None:
+            return 0.0
+        if callable(self.trial_seconds):
+            return float(self.trial_seconds(dict(params)))
+        return float(self.trial_seconds)
 
     def cells(self, quick: bool = False) -> list[dict]:
         """Grid cells (dicts of parameters) of the full or the quick run."""

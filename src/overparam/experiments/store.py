@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS trials (
     version      TEXT    NOT NULL,
     host         TEXT,
     run_id       INTEGER,
+    cpu_time     REAL,
     PRIMARY KEY (experiment, params, trial, quick)
 );
 CREATE TABLE IF NOT EXISTS runs (
@@ -101,6 +102,12 @@ CREATE TABLE IF NOT EXISTS runs (
     machine      TEXT    NOT NULL
 );
 """
+
+
+def _optional_float(row, column: str) -> float | None:
+    """``row[column]`` as a float; None when NULL or absent (read-only store, old layout)."""
+    value = row[column] if column in row.keys() else None
+    return None if value is None else float(value)
 
 
 def to_jsonable(value):
@@ -177,6 +184,7 @@ class TrialRecord:
     version: str
     host: str | None = None
     run_id: int | None = None
+    cpu_time: float | None = None  # CPU seconds of the trial's process (None: not measured)
 
     @property
     def key(self) -> tuple[str, str, int, bool]:
@@ -219,6 +227,7 @@ class ResultStore:
             with self._conn:
                 self._conn.executescript(_SCHEMA)
             self._check_layout()
+            self._add_new_columns()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(f"{self.path}: not a result store ({exc})") from None
@@ -233,6 +242,16 @@ class ResultStore:
             if schema not in cols:
                 raise StoreError(f"{self.path}: not a result store (table {table!r} has "
                                  f"columns {sorted(cols)})")
+
+    def _add_new_columns(self) -> None:
+        # Stores written before the trials' CPU time was recorded lack its column.
+        cols = {r[1] for r in self._conn.execute("PRAGMA table_info(trials)")}
+        if "cpu_time" not in cols:
+            try:
+                with self._conn:
+                    self._conn.execute("ALTER TABLE trials ADD COLUMN cpu_time REAL")
+            except sqlite3.OperationalError:  # a read-only file: read it without the column
+                pass
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -257,14 +276,15 @@ class ResultStore:
         values = [
             (check_name(r.experiment), canonical_params(r.params), int(r.trial), int(bool(r.quick)),
              int(r.seed), r.status, None if r.metrics is None else _dumps(r.metrics), r.error,
-             float(r.time), float(r.finished_at), r.version, r.host, r.run_id)
+             float(r.time), float(r.finished_at), r.version, r.host, r.run_id,
+             None if r.cpu_time is None else float(r.cpu_time))
             for r in records
         ]
         with self._conn:
             self._conn.executemany(
                 "INSERT OR REPLACE INTO trials (experiment, params, trial, quick, seed, status,"
-                " metrics, error, time, finished_at, version, host, run_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                " metrics, error, time, finished_at, version, host, run_id, cpu_time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
     def start_run(self, experiments: Iterable[str], *, quick: bool, backend: str,
                   jobs: int | None, n_planned: int) -> int:
@@ -301,6 +321,16 @@ class ResultStore:
             " AND status = 'ok'", (experiment, int(quick)))
         return {(p, int(t)) for p, t in rows}
 
+    def cell_times(self, experiment: str, *, quick: bool) -> dict[str, float]:
+        """Longest recorded trial time (s) of each cell, by canonical parameters.
+
+        Every status counts: a timed-out or crashed trial was at least that long. The runner
+        starts the cells that took longest before first.
+        """
+        rows = self._query("SELECT params, MAX(time) FROM trials WHERE experiment = ? AND"
+                           " quick = ? GROUP BY params", (experiment, int(quick)))
+        return {p: float(t) for p, t in rows}
+
     def records(self, experiment: str | None = None, *, quick: bool | None = None,
                 status: str | None = None) -> list[TrialRecord]:
         """Stored trials, filtered by experiment, quick flag and status, in a stable order."""
@@ -325,7 +355,7 @@ class ResultStore:
                 quick=bool(r["quick"]), seed=int(r["seed"]), status=str(r["status"]),
                 metrics=metrics, error=r["error"], time=float(r["time"]),
                 finished_at=float(r["finished_at"]), version=str(r["version"]), host=r["host"],
-                run_id=r["run_id"])
+                run_id=r["run_id"], cpu_time=_optional_float(r, "cpu_time"))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"{self.path}: corrupt trial record of {str(r['experiment'])[:80]!r}"
                              f" ({str(exc).splitlines()[0][:200]})") from None

@@ -139,7 +139,7 @@ def execute_trial(run_trial: Callable[[dict, int], dict], task) -> TrialRecord:
     This is what runs in a worker. Metrics must be a dict of JSON-serializable values (NumPy
     scalars and arrays are converted); anything else is recorded as an error.
     """
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         metrics = call_trial(run_trial, task.params, task.seed)
         if not isinstance(metrics, dict):
@@ -153,7 +153,8 @@ def execute_trial(run_trial: Callable[[dict, int], dict], task) -> TrialRecord:
     return TrialRecord(experiment=task.experiment, params=dict(task.params), trial=task.trial,
                        quick=task.quick, seed=task.seed, status=status, metrics=metrics,
                        error=error, time=time.perf_counter() - start, finished_at=time.time(),
-                       version=package_version(), host=platform.node())
+                       version=package_version(), host=platform.node(),
+                       cpu_time=time.process_time() - cpu_start)
 
 
 def run_pickled(payload: bytes, task):

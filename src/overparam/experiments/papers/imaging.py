@@ -242,6 +242,7 @@ IMAGING = register(Experiment(
     trials=1,
     quick_trials=2,
     run_trial=_imaging_trial,
+    trial_seconds=850.0,  # scheduling hint: s per trial (2026-12-02 wall time)
     plot=_imaging_plot,
     summarize=_imaging_summary,
     seed=15,

@@ -246,6 +246,7 @@ ALIGNED = register(Experiment(
     quick_grid={"basis": ["truth"], "n_iter": [2_000], "steps": [(1e-3, 3e-3, 3e-2)],
                 "flow_time": [1e5]},
     run_trial=_aligned_trial,
+    trial_seconds=8.0,  # scheduling hint: CPU s per trial (2026-12-02)
     trials=5,
     quick_trials=1,
     plot=_plot_aligned,
@@ -452,6 +453,8 @@ GAUSSIAN = register(Experiment(
     # the authors' depth-4 setting takes about a minute a trial: its quick check is a test
     quick_grid={"setting": ["paper"], "methods": [METHODS], "max_iter": [20_000]},
     run_trial=_gaussian_trial,
+    # scheduling hint: CPU s per trial (2026-12-02)
+    trial_seconds=lambda p: 30.0 if p["setting"] == "authors" else 2.0,
     trials=20,
     quick_trials=2,
     plot=_plot_gaussian,
@@ -526,6 +529,7 @@ IMAGES = register(Experiment(
     quick_grid={"image": ["digits"], "ratio": [0.7], "methods": [METHODS],
                 "max_iter": [10_000]},
     run_trial=_image_trial,
+    trial_seconds=27.0,  # scheduling hint: CPU s per trial (2026-12-02)
     trials=3,
     quick_trials=2,
     plot=_plot_images,
