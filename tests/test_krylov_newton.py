@@ -16,10 +16,11 @@ from overparam.operators import (
     SubsampledDCT,
     as_operator,
 )
-from overparam.solvers.sparse.flow import NewtonConvergenceError, hadamard_newton
+from overparam.solvers.sparse.flow import HadamardDualMap, NewtonConvergenceError, hadamard_newton
 from overparam.solvers.sparse.krylov_newton import (
     WorkingSetPreconditioner,
     _Columns,
+    _first_trial,
     _gradient,
     _newton_step,
     _Products,
@@ -230,3 +231,18 @@ def test_operator_limit_is_the_dense_one_whatever_the_working_set_cap(rng, monke
         assert free.stop_reason == "converged"
         assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
     assert sizes[False] <= 4 < sizes[True] <= 40
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_first_trial_past_the_plateau_caps_only_parts_that_become_large(signed):
+    dmap = HadamardDualMap(2, signed, 1e-20)
+    s = np.array([0.0, 11.0, 2.0])
+    ds = np.array([-100.0, -1.0, 50.0])  # coordinate 0: tiny and pushed far up
+    capped = _first_trial(dmap, s, ds)
+    assert capped == pytest.approx(kn._MAX_DS / 100)
+    t = _first_trial(dmap, s, ds, negligible=1e-3)
+    assert t > capped
+    before, after = np.abs(dmap.signal(s)), np.abs(dmap.signal(s - t * ds))
+    grown = after > before * np.exp(4 * kn._MAX_DS) * (1 + 1e-9)
+    assert np.all(after[grown] <= 1e-3 * (1 + 1e-9))  # beyond e^(4 _MAX_DS): still negligible
+    assert after[0] == pytest.approx(1e-3, rel=1e-6)  # the binding coordinate

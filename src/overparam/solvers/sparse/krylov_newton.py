@@ -19,13 +19,17 @@ through a ``|W| x |W|`` Cholesky factor. ``W`` only grows (a column whose weight
 its exact term in ``P``), so the Gram matrix ``A_W^T A_W`` is extended, never recomputed: its
 total cost is that of the final working set. For an operator that is not a matrix the columns
 of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
-vectors), and ``W`` is capped lower.
+vectors), and ``W`` is capped lower: 1,024 columns, or a block of ``_WORKING_BYTES`` where
+the columns have a closed form (``Operator.closed_form_columns``).
 
 Fewer products (measured in docs/sparse.md): CG returns ``A^T p`` with ``p``; while CG stops
 after one iteration (the preconditioner is nearly ``H``) the next step is ``P^{-1} g`` itself,
 its scale left to the line search; and on the plateau from a tiny init, where ``A x`` is
 negligible, the gradient is ``-y`` without a product (convergence is tested on exact
 gradients only). ``W`` starts at ``m / 4`` columns and rises to its cap when CG struggles.
+Past the plateau the first trial of the line search caps only the coordinates whose signal
+becomes more than negligible (see :func:`_first_trial`), so the final steps take their full
+length.
 
 No library solves this dual problem; the Newton loop, its conjugate gradients (to return
 ``A^T p``) and the preconditioner are written here, the factorizations are LAPACK's.
@@ -77,6 +81,10 @@ _MAX_DS = 4.0
 _QUICK_DECREASE = 0.5
 #: ||A x|| below this fraction of ||y|| is left out of the gradient (see _gradient).
 _NEGLIGIBLE = 1e-3
+#: Once the relative residual is below this (past the plateau), the first trial caps only
+#: the parts that grow beyond the negligible size _NEGLIGIBLE ||y|| / ||A||_F (see
+#: _first_trial).
+_UNCAP_BELOW = 0.5
 
 
 def is_matrix(operator) -> bool:
@@ -378,8 +386,9 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         decrement = float(g @ step)
         if not (np.isfinite(decrement) and decrement > 0):
             raise NewtonConvergenceError(f"no descent direction at Newton step {it}")
+        negligible = _NEGLIGIBLE * y_norm / a_norm if rel < _UNCAP_BELOW else None
         t, new_s, halvings = _dual_line_search(dmap, s, ds, float(y @ step), decrement,
-                                               _first_trial(dmap, s, ds))
+                                               _first_trial(dmap, s, ds, negligible))
         n_backtracks += halvings
         if t is None:
             raise NewtonConvergenceError(
@@ -424,14 +433,31 @@ def _gradient(forward, x, y, y_norm, a_norm):
     return forward(x) - y, True
 
 
-def _first_trial(dmap, s, ds) -> float:
+def _first_trial(dmap, s, ds, negligible=None) -> float:
     """First trial step: the dense solver's (a growing part changes by at most ``e^4``), but
     at depth 2 by at most ``e^(4 _MAX_DS)``: from a small init the plateau of the path is
-    crossed in fewer steps (the line search on ``Phi`` still guards every step)."""
+    crossed in fewer steps (the line search on ``Phi`` still guards every step).
+
+    ``negligible`` (depth 2, past the plateau): a coordinate may also move freely while its
+    signal stays below this size. Only parts that become large can overflow or overshoot;
+    the preconditioned direction moves the tiny off-support coordinates by far more than
+    ``_MAX_DS``, and capping them shortened every step of the final, quadratic phase.
+    """
     if dmap.depth != 2:
         return _max_step(dmap, s, ds)
-    peak = float(np.max(np.abs(ds)) if dmap.signed else max(np.max(-ds), 0.0))
-    return 1.0 if peak == 0 else min(1.0, _MAX_DS / peak)
+    if negligible is None:
+        peak = float(np.max(np.abs(ds)) if dmap.signed else max(np.max(-ds), 0.0))
+        return 1.0 if peak == 0 else min(1.0, _MAX_DS / peak)
+    # |x| = 2 alpha sinh(4 |s|) (u^2 = alpha e^(4s)) stays below `negligible` up to `level`
+    level = np.log(max(negligible, 1e-300) / dmap.init_scale) / 4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if dmap.signed:  # |s - t ds| <= bound
+            bound = np.maximum(np.abs(s) + _MAX_DS, level)
+            lengths = (bound + np.sign(ds) * s) / np.abs(ds)
+        else:  # only a rising s (ds < 0) grows the part
+            bound = np.maximum(s + _MAX_DS, level)
+            lengths = np.where(ds < 0, (bound - s) / -ds, np.inf)
+    return float(min(1.0, np.min(lengths, initial=1.0, where=ds != 0)))
 
 
 def _newton_step(products, d, g, precond, rtol, max_cg_iter, *, quick=False, shift=0.0):
