@@ -199,7 +199,7 @@ def test_working_set_limit_starts_low_and_rises_to_the_cap(rng):
 def test_closed_form_columns_raise_the_operator_working_set_cap():
     n, m = 100_000, 20_000
     dct = SubsampledDCT(n, np.arange(0, n, n // m))
-    cap = kn._WORKING_BYTES // (8 * m)  # a 512 MB block of columns
+    cap = kn._WORKING_BYTES // (8 * m)  # a 320 MiB block of columns: 2,097
     assert kn._MAX_WORKING_OPERATOR < cap < m // 2
     for op in (dct, dct.scaled(3.0), DiagonalScaledOperator(dct, np.full(n, 2.0))):
         assert op.closed_form_columns and _Columns(op).max_size == cap

@@ -61,10 +61,12 @@ __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
 
 #: Working set caps: matrix columns are free to read, an operator's cost a forward each;
 #: columns in closed form (``Operator.closed_form_columns``, ``O(m)`` each) up to a block of
-#: _WORKING_BYTES (the support of a large problem exceeds 1,024 columns: docs/sparse.md).
+#: _WORKING_BYTES: 2,097 columns at m = 20,000, where the support (2,000) exceeds 1,024
+#: and larger sets cost more in Gram updates of swapped columns than they save in CG
+#: (measured 2,048 / 2,560 / 3,355 columns: 26 / 42 / 86 CPU s; docs/sparse.md).
 _MAX_WORKING_MATRIX = 0.5  # fraction of m
 _MAX_WORKING_OPERATOR = 1024
-_WORKING_BYTES = 2**29
+_WORKING_BYTES = 320 * 2**20
 #: The limit starts at this fraction of m (the Cholesky factor of every Newton step costs
 #: |W|^3 / 3) and rises to the cap once a CG solve needs more than _ENLARGE_CG iterations
 #: (the tail of a tight tolerance; docs/scaling.md).
