@@ -203,6 +203,8 @@ def test_closed_form_columns_raise_the_operator_working_set_cap():
     assert kn._MAX_WORKING_OPERATOR < cap < m // 2
     for op in (dct, dct.scaled(3.0), DiagonalScaledOperator(dct, np.full(n, 2.0))):
         assert op.closed_form_columns and _Columns(op).max_size == cap
+        # it starts at the low cap and is enlarged only when CG struggles
+        assert _Columns(op).start_size == kn._MAX_WORKING_OPERATOR
     assert dct.rows(np.arange(5000)).closed_form_columns
     sensing = RandomizedDCTSensing.random(150, 4000, np.random.default_rng(0))
     generic = as_operator(aslinearoperator(np.ones((4000, 5000))))

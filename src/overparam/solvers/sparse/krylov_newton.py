@@ -68,8 +68,9 @@ _MAX_WORKING_MATRIX = 0.5  # fraction of m
 _MAX_WORKING_OPERATOR = 1024
 _WORKING_BYTES = 320 * 2**20
 #: The limit starts at this fraction of m (the Cholesky factor of every Newton step costs
-#: |W|^3 / 3) and rises to the cap once a CG solve needs more than _ENLARGE_CG iterations
-#: (the tail of a tight tolerance; docs/scaling.md).
+#: |W|^3 / 3; for an operator at most _MAX_WORKING_OPERATOR) and rises to the cap once a CG
+#: solve needs more than _ENLARGE_CG iterations (the tail of a tight tolerance, or a support
+#: larger than the set; docs/scaling.md).
 _START_FRACTION = 0.25
 _ENLARGE_CG = 8
 #: Forcing terms of inexact Newton: CG stops at rtol = clip(sqrt(relative residual)).
@@ -128,12 +129,14 @@ class _Columns:
             # an unstructured operator: columns of equal norm on average (||A||_F^2 / n)
             self.norms_sq = np.full(n, operator.frobenius_norm() ** 2 / n)
             self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
+            self.start_size = min(int(_START_FRACTION * m), _MAX_WORKING_OPERATOR)
         else:
             mat = self._matrix
             sq = mat.multiply(mat).sum(axis=0) if sp.issparse(mat) else np.einsum(
                 "ij,ij->j", mat, mat)
             self.norms_sq = np.asarray(sq, dtype=float).ravel()
             self.max_size = int(_MAX_WORKING_MATRIX * m)
+            self.start_size = int(_START_FRACTION * m)
 
     def take(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of columns ``index``."""
@@ -364,7 +367,7 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     A = _Products(op)
     n_quick = 0
     columns = _Columns(op)
-    precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m)) if working_set \
+    precond = WorkingSetPreconditioner(columns, columns.start_size) if working_set \
         else None
     y_norm = float(np.linalg.norm(y))
     w, s = np.zeros(m), np.zeros(n)
