@@ -200,12 +200,13 @@ def test_closed_form_columns_raise_the_operator_working_set_cap():
     n, m = 100_000, 20_000
     dct = SubsampledDCT(n, np.arange(0, n, n // m))
     cap = kn._WORKING_BYTES // (8 * m)  # a 320 MiB block of columns: 2,097
-    assert kn._MAX_WORKING_OPERATOR < cap < m // 2
+    assert kn._MAX_WORKING_OPERATOR < cap < m // 8
     for op in (dct, dct.scaled(3.0), DiagonalScaledOperator(dct, np.full(n, 2.0))):
         assert op.closed_form_columns and _Columns(op).max_size == cap
-        # it starts at the low cap and is enlarged only when CG struggles
-        assert _Columns(op).start_size == kn._MAX_WORKING_OPERATOR
     assert dct.rows(np.arange(5000)).closed_form_columns
+    # at most m / 8 columns, and never fewer than any operator's 1,024
+    assert _Columns(dct.rows(np.arange(12_000))).max_size == 1500
+    assert _Columns(dct.rows(np.arange(6_000))).max_size == kn._MAX_WORKING_OPERATOR
     sensing = RandomizedDCTSensing.random(150, 4000, np.random.default_rng(0))
     generic = as_operator(aslinearoperator(np.ones((4000, 5000))))
     for op in (sensing, generic):  # columns by transforms or forward: the low cap
@@ -228,6 +229,7 @@ def test_operator_limit_is_the_dense_one_whatever_the_working_set_cap(rng, monke
     for closed in (False, True):
         monkeypatch.setattr(SubsampledDCT, "closed_form_columns", closed)
         monkeypatch.setattr(kn, "_WORKING_BYTES", 8 * m * 40)  # closed form: 40 columns
+        monkeypatch.setattr(kn, "_MAX_WORKING_CLOSED_FORM", 0.5)
         free = hadamard_newton_cg(op, y, init_scale=alpha)
         sizes[closed] = free.info["working_set"]
         assert free.stop_reason == "converged"

@@ -19,8 +19,8 @@ through a ``|W| x |W|`` Cholesky factor. ``W`` only grows (a column whose weight
 its exact term in ``P``), so the Gram matrix ``A_W^T A_W`` is extended, never recomputed: its
 total cost is that of the final working set. For an operator that is not a matrix the columns
 of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
-vectors), and ``W`` is capped lower: 1,024 columns, or a block of ``_WORKING_BYTES`` where
-the columns have a closed form (``Operator.closed_form_columns``).
+vectors), and ``W`` is capped lower: 1,024 columns, or up to ``m / 8`` columns within a block
+of ``_WORKING_BYTES`` where the columns have a closed form (``Operator.closed_form_columns``).
 
 Fewer products (measured in docs/sparse.md): CG returns ``A^T p`` with ``p``; while CG stops
 after one iteration (the preconditioner is nearly ``H``) the next step is ``P^{-1} g`` itself,
@@ -60,17 +60,18 @@ __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
            "hadamard_newton_cg", "is_matrix"]
 
 #: Working set caps: matrix columns are free to read, an operator's cost a forward each;
-#: columns in closed form (``Operator.closed_form_columns``, ``O(m)`` each) up to a block of
-#: _WORKING_BYTES: 2,097 columns at m = 20,000, where the support (2,000) exceeds 1,024
-#: and larger sets cost more in Gram updates of swapped columns than they save in CG
-#: (measured 2,048 / 2,560 / 3,355 columns: 26 / 42 / 86 CPU s; docs/sparse.md).
+#: columns in closed form (``Operator.closed_form_columns``, ``O(m)`` each) up to m / 8 and a
+#: block of _WORKING_BYTES: 2,097 columns at m = 20,000, where the support (2,000) exceeds
+#: 1,024. Larger sets cost more in Gram updates of swapped columns and Cholesky factors than
+#: they save in CG (at m = 20,000: 2,048 / 2,560 / 3,355 columns took 26 / 42 / 86 CPU s; at
+#: m = 6,000, support 600: 1,500 columns 6.7 s, 1,024 3.8 s; docs/sparse.md).
 _MAX_WORKING_MATRIX = 0.5  # fraction of m
 _MAX_WORKING_OPERATOR = 1024
 _WORKING_BYTES = 320 * 2**20
+_MAX_WORKING_CLOSED_FORM = 0.125  # fraction of m
 #: The limit starts at this fraction of m (the Cholesky factor of every Newton step costs
-#: |W|^3 / 3; for an operator at most _MAX_WORKING_OPERATOR) and rises to the cap once a CG
-#: solve needs more than _ENLARGE_CG iterations (the tail of a tight tolerance, or a support
-#: larger than the set; docs/scaling.md).
+#: |W|^3 / 3) and rises to the cap once a CG solve needs more than _ENLARGE_CG iterations
+#: (the tail of a tight tolerance; docs/scaling.md).
 _START_FRACTION = 0.25
 _ENLARGE_CG = 8
 #: Forcing terms of inexact Newton: CG stops at rtol = clip(sqrt(relative residual)).
@@ -129,14 +130,12 @@ class _Columns:
             # an unstructured operator: columns of equal norm on average (||A||_F^2 / n)
             self.norms_sq = np.full(n, operator.frobenius_norm() ** 2 / n)
             self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
-            self.start_size = min(int(_START_FRACTION * m), _MAX_WORKING_OPERATOR)
         else:
             mat = self._matrix
             sq = mat.multiply(mat).sum(axis=0) if sp.issparse(mat) else np.einsum(
                 "ij,ij->j", mat, mat)
             self.norms_sq = np.asarray(sq, dtype=float).ravel()
             self.max_size = int(_MAX_WORKING_MATRIX * m)
-            self.start_size = int(_START_FRACTION * m)
 
     def take(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of columns ``index``."""
@@ -150,7 +149,9 @@ class _Columns:
 def _operator_cap(operator) -> int:
     """Most working-set columns of a matrix-free operator (see ``_WORKING_BYTES``)."""
     if getattr(operator, "closed_form_columns", False):
-        return max(_MAX_WORKING_OPERATOR, _WORKING_BYTES // (8 * operator.shape[0]))
+        m = operator.shape[0]
+        return max(_MAX_WORKING_OPERATOR,
+                   min(_WORKING_BYTES // (8 * m), int(_MAX_WORKING_CLOSED_FORM * m)))
     return _MAX_WORKING_OPERATOR
 
 
@@ -367,7 +368,7 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     A = _Products(op)
     n_quick = 0
     columns = _Columns(op)
-    precond = WorkingSetPreconditioner(columns, columns.start_size) if working_set \
+    precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m)) if working_set \
         else None
     y_norm = float(np.linalg.norm(y))
     w, s = np.zeros(m), np.zeros(n)
