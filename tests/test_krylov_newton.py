@@ -4,16 +4,26 @@ import numpy as np
 import pytest
 import scipy.fft
 from scipy.linalg import LinAlgError
+from scipy.sparse.linalg import aslinearoperator
 
+import overparam.solvers.sparse.krylov_newton as kn
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
-from overparam.operators import DenseOperator, SubsampledDCT
-from overparam.solvers.sparse.flow import NewtonConvergenceError, hadamard_newton
+from overparam.operators import (
+    DenseOperator,
+    DiagonalScaledOperator,
+    RandomizedDCTSensing,
+    SubsampledDCT,
+    as_operator,
+)
+from overparam.solvers.sparse.flow import HadamardDualMap, NewtonConvergenceError, hadamard_newton
 from overparam.solvers.sparse.krylov_newton import (
     WorkingSetPreconditioner,
     _Columns,
+    _first_trial,
     _gradient,
     _newton_step,
+    _Products,
     hadamard_limit,
     hadamard_newton_cg,
 )
@@ -131,19 +141,22 @@ def test_written_out_cg_solves_the_newton_system_and_returns_its_adjoint(rng):
     d = np.exp(rng.uniform(-6, 2, 150))
     g = rng.standard_normal(40)
     op = DenseOperator(A)
-    counts = {"products": 0, "cg": 0, "quick": 0}
     for working_set in (True, False):
-        precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
-        p, atp = _newton_step(op.forward, op.adjoint, d, g, precond, 40, 1e-10, 500, counts)
-        H = (A * d) @ A.T
-        assert np.linalg.norm(H @ p - g) <= 1e-9 * np.linalg.norm(g)
-        np.testing.assert_allclose(atp, A.T @ p, rtol=1e-9, atol=1e-12 * np.linalg.norm(atp))
+        for shift in (0.0, 0.3):  # shift: the I / h of an implicit step on the path
+            products = _Products(op)
+            precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
+            p, atp = _newton_step(products, d, g, precond, 1e-10, 500, shift=shift)
+            H = (A * d) @ A.T + shift * np.eye(40)
+            assert np.linalg.norm(H @ p - g) <= 1e-9 * np.linalg.norm(g)
+            np.testing.assert_allclose(atp, A.T @ p, rtol=1e-9,
+                                       atol=1e-12 * np.linalg.norm(atp))
+            assert products.count == 2 * products.n_cg > 0  # no adjoint beyond CG's own
+    products = _Products(op)
     precond = WorkingSetPreconditioner(_Columns(op))
-    z, atz = _newton_step(op.forward, op.adjoint, d, g, precond, 40, 1e-10, 500, counts,
-                          quick=True)
+    z, atz = _newton_step(products, d, g, precond, 1e-10, 500, quick=True)
     np.testing.assert_allclose(z, precond.solve(g))  # the preconditioned gradient itself
     np.testing.assert_allclose(atz, A.T @ z)
-    assert counts["quick"] == 1
+    assert products.count == 1 and products.n_cg == 0
 
 
 def test_gradient_leaves_out_only_a_negligible_product():
@@ -181,3 +194,59 @@ def test_working_set_limit_starts_low_and_rises_to_the_cap(rng):
     pre.enlarge()
     pre.update(np.exp(rng.uniform(-30, 2, 200)))
     assert 5 < pre.size <= pre._cols.max_size == 20
+
+
+def test_closed_form_columns_raise_the_operator_working_set_cap():
+    n, m = 100_000, 20_000
+    dct = SubsampledDCT(n, np.arange(0, n, n // m))
+    cap = kn._WORKING_BYTES // (8 * m)  # a 320 MiB block of columns: 2,097
+    assert kn._MAX_WORKING_OPERATOR < cap < m // 8
+    for op in (dct, dct.scaled(3.0), DiagonalScaledOperator(dct, np.full(n, 2.0))):
+        assert op.closed_form_columns and _Columns(op).max_size == cap
+    assert dct.rows(np.arange(5000)).closed_form_columns
+    # at most m / 8 columns, and never fewer than any operator's 1,024
+    assert _Columns(dct.rows(np.arange(12_000))).max_size == 1500
+    assert _Columns(dct.rows(np.arange(6_000))).max_size == kn._MAX_WORKING_OPERATOR
+    sensing = RandomizedDCTSensing.random(150, 4000, np.random.default_rng(0))
+    generic = as_operator(aslinearoperator(np.ones((4000, 5000))))
+    for op in (sensing, generic):  # columns by transforms or forward: the low cap
+        assert not op.closed_form_columns
+        assert _Columns(op).max_size == kn._MAX_WORKING_OPERATOR
+
+
+def test_operator_limit_is_the_dense_one_whatever_the_working_set_cap(rng, monkeypatch):
+    n, m = 512, 160
+    rows = np.sort(rng.choice(n, m, replace=False))
+    op = SubsampledDCT(n, rows)
+    A = op.to_dense()
+    x = np.zeros(n)
+    x[rng.choice(n, 12, replace=False)] = rng.standard_normal(12) + 2
+    y = A @ x
+    alpha = 1e-20 * np.max(np.abs(A.T @ y) / np.sum(A**2, axis=0))
+    dense = hadamard_newton(DenseOperator(A), y, init_scale=alpha)
+    monkeypatch.setattr(kn, "_MAX_WORKING_OPERATOR", 4)
+    sizes = {}
+    for closed in (False, True):
+        monkeypatch.setattr(SubsampledDCT, "closed_form_columns", closed)
+        monkeypatch.setattr(kn, "_WORKING_BYTES", 8 * m * 40)  # closed form: 40 columns
+        monkeypatch.setattr(kn, "_MAX_WORKING_CLOSED_FORM", 0.5)
+        free = hadamard_newton_cg(op, y, init_scale=alpha)
+        sizes[closed] = free.info["working_set"]
+        assert free.stop_reason == "converged"
+        assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
+    assert sizes[False] <= 4 < sizes[True] <= 40
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_first_trial_past_the_plateau_caps_only_parts_that_become_large(signed):
+    dmap = HadamardDualMap(2, signed, 1e-20)
+    s = np.array([0.0, 11.0, 2.0])
+    ds = np.array([-100.0, -1.0, 50.0])  # coordinate 0: tiny and pushed far up
+    capped = _first_trial(dmap, s, ds)
+    assert capped == pytest.approx(kn._MAX_DS / 100)
+    t = _first_trial(dmap, s, ds, negligible=1e-3)
+    assert t > capped
+    before, after = np.abs(dmap.signal(s)), np.abs(dmap.signal(s - t * ds))
+    grown = after > before * np.exp(4 * kn._MAX_DS) * (1 + 1e-9)
+    assert np.all(after[grown] <= 1e-3 * (1 + 1e-9))  # beyond e^(4 _MAX_DS): still negligible
+    assert after[0] == pytest.approx(1e-3, rel=1e-6)  # the binding coordinate

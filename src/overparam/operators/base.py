@@ -55,6 +55,10 @@ class Operator(ABC):
     #: Whether ``forward`` accepts an ``(n, k)`` block of signals (vector-input operators):
     #: :meth:`columns` then reads columns a block of unit vectors at a time.
     block_forward: bool = False
+    #: Whether :meth:`columns` is a closed form costing ``O(m)`` a column (no ``forward``):
+    #: the working-set preconditioner of the sparse limit then reads more columns
+    #: (:mod:`overparam.solvers.sparse.krylov_newton`).
+    closed_form_columns: bool = False
 
     def columns(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of the columns ``index`` (vector input).
@@ -145,6 +149,10 @@ class ScaledOperator(Operator):
     def columns(self, index):
         return self.factor * self.parent.columns(index)
 
+    @property
+    def closed_form_columns(self):
+        return self.parent.closed_form_columns
+
     def to_dense(self):
         return self.factor * self.parent.to_dense()
 
@@ -173,6 +181,10 @@ class RowSubset(Operator):
 
     def columns(self, index):
         return self.parent.columns(index)[self.index]
+
+    @property
+    def closed_form_columns(self):
+        return self.parent.closed_form_columns
 
     def adjoint(self, z):
         z = np.asarray(z)

@@ -59,6 +59,10 @@ class DiagonalScaledOperator(Operator):
         index = np.atleast_1d(index)
         return self.parent.columns(index) * (1.0 / self.weights.ravel()[index])
 
+    @property
+    def closed_form_columns(self):
+        return self.parent.closed_form_columns
+
     def rows(self, index):
         return DiagonalScaledOperator(self.parent.rows(index), self.weights)
 

@@ -49,6 +49,7 @@ class SubsampledDCT(Operator):
         return scipy.fft.idct(full, norm="ortho", axis=0)
 
     block_forward = True
+    closed_form_columns = True
 
     def rows(self, index):
         keep = np.atleast_1d(np.arange(self.n_measurements)[index])
@@ -100,6 +101,9 @@ class RandomizedDCTSensing(SubsampledDCT):
             raise ValueError("signs must be side**2 values of ±1")
         self.side = int(side)
         self.signs = signs
+
+    #: columns by 1-D DCTs of length N (``O(N log N)`` each), not a closed form
+    closed_form_columns = False
 
     @classmethod
     def random(cls, side: int, n_measurements: int, rng) -> RandomizedDCTSensing:

@@ -19,13 +19,17 @@ through a ``|W| x |W|`` Cholesky factor. ``W`` only grows (a column whose weight
 its exact term in ``P``), so the Gram matrix ``A_W^T A_W`` is extended, never recomputed: its
 total cost is that of the final working set. For an operator that is not a matrix the columns
 of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
-vectors), and ``W`` is capped lower.
+vectors), and ``W`` is capped lower: 1,024 columns, or up to ``m / 8`` columns within a block
+of ``_WORKING_BYTES`` where the columns have a closed form (``Operator.closed_form_columns``).
 
 Fewer products (measured in docs/sparse.md): CG returns ``A^T p`` with ``p``; while CG stops
 after one iteration (the preconditioner is nearly ``H``) the next step is ``P^{-1} g`` itself,
 its scale left to the line search; and on the plateau from a tiny init, where ``A x`` is
 negligible, the gradient is ``-y`` without a product (convergence is tested on exact
 gradients only). ``W`` starts at ``m / 4`` columns and rises to its cap when CG struggles.
+Past the plateau the first trial of the line search caps only the coordinates whose signal
+becomes more than negligible (see :func:`_first_trial`), so the final steps take their full
+length.
 
 No library solves this dual problem; the Newton loop, its conjugate gradients (to return
 ``A^T p``) and the preconditioner are written here, the factorizations are LAPACK's.
@@ -53,11 +57,18 @@ from .flow import (
 )
 
 __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
-           "hadamard_newton_cg"]
+           "hadamard_newton_cg", "is_matrix"]
 
-#: Working set caps: matrix columns are free to read, an operator's cost a forward each.
+#: Working set caps: matrix columns are free to read, an operator's cost a forward each;
+#: columns in closed form (``Operator.closed_form_columns``, ``O(m)`` each) up to m / 8 and a
+#: block of _WORKING_BYTES: 2,097 columns at m = 20,000, where the support (2,000) exceeds
+#: 1,024. Larger sets cost more in Gram updates of swapped columns and Cholesky factors than
+#: they save in CG (at m = 20,000: 2,048 / 2,560 / 3,355 columns took 26 / 42 / 86 CPU s; at
+#: m = 6,000, support 600: 1,500 columns 6.7 s, 1,024 3.8 s; docs/sparse.md).
 _MAX_WORKING_MATRIX = 0.5  # fraction of m
 _MAX_WORKING_OPERATOR = 1024
+_WORKING_BYTES = 320 * 2**20
+_MAX_WORKING_CLOSED_FORM = 0.125  # fraction of m
 #: The limit starts at this fraction of m (the Cholesky factor of every Newton step costs
 #: |W|^3 / 3) and rises to the cap once a CG solve needs more than _ENLARGE_CG iterations
 #: (the tail of a tight tolerance; docs/scaling.md).
@@ -74,6 +85,33 @@ _MAX_DS = 4.0
 _QUICK_DECREASE = 0.5
 #: ||A x|| below this fraction of ||y|| is left out of the gradient (see _gradient).
 _NEGLIGIBLE = 1e-3
+#: Once the relative residual is below this (past the plateau), the first trial caps only
+#: the parts that grow beyond the negligible size _NEGLIGIBLE ||y|| / ||A||_F (see
+#: _first_trial).
+_UNCAP_BELOW = 0.5
+
+
+def is_matrix(operator) -> bool:
+    """Whether an operator is a matrix (dense, or scipy sparse): its columns are slices, and
+    the dense solvers and the BDF flow need no densifying."""
+    return isinstance(operator, DenseOperator) or (isinstance(operator, ScipyOperator)
+                                                   and operator.sparse is not None)
+
+
+class _Products:
+    """``A v`` and ``A^T w`` of an operator, counted (``count``), and the conjugate-gradient
+    iterations done with them (``n_cg``)."""
+
+    def __init__(self, op):
+        self.op, self.count, self.n_cg = op, 0, 0
+
+    def forward(self, v):
+        self.count += 1
+        return np.asarray(self.op.forward(v), dtype=float)
+
+    def adjoint(self, z):
+        self.count += 1
+        return np.asarray(self.op.adjoint(z), dtype=float).ravel()
 
 
 class _Columns:
@@ -84,14 +122,14 @@ class _Columns:
         m, n = operator.shape
         if isinstance(operator, DenseOperator):
             self._matrix = operator.matrix
-        elif isinstance(operator, ScipyOperator) and operator.sparse is not None:
+        elif is_matrix(operator):
             self._matrix = sp.csc_array(operator.sparse)
         else:
             self._matrix = None
         if self._matrix is None:
             # an unstructured operator: columns of equal norm on average (||A||_F^2 / n)
             self.norms_sq = np.full(n, operator.frobenius_norm() ** 2 / n)
-            self.max_size = min(_MAX_WORKING_OPERATOR, int(_MAX_WORKING_MATRIX * m))
+            self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
         else:
             mat = self._matrix
             sq = mat.multiply(mat).sum(axis=0) if sp.issparse(mat) else np.einsum(
@@ -106,6 +144,15 @@ class _Columns:
             return np.asarray(self.operator.columns(index), dtype=float)
         block = self._matrix[:, index]
         return block.toarray() if sp.issparse(block) else np.asarray(block)
+
+
+def _operator_cap(operator) -> int:
+    """Most working-set columns of a matrix-free operator (see ``_WORKING_BYTES``)."""
+    if getattr(operator, "closed_form_columns", False):
+        m = operator.shape[0]
+        return max(_MAX_WORKING_OPERATOR,
+                   min(_WORKING_BYTES // (8 * m), int(_MAX_WORKING_CLOSED_FORM * m)))
+    return _MAX_WORKING_OPERATOR
 
 
 class WorkingSetPreconditioner:
@@ -318,16 +365,8 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     check_positive(max_cg_iter, "max_cg_iter", integer=True)
     dmap = HadamardDualMap(depth, signed, init_scale)
     start = time.perf_counter()
-    counts = {"products": 0, "cg": 0, "quick": 0}
-
-    def forward(v):
-        counts["products"] += 1
-        return np.asarray(op.forward(v), dtype=float)
-
-    def adjoint(v):
-        counts["products"] += 1
-        return np.asarray(op.adjoint(v), dtype=float).ravel()
-
+    A = _Products(op)
+    n_quick = 0
     columns = _Columns(op)
     precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m)) if working_set \
         else None
@@ -335,7 +374,7 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     w, s = np.zeros(m), np.zeros(n)
     n_backtracks, it, reason, quick = 0, 0, None, False
     a_norm = float(np.sqrt(np.sum(columns.norms_sq)))  # ||A||_F >= ||A||_2 (see _gradient)
-    g, exact = _gradient(forward, dmap.signal(s), y, y_norm, a_norm)
+    g, exact = _gradient(A.forward, dmap.signal(s), y, y_norm, a_norm)
     for it in range(1, max_iter + 1):
         g_norm = float(np.linalg.norm(g))
         if exact and g_norm <= tol * y_norm:
@@ -345,15 +384,17 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         rel = g_norm / y_norm
         # Eisenstat-Walker sqrt(rel), but no tighter than what reaching tol needs
         rtol = min(_CG_RTOL_MAX, max(_CG_RTOL_MIN, np.sqrt(rel), 0.5 * tol / rel))
-        n_cg = counts["cg"]
-        step, ds = _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts,
-                                quick)
-        n_cg = counts["cg"] - n_cg
+        n_cg = A.n_cg
+        step, ds = _newton_step(A, d, g, precond, rtol, max_cg_iter, quick=quick)
+        n_cg = A.n_cg - n_cg
+        if quick and precond is not None:
+            n_quick += 1
         decrement = float(g @ step)
         if not (np.isfinite(decrement) and decrement > 0):
             raise NewtonConvergenceError(f"no descent direction at Newton step {it}")
+        negligible = _NEGLIGIBLE * y_norm / a_norm if rel < _UNCAP_BELOW else None
         t, new_s, halvings = _dual_line_search(dmap, s, ds, float(y @ step), decrement,
-                                               _first_trial(dmap, s, ds))
+                                               _first_trial(dmap, s, ds, negligible))
         n_backtracks += halvings
         if t is None:
             raise NewtonConvergenceError(
@@ -361,7 +402,7 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
                 f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
                 "the init too small for double precision at this depth")
         w, s = w - t * step, new_s
-        g, exact = _gradient(forward, dmap.signal(s), y, y_norm, a_norm)
+        g, exact = _gradient(A.forward, dmap.signal(s), y, y_norm, a_norm)
         # While CG stops after one iteration, its step is P^{-1} g up to a scale (which the
         # line search finds): skip the Hessian product (a third of a step's products) as long
         # as such steps take their full trial and either were capped by it (the plateau of
@@ -378,8 +419,8 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite flow limit from Newton-CG")
     info = {"n_backtracks": n_backtracks, "dual": w, "final_loss": 0.5 * float(g @ g),
-            "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": counts["cg"],
-            "n_products": counts["products"], "n_quick": counts["quick"],
+            "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": A.n_cg,
+            "n_products": A.count, "n_quick": n_quick,
             "working_set": precond.size if precond is not None else 0,
             "columns_read": precond.n_read if precond is not None else 0}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
@@ -398,45 +439,65 @@ def _gradient(forward, x, y, y_norm, a_norm):
     return forward(x) - y, True
 
 
-def _first_trial(dmap, s, ds) -> float:
+def _first_trial(dmap, s, ds, negligible=None) -> float:
     """First trial step: the dense solver's (a growing part changes by at most ``e^4``), but
     at depth 2 by at most ``e^(4 _MAX_DS)``: from a small init the plateau of the path is
-    crossed in fewer steps (the line search on ``Phi`` still guards every step)."""
+    crossed in fewer steps (the line search on ``Phi`` still guards every step).
+
+    ``negligible`` (depth 2, past the plateau): a coordinate may also move freely while its
+    signal stays below this size. Only parts that become large can overflow or overshoot;
+    the preconditioned direction moves the tiny off-support coordinates by far more than
+    ``_MAX_DS``, and capping them shortened every step of the final, quadratic phase.
+    """
     if dmap.depth != 2:
         return _max_step(dmap, s, ds)
-    peak = float(np.max(np.abs(ds)) if dmap.signed else max(np.max(-ds), 0.0))
-    return 1.0 if peak == 0 else min(1.0, _MAX_DS / peak)
+    if negligible is None:
+        peak = float(np.max(np.abs(ds)) if dmap.signed else max(np.max(-ds), 0.0))
+        return 1.0 if peak == 0 else min(1.0, _MAX_DS / peak)
+    # |x| = 2 alpha sinh(4 |s|) (u^2 = alpha e^(4s)) stays below `negligible` up to `level`
+    level = np.log(max(negligible, 1e-300) / dmap.init_scale) / 4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if dmap.signed:  # |s - t ds| <= bound
+            bound = np.maximum(np.abs(s) + _MAX_DS, level)
+            lengths = (bound + np.sign(ds) * s) / np.abs(ds)
+        else:  # only a rising s (ds < 0) grows the part
+            bound = np.maximum(s + _MAX_DS, level)
+            lengths = np.where(ds < 0, (bound - s) / -ds, np.inf)
+    return float(min(1.0, np.min(lengths, initial=1.0, where=ds != 0)))
 
 
-def _newton_step(forward, adjoint, d, g, precond, m, rtol, max_cg_iter, counts,
-                 quick=False):
-    """An approximate solution ``p`` of ``A D A^T p = g`` and ``A^T p``, by preconditioned CG.
+def _newton_step(products, d, g, precond, rtol, max_cg_iter, *, quick=False, shift=0.0):
+    """An approximate solution ``p`` of ``(A D A^T + shift I) p = g`` and ``A^T p``, by
+    preconditioned CG.
 
     Written out rather than scipy's ``cg`` because each iteration already computes
     ``A^T`` of its search direction: summing those gives ``A^T p`` without another product
     (the line search and the next iterate need it). Stops at ``||r|| <= rtol ||g||``, after
     ``max_cg_iter`` iterations, or at a breakdown (curvature not positive and finite: the
     iterate so far, zero at the first iteration, which the caller refuses as no descent).
+    ``products``: a :class:`_Products` (counts the products and the CG iterations).
     ``quick``: return ``P^{-1} g`` itself, without a Hessian product (see :func:`_newton_cg`).
+    ``shift``: the ``I / h`` of an implicit step on the path (:mod:`.krylov_path`).
     """
     if precond is not None:
-        precond.update(d)
+        precond.update(d, shift=shift)
         solve = precond.solve
     else:
         solve = None
-    p, atp = np.zeros(m), np.zeros(d.size)
+    p, atp = np.zeros(g.size), np.zeros(d.size)
     r = g.copy()
     z = solve(r) if solve is not None else r.copy()
     if quick and solve is not None:
-        counts["quick"] += 1
-        return z, adjoint(z)
+        return z, products.adjoint(z)
     direction, rz = z, float(r @ z)
     target = rtol * float(np.linalg.norm(g))
     with np.errstate(all="ignore"):
         for _ in range(max_cg_iter):
-            at_dir = adjoint(direction)
-            h_dir = forward(d * at_dir)
-            counts["cg"] += 1
+            at_dir = products.adjoint(direction)
+            h_dir = products.forward(d * at_dir)
+            if shift:
+                h_dir = h_dir + shift * direction
+            products.n_cg += 1
             curvature = float(direction @ h_dir)
             if not (np.isfinite(curvature) and curvature > 0 and np.isfinite(rz)):
                 break
@@ -482,8 +543,7 @@ def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
 
     op = as_operator(operator)
     m, n = op.shape
-    matrix = isinstance(op, DenseOperator) or (isinstance(op, ScipyOperator)
-                                               and op.sparse is not None)
+    matrix = is_matrix(op)
     kwargs = {"depth": depth, "signed": signed, "init_scale": init_scale, "tol": tol,
               "max_iter": max_iter, "blas_threads": blas_threads}
     if depth == 2 and m < n and (not matrix or m * n >= MATRIX_FREE_ENTRIES):

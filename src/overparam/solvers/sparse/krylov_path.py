@@ -24,16 +24,22 @@ from dataclasses import replace
 
 import numpy as np
 from scipy.optimize import brentq
-from scipy.sparse.linalg import LinearOperator, cg
 
 from ..._validation import check_array, check_positive
-from ...operators import DenseOperator, ScipyOperator, as_operator
+from ...operators import as_operator
 from ...stopping import DivergenceError, Monitor, StoppingRule, StopReason
 from .._blas import blas_limit
 from ..loop import close_validation
 from ..result import SolverResult
 from .flow import HadamardDualMap, _on_ratio_grid, checks_due
-from .krylov_newton import WorkingSetPreconditioner, _Columns, _first_trial
+from .krylov_newton import (
+    WorkingSetPreconditioner,
+    _Columns,
+    _first_trial,
+    _newton_step,
+    _Products,
+    is_matrix,
+)
 
 __all__ = ["hadamard_path_cg", "prefers_matrix_free_path"]
 
@@ -54,24 +60,7 @@ def prefers_matrix_free_path(operator, depth: int) -> bool:
     dense Newton: the working-set preconditioner does not fit its spread weights)."""
     op = as_operator(operator)
     m, n = op.shape
-    matrix = isinstance(op, DenseOperator) or (isinstance(op, ScipyOperator)
-                                               and op.sparse is not None)
-    return depth == 2 and m < n and len(op.input_shape) == 1 and not matrix
-
-
-class _Products:
-    """``A v`` and ``A^T w`` of an operator, counted."""
-
-    def __init__(self, op):
-        self.op, self.count = op, 0
-
-    def forward(self, v):
-        self.count += 1
-        return np.asarray(self.op.forward(v), dtype=float)
-
-    def adjoint(self, z):
-        self.count += 1
-        return np.asarray(self.op.adjoint(z), dtype=float).ravel()
+    return depth == 2 and m < n and len(op.input_shape) == 1 and not is_matrix(op)
 
 
 class _ImplicitStep:
@@ -79,7 +68,7 @@ class _ImplicitStep:
 
     def __init__(self, products, dmap, y, precond):
         self.A, self.dmap, self.y, self.precond = products, dmap, y, precond
-        self.n_newton = self.n_cg = 0
+        self.n_newton = 0
 
     def solve(self, w_k, h, w, s, target):
         """From ``(w, s = A^T w)``; returns ``(w, s, x, r)`` with ``r = A x - y`` or None
@@ -95,8 +84,8 @@ class _ImplicitStep:
             if np.linalg.norm(g) <= target:
                 return w, s, x, r
             self.n_newton += 1
-            p = self._direction(dmap.derivative(s), g, h)
-            ds = A.adjoint(p)
+            p, ds = _newton_step(A, dmap.derivative(s), g, self.precond, _CG_RTOL, _MAX_CG,
+                                 shift=1.0 / h)
             decrement = float(g @ p)
             if not (np.isfinite(decrement) and decrement > 0):
                 return None
@@ -107,25 +96,6 @@ class _ImplicitStep:
             x = dmap.signal(s)
             r = A.forward(x) - y
         return None
-
-    def _direction(self, d, g, h):
-        A, shift = self.A, 1.0 / h
-
-        def hess(v):
-            return A.forward(d * A.adjoint(v)) + shift * v
-
-        def count(_):
-            self.n_cg += 1
-
-        m = g.size
-        precond = None
-        if self.precond is not None:
-            self.precond.update(d, shift=shift)
-            precond = self.precond.as_linear_operator()
-        with np.errstate(all="ignore"):
-            p, _ = cg(LinearOperator((m, m), matvec=hess, dtype=float), g, rtol=_CG_RTOL,
-                      atol=0.0, maxiter=_MAX_CG, M=precond, callback=count)
-        return p
 
     def _line_search(self, s, ds, p, dw, h, decrement):
         """Armijo on ``F`` along ``w - t p``: ``Phi``'s change summed per coordinate plus
@@ -282,7 +252,7 @@ def _follow(op, y, dmap, stopping, validation, path_rtol, working_set):
         h *= min(_GROWTH, _SAFETY * np.sqrt(path_rtol / max(error, 1e-12)))
     info = {"time": t * m, "clock": "flow_time", "solver": "newton-cg-path",
             "n_steps": n_steps, "n_rejected": n_rejected, "n_newton": step.n_newton,
-            "n_cg": step.n_cg, "n_products": A.count,
+            "n_cg": A.n_cg, "n_products": A.count,
             "working_set": precond.size if precond is not None else 0}
     if validation is not None:
         best = close_validation(validation, reason, n_steps, t * m, x, w.copy(), info)
