@@ -3,6 +3,8 @@
 CPU time (``time.process_time``, one BLAS/OpenMP thread) per iteration of small workloads
 where the loop's own overhead, not arithmetic, is a visible share of an iteration:
 
+* ``loop``: :func:`~overparam.solvers.run_loop` with a step that does nothing (returns its
+  iterate), 20000 iterations: the loop's own cost and nothing else;
 * ``gd``: :func:`~overparam.solvers.gradient_descent` on a Hadamard problem (m=20, N=50),
   2000 iterations (the single-problem loop);
 * ``gd+val``: the same with a held-out :class:`~overparam.stopping.Validation` checked every
@@ -30,14 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-ITERS = {"gd": 2000, "gd+val": 2000, "mmv B=5": 1500, "mmv B=1": 1500}
+ITERS = {"loop": 20000, "gd": 2000, "gd+val": 2000, "mmv B=5": 1500, "mmv B=1": 1500}
 
 
 def _workloads():
     from overparam.datasets import make_mmv_problem
     from overparam.operators import DenseOperator
     from overparam.parameterizations import Hadamard
-    from overparam.solvers import gradient_descent, ir_mmv
+    from overparam.solvers import Iterate, gradient_descent, ir_mmv, run_loop
     from overparam.stopping import StoppingRule, Validation
 
     rng = np.random.default_rng(0)
@@ -74,7 +76,27 @@ def _workloads():
         res = ir_mmv(p.operator, Y, init_scale=1e-2, stopping=mmv_rule)
         return res.coef, res.n_iter + res.info["n_rejected_steps"]
 
-    return {"gd": gd, "gd+val": lambda: gd(True), "mmv B=5": mmv_batch, "mmv B=1": mmv_one}
+    class Idle:
+        name, clock = "idle", "iterations"
+        point = Iterate((np.zeros(3),), np.zeros(3), 1.0, 1.0, dt=1.0)
+
+        def init(self):
+            return self.point
+
+        def step(self, current, *, time_left, diverged):
+            return self.point
+
+        def info(self):
+            return {}
+
+    idle_rule = StoppingRule(max_iter=ITERS["loop"], tol=0, stagnation_tol=0)
+
+    def idle():
+        res = run_loop(Idle(), 1.0, stopping=idle_rule)
+        return res.coef, res.n_iter
+
+    return {"loop": idle, "gd": gd, "gd+val": lambda: gd(True), "mmv B=5": mmv_batch,
+            "mmv B=1": mmv_one}
 
 
 def worker(repeats: int) -> dict:
