@@ -15,9 +15,12 @@ where the loop's own overhead, not arithmetic, is a visible share of an iteratio
 
 ``--baseline SRC`` times another source tree (e.g. a ``git worktree`` of main at
 ``SRC=/tmp/base/src``) in alternating subprocesses, checks that both give the same estimates,
-and prints medians and the ratio current / baseline per workload.
+and prints medians and the ratio current / baseline per workload, and Python function calls
+per iteration (counted by cProfile: the loop's overhead in a form that the machine's load
+does not blur).
 
-Run: ``.venv/bin/python benchmarks/loop_overhead.py [--rounds 5] [--baseline SRC]``
+Run: ``.venv/bin/python benchmarks/loop_overhead.py [--rounds 5] [--baseline SRC]
+[--only loop gd ...]``
 """
 
 from __future__ import annotations
@@ -99,46 +102,61 @@ def _workloads():
             "mmv B=1": mmv_one}
 
 
-def worker(repeats: int) -> dict:
-    """CPU seconds per iteration of each workload (median of ``repeats``) and a checksum."""
+def worker(repeats: int, only: list[str]) -> dict:
+    """CPU seconds per iteration of each workload (median of ``repeats``), Python calls per
+    iteration and a checksum."""
+    import cProfile
+    import pstats
+
     out = {}
     for name, run in _workloads().items():
-        run()  # warm up
+        if name not in only:
+            continue
+        profile = cProfile.Profile()
+        profile.enable()
+        _, n = run()  # also the warm-up
+        profile.disable()
+        calls = pstats.Stats(profile).total_calls / max(int(n), 1)
         per_iter = []
         for _ in range(repeats):
             start = time.process_time()
             coef, n = run()
             per_iter.append((time.process_time() - start) / max(int(n), 1))
         out[name] = {"cpu": float(np.median(per_iter)), "sum": float(np.sum(coef)),
-                     "n": int(n)}
+                     "n": int(n), "calls": calls}
     return out
 
 
-def _spawn(src: str, repeats: int) -> dict:
+def _spawn(src: str, repeats: int, only: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                MKL_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, __file__, "--worker", "--repeats", str(repeats)],
+    proc = subprocess.run([sys.executable, __file__, "--worker", "--repeats", str(repeats),
+                           "--only", *only],
                           env=env, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(rounds: int, repeats: int, baseline: str | None) -> None:
+def main(rounds: int, repeats: int, baseline: str | None, only: list[str]) -> None:
     trees = {"current": str(Path(__file__).resolve().parents[1] / "src")}
     if baseline:
         trees["baseline"] = baseline
-    samples = {tree: {name: [] for name in ITERS} for tree in trees}
-    checks = {}
-    for _ in range(rounds):
-        for tree, src in trees.items():
-            result = _spawn(src, repeats)
+    samples = {tree: {name: [] for name in only} for tree in trees}
+    checks, calls = {}, {}
+    for r in range(rounds):
+        order = list(trees.items())
+        for tree, src in order if r % 2 == 0 else order[::-1]:  # neither tree always first
+            result = _spawn(src, repeats, only)
             for name, row in result.items():
                 samples[tree][name].append(row["cpu"])
                 checks.setdefault(tree, {})[name] = (row["sum"], row["n"])
+                calls.setdefault(tree, {})[name] = row["calls"]
     print(f"{'workload':10s} " + " ".join(f"{t + ' us/it':>16s}" for t in trees)
+          + " ".join(f"{t + ' calls/it':>18s}" for t in trees)
           + ("  ratio  same" if baseline else ""))
-    for name in ITERS:
+    for name in only:
         med = {t: 1e6 * float(np.median(samples[t][name])) for t in trees}
-        line = f"{name:10s} " + " ".join(f"{med[t]:16.2f}" for t in trees)
+        line = (f"{name:10s} " + " ".join(f"{med[t]:16.2f}" for t in trees)
+                + " ".join(f"{calls[t][name]:18.2f}" for t in trees))
         if baseline:
             same = checks["current"][name] == checks["baseline"][name]
             line += f"  {med['current'] / med['baseline']:5.3f}  {same}"
@@ -150,9 +168,10 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--baseline", default=None)
+    parser.add_argument("--only", nargs="+", default=list(ITERS), choices=list(ITERS))
     parser.add_argument("--worker", action="store_true")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.repeats)))
+        print(json.dumps(worker(args.repeats, args.only)))
     else:
-        main(args.rounds, args.repeats, args.baseline)
+        main(args.rounds, args.repeats, args.baseline, args.only)
