@@ -449,3 +449,35 @@ def test_newton_reaches_a_tight_tol_from_the_per_factor_init(signed, depth, seed
     assert np.linalg.norm(p.operator @ res.coef - p.y) <= 1e-10 * np.linalg.norm(p.y)
     bp = BasisPursuit(positive=not signed).fit(p.operator, p.y).coef_
     assert rel(res.coef, bp) < 1e-4
+
+
+def test_the_flow_stops_through_the_monitor_of_every_solver(small, monkeypatch):
+    """The flow's stop reasons come from Monitor.update (the iteration count is the
+    right-hand-side evaluations); its stagnation test is off (geometric steps); the
+    discrepancy is asked before the costly convergence test."""
+    from overparam.solvers.sparse import flow as flow_module
+    from overparam.stopping import Monitor
+
+    p, op = small
+    calls = []
+    update = Monitor.update
+
+    def spy(self, iteration, loss, residual_norm, clock=None, converged=None):
+        reason = update(self, iteration, loss, residual_norm, clock, converged)
+        calls.append((iteration, reason))
+        return reason
+
+    monkeypatch.setattr(Monitor, "update", spy)
+    res = hadamard_flow(op, p.y, init_scale=1e-6,
+                        stopping=StoppingRule(max_iter=50, tol=1e-12, stagnation_tol=0.5,
+                                              patience=1))
+    assert res.stop_reason is StopReason.MAX_ITER and calls[-1] == (res.n_iter, res.stop_reason)
+    assert len(calls) == res.info["n_steps"]  # one decision per integrator step
+    asked = []
+    monkeypatch.setattr(flow_module._DualODE, "converged",
+                        lambda self, x, r: bool(asked.append(1)))
+    level = 0.5 * float(np.linalg.norm(p.y))
+    res = hadamard_flow(op, p.y, init_scale=1e-6, stopping=StoppingRule(discrepancy=level))
+    assert res.stop_reason is StopReason.DISCREPANCY
+    assert float(np.linalg.norm(op.forward(res.coef) - p.y)) == pytest.approx(level, rel=1e-6)
+    assert len(asked) == res.info["n_steps"] - 1  # not at the step that crossed the level

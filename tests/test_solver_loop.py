@@ -8,6 +8,7 @@ import pytest
 from overparam.operators import DenseOperator
 from overparam.parameterizations import GroupHadamard
 from overparam.solvers import History, weight_normalized_gd
+from overparam.solvers.batch_loop import run_batch_loop
 from overparam.solvers.loop import Iterate, private_validation, run_loop
 from overparam.stopping import DivergenceError, Oracle, StoppingRule, StopReason, Validation
 
@@ -230,3 +231,107 @@ def test_weight_normalized_gd_on_the_loop_keeps_the_callers_validation_and_finis
     r = A[40:] @ res.coef - y[40:]
     assert float(r @ r) / 10 == pytest.approx(curve[best, 2])
     assert res.info["clock"] == "iterations" and res.info["time"] == 205.0
+
+
+class BatchRelax:
+    """:class:`Relax` for ``B`` problems along a leading axis: the
+    :class:`~overparam.solvers.batch_loop.BatchStep` form of the same maths. The batched loop
+    reads ``sqrt(loss)`` as the residual norm: the loss is ``||x - y||^2`` (twice Relax's)."""
+
+    name = "relax (batch)"
+    clock = "flow_time"
+
+    def __init__(self, Y, X0, rate=0.5):
+        self.Y, self.X, self.rate = np.array(Y, float), np.array(X0, float), rate
+        self.parameterization = self  # signal(params) = params[0]
+        self.out = {"rate": np.full(self.Y.shape[0], rate)}
+
+    def signal(self, rows):
+        return rows[0] if isinstance(rows, tuple) else self.X[rows]
+
+    def params(self, rows):
+        return (self.X[rows],)
+
+    def _loss(self):
+        r = self.X - self.Y
+        return np.sum(r * r, axis=1)
+
+    def init(self):
+        return self._loss()
+
+    def step(self, time_left, diverged):
+        rate = np.full(self.X.shape[0], self.rate)
+        if time_left is not None:
+            rate = np.minimum(rate, time_left)
+        self.X = self.X - rate[:, None] * (self.X - self.Y)
+        return [True] * self.X.shape[0], rate, self._loss()
+
+    def still_learning(self, rows, ids, n_iter):
+        return None
+
+    def keep(self, mask):
+        self.X, self.Y = self.X[mask], self.Y[mask]
+
+    def publish(self, rows, dest):
+        pass
+
+    def info(self):
+        return dict(self.out)
+
+
+def _same_run(single, batch):
+    np.testing.assert_array_equal(batch.coef, single.coef)
+    assert batch.n_iter == single.n_iter and batch.stop_reason is single.stop_reason
+    assert batch.info["time"] == single.info["time"]
+    assert batch.info["final_loss"] == pytest.approx(2 * single.info["final_loss"], rel=1e-15)
+
+
+@pytest.mark.parametrize("rule, every", [
+    (StoppingRule(tol=1e-6), None),  # converged
+    (StoppingRule(max_iter=7, tol=0), None),  # the budget
+    (StoppingRule(max_flow_time=1.0, tol=0), None),  # landed on the end time
+    (StoppingRule(tol=0, max_iter=60), 1),  # early stopped by validation
+    (StoppingRule(tol=0, max_iter=25), 10),  # validation, the end of the path recorded
+])
+def test_one_problem_runs_the_same_through_the_single_and_the_batched_step(rule, every):
+    """The one driver: a scalar step and the same maths as a batch of one give one run."""
+    target = 0.8 * Y
+    val = None if every is None else _validation(target, every=every, patience=3, horizon=1.0)
+    single = run_loop(Relax(Y, np.zeros(3), rate=0.3), 1.0 * np.linalg.norm(Y), stopping=rule,
+                      validation=val)
+    batch = run_batch_loop(BatchRelax(Y[None], np.zeros((1, 3)), rate=0.3),
+                           np.array([np.linalg.norm(Y)]), stopping=rule,
+                           validations=None if val is None else [val])[0]
+    _same_run(single, batch)
+    if val is not None:
+        np.testing.assert_array_equal(batch.info["validation_curve"],
+                                      single.info["validation_curve"])
+        assert batch.info["best_iteration"] == single.info["best_iteration"]
+
+
+def test_a_batch_retires_each_problem_as_its_own_run_would():
+    """Problems that stop at different iterations (different reasons) each end as alone."""
+    Ys = np.array([Y, 10 * Y, 1e-3 * Y])
+    vals = [None, _validation(8 * Y, every=1, patience=3, horizon=1.0), None]
+    rule = StoppingRule(tol=1e-4, max_iter=40)
+    batch = run_batch_loop(BatchRelax(Ys, np.zeros((3, 3)), rate=0.2),
+                           np.linalg.norm(Ys, axis=1), stopping=rule, validations=vals)
+    reasons = set()
+    for b in range(3):
+        alone = run_loop(Relax(Ys[b], np.zeros(3), rate=0.2), np.linalg.norm(Ys[b]),
+                         stopping=rule, validation=vals[b])
+        _same_run(alone, batch[b])
+        reasons.add(alone.stop_reason)
+    assert StopReason.EARLY_STOPPED in reasons and len(set(batch.n_iter.tolist())) > 1
+
+
+def test_history_ends_on_the_last_iterate_whatever_stopped_the_run():
+    """Both forms record the history's period and the last iteration, an early stop too."""
+    val = _validation(0.8 * Y, every=1, patience=3, horizon=1.0)
+    rule = StoppingRule(tol=0)
+    one, many = History(every=4), History(every=4)
+    run_loop(Relax(Y, np.zeros(3)), 1.0, stopping=rule, validation=val, history=one)
+    run_batch_loop(BatchRelax(Y[None], np.zeros((1, 3))), np.ones(1), stopping=rule,
+                   validations=[val], history=many)
+    assert one.iteration == many.iteration == [0, 4, 5]  # early stopped at 5
+    np.testing.assert_allclose(many.loss, 2 * np.array(one.loss), rtol=1e-15)

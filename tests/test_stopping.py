@@ -182,3 +182,40 @@ def test_batch_and_scalar_divergence_are_one_rule():
     assert batch.is_divergent(np.arange(6), loss) == scalar == [
         False, True, False, True, False, True]
     assert rule.end_time is None and StoppingRule(max_flow_time=5.0).end_time < 5.0
+
+
+def test_times_due_is_the_one_rule_of_when_to_check():
+    """Validation.times_due: ``[clock]`` every ``every`` iterations or the ratio grid's times;
+    due() is whether it is non-empty, and wait() never skips an iteration where one is due."""
+    val = Validation(None, None, every=4)
+    assert [val.times_due(i, 0.5 * i) for i in range(1, 9)] == [
+        [], [], [], [2.0], [], [], [], [4.0]]
+    assert val.times_due(8, 4.0, skip=True) == []
+    for start in range(12):  # wait(n): the next wait(n) iterations have no check due
+        skipped = range(start + 1, start + 1 + val.wait(start))
+        assert not any(val.due(i, 1.0) for i in skipped) and val.due(skipped.stop, 1.0)
+    grid, times = Validation(None, None, ratio=2.0), Validation(None, None, ratio=2.0)
+    clocks = [3.0, 5.0, 6.0, 30.0]
+    assert ([times.times_due(i, c) for i, c in enumerate(clocks)]
+            == [grid.grid_times(c) for c in clocks] == [[3.0], [], [6.0], [12.0, 24.0]])
+    assert times.wait(7) == 0  # a clock can pass a grid time in any step
+
+
+def test_a_solvers_own_convergence_test_is_asked_after_the_discrepancy():
+    """Monitor.update(converged=...): the solver's test replaces ``||r|| <= tol ||y||`` and,
+    being costly, is asked only when the discrepancy does not already stop the run."""
+    asked = []
+
+    def converged():
+        asked.append(True)
+        return True
+
+    rule = StoppingRule(tol=1e-3, discrepancy=0.1, stagnation_tol=0)
+    assert rule.monitor(1.0).update(1, 1.0, 0.05, converged=converged) is StopReason.DISCREPANCY
+    assert asked == []  # without the hook this residual would read CONVERGED only if <= 1e-3
+    assert rule.monitor(1.0).update(1, 1.0, 0.5, converged=converged) is StopReason.CONVERGED
+    assert asked == [True]
+    assert rule.monitor(1.0).update(1, 1.0, 1e-4) is StopReason.CONVERGED  # the plain rule
+    never = StoppingRule(tol=0, stagnation_tol=0)
+    assert never.monitor(1.0).update(1, 1.0, 0.5, converged=converged) is None  # tol=0: off
+    assert asked == [True]

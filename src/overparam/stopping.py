@@ -131,12 +131,17 @@ def _diverged(loss: float, limit: float) -> bool:
 
 
 def _fit_or_end_reason(rule: StoppingRule, y_norm: float, residual_norm: float,
-                       clock: float | None) -> StopReason | None:
-    """The first rules: the residual fits (``tol``, discrepancy) or the clock reached its end."""
-    if rule.tol > 0 and residual_norm <= rule.tol * y_norm:
+                       clock: float | None, converged=None) -> StopReason | None:
+    """The first rules: the residual fits (``tol``, discrepancy) or the clock reached its end.
+
+    ``converged()``, where given, is a solver's own test of ``tol`` in place of
+    ``residual_norm <= tol y_norm``; being costly, it comes after the discrepancy test."""
+    if converged is None and rule.tol > 0 and residual_norm <= rule.tol * y_norm:
         return StopReason.CONVERGED
     if rule.discrepancy is not None and residual_norm <= rule.discrepancy:
         return StopReason.DISCREPANCY
+    if converged is not None and rule.tol > 0 and converged():
+        return StopReason.CONVERGED
     end = rule.end_time
     if end is not None and clock is not None and clock >= end:
         return StopReason.END_OF_TIME
@@ -170,8 +175,12 @@ class Monitor:
         return _diverged(loss, self.rule.divergence_limit(self.initial_loss))
 
     def update(self, iteration: int, loss: float, residual_norm: float,
-               clock: float | None = None) -> StopReason | None:
-        """Record iteration ``iteration`` (count done) at solver time ``clock``; stop or not."""
+               clock: float | None = None, converged=None) -> StopReason | None:
+        """Record iteration ``iteration`` (count done) at solver time ``clock``; stop or not.
+
+        ``converged``, optional, is a solver's own test of ``tol`` (a callable, asked only
+        when the cheaper tests before it do not stop), e.g. the dual flow's least-squares
+        optimality for inconsistent data."""
         rule = self.rule
         if self.initial_loss is None:
             self.initial_loss = loss
@@ -179,7 +188,7 @@ class Monitor:
             raise DivergenceError(
                 f"loss became {loss:.3e} at iteration {iteration} (initial {self.initial_loss:.3e})"
             )
-        reason = _fit_or_end_reason(rule, self.y_norm, residual_norm, clock)
+        reason = _fit_or_end_reason(rule, self.y_norm, residual_norm, clock, converged)
         if reason is not None:
             return reason
         stagnated = False
@@ -350,16 +359,33 @@ class Validation:
         if self.ratio is not None and not self.ratio > 1:
             raise ValueError(f"ratio must be > 1 or None, got {self.ratio}")
 
-    def due(self, iteration: int, clock: float) -> bool:
-        """Whether the solver should :meth:`check` after iteration ``iteration`` (time ``clock``).
+    def times_due(self, iteration: int, clock: float, *, skip: bool = False) -> list[float]:
+        """The clock times at which to :meth:`check` after iteration ``iteration`` (ending at
+        ``clock``): the one rule of when held-out errors are checked, for every solver.
 
-        With ``ratio=None``: every ``every`` iterations. With a ratio: at the first call (with a
-        positive ``clock``, which sets ``t0``), then at the first iteration past each grid time
-        ``t0 ratio^k``; grid times passed within one iteration give a single check.
+        With ``ratio=None``: ``[clock]`` every ``every`` iterations, else ``[]``. With a ratio:
+        the grid times ``t0 ratio^k`` reached by ``clock`` and not returned before
+        (:meth:`grid_times`; the first call with a positive ``clock`` sets ``t0``). A solver that
+        can evaluate its path between iterations (the dual flow's dense output) checks at these
+        times themselves; the others check once, at ``clock`` (:meth:`due`). ``skip=True``
+        passes the times by without a check (e.g. on a path's initial plateau).
         """
         if self.ratio is None:
-            return iteration % self.every == 0
-        return bool(self.grid_times(clock))
+            return [clock] if iteration % self.every == 0 and not skip else []
+        return self.grid_times(clock, skip=skip)
+
+    def due(self, iteration: int, clock: float) -> bool:
+        """Whether the solver should :meth:`check` once after iteration ``iteration`` (time
+        ``clock``): some time of :meth:`times_due` was reached (grid times passed within one
+        iteration give a single check)."""
+        return bool(self.times_due(iteration, clock))
+
+    def wait(self, iteration: int) -> int:
+        """How many more iterations (each adding at most one to the count) can pass after
+        iteration ``iteration`` with no check due: ``every - 1`` right after a check on the
+        iteration grid, 0 on a ratio grid (a clock can jump past a grid time in any step).
+        Lets a batched loop skip the per-problem question in most iterations."""
+        return (-iteration - 1) % self.every if self.ratio is None else 0
 
     def grid_times(self, clock: float, *, skip: bool = False) -> list[float]:
         """The grid times ``t0 ratio^k`` (``ratio`` must be set) reached by ``clock`` and not

@@ -4,15 +4,15 @@ A batched solver (:func:`~overparam.solvers.ir_mmv`) runs ``B`` independent prob
 leading axis: each has its own step, clock, stopping test, held-out validation and stop
 reason, and a problem that has stopped costs nothing in later iterations. The step object
 (:class:`BatchStep`) holds the maths and the working arrays of the problems still running;
-:func:`run_batch_loop` does the rest as :func:`~overparam.solvers.loop.run_loop` does for one
-problem: the stopping rule (the vectorised :class:`~overparam.stopping.BatchMonitor`), the
-clocks, when validation is checked and how the held-out record ends
-(:func:`~overparam.solvers.loop.close_validation`, the best iterate returned), the history
-(a batch of one), the callback, the progress bar, the bound on iterations and the result.
+:func:`run_batch_loop` runs it on the one driver of every solver,
+:func:`~overparam.solvers.loop.drive`, through :class:`_Batch`, the loop's state in array
+form: the vectorised monitor (:class:`~overparam.stopping.BatchMonitor`), each problem's
+count, clock and validation (checked by the one rule,
+:meth:`~overparam.stopping.Validation.due`), and the whole batch's output.
 
-For small problems numpy's per-call overhead, not arithmetic, dominates, so the loop keeps
-the running problems compacted (copied only when one stops) and skips the validation checks
-in iterations where none can fall due.
+For small problems numpy's per-call overhead, not arithmetic, dominates, so the track keeps
+the running problems compacted (copied only when one stops) and skips the validation
+questions in iterations where none can fall due (:meth:`~overparam.stopping.Validation.wait`).
 """
 
 from __future__ import annotations
@@ -25,14 +25,13 @@ from typing import Protocol
 
 import numpy as np
 
-from .._progress import progress_bar
-from ..stopping import BatchMonitor, DivergenceError, StoppingRule, StopReason, Validation
-from .loop import _STOP_AT_START, close_validation, private_validation
+from ..stopping import BatchMonitor, StoppingRule, StopReason, Validation
+from .loop import _STOP_AT_START, check_finite, close_validation, drive, private_validation
 from .result import History, SolverResult
 
 __all__ = ["BatchResult", "BatchStep", "run_batch_loop"]
 
-_NO_CHECK = 2**62  # the check period of a problem with no validation
+_NO_CHECK = 2**62  # iterations to wait for a check in a batch with no validation
 
 
 @dataclass
@@ -142,34 +141,6 @@ class BatchStep(Protocol):
         """Per-problem extras (arrays over the whole batch) for ``BatchResult.info``."""
 
 
-@dataclass(eq=False)
-class _Run:
-    """The loop's side of a batched run: the working rows' counters and validations, and
-    the whole batch's output."""
-
-    ids: np.ndarray
-    n_iter: np.ndarray
-    clock: np.ndarray
-    loss: np.ndarray
-    validations: list  # of the working rows
-    every: list  # check period of each working row (2^62 for none)
-    all_validations: list  # whole batch
-    reasons: list  # whole batch: StopReason once stopped
-    out: dict  # whole batch: params, x, loss, clock, n_iter
-    done: list = field(default_factory=list)  # working rows that just stopped
-    check_wait: int = 0  # iterations in which no validation check can fall due
-
-    def stop(self, j: int, reason: StopReason) -> None:
-        """Working row ``j`` stops (retired at the start of the next iteration)."""
-        self.reasons[int(self.ids[j])] = reason
-        self.done.append(j)
-
-    def stop_all(self, reason: StopReason) -> None:
-        for j in range(self.ids.size):
-            if self.reasons[int(self.ids[j])] is None:
-                self.stop(j, reason)
-
-
 def run_batch_loop(step: BatchStep, y_norm, *, stopping: StoppingRule | None = None,
                    validations: Sequence[Validation | None] | None = None,
                    history: History | None = None, callback=None,
@@ -185,196 +156,213 @@ def run_batch_loop(step: BatchStep, y_norm, *, stopping: StoppingRule | None = N
     stopping : StoppingRule, optional
         Applied to each problem separately; ``max_iter`` counts its accepted steps.
     validations : sequence of Validation or None, optional
-        One per problem, checked every ``every`` accepted steps of that problem. The caller's
-        objects are not changed (see :func:`~overparam.solvers.loop.run_loop`).
+        One per problem, checked where :meth:`~overparam.stopping.Validation.due` says so,
+        counting that problem's accepted steps. The caller's objects are not changed (see
+        :func:`~overparam.solvers.loop.run_loop`).
     history : History, optional
         For a batch of one; adds ``values["flow_time"]``.
     callback : callable, optional
         ``callback(iteration, params, x)`` with batched arrays (every problem's current
-        state); True stops every problem.
+        state) after each iteration in which some problem moved; True stops every problem.
     progress : bool, default=False
         Show a progress bar (accepted steps of the furthest problem).
     """
-    start = time.perf_counter()
     stopping = stopping or StoppingRule()
-    loss = step.init()
-    B = loss.shape[0]
-    copies = [private_validation(v) for v in (validations or [None] * B)]
-    if history is not None and B != 1:
+    track = _Batch(step, y_norm, stopping, validations)
+    if history is not None and track.ids.size != 1:
         raise ValueError("history is recorded for a single problem only")
-    monitor = BatchMonitor(stopping, y_norm, loss)
-    zeros = np.zeros(B, dtype=int)
-    params = step.params(slice(None))
-    out = {"params": tuple(np.empty_like(p) for p in params),
-           "x": np.empty_like(step.signal(slice(None))), "loss": np.empty_like(loss),
-           "clock": np.zeros(B), "n_iter": zeros.copy()}
-    every = [_NO_CHECK if v is None else int(v.every) for v in copies]
-    run = _Run(ids=np.arange(B), n_iter=zeros.copy(), clock=np.zeros(B), loss=loss,
-               validations=list(copies), every=every, all_validations=copies,
-               reasons=[None] * B, out=out, check_wait=_due(zeros.tolist(), every, [False] * B)[1])
-    for j, reason in enumerate(monitor.update(run.ids, zeros, loss, np.sqrt(loss), run.clock)
-                               or ()):
-        if reason in _STOP_AT_START:
-            run.stop(j, reason)
-    if history is not None:
-        _record(history, step, run, start)
-    bar = progress_bar(progress, total=stopping.max_iter, desc=step.name)
-    with ExitStack() as limits:
-        limits.callback(bar.close)
+    return drive(track, stopping, history=history, callback=callback, progress=progress)
+
+
+class _Batch:
+    """The loop's state for a batch (:func:`~overparam.solvers.loop.drive`): the working
+    rows' counters and validations, and the whole batch's output.
+
+    Row ``j`` of the counters is the ``j``-th problem still running (``ids[j]`` in the batch),
+    as in the step's arrays; a problem that stops is retired at the start of the next pass.
+    """
+
+    def __init__(self, step: BatchStep, y_norm, stopping: StoppingRule, validations):
+        self.start = time.perf_counter()
+        self.step = step
+        loss = step.init()
+        B = loss.shape[0]
+        self.all_validations = [private_validation(v) for v in (validations or [None] * B)]
+        self.validations = list(self.all_validations)  # of the working rows
+        self.monitor = BatchMonitor(stopping, y_norm, loss)
+        self.end = stopping.max_flow_time
+        self.ids, self.n_iter, self.clock, self.loss = (np.arange(B), np.zeros(B, dtype=int),
+                                                        np.zeros(B), loss)
+        self.accepted = [True] * B
+        params = step.params(slice(None))
+        self.out = {"params": tuple(np.empty_like(p) for p in params),
+                    "x": np.empty_like(step.signal(slice(None))), "loss": np.empty_like(loss),
+                    "clock": np.zeros(B), "n_iter": np.zeros(B, dtype=int)}
+        self.reasons = [None] * B  # whole batch: StopReason once stopped
+        self.done = []  # working rows that just stopped
+        self.check_wait = self._checks_due([False] * B)[1]
+        for j, reason in enumerate(self.monitor.update(self.ids, self.n_iter, loss,
+                                                       np.sqrt(loss), self.clock) or ()):
+            if reason in _STOP_AT_START:
+                self.stop(j, reason)
+
+    def enter(self, scope: ExitStack) -> None:
         # Overflow and NaN in a trial step are expected (the step is then rejected), as is the
         # log of a dead row in a stagnation test; once here instead of in each iteration.
-        limits.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
-        # Bounded: each iteration either moves a problem one accepted step towards
-        # stopping.max_iter, or rejects a step (a policy's shrinking ends in DivergenceError).
-        while _retire_stopped(step, run):
-            _iterate(step, run, monitor, history, start)
-            if not bar.disable:
-                bar.update(max(int(run.n_iter.max()) - bar.n, 0))
-            if callback is not None:
-                _publish(step, run, slice(None))
-                out = run.out
-                if callback(int(out["n_iter"].max()), out["params"], out["x"]):
-                    run.stop_all(StopReason.CALLBACK)
-    return _finish(step, run, start, history)
+        scope.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
 
+    def stop(self, j: int, reason: StopReason) -> None:
+        """Working row ``j`` stops (retired at the start of the next pass)."""
+        self.reasons[int(self.ids[j])] = reason
+        self.done.append(j)
 
-def _iterate(step, run: _Run, monitor: BatchMonitor, history, start) -> None:
-    """One trial step of every running problem; the stopping rule, validation and history
-    of those that moved."""
-    end = monitor.rule.max_flow_time
-    time_left = None if end is None else end - run.clock
-    moved = step.step(time_left, lambda loss: monitor.is_divergent(run.ids, loss))
-    if moved is None:
-        return
-    accepted, dt, run.loss = moved
-    run.n_iter += accepted
-    run.clock = run.clock + dt
-    _stop_tests(step, run, monitor, accepted)
-    _validate(step, run, accepted)
-    if history is not None and accepted[0] and (history.due(run.n_iter[0])
-                                                or run.reasons[0] is not None):
-        _record(history, step, run, start)
+    def stop_all(self, reason: StopReason) -> None:
+        for j in range(self.ids.size):
+            if self.reasons[int(self.ids[j])] is None:
+                self.stop(j, reason)
 
-
-def _stop_tests(step, run: _Run, monitor: BatchMonitor, accepted) -> None:
-    """The stopping rule of the problems that just moved."""
-    rows = None if all(accepted) else np.flatnonzero(accepted)
-    ids, n_iter, loss, clock = ((run.ids, run.n_iter, run.loss, run.clock) if rows is None else
-                                (run.ids[rows], run.n_iter[rows], run.loss[rows],
-                                 run.clock[rows]))
-    learning = step.still_learning(slice(None) if rows is None else rows, ids, n_iter)
-    reasons = monitor.update(ids, n_iter, loss, np.sqrt(loss), clock, learning)
-    for j, reason in enumerate(reasons or ()):
-        if reason is not None:
-            run.stop(j if rows is None else int(rows[j]), reason)
-
-
-def _validate(step, run: _Run, accepted) -> None:
-    """Held-out checks of the problems whose period of accepted steps just came round."""
-    if run.check_wait:
-        run.check_wait -= 1
-        return
-    due, run.check_wait = _due(run.n_iter.tolist(), run.every, accepted)
-    staircase = getattr(step, "staircase", None)
-    for j in due:
-        state = tuple(p.copy() for p in step.params(j))
-        validation, clock = run.validations[j], float(run.clock[j])
-        stop = validation.check(int(run.n_iter[j]), clock, step.signal(j), state)
-        # A flat held-out error still below its value a patience ago while a component
-        # climbs is the wait for the next stair, not the minimum: a climb that only fits
-        # noise raises the held-out error, however slowly. (staircase(j) is asked at every
-        # check: it measures growth from one check to the next.)
-        climbing = staircase is not None and staircase(j)
-        if stop and not (climbing and _still_falling(validation)):
-            run.stop(j, StopReason.EARLY_STOPPED)
-
-
-def _still_falling(validation: Validation) -> bool:
-    """Whether the last held-out error is below the one ``patience`` checks before it."""
-    curve = validation.curve
-    return len(curve) > validation.patience and curve[-1][2] < curve[-1 - validation.patience][2]
-
-
-def _publish(step, run: _Run, rows) -> None:
-    """Copy working rows ``rows`` to the whole-batch output."""
-    dest, out = run.ids[rows], run.out
-    for target, value in zip(out["params"], step.params(rows), strict=True):
-        target[dest] = value
-    out["x"][dest] = step.signal(rows)
-    for key in ("loss", "clock", "n_iter"):
-        out[key][dest] = getattr(run, key)[rows]
-    step.publish(rows, dest)
-
-
-def _retire_stopped(step, run: _Run) -> bool:
-    """Move the problems that stopped to the output; whether any is still running."""
-    if not run.done:
+    def running(self) -> bool:
+        """Retire the problems that stopped (to the output); whether any is still running."""
+        if not self.done:
+            return True
+        gone = np.zeros(self.ids.size, dtype=bool)
+        gone[self.done] = True
+        self._publish(gone)
+        self.done = []
+        if gone.all():
+            return False
+        keep = ~gone
+        for key in ("ids", "n_iter", "clock", "loss"):
+            setattr(self, key, getattr(self, key)[keep])
+        self.step.keep(keep)
+        self.validations = [v for v, k in zip(self.validations, keep.tolist(), strict=True) if k]
         return True
-    gone = np.zeros(run.ids.size, dtype=bool)
-    gone[run.done] = True
-    _publish(step, run, gone)
-    run.done = []
-    if gone.all():
-        return False
-    keep = ~gone
-    for key in ("ids", "n_iter", "clock", "loss"):
-        setattr(run, key, getattr(run, key)[keep])
-    step.keep(keep)
-    kept = keep.tolist()
-    run.validations = [v for v, k in zip(run.validations, kept, strict=True) if k]
-    run.every = [p for p, k in zip(run.every, kept, strict=True) if k]
-    return True
 
+    def advance(self) -> bool:
+        """One trial step of every working row; False when none was accepted."""
+        time_left = None if self.end is None else self.end - self.clock
+        moved = self.step.step(time_left, lambda loss: self.monitor.is_divergent(self.ids, loss))
+        if moved is None:
+            return False
+        self.accepted, dt, self.loss = moved
+        self.n_iter += self.accepted
+        self.clock = self.clock + dt
+        return True
 
-def _finish(step, run: _Run, start: float, history) -> BatchResult:
-    """Each problem's last iterate, or its best held-out one."""
-    out = run.out
-    params, X = out["params"], out["x"]
-    if not np.all(np.isfinite(X)):
-        raise DivergenceError(f"non-finite estimate after {int(out['n_iter'].max())} "
-                              "iterations")
-    info = {"time": out["clock"].copy(), "clock": step.clock, **step.info(),
-            "final_loss": out["loss"].copy()}
-    validations = run.all_validations
-    if any(v is not None for v in validations):
+    def stop_tests(self) -> None:
+        """The stopping rule of the rows that just moved."""
+        accepted = self.accepted
+        rows = None if all(accepted) else np.flatnonzero(accepted)
+        ids, n_iter, loss, clock = ((self.ids, self.n_iter, self.loss, self.clock)
+                                    if rows is None else
+                                    (self.ids[rows], self.n_iter[rows], self.loss[rows],
+                                     self.clock[rows]))
+        learning = self.step.still_learning(slice(None) if rows is None else rows, ids, n_iter)
+        reasons = self.monitor.update(ids, n_iter, loss, np.sqrt(loss), clock, learning)
+        for j, reason in enumerate(reasons or ()):
+            if reason is not None:
+                self.stop(j if rows is None else int(rows[j]), reason)
+
+    def validate(self) -> None:
+        """Held-out checks of the rows that moved and whose check is due."""
+        if self.check_wait:
+            self.check_wait -= 1
+            return
+        due, self.check_wait = self._checks_due(self.accepted)
+        staircase = getattr(self.step, "staircase", None)
+        for j in due:
+            state = tuple(p.copy() for p in self.step.params(j))
+            validation, clock = self.validations[j], float(self.clock[j])
+            stop = validation.check(int(self.n_iter[j]), clock, self.step.signal(j), state)
+            # A flat held-out error still below its value a patience ago while a component
+            # climbs is the wait for the next stair, not the minimum: a climb that only fits
+            # noise raises the held-out error, however slowly. (staircase(j) is asked at every
+            # check: it measures growth from one check to the next.)
+            climbing = staircase is not None and staircase(j)
+            if stop and not (climbing and _still_falling(validation)):
+                self.stop(j, StopReason.EARLY_STOPPED)
+
+    def _checks_due(self, accepted):
+        """The working rows that moved and whose validation is due
+        (:meth:`~overparam.stopping.Validation.due`), and the number of passes in which none
+        can next be (:meth:`~overparam.stopping.Validation.wait`)."""
+        due, wait = [], _NO_CHECK
+        for j, (n, v) in enumerate(zip(self.n_iter.tolist(), self.validations, strict=True)):
+            if v is not None:
+                if accepted[j] and v.due(n, float(self.clock[j])):
+                    due.append(j)
+                wait = min(wait, v.wait(n))
+        return due, wait
+
+    def history_due(self, history: History) -> bool:
+        return bool(self.accepted[0]) and (history.due(int(self.n_iter[0]))
+                                           or self.reasons[0] is not None)
+
+    def record(self, history: History) -> None:
+        iteration = int(self.n_iter[0])
+        if history.iteration and history.iteration[-1] == iteration:
+            return
+        history.record(iteration, time.perf_counter() - self.start, float(self.loss[0]),
+                       tuple(p.copy() for p in self.step.params(0)), self.step.signal(0).copy())
+        history.values.setdefault("flow_time", []).append(float(self.clock[0]))
+
+    def call(self, callback) -> bool:
+        self._publish(slice(None))
+        out = self.out
+        return bool(callback(int(out["n_iter"].max()), out["params"], out["x"]))
+
+    def progress(self) -> int:
+        return int(self.n_iter.max())
+
+    def _publish(self, rows) -> None:
+        """Copy working rows ``rows`` to the whole-batch output."""
+        dest, out = self.ids[rows], self.out
+        for target, value in zip(out["params"], self.step.params(rows), strict=True):
+            target[dest] = value
+        out["x"][dest] = self.step.signal(rows)
+        for key in ("loss", "clock", "n_iter"):
+            out[key][dest] = getattr(self, key)[rows]
+        self.step.publish(rows, dest)
+
+    def result(self, history: History | None) -> BatchResult:
+        """Each problem's last iterate, or its best held-out one."""
+        out = self.out
+        check_finite(out["x"], int(out["n_iter"].max()))
+        info = {"time": out["clock"].copy(), "clock": self.step.clock, **self.step.info(),
+                "final_loss": out["loss"].copy()}
+        if any(v is not None for v in self.all_validations):
+            info.update(self._close_validations())
+        return BatchResult(coef=out["x"], params=out["params"], n_iter=out["n_iter"],
+                           wall_time=time.perf_counter() - self.start,
+                           stop_reason=list(self.reasons), info=info, history=history)
+
+    def _close_validations(self) -> dict:
+        """Close each problem's held-out record; its best iterate into the output."""
+        out, validations = self.out, self.all_validations
+        params, X = out["params"], out["x"]
         curves, best_it = [], np.full(len(validations), -1)
         for b, val in enumerate(validations):
             if val is None:
                 curves.append(None)
                 continue
             own = {}
-            best = close_validation(val, run.reasons[b], int(out["n_iter"][b]),
+            best = close_validation(val, self.reasons[b], int(out["n_iter"][b]),
                                     float(out["clock"][b]), X[b].copy(),
                                     tuple(p[b].copy() for p in params), own)
             curves.append(own["validation_curve"])
             if best is not None:
                 for target, value in zip(params, best, strict=True):
                     target[b] = value
-                X[b] = step.parameterization.signal(best)
+                X[b] = self.step.parameterization.signal(best)
                 best_it[b] = val.best_iteration
-        info.update(best_iteration=best_it,
-                    best_time=np.array([v.best_time if v else np.nan for v in validations]),
-                    validation_error=np.array([v.best_error if v else np.nan
-                                               for v in validations]),
-                    validation_curve=curves)
-    return BatchResult(coef=X, params=params, n_iter=out["n_iter"],
-                       wall_time=time.perf_counter() - start, stop_reason=list(run.reasons),
-                       info=info, history=history)
+        return {"best_iteration": best_it,
+                "best_time": np.array([v.best_time if v else np.nan for v in validations]),
+                "validation_error": np.array([v.best_error if v else np.nan
+                                              for v in validations]),
+                "validation_curve": curves}
 
 
-def _due(counts, periods, accepted):
-    """The problems whose count of accepted steps has just reached a multiple of their period,
-    and the number of loop iterations in which none can next (each accepts one step at most
-    per iteration)."""
-    due = [j for j, (n, p) in enumerate(zip(counts, periods, strict=True))
-           if accepted[j] and n % p == 0]
-    return due, min((-n - 1) % p for n, p in zip(counts, periods, strict=True))
-
-
-def _record(history: History, step, run: _Run, start: float) -> None:
-    iteration = run.n_iter[0]
-    if history.iteration and history.iteration[-1] == iteration:
-        return
-    history.record(int(iteration), time.perf_counter() - start, float(run.loss[0]),
-                   tuple(p.copy() for p in step.params(0)), step.signal(0).copy())
-    history.values.setdefault("flow_time", []).append(float(run.clock[0]))
+def _still_falling(validation: Validation) -> bool:
+    """Whether the last held-out error is below the one ``patience`` checks before it."""
+    curve = validation.curve
+    return len(curve) > validation.patience and curve[-1][2] < curve[-1 - validation.patience][2]

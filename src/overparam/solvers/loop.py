@@ -11,9 +11,13 @@ the progress bar, divergence detection, the return of the best validated iterate
 The split follows PyLops' ``Solver.setup / step / run / finalize`` and optax's
 ``init / update``: the step object is the solver's maths and nothing else.
 
-A batch of problems along a leading axis runs on the batched form of this loop,
-:func:`~overparam.solvers.batch_loop.run_batch_loop` (vectorised monitor, one validation per
-problem, stopped problems dropped; see docs/DEVELOPING.md, "The solver loop").
+One driver, :func:`drive`, runs every solver: it sequences a pass (step, stopping rule,
+validation, history, callback, progress) over a *track*, the loop's state for one problem
+(:class:`_Single`, here) or for a batch along a leading axis
+(:func:`~overparam.solvers.batch_loop.run_batch_loop`: vectorised monitor, one validation per
+problem, stopped problems dropped). The tracks hold the counters in the form that suits them
+(Python scalars for one problem, arrays for a batch); the order of the duties is the driver's
+alone (see docs/DEVELOPING.md, "The solver loop").
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,7 +35,7 @@ from .._progress import progress_bar
 from ..stopping import DivergenceError, StoppingRule, StopReason, Validation
 from .result import History, SolverResult
 
-__all__ = ["Iterate", "SolverStep", "close_validation", "private_validation", "run_loop"]
+__all__ = ["Iterate", "SolverStep", "close_validation", "drive", "private_validation", "run_loop"]
 
 #: Stop reasons that may end a run before its first step: the start already fits ``y``.
 _STOP_AT_START = (StopReason.CONVERGED, StopReason.DISCREPANCY)
@@ -173,56 +178,123 @@ def run_loop(step: SolverStep, y_norm: float, *, stopping: StoppingRule | None =
         Non-finite or exploding loss, or a non-finite estimate at the end.
     """
     stopping = stopping or StoppingRule()
-    validation = private_validation(validation)
-    monitor = stopping.monitor(float(y_norm))
-    current = step.init()
-    reason = monitor.update(0, current.loss, current.residual_norm)
-    if reason not in _STOP_AT_START:
-        reason = None
-    if history is not None:
-        history.record(0, 0.0, current.loss, current.params, current.x)
-    clock, iteration = 0.0, 0
-    bar = progress_bar(progress, total=stopping.max_iter, desc=step.name)
-    try:
-        # Bounded: the monitor returns MAX_ITER at stopping.max_iter iterations.
-        while reason is None:
-            time_left = (math.inf if stopping.max_flow_time is None
-                         else stopping.max_flow_time - clock)
-            outcome = step.step(current, time_left=time_left, diverged=monitor.is_divergent)
-            if isinstance(outcome, StopReason):  # no step possible (e.g. a critical point)
-                reason = outcome
-                break
-            current, iteration, clock = outcome, iteration + 1, clock + outcome.dt
-            bar.update()
-            reason = _after_step(monitor, history, validation, callback, iteration, clock,
-                                 current)
-    finally:
-        bar.close()
-    return _result(step, current, iteration, clock, reason, monitor, history, validation)
+    return drive(_Single(step, y_norm, stopping, validation), stopping, history=history,
+                 callback=callback, progress=progress)
 
 
-def _after_step(monitor, history, validation, callback, iteration, clock, current):
-    """The stopping rule, the history, validation and the callback after one step."""
-    reason = monitor.update(iteration, current.loss, current.residual_norm, clock)
-    if history is not None and (history.due(iteration) or reason is not None):
-        history.record(iteration, monitor.elapsed, current.loss, current.params, current.x)
-    if validation is not None and validation.due(iteration, clock):
-        if validation.check(iteration, clock, current.x, current):
-            reason = StopReason.EARLY_STOPPED
-    if callback is not None and callback(iteration, current.params, current.x):
-        reason = StopReason.CALLBACK
-    return reason
+def drive(track, stopping: StoppingRule, *, history: History | None = None, callback=None,
+          progress: bool = False):
+    """The loop of every solver: passes over ``track`` until it stops; its result.
+
+    A pass is one trial step (``track.advance()``, False when nothing moved), then, in this
+    order, the stopping rule (``stop_tests``), held-out validation (``validate``), the history
+    (where ``history_due``: on its period and at the last iteration), the callback (True stops
+    every problem: ``stop_all``) and the progress bar. ``track.result(history)`` ends the
+    run: the estimate checked finite, each validation closed (:func:`close_validation`) and
+    its best iterate returned.
+
+    Bounded: each pass moves some problem one accepted step towards ``stopping.max_iter``,
+    where its monitor stops it, or rejects a step (a step policy's shrinking ends in
+    :class:`~overparam.stopping.DivergenceError`); a step that cannot move ends its problem
+    with a reason.
+    """
+    bar = progress_bar(progress, total=stopping.max_iter, desc=track.step.name)
+    with ExitStack() as scope:
+        scope.callback(bar.close)
+        track.enter(scope)
+        if history is not None:
+            track.record(history)
+        while track.running():
+            if not track.advance():
+                continue
+            track.stop_tests()
+            track.validate()
+            if history is not None and track.history_due(history):
+                track.record(history)
+            if callback is not None and track.call(callback):
+                track.stop_all(StopReason.CALLBACK)
+            if not bar.disable:
+                bar.update(track.progress() - bar.n)
+    return track.result(history)
 
 
-def _result(step, current, iteration, clock, reason, monitor, history, validation):
-    """Check the estimate, close the validation curve, return the best iterate."""
-    if not np.all(np.isfinite(current.x)):  # the monitor guards the loss; this the estimate
+class _Single:
+    """The loop's state for one problem: the current :class:`Iterate`, its count and clock,
+    the monitor, the private validation and the stop reason."""
+
+    def __init__(self, step: SolverStep, y_norm: float, stopping: StoppingRule,
+                 validation: Validation | None):
+        self.step = step
+        self.validation = private_validation(validation)
+        self.monitor = stopping.monitor(float(y_norm))
+        self.end = math.inf if stopping.max_flow_time is None else stopping.max_flow_time
+        self.current = step.init()
+        self.iteration, self.clock = 0, 0.0
+        reason = self.monitor.update(0, self.current.loss, self.current.residual_norm)
+        self.reason = reason if reason in _STOP_AT_START else None
+
+    def enter(self, scope: ExitStack) -> None:
+        """Nothing to set up (floating-point warnings stay as the caller set them)."""
+
+    def running(self) -> bool:
+        return self.reason is None
+
+    def advance(self) -> bool:
+        """One step; False (with the step's reason) when none is possible."""
+        outcome = self.step.step(self.current, time_left=self.end - self.clock,
+                                 diverged=self.monitor.is_divergent)
+        if isinstance(outcome, StopReason):  # no step possible (e.g. a critical point)
+            self.reason = outcome
+            return False
+        self.current, self.iteration, self.clock = (outcome, self.iteration + 1,
+                                                    self.clock + outcome.dt)
+        return True
+
+    def stop_tests(self) -> None:
+        current = self.current
+        self.reason = self.monitor.update(self.iteration, current.loss, current.residual_norm,
+                                          self.clock)
+
+    def validate(self) -> None:
+        validation = self.validation
+        if validation is not None and validation.due(self.iteration, self.clock):
+            if validation.check(self.iteration, self.clock, self.current.x, self.current):
+                self.reason = StopReason.EARLY_STOPPED
+
+    def history_due(self, history: History) -> bool:
+        return history.due(self.iteration) or self.reason is not None
+
+    def record(self, history: History) -> None:
+        current = self.current
+        elapsed = self.monitor.elapsed if self.iteration else 0.0
+        history.record(self.iteration, elapsed, current.loss, current.params, current.x)
+
+    def call(self, callback) -> bool:
+        return bool(callback(self.iteration, self.current.params, self.current.x))
+
+    def stop_all(self, reason: StopReason) -> None:
+        self.reason = reason
+
+    def progress(self) -> int:
+        return self.iteration
+
+    def result(self, history: History | None) -> SolverResult:
+        """Check the estimate, close the validation curve, return the best iterate."""
+        current, iteration, clock = self.current, self.iteration, self.clock
+        check_finite(current.x, iteration)
+        info = self.step.info()
+        info.update(final_loss=current.loss, time=clock, clock=self.step.clock)
+        if self.validation is not None:
+            best = close_validation(self.validation, self.reason, iteration, clock, current.x,
+                                    current, info)
+            current = current if best is None else best
+        return SolverResult(coef=current.x, params=current.params, n_iter=iteration,
+                            wall_time=self.monitor.elapsed, stop_reason=self.reason,
+                            history=history, info=info)
+
+
+def check_finite(x, iteration: int) -> None:
+    """Raise :class:`~overparam.stopping.DivergenceError` unless the estimate ``x`` is finite
+    (the monitor guards the loss; this the estimate)."""
+    if not np.all(np.isfinite(x)):
         raise DivergenceError(f"non-finite estimate after {iteration} iterations")
-    info = step.info()
-    info.update(final_loss=current.loss, time=clock, clock=step.clock)
-    if validation is not None:
-        best = close_validation(validation, reason, iteration, clock, current.x, current, info)
-        current = current if best is None else best
-    return SolverResult(coef=current.x, params=current.params, n_iter=iteration,
-                        wall_time=monitor.elapsed, stop_reason=reason, history=history,
-                        info=info)

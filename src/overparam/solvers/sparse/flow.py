@@ -30,6 +30,7 @@ import copy
 import functools
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from scipy.integrate import BDF, OdeSolution
@@ -48,7 +49,7 @@ from scipy.optimize import brentq
 from ..._progress import progress_bar
 from ..._validation import check_array, check_positive
 from ...parameterizations import Hadamard
-from ...stopping import DivergenceError, StoppingRule, StopReason, Validation
+from ...stopping import DivergenceError, Monitor, StoppingRule, StopReason, Validation
 from .._blas import blas_limit
 from ..gradient_descent import gradient_descent
 from ..loop import close_validation, private_validation
@@ -608,11 +609,12 @@ def hadamard_flow(
     m = A.shape[0]
     t_bound = np.inf if stopping.max_flow_time is None else stopping.max_flow_time / m
     start = time.perf_counter()
+    monitor = _flow_monitor(stopping, ode.y_norm)
     flow = _GuardedFlow(ode.rhs, ode.jac, dmap, ode.R, ode.y_r, t_bound, rtol, atol,
                         ode.col_norm, floor=1e-12 * ode.y_norm)
     w0 = np.zeros(ode.R.shape[0])
     r = ode.residual(w0)
-    loss0 = 0.5 * float(r @ r)
+    loss0 = monitor.initial_loss = 0.5 * float(r @ r)
     if history is not None:
         history.record(0, 0.0, loss0, ode.factors(w0), ode.signal(w0))
     interpolants, ts = [], [0.0]
@@ -633,13 +635,13 @@ def hadamard_flow(
                 interpolants.append(dense)
                 ts.append(solver.t)
             if validation is not None:
-                times = checks_due(validation, solver.t * m, n_checks, r_norm, loss0)
+                times = checks_due(validation, solver.t * m, n_checks, r_norm, loss0,
+                                   iteration=n_steps)
                 n_checks += len(times)
                 if _check_grid(validation, times, ode, dense, solver, n_steps):
                     reason = StopReason.EARLY_STOPPED
                     break
-            reason, stop = _flow_stop(stopping, ode, s, r, r_norm, dense, t_old, solver,
-                                      start)
+            reason, stop = _flow_stop(monitor, ode, s, r, r_norm, dense, t_old, solver)
             if stop is not None:  # the discrepancy's crossing: no history point
                 break
             if history is not None and (history.due(n_steps) or reason is not None):
@@ -661,10 +663,11 @@ def hadamard_flow(
 
 
 def checks_due(validation: Validation, clock: float, n_checks: int, r_norm: float,
-               loss0: float) -> list[float]:
-    """The grid times of :meth:`~overparam.stopping.Validation.grid_times` reached by
-    ``clock`` at which the held-out error is checked, for a path with ``n_checks`` checks
-    made so far, training residual norm ``r_norm`` and initial loss ``loss0``.
+               loss0: float, *, iteration: int = 0) -> list[float]:
+    """The clock times of :meth:`~overparam.stopping.Validation.times_due` (the one rule of
+    when to check, on the validation's ratio grid here) reached by ``clock`` after step
+    ``iteration``, at which the held-out error is checked, for a path with ``n_checks``
+    checks made so far, training residual norm ``r_norm`` and initial loss ``loss0``.
 
     Grid times on the initial plateau (training loss within ``_PLATEAU_DROP`` of its start)
     are skipped after the first: nothing has been learned there, the checks cannot stop the
@@ -672,7 +675,7 @@ def checks_due(validation: Validation, clock: float, n_checks: int, r_norm: floa
     by the dual flow and the matrix-free implicit path.
     """
     on_plateau = n_checks > 0 and r_norm**2 > (1 - _PLATEAU_DROP) * 2 * loss0
-    return validation.grid_times(clock, skip=on_plateau)
+    return validation.times_due(iteration, clock, skip=on_plateau)
 
 
 def _on_ratio_grid(validation: Validation | None, ratio: float) -> Validation | None:
@@ -764,23 +767,26 @@ def _check_grid(validation: Validation, times, ode: _DualODE, dense, solver,
     return False
 
 
-def _flow_stop(stopping: StoppingRule, ode: _DualODE, s, r, r_norm: float, dense, t_old,
-               solver, start: float):
-    """``(reason, stop)`` after a step: the stopping rule's reason (or None) and, for the
+def _flow_monitor(stopping: StoppingRule, y_norm: float) -> Monitor:
+    """The stopping rule's monitor for the dual flow, without the stagnation test: the
+    integrator's steps grow geometrically along the path, so a window of ``patience`` steps
+    measures no progress; the flow ends at its fit, end time or budget."""
+    return replace(stopping, stagnation_tol=0.0).monitor(y_norm)
+
+
+def _flow_stop(monitor: Monitor, ode: _DualODE, s, r, r_norm: float, dense, t_old, solver):
+    """``(reason, stop)`` after a step: the stopping rule's reason (or None), decided by
+    :meth:`~overparam.stopping.Monitor.update` as for every solver (``iteration`` = the
+    right-hand-side evaluations, ``tol`` tested by :meth:`_DualODE.converged`), and, for the
     discrepancy principle, ``(t, w)`` at the exact time the residual norm crosses it."""
-    if stopping.discrepancy is not None and r_norm <= stopping.discrepancy:
+    m = ode.A.shape[0]
+    reason = monitor.update(ode.n_rhs, 0.5 * r_norm**2, r_norm, solver.t * m,
+                            converged=lambda: ode.converged(ode.map.signal(s), r))
+    if reason is StopReason.DISCREPANCY:
         t = _crossing(lambda tt: np.linalg.norm(ode.residual(dense(tt))),
-                      stopping.discrepancy, t_old, solver.t)
-        return StopReason.DISCREPANCY, (t, dense(t))
-    if stopping.tol > 0 and ode.converged(ode.map.signal(s), r):
-        return StopReason.CONVERGED, None
-    if solver.status == "finished":
-        return StopReason.END_OF_TIME, None
-    if ode.n_rhs >= stopping.max_iter:
-        return StopReason.MAX_ITER, None
-    if stopping.max_time is not None and time.perf_counter() - start > stopping.max_time:
-        return StopReason.TIME_LIMIT, None
-    return None, None
+                      monitor.rule.discrepancy, t_old, solver.t)
+        return reason, (t, dense(t))
+    return reason, None
 
 
 def _flow_result(ode: _DualODE, w_end, t_end: float, reason, history, info: dict,
