@@ -31,7 +31,7 @@ from overparam.solvers import History, ir_mmv
 from overparam.stopping import StoppingRule
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mmv_overhead import _load  # noqa: E402  (a sibling script, not a package)
+from mmv_overhead import _load  # a sibling script, not a package
 
 
 def _digits(M, init, scale):
