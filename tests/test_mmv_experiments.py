@@ -88,16 +88,19 @@ def test_digits_default_series_uses_the_estimators_defaults():
 def test_digits_inits_run_in_cells_of_their_own_on_the_cells_former_problem():
     """Each init's cell solves the problem of the former cell running both inits (its seed),
     so splitting the trial changed no number."""
-    from overparam.experiments.papers.ir_mmv import DIGIT_INITS, _problem_seed
+    from overparam.experiments.papers.ir_mmv import DIGIT_INITS
+    from overparam.experiments.runner import plan
     from overparam.experiments.spec import cell_seed
 
     exp = get_experiment("ir-mmv-digits")
     for quick in (False, True):
-        cells = exp.cells(quick=quick)
-        assert sorted(tuple(c["inits"]) for c in cells) == sorted([(i,) for i in DIGIT_INITS] * 2)
-        for params in cells:
-            both = {**params, "inits": tuple(DIGIT_INITS)}
-            for trial in (0, 3):
-                assert (_problem_seed(params, cell_seed(exp.seed, params, trial))
-                        == cell_seed(exp.seed, both, trial))
-    assert _problem_seed(cells[0], 12345) == 12345  # not a cell's seed: used as given
+        tasks = plan(exp, quick=quick, trials=4)
+        assert sorted(tuple(t.params["inits"]) for t in tasks[::4]) == sorted(
+            [(i,) for i in DIGIT_INITS] * 2)
+        for task in tasks:
+            both = {**task.params, "inits": tuple(DIGIT_INITS)}
+            assert task.seed == cell_seed(exp.seed, both, task.trial)
+        seeds = {(t.params["setting"], t.trial): set() for t in tasks}
+        for t in tasks:
+            seeds[(t.params["setting"], t.trial)].add(t.seed)
+        assert all(len(s) == 1 for s in seeds.values())  # the inits share each problem

@@ -49,6 +49,19 @@ def test_run_serial_row_format_and_seeds():
     assert run_serial(POWER_LAW, quick=True, trials=1)[0]["seed"] == rows[0]["seed"]
 
 
+def test_seed_params_give_cells_that_differ_only_in_the_solver_the_same_problems():
+    exp = dataclasses.replace(SLEEP, grid={"delay": [0.0], "cell": [0, 1, 2]},
+                              seed_params=lambda p: {**p, "cell": 0})
+    tasks = plan(exp, trials=2)
+    by_trial = {}
+    for task in tasks:
+        by_trial.setdefault(task.trial, set()).add(task.seed)
+        assert task.seed == cell_seed(exp.seed, {**task.params, "cell": 0}, task.trial)
+    assert [len(seeds) for seeds in by_trial.values()] == [1, 1]
+    assert by_trial[0] != by_trial[1]
+    assert len({t.seed for t in plan(dataclasses.replace(exp, seed_params=None), trials=1)}) == 3
+
+
 def test_plan_rejects_zero_trials():
     with pytest.raises(ValueError, match="trials"):
         plan(POWER_LAW, trials=0)

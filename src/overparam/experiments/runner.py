@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._optional import require
-from .spec import Experiment, cell_seed, get_experiment
+from .spec import Experiment, get_experiment
 from .store import (
     ResultStore,
     TrialRecord,
@@ -115,7 +115,7 @@ def plan(experiment: Experiment, *, quick: bool = False, trials: int | None = No
     if n_trials < 1:
         raise ValueError(f"trials must be at least 1, got {n_trials}")
     return [Task(experiment.name, dict(params), trial,
-                 cell_seed(experiment.seed, params, trial), bool(quick))
+                 experiment.trial_seed(params, trial), bool(quick))
             for params in experiment.cells(quick) for trial in range(n_trials)]
 
 

@@ -90,6 +90,10 @@ class Experiment:
         cell. Only scheduling reads it: the runner starts the longest trials first, so that
         one long trial does not start last and hold the sweep alone (its store's recorded
         times, when it has any for a cell, take precedence).
+    seed_params : callable, optional
+        ``seed_params(params) -> dict``: the parameters a cell's trial seeds are derived from
+        (default: all of the cell's). Cells that differ only in how a problem is solved (e.g.
+        which init) map to the same parameters, so their trials solve the same problems.
     """
 
     name: str
@@ -108,6 +112,13 @@ class Experiment:
     tags: tuple[str, ...] = field(default_factory=tuple)
     trial_timeout: float | None = 3600.0
     trial_seconds: float | Callable[[dict], float] | None = None
+    seed_params: Callable[[dict], dict] | None = None
+
+    def trial_seed(self, params: Mapping, trial: int) -> int:
+        """The seed of trial ``trial`` of the cell ``params`` (:func:`cell_seed` of
+        :attr:`seed_params`)."""
+        keyed = dict(params) if self.seed_params is None else self.seed_params(dict(params))
+        return cell_seed(self.seed, keyed, trial)
 
     def expected_trial_seconds(self, params: dict, quick: bool = False) -> float:
         """The ``trial_seconds`` hint for one cell; 0 without a hint and in quick runs."""
