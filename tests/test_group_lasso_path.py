@@ -5,14 +5,14 @@ import pytest
 
 pytest.importorskip("skglm")
 
-from overparam.baselines.group import (  # noqa: E402
+from overparam.baselines.group import (
     _index_lists,
     group_lasso_alpha_max,
     group_lasso_path,
     group_weights,
 )
-from overparam.datasets import make_group_sparse_problem  # noqa: E402
-from overparam.parameterizations.group import as_group_labels  # noqa: E402
+from overparam.datasets import make_group_sparse_problem
+from overparam.parameterizations.group import as_group_labels
 
 
 def _estimator_path(X, y, groups, alphas, tol):
