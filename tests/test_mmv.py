@@ -550,3 +550,99 @@ def test_gram_form_is_the_default_where_it_is_less_work():
         A, Y = rng.standard_normal((1, M, N)), rng.standard_normal((1, M, 2))
         params = (np.ones((1, N)), np.zeros((1, N, 2)))
         assert RowHadamardStep(A, Y, params, AdaptiveStep()).gram is expected
+
+
+class _FormedGradientStep:
+    """The IR-MMV step as first written (before the lean kernel): ``∇V = -2 g² ⊙ Λ`` formed
+    and the gradient recomputed for every trial, the row-growth tests through np.nanmax. A
+    mixin over :class:`RowHadamardStep` for the bit-for-bit test below."""
+
+    def step(self, time_left, diverged):
+        grad_g, grad_V = self.parameterization.vjp((self.g, self.V), self.Lam)
+        grad_g, grad_V = -2.0 * grad_g, -2.0 * grad_V
+        e = self.eta
+        if self.policy_limits:
+            e = np.minimum(e, self.policy.limit_batch((self.g, self.V), (grad_g, grad_V)))
+        if self.max_row_change is not None:
+            from overparam.solvers.mmv import _row_change_cap
+            e = np.minimum(e, _row_change_cap(self.g, grad_g, self.max_row_change))
+        if time_left is not None and (2.0 * max(e.tolist()) * self.time_per_step
+                                      >= min(time_left.tolist())):
+            e = np.minimum(e, np.maximum(time_left, 0.0) / self.time_per_step)
+        g, V, Lam = self.g, self.V, self.Lam
+        d_g = -e[:, None] * grad_g
+        g_new = g + d_g
+        if self.sequential:
+            d_V = 2.0 * e[:, None, None] * self.parameterization.signal((g_new, Lam))
+        else:
+            d_V = -e[:, None, None] * grad_V
+        V_new = V + d_V
+        d_X = (d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V
+        if self.gram:
+            G_dX = self.G @ d_X
+            trial = {"u": d_X, "w": 2.0 * Lam - G_dX, "Lam": Lam - G_dX}
+        else:
+            A_dX = self.A @ d_X
+            trial = {"u": A_dX, "w": 2.0 * self.R - A_dX, "R": self.R - A_dX}
+        d_loss = -np.sum(trial["u"] * trial["w"], axis=(1, 2))
+        trial.update(g=g_new, V=V_new, loss=self.loss + d_loss, d_loss=d_loss,
+                     decrease=e * (np.sum(grad_g * grad_g, axis=-1)
+                                   + np.sum(grad_V * grad_V, axis=(1, 2))))
+        accepted = self._accept(e, trial, diverged)
+        return self._move(accepted, trial, e) if accepted.any() else None
+
+    def still_learning(self, rows, ids, n_iter):
+        window = self.g_window
+        if window is None:
+            return None
+        slots = window.shape[0]
+        window[n_iter % slots, ids] = self.g[rows]
+
+        def learning(j):
+            k, i = int(n_iter[j]), int(ids[j])
+            growth = np.nanmax(np.log(np.abs(window[k % slots, i]))
+                               - np.log(np.abs(window[(k - slots + 1) % slots, i])),
+                               initial=-np.inf)
+            return bool(growth >= self.row_tol)
+
+        return learning
+
+
+@pytest.mark.parametrize("update", ["simultaneous", "sequential"])
+@pytest.mark.parametrize("gram", [False, True])
+def test_lean_step_is_bit_for_bit_the_formed_gradient_step(monkeypatch, update, gram):
+    """The kernel that keeps the gradient over rejected trials, never forms ∇V (its products
+    by powers of 2 are exact) and takes maxima by np.fmax gives the very iterates, steps,
+    clocks, stop reasons and history of the step that formed ∇V: a batch with rejected
+    trials, problems stopping at different times (stagnation with the row-growth test,
+    max_iter), a row-change cap and a time limit."""
+    import overparam.solvers.mmv as mmv
+
+    prob = make_mmv_batch(4, 24, 20, 6, 3, row_values="gaussian", snr=40, random_state=11)
+    runs = []
+    for reference in (False, True):
+        if reference:
+            monkeypatch.setattr(mmv, "RowHadamardStep",
+                                type("Formed", (_FormedGradientStep, mmv.RowHadamardStep), {}))
+        kw = dict(init_scale=1e-3, init="ones", update=update, gram=gram,
+                  stopping=StoppingRule(max_iter=3000, patience=200, stagnation_tol=1e-7))
+        batch = ir_mmv(prob.operator, prob.y, **kw)
+        capped = ir_mmv(prob.operator, prob.y, max_row_change=0.2, init="zero",
+                        init_scale=1e-2, gram=gram, update=update,
+                        stopping=StoppingRule(max_iter=800, max_flow_time=40.0))
+        hist = History(every=13)
+        single = ir_mmv(prob.operator[0], prob.y[0], history=hist, **kw)
+        runs.append((batch, capped, single, hist.as_dict()))
+    (batch, capped, single, hist), (ref_batch, ref_capped, ref_single, ref_hist) = runs
+    assert min(batch.info["n_rejected_steps"]) > 0
+    if update == "simultaneous":  # two problems stop early (the sequential ones run on)
+        assert StopReason.STAGNATED in batch.stop_reason and len(set(batch.n_iter)) == 3
+    for new, ref in ((batch, ref_batch), (capped, ref_capped)):
+        np.testing.assert_array_equal(new.coef, ref.coef)
+        np.testing.assert_array_equal(new.n_iter, ref.n_iter)
+        assert new.stop_reason == ref.stop_reason
+        for key in ("time", "step", "n_rejected_steps", "final_loss"):
+            np.testing.assert_array_equal(new.info[key], ref.info[key])
+    np.testing.assert_array_equal(single.coef, ref_single.coef)
+    for key in ("loss", "flow_time"):
+        np.testing.assert_array_equal(hist[key], ref_hist[key])

@@ -56,8 +56,11 @@ def test_error_comparison(name, tmp_path):
 
 
 def test_digits(tmp_path):
+    from overparam.experiments.papers.ir_mmv import _merged
+
     rows, summary = _run("ir-mmv-digits", tmp_path)
-    for r in rows:
+    assert len(rows) == 4  # two settings, each init in a cell of its own
+    for r in _merged(rows):
         m = r["metrics"]
         assert len(m["images_IR-MMV"]) == 5 * 64 and len(m["original"]) == 5 * 64
         curve = np.asarray(m["ir_psnr_curve"])
@@ -80,3 +83,21 @@ def test_digits_default_series_uses_the_estimators_defaults():
     label, scale = DIGIT_INITS[default.init]
     assert label == "IR-MMV" and scale == default._init_scale(None)
     assert DIGIT_INITS["ones"][1] == 1e-4  # the paper's alpha_g
+
+
+def test_digits_inits_run_in_cells_of_their_own_on_the_cells_former_problem():
+    """Each init's cell solves the problem of the former cell running both inits (its seed),
+    so splitting the trial changed no number."""
+    from overparam.experiments.papers.ir_mmv import DIGIT_INITS, _problem_seed
+    from overparam.experiments.spec import cell_seed
+
+    exp = get_experiment("ir-mmv-digits")
+    for quick in (False, True):
+        cells = exp.cells(quick=quick)
+        assert sorted(tuple(c["inits"]) for c in cells) == sorted([(i,) for i in DIGIT_INITS] * 2)
+        for params in cells:
+            both = {**params, "inits": tuple(DIGIT_INITS)}
+            for trial in (0, 3):
+                assert (_problem_seed(params, cell_seed(exp.seed, params, trial))
+                        == cell_seed(exp.seed, both, trial))
+    assert _problem_seed(cells[0], 12345) == 12345  # not a cell's seed: used as given

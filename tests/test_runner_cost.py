@@ -150,5 +150,9 @@ def test_full_reproduction_starts_with_the_longest_trials():
     calls = [(e.run_trial, t, None) for e in exps for t in plan(e)]
     with ResultStore(":memory:") as db:
         ordered = longest_first(calls, {e.name: e for e in exps}, db)
-    assert [c[1].experiment for c in ordered[:3]] == ["ir-mmv-digits"] * 2 + ["imaging-dct"]
+    by_name = {e.name: e for e in exps}
+    expected = [by_name[c[1].experiment].expected_trial_seconds(c[1].params, c[1].quick)
+                for c in ordered]
+    assert expected == sorted(expected, reverse=True)
+    assert {"ir-mmv-digits", "imaging-dct"} <= {c[1].experiment for c in ordered[:6]}
     assert len(ordered) == len(calls)

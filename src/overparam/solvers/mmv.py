@@ -30,6 +30,7 @@ _EPS = float(np.finfo(float).eps)
 _REFRESH = 100  # accepted steps between two recomputations of R = Y - A X
 # np.add.reduce is np.sum without its Python wrapper (same result, bit for bit)
 _sum = np.add.reduce
+_fmax = np.fmax.reduce  # the largest entry, NaN skipped (np.nanmax without its wrapper)
 
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
 #: ``"simultaneous"``: plain gradient descent on ``(g, V)``.
@@ -292,6 +293,7 @@ class RowHadamardStep:
         self.refresh_wait = _REFRESH - 1  # iterations in which no residual refresh falls due
         self.g_checked = np.abs(self.g)  # |g| at each working row's last held-out check
         self.out = {"eta": np.empty(B), "n_rejected": np.zeros(B, dtype=int)}
+        self.grad = None  # (∇g, P, ||∇||²) of the working rows at their current iterates
 
     def init(self) -> np.ndarray:
         """The residuals at the start, and each problem's first trial step."""
@@ -314,38 +316,47 @@ class RowHadamardStep:
         return self.parameterization.signal((self.g[rows], self.V[rows]))
 
     def step(self, time_left, diverged):
-        grad_g, grad_V = self._gradient()
+        if self.grad is None:  # kept while no row moves (a rejected step changes no state)
+            self.grad = self._gradient()
+        grad_g, P, grad_norm2 = self.grad
         e = self.eta
         if self.policy_limits:
-            e = np.minimum(e, self.policy.limit_batch((self.g, self.V), (grad_g, grad_V)))
+            e = np.minimum(e, self.policy.limit_batch((self.g, self.V), (grad_g, -2.0 * P)))
         if self.max_row_change is not None:
             e = np.minimum(e, _row_change_cap(self.g, grad_g, self.max_row_change))
         if time_left is not None and (2.0 * max(e.tolist()) * self.time_per_step
                                       >= min(time_left.tolist())):
             # land exactly on the requested time (the cap cannot bind before twice the step)
             e = np.minimum(e, np.maximum(time_left, 0.0) / self.time_per_step)
-        trial = self._trial_step(e, grad_g, grad_V)
+        trial = self._trial_step(e, grad_g, P)
+        trial["decrease"] = e * grad_norm2
         accepted = self._accept(e, trial, diverged)
         if not accepted.any():
             return None
         return self._move(accepted, trial, e)
 
     def _gradient(self):
-        """``(∇g, ∇V)`` of ``||Y - A X||_F^2``: the pullback of ``G = -2 Λ``, by linearity
-        ``-2`` times that of ``Λ`` (a factor 2 changes no rounding)."""
-        grad_g, grad_V = self.parameterization.vjp((self.g, self.V), self.Lam)
-        return -2.0 * grad_g, -2.0 * grad_V
+        """``(∇g, P, ||∇||²)`` of ``||Y - A X||_F^2`` with ``∇V = -2 P``, ``P = g² ⊙ Λ``.
 
-    def _trial_step(self, e, grad_g, grad_V) -> dict:
+        The pullback of ``G = -2 Λ`` (:meth:`RowHadamard.vjp`), by linearity ``-2`` times that
+        of ``Λ``. ``∇V`` itself is never formed: the step uses ``-e ∇V = 2 e P`` and
+        ``||∇V||² = 4 ||P||²``; products by powers of 2 are exact, so every number is the
+        same, bit for bit, as with ``∇V`` formed.
+        """
+        grad_g, P = self.parameterization.vjp((self.g, self.V), self.Lam)
+        grad_g = -2.0 * grad_g
+        return grad_g, P, _sum(grad_g * grad_g, -1) + 4.0 * _sum(P * P, (1, 2))
+
+    def _trial_step(self, e, grad_g, P) -> dict:
         """The trial iterate of each working row for steps ``e``, its residual (or ``Λ``) and
-        loss."""
+        the change of its loss (``∇V = -2 P``)."""
         g, V, Lam = self.g, self.V, self.Lam
         d_g = -e[:, None] * grad_g
         g_new = g + d_g
         if self.sequential:  # Algorithm 1: V steps along its gradient at the new g
             d_V = 2.0 * e[:, None, None] * self.parameterization.signal((g_new, Lam))
         else:
-            d_V = -e[:, None, None] * grad_V
+            d_V = (2.0 * e)[:, None, None] * P  # -e ∇V, bit for bit
         V_new = V + d_V
         d_X = (d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V
         # The change of the loss from the change of X, not as a difference of two losses: on
@@ -353,16 +364,14 @@ class RowHadamardStep:
         # "increase" would make the step policy shrink the step for ever. It is
         # -sum(u * w): with d_R = -A d_X, u = A d_X and w = 2 R - A d_X, and R + d_R exactly;
         # in the Gram form u = d_X and w = 2 Λ - A^T A d_X, and Λ - A^T A d_X.
-        trial = {"g": g_new, "V": V_new, "loss": None}
         if self.gram:
             G_dX = self.G @ d_X
-            trial.update(u=d_X, w=2.0 * Lam - G_dX, Lam=Lam - G_dX)
+            trial = {"u": d_X, "w": 2.0 * Lam - G_dX, "Lam": Lam - G_dX}
         else:
             A_dX = self.A @ d_X
-            trial.update(u=A_dX, w=2.0 * self.R - A_dX, R=self.R - A_dX)
+            trial = {"u": A_dX, "w": 2.0 * self.R - A_dX, "R": self.R - A_dX}
         d_loss = -_sum(trial["u"] * trial["w"], (1, 2))
-        trial.update(loss=self.loss + d_loss, d_loss=d_loss,
-                     decrease=e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2))))
+        trial.update(g=g_new, V=V_new, loss=self.loss + d_loss, d_loss=d_loss)
         return trial
 
     def _accept(self, e, trial, diverged) -> np.ndarray:
@@ -409,6 +418,7 @@ class RowHadamardStep:
             g_new[j], V_new[j], new[j] = self.g[j], self.V[j], old[j]
             loss_new[j], dt[j] = self.loss[j], 0.0
         self.g, self.V, self.loss = g_new, V_new, loss_new
+        self.grad = None
         setattr(self, carried, new)
         self._refresh_residuals(accepted_list)
         if not self.gram:
@@ -449,9 +459,10 @@ class RowHadamardStep:
 
         def learning(j: int) -> bool:
             k, i = int(n_iter[j]), int(ids[j])
-            growth = np.nanmax(np.log(np.abs(window[k % slots, i]))
-                               - np.log(np.abs(window[(k - slots + 1) % slots, i])),
-                               initial=-np.inf)
+            # fmax skips NaN (log 0 - log 0): np.nanmax's result without its Python wrapper
+            growth = _fmax(np.log(np.abs(window[k % slots, i]))
+                           - np.log(np.abs(window[(k - slots + 1) % slots, i])),
+                           initial=-np.inf)
             return bool(growth >= self.row_tol)
 
         return learning
@@ -465,7 +476,7 @@ class RowHadamardStep:
         minimum of the held-out error (:func:`~overparam.solvers.batch_loop.run_batch_loop`).
         """
         g = np.abs(self.g[j])
-        growth = np.nanmax(np.log(g) - np.log(self.g_checked[j]), initial=-np.inf)
+        growth = _fmax(np.log(g) - np.log(self.g_checked[j]), initial=-np.inf)
         self.g_checked[j] = g
         return bool(growth >= self.row_tol)
 
@@ -473,6 +484,8 @@ class RowHadamardStep:
         for key in ("ids", "A", "Y", "g", "V", "Lam", "loss", "eta", "n_accepted",
                     "n_rejected", "g_checked", *(("G",) if self.gram else ("At", "R"))):
             setattr(self, key, getattr(self, key)[mask])
+        if self.grad is not None:
+            self.grad = tuple(part[mask] for part in self.grad)
 
     def publish(self, rows, dest) -> None:
         self.out["eta"][dest] = self.eta[rows]

@@ -13,7 +13,8 @@
     Appendix D on scikit-learn's digits (MNIST is not shipped): overdetermined pixels as in
     the paper, and an underdetermined setting in a 2-D DCT basis. IR-MMV runs from the
     library's default init (``V(0) = 0``, ``alpha_g = 1e-2``) and, as a second series, from
-    the paper's (``V(0) = alpha_V 1``, ``alpha_g = 1e-4``).
+    the paper's (``V(0) = alpha_V 1``, ``alpha_g = 1e-4``); each init in a cell of its own,
+    on the same problem.
 
 Every setting is run twice: the paper's ``M=50, N=25`` (overdetermined, ``M > N``) and the
 underdetermined ``M=25, N=50``. All IR-MMV runs use the safe adaptive step (the paper's fixed
@@ -40,7 +41,7 @@ from ...solvers.mmv import ir_mmv
 from ...solvers.result import History
 from ...stopping import StoppingRule
 from .. import plotting
-from ..spec import Claim, Experiment, NotEvaluated, declare_claims, register, share
+from ..spec import Claim, Experiment, NotEvaluated, cell_seed, declare_claims, register, share
 
 __all__ = ["BALANCE", "DIGITS", "ERROR_VS_K", "ERROR_VS_M", "INIT_SCALE"]
 
@@ -436,8 +437,38 @@ def _ir_suffix(name):
     return "" if name == "IR-MMV" else "_paper_init"
 
 
+def _problem_seed(params, seed):
+    """The seed of the problem: that of the same trial of the cell running both inits.
+
+    Each init runs in a cell of its own (two trials of half the length in place of one: the
+    longest trial of a reproduction halves), and both solve the problem that a cell with
+    ``inits = ("zero", "ones")`` solved, whatever init a cell runs. A seed that is no cell's
+    (a direct call) is used as it is.
+    """
+    both = {**params, "inits": tuple(DIGIT_INITS)}
+    for trial in range(1000):
+        if cell_seed(DIGITS.seed, params, trial) == seed:
+            return cell_seed(DIGITS.seed, both, trial)
+    return seed
+
+
+def _merged(rows):
+    """One row per setting and trial with the metrics of its inits' cells together (the
+    baselines, run in each of them on the same problem, are the same)."""
+    out = {}
+    for r in rows:
+        cell = {k: v for k, v in r["params"].items() if k != "inits"}
+        key = (repr(sorted(cell.items())), r["trial"])
+        if key in out:
+            out[key]["metrics"].update(r["metrics"])
+        else:
+            out[key] = {**r, "params": cell, "metrics": dict(r["metrics"])}
+    return list(out.values())
+
+
 def _digits_trial(params, seed):
-    A, Y, truth, target, synth = _digits_problem(params["setting"], params["n_images"], seed)
+    A, Y, truth, target, synth = _digits_problem(params["setting"], params["n_images"],
+                                                 _problem_seed(params, seed))
     energy = np.sort(np.linalg.norm(target, axis=1) ** 2)[::-1]
     K = int(np.searchsorted(np.cumsum(energy) / energy.sum(), 0.99) + 1)  # oracle for OMP/SP
     estimates, times, out = {}, {}, {"K_oracle": K}
@@ -470,6 +501,7 @@ _DIGIT_METHODS = ("IR-MMV", "IR-MMV (paper init)", "M-OMP", "M-SP", "M-FOCUSS")
 def _digits_plot(rows, path):
     from matplotlib.figure import Figure
 
+    rows = _merged(rows)
     settings = [s for s in DIGIT_SETTINGS if any(r["params"]["setting"] == s for r in rows)]
     names = ["original", *[f"images_{m}" for m in _DIGIT_METHODS
                            if all(f"images_{m}" in r["metrics"] for r in rows)]]
@@ -496,7 +528,7 @@ def _digits_plot(rows, path):
 
 
 def _digits_summary(rows):
-    out = {}
+    rows, out = _merged(rows), {}
     for setting in DIGIT_SETTINGS:
         ms = [r["metrics"] for r in rows if r["params"]["setting"] == setting]
         if ms:
@@ -519,13 +551,13 @@ DIGITS = register(Experiment(
           "paper's Algorithm 1 init (V(0) = alpha_V 1, alpha_g = 1e-4), each the plain "
           "gradient path with no refit.",
     grid={"setting": list(DIGIT_SETTINGS), "n_images": [100], "max_iter": [1_000_000],
-          "inits": [tuple(DIGIT_INITS)]},
+          "inits": [(init,) for init in DIGIT_INITS]},
     quick_grid={"setting": list(DIGIT_SETTINGS), "n_images": [30], "max_iter": [10_000],
-                "inits": [tuple(DIGIT_INITS)]},
+                "inits": [(init,) for init in DIGIT_INITS]},
     trials=1,
     quick_trials=1,
     run_trial=_digits_trial,
-    trial_seconds=900.0,  # scheduling hint: CPU s per trial (2026-12-02)
+    trial_seconds=450.0,  # scheduling hint: CPU s per trial (one init; 2026-12-02)
     plot=_digits_plot,
     summarize=_digits_summary,
     seed=7,
