@@ -224,6 +224,9 @@ def test_trials_run_with_one_blas_thread():
     with threadpool_limits(limits=2, user_api="blas"):  # conftest sets 1: raise it here
         outside = trial({}, 0)["threads"]
         inside = call_trial(trial, {}, 0)["threads"]
-    assert inside == 1
+        again = call_trial(trial, {}, 1)["threads"]  # the kept controller
+        after = trial({}, 0)["threads"]
+    assert inside == again == 1
+    assert after == outside  # the limit ends with the trial
     if outside == 1:  # a single-threaded BLAS build cannot show the difference
         pytest.skip("BLAS is single-threaded here")

@@ -93,24 +93,55 @@ def group_lasso_path(X, y, groups, alphas, *, weights="sqrt", tol=1e-6,
     ndarray of shape (len(alphas), p)
         Row ``k`` is the solution at ``alphas[k]``.
     """
-    GroupLasso = require("skglm", extra="baselines").GroupLasso
-
     labels = as_group_labels(groups, X.shape[1])
     c = group_weights(labels, weights)
     alphas = np.asarray(alphas, dtype=float)
-    order = np.argsort(-alphas)
     coefs = np.zeros((alphas.size, X.shape[1]))
     top = group_lasso_alpha_max(X, y, labels, c)
     if not top > 0:  # X^T y = 0: w = 0 is optimal at every alpha
         return coefs
-    model = GroupLasso(groups=_index_lists(labels), alpha=float(alphas[order[0]]), weights=c,
-                       fit_intercept=False, warm_start=True, tol=float(tol) * top,
-                       max_iter=max_iter)
-    for k in order:
-        model.alpha = float(alphas[k])
-        model.fit(X, y)
-        coefs[k] = model.coef_
+    solve = _skglm_group_lasso(X, y, labels, c, tol=float(tol) * top, max_iter=max_iter)
+    w = None
+    for k in np.argsort(-alphas):
+        w = solve(float(alphas[k]), w)
+        coefs[k] = w
     return coefs
+
+
+def _skglm_group_lasso(X, y, labels, weights, *, tol, max_iter):
+    """``solve(alpha, w_start)``: the group-lasso fit of :class:`skglm.GroupLasso` (no
+    intercept, warm-started from ``w_start``, zeros when None), its datafit, penalty and
+    solver made once for a whole path.
+
+    ``GroupLasso.fit`` validates the data and builds these objects at each ``alpha``: along
+    a CV path that costs about as much as the solves. This calls the same solver the same
+    way (its defaults, ``X`` in Fortran order as ``fit`` passes it), so the path is the one
+    the estimator gives (tests/test_group_lasso_path.py compares them).
+    """
+    skglm = require("skglm", extra="baselines")
+    from skglm.datafits import QuadraticGroup
+    from skglm.penalties import WeightedGroupL2
+    from skglm.solvers import GroupBCD
+    from skglm.utils.data import grp_converter
+
+    grp_indices, grp_ptr = grp_converter(_index_lists(labels), X.shape[1])
+    defaults = skglm.GroupLasso(groups=1)  # the estimator's solver settings
+    X = np.asfortranarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    datafit = QuadraticGroup(grp_ptr=grp_ptr, grp_indices=grp_indices)
+    penalty = WeightedGroupL2(alpha=1.0, grp_ptr=grp_ptr, grp_indices=grp_indices,
+                              weights=np.asarray(weights, dtype=float),
+                              positive=defaults.positive)
+    solver = GroupBCD(max_iter, defaults.max_epochs, defaults.p0, tol=tol,
+                      fit_intercept=False, warm_start=True, ws_strategy=defaults.ws_strategy)
+
+    def solve(alpha, w_start):
+        penalty.alpha = alpha
+        w = np.zeros(X.shape[1]) if w_start is None else w_start.copy()
+        Xw = X @ w if w_start is not None else np.zeros(X.shape[0])
+        return solver.solve(X, y, datafit, penalty, w, Xw)[0]
+
+    return solve
 
 
 @register_method("group-lasso", "group-sparse vector: group lasso (skglm), lambda by K-fold CV")

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import as_completed
 
 import cloudpickle
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .store import TrialRecord, package_version, to_jsonable
 
@@ -128,8 +128,25 @@ def call_trial(run_trial: Callable[[dict, int], dict], params: dict, seed: int):
     runs one trial per core: on a shared machine threaded BLAS spin-waits and was measured
     many times slower.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _one_blas_thread():
         return run_trial(dict(params), seed)
+
+
+_CONTROLLER: list = [None, -1]  # the BLAS controller and len(sys.modules) when it was made
+
+
+def _one_blas_thread():
+    """``threadpool_limits(1, "blas")`` without inspecting the loaded libraries every trial.
+
+    ``threadpool_limits`` lists the process's shared libraries at each call, which costs more
+    than a small trial's solve (docs/experiments.md, cost of a full reproduction). The
+    controller is kept and made again only when modules were imported since (a new BLAS
+    comes with its Python module), so a library that a trial loads is limited from the next
+    trial on, as with ``threadpool_limits``.
+    """
+    if _CONTROLLER[0] is None or _CONTROLLER[1] != len(sys.modules):
+        _CONTROLLER[:] = [ThreadpoolController(), len(sys.modules)]
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 def execute_trial(run_trial: Callable[[dict, int], dict], task) -> TrialRecord:

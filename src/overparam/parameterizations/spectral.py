@@ -211,30 +211,38 @@ def _pullback_coefficients(s, f, df, rtol, rectangular):
     d_minus = np.where(close, dmean, (fi - fj) / np.where(close, 1.0, diff))
     total = si + sj
     zero_sum = total <= _TINY
+    ratio = None
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         d_plus = np.where(zero_sum, dmean, (fi + fj) / np.where(zero_sum, 1.0, total))
-    P, M = d_minus + d_plus, d_minus - d_plus
-    np.einsum("...ii->...i", P)[...] = 2.0 * dfs  # writable views of the diagonals
-    np.einsum("...ii->...i", M)[...] = 0.0
-    ratio = None
-    if rectangular:
-        zero = s <= _TINY
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if rectangular:
+            zero = s <= _TINY
             ratio = np.where(zero, dfs, fs / np.where(zero, 1.0, s))
+    P, M = d_minus + d_plus, d_minus - d_plus
+    _diagonals(P)[...] = 2.0 * dfs
+    _diagonals(M)[...] = 0.0
     return P, M, ratio
+
+
+def _diagonals(A) -> np.ndarray:
+    """A writable view of the diagonals of a stack of square matrices: a strided view when
+    ``A`` is C-contiguous (cheaper than ``np.einsum("...ii->...i", A)`` on small stacks)."""
+    if not A.flags.c_contiguous:
+        return np.einsum("...ii->...i", A)
+    n = A.shape[-1]
+    return A.reshape(*A.shape[:-2], n * n)[..., :: n + 1]
 
 
 def _pull_back(svd, G, coefficients):
     """``dL/dZ`` from the thin SVD of ``Z``, ``G = dL/dF`` and :func:`_pullback_coefficients`."""
     U, s, Vt = svd
     if U.shape[-2] > Vt.shape[-1]:  # n1 > n2: the same formula on the transpose
-        return np.swapaxes(_pull_back((np.swapaxes(Vt, -1, -2), s, np.swapaxes(U, -1, -2)),
-                                      np.swapaxes(G, -1, -2), coefficients), -1, -2)
+        transposed = (Vt.swapaxes(-1, -2), s, U.swapaxes(-1, -2))
+        return _pull_back(transposed, G.swapaxes(-1, -2), coefficients).swapaxes(-1, -2)
     P, M, ratio = coefficients
-    Ut = np.swapaxes(U, -1, -2)
-    GV = G @ np.swapaxes(Vt, -1, -2)
+    Ut = U.swapaxes(-1, -2)
+    GV = G @ Vt.swapaxes(-1, -2)
     Gb = Ut @ GV
-    out = U @ (0.5 * (P * Gb + M * np.swapaxes(Gb, -1, -2))) @ Vt
+    out = U @ (0.5 * (P * Gb + M * Gb.swapaxes(-1, -2))) @ Vt
     if Vt.shape[-1] > s.shape[-1]:
         residual = G - GV @ Vt  # G restricted to the complement of the row space
         out = out + (U * ratio[..., None, :]) @ (Ut @ residual)
@@ -347,7 +355,7 @@ class SpectralNetwork(Parameterization):
 
     def products(self, params: Params) -> np.ndarray:
         """The inner matrices ``Z_k = U_k V_k^T``, shape ``(K, n1, n2)``."""
-        return params[1] @ np.swapaxes(params[2], -1, -2)
+        return params[1] @ params[2].swapaxes(-1, -2)
 
     def _decomposed(self, params: Params):
         """``(Z, (U, s, Vt), Gamma(Z))``; the last one is reused by the next ``vjp``.
@@ -381,7 +389,7 @@ class SpectralNetwork(Parameterization):
         g_alpha = np.einsum("kij,ij->k", neurons, G)
         GZ = singular_value_function_vjp(Z, alpha[:, None, None] * G, act.function,
                                          act.derivative, svd=svd)
-        return (g_alpha, GZ @ V, np.swapaxes(GZ, -1, -2) @ U)
+        return (g_alpha, GZ @ V, GZ.swapaxes(-1, -2) @ U)
 
     def __getstate__(self):  # the SVD cache is not part of the model
         state = dict(vars(self))
@@ -467,7 +475,7 @@ class DeepSpectralNetwork(Parameterization):
             return cache[1]
         U, V, *alphas = params
         f = self.activation.function
-        Z = U @ np.swapaxes(V, -1, -2)
+        Z = U @ V.swapaxes(-1, -2)
         layers = []
         for alpha in alphas:
             P, s, Qt = np.linalg.svd(Z, full_matrices=False)
@@ -489,17 +497,18 @@ class DeepSpectralNetwork(Parameterization):
         P, M, ratio = _pullback_coefficients(
             np.concatenate([svd[1] for _, svd, _ in layers]), act.function, act.derivative,
             _GAP_RTOL, self.n_rows != self.n_cols)
-        ends = np.cumsum([svd[1].shape[0] for _, svd, _ in layers])
         grad_z = np.asarray(grad_signal, dtype=float)[None]  # dL/dZ of the output layer
         grad_alphas = [None] * len(alphas)
+        end = P.shape[0]  # layer i's rows of P, M, ratio end here
         for i in range(len(alphas) - 1, -1, -1):
             _, svd, neurons = layers[i]
             grad_alphas[i] = np.einsum("kab,lab->kl", neurons, grad_z)
             grad_neurons = _mix(alphas[i], grad_z)
-            part = slice(ends[i] - svd[1].shape[0], ends[i])
+            part = slice(end - neurons.shape[0], end)
+            end = part.start
             grad_z = _pull_back(svd, grad_neurons,
                                 (P[part], M[part], None if ratio is None else ratio[part]))
-        return (grad_z @ V, np.swapaxes(grad_z, -1, -2) @ U, *grad_alphas)
+        return (grad_z @ V, grad_z.swapaxes(-1, -2) @ U, *grad_alphas)
 
     __getstate__ = SpectralNetwork.__getstate__  # the forward cache is not part of the model
 
