@@ -128,14 +128,26 @@ class Operator(ABC):
         return f"{type(self).__name__}(m={self.n_measurements}, input_shape={self.input_shape})"
 
 
-class ScaledOperator(Operator):
+class _Derived(Operator):
+    """An operator made from ``parent`` (scaled, restricted, reweighted): it measures signals
+    of the parent's shape, and its columns have a closed form where the parent's have."""
+
+    def __init__(self, parent: Operator):
+        self.parent = parent
+        self.input_shape = tuple(parent.input_shape)
+        self.n_measurements = parent.n_measurements
+
+    @property
+    def closed_form_columns(self):
+        return self.parent.closed_form_columns
+
+
+class ScaledOperator(_Derived):
     """``factor`` times another operator."""
 
     def __init__(self, parent: Operator, factor: float):
-        self.parent = parent
+        super().__init__(parent)
         self.factor = float(factor)
-        self.input_shape = parent.input_shape
-        self.n_measurements = parent.n_measurements
 
     def forward(self, x):
         return self.factor * self.parent.forward(x)
@@ -148,10 +160,6 @@ class ScaledOperator(Operator):
 
     def columns(self, index):
         return self.factor * self.parent.columns(index)
-
-    @property
-    def closed_form_columns(self):
-        return self.parent.closed_form_columns
 
     def to_dense(self):
         return self.factor * self.parent.to_dense()
@@ -166,14 +174,12 @@ class ScaledOperator(Operator):
         return self.parent.scaled(self.factor * factor)
 
 
-class RowSubset(Operator):
+class RowSubset(_Derived):
     """The measurements ``index`` of another operator."""
 
     def __init__(self, parent: Operator, index):
-        idx = np.arange(parent.n_measurements)[index]
-        self.parent = parent
-        self.index = np.atleast_1d(idx)
-        self.input_shape = parent.input_shape
+        super().__init__(parent)
+        self.index = np.atleast_1d(np.arange(parent.n_measurements)[index])
         self.n_measurements = int(self.index.size)
 
     def forward(self, x):
@@ -181,10 +187,6 @@ class RowSubset(Operator):
 
     def columns(self, index):
         return self.parent.columns(index)[self.index]
-
-    @property
-    def closed_form_columns(self):
-        return self.parent.closed_form_columns
 
     def adjoint(self, z):
         z = np.asarray(z)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Operator
+from .base import Operator, _Derived
 
 __all__ = ["DiagonalScaledOperator", "unscaled"]
 
@@ -16,7 +16,7 @@ def unscaled(z, weights) -> np.ndarray:
     return z / weights.reshape(weights.shape + (1,) * (z.ndim - weights.ndim))
 
 
-class DiagonalScaledOperator(Operator):
+class DiagonalScaledOperator(_Derived):
     """``z -> A(z / w)``: the operator ``A D^{-1}``, ``D = diag(w)``, on signals ``z = w x``.
 
     Solving on it for ``z`` and returning ``x = z / w`` equilibrates a badly scaled ``A``:
@@ -34,10 +34,8 @@ class DiagonalScaledOperator(Operator):
     """
 
     def __init__(self, parent: Operator, weights):
-        self.parent = parent
+        super().__init__(parent)
         self.weights = np.asarray(weights, dtype=float)
-        self.input_shape = tuple(parent.input_shape)
-        self.n_measurements = parent.n_measurements
         if self.weights.shape != self.input_shape:
             raise ValueError(f"weights of shape {self.weights.shape} for signals of shape "
                              f"{self.input_shape}")
@@ -58,10 +56,6 @@ class DiagonalScaledOperator(Operator):
         bit, as :meth:`forward` on unit vectors (which scales ``e_j`` by ``1 / w_j`` first)."""
         index = np.atleast_1d(index)
         return self.parent.columns(index) * (1.0 / self.weights.ravel()[index])
-
-    @property
-    def closed_form_columns(self):
-        return self.parent.closed_form_columns
 
     def rows(self, index):
         return DiagonalScaledOperator(self.parent.rows(index), self.weights)
