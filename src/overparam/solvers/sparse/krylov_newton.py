@@ -115,35 +115,43 @@ class _Products:
 
 
 class _Columns:
-    """Columns of an operator and their squared norms, read as cheaply as its type allows."""
+    """Columns of an operator and their squared norms, read as cheaply as its type allows.
 
-    def __init__(self, operator):
+    ``norms_sq``: the squared column norms when the caller knows them (one pass over a large
+    matrix less); a dense matrix's columns are read by ``operator.columns`` (a slice, or the
+    scaled slice of an implicitly equilibrated one, without copying the matrix).
+    """
+
+    def __init__(self, operator, norms_sq=None):
         self.operator = operator
         m, n = operator.shape
-        if isinstance(operator, DenseOperator):
-            self._matrix = operator.matrix
-        elif is_matrix(operator):
-            self._matrix = sp.csc_array(operator.sparse)
+        self._dense = isinstance(operator, DenseOperator)
+        self._sparse = None
+        if not self._dense and is_matrix(operator):
+            self._sparse = sp.csc_array(operator.sparse)
+        if norms_sq is not None:
+            self.norms_sq = np.asarray(norms_sq, dtype=float).ravel()
+        elif self._sparse is not None:
+            mat = self._sparse
+            self.norms_sq = np.asarray(mat.multiply(mat).sum(axis=0), dtype=float).ravel()
+        elif self._dense:
+            mat = operator.matrix
+            self.norms_sq = np.einsum("ij,ij->j", mat, mat)
         else:
-            self._matrix = None
-        if self._matrix is None:
             # an unstructured operator: columns of equal norm on average (||A||_F^2 / n)
             self.norms_sq = np.full(n, operator.frobenius_norm() ** 2 / n)
-            self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
-        else:
-            mat = self._matrix
-            sq = mat.multiply(mat).sum(axis=0) if sp.issparse(mat) else np.einsum(
-                "ij,ij->j", mat, mat)
-            self.norms_sq = np.asarray(sq, dtype=float).ravel()
+        if self._dense or self._sparse is not None:
             self.max_size = int(_MAX_WORKING_MATRIX * m)
+        else:
+            self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
 
     def take(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of columns ``index``."""
-        if self._matrix is None:
-            # the operator's own column access: a closed form, or forward on unit-vector blocks
-            return np.asarray(self.operator.columns(index), dtype=float)
-        block = self._matrix[:, index]
-        return block.toarray() if sp.issparse(block) else np.asarray(block)
+        if self._sparse is not None:
+            return self._sparse[:, index].toarray()
+        # a matrix's slice, or the operator's own column access: a closed form, or forward on
+        # unit-vector blocks
+        return np.asarray(self.operator.columns(index), dtype=float)
 
 
 def _operator_cap(operator) -> int:
@@ -309,6 +317,7 @@ def hadamard_newton_cg(
     max_cg_iter: int = 500,
     working_set: bool = True,
     blas_threads: int | None = 1,
+    column_norms_sq: np.ndarray | None = None,
 ) -> SolverResult:
     """The limit of the Hadamard gradient flow by matrix-free Newton-CG on its dual.
 
@@ -334,6 +343,9 @@ def hadamard_newton_cg(
         Precondition CG with the working set (False: ``delta I`` only, plain CG).
     blas_threads : int or None, default=1
         BLAS threads while solving (None: leave as configured).
+    column_norms_sq : ndarray of shape (n,), optional
+        The squared column norms of the operator if known (they weight the working set;
+        computed from a matrix, estimated as ``||A||_F^2 / n`` for an operator).
 
     Returns
     -------
@@ -350,10 +362,11 @@ def hadamard_newton_cg(
     """
     with blas_limit(blas_threads):
         return _newton_cg(as_operator(operator), y, depth, signed, init_scale, tol, max_iter,
-                          max_cg_iter, working_set)
+                          max_cg_iter, working_set, column_norms_sq)
 
 
-def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, working_set):
+def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, working_set,
+               column_norms_sq=None):
     y = check_array(y, "y", ndim=1)
     m, n = op.shape
     if y.shape[0] != m:
@@ -367,7 +380,7 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     start = time.perf_counter()
     A = _Products(op)
     n_quick = 0
-    columns = _Columns(op)
+    columns = _Columns(op, column_norms_sq)
     precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m)) if working_set \
         else None
     y_norm = float(np.linalg.norm(y))
@@ -522,7 +535,8 @@ _DENSE_FALLBACK_ENTRIES = 25_000_000
 
 def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
                    init_scale: float = 1e-6, tol: float = 1e-10, max_iter: int = 500,
-                   blas_threads: int | None = 1) -> SolverResult:
+                   blas_threads: int | None = 1,
+                   column_norms_sq: np.ndarray | None = None) -> SolverResult:
     """The flow's limit by the cheaper of the dense and the matrix-free Newton solvers.
 
     Newton-CG (:func:`hadamard_newton_cg`) for depth 2, an underdetermined system (``m < n``)
@@ -532,7 +546,7 @@ def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
     :func:`~overparam.solvers.sparse.flow.hadamard_newton`. Both stop at the same exact
     optimality test, so they give the same limit to ``tol``. Depth ``L > 2`` stays dense:
     its Hessian's rest part is too ill-conditioned for the working-set preconditioner (CG
-    stalls).
+    stalls). ``column_norms_sq``: see :func:`hadamard_newton_cg`.
 
     Raises
     ------
@@ -548,7 +562,7 @@ def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
               "max_iter": max_iter, "blas_threads": blas_threads}
     if depth == 2 and m < n and (not matrix or m * n >= MATRIX_FREE_ENTRIES):
         try:
-            return hadamard_newton_cg(op, y, **kwargs)
+            return hadamard_newton_cg(op, y, column_norms_sq=column_norms_sq, **kwargs)
         except NewtonConvergenceError:
             if m * n > _DENSE_FALLBACK_ENTRIES:
                 raise
