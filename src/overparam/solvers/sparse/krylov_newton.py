@@ -85,6 +85,9 @@ _MAX_DS = 4.0
 _QUICK_DECREASE = 0.5
 #: ||A x|| below this fraction of ||y|| is left out of the gradient (see _gradient).
 _NEGLIGIBLE = 1e-3
+#: The gradient is updated through the working set while the change outside it is below
+#: this fraction of the gradient's norm (see _Residual).
+_UPDATE_REST = 1e-2
 #: Once the relative residual is below this (past the plateau), the first trial caps only
 #: the parts that grow beyond the negligible size _NEGLIGIBLE ||y|| / ||A||_F (see
 #: _first_trial).
@@ -163,6 +166,17 @@ def _operator_cap(operator) -> int:
     return _MAX_WORKING_OPERATOR
 
 
+def _largest_first(weight, count):
+    """The indices of the ``count`` largest weights, largest first (a partition, then a sort
+    of those only)."""
+    n = weight.size
+    count = min(max(int(count), 0), n)
+    if count == 0:
+        return np.zeros(0, dtype=int)
+    top = np.argpartition(weight, n - count)[n - count:] if count < n else np.arange(n)
+    return top[np.argsort(weight[top])[::-1]]
+
+
 class WorkingSetPreconditioner:
     """``P = A_W D_W A_W^T + delta I`` for ``H = A D A^T``, inverted by Woodbury.
 
@@ -208,6 +222,11 @@ class WorkingSetPreconditioner:
         return self._block_buf[:, : self.size]
 
     @property
+    def columns(self) -> np.ndarray:
+        """The ``(m, size)`` columns of the working set (``index``)."""
+        return self._block
+
+    @property
     def _gram(self):
         return self._gram_buf[: self.size, : self.size]
 
@@ -242,7 +261,7 @@ class WorkingSetPreconditioner:
         """The heavy columns, largest first: weight above ``_HEAVY`` times the mean diagonal
         of what the set leaves out (a few rounds of that fixed point), at most the cap."""
         wanted = np.zeros(0, dtype=int)
-        order = np.argsort(weight)[::-1][: self.limit]
+        order = _largest_first(weight, self.limit)
         # while the weights are flat (early on the path) delta I is a good preconditioner:
         # only columns well above the typical weight are worth reading
         floor = _SPREAD * float(np.median(weight))
@@ -260,12 +279,16 @@ class WorkingSetPreconditioner:
         weight = d * self._cols.norms_sq
         total = float(np.sum(weight))
         wanted = self._wanted(weight, total)
-        new = wanted[~np.isin(wanted, self.index)]  # heaviest first
+        member = np.zeros(weight.size, dtype=bool)  # masks: np.isin sorts at every step
+        member[self.index] = True
+        new = wanted[~member[wanted]]  # heaviest first
         free = self.limit - self.size
         if new.size > free:
             # full: swap a cached column that is not wanted (lightest first) for a new one
             # only if the new one is _SWAP times heavier (no churn between near-equal weights)
-            spare = np.flatnonzero(~np.isin(self.index, wanted))
+            is_wanted = np.zeros(weight.size, dtype=bool)
+            is_wanted[wanted] = True
+            spare = np.flatnonzero(~is_wanted[self.index])
             spare = spare[np.argsort(weight[self.index[spare]])]
             k = min(new.size - free, spare.size)
             better = weight[new[free:free + k]] > _SWAP * weight[self.index[spare[:k]]]
@@ -387,9 +410,13 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     w, s = np.zeros(m), np.zeros(n)
     n_backtracks, it, reason, quick = 0, 0, None, False
     a_norm = float(np.sqrt(np.sum(columns.norms_sq)))  # ||A||_F >= ||A||_2 (see _gradient)
-    g, exact = _gradient(A.forward, dmap.signal(s), y, y_norm, a_norm)
+    residual = _Residual(A, y, y_norm, a_norm, columns.norms_sq)
+    g, exact = residual.exact(dmap.signal(s))
     for it in range(1, max_iter + 1):
         g_norm = float(np.linalg.norm(g))
+        if not exact and g_norm <= tol * y_norm:
+            g, exact = residual.exact(dmap.signal(s))  # only an exact gradient converges
+            g_norm = float(np.linalg.norm(g))
         if exact and g_norm <= tol * y_norm:
             reason, it = StopReason.CONVERGED, it - 1
             break
@@ -403,19 +430,25 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         if quick and precond is not None:
             n_quick += 1
         decrement = float(g @ step)
+        negligible = _NEGLIGIBLE * y_norm / a_norm if rel < _UNCAP_BELOW else None
+        t, new_s, halvings = (None, s, 0) if not (np.isfinite(decrement) and decrement > 0) \
+            else _dual_line_search(dmap, s, ds, float(y @ step), decrement,
+                                   _first_trial(dmap, s, ds, negligible))
+        n_backtracks += halvings
+        if t is None and not exact and residual.updated:
+            # a direction from an updated gradient failed: redo the step from the exact one
+            g, exact = residual.exact(dmap.signal(s))
+            quick = False
+            continue
         if not (np.isfinite(decrement) and decrement > 0):
             raise NewtonConvergenceError(f"no descent direction at Newton step {it}")
-        negligible = _NEGLIGIBLE * y_norm / a_norm if rel < _UNCAP_BELOW else None
-        t, new_s, halvings = _dual_line_search(dmap, s, ds, float(y @ step), decrement,
-                                               _first_trial(dmap, s, ds, negligible))
-        n_backtracks += halvings
         if t is None:
             raise NewtonConvergenceError(
                 f"Newton-CG line search stalled at step {it} (relative residual "
                 f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
                 "the init too small for double precision at this depth")
         w, s = w - t * step, new_s
-        g, exact = _gradient(A.forward, dmap.signal(s), y, y_norm, a_norm)
+        g, exact = residual.update(dmap.signal(s), precond)
         # While CG stops after one iteration, its step is P^{-1} g up to a scale (which the
         # line search finds): skip the Hessian product (a third of a step's products) as long
         # as such steps take their full trial and either were capped by it (the plateau of
@@ -438,6 +471,46 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
             "columns_read": precond.n_read if precond is not None else 0}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+
+
+class _Residual:
+    """The gradient ``A x - y`` of the dual: exact (:meth:`exact`, a product) or updated from
+    the last exact one through the working set's cached columns (:meth:`update`).
+
+    Past the plateau most of the change of ``x`` between Newton steps is on the working set
+    ``W`` (the heavy coordinates): ``A x - y = g_ref + A_W (x - x_ref)_W + A_R (x - x_ref)_R``
+    with the first two terms exact and cheap (``A_W`` is in memory). The rest ``R`` is left
+    out while its typical size ``(sum_R ||a_j||^2 dx_j^2)^(1/2)`` is below ``_UPDATE_REST``
+    times the gradient's norm; else (and on the plateau: ``-y``, see :func:`_gradient`) the
+    product is made. Only directions use an updated gradient: the line search is on ``Phi``
+    itself, a failed one is redone from the exact gradient, and convergence is declared on an
+    exact gradient alone.
+    """
+
+    def __init__(self, products, y, y_norm, a_norm, norms_sq):
+        self._products, self._y, self._y_norm, self._a_norm = products, y, y_norm, a_norm
+        self._norms_sq = norms_sq
+        self._x_ref = self._g_ref = None
+        self.updated = False  # whether the last gradient was an update
+
+    def exact(self, x):
+        g, exact = _gradient(self._products.forward, x, self._y, self._y_norm, self._a_norm)
+        self._x_ref, self._g_ref = (x, g) if exact else (None, None)
+        self.updated = False
+        return g, exact
+
+    def update(self, x, precond):
+        if self._g_ref is None or precond is None or precond.size == 0:
+            return self.exact(x)
+        dx = x - self._x_ref
+        index = precond.index
+        moved = dx[index]
+        rest_sq = float(self._norms_sq @ dx**2 - self._norms_sq[index] @ moved**2)
+        g = self._g_ref + precond.columns @ moved
+        if not np.sqrt(max(rest_sq, 0.0)) <= _UPDATE_REST * float(np.linalg.norm(g)):
+            return self.exact(x)
+        self.updated = True
+        return g, False
 
 
 def _gradient(forward, x, y, y_norm, a_norm):
