@@ -87,7 +87,7 @@ _QUICK_DECREASE = 0.5
 _NEGLIGIBLE = 1e-3
 #: The gradient is updated through the working set while the change outside it is below
 #: this fraction of the gradient's norm (see _Residual).
-_UPDATE_REST = 1e-2
+_UPDATE_REST = 3e-3
 #: Once the relative residual is below this (past the plateau), the first trial caps only
 #: the parts that grow beyond the negligible size _NEGLIGIBLE ||y|| / ||A||_F (see
 #: _first_trial).
@@ -447,8 +447,11 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
                 f"Newton-CG line search stalled at step {it} (relative residual "
                 f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
                 "the init too small for double precision at this depth")
+        # a step from an updated gradient that needed CG or a shorter step: the next exact
+        trusted = not (residual.updated and n_cg > 1)
         w, s = w - t * step, new_s
-        g, exact = residual.update(dmap.signal(s), precond)
+        g, exact = residual.update(dmap.signal(s), precond) if trusted \
+            else residual.exact(dmap.signal(s))
         # While CG stops after one iteration, its step is P^{-1} g up to a scale (which the
         # line search finds): skip the Hessian product (a third of a step's products) as long
         # as such steps take their full trial and either were capped by it (the plateau of
