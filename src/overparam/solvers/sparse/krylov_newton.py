@@ -409,10 +409,13 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         else None
     y_norm = float(np.linalg.norm(y))
     w, s = np.zeros(m), np.zeros(n)
-    n_backtracks, it, reason, quick = 0, 0, None, False
+    n_backtracks, it, reason = 0, 0, None
     a_norm = float(np.sqrt(np.sum(columns.norms_sq)))  # ||A||_F >= ||A||_2 (see _gradient)
     residual = _Residual(A, y, y_norm, a_norm, columns.norms_sq)
     g, exact = residual.exact(dmap.signal(s))
+    # from the plateau (gradient -y) the first step is capped by its first trial, so its scale
+    # does not matter: P^{-1} g is CG's first iterate up to that scale, less a product
+    quick = precond is not None and not exact
     for it in range(1, max_iter + 1):
         g_norm = float(np.linalg.norm(g))
         if not exact and g_norm <= tol * y_norm:
