@@ -29,7 +29,9 @@ negligible, the gradient is ``-y`` without a product (convergence is tested on e
 gradients only). ``W`` starts at ``m / 4`` columns and rises to its cap when CG struggles.
 Past the plateau the first trial of the line search caps only the coordinates whose signal
 becomes more than negligible (see :func:`_first_trial`), so the final steps take their full
-length.
+length, and the gradient is updated through the working set's cached columns while the change
+of ``x`` outside the set stays negligible (see :class:`_Residual`): one product a step
+instead of two.
 
 No library solves this dual problem; the Newton loop, its conjugate gradients (to return
 ``A^T p``) and the preconditioner are written here, the factorizations are LAPACK's.
