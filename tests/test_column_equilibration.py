@@ -233,3 +233,61 @@ def test_column_norms_and_operators():
     assert np.allclose(wrapper.rows([0, 2]).to_dense(), (A / expected)[[0, 2]])
     assert np.allclose(wrapper.forward(np.ones((5, 3))), (A / expected) @ np.ones((5, 3)))
     check_adjoint(wrapper, trailing=(2,), rng=rng, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (64, 7), (65, 9), (1000, 17)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_dense_column_norms_are_numpys_bit_for_bit(shape, order):
+    rng = np.random.default_rng(1)
+    A = np.asarray(rng.standard_normal(shape) * np.exp(rng.standard_normal(shape)), order=order)
+    assert np.array_equal(column_norms(DenseOperator(A)), np.linalg.norm(A, axis=0))
+
+
+def test_lazy_equilibration_multiplies_as_the_copy_and_copies_only_on_demand():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((20, 12)) * rng.uniform(0.1, 10, 12)
+    A[:, 3] = 0.0  # a zero column keeps its scale 1 and norm 0
+    norms = np.linalg.norm(A, axis=0)
+    d, _ = equilibration_scales(norms, 1.0)
+    eager = equilibrated(DenseOperator(A), d)
+    lazy = equilibrated(DenseOperator(A), d, lazy=True)
+    assert isinstance(lazy, equilibration.ColumnScaledMatrix) and isinstance(lazy, DenseOperator)
+    x, z = rng.standard_normal(12), rng.standard_normal(20)
+    X, Z = rng.standard_normal((12, 3)), rng.standard_normal((20, 3))
+    np.testing.assert_allclose(lazy.forward(x), eager.forward(x), rtol=1e-13)
+    np.testing.assert_allclose(lazy.forward(X), eager.forward(X), rtol=1e-13)
+    np.testing.assert_allclose(lazy.adjoint(z), eager.adjoint(z), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(lazy.adjoint(Z), eager.adjoint(Z), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(lazy.columns([5, 1]), eager.columns([5, 1]), rtol=1e-15)
+    np.testing.assert_array_equal(lazy.column_norms, np.where(norms > 0, 1.0, 0.0))
+    np.testing.assert_allclose(column_norms(lazy), column_norms(eager), rtol=1e-14)
+    assert lazy.frobenius_norm() == pytest.approx(eager.frobenius_norm(), rel=1e-14)
+    assert check_adjoint(lazy) < 1e-10
+    assert lazy._copy is None  # nothing so far needed the matrix
+    np.testing.assert_array_equal(lazy.matrix, eager.matrix)  # the same copy, on demand
+    np.testing.assert_array_equal(lazy.to_dense(), eager.to_dense())
+    np.testing.assert_allclose(lazy.forward(x), eager.forward(x), rtol=0)
+
+
+def test_hadamard_limit_equilibrates_without_copying_the_design(monkeypatch):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((80, 700)) * rng.uniform(0.5, 2.0, 700)  # Newton-CG's size
+    x = np.zeros(700)
+    x[rng.choice(700, 8, replace=False)] = rng.standard_normal(8) + 1.0
+    seen = []
+    original = equilibration.ColumnScaledMatrix.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen.append(self)
+
+    monkeypatch.setattr(equilibration.ColumnScaledMatrix, "__init__", record)
+    est = HadamardRegressor(early_stopping=None, tol=1e-10).fit(A, A @ x)
+    assert est.result_.info["solver"] == "newton-cg"
+    assert len(seen) == 1 and seen[0]._copy is None  # the limit only multiplied
+    # the same limit as on the copy A D^-1 (the products differ by rounding only)
+    eager = HadamardRegressor(early_stopping=None, tol=1e-10)
+    eager._lazy_equilibration = False
+    eager.fit(A, A @ x)
+    assert len(seen) == 1
+    assert np.linalg.norm(est.coef_ - eager.coef_) <= 1e-8 * np.linalg.norm(eager.coef_)

@@ -171,19 +171,21 @@ def test_gradient_leaves_out_only_a_negligible_product():
 
 
 def test_quick_steps_and_plateau_gradients_keep_the_dense_limit():
-    # 300 x 1500: the plateau (gradient -y) and P^{-1} g steps are both taken
+    # 300 x 1500: the plateau (gradient -y), P^{-1} g steps and gradients updated through the
+    # working set are all taken (convergence is tested on exact gradients only)
     p = make_sparse_problem(300, 1500, 30, random_state=1)
     alpha = _alpha(p.operator, p.y)
     op = DenseOperator(p.operator)
     free = hadamard_newton_cg(op, p.y, init_scale=alpha)
-    assert free.info["n_quick"] > 0
+    assert free.info["n_quick"] > 0 and free.info["n_updated"] > 0
     dense = hadamard_newton(op, p.y, init_scale=alpha)
     assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
     assert np.linalg.norm(p.operator @ free.coef - p.y) <= 1e-10 * np.linalg.norm(p.y)
     # at the estimators' tolerance: fewer than the 3 products a step of CG's first iteration
     loose = hadamard_newton_cg(op, p.y, init_scale=alpha, tol=1e-6)
-    assert loose.info["n_products"] < 2 * loose.n_iter
+    assert loose.info["n_products"] < 2 * loose.n_iter and loose.info["n_updated"] > 0
     assert np.linalg.norm(p.operator @ loose.coef - p.y) <= 1e-6 * np.linalg.norm(p.y)
+    assert np.linalg.norm(loose.coef - dense.coef) <= 1e-5 * np.linalg.norm(dense.coef)
 
 
 def test_working_set_limit_starts_low_and_rises_to_the_cap(rng):
@@ -250,3 +252,28 @@ def test_first_trial_past_the_plateau_caps_only_parts_that_become_large(signed):
     grown = after > before * np.exp(4 * kn._MAX_DS) * (1 + 1e-9)
     assert np.all(after[grown] <= 1e-3 * (1 + 1e-9))  # beyond e^(4 _MAX_DS): still negligible
     assert after[0] == pytest.approx(1e-3, rel=1e-6)  # the binding coordinate
+
+
+def test_residual_update_is_exact_on_the_working_set_and_refuses_a_large_rest(rng):
+    A = rng.standard_normal((30, 80))
+    y = rng.standard_normal(30)
+    op = DenseOperator(A)
+    columns = _Columns(op)
+    pre = WorkingSetPreconditioner(columns, 10)
+    pre.update(np.exp(rng.standard_normal(80) * 3))
+    products = _Products(op)
+    residual = kn._Residual(products, y, np.linalg.norm(y), np.linalg.norm(A),
+                            columns.norms_sq)
+    x = rng.standard_normal(80)
+    g, exact = residual.exact(x)
+    assert exact and products.count == 1
+    moved = x.copy()
+    moved[pre.index] += rng.standard_normal(pre.size)  # a change on the working set only
+    g, exact = residual.update(moved, pre)
+    assert not exact and residual.updated and products.count == 1
+    np.testing.assert_allclose(g, A @ moved - y, rtol=1e-12, atol=1e-12)
+    outside = np.setdiff1d(np.arange(80), pre.index)
+    moved[outside] += 1.0  # a large change outside: the product is made
+    g, exact = residual.update(moved, pre)
+    assert exact and not residual.updated and products.count == 2
+    np.testing.assert_allclose(g, A @ moved - y)

@@ -11,8 +11,8 @@ import numpy as np
 from ..operators import DenseOperator, DiagonalScaledOperator, Operator, ScipyOperator
 from ..operators.diagonal import unscaled
 
-__all__ = ["ESTIMATED_SPREAD_LIMIT", "WARNING_SPREAD", "column_norms", "equilibrated",
-           "equilibration_scales", "norms_are_estimated", "unscaled"]
+__all__ = ["ESTIMATED_SPREAD_LIMIT", "WARNING_SPREAD", "ColumnScaledMatrix", "column_norms",
+           "equilibrated", "equilibration_scales", "norms_are_estimated", "unscaled"]
 
 #: Operators with at most this many entries are densified for their column norms (as for
 #: ``Operator.frobenius_norm``); larger matrix-free ones are estimated from random probes.
@@ -48,8 +48,10 @@ def column_norms(operator: Operator) -> np.ndarray:
     per column: enough to detect a spread of more than ``ESTIMATED_SPREAD_LIMIT``; see
     :func:`norms_are_estimated`).
     """
+    if isinstance(operator, ColumnScaledMatrix):
+        return operator.column_norms.copy()
     if isinstance(operator, DenseOperator):
-        return np.linalg.norm(operator.matrix, axis=0)
+        return _dense_column_norms(operator.matrix)
     if isinstance(operator, ScipyOperator) and operator.sparse is not None:
         return np.sqrt(np.asarray(operator.sparse.multiply(operator.sparse).sum(axis=0))).ravel()
     m = operator.shape[0]
@@ -58,6 +60,27 @@ def column_norms(operator: Operator) -> np.ndarray:
     probes = np.random.default_rng(0).standard_normal((_PROBES, m))
     squares = np.mean([np.ravel(operator.adjoint(g)) ** 2 for g in probes], axis=0)
     return np.sqrt(squares)
+
+
+def _dense_column_norms(matrix: np.ndarray, rows: int = 64) -> np.ndarray:
+    """``np.linalg.norm(matrix, axis=0)`` bit for bit, without its ``(m, n)`` temporary of
+    squares (a second copy of a large design and its page faults): the squares of ``rows``
+    rows at a time, the running sum carried into the block's first row, so that the rows are
+    added in the same order as numpy's reduction along axis 0 of a C-ordered array (other
+    layouts: ``np.linalg.norm`` itself)."""
+    m, n = matrix.shape
+    if m <= rows or not matrix.flags.c_contiguous:
+        return np.linalg.norm(matrix, axis=0)
+    buf = np.empty((rows, n))
+    total = None
+    for start in range(0, m, rows):
+        block = matrix[start:start + rows]
+        squares = buf[: block.shape[0]]
+        np.multiply(block, block, out=squares)
+        if total is not None:
+            squares[0] += total
+        total = np.add.reduce(squares, axis=0)
+    return np.sqrt(total)
 
 
 def equilibration_scales(norms: np.ndarray, limit: float) -> tuple[np.ndarray | None, float]:
@@ -79,13 +102,80 @@ def equilibration_scales(norms: np.ndarray, limit: float) -> tuple[np.ndarray | 
     return np.where(nonzero, norms, 1.0), spread
 
 
-def equilibrated(operator: Operator, d: np.ndarray) -> Operator:
+def equilibrated(operator: Operator, d: np.ndarray, *, lazy: bool = False,
+                 norms: np.ndarray | None = None) -> Operator:
     """The operator ``A D^{-1}``: a matrix again for dense and sparse input (the solvers that
-    need ``to_dense`` keep their fast path), a wrapper for matrix-free operators."""
+    need ``to_dense`` keep their fast path), a wrapper for matrix-free operators.
+
+    ``lazy`` (dense input): a :class:`ColumnScaledMatrix`, which copies ``A / d`` only when
+    a solver asks for the matrix itself (its products scale the vectors instead); ``norms``
+    the column norms of ``A`` if known.
+    """
     if isinstance(operator, DenseOperator):
+        if lazy:
+            return ColumnScaledMatrix(operator, d, norms)
         return DenseOperator(operator.matrix / d)
     if isinstance(operator, ScipyOperator) and operator.sparse is not None:
         import scipy.sparse as sp
 
         return ScipyOperator(operator.sparse @ sp.diags_array(1.0 / d))
     return DiagonalScaledOperator(operator, d)
+
+
+class ColumnScaledMatrix(DenseOperator):
+    """``A D^{-1}`` for a dense ``A`` whose copy ``A / d`` is made only when needed.
+
+    ``forward``, ``adjoint``, ``columns`` and the column norms (1, or 0 for zero columns)
+    scale vectors, a block or ``d`` instead of the ``(m, n)`` matrix: a solver that only
+    multiplies (the matrix-free limit) never copies ``A`` nor checks the copy for finite
+    values (``A`` is finite and ``|a_ij| / ||a_j|| <= 1``). ``matrix`` (and with it
+    ``to_dense``, ``rows``, ``scaled``) is the same copy ``A / d`` as
+    ``DenseOperator(A / d)``, made on first use. Products agree with the copy's to rounding.
+
+    Parameters
+    ----------
+    parent : DenseOperator
+        ``A``.
+    d : ndarray of shape (n,)
+        Positive column scales (the column norms, 1 for zero columns).
+    norms : ndarray of shape (n,), optional
+        The column norms of ``A`` if known (else computed).
+    """
+
+    def __init__(self, parent: DenseOperator, d: np.ndarray, norms: np.ndarray | None = None):
+        self._parent, self._d = parent, np.asarray(d, dtype=float)
+        self._copy = None
+        self.n_measurements = parent.n_measurements
+        self.input_shape = parent.input_shape
+        norms = column_norms(parent) if norms is None else norms
+        #: ||a_j|| / d_j: 1 where d is the norm, 0 for zero columns
+        self.column_norms = np.where(norms > 0, norms / self._d, 0.0)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        if self._copy is None:
+            self._copy = self._parent.matrix / self._d
+        return self._copy
+
+    def _per_entry(self, x):
+        return self._d if np.ndim(x) == 1 else self._d[:, None]
+
+    def forward(self, x):
+        if self._copy is not None:
+            return self._copy @ x
+        return self._parent.matrix @ (x / self._per_entry(x))
+
+    def adjoint(self, z):
+        if self._copy is not None:
+            return self._copy.T @ z
+        out = self._parent.matrix.T @ z
+        return out / self._per_entry(out)
+
+    def columns(self, index):
+        index = np.atleast_1d(index)
+        if self._copy is not None:
+            return self._copy[:, index]
+        return self._parent.matrix[:, index] / self._d[index]
+
+    def frobenius_norm(self):
+        return float(np.sqrt(np.sum(self.column_norms**2)))

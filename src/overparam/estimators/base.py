@@ -253,6 +253,9 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: ``column_spread_limit`` (see :meth:`_equilibration`); set by the estimators whose
     #: structure is a pattern of entries of a vector signal (sparse, group-sparse, row-sparse)
     _equilibrate_columns: bool = False
+    #: scale a dense design's columns inside its products, copying ``A D^{-1}`` only when a
+    #: solver needs the matrix (``_equilibration.ColumnScaledMatrix``)
+    _lazy_equilibration: bool = False
     #: Column norms of ``A`` spreading over more than this factor (max / min over the nonzero
     #: columns) are equilibrated by the estimators that support it (see :meth:`_equilibration`
     #: and docs/scaling.md). ``1.0``, the default: whenever they are not all equal. A
@@ -440,7 +443,8 @@ LinearOperator or Operator
         y_n = y if s == 1 else y / s
         self._column_scales = d = self._equilibration(op_n)
         if d is not None:
-            op_n = equilibrated(op_n, d)
+            op_n = equilibrated(op_n, d, lazy=self._lazy_equilibration,
+                                norms=self._column_norms_seen)
         result = self._fit_rule(op_n, y_n, rule, a, s)
         if not isinstance(rule, Validation):  # a criterion returns its best iterate instead
             self._check_optimality(op_n, y_n, result)
@@ -514,7 +518,8 @@ LinearOperator or Operator
             return None
         if norms_are_estimated(operator):
             limit = max(limit, ESTIMATED_SPREAD_LIMIT)
-        d, spread = equilibration_scales(column_norms(operator), limit)
+        self._column_norms_seen = norms = column_norms(operator)
+        d, spread = equilibration_scales(norms, limit)
         if d is not None and spread > WARNING_SPREAD:
             warnings.warn(
                 f"{type(self).__name__}: the column norms of A spread over a factor "

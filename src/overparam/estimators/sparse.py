@@ -21,6 +21,7 @@ from ..solvers.sparse.krylov_newton import hadamard_limit
 from ..solvers.sparse.krylov_path import hadamard_path_cg, prefers_matrix_free_path
 from ..solvers.steps import StepPolicy
 from ._constraints import POSITIVE, shared_constraints
+from ._equilibration import ColumnScaledMatrix
 from .base import RecoveryEstimator
 
 __all__ = ["HadamardRegressor"]
@@ -127,8 +128,11 @@ class HadamardRegressor(RecoveryEstimator):
     #: (:func:`~overparam.solvers.sparse.krylov_path.hadamard_path_cg`, for operators that are not
     #: matrices): on the held-out paths, and on the refit / discrepancy stop.
     path_rtol = (1e-2, 1e-3)
-    #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
+    #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration), a dense
+    #: design without copying it unless a solver needs the matrix (the matrix-free limit
+    #: only multiplies)
     _equilibrate_columns = True
+    _lazy_equilibration = True
 
     #: The stopping time under validation is chosen by 5-fold cross-validation (see
     #: :class:`RecoveryEstimator`). From the tiny "auto" init the coordinates escape abruptly
@@ -196,7 +200,8 @@ class HadamardRegressor(RecoveryEstimator):
         if solver in ("auto", "newton") and not needs_path:
             try:
                 return hadamard_limit(operator, y, tol=self.tol,
-                                      max_iter=min(self.max_iter, 1000), **kwargs)
+                                      max_iter=min(self.max_iter, 1000),
+                                      column_norms_sq=_known_norms_sq(operator), **kwargs)
             except NewtonConvergenceError as err:
                 if solver == "newton":
                     raise
@@ -224,9 +229,10 @@ def _signal_scale(operator, y) -> float:
     operator.
     1 when it is zero or not finite (``y = 0``: every init gives ``x = 0``)."""
     if isinstance(operator, DenseOperator):
-        A = operator.matrix
-        col_sq = np.einsum("ij,ij->j", A, A)
-        corr = np.abs(A.T @ y)
+        col_sq = _known_norms_sq(operator)
+        if col_sq is None:
+            col_sq = np.einsum("ij,ij->j", operator.matrix, operator.matrix)
+        corr = np.abs(operator.adjoint(y))
         ratios = np.divide(corr, col_sq, out=np.zeros_like(corr), where=col_sq > 0)
         scale = float(np.max(ratios, initial=0.0))
     else:
@@ -235,3 +241,11 @@ def _signal_scale(operator, y) -> float:
         mean_sq = operator.frobenius_norm() ** 2 / operator.shape[1]
         scale = float(np.max(np.abs(operator.adjoint(y)))) / max(mean_sq, 1e-300)
     return scale if np.isfinite(scale) and scale > 0 else 1.0
+
+
+def _known_norms_sq(operator) -> np.ndarray | None:
+    """The squared column norms of an implicitly equilibrated matrix (known: 1, or 0 for zero
+    columns), else None."""
+    if isinstance(operator, ColumnScaledMatrix):
+        return operator.column_norms**2
+    return None

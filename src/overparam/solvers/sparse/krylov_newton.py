@@ -29,7 +29,9 @@ negligible, the gradient is ``-y`` without a product (convergence is tested on e
 gradients only). ``W`` starts at ``m / 4`` columns and rises to its cap when CG struggles.
 Past the plateau the first trial of the line search caps only the coordinates whose signal
 becomes more than negligible (see :func:`_first_trial`), so the final steps take their full
-length.
+length, and the gradient is updated through the working set's cached columns while the change
+of ``x`` outside the set stays negligible (see :class:`_Residual`): one product a step
+instead of two.
 
 No library solves this dual problem; the Newton loop, its conjugate gradients (to return
 ``A^T p``) and the preconditioner are written here, the factorizations are LAPACK's.
@@ -85,6 +87,9 @@ _MAX_DS = 4.0
 _QUICK_DECREASE = 0.5
 #: ||A x|| below this fraction of ||y|| is left out of the gradient (see _gradient).
 _NEGLIGIBLE = 1e-3
+#: The gradient is updated through the working set while the change outside it is below
+#: this fraction of the gradient's norm (see _Residual).
+_UPDATE_REST = 3e-3
 #: Once the relative residual is below this (past the plateau), the first trial caps only
 #: the parts that grow beyond the negligible size _NEGLIGIBLE ||y|| / ||A||_F (see
 #: _first_trial).
@@ -115,35 +120,43 @@ class _Products:
 
 
 class _Columns:
-    """Columns of an operator and their squared norms, read as cheaply as its type allows."""
+    """Columns of an operator and their squared norms, read as cheaply as its type allows.
 
-    def __init__(self, operator):
+    ``norms_sq``: the squared column norms when the caller knows them (one pass over a large
+    matrix less); a dense matrix's columns are read by ``operator.columns`` (a slice, or the
+    scaled slice of an implicitly equilibrated one, without copying the matrix).
+    """
+
+    def __init__(self, operator, norms_sq=None):
         self.operator = operator
         m, n = operator.shape
-        if isinstance(operator, DenseOperator):
-            self._matrix = operator.matrix
-        elif is_matrix(operator):
-            self._matrix = sp.csc_array(operator.sparse)
+        self._dense = isinstance(operator, DenseOperator)
+        self._sparse = None
+        if not self._dense and is_matrix(operator):
+            self._sparse = sp.csc_array(operator.sparse)
+        if norms_sq is not None:
+            self.norms_sq = np.asarray(norms_sq, dtype=float).ravel()
+        elif self._sparse is not None:
+            mat = self._sparse
+            self.norms_sq = np.asarray(mat.multiply(mat).sum(axis=0), dtype=float).ravel()
+        elif self._dense:
+            mat = operator.matrix
+            self.norms_sq = np.einsum("ij,ij->j", mat, mat)
         else:
-            self._matrix = None
-        if self._matrix is None:
             # an unstructured operator: columns of equal norm on average (||A||_F^2 / n)
             self.norms_sq = np.full(n, operator.frobenius_norm() ** 2 / n)
-            self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
-        else:
-            mat = self._matrix
-            sq = mat.multiply(mat).sum(axis=0) if sp.issparse(mat) else np.einsum(
-                "ij,ij->j", mat, mat)
-            self.norms_sq = np.asarray(sq, dtype=float).ravel()
+        if self._dense or self._sparse is not None:
             self.max_size = int(_MAX_WORKING_MATRIX * m)
+        else:
+            self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
 
     def take(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of columns ``index``."""
-        if self._matrix is None:
-            # the operator's own column access: a closed form, or forward on unit-vector blocks
-            return np.asarray(self.operator.columns(index), dtype=float)
-        block = self._matrix[:, index]
-        return block.toarray() if sp.issparse(block) else np.asarray(block)
+        if self._sparse is not None:
+            return self._sparse[:, index].toarray()
+        # a matrix's slice, or the operator's own column access: a closed form, or forward on
+        # unit-vector blocks
+        return np.asarray(self.operator.columns(index), dtype=float)
 
 
 def _operator_cap(operator) -> int:
@@ -153,6 +166,17 @@ def _operator_cap(operator) -> int:
         return max(_MAX_WORKING_OPERATOR,
                    min(_WORKING_BYTES // (8 * m), int(_MAX_WORKING_CLOSED_FORM * m)))
     return _MAX_WORKING_OPERATOR
+
+
+def _largest_first(weight, count):
+    """The indices of the ``count`` largest weights, largest first (a partition, then a sort
+    of those only)."""
+    n = weight.size
+    count = min(max(int(count), 0), n)
+    if count == 0:
+        return np.zeros(0, dtype=int)
+    top = np.argpartition(weight, n - count)[n - count:] if count < n else np.arange(n)
+    return top[np.argsort(weight[top])[::-1]]
 
 
 class WorkingSetPreconditioner:
@@ -200,6 +224,11 @@ class WorkingSetPreconditioner:
         return self._block_buf[:, : self.size]
 
     @property
+    def columns(self) -> np.ndarray:
+        """The ``(m, size)`` columns of the working set (``index``)."""
+        return self._block
+
+    @property
     def _gram(self):
         return self._gram_buf[: self.size, : self.size]
 
@@ -234,7 +263,7 @@ class WorkingSetPreconditioner:
         """The heavy columns, largest first: weight above ``_HEAVY`` times the mean diagonal
         of what the set leaves out (a few rounds of that fixed point), at most the cap."""
         wanted = np.zeros(0, dtype=int)
-        order = np.argsort(weight)[::-1][: self.limit]
+        order = _largest_first(weight, self.limit)
         # while the weights are flat (early on the path) delta I is a good preconditioner:
         # only columns well above the typical weight are worth reading
         floor = _SPREAD * float(np.median(weight))
@@ -252,12 +281,16 @@ class WorkingSetPreconditioner:
         weight = d * self._cols.norms_sq
         total = float(np.sum(weight))
         wanted = self._wanted(weight, total)
-        new = wanted[~np.isin(wanted, self.index)]  # heaviest first
+        member = np.zeros(weight.size, dtype=bool)  # masks: np.isin sorts at every step
+        member[self.index] = True
+        new = wanted[~member[wanted]]  # heaviest first
         free = self.limit - self.size
         if new.size > free:
             # full: swap a cached column that is not wanted (lightest first) for a new one
             # only if the new one is _SWAP times heavier (no churn between near-equal weights)
-            spare = np.flatnonzero(~np.isin(self.index, wanted))
+            is_wanted = np.zeros(weight.size, dtype=bool)
+            is_wanted[wanted] = True
+            spare = np.flatnonzero(~is_wanted[self.index])
             spare = spare[np.argsort(weight[self.index[spare]])]
             k = min(new.size - free, spare.size)
             better = weight[new[free:free + k]] > _SWAP * weight[self.index[spare[:k]]]
@@ -309,6 +342,7 @@ def hadamard_newton_cg(
     max_cg_iter: int = 500,
     working_set: bool = True,
     blas_threads: int | None = 1,
+    column_norms_sq: np.ndarray | None = None,
 ) -> SolverResult:
     """The limit of the Hadamard gradient flow by matrix-free Newton-CG on its dual.
 
@@ -334,12 +368,16 @@ def hadamard_newton_cg(
         Precondition CG with the working set (False: ``delta I`` only, plain CG).
     blas_threads : int or None, default=1
         BLAS threads while solving (None: leave as configured).
+    column_norms_sq : ndarray of shape (n,), optional
+        The squared column norms of the operator if known (they weight the working set;
+        computed from a matrix, estimated as ``||A||_F^2 / n`` for an operator).
 
     Returns
     -------
     SolverResult
         ``n_iter`` Newton steps; ``info["n_cg"]`` (CG iterations in all), ``info["n_products"]``
-        (operator applications), ``info["working_set"]`` (final size), ``info["dual"]``.
+        (operator applications), ``info["n_updated"]`` (gradients updated without a
+        product), ``info["working_set"]`` (final size), ``info["dual"]``.
 
     Raises
     ------
@@ -350,10 +388,11 @@ def hadamard_newton_cg(
     """
     with blas_limit(blas_threads):
         return _newton_cg(as_operator(operator), y, depth, signed, init_scale, tol, max_iter,
-                          max_cg_iter, working_set)
+                          max_cg_iter, working_set, column_norms_sq)
 
 
-def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, working_set):
+def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, working_set,
+               column_norms_sq=None):
     y = check_array(y, "y", ndim=1)
     m, n = op.shape
     if y.shape[0] != m:
@@ -367,16 +406,23 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     start = time.perf_counter()
     A = _Products(op)
     n_quick = 0
-    columns = _Columns(op)
+    columns = _Columns(op, column_norms_sq)
     precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m)) if working_set \
         else None
     y_norm = float(np.linalg.norm(y))
     w, s = np.zeros(m), np.zeros(n)
-    n_backtracks, it, reason, quick = 0, 0, None, False
+    n_backtracks, it, reason = 0, 0, None
     a_norm = float(np.sqrt(np.sum(columns.norms_sq)))  # ||A||_F >= ||A||_2 (see _gradient)
-    g, exact = _gradient(A.forward, dmap.signal(s), y, y_norm, a_norm)
+    residual = _Residual(A, y, y_norm, a_norm, columns.norms_sq)
+    g, exact = residual.exact(dmap.signal(s))
+    # from the plateau (gradient -y) the first step is capped by its first trial, so its scale
+    # does not matter: P^{-1} g is CG's first iterate up to that scale, less a product
+    quick = precond is not None and not exact
     for it in range(1, max_iter + 1):
         g_norm = float(np.linalg.norm(g))
+        if not exact and g_norm <= tol * y_norm:
+            g, exact = residual.exact(dmap.signal(s))  # only an exact gradient converges
+            g_norm = float(np.linalg.norm(g))
         if exact and g_norm <= tol * y_norm:
             reason, it = StopReason.CONVERGED, it - 1
             break
@@ -390,19 +436,28 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         if quick and precond is not None:
             n_quick += 1
         decrement = float(g @ step)
+        negligible = _NEGLIGIBLE * y_norm / a_norm if rel < _UNCAP_BELOW else None
+        t, new_s, halvings = (None, s, 0) if not (np.isfinite(decrement) and decrement > 0) \
+            else _dual_line_search(dmap, s, ds, float(y @ step), decrement,
+                                   _first_trial(dmap, s, ds, negligible))
+        n_backtracks += halvings
+        if t is None and not exact and residual.updated:
+            # a direction from an updated gradient failed: redo the step from the exact one
+            g, exact = residual.exact(dmap.signal(s))
+            quick = False
+            continue
         if not (np.isfinite(decrement) and decrement > 0):
             raise NewtonConvergenceError(f"no descent direction at Newton step {it}")
-        negligible = _NEGLIGIBLE * y_norm / a_norm if rel < _UNCAP_BELOW else None
-        t, new_s, halvings = _dual_line_search(dmap, s, ds, float(y @ step), decrement,
-                                               _first_trial(dmap, s, ds, negligible))
-        n_backtracks += halvings
         if t is None:
             raise NewtonConvergenceError(
                 f"Newton-CG line search stalled at step {it} (relative residual "
                 f"{g_norm / max(y_norm, 1e-300):.3e}); the system may be inconsistent or "
                 "the init too small for double precision at this depth")
+        # a step from an updated gradient that needed CG or a shorter step: the next exact
+        trusted = not (residual.updated and n_cg > 1)
         w, s = w - t * step, new_s
-        g, exact = _gradient(A.forward, dmap.signal(s), y, y_norm, a_norm)
+        g, exact = residual.update(dmap.signal(s), precond) if trusted \
+            else residual.exact(dmap.signal(s))
         # While CG stops after one iteration, its step is P^{-1} g up to a scale (which the
         # line search finds): skip the Hessian product (a third of a step's products) as long
         # as such steps take their full trial and either were capped by it (the plateau of
@@ -420,11 +475,54 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
         raise DivergenceError("non-finite flow limit from Newton-CG")
     info = {"n_backtracks": n_backtracks, "dual": w, "final_loss": 0.5 * float(g @ g),
             "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": A.n_cg,
-            "n_products": A.count, "n_quick": n_quick,
+            "n_products": A.count, "n_quick": n_quick, "n_updated": residual.n_updated,
             "working_set": precond.size if precond is not None else 0,
             "columns_read": precond.n_read if precond is not None else 0}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
+
+
+class _Residual:
+    """The gradient ``A x - y`` of the dual: exact (:meth:`exact`, a product) or updated from
+    the last exact one through the working set's cached columns (:meth:`update`).
+
+    Past the plateau most of the change of ``x`` between Newton steps is on the working set
+    ``W`` (the heavy coordinates): ``A x - y = g_ref + A_W (x - x_ref)_W + A_R (x - x_ref)_R``
+    with the first two terms exact and cheap (``A_W`` is in memory). The rest ``R`` is left
+    out while its typical size ``(sum_R ||a_j||^2 dx_j^2)^(1/2)`` is below ``_UPDATE_REST``
+    times the gradient's norm; else (and on the plateau: ``-y``, see :func:`_gradient`) the
+    product is made, and after a step from an updated gradient that needed CG iterations (a
+    1 % error stalled N = 10,000, seed 8, at 454 products; docs/sparse.md). Only directions
+    use an updated gradient: the line search is on ``Phi`` itself, a failed one is redone
+    from the exact gradient, and convergence is declared on an exact gradient alone.
+    """
+
+    def __init__(self, products, y, y_norm, a_norm, norms_sq):
+        self._products, self._y, self._y_norm, self._a_norm = products, y, y_norm, a_norm
+        self._norms_sq = norms_sq
+        self._x_ref = self._g_ref = None
+        self.updated = False  # whether the last gradient was an update
+        self.n_updated = 0
+
+    def exact(self, x):
+        g, exact = _gradient(self._products.forward, x, self._y, self._y_norm, self._a_norm)
+        self._x_ref, self._g_ref = (x, g) if exact else (None, None)
+        self.updated = False
+        return g, exact
+
+    def update(self, x, precond):
+        if self._g_ref is None or precond is None or precond.size == 0:
+            return self.exact(x)
+        dx = x - self._x_ref
+        index = precond.index
+        moved = dx[index]
+        rest_sq = float(self._norms_sq @ dx**2 - self._norms_sq[index] @ moved**2)
+        g = self._g_ref + precond.columns @ moved
+        if not np.sqrt(max(rest_sq, 0.0)) <= _UPDATE_REST * float(np.linalg.norm(g)):
+            return self.exact(x)
+        self.updated = True
+        self.n_updated += 1
+        return g, False
 
 
 def _gradient(forward, x, y, y_norm, a_norm):
@@ -522,7 +620,8 @@ _DENSE_FALLBACK_ENTRIES = 25_000_000
 
 def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
                    init_scale: float = 1e-6, tol: float = 1e-10, max_iter: int = 500,
-                   blas_threads: int | None = 1) -> SolverResult:
+                   blas_threads: int | None = 1,
+                   column_norms_sq: np.ndarray | None = None) -> SolverResult:
     """The flow's limit by the cheaper of the dense and the matrix-free Newton solvers.
 
     Newton-CG (:func:`hadamard_newton_cg`) for depth 2, an underdetermined system (``m < n``)
@@ -532,7 +631,7 @@ def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
     :func:`~overparam.solvers.sparse.flow.hadamard_newton`. Both stop at the same exact
     optimality test, so they give the same limit to ``tol``. Depth ``L > 2`` stays dense:
     its Hessian's rest part is too ill-conditioned for the working-set preconditioner (CG
-    stalls).
+    stalls). ``column_norms_sq``: see :func:`hadamard_newton_cg`.
 
     Raises
     ------
@@ -548,7 +647,7 @@ def hadamard_limit(operator, y, *, depth: int = 2, signed: bool = True,
               "max_iter": max_iter, "blas_threads": blas_threads}
     if depth == 2 and m < n and (not matrix or m * n >= MATRIX_FREE_ENTRIES):
         try:
-            return hadamard_newton_cg(op, y, **kwargs)
+            return hadamard_newton_cg(op, y, column_norms_sq=column_norms_sq, **kwargs)
         except NewtonConvergenceError:
             if m * n > _DENSE_FALLBACK_ENTRIES:
                 raise
