@@ -116,6 +116,10 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     #: and the refit then disagree at equal flow times. The cap keeps the iterates on the
     #: path; why 0.3: docs/mmv.md, "Following the path".
     max_row_change: float | None = 0.3
+    #: Step only the fast and stiff rows every iteration and the slow ones once per block
+    #: (``active_rows`` of :func:`~overparam.solvers.ir_mmv`) from this many columns on;
+    #: None: never. Measured in docs/mmv.md, "Cost".
+    active_rows_from: int | None = 0
     _parameter_constraints: ClassVar[dict] = {
         "init_scale": [StrOptions({"auto"}), POSITIVE],
         "v_scale": [POSITIVE, None],
@@ -148,6 +152,12 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         (a step given as a number or a policy is used as given)."""
         return self.max_row_change if isinstance(self.step, str) else None
 
+    def _active_rows(self, operator) -> bool:
+        """Whether the solver steps the active rows only (``active_rows_from``)."""
+        n = operator.input_shape[0]
+        return (self.active_rows_from is not None and n >= self.active_rows_from
+                and self.update == "simultaneous")
+
     def _rule(self, control):
         return self._stopping_rule(control, stagnation_tol=self.stagnation_tol,
                                    patience=self.patience)
@@ -163,7 +173,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
                       v_scale=self.v_scale, init=self.init, init_params=params,
                       update=self.update, step=self.step, max_row_change=self._row_cap(),
-                      stopping=replace(self._rule(control), max_iter=max_iter))
+                      active_rows=self._active_rows(operator), stopping=replace(self._rule(control), max_iter=max_iter))
 
     def _exact(self, operator, y, coef):
         """The least-squares fit on the learned rows if it interpolates
@@ -196,7 +206,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
                            init_scale=self._init_scale(control), v_scale=self.v_scale,
                            init=self.init,
                            update=self.update, step=self.step, stopping=self._rule(control),
-                           max_row_change=self._row_cap(),
+                           max_row_change=self._row_cap(), active_rows=self._active_rows(
+                               problems[ks[0]][0]),
                            validation=[problems[k][2].validation for k in ks])
             for j, k in enumerate(ks):
                 results[k] = batch[j]

@@ -362,7 +362,15 @@ class _Batch:
                 "validation_curve": curves}
 
 
+#: A fall of the held-out error over ``patience`` checks by less than this fraction of its
+#: level is no fall: it is the creep of a converged path (its last digits), not the start of
+#: the next stair.
+_FALL_RTOL = 1e-6
+
+
 def _still_falling(validation: Validation) -> bool:
-    """Whether the last held-out error is below the one ``patience`` checks before it."""
+    """Whether the last held-out error is below the one ``patience`` checks before it (by
+    more than ``_FALL_RTOL`` of it)."""
     curve = validation.curve
-    return len(curve) > validation.patience and curve[-1][2] < curve[-1 - validation.patience][2]
+    return (len(curve) > validation.patience
+            and curve[-1][2] < curve[-1 - validation.patience][2] * (1.0 - _FALL_RTOL))
