@@ -119,7 +119,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     #: Step only the fast and stiff rows every iteration and the slow ones once per block
     #: (``active_rows`` of :func:`~overparam.solvers.ir_mmv`) from this many columns on;
     #: None: never. Measured in docs/mmv.md, "Cost".
-    active_rows_from: int | None = 0
+    active_rows_from: int | None = 200
     _parameter_constraints: ClassVar[dict] = {
         "init_scale": [StrOptions({"auto"}), POSITIVE],
         "v_scale": [POSITIVE, None],

@@ -55,6 +55,8 @@ class ActiveRowsStep(RowHadamardStep):
         self.W = np.zeros_like(self.R)  # sum of eta_t R(t) over the block's accepted steps
         self.span = np.zeros(B)  # sum of eta_t over the block
         self.iterations = 0
+        self.log_rate = np.zeros((B, N))
+        self.span_checked = np.zeros(B)  # sum of eta_t since each row's last held-out check
         self._set_active(np.ones(N, dtype=bool))
         return loss
 
@@ -68,16 +70,14 @@ class ActiveRowsStep(RowHadamardStep):
         self.A_I = None if full else np.ascontiguousarray(self.A[:, :, self.I])
         self.At_I = None if full else np.ascontiguousarray(self.At[:, self.I])
         self.Lam_S = self.At_S @ self.R
+        self.lam_I = None if full else self.At_I @ self.R  # Λ of the slow rows (rates)
 
-    # -- reads from outside bring the slow rows up to date ------------------------------------
+    # -- the slow rows' blocks -----------------------------------------------------------------
 
-    def params(self, rows) -> tuple:
+    def sync(self, rows) -> None:
+        """Bring the slow rows of working rows ``rows`` up to date (before an output; a
+        held-out check reads them as of their block's start)."""
         self._flush(rows)
-        return self.g[rows], self.V[rows]
-
-    def signal(self, rows) -> np.ndarray:
-        self._flush(rows)
-        return self.parameterization.signal((self.g[rows], self.V[rows]))
 
     def _flush(self, rows) -> None:
         """End the block of working rows ``rows``: move their slow rows by the block's
@@ -85,46 +85,67 @@ class ActiveRowsStep(RowHadamardStep):
         if self.W is None or self.A_I is None:
             return
         idx = np.atleast_1d(np.arange(self.g.shape[0])[rows])
-        idx = idx[self.span[idx] > 0]
-        if idx.size == 0:
-            return
+        idx = idx[self.span[idx] > 0].tolist()
+        if len(idx) == self.g.shape[0]:
+            self._flush_rows(slice(None))
+        else:  # one by one: views of the stacked matrices, no copies
+            for j in idx:
+                self._flush_rows(j)
+
+    def _flush_rows(self, j) -> None:
+        """:meth:`_flush` of working row(s) ``j`` (an int or a slice)."""
         I = self.I
-        g0, V0 = self.g[idx][:, I], self.V[idx][:, I]
-        lam = self.At_I[idx] @ self.W[idx]  # sum_t eta_t Λ_I(t)
-        g1 = g0 + 4.0 * g0 * _sum(lam * V0, -1)
-        V1 = V0 + (2.0 * g0 * g0)[..., None] * lam
+        g0, V0 = self.g[j][..., I], self.V[j][..., I, :]
+        lam = self.At_I[j] @ self.W[j]  # sum_t eta_t Λ_I(t)
+        self.lam_I[j] = lam / np.asarray(self.span[j])[..., None, None]  # its mean, for rates
+        V1 = V0 + (2.0 * g0 * g0)[..., None] * lam  # exact for a fixed g
+        g1 = g0 + 2.0 * g0 * _sum(lam * (V0 + V1), -1)  # V at the block's middle
         g1[np.abs(g1) < _DEAD] = 0.0
         d_X = (g1 * g1)[..., None] * V1 - (g0 * g0)[..., None] * V0
-        R = self.R[idx] - self.A_I[idx] @ d_X
-        self.R[idx] = R
-        self.loss[idx] = _sum(R * R, (1, 2))
-        self.g[np.ix_(idx, I)] = g1
-        self.V[np.ix_(idx, I)] = V1
-        self.Lam_S[idx] = self.At_S[idx] @ R
-        self.W[idx] = 0.0
-        self.span[idx] = 0.0
+        R = self.R[j] - self.A_I[j] @ d_X
+        self.R[j] = R
+        self.loss[j] = _sum(R * R, (-2, -1))
+        self.g[j, ..., I] = g1
+        self.V[j, ..., I, :] = V1
+        self.Lam_S[j] = self.At_S[j] @ R
+        self.W[j] = 0.0
+        self.span[j] = 0.0
 
     def _choose_active(self) -> None:
         """Bring every slow row up to date and choose the active rows again: those that
         would change by more than ``slow`` over ``2 period`` steps, or whose curvature times
-        that span is above 1/2, in some problem of the batch."""
+        that span is above 1/2, in some problem of the batch (``Λ`` of a slow row: its mean
+        over its last block)."""
         self._flush(slice(None))
-        lam = self.At @ self.R  # Λ of every row, for the rates (once per period)
         g, V = self.g, self.V
-        g2, v_norm = g * g, np.sqrt(_sum(V * V, -1))
+        lam = np.empty_like(V)
+        lam[:, self.S], lam[:, self.I] = self.Lam_S, self.lam_I
+        g2, v2 = g * g, _sum(V * V, -1)
         lam_v = np.abs(_sum(lam * V, -1))
-        lam_norm = np.sqrt(_sum(lam * lam, -1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate_v = np.where(v_norm > 0, 2.0 * g2 * lam_norm / v_norm, np.inf)
-        rate = np.maximum(4.0 * lam_v, rate_v)
-        curvature = (2.0 * self.col_norm2 * (g2 * g2 + 4.0 * g2 * v_norm**2)
-                     + 4.0 * lam_v + 4.0 * np.abs(g) * lam_norm)
+        lam2 = _sum(lam * lam, -1)
         span = (2.0 * self.period * self.eta)[:, None]
-        active = (rate * span > self.slow) | (curvature * span > 0.5)
+        # relative change of g_i over the span (V grows by 2 g^2 Λ per unit step); V itself
+        # is integrated exactly for a fixed g
+        change = (4.0 * lam_v + 4.0 * g2 * lam2 * span) * span
+        curvature = (2.0 * self.col_norm2 * (g2 * g2 + 4.0 * g2 * v2)
+                     + 4.0 * lam_v + 4.0 * np.abs(g) * np.sqrt(lam2))
+        active = (change > self.slow) | (curvature * span > 0.5)
+        # growth rate of log g_i per unit step, for the staircase test between blocks
+        self.log_rate = 4.0 * _sum(lam * V, -1) + 2.0 * g2 * lam2 * span
         active &= g != 0  # dead rows stay dead
         mask = active.any(axis=0)
         if not np.array_equal(mask, self.mask):
             self._set_active(mask)
+
+    def staircase(self, j: int) -> bool:
+        """:meth:`RowHadamardStep.staircase`, with the slow rows' growth since the check
+        taken from their growth rate at the last choice of the active rows (they move
+        once per block)."""
+        climbing = super().staircase(j)
+        span, self.span_checked[j] = self.span_checked[j], 0.0
+        if climbing or self.I.size == 0:
+            return climbing
+        return bool(np.max(self.log_rate[j, self.I]) * span >= self.row_tol)
 
     # -- the step on the active rows ----------------------------------------------------------
 
@@ -168,6 +189,7 @@ class ActiveRowsStep(RowHadamardStep):
             moved = np.where(accepted, e, 0.0)
             self.W += moved[:, None, None] * self.R
             self.span += moved
+        self.span_checked += np.where(accepted, e, 0.0)
         for j in rejected:
             g_new[j], V_new[j], R_new[j] = g[j], V[j], self.R[j]
             loss_new[j], dt[j] = self.loss[j], 0.0
@@ -183,7 +205,8 @@ class ActiveRowsStep(RowHadamardStep):
 
     def keep(self, mask) -> None:
         super().keep(mask)
-        for key in ("col_norm2", "W", "span", "A_S", "At_S", "Lam_S"):
+        for key in ("col_norm2", "W", "span", "A_S", "At_S", "Lam_S", "log_rate",
+                    "span_checked"):
             setattr(self, key, getattr(self, key)[mask])
         if self.A_I is not None:
-            self.A_I, self.At_I = self.A_I[mask], self.At_I[mask]
+            self.A_I, self.At_I, self.lam_I = self.A_I[mask], self.At_I[mask], self.lam_I[mask]
