@@ -173,7 +173,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
                       v_scale=self.v_scale, init=self.init, init_params=params,
                       update=self.update, step=self.step, max_row_change=self._row_cap(),
-                      active_rows=self._active_rows(operator), stopping=replace(self._rule(control), max_iter=max_iter))
+                      active_rows=self._active_rows(operator),
+                      stopping=replace(self._rule(control), max_iter=max_iter))
 
     def _exact(self, operator, y, coef):
         """The least-squares fit on the learned rows if it interpolates

@@ -11,8 +11,10 @@ the slow columns of ``A`` (and one to move ``R``). Slow rows are those whose rel
 over a block is below ``slow`` and whose curvature times the block's span is below ``1/2``;
 as the steps go to zero both integrators follow the same gradient flow (same clock, same
 implicit bias). The active set is the union over the batch, chosen again every ``period``
-iterations; a row read from outside (held-out checks, the output) is brought up to date
-first.
+iterations, where every slow row is brought up to date; so is a problem before its output
+(:meth:`ActiveRowsStep.sync`). Held-out checks read the slow rows as of their block's start
+(at most ``period`` iterations old): bringing them up to date at every check cost as much as
+the steps saved. Measured in docs/mmv.md ("Cost").
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class ActiveRowsStep(RowHadamardStep):
                      + 4.0 * lam_v + 4.0 * np.abs(g) * np.sqrt(lam2))
         active = (change > self.slow) | (curvature * span > 0.5)
         # growth rate of log g_i per unit step, for the staircase test between blocks
-        self.log_rate = 4.0 * _sum(lam * V, -1) + 2.0 * g2 * lam2 * span
+        self.log_rate = 4.0 * _sum(lam * V, -1)
         active &= g != 0  # dead rows stay dead
         mask = active.any(axis=0)
         if not np.array_equal(mask, self.mask):
