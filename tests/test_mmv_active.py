@@ -75,4 +75,4 @@ def test_estimator_with_and_without_active_rows(seed):
 def test_active_rows_need_the_simultaneous_update():
     A, Y, _ = _problem(0, n=24)
     with pytest.raises(ValueError, match="simultaneous"):
-        ir_mmv(A, Y, update="sequential", active_rows=True)
+        ir_mmv(A, Y, update="sequential", step_class=ActiveRowsStep)

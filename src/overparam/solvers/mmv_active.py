@@ -43,7 +43,9 @@ class ActiveRowsStep(RowHadamardStep):
     """
 
     def __init__(self, A, Y, params, policy, *, period: int = 20, slow: float = 0.05,
-                 **kwargs):
+                 gram: bool | None = None, **kwargs):
+        if gram:
+            raise ValueError("ActiveRowsStep takes the direct form only (gram=False)")
         super().__init__(A, Y, params, policy, gram=False, **kwargs)
         if self.sequential:
             raise ValueError("ActiveRowsStep takes the simultaneous update only")
