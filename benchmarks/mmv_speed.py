@@ -8,7 +8,10 @@ penalties, no intercept), one BLAS thread, in one process. Prints the median CPU
 ``--seeds`` problems, the ratio of the times measured in this run, and each method's growth
 exponent between consecutive sizes (``log(t2 / t1) / log(N2 / N1)``).
 
-Run: ``python benchmarks/mmv_speed.py [--sizes 60 600 2000] [--seeds 3]``
+``--plain`` also times the default with every row stepped every iteration
+(``MMVRegressor.active_rows_from = None``, the step before the multirate one), side by side.
+
+Run: ``python benchmarks/mmv_speed.py [--sizes 60 600 2000] [--seeds 3] [--plain]``
 """
 
 from __future__ import annotations
@@ -37,24 +40,35 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[60, 600, 2000])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--snr", type=float, default=20.0)
+    parser.add_argument("--plain", action="store_true",
+                        help="also time the default with every row stepped every iteration")
     args = parser.parse_args(argv)
-    print(f"{'N':>6} {'M':>5} {'K':>4} | {'IR-MMV s':>9} {'err':>6} | "
+    plain_head = f" {'plain s':>9} {'err':>6} |" if args.plain else ""
+    print(f"{'N':>6} {'M':>5} {'K':>4} | {'IR-MMV s':>9} {'err':>6} |{plain_head} "
           f"{'MTLassoCV s':>11} {'err':>6} | {'time ratio':>10}")
     medians = []
     with threadpool_limits(limits=1, user_api="blas"):
         for n in args.sizes:
             m, k = n // 2, max(1, n // 12)
-            rows = {"ir": [], "cv": []}
+            rows = {"ir": [], "plain": [], "cv": []}
             for seed in range(args.seeds):
                 p = make_mmv_problem(m, n, 20, k, row_values="gaussian", snr=args.snr,
                                      random_state=seed)
                 rows["ir"].append(_timed(MMVRegressor(), p))
+                if args.plain:
+                    plain = MMVRegressor()
+                    plain.active_rows_from = None
+                    rows["plain"].append(_timed(plain, p))
                 rows["cv"].append(_timed(MultiTaskLassoCVRegressor(random_state=0), p))
             (t_ir, e_ir), (t_cv, e_cv) = (np.median(np.array(rows[key]), axis=0)
                                           for key in ("ir", "cv"))
             medians.append((n, t_ir, t_cv))
-            print(f"{n:>6} {m:>5} {k:>4} | {t_ir:>9.3f} {e_ir:>6.3f} | {t_cv:>11.3f} "
-                  f"{e_cv:>6.3f} | {t_ir / t_cv:>9.2f}x", flush=True)
+            plain_cell = ""
+            if args.plain:
+                t_pl, e_pl = np.median(np.array(rows["plain"]), axis=0)
+                plain_cell = f" {t_pl:>9.3f} {e_pl:>6.3f} |"
+            print(f"{n:>6} {m:>5} {k:>4} | {t_ir:>9.3f} {e_ir:>6.3f} |{plain_cell} "
+                  f"{t_cv:>11.3f} {e_cv:>6.3f} | {t_ir / t_cv:>9.2f}x", flush=True)
     for (n1, ir1, cv1), (n2, ir2, cv2) in itertools.pairwise(medians):
         span = np.log(n2 / n1)
         print(f"growth N={n1}->{n2}: IR-MMV t ~ N^{np.log(ir2 / ir1) / span:.2f}, "

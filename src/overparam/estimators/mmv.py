@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
+from ..solvers.mmv_active import ActiveRowsStep
 from ._constraints import NON_NEGATIVE, POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator, check_validation_fraction
@@ -116,6 +117,10 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     #: and the refit then disagree at equal flow times. The cap keeps the iterates on the
     #: path; why 0.3: docs/mmv.md, "Following the path".
     max_row_change: float | None = 0.3
+    #: Step only the fast and stiff rows every iteration and the slow ones once per block
+    #: (:class:`~overparam.solvers.mmv_active.ActiveRowsStep`) from this many columns on;
+    #: None: never. Measured in docs/mmv.md, "Cost".
+    active_rows_from: int | None = 200
     _parameter_constraints: ClassVar[dict] = {
         "init_scale": [StrOptions({"auto"}), POSITIVE],
         "v_scale": [POSITIVE, None],
@@ -148,6 +153,15 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         (a step given as a number or a policy is used as given)."""
         return self.max_row_change if isinstance(self.step, str) else None
 
+    def _step_class(self, operator):
+        """The solver's step: the multirate :class:`~overparam.solvers.mmv_active.ActiveRowsStep`
+        from ``active_rows_from`` columns on (simultaneous update), else the plain one."""
+        n = operator.input_shape[0]
+        if (self.active_rows_from is not None and n >= self.active_rows_from
+                and self.update == "simultaneous"):
+            return ActiveRowsStep
+        return None
+
     def _rule(self, control):
         return self._stopping_rule(control, stagnation_tol=self.stagnation_tol,
                                    patience=self.patience)
@@ -163,6 +177,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
                       v_scale=self.v_scale, init=self.init, init_params=params,
                       update=self.update, step=self.step, max_row_change=self._row_cap(),
+                      step_class=self._step_class(operator),
                       stopping=replace(self._rule(control), max_iter=max_iter))
 
     def _exact(self, operator, y, coef):
@@ -196,7 +211,8 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
                            init_scale=self._init_scale(control), v_scale=self.v_scale,
                            init=self.init,
                            update=self.update, step=self.step, stopping=self._rule(control),
-                           max_row_change=self._row_cap(),
+                           max_row_change=self._row_cap(), step_class=self._step_class(
+                               problems[ks[0]][0]),
                            validation=[problems[k][2].validation for k in ks])
             for j, k in enumerate(ks):
                 results[k] = batch[j]

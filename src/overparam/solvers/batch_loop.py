@@ -131,6 +131,11 @@ class BatchStep(Protocol):
         """None, or ``f(j)``: whether row ``rows[j]`` (problem ``ids[j]``), whose loss
         stagnated, still learns by the solver's own measure (the stopping rule then goes on)."""
 
+    def sync(self, rows) -> None:
+        """Optional: bring working rows ``rows`` fully up to date before their state is
+        output (a step that moves some components only now and then; held-out checks read
+        the state as it is)."""
+
     def keep(self, mask) -> None:
         """Drop the working rows where ``mask`` is False."""
 
@@ -302,6 +307,7 @@ class _Batch:
         iteration = int(self.n_iter[0])
         if history.iteration and history.iteration[-1] == iteration:
             return
+        self._sync(0)
         history.record(iteration, time.perf_counter() - self.start, float(self.loss[0]),
                        tuple(p.copy() for p in self.step.params(0)), self.step.signal(0).copy())
         history.values.setdefault("flow_time", []).append(float(self.clock[0]))
@@ -317,12 +323,18 @@ class _Batch:
     def _publish(self, rows) -> None:
         """Copy working rows ``rows`` to the whole-batch output."""
         dest, out = self.ids[rows], self.out
+        self._sync(rows)
         for target, value in zip(out["params"], self.step.params(rows), strict=True):
             target[dest] = value
         out["x"][dest] = self.step.signal(rows)
         for key in ("loss", "clock", "n_iter"):
             out[key][dest] = getattr(self, key)[rows]
         self.step.publish(rows, dest)
+
+    def _sync(self, rows) -> None:
+        sync = getattr(self.step, "sync", None)
+        if sync is not None:
+            sync(rows)
 
     def result(self, history: History | None) -> BatchResult:
         """Each problem's last iterate, or its best held-out one."""
@@ -362,7 +374,15 @@ class _Batch:
                 "validation_curve": curves}
 
 
+#: A fall of the held-out error over ``patience`` checks by less than this fraction of its
+#: level is no fall: it is the creep of a converged path (its last digits), not the start of
+#: the next stair.
+_FALL_RTOL = 1e-6
+
+
 def _still_falling(validation: Validation) -> bool:
-    """Whether the last held-out error is below the one ``patience`` checks before it."""
+    """Whether the last held-out error is below the one ``patience`` checks before it (by
+    more than ``_FALL_RTOL`` of it)."""
     curve = validation.curve
-    return len(curve) > validation.patience and curve[-1][2] < curve[-1 - validation.patience][2]
+    return (len(curve) > validation.patience
+            and curve[-1][2] < curve[-1 - validation.patience][2] * (1.0 - _FALL_RTOL))

@@ -76,6 +76,7 @@ def ir_mmv(
     progress: bool = False,
     blas_threads: int | None = 1,
     gram: bool | None = None,
+    step_class=None,
 ):
     """Recover row-sparse ``X`` from ``Y = A X (+ W)`` by gradient descent on ``X = g^2 ⊙ V``.
 
@@ -156,6 +157,12 @@ def ir_mmv(
         product per step instead of two ``M x N`` ones (``A dX`` and ``A^T R``). None: where
         that is fewer operations, ``N < 2 M``. Both forms give the same iterates up to
         rounding.
+    step_class : type, optional
+        The step (default :class:`RowHadamardStep`).
+        :class:`~overparam.solvers.mmv_active.ActiveRowsStep` steps the fast and stiff rows
+        every iteration and the slow rows once per block with their gradient integrated over
+        it (products with the active columns of ``A`` only; direct form, simultaneous
+        update): the same gradient flow and clock, cheaper where few rows are active.
 
     Returns
     -------
@@ -193,9 +200,10 @@ def ir_mmv(
     if max_row_change is not None:
         check_positive(max_row_change, "max_row_change")
     stopping = stopping or StoppingRule()
-    step = RowHadamardStep(A, Y, (g, V), as_step_policy(step), update=update, row_tol=row_tol,
-                           max_row_change=max_row_change, gram=gram,
-                           patience=stopping.patience if stopping.stagnation_tol > 0 else None)
+    step = (step_class or RowHadamardStep)(
+        A, Y, (g, V), as_step_policy(step), update=update, row_tol=row_tol,
+        max_row_change=max_row_change, gram=gram,
+        patience=stopping.patience if stopping.stagnation_tol > 0 else None)
     with blas_limit(blas_threads):
         result = run_batch_loop(step, np.sqrt(np.sum(Y * Y, axis=(1, 2))), stopping=stopping,
                                 validations=validations, history=history, callback=callback,
