@@ -72,11 +72,10 @@ def _rows(structure, sizes, problem, methods, skip):
     return rows
 
 
-def group_rows(sizes=(300, 1000, 3000), *, seed=0, snr_db=20.0, unfused=False) -> list[Row]:
+def group_rows(sizes=(300, 1000, 3000), *, seed=0, snr_db=20.0) -> list[Row]:
     """Rows ``{structure, size, method, cpu_s, error, note}`` of the group section.
 
-    ``size`` is ``p``; ``n = p / 2``, groups of 5, 3 active groups of N(0, 1) entries;
-    ``unfused`` adds the IR default with the products of ``X`` and ``X^T`` made separately.
+    ``size`` is ``p``; ``n = p / 2``, groups of 5, 3 active groups of N(0, 1) entries.
     """
     from overparam.baselines import GroupLassoRegressor
     from overparam.datasets import make_group_sparse_problem
@@ -91,30 +90,8 @@ def group_rows(sizes=(300, 1000, 3000), *, seed=0, snr_db=20.0, unfused=False) -
                                                                        random_state=seed),
                "group lasso (5-fold CV)": lambda *_: GroupLassoRegressor(groups=5,
                                                                          random_state=seed)}
-    if unfused:
-        methods["IR group (unfused products)"] = lambda *_: _Unfused(
-            GroupHadamardRegressor(groups=5, random_state=seed))
     GroupLassoRegressor(groups=2, alpha=0.1).fit(np.eye(4), np.ones(4))  # numba: not timed
     return _rows("group", sizes, problem, methods, lambda name, size: False)
-
-
-class _Unfused:
-    """Fits ``estimator`` with ``solvers.group.FUSED_BLOCK_BYTES = None`` (the products of
-    ``X`` and ``X^T`` made one after the other, as before issue 15's third round)."""
-
-    def __init__(self, estimator):
-        self.estimator = estimator
-
-    def fit(self, A, y):
-        from overparam.solvers import group
-
-        saved, group.FUSED_BLOCK_BYTES = group.FUSED_BLOCK_BYTES, None
-        try:
-            self.estimator.fit(A, y)
-        finally:
-            group.FUSED_BLOCK_BYTES = saved
-        self.coef_ = self.estimator.coef_
-        return self
 
 
 def low_rank_rows(sizes=(10, 20, 40), *, seed=0, rank=2, peer_max=40, snr_db=20.0,
@@ -181,11 +158,11 @@ def summary(rows: list[Row]) -> list[str]:
     return lines
 
 
-def run(group_sizes, low_rank_sizes, *, seed=0, peer_max=40, unfused=False) -> list[Row]:
+def run(group_sizes, low_rank_sizes, *, seed=0, peer_max=40) -> list[Row]:
     """Both sections under one BLAS thread; prints the rows as they come and the summary."""
     print(f"{'section':8} {'size':>7} {'method':26} {'CPU s':>9} {'rel. error':>11}")
     with threadpool_limits(limits=1, user_api="blas"):
-        rows = group_rows(group_sizes, seed=seed, unfused=unfused) if group_sizes else []
+        rows = group_rows(group_sizes, seed=seed) if group_sizes else []
         if low_rank_sizes:
             rows += low_rank_rows(low_rank_sizes, seed=seed, peer_max=peer_max)
     print()
@@ -202,9 +179,6 @@ def main(argv=None):
                         help="n of the n x n low-rank matrices (m = 8 n)")
     parser.add_argument("--peer-max", type=int, default=40,
                         help="largest n for the nuclear-norm CV peer solved by cvxpy")
-    parser.add_argument("--group-unfused", action="store_true",
-                        help="add the IR group default with unfused products (the cost "
-                             "before they were fused)")
     parser.add_argument("--large", action="store_true",
                         help="add group p = 10000 and low rank n = 200 (slow)")
     parser.add_argument("--seed", type=int, default=0)
@@ -213,8 +187,7 @@ def main(argv=None):
     if args.large:
         group_sizes += [p for p in LARGE_GROUP_SIZES if p not in group_sizes]
         low_rank_sizes += [n for n in LARGE_LOW_RANK_SIZES if n not in low_rank_sizes]
-    run(group_sizes, low_rank_sizes, seed=args.seed, peer_max=args.peer_max,
-        unfused=args.group_unfused)
+    run(group_sizes, low_rank_sizes, seed=args.seed, peer_max=args.peer_max)
 
 
 if __name__ == "__main__":

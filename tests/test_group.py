@@ -465,33 +465,3 @@ def test_direction_step_reads_group_norms_of_a_matrix_at_any_size(monkeypatch):
     assert kappa == exact and exact > 2 * bound
     matrix_free = group_solver.stable_direction_step(param, as_operator(aslinearoperator(X)), 40)
     assert np.isclose(matrix_free, bound, rtol=1e-8)
-
-
-def test_fused_products_agree_with_two_products(monkeypatch):
-    """residual_and_correlation sweeps a dense design in row blocks (issue 15): the same
-    numbers as ``y - X x`` then ``X^T r`` up to rounding, on any block size, and the two
-    products themselves for designs it cannot sweep."""
-    from overparam.operators import DenseOperator
-    from overparam.solvers import group
-
-    rng = np.random.default_rng(0)
-    X, x, y = rng.standard_normal((37, 23)), rng.standard_normal(23), rng.standard_normal(37)
-    r_ref = y - X @ x
-    g_ref = X.T @ r_ref
-    for block_bytes in (1, 8 * 23 * 5, 2**22, None):  # one row, 5 rows, all rows, unfused
-        monkeypatch.setattr(group, "FUSED_BLOCK_BYTES", block_bytes)
-        for op in (DenseOperator(X), DenseOperator(np.asfortranarray(X)), as_operator(
-                np.asfortranarray(X))):
-            r, g = group.residual_and_correlation(op, y, x)
-            np.testing.assert_allclose(r, r_ref, rtol=1e-13, atol=1e-13)
-            np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-12)
-    pb = make_group_sparse_problem(60, 120, group_size=5, n_active_groups=3, snr=20.0,
-                                   random_state=1)
-    fits = {}
-    for block_bytes in (8 * 120 * 7, None):  # 7-row blocks, or the two products
-        monkeypatch.setattr(group, "FUSED_BLOCK_BYTES", block_bytes)
-        fits[block_bytes] = GroupHadamardRegressor(groups=5, random_state=0).fit(pb.operator,
-                                                                                pb.y)
-    fused, plain = fits.values()
-    assert fused.result_.n_iter == plain.result_.n_iter
-    assert relative_error(fused.coef_, plain.coef_) < 1e-10

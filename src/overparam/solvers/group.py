@@ -17,42 +17,14 @@ from ..stopping import DivergenceError, StoppingRule, Validation
 from .loop import Iterate, run_loop
 from .result import History, SolverResult
 
-__all__ = ["FUSED_BLOCK_BYTES", "WeightNormalizedStep", "data_scaled_steps",
-           "initial_group_params", "residual_and_correlation", "weight_normalized_gd"]
+__all__ = ["WeightNormalizedStep", "data_scaled_steps", "initial_group_params",
+           "weight_normalized_gd"]
 
 _ALGORITHMS = ("alg1", "alg2")
 _LOSS_SCALES = ("half-mean", "authors")
 #: :func:`stable_direction_step` forms an operator that is not a matrix densely up to this
 #: many entries (128 MiB)
 _EXACT_NORM_ENTRIES = 2**24
-#: bytes of a row block of a dense design in :func:`residual_and_correlation`, to stay in
-#: cache between ``X_B x`` and ``X_B^T r_B`` (None: two separate products)
-FUSED_BLOCK_BYTES = 2**22
-
-
-def residual_and_correlation(operator, y, x) -> tuple[np.ndarray, np.ndarray]:
-    """``r = y - X x`` and ``X^T r``, reading a dense ``X`` from memory once.
-
-    Both products are bound by memory bandwidth (``X`` is far larger than the cache), so a
-    dense C-ordered matrix is swept in row blocks of :data:`FUSED_BLOCK_BYTES`, each used for
-    its rows of ``r`` and then, still in cache, for its share of ``X^T r``. The same numbers
-    as the two products up to rounding (another summation order); other operators make the
-    two products.
-    """
-    matrix = operator.matrix if isinstance(operator, DenseOperator) else None
-    if matrix is None or FUSED_BLOCK_BYTES is None or x.ndim != 1 \
-            or not matrix.flags.c_contiguous:
-        r = y - operator.forward(x)
-        return r, operator.adjoint(r)
-    rows = max(1, FUSED_BLOCK_BYTES // (8 * matrix.shape[1]))
-    r = np.empty(matrix.shape[0])
-    g = np.zeros(matrix.shape[1])
-    for start in range(0, matrix.shape[0], rows):
-        block = matrix[start:start + rows]
-        r_block = r[start:start + rows]
-        np.subtract(y[start:start + rows], block @ x, out=r_block)
-        g += r_block @ block
-    return r, g
 
 
 def data_scaled_steps(param: GroupHadamard, operator, y,
@@ -294,9 +266,8 @@ class WeightNormalizedStep:
     :func:`weight_normalized_gd` (see there for the update and the parameters).
 
     The clock counts iterations. An iteration costs two products with ``X`` and two with
-    ``X^T`` (one of each with ``loss_scale="authors"``), fused in pairs on a dense design
-    (:func:`residual_and_correlation`), plus per-group sums; the residual and the
-    correlation of the accepted iterate are reused by the next one.
+    ``X^T`` (one of each with ``loss_scale="authors"``) plus per-group sums; the residual and
+    the correlation of the accepted iterate are reused by the next one.
     """
 
     clock = "iterations"
@@ -320,8 +291,8 @@ class WeightNormalizedStep:
         self.iteration = 0
 
     def _residual_and_corr(self, x):
-        r, g = residual_and_correlation(self.operator, self.y, x)
-        return r, g * self.inv_n
+        r = self.y - self.operator.forward(x)
+        return r, self.operator.adjoint(r) * self.inv_n
 
     def _evaluate(self, u, v) -> Iterate:
         u2 = u[self.param.labels] ** 2
