@@ -7,11 +7,11 @@ process on the same problem, all at their automatic settings:
   20 dB; ``GroupHadamardRegressor`` (held-out validation) against ``GroupLassoRegressor``
   (skglm, 5-fold CV over 30 penalties);
 - low rank (``low_rank_rows``): Gaussian matrix sensing of an ``n x n`` matrix of rank 2 from
-  ``m = 8 n`` measurements (about twice the ``4 n`` degrees of freedom), 20 dB;
-  ``FactorizedRegressor`` (held-out validation) against ``NuclearNormCV`` (cvxpy, 5-fold CV),
-  the peer only up to ``peer_max`` (its conic problems grow like ``m n^2``); above it, with
-  ``--peer-one-fit``, one conic solve instead (``NuclearNormRegressor`` at the true noise
-  norm: no CV, so a lower bound on the CV peer's cost, which solves 41 such problems).
+  ``m = 8 n`` measurements (about twice the ``4 n`` degrees of freedom), 20 dB, the
+  operator's stack stored; ``FactorizedRegressor`` (held-out validation) against
+  ``NuclearNormCV`` (5-fold CV) solved by cvxpy only up to ``peer_max`` (its conic problems
+  grow like ``m n^2``) and by accelerated proximal gradient (``solver="proximal"``, the
+  ``proximal`` extra: products with the operator only) at every size.
 
 CPU time (``time.process_time``, one BLAS thread via threadpoolctl) and relative error to the
 truth, then the growth exponent of each method's time (least-squares slope of log time
@@ -19,7 +19,7 @@ against log size) and the ratio IR / peer at each size.
 
 Run: ``python benchmarks/scale_structures.py [--group-sizes 300 1000 3000]
 [--low-rank-sizes 10 20 40] [--large]``; ``--large`` adds group p = 10,000 and low rank
-n = 200 (slow: minutes per fit, 0.4 GB matrices); ``benchmarks/scale.py`` calls the same
+n = 200 (slow: minutes per fit, 0.4-0.5 GB matrices); ``benchmarks/scale.py`` calls the same
 functions.
 """
 
@@ -94,12 +94,18 @@ def group_rows(sizes=(300, 1000, 3000), *, seed=0, snr_db=20.0) -> list[Row]:
     return _rows("group", sizes, problem, methods, lambda name, size: False)
 
 
-def low_rank_rows(sizes=(10, 20, 40), *, seed=0, rank=2, peer_max=40, peer_one_fit=False,
-                  snr_db=20.0) -> list[Row]:
+def low_rank_rows(sizes=(10, 20, 40), *, seed=0, rank=2, peer_max=40, snr_db=20.0,
+                  store=True) -> list[Row]:
     """Rows of the low-rank section: ``size`` is ``n`` of the ``n x n`` matrix of rank
-    ``rank``, ``m = 8 n`` Gaussian measurements; the nuclear-norm CV peer up to
-    ``peer_max``, above it (``peer_one_fit``) one solve at the true noise norm."""
-    from overparam.baselines import NuclearNormCV, NuclearNormRegressor
+    ``rank``, ``m = 8 n`` Gaussian measurements; the nuclear-norm CV peer with cvxpy up to
+    ``peer_max``, with the first-order solver (``solver="proximal"``, pyproximal) at every
+    size.
+
+    ``store`` keeps the Gaussian operator's stack in memory (0.5 GB at ``n = 200``) for every
+    method: unstored, each product regenerates it (27 times the cost of a stored product at
+    ``n = 200``), which is then what every method measures.
+    """
+    from overparam.baselines import NuclearNormCV
     from overparam.datasets.low_rank import make_low_rank_problem
     from overparam.estimators import FactorizedRegressor
 
@@ -107,20 +113,17 @@ def low_rank_rows(sizes=(10, 20, 40), *, seed=0, rank=2, peer_max=40, peer_one_f
         m = 8 * n
         # ||A(Y)|| is about ||Y||_F = 1: noise of this level per measurement is snr_db
         level = 10 ** (-snr_db / 20) / np.sqrt(m)
-        pb = make_low_rank_problem((n, n), rank, m, noise_std=level, random_state=seed)
+        pb = make_low_rank_problem((n, n), rank, m, noise_std=level, random_state=seed,
+                                   store=store)
         return pb.operator, pb.y, pb.truth
 
-    def one_fit(A, y, truth):  # the oracle bound ||noise||, A applied as the problem's
-        return NuclearNormRegressor(noise_bound=float(np.linalg.norm(A.forward(truth) - y)))
-
     methods = {"IR factorized (default)": lambda *_: FactorizedRegressor(random_state=seed),
-               "nuclear norm (5-fold CV)": lambda *_: NuclearNormCV(random_state=seed),
-               "nuclear norm (1 fit, no CV)": one_fit}
+               "nuclear norm (CV, cvxpy)": lambda *_: NuclearNormCV(random_state=seed),
+               "nuclear norm (CV, proximal)": lambda *_: NuclearNormCV(random_state=seed,
+                                                                       solver="proximal")}
 
     def skip(name, size):
-        if name.startswith("nuclear norm (5"):
-            return size > peer_max
-        return name.startswith("nuclear norm (1") and not (peer_one_fit and size > peer_max)
+        return name == "nuclear norm (CV, cvxpy)" and size > peer_max
 
     return _rows("low-rank", sizes, problem, methods, skip)
 
@@ -155,14 +158,13 @@ def summary(rows: list[Row]) -> list[str]:
     return lines
 
 
-def run(group_sizes, low_rank_sizes, *, seed=0, peer_max=40, peer_one_fit=False) -> list[Row]:
+def run(group_sizes, low_rank_sizes, *, seed=0, peer_max=40) -> list[Row]:
     """Both sections under one BLAS thread; prints the rows as they come and the summary."""
     print(f"{'section':8} {'size':>7} {'method':26} {'CPU s':>9} {'rel. error':>11}")
     with threadpool_limits(limits=1, user_api="blas"):
         rows = group_rows(group_sizes, seed=seed) if group_sizes else []
         if low_rank_sizes:
-            rows += low_rank_rows(low_rank_sizes, seed=seed, peer_max=peer_max,
-                                  peer_one_fit=peer_one_fit)
+            rows += low_rank_rows(low_rank_sizes, seed=seed, peer_max=peer_max)
     print()
     for line in summary(rows):
         print(line)
@@ -176,20 +178,16 @@ def main(argv=None):
     parser.add_argument("--low-rank-sizes", type=int, nargs="*", default=[10, 20, 40],
                         help="n of the n x n low-rank matrices (m = 8 n)")
     parser.add_argument("--peer-max", type=int, default=40,
-                        help="largest n for the nuclear-norm CV peer")
-    parser.add_argument("--peer-one-fit", action="store_true",
-                        help="above --peer-max, one nuclear-norm solve at the true noise norm")
+                        help="largest n for the nuclear-norm CV peer solved by cvxpy")
     parser.add_argument("--large", action="store_true",
-                        help="add group p = 10000 and low rank n = 200 (slow), with "
-                             "--peer-one-fit")
+                        help="add group p = 10000 and low rank n = 200 (slow)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     group_sizes, low_rank_sizes = list(args.group_sizes), list(args.low_rank_sizes)
     if args.large:
         group_sizes += [p for p in LARGE_GROUP_SIZES if p not in group_sizes]
         low_rank_sizes += [n for n in LARGE_LOW_RANK_SIZES if n not in low_rank_sizes]
-    run(group_sizes, low_rank_sizes, seed=args.seed, peer_max=args.peer_max,
-        peer_one_fit=args.peer_one_fit or args.large)
+    run(group_sizes, low_rank_sizes, seed=args.seed, peer_max=args.peer_max)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,13 @@ from sklearn.utils._param_validation import Interval
 from .._optional import require
 from .._registry import register_method
 from .._validation import check_array, check_positive, check_random_state
-from ..estimators._constraints import ARRAY_LIKE, NON_NEGATIVE, POSITIVE_INT, shared_constraints
+from ..estimators._constraints import (
+    ARRAY_LIKE,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    shared_constraints,
+)
 from ..estimators.base import RecoveryEstimator
 from ..estimators.low_rank import FactorizedRegressor, matrix_shape
 from ..operators import check_measurements
@@ -24,9 +30,12 @@ __all__ = [
     "NuclearNormRegressor",
     "PSDFactorizedRegressor",
     "nuclear_norm_minimization",
+    "nuclear_norm_proximal",
 ]
 
 _OK = ("optimal", "optimal_inaccurate")
+#: ``solver`` of :class:`NuclearNormCV` that selects the first-order path (not a cvxpy name)
+PROXIMAL = "proximal"
 
 
 def _variable_and_measurements(operator):
@@ -90,6 +99,83 @@ def nuclear_norm_minimization(operator, y, *, noise_bound=None, lam=None, solver
         problem = cp.Problem(cp.Minimize(cp.normNuc(X)), [AX == y])
     _solve_problem(problem, solver)
     return np.asarray(X.value, dtype=float)
+
+
+def _squared_norm(operator) -> float:
+    """``||A||_2^2`` by ARPACK on the products (a stored Gaussian operator's own estimate
+    is a full SVD), with 1 % to spare: the step ``1 / L`` must not exceed the inverse
+    Lipschitz constant of the gradient."""
+    from scipy.sparse.linalg import svds
+
+    m, n = operator.shape
+    if min(m, n) <= 3 or m * n <= 40_000:
+        top = float(np.linalg.norm(operator.to_dense(), 2))
+    else:
+        v0 = np.random.default_rng(0).standard_normal(min(m, n))
+        top = float(svds(operator.as_linear_operator(), k=1, tol=1e-4,
+                         return_singular_vectors=False, v0=v0)[0])
+    return 1.01 * top**2
+
+
+def nuclear_norm_proximal(operator, y, lam, *, x0=None, tol=1e-6, max_iter=5000,
+                          lipschitz=None):
+    """``min 1/2 ||A(X) - y||^2 + lam ||X||_*`` by accelerated proximal gradient.
+
+    pyproximal's :class:`~pyproximal.optimization.cls_primal.ProximalGradient` (FISTA
+    acceleration, step ``1 / ||A||_2^2``) with its ``Nuclear`` prox (singular-value
+    thresholding) and ``L2`` data term: only products with ``A`` and ``A^*``, so it runs
+    where cvxpy's conic form (``m n1 n2`` nonzeros) cannot be built. Stops when the
+    gradient mapping at the extrapolated point, ``||z - prox(z - tau grad f(z))|| / tau``,
+    falls to ``tol ||A^*(y)||_F`` (zero exactly at the minimizer).
+
+    Parameters
+    ----------
+    operator : Operator or ndarray of shape (m, n1, n2)
+    y : ndarray of shape (m,)
+    lam : float
+        Penalty of the sum loss.
+    x0 : ndarray of shape (n1, n2), optional
+        Warm start (zero by default).
+    tol : float, default=1e-6
+    max_iter : int, default=5000
+    lipschitz : float, optional
+        ``||A||_2^2`` when known (the folds of a grid reuse it).
+
+    Returns
+    -------
+    X : ndarray of shape (n1, n2)
+    info : dict
+        ``n_iter``, ``converged`` (the stopping test above was met) and
+        ``gradient_mapping`` (its last value relative to ``||A^*(y)||_F``).
+    """
+    pyproximal = require("pyproximal", extra="proximal")
+    pylops = require("pylops", extra="proximal")
+    from pyproximal.optimization.cls_primal import ProximalGradient
+
+    operator, y = check_measurements(operator, y)
+    check_positive(lam, "lam", strict=False)
+    shape = matrix_shape(operator)
+    lipschitz = _squared_norm(operator) if lipschitz is None else float(lipschitz)
+    scale = float(np.linalg.norm(operator.adjoint(y)))
+    x = np.zeros(shape[0] * shape[1]) if x0 is None else np.asarray(x0, float).ravel().copy()
+    if scale == 0 or lipschitz == 0:
+        return np.zeros(shape), {"n_iter": 0, "converged": True, "gradient_mapping": 0.0}
+    data = pyproximal.L2(Op=pylops.aslinearoperator(operator.as_linear_operator()), b=y)
+    solver = ProximalGradient()
+    x, z = solver.setup(data, pyproximal.Nuclear(shape, sigma=float(lam)), x,
+                        tau=1.0 / lipschitz, acceleration="fista")
+    tau = float(solver.tau[0])  # pyproximal keeps the step in single precision
+    mapping, n_iter = np.inf, 0
+    while n_iter < max_iter and mapping > tol:
+        z_before = z
+        x, z = solver.step(x, z)
+        n_iter += 1
+        mapping = float(np.linalg.norm(z_before - x)) / (tau * scale)
+    if not np.all(np.isfinite(x)):
+        raise RuntimeError("the proximal gradient iterates of the nuclear-norm problem are "
+                           "not finite")
+    return x.reshape(shape), {"n_iter": n_iter, "converged": mapping <= tol,
+                              "gradient_mapping": mapping}
 
 
 def _result(X, start, info) -> SolverResult:
@@ -167,10 +253,17 @@ class NuclearNormCV(RecoveryEstimator):
         fold of the 28 measurements of a 6 x 6 rank-1 matrix keeps 19, too few to recover it,
         and the penalty chosen there (a positive one predicts better) biases the refit.
     solver : str, optional
+        A cvxpy solver name, or ``"proximal"``: accelerated proximal gradient with
+        singular-value thresholding (:func:`nuclear_norm_proximal`, the ``proximal`` extra),
+        warm-started along the grid. It needs only products with the operator, so it runs
+        where cvxpy's conic form cannot be built (docs/matrix_sensing.md, "Cost at scale").
     random_state : None or int
         Shuffles the folds.
     tie_rtol : float, default=0.01
         Held-out errors within this fraction of the smallest count as ties (see above).
+    proximal_tol, proximal_max_iter : float and int, default=1e-5 and 5000
+        Stopping test and step budget of each first-order solve (``solver="proximal"``); a
+        refit that ends on the budget is reported as ``result_.stop_reason == "max_iter"``.
 
     Attributes
     ----------
@@ -194,10 +287,12 @@ class NuclearNormCV(RecoveryEstimator):
         "solver": [str, None],
         **shared_constraints("random_state"),
         "tie_rtol": [NON_NEGATIVE],
+        "proximal_tol": [POSITIVE],
+        "proximal_max_iter": [POSITIVE_INT],
     }
 
     def __init__(self, alphas=None, n_alphas=8, eps=1e-3, cv=5, solver=None, random_state=None,
-                 tie_rtol=0.01):
+                 tie_rtol=0.01, proximal_tol=1e-5, proximal_max_iter=5000):
         self._set_init_params(locals())
 
     def _rescalable(self) -> bool:
@@ -220,16 +315,11 @@ class NuclearNormCV(RecoveryEstimator):
             result.info.update(alpha=self.alpha_, cv_errors=self.cv_errors_)
         return result
 
-    def _path(self, operator, y):
-        cp = require("cvxpy", extra="baselines")
-
-        X, AX = _variable_and_measurements(operator)
-        # Solved in the sum-loss scaling 1/2 ||A(X) - y||^2 + (alpha m) ||X||_*: the same
-        # minimizer, but the mean-loss objective is so small at high SNR that SCS's
-        # tolerances stop it far from the optimum (measured: 0.32 vs 0.018 relative error).
-        lam = cp.Parameter(nonneg=True)
-        problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(AX - y) + lam * cp.normNuc(X)))
-        return X, lam, problem
+    def _fold(self, operator, y):
+        """A solver of the penalized problem on ``(operator, y)``: ``solve(lam) -> X``."""
+        if self.solver == PROXIMAL:
+            return _ProximalPath(operator, y, self.proximal_tol, self.proximal_max_iter)
+        return _ConicPath(operator, y, self.solver)
 
     def _solve(self, operator, y, control):
         from sklearn.model_selection import KFold
@@ -243,17 +333,18 @@ class NuclearNormCV(RecoveryEstimator):
             alphas = top * np.logspace(0, np.log10(self.eps), int(self.n_alphas))
         seed = 0 if self.random_state is None else self.random_state  # deterministic folds
         seed = check_random_state(seed).integers(2**31)
-        folds = [(self._path(operator.rows(train), y[train]), operator.rows(held), y[held])
+        folds = [(self._fold(operator.rows(train), y[train]), operator.rows(held), y[held])
                  for train, held in KFold(self.cv, shuffle=True, random_state=int(seed)).split(
                      np.arange(m))]
+        fold_mean = {}  # the folds' mean solution per penalty: the refit's warm start
 
         def held_out_error(alpha):
-            total = 0.0
-            for (X, lam, problem), op_held, y_held in folds:
-                lam.value = alpha * (m - y_held.size)
-                _solve_problem(problem, self.solver)
-                r = op_held.forward(X.value) - y_held
-                total += float(r @ r) / m
+            total, mean = 0.0, 0.0
+            for path, op_held, y_held in folds:
+                X = path.solve(alpha * (m - y_held.size))
+                r = op_held.forward(X) - y_held
+                total, mean = total + float(r @ r) / m, mean + X / len(folds)
+            fold_mean[alpha] = mean
             return total
 
         errors = np.array([held_out_error(a) for a in alphas])
@@ -261,15 +352,20 @@ class NuclearNormCV(RecoveryEstimator):
             alphas, errors = self._extend_grid(alphas, errors, top, held_out_error)
         # alphas run from large to small: the last within the tie window is the smallest
         best = int(np.flatnonzero(errors <= errors.min() * (1 + self.tie_rtol))[-1])
-        X, lam, problem = self._path(operator, y)
-        lam.value = alphas[best] * m
-        _solve_problem(problem, self.solver)
+        path = self._fold(operator, y)
+        X = path.solve(alphas[best] * m, warm=fold_mean[alphas[best]])
         self.alpha_ = float(alphas[best])
         self.lam_ = self.alpha_ * m
         self.alphas_ = alphas
         self.cv_errors_ = errors
-        return _result(np.asarray(X.value, dtype=float), start,
-                       {"alpha": self.alpha_, "cv_errors": errors})
+        info = {"alpha": self.alpha_, "cv_errors": errors}
+        if self.solver == PROXIMAL:
+            info.update(proximal_iterations=sum(p.n_iter for p, _, _ in folds) + path.n_iter,
+                        gradient_mapping=path.mapping)
+        result = _result(X, start, info)
+        if self.solver == PROXIMAL and not path.converged:
+            result.stop_reason = StopReason.MAX_ITER
+        return result
 
     def _extend_grid(self, alphas, errors, top, held_out_error):
         """Continue the default grid below ``eps * alpha_max`` while its smallest penalty is
@@ -281,6 +377,46 @@ class NuclearNormCV(RecoveryEstimator):
             alphas = np.append(alphas, alphas[-1] * ratio)
             errors = np.append(errors, held_out_error(alphas[-1]))
         return alphas, errors
+
+
+class _ConicPath:
+    """One cvxpy problem compiled once with the penalty as a ``Parameter``."""
+
+    def __init__(self, operator, y, solver):
+        cp = require("cvxpy", extra="baselines")
+
+        X, AX = _variable_and_measurements(operator)
+        # Solved in the sum-loss scaling 1/2 ||A(X) - y||^2 + lam ||X||_*: the same
+        # minimizer, but the mean-loss objective is so small at high SNR that SCS's
+        # tolerances stop it far from the optimum (measured: 0.32 vs 0.018 relative error).
+        self.X, self.lam = X, cp.Parameter(nonneg=True)
+        self.problem = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(AX - y)
+                                              + self.lam * cp.normNuc(X)))
+        self.solver = solver
+
+    def solve(self, lam, warm=None):
+        self.lam.value = lam
+        _solve_problem(self.problem, self.solver)
+        return np.asarray(self.X.value, dtype=float)
+
+
+class _ProximalPath:
+    """Accelerated proximal gradient (:func:`nuclear_norm_proximal`) along a grid of
+    penalties, each solve warm-started at the previous one's answer; ``||A||_2^2`` is
+    computed once."""
+
+    def __init__(self, operator, y, tol, max_iter):
+        self.operator, self.y, self.tol, self.max_iter = operator, y, tol, max_iter
+        self.lipschitz = _squared_norm(operator)
+        self.X, self.n_iter, self.converged, self.mapping = None, 0, True, 0.0
+
+    def solve(self, lam, warm=None):
+        self.X, info = nuclear_norm_proximal(
+            self.operator, self.y, lam, x0=self.X if warm is None else warm, tol=self.tol,
+            max_iter=self.max_iter, lipschitz=self.lipschitz)
+        self.n_iter += info["n_iter"]
+        self.converged, self.mapping = info["converged"], info["gradient_mapping"]
+        return self.X
 
 
 _MIN_ALPHA_RATIO = 1e-4  # where the default grid's extension ends (see NuclearNormCV)

@@ -50,10 +50,12 @@ class GradientStep:
         return Iterate(params, x, loss, float(np.linalg.norm(r)), dt=dt, cache=r)
 
     def init(self) -> Iterate:
-        """The start, and the policy's first trial step ``1 / (loss_weight ||A||^2)``."""
+        """The start, and the policy's first trial step ``1 / (loss_weight ||A||^2)`` (the
+        norm only where the policy reads it)."""
         start = self._evaluate(self.params0)
-        self.eta = self.policy.start(
-            1.0 / (self.loss_weight * self.operator.norm_estimate() ** 2 + 1e-300))
+        guess = 1.0 / (self.loss_weight * self.operator.norm_estimate() ** 2 + 1e-300) \
+            if self.policy.uses_guess() else None
+        self.eta = self.policy.start(guess)
         return start
 
     def step(self, current, *, time_left, diverged):

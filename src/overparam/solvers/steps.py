@@ -46,6 +46,11 @@ class StepPolicy:
         """First step to try; ``initial`` is a solver's safe guess (may be None)."""
         raise NotImplementedError
 
+    def uses_guess(self) -> bool:
+        """Whether :meth:`start` reads the solver's guess: solvers skip computing it (a
+        spectral norm, costly on a large operator) when it does not."""
+        return True
+
     def limit(self, params, grads) -> float:
         """Upper bound on the next step at the current parameters and their gradient.
 
@@ -130,6 +135,9 @@ class ConstantStep(StepPolicy):
     def start(self, initial):
         return _finite_step(float(self.step))
 
+    def uses_guess(self):
+        return False
+
     def accept(self, step, loss_old, loss_new, decrease):
         # Divergence is judged by the solver's monitor; a constant step accepts any finite loss.
         return loss_new == loss_new and loss_new != float("inf")
@@ -175,6 +183,9 @@ class AdaptiveStep(StepPolicy):
     armijo: float = 1e-4
     max_step: float = float("inf")
     min_step: float = 1e-300
+
+    def uses_guess(self):
+        return self.initial is None
 
     def start(self, initial):
         step = self.initial if self.initial is not None else (initial or 1.0)
