@@ -1,5 +1,7 @@
 """The multirate IR-MMV step (active rows every step, slow rows once per block)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,21 @@ def test_active_rows_need_the_simultaneous_update():
     A, Y, _ = _problem(0, n=24)
     with pytest.raises(ValueError, match="simultaneous"):
         ir_mmv(A, Y, update="sequential", step_class=ActiveRowsStep)
+
+
+class _LimitedStep(AdaptiveStep):
+    def limit(self, params, grads):
+        return 1e-3
+
+
+def test_active_rows_refuse_a_policy_limit_the_estimator_keeps_it():
+    """The active step would not read a policy's limit: it refuses such a policy, and the
+    estimator takes the plain step (which honours it) instead."""
+    A, Y, _ = _problem(0)
+    g, V = _start_params(None, 1, A.shape[1], Y.shape[1], init_scale=1e-2, v_scale=None,
+                         init="zero")
+    with pytest.raises(ValueError, match="no limit"):
+        ActiveRowsStep(A[None], Y[None], (g, V), _LimitedStep())
+    wide = SimpleNamespace(input_shape=(A.shape[1], Y.shape[1]))
+    assert MMVRegressor()._step_class(wide) is ActiveRowsStep
+    assert MMVRegressor(step=_LimitedStep())._step_class(wide) is None

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import StrOptions
 from .._registry import register_method
 from ..solvers.mmv import ir_mmv, refine_row_sparse
 from ..solvers.mmv_active import ActiveRowsStep
+from ..solvers.steps import as_step_policy
 from ._constraints import NON_NEGATIVE, POSITIVE, POSITIVE_INT, STEP, shared_constraints
 from ._exact_limit import ExactLimitMixin
 from .base import RecoveryEstimator, check_validation_fraction
@@ -155,10 +156,11 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
 
     def _step_class(self, operator):
         """The solver's step: the multirate :class:`~overparam.solvers.mmv_active.ActiveRowsStep`
-        from ``active_rows_from`` columns on (simultaneous update), else the plain one."""
+        from ``active_rows_from`` columns on (simultaneous update, a step policy without a
+        limit), else the plain one."""
         n = operator.input_shape[0]
         if (self.active_rows_from is not None and n >= self.active_rows_from
-                and self.update == "simultaneous"):
+                and self.update == "simultaneous" and not as_step_policy(self.step).sets_limit()):
             return ActiveRowsStep
         return None
 

@@ -284,7 +284,7 @@ class RowHadamardStep:
         B, M, N = A.shape
         self.parameterization = RowHadamard(N, Y.shape[2])
         self.policy, self.sequential = policy, update == "sequential"
-        self.policy_limits = type(policy).limit is not StepPolicy.limit
+        self.policy_limits = policy.sets_limit()
         self.row_tol, self.max_row_change = float(row_tol), max_row_change
         self.time_per_step = 2.0 * M  # loss weight 2 (no 1/2) times M rows
         self.A, self.Y = A, Y
@@ -330,18 +330,23 @@ class RowHadamardStep:
         e = self.eta
         if self.policy_limits:
             e = np.minimum(e, self.policy.limit_batch((self.g, self.V), (grad_g, -2.0 * P)))
-        if self.max_row_change is not None:
-            e = np.minimum(e, _row_change_cap(self.g, grad_g, self.max_row_change))
-        if time_left is not None and (2.0 * max(e.tolist()) * self.time_per_step
-                                      >= min(time_left.tolist())):
-            # land exactly on the requested time (the cap cannot bind before twice the step)
-            e = np.minimum(e, np.maximum(time_left, 0.0) / self.time_per_step)
+        e = self._capped(e, self.g, grad_g, time_left)
         trial = self._trial_step(e, grad_g, P)
         trial["decrease"] = e * grad_norm2
         accepted = self._accept(e, trial, diverged)
         if not accepted.any():
             return None
         return self._move(accepted, trial, e)
+
+    def _capped(self, e, g, grad_g, time_left):
+        """Steps ``e`` within the row-change cap at ``g`` and landing on the requested time."""
+        if self.max_row_change is not None:
+            e = np.minimum(e, _row_change_cap(g, grad_g, self.max_row_change))
+        if time_left is not None and (2.0 * max(e.tolist()) * self.time_per_step
+                                      >= min(time_left.tolist())):
+            # land exactly on the requested time (the cap cannot bind before twice the step)
+            e = np.minimum(e, np.maximum(time_left, 0.0) / self.time_per_step)
+        return e
 
     def _gradient(self):
         """``(∇g, P, ||∇||²)`` of ``||Y - A X||_F^2`` with ``∇V = -2 P``, ``P = g² ⊙ Λ``.

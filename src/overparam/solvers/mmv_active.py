@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mmv import _DEAD, RowHadamardStep, _row_change_cap
+from .mmv import _DEAD, RowHadamardStep
 
 __all__ = ["ActiveRowsStep"]
 
@@ -49,6 +49,8 @@ class ActiveRowsStep(RowHadamardStep):
         super().__init__(A, Y, params, policy, gram=False, **kwargs)
         if self.sequential:
             raise ValueError("ActiveRowsStep takes the simultaneous update only")
+        if self.policy_limits:  # its step would ignore the limit: say so, never silently
+            raise ValueError("ActiveRowsStep takes step policies that set no limit")
         self.period, self.slow = int(period), float(slow)
         self.col_norm2 = np.einsum("bmn,bmn->bn", A, A)  # ||a_i||^2: the rows' curvature
         self.W = None
@@ -161,12 +163,7 @@ class ActiveRowsStep(RowHadamardStep):
         g, V = self.g[:, S], self.V[:, S]
         grad_g, grad_V = self.parameterization.vjp((g, V), self.Lam_S)
         grad_g, grad_V = -2.0 * grad_g, -2.0 * grad_V
-        e = self.eta
-        if self.max_row_change is not None:
-            e = np.minimum(e, _row_change_cap(g, grad_g, self.max_row_change))
-        if time_left is not None and (2.0 * max(e.tolist()) * self.time_per_step
-                                      >= min(time_left.tolist())):
-            e = np.minimum(e, np.maximum(time_left, 0.0) / self.time_per_step)
+        e = self._capped(self.eta, g, grad_g, time_left)
         d_g = -e[:, None] * grad_g
         d_V = -e[:, None, None] * grad_V
         g_new, V_new = g + d_g, V + d_V

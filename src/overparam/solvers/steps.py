@@ -51,6 +51,10 @@ class StepPolicy:
         spectral norm, costly on a large operator) when it does not."""
         return True
 
+    def sets_limit(self) -> bool:
+        """Whether the policy overrides :meth:`limit` (else solvers skip calling it)."""
+        return type(self).limit is not StepPolicy.limit
+
     def limit(self, params, grads) -> float:
         """Upper bound on the next step at the current parameters and their gradient.
 
@@ -100,7 +104,7 @@ class StepPolicy:
     def limit_batch(self, params, grads) -> np.ndarray | None:
         """:meth:`limit` of each problem of a batch (``params`` and ``grads`` with a leading
         batch axis); None when the policy sets no limit (the default :meth:`limit`)."""
-        if type(self).limit is StepPolicy.limit:
+        if not self.sets_limit():
             return None
         return np.array([self.limit(tuple(p[b] for p in params), tuple(g[b] for g in grads))
                          for b in range(len(params[0]))])
