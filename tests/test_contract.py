@@ -36,7 +36,10 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``zero-A``: ``A = 0`` with ``y != 0``: the answer is ``0`` with a warning, or a ``ValueError``;
 - ``zero-y``: ``y = 0``: the answer is ``0``;
 - ``one-measurement``: ``m = 1``: a finite answer that fits the measurement, or a ``ValueError``;
-- ``depth-L`` (estimators with a ``depth``): ``under``, ``over`` and ``noisy-30dB`` at depth L.
+- ``depth-L`` (estimators with a ``depth``): ``under``, ``over`` and ``noisy-30dB`` at depth L;
+- ``wide`` / ``wide-noisy-20dB`` (vector and row-sparse structures): a clean and a noisy
+  underdetermined problem with 240 columns, where size-dependent defaults switch on (the
+  multirate step of IR-MMV from ``MMVRegressor.active_rows_from = 200`` columns).
 
 A fuller sweep (more seeds, and the medians under noise) is marked ``slow``.
 """
@@ -81,7 +84,9 @@ def _rng(seed, salt):
     return np.random.default_rng([seed, salt])
 
 
-def _sparse_case(m, n, s, seed, *, positive=False, integer=False):
+def _sparse_case(m, n, s, seed, *, positive=False, integer=False, floor=False):
+    """``floor``: magnitudes at least 1 (``randn + sign(randn)`` can fall near 0, e.g. -0.04
+    in the wide problem of seed 0, an entry below the noise of its 20 dB class)."""
     rng = _rng(seed, 1)
     if integer:
         A = rng.choice([-1, 1], size=(m, n))
@@ -92,6 +97,8 @@ def _sparse_case(m, n, s, seed, *, positive=False, integer=False):
         A = rng.standard_normal((m, n)) / np.sqrt(m)
         x = np.zeros(n)
         vals = rng.standard_normal(s) + np.sign(rng.standard_normal(s))  # away from 0
+        if floor:
+            vals = np.sign(vals) * (1.0 + np.abs(rng.standard_normal(s)))
         x[rng.choice(n, s, replace=False)] = np.abs(vals) if positive else vals
     return A, x
 
@@ -99,13 +106,16 @@ def _sparse_case(m, n, s, seed, *, positive=False, integer=False):
 def make_case(structure: str, kind: str, seed: int = 0, *, integer: bool = False) -> Case:
     """The clean problem of a structure: ``kind`` is ``"under"``, ``"over"`` or ``"one"``."""
     if structure in ("sparse", "positive"):
-        m, n, s = {"under": (30, 80, 3), "over": (60, 20, 3), "one": (1, 20, 1)}[kind]
-        A, x = _sparse_case(m, n, s, seed, positive=structure == "positive", integer=integer)
+        m, n, s = {"under": (30, 80, 3), "over": (60, 20, 3), "one": (1, 20, 1),
+                   "wide": (60, 240, 4)}[kind]
+        A, x = _sparse_case(m, n, s, seed, positive=structure == "positive", integer=integer,
+                            floor=kind == "wide")
         if integer:
             x = np.round(x)
         return Case(A, A @ x, A.astype(float), x, x != 0, structure)
     if structure == "group":
-        m, p, g, k = {"under": (30, 60, 3, 2), "over": (60, 24, 3, 2), "one": (1, 12, 3, 1)}[kind]
+        m, p, g, k = {"under": (30, 60, 3, 2), "over": (60, 24, 3, 2), "one": (1, 12, 3, 1),
+                      "wide": (60, 240, 3, 3)}[kind]
         rng = _rng(seed, 2)
         A = rng.choice([-1, 1], size=(m, p)) if integer else rng.standard_normal((m, p))
         groups = np.arange(p) // g
@@ -116,7 +126,8 @@ def make_case(structure: str, kind: str, seed: int = 0, *, integer: bool = False
             rng.standard_normal(mask.sum()) + np.sign(rng.standard_normal(mask.sum()))
         return Case(A, A @ w, A.astype(float), w, mask, structure, groups=groups)
     if structure == "mmv":
-        M, N, L, K = {"under": (15, 30, 4, 2), "over": (30, 12, 4, 2), "one": (1, 8, 2, 1)}[kind]
+        M, N, L, K = {"under": (15, 30, 4, 2), "over": (30, 12, 4, 2), "one": (1, 8, 2, 1),
+                      "wide": (60, 240, 4, 3)}[kind]
         rng = _rng(seed, 3)
         A = rng.choice([-1, 1], size=(M, N)) if integer else \
             rng.standard_normal((M, N)) / np.sqrt(M)
@@ -447,6 +458,9 @@ BASE_CLASSES = ["under", "over", "noisy-10dB", "noisy-30dB", "inconsistent", "in
                 "A*1e-6", "A*2", "A*1e6", "y*1e-6", "y*1e6", "bad-columns", "columns*4",
                 "float32", "int",
                 "sparse", "linear-operator", "zero-A", "zero-y", "one-measurement"]
+#: Larger problems, for the structures whose defaults depend on the number of columns.
+WIDE_CLASSES = ["wide", "wide-noisy-20dB"]
+WIDE_STRUCTURES = {"sparse", "positive", "group", "mmv"}
 DEPTHS = (2, 3, 4, 5)
 DEPTH_CLASSES = ["under", "over", "noisy-30dB"]
 
@@ -456,6 +470,9 @@ def build(structure: str, input_class: str, seed: int) -> Case:
     kind = "over" if input_class.startswith(("over", "inconsistent")) else "under"
     if input_class == "one-measurement":
         kind = "one"
+    if input_class.startswith("wide"):
+        case = make_case(structure, "wide", seed)
+        return add_noise(case, 20.0, seed) if input_class == "wide-noisy-20dB" else case
     case = make_case(structure, kind, seed, integer=input_class == "int")
     if input_class.startswith("noisy-"):
         return add_noise(case, float(input_class[6:-2]), seed)
@@ -648,7 +665,7 @@ def _check_exact(contract, input_class, case, coef):
         ref = case.truth  # the unique solution
     else:
         ref = exact_reference(case)
-        if input_class == "under":  # the problems are identifiable: the reference is the truth
+        if input_class in ("under", "wide"):  # identifiable: the reference is the truth
             assert rel(ref, case.truth) <= 1e-5, "reference does not recover the truth"
     err = rel(coef, ref)
     assert err <= contract.exact_tol, f"{err:.2e} from the exact reference (tol " \
@@ -680,6 +697,9 @@ def _cells():
     for name in sorted(CONTRACTS):
         for input_class in BASE_CLASSES:
             yield cell(name, input_class, None)
+        if CONTRACTS[name].structure in WIDE_STRUCTURES:
+            for input_class in WIDE_CLASSES:
+                yield cell(name, input_class, None)
         if "depth" in _params(get_method(name)):
             for depth in DEPTHS:
                 for input_class in DEPTH_CLASSES:

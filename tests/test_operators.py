@@ -192,3 +192,18 @@ def test_randomized_dct_sensing_is_adjoint_with_orthonormal_rows(rng):
     check_adjoint(op.rows([0, 5, 6]), rng=rng, rtol=1e-12)
     A = op.to_dense()
     np.testing.assert_allclose(A @ A.T, np.eye(20), atol=1e-12)
+
+
+def test_dense_scaled_checks_only_what_can_overflow():
+    """A contraction of finite entries is trusted (no second scan); a factor above 1 that
+    overflows is still a clear error, not an operator full of inf."""
+    from overparam.operators import DenseOperator
+
+    A = np.array([[1e300, -2.0], [3.0, 4.0]])
+    op = DenseOperator(A)
+    np.testing.assert_array_equal(op.scaled(0.5).matrix, A * 0.5)
+    np.testing.assert_array_equal(op.rows([1]).matrix, A[[1]])
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        op.scaled(1e10)
+    with pytest.raises(ValueError, match="no columns"):
+        DenseOperator.from_finite(np.zeros((3, 0)))

@@ -114,7 +114,7 @@ def equilibrated(operator: Operator, d: np.ndarray, *, lazy: bool = False,
     if isinstance(operator, DenseOperator):
         if lazy:
             return ColumnScaledMatrix(operator, d, norms)
-        return DenseOperator(operator.matrix / d)
+        return DenseOperator.from_finite(operator.matrix / d)  # |a_ij| / d_j <= 1
     if isinstance(operator, ScipyOperator) and operator.sparse is not None:
         import scipy.sparse as sp
 

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from .._progress import progress_shown, show_progress
 from .._validation import check_random_state
-from ..operators import Operator, as_operator, check_measurements, is_operator_like
+from ..operators import DenseOperator, Operator, as_operator, check_measurements, is_operator_like
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..stopping import (
@@ -73,6 +73,14 @@ def _is_operator_input(A) -> bool:
         except ValueError:  # ragged nested lists: validate_data gives the error
             return False
     return getattr(A, "ndim", None) == 3  # array-likes without ndim go to validate_data
+
+
+def _validated_operator(X) -> Operator:
+    """The operator of data that ``validate_data`` has checked (finite float64): a dense
+    array is not scanned for finite entries a second time."""
+    if isinstance(X, np.ndarray) and X.ndim == 2:
+        return DenseOperator.from_finite(X)
+    return as_operator(X)
 
 
 def _log2_norm(norm, data) -> float:
@@ -416,7 +424,7 @@ LinearOperator or Operator
         y = np.asarray(y, dtype=np.float64)
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1- or 2-dimensional, got shape {y.shape}")
-        return as_operator(X), y
+        return _validated_operator(X), y
 
     def _validate_predict_operator(self, A):
         if _is_operator_input(A):
@@ -427,9 +435,9 @@ LinearOperator or Operator
                                  f"{type(self).__name__} is expecting {expected} features as "
                                  "input.")
             return operator
-        return as_operator(validate_data(self, A, reset=False, dtype=np.float64,
-                                         accept_sparse=_SPARSE if self._accepts_sparse
-                                         else False))
+        return _validated_operator(validate_data(self, A, reset=False, dtype=np.float64,
+                                                 accept_sparse=_SPARSE if self._accepts_sparse
+                                                 else False))
 
     # -- the fit on validated data ------------------------------------------------------------
     def _fit_operator(self, operator, y):
@@ -441,10 +449,10 @@ LinearOperator or Operator
         a, s = self._data_scales(log_a, y)
         op_n = operator if a == 1 else operator.scaled(1 / a)
         y_n = y if s == 1 else y / s
-        self._column_scales = d = self._equilibration(op_n)
+        d, norms = self._equilibration(op_n)
+        self._column_scales = d
         if d is not None:
-            op_n = equilibrated(op_n, d, lazy=self._lazy_equilibration,
-                                norms=self._column_norms_seen)
+            op_n = equilibrated(op_n, d, lazy=self._lazy_equilibration, norms=norms)
         result = self._fit_rule(op_n, y_n, rule, a, s)
         if not isinstance(rule, Validation):  # a criterion returns its best iterate instead
             self._check_optimality(op_n, y_n, result)
@@ -484,8 +492,9 @@ LinearOperator or Operator
         a = 2.0 ** (q * round(log_a / q))
         return a, a * 2.0 ** (q * round(log_signal / q))
 
-    def _equilibration(self, operator) -> np.ndarray | None:
-        """Column scales ``d`` (``x = D^{-1} z``) when the column norms differ, else None.
+    def _equilibration(self, operator) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(d, norms)``: column scales ``d`` (``x = D^{-1} z``) when the column norms differ,
+        else None, and the column norms computed for the decision (None where none were).
 
         The implicit bias of a sparse, group- or row-sparse factorization depends on the
         scale of each column of ``A``: the flow favours large columns. Already half of the
@@ -512,13 +521,13 @@ LinearOperator or Operator
         """
         if not self._equilibrate_columns or self._steps_in_data_units() \
                 or len(operator.input_shape) != 1:
-            return None
+            return None, None
         limit = float(self.column_spread_limit)
         if not limit < np.inf:
-            return None
+            return None, None
         if norms_are_estimated(operator):
             limit = max(limit, ESTIMATED_SPREAD_LIMIT)
-        self._column_norms_seen = norms = column_norms(operator)
+        norms = column_norms(operator)
         d, spread = equilibration_scales(norms, limit)
         if d is not None and spread > WARNING_SPREAD:
             warnings.warn(
@@ -528,7 +537,7 @@ LinearOperator or Operator
                 "the implicit bias is that of the standardized problem, not that of A as given "
                 "(column_spread_limit = np.inf; docs/scaling.md)", DegenerateInputWarning,
                 stacklevel=4)
-        return d
+        return d, norms
 
     def _rescalable(self) -> bool:
         return self._rescale_data and not self._steps_in_data_units()

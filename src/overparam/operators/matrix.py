@@ -22,11 +22,22 @@ class DenseOperator(Operator):
     """
 
     def __init__(self, A):
-        self.matrix = check_array(A, "A", ndim=2, allow_empty=True)
-        if self.matrix.shape[1] == 0:
-            raise ValueError(f"A has no columns (shape {self.matrix.shape})")
-        self.n_measurements = self.matrix.shape[0]
-        self.input_shape = (self.matrix.shape[1],)
+        self._set_matrix(check_array(A, "A", ndim=2, allow_empty=True))
+
+    @classmethod
+    def from_finite(cls, matrix: np.ndarray) -> DenseOperator:
+        """The operator of a 2-D float64 array already known to be finite (validated input,
+        a row subset or a contraction of it), without a second pass over its entries."""
+        op = cls.__new__(cls)
+        op._set_matrix(matrix)
+        return op
+
+    def _set_matrix(self, matrix: np.ndarray) -> None:
+        if matrix.shape[1] == 0:
+            raise ValueError(f"A has no columns (shape {matrix.shape})")
+        self.matrix = matrix
+        self.n_measurements = matrix.shape[0]
+        self.input_shape = (matrix.shape[1],)
 
     def forward(self, x):
         return self.matrix @ x
@@ -35,7 +46,8 @@ class DenseOperator(Operator):
         return self.matrix.T @ z
 
     def rows(self, index):
-        return DenseOperator(self.matrix[np.atleast_1d(np.arange(self.n_measurements)[index])])
+        return DenseOperator.from_finite(
+            self.matrix[np.atleast_1d(np.arange(self.n_measurements)[index])])
 
     def columns(self, index):
         return self.matrix[:, np.atleast_1d(index)]
@@ -53,7 +65,10 @@ class DenseOperator(Operator):
         return float(np.linalg.norm(self.matrix))
 
     def scaled(self, factor):
-        return DenseOperator(self.matrix * float(factor))
+        factor = float(factor)
+        if abs(factor) <= 1:  # a contraction of finite entries stays finite
+            return DenseOperator.from_finite(self.matrix * factor)
+        return DenseOperator(self.matrix * factor)
 
 
 class ScipyOperator(Operator):
