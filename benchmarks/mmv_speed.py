@@ -35,6 +35,41 @@ def _timed(estimator, problem):
     return time.process_time() - start, relative_error(estimator.signal_, problem.truth)
 
 
+def run(sizes, seeds: int = 3, snr: float = 20.0, plain: bool = False) -> list:
+    """Time and error of both estimators at each size (printed as a table); returns the
+    medians ``(N, IR-MMV s, MultiTaskLassoCV s)``. The caller sets the BLAS threads."""
+    plain_head = f" {'plain s':>9} {'err':>6} |" if plain else ""
+    print(f"{'N':>6} {'M':>5} {'K':>4} | {'IR-MMV s':>9} {'err':>6} |{plain_head} "
+          f"{'MTLassoCV s':>11} {'err':>6} | {'time ratio':>10}")
+    medians = []
+    for n in sizes:
+        m, k = n // 2, max(1, n // 12)
+        rows = {"ir": [], "plain": [], "cv": []}
+        for seed in range(seeds):
+            p = make_mmv_problem(m, n, 20, k, row_values="gaussian", snr=snr,
+                                 random_state=seed)
+            rows["ir"].append(_timed(MMVRegressor(), p))
+            if plain:
+                plain_fit = MMVRegressor()
+                plain_fit.active_rows_from = None
+                rows["plain"].append(_timed(plain_fit, p))
+            rows["cv"].append(_timed(MultiTaskLassoCVRegressor(random_state=0), p))
+        (t_ir, e_ir), (t_cv, e_cv) = (np.median(np.array(rows[key]), axis=0)
+                                      for key in ("ir", "cv"))
+        medians.append((n, t_ir, t_cv))
+        plain_cell = ""
+        if plain:
+            t_pl, e_pl = np.median(np.array(rows["plain"]), axis=0)
+            plain_cell = f" {t_pl:>9.3f} {e_pl:>6.3f} |"
+        print(f"{n:>6} {m:>5} {k:>4} | {t_ir:>9.3f} {e_ir:>6.3f} |{plain_cell} "
+              f"{t_cv:>11.3f} {e_cv:>6.3f} | {t_ir / t_cv:>9.2f}x", flush=True)
+    for (n1, ir1, cv1), (n2, ir2, cv2) in itertools.pairwise(medians):
+        span = np.log(n2 / n1)
+        print(f"growth N={n1}->{n2}: IR-MMV t ~ N^{np.log(ir2 / ir1) / span:.2f}, "
+              f"MultiTaskLassoCV t ~ N^{np.log(cv2 / cv1) / span:.2f}")
+    return medians
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[60, 600, 2000])
@@ -43,36 +78,8 @@ def main(argv=None) -> None:
     parser.add_argument("--plain", action="store_true",
                         help="also time the default with every row stepped every iteration")
     args = parser.parse_args(argv)
-    plain_head = f" {'plain s':>9} {'err':>6} |" if args.plain else ""
-    print(f"{'N':>6} {'M':>5} {'K':>4} | {'IR-MMV s':>9} {'err':>6} |{plain_head} "
-          f"{'MTLassoCV s':>11} {'err':>6} | {'time ratio':>10}")
-    medians = []
     with threadpool_limits(limits=1, user_api="blas"):
-        for n in args.sizes:
-            m, k = n // 2, max(1, n // 12)
-            rows = {"ir": [], "plain": [], "cv": []}
-            for seed in range(args.seeds):
-                p = make_mmv_problem(m, n, 20, k, row_values="gaussian", snr=args.snr,
-                                     random_state=seed)
-                rows["ir"].append(_timed(MMVRegressor(), p))
-                if args.plain:
-                    plain = MMVRegressor()
-                    plain.active_rows_from = None
-                    rows["plain"].append(_timed(plain, p))
-                rows["cv"].append(_timed(MultiTaskLassoCVRegressor(random_state=0), p))
-            (t_ir, e_ir), (t_cv, e_cv) = (np.median(np.array(rows[key]), axis=0)
-                                          for key in ("ir", "cv"))
-            medians.append((n, t_ir, t_cv))
-            plain_cell = ""
-            if args.plain:
-                t_pl, e_pl = np.median(np.array(rows["plain"]), axis=0)
-                plain_cell = f" {t_pl:>9.3f} {e_pl:>6.3f} |"
-            print(f"{n:>6} {m:>5} {k:>4} | {t_ir:>9.3f} {e_ir:>6.3f} |{plain_cell} "
-                  f"{t_cv:>11.3f} {e_cv:>6.3f} | {t_ir / t_cv:>9.2f}x", flush=True)
-    for (n1, ir1, cv1), (n2, ir2, cv2) in itertools.pairwise(medians):
-        span = np.log(n2 / n1)
-        print(f"growth N={n1}->{n2}: IR-MMV t ~ N^{np.log(ir2 / ir1) / span:.2f}, "
-              f"MultiTaskLassoCV t ~ N^{np.log(cv2 / cv1) / span:.2f}")
+        run(args.sizes, args.seeds, args.snr, args.plain)
 
 
 if __name__ == "__main__":

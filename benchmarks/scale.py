@@ -24,8 +24,9 @@ dense sizes (least-squares slope of log time against log N).
 
 Run: ``python benchmarks/scale.py [--sizes 1000 3000 10000] [--operator-size 100000]``.
 Sections (``--sections``) are functions of the parsed arguments in ``SECTIONS``: ``sparse``
-(above) and ``structures`` (group and low rank next to their CV peers, from
-``scale_structures.py``).
+(above), ``structures`` (group and low rank next to their CV peers, from
+``scale_structures.py``) and ``mmv`` (the default IR-MMV next to MultiTaskLassoCV, from
+``mmv_speed.py``, with the least-squares growth exponents over ``--mmv-sizes``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-import scale_structures  # a sibling script: benchmarks/ is on sys.path
+import mmv_speed  # sibling scripts: benchmarks/ is on sys.path
+import scale_structures
 from overparam.baselines import BasisPursuit, OMPRegressor
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
@@ -176,8 +178,20 @@ def structures_section(args) -> None:
                          peer_max=args.peer_max)
 
 
+def mmv_section(args) -> None:
+    """Row-sparse MMV: the default IR-MMV next to MultiTaskLassoCV (``mmv_speed.py``)."""
+    if not args.mmv_sizes:
+        return
+    medians = mmv_speed.run(args.mmv_sizes, seeds=args.mmv_seeds)
+    if len(medians) > 1:
+        sizes = [n for n, _, _ in medians]
+        print(f"growth exponent of CPU time in N (MMV sizes): "
+              f"IR-MMV N^{growth_exponent(sizes, [t for _, t, _ in medians]):.2f}, "
+              f"MultiTaskLassoCV N^{growth_exponent(sizes, [t for _, _, t in medians]):.2f}")
+
+
 #: The sections of this benchmark, in order.
-SECTIONS = {"sparse": sparse_section, "structures": structures_section}
+SECTIONS = {"sparse": sparse_section, "structures": structures_section, "mmv": mmv_section}
 
 
 def main(argv=None):
@@ -197,8 +211,13 @@ def main(argv=None):
                         help="structures section: n of the n x n low-rank matrices (m = 8 n)")
     parser.add_argument("--peer-max", type=int, default=40,
                         help="structures section: largest n for the nuclear-norm CV peer")
+    parser.add_argument("--mmv-sizes", type=int, nargs="*", default=[60, 600, 2000],
+                        help="mmv section: N of the MMV problems (M = N/2, L = 20, 20 dB)")
+    parser.add_argument("--mmv-seeds", type=int, default=3,
+                        help="mmv section: median over this many problems")
     args = parser.parse_args(argv)
-    SkglmLasso().fit(np.eye(3), np.ones(3))  # numba compiles skglm's solver once: not timed
+    if "sparse" in args.sections:  # numba compiles skglm's solver once: not timed
+        SkglmLasso().fit(np.eye(3), np.ones(3))
     with threadpool_limits(limits=1, user_api="blas"):
         for name in args.sections:
             SECTIONS[name](args)

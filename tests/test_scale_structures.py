@@ -40,3 +40,19 @@ def test_summary_gives_a_ratio_line_per_peer_at_the_sizes_both_ran():
     assert lines[0] == "low-rank: time IR / CV peer by size: 10: 0.10"
     assert lines[1] == "low-rank: time IR / one fit by size: 200: 0.50"
     assert "size^1.00" in lines[2] and "nan" in lines[3] and "nan" in lines[4]
+
+
+def test_scale_benchmark_mmv_section_prints_times_ratios_and_exponents():
+    """benchmarks/scale.py's MMV section runs end to end on tiny sizes (its numbers are not
+    checked: a benchmark, not a timed test)."""
+    import subprocess
+    import sys
+
+    script = _PATH.parent / "scale.py"
+    out = subprocess.run([sys.executable, str(script), "--sections", "mmv", "--mmv-sizes", "24",
+                          "36", "--mmv-seeds", "1"], capture_output=True, text=True, timeout=600,
+                         check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["N", "M", "K", "|", "IR-MMV"]
+    assert [line.split()[0] for line in lines[1:3]] == ["24", "36"]
+    assert "growth exponent of CPU time in N (MMV sizes): IR-MMV N^" in out
