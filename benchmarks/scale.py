@@ -9,7 +9,9 @@ one process on the same problem:
   when no overfitting shows) and the IR limit (``early_stopping=None``: dense Newton for small
   matrices, matrix-free Newton-CG from ``solvers.sparse.krylov_newton.MATRIX_FREE_ENTRIES``
   on and for operators);
-- skglm's Lasso with a tiny penalty (``alpha = 1e-4 alpha_max``);
+- skglm's Lasso with a tiny penalty (``alpha = 1e-4 alpha_max``) and, the IR default's
+  cross-validated peer, scikit-learn's ``LassoCV`` (5 folds, 100 penalties; up to
+  ``--cv-max``);
 - OMP given the true sparsity (scikit-learn);
 - basis pursuit as an LP (HiGHS; up to ``--bp-max`` unknowns);
 - on the operator only (skglm needs the matrix: 20,000 x 100,000 doubles are 16 GB), a
@@ -40,7 +42,7 @@ from threadpoolctl import threadpool_limits
 
 import mmv_speed  # sibling scripts: benchmarks/ is on sys.path
 import scale_structures
-from overparam.baselines import BasisPursuit, OMPRegressor
+from overparam.baselines import BasisPursuit, LassoCVRegressor, OMPRegressor
 from overparam.datasets import make_sparse_problem
 from overparam.estimators import HadamardRegressor
 from overparam.operators import SubsampledDCT, as_operator
@@ -79,6 +81,7 @@ SPARSE_METHODS = {
     "IR default": (lambda s: HadamardRegressor(), "both"),
     "IR limit": (lambda s: HadamardRegressor(early_stopping=None), "both"),
     "skglm Lasso": (lambda s: SkglmLasso(), "matrix"),
+    "LassoCV": (lambda s: LassoCVRegressor(), "matrix"),
     "OMP (true s)": (lambda s: OMPRegressor(n_nonzero_coefs=s), "matrix"),
     "BP-LP (HiGHS)": (lambda s: BasisPursuit(), "matrix"),
     "FISTA Lasso": (lambda s: FistaLasso(), "operator"),
@@ -91,7 +94,7 @@ def _skipped(name, n, operator, args) -> bool:
     if SPARSE_METHODS[name][1] == ("operator" if not operator else "matrix"):
         return True
     return (name == "BP-LP (HiGHS)" and n > args.bp_max) or (
-        name == "IR default" and n > args.default_max)
+        name == "IR default" and n > args.default_max) or (name == "LassoCV" and n > args.cv_max)
 
 
 def _dct_problem(n, seed):
@@ -170,6 +173,11 @@ def _print_ratios(times, problems) -> None:
         if np.isfinite(ratio):
             cells.append(f"N={n}{'*' if operator else ''} {ratio:.2f} (vs {peer})")
     print("IR limit / peer CPU time: " + ", ".join(cells))
+    cv = [f"N={n} {times['IR default'][n, False] / times['LassoCV'][n, False]:.2f}"
+          for n, operator in problems if not operator
+          and np.isfinite(times["IR default"][n, False] / times["LassoCV"][n, False])]
+    if cv:
+        print("IR default / LassoCV CPU time: " + ", ".join(cv))
 
 
 def structures_section(args) -> None:
@@ -203,6 +211,8 @@ def main(argv=None):
     parser.add_argument("--bp-max", type=int, default=3000, help="largest N for BP-LP")
     parser.add_argument("--default-max", type=int, default=100_000,
                         help="largest N for the IR default (5-fold validated)")
+    parser.add_argument("--cv-max", type=int, default=10_000,
+                        help="largest N for scikit-learn's LassoCV (the IR default's CV peer)")
     parser.add_argument("--repeats", type=int, default=3, help="median of this many fits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--group-sizes", type=int, nargs="*", default=[300, 1000, 3000],

@@ -223,8 +223,14 @@ def test_validated_depth3_fit_on_clean_overdetermined_data_is_exact():
         x = np.zeros(20)
         values = rng.standard_normal(3) + np.sign(rng.standard_normal(3))
         x[rng.choice(20, 3, replace=False)] = values
-        est = HadamardRegressor(depth=3).fit(A, A @ x)
+        est = HadamardRegressor(depth=3)
+        est.validation_exact_rtol = None  # the paths themselves (no held-out shortcut)
+        est.fit(A, A @ x)
         curve = est.result_.info["validation_curve"]
         assert est.result_.info["chosen_time"] is None
         assert curve[-1, 2] == curve[:, 2].min()
         assert relative_error(est.coef_, x) < 1e-6
+        # the default sees the first fold's limit predict its held-out rows: the same limit
+        default = HadamardRegressor(depth=3).fit(A, A @ x)
+        assert default.result_.info["refit"] == "limit"
+        assert relative_error(default.coef_, est.coef_) < 1e-6

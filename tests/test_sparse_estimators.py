@@ -302,3 +302,37 @@ def test_init_scale_auto_is_scale_equivariant():
     assert fixed.init_scale_ == 1e-3
     with pytest.raises(ValueError, match="init_scale"):
         HadamardRegressor(init_scale="tiny").fit(p.operator, p.y)
+
+
+def _clean_and_noisy(seed=0):
+    rng = np.random.default_rng([seed, 7])
+    A = rng.standard_normal((40, 120)) / np.sqrt(40)
+    x = np.zeros(120)
+    x[rng.choice(120, 4, replace=False)] = rng.choice([-1, 1], 4) * (1 + rng.random(4))
+    noise = rng.standard_normal(40)
+    noise *= 0.1 * np.linalg.norm(A @ x) / np.linalg.norm(noise)  # 20 dB
+    return A, x, A @ x, A @ x + noise
+
+
+def test_validated_default_returns_the_limit_when_a_fold_limit_predicts_held_out_rows():
+    A, x, clean, _ = _clean_and_noisy()
+    default = HadamardRegressor().fit(A, clean)
+    info = default.result_.info
+    assert info["refit"] == "limit" and info["path_iterations"] == []
+    assert info["held_out_limit_residual"] <= HadamardRegressor.validation_exact_rtol
+    limit = HadamardRegressor(early_stopping=None).fit(A, clean)
+    assert np.abs(default.coef_ - limit.coef_).max() <= 1e-12
+    assert relative_error(default.coef_, x) < 1e-6
+
+
+def test_held_out_shortcut_leaves_noisy_fits_and_explicit_solvers_to_the_paths():
+    A, _, clean, noisy = _clean_and_noisy()
+    default = HadamardRegressor().fit(A, noisy)
+    paths_only = HadamardRegressor()
+    paths_only.validation_exact_rtol = None
+    paths_only.fit(A, noisy)
+    assert default.result_.info["refit"] == "time"
+    assert len(default.result_.info["path_iterations"]) == 5
+    np.testing.assert_array_equal(default.coef_, paths_only.coef_)  # the try changes nothing
+    flow = HadamardRegressor(solver="flow").fit(A, clean)  # no fast limit asked for
+    assert flow.result_.info["refit"] != "limit"

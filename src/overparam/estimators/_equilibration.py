@@ -177,5 +177,14 @@ class ColumnScaledMatrix(DenseOperator):
             return self._copy[:, index]
         return self._parent.matrix[:, index] / self._d[index]
 
+    def rows(self, index):
+        # the rows of the copy, computed from A's rows alone (the same numbers)
+        if self._copy is not None:
+            return super().rows(index)
+        index = np.atleast_1d(np.arange(self.n_measurements)[index])
+        block = self._parent.matrix[index]
+        block /= self._d  # in place: one (rows, n) allocation
+        return DenseOperator.from_finite(block)
+
     def frobenius_norm(self):
         return float(np.sqrt(np.sum(self.column_norms**2)))

@@ -307,6 +307,12 @@ class RecoveryEstimator(RegressorMixin, BaseEstimator):
     #: the refit stops at the chosen time instead (for solvers whose limit on noisy data is
     #: far slower to reach than the paths).
     validation_limit_budget: float | None = None
+    #: Exact data need no stopping time: before the K paths, the limit of the first fold's
+    #: training rows (:meth:`_quick_limit`, only where the estimator has a fast solver for
+    #: it) predicts that fold's held-out rows; within this relative residual the limit on
+    #: all measurements is returned without the paths (no path point can predict them
+    #: meaningfully better, and on clean data the paths end at the limit anyway). None: off.
+    validation_exact_rtol: float | None = None
     #: How the refit on all measurements stops: at the chosen solver ``"time"``, or when its
     #: residual falls to the path's training residual at the chosen iterate (``"residual"``:
     #: for models whose escape from a small init is abrupt, so that a few percent of timing
@@ -638,6 +644,9 @@ LinearOperator or Operator
         else:
             splits = [holdout_split(operator.n_measurements,
                                     getattr(self, "validation_fraction", 0.2), seed)]
+        exact = self._limit_predicts_held_out(operator, y, splits[0], folds)
+        if exact is not None:
+            return exact
         validations = [Validation(operator.rows(held), y[held], every=self.validation_every,
                                   patience=self.validation_patience,
                                   horizon=self.validation_horizon,
@@ -699,6 +708,37 @@ LinearOperator or Operator
             validation_curve=curve, validation_folds=folds,
             refit="time" if folds > 1 else self.validation_refit, refit_residual=level)
         return result
+
+    def _limit_predicts_held_out(self, operator, y, split, folds):
+        """The limit on all measurements when the first fold's limit predicts its held-out
+        rows to ``validation_exact_rtol`` (relative residual), else None (the paths decide).
+        """
+        rtol = self.validation_exact_rtol
+        if rtol is None:
+            return None
+        train, held = split
+        fold = self._quick_limit(operator.rows(train), y[train])
+        if fold is None or fold.stop_reason != StopReason.CONVERGED:
+            return None
+        y_held = y[held]
+        miss = float(np.linalg.norm(operator.rows(held).forward(fold.coef) - y_held))
+        if not miss <= rtol * float(np.linalg.norm(y_held)):
+            return None
+        result = self._quick_limit(operator, y)
+        if result is None or result.stop_reason != StopReason.CONVERGED:
+            return None
+        result.wall_time += fold.wall_time
+        result.info.update(
+            chosen_time=None, chosen_iteration_on_path=None, path_iterations=[],
+            validation_error=None, validation_curve=np.zeros((0, 3)), validation_folds=folds,
+            refit="limit", held_out_limit_residual=miss / max(float(np.linalg.norm(y_held)),
+                                                              1e-300))
+        return result
+
+    def _quick_limit(self, operator, y):
+        """The limit of the flow by a fast solver (for :attr:`validation_exact_rtol`), or
+        None where the estimator has none or it failed. None by default."""
+        return None
 
     def _limit_ruled_out(self, problems, paths) -> bool:
         """Whether the validation paths show that the limit tried on a budget
