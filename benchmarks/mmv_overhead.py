@@ -5,8 +5,9 @@ benchmarks/noisy.py (M=30, N=60, L=20, K=5, 20 dB): the 5 fold paths as one batc
 (B=5 problems of 24 x 60 x 20, a Validation per problem, init_scale=1e-2), then an unbatched
 refit (30 x 60 x 20) up to a flow time, with the estimator's solver settings (``init="zero"``,
 the row cap ``max_row_change``; ``--paper-init``: the solver's defaults, ``init="ones"`` and
-no cap, the workload of this script before issue 15). Prints microseconds per loop iteration (the call's
-wall time over its slowest problem's accepted plus rejected steps) and the fixed cost of a
+no cap, the workload of this script before issue 15). Prints CPU microseconds per loop
+iteration (``time.process_time``: the call's time over its slowest problem's accepted plus
+rejected steps) and the fixed cost of a
 call (one iteration), medians over problems and repeats.
 
 ``--baseline PATH`` loads another version of the solver and times both side by side
@@ -83,13 +84,13 @@ def _workload(solver, A, Y, folds, settings):
     """(batched result, refit result, seconds per batched loop, seconds per refit loop)."""
     As = np.stack([A[train] for train, _ in folds])
     Ys = np.stack([Y[train] for train, _ in folds])
-    start = time.perf_counter()
+    start = time.process_time()
     batch = solver(As, Ys, validation=_validations(A, Y, folds), **settings)
-    batch_time = time.perf_counter() - start
+    batch_time = time.process_time() - start
     stop_time = float(np.median(batch.info["best_time"]))
-    start = time.perf_counter()
+    start = time.process_time()
     refit = solver(A, Y, stopping=StoppingRule(max_flow_time=stop_time), **settings)
-    refit_time = time.perf_counter() - start
+    refit_time = time.process_time() - start
     batch_loops = int(np.max(batch.n_iter + batch.info["n_rejected_steps"]))
     refit_loops = refit.n_iter + refit.info["n_rejected_steps"]
     return batch, refit, batch_time / batch_loops, refit_time / refit_loops
@@ -109,9 +110,9 @@ def _fixed_cost(solver, A, Y, folds, settings, repeats=50):
     for X, Z in ((As, Ys), (A, Y)):
         times = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start = time.process_time()
             solver(X, Z, stopping=one, **settings)
-            times.append(time.perf_counter() - start)
+            times.append(time.process_time() - start)
         costs.append(float(np.median(times)))
     return costs
 

@@ -246,11 +246,14 @@ class _Batch:
     def advance(self) -> bool:
         """One trial step of every working row; False when none was accepted."""
         time_left = None if self.end is None else self.end - self.clock
-        moved = self.step.step(time_left, lambda loss: self.monitor.is_divergent(self.ids, loss))
+        moved = self.step.step(time_left, lambda loss: self.monitor.divergent(self.ids, loss))
         if moved is None:
             return False
         self.accepted, dt, self.loss = moved
-        self.n_iter += self.accepted
+        if all(self.accepted):  # (the usual case: a scalar add, no list to convert)
+            self.n_iter += 1
+        else:
+            self.n_iter += self.accepted
         self.clock = self.clock + dt
         return True
 
