@@ -17,8 +17,14 @@ file, another version of ``src/overparam/solvers/mmv.py`` (e.g.
 batch loop, stopping rule and step policies), or a directory, another copy of the whole
 package (e.g. ``/path/to/main/src/overparam``, loaded under another name).
 
+``--fits N [N ...]`` (with a package directory as ``--baseline``) times instead whole default
+fits, ``MMVRegressor().fit``, of both versions and of scikit-learn's ``MultiTaskLassoCV`` at
+the sizes of benchmarks/mmv_speed.py (M = N/2, L = 20, K = N/12, 20 dB; ``--problems``
+seeds, ``--repeats`` rounds, alternating, one BLAS thread), after checking that both
+versions give the same ``coef_``: median CPU seconds per fit and the ratios.
+
 Run: ``.venv/bin/python benchmarks/mmv_overhead.py [--repeats 5] [--problems 3]
-[--baseline PATH] [--paper-init]``
+[--baseline PATH] [--paper-init] [--fits 60 600]``
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ from overparam.solvers import ir_mmv
 from overparam.stopping import StoppingRule, Validation
 
 
-def _load(path):
+def _load(path, name: str = "solvers.mmv"):
     """``ir_mmv`` of another ``mmv.py`` file, or of another copy of the package (a
-    directory)."""
+    directory; then ``name`` picks the module, ``ir_mmv`` of ``solvers.mmv`` by default,
+    ``"estimators"`` for the module itself)."""
     if Path(path).is_dir():
         spec = importlib.util.spec_from_file_location(
             "_overparam_baseline", Path(path) / "__init__.py",
@@ -53,7 +60,8 @@ def _load(path):
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     if Path(path).is_dir():
-        return importlib.import_module("_overparam_baseline.solvers.mmv").ir_mmv
+        found = importlib.import_module(f"_overparam_baseline.{name}")
+        return found.ir_mmv if name == "solvers.mmv" else found
     return module.ir_mmv
 
 
@@ -117,6 +125,39 @@ def _fixed_cost(solver, A, Y, folds, settings, repeats=50):
     return costs
 
 
+def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
+    """Whole default fits of the current and the baseline package, side by side."""
+    from threadpoolctl import threadpool_limits
+
+    from overparam.baselines import MultiTaskLassoCVRegressor
+    from overparam.datasets import make_mmv_problem
+
+    models = {"current": MMVRegressor, "baseline": _load(baseline, "estimators").MMVRegressor}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for n in sizes:
+            problems = [make_mmv_problem(n // 2, n, 20, max(1, n // 12), row_values="gaussian",
+                                         snr=20.0, random_state=seed) for seed in range(n_seeds)]
+            times = {"current": [], "baseline": [], "MultiTaskLassoCV": []}
+            for r in range(repeats):
+                for p in problems:
+                    coefs = []
+                    for name, model in models.items():
+                        start = time.process_time()
+                        coefs.append(model().fit(p.operator, p.y).coef_)
+                        times[name].append(time.process_time() - start)
+                    if r == 0 and not np.array_equal(*coefs):
+                        print(f"N={n}: the two versions give different coef_")
+                    start = time.process_time()
+                    MultiTaskLassoCVRegressor(random_state=0).fit(p.operator, p.y)
+                    times["MultiTaskLassoCV"].append(time.process_time() - start)
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            print(f"N={n}: current {med['current']:.3f} s, baseline {med['baseline']:.3f} s "
+                  f"(baseline / current {med['baseline'] / med['current']:.2f}), "
+                  f"MultiTaskLassoCV {med['MultiTaskLassoCV']:.3f} s (current / MTLassoCV "
+                  f"{med['current'] / med['MultiTaskLassoCV']:.2f}, baseline / MTLassoCV "
+                  f"{med['baseline'] / med['MultiTaskLassoCV']:.2f})", flush=True)
+
+
 def main(repeats: int, n_problems: int, baseline: str | None, paper_init: bool = False) -> None:
     settings = _settings(paper_init)
     solvers = {"current": ir_mmv}
@@ -157,5 +198,12 @@ if __name__ == "__main__":
                         help="another version of solvers/mmv.py, or of the package directory")
     parser.add_argument("--paper-init", action="store_true",
                         help="the solver's defaults (init='ones', no row cap)")
+    parser.add_argument("--fits", type=int, nargs="+", default=None,
+                        help="time whole default fits at these N (needs a package --baseline)")
     args = parser.parse_args()
-    main(args.repeats, args.problems, args.baseline, args.paper_init)
+    if args.fits:
+        if not (args.baseline and Path(args.baseline).is_dir()):
+            parser.error("--fits needs --baseline with a package directory")
+        _fits(args.fits, args.problems, args.repeats, args.baseline)
+    else:
+        main(args.repeats, args.problems, args.baseline, args.paper_init)

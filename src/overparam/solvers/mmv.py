@@ -300,8 +300,9 @@ class RowHadamardStep:
         self.ids = np.arange(B)  # the problem of each working row (for messages)
         self.n_accepted, self.n_rejected = np.zeros(B, dtype=int), np.zeros(B, dtype=int)
         self.refresh_wait = _REFRESH - 1  # iterations in which no residual refresh falls due
-        # log |g| at each working row's last held-out check (the staircase test)
-        self.log_g_checked = np.log(np.abs(self.g))
+        # log |g| at each working row's last held-out check (the staircase test; -inf: g = 0)
+        with np.errstate(divide="ignore"):
+            self.log_g_checked = np.log(np.abs(self.g))
         self.out = {"eta": np.empty(B), "n_rejected": np.zeros(B, dtype=int)}
         self.grad = None  # (∇g, P, ||∇||², g²) of the working rows at their current iterates
 
