@@ -262,14 +262,20 @@ class BatchMonitor:
         return [_diverged(x, limits[i]) for i, x in zip(ids.tolist(), loss.tolist(), strict=True)]
 
     def divergent(self, ids, loss):
-        """:meth:`is_divergent` as an array of bool: the rule of :func:`_diverged` (not
-        finite, or above the limit) entry by entry. Where the extremes of ``loss`` are finite
-        and within every limit (the usual case), none is, without a test per entry."""
+        """:meth:`is_divergent` as an array of bool, or None where no entry is: the rule of
+        :func:`_diverged` (not finite, or above the limit) entry by entry. Where every entry
+        is finite and within every problem's limit (the usual case) the answer is None,
+        without a test per entry on arrays (on Python floats for a small batch)."""
         import numpy as np
 
-        low, high = np.minimum.reduce(loss), np.maximum.reduce(loss)  # NaN propagates
-        if -math.inf < low and high < math.inf and high <= self._lowest_limit:
-            return np.zeros(loss.shape, dtype=bool)
+        lowest = self._lowest_limit
+        if loss.size <= self.small_batch:
+            if all(-math.inf < x < math.inf and x <= lowest for x in loss.tolist()):
+                return None
+        else:
+            low, high = np.minimum.reduce(loss), np.maximum.reduce(loss)  # NaN propagates
+            if -math.inf < low and high < math.inf and high <= lowest:
+                return None
         return ~(np.isfinite(loss) & (loss <= self._loss_limit_array[ids]))
 
     def update(self, ids, iterations, loss, residual_norm, clock,

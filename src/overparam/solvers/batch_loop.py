@@ -113,7 +113,8 @@ class BatchStep(Protocol):
 
         ``time_left`` is each row's clock time to ``StoppingRule.max_flow_time`` (None when
         none); ``diverged(loss)`` tells, per row, whether a trial loss is non-finite or
-        exploded.
+        exploded (an array of bool, or None where no row did:
+        :meth:`~overparam.stopping.BatchMonitor.divergent`).
         """
 
     def params(self, rows) -> tuple:

@@ -31,7 +31,7 @@ _REFRESH = 100  # accepted steps between two recomputations of R = Y - A X
 # np.add.reduce is np.sum without its Python wrapper (same result, bit for bit)
 _sum = np.add.reduce
 _fmax = np.fmax.reduce  # the largest entry, NaN skipped (np.nanmax without its wrapper)
-_all = np.logical_and.reduce  # ndarray.all without its wrapper
+_fmin = np.fmin.reduce  # the smallest entry, NaN skipped
 
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
 #: ``"simultaneous"``: plain gradient descent on ``(g, V)``.
@@ -337,7 +337,7 @@ class RowHadamardStep:
         trial = self._trial_step(e, grad_g, P, gg)
         trial["decrease"] = e * grad_norm2
         accepted = self._accept(e, trial, diverged)
-        if not accepted.any():
+        if not any(accepted.tolist()):  # (on a few entries: cheaper than ndarray.any)
             return None
         return self._move(accepted, trial, e)
 
@@ -407,20 +407,24 @@ class RowHadamardStep:
         change of the loss (as ``accept(step, 0, change, decrease)``, for its accuracy), then
         the same test with the change's rounding level as slack (:func:`_rounding_slack`).
         """
-        ok = ~np.asarray(diverged(trial["loss"]))
+        divergent = diverged(trial["loss"])  # None: none
         d_loss, decrease, policy = trial["d_loss"], trial["decrease"], self.policy
-        accepted = ok & policy.accept_batch(e, 0.0, d_loss, decrease)
+        accepted = policy.accept_batch(e, 0.0, d_loss, decrease)
+        if divergent is not None:
+            accepted = accepted & ~np.asarray(divergent)
         eta = policy.next_after_accept_batch(e)
         self.eta = eta
-        if accepted.all():
+        if all(accepted.tolist()):
             return accepted
         # a problem or two per iteration (the adaptive step grows until one is rejected):
         # the scalar rules (accept_batch gives accept's answers entry by entry)
         uw = trial.get("uw")  # u * w, where the trial step kept it
-        for j, (a, finite) in enumerate(zip(accepted.tolist(), ok.tolist(), strict=True)):
+        finite = ([True] * e.size if divergent is None
+                  else (~np.asarray(divergent)).tolist())
+        for j, a in enumerate(accepted.tolist()):
             if a:
                 continue
-            if finite:
+            if finite[j]:
                 slack = (_rounding_slack(trial["u"][j], trial["w"][j]) if uw is None
                          else _slack_of_products(uw[j]))
                 if policy.accept(float(e[j]), slack, float(d_loss[j]), float(decrease[j])):
@@ -440,7 +444,8 @@ class RowHadamardStep:
         new = trial[carried]
         # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they would
         # stay: subnormal numbers would slow every later iteration many times.
-        g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
+        if _fmin(np.abs(g_new), None) < _DEAD:  # (rare; fmin: NaN skipped, as `<` does)
+            g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
         dt = e * self.time_per_step
         accepted_list = accepted.tolist()
         rejected = [j for j, a in enumerate(accepted_list) if not a]
@@ -533,9 +538,11 @@ def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
     every row; dead rows (``g_i = 0``) do not move and set no cap."""
     rate = grad_g / g
     np.abs(rate, out=rate)  # |a / b| = |a| / |b|, bit for bit (rounding is symmetric in sign)
-    if not _all(g, None):  # (rare: the test costs less than the assignment)
+    top = np.maximum.reduce(rate, -1)
+    if any(x != x for x in top.tolist()):  # a dead row (0/0 = NaN; rare): as it was
         rate[g == 0] = 0.0
-    return max_change / np.maximum.reduce(rate, -1)  # 1/0 = inf: no cap (warnings are off)
+        top = np.maximum.reduce(rate, -1)
+    return max_change / top  # 1/0 = inf: no cap (warnings are off)
 
 
 def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:

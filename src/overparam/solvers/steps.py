@@ -206,7 +206,7 @@ class AdaptiveStep(StepPolicy):
         return loss_new <= loss_old - self.armijo * decrease
 
     def next_after_accept_batch(self, step):
-        grown = np.multiply(step, self.grow, dtype=float)
+        grown = np.multiply(step, self.grow)
         if self.max_step != math.inf:  # (min(x, inf) is x, and fmin takes a NaN to MAX_STEP)
             grown = np.minimum(grown, self.max_step)
         return _finite_steps(grown)
