@@ -329,12 +329,12 @@ class RowHadamardStep:
     def step(self, time_left, diverged):
         if self.grad is None:  # kept while no row moves (a rejected step changes no state)
             self.grad = self._gradient()
-        grad_g, P, grad_norm2, gg = self.grad
+        grad_g, P, grad_norm2, gg, two_g = self.grad
         e = self.eta
         if self.policy_limits:
             e = np.minimum(e, self.policy.limit_batch((self.g, self.V), (grad_g, -2.0 * P)))
         e = self._capped(e, self.g, grad_g, time_left)
-        trial = self._trial_step(e, grad_g, P, gg)
+        trial = self._trial_step(e, grad_g, P, gg, two_g)
         trial["decrease"] = e * grad_norm2
         accepted = self._accept(e, trial, diverged)
         if not any(accepted.tolist()):  # (on a few entries: cheaper than ndarray.any)
@@ -352,24 +352,25 @@ class RowHadamardStep:
         return e
 
     def _gradient(self):
-        """``(∇g, P, ||∇||², g²)`` of ``||Y - A X||_F^2`` with ``∇V = -2 P``, ``P = g² ⊙ Λ``.
+        """``(∇g, P, ||∇||², g², 2 g)`` of ``||Y - A X||_F^2`` with ``∇V = -2 P``,
+        ``P = g² ⊙ Λ``.
 
         The pullback of ``G = -2 Λ`` (:meth:`RowHadamard.vjp`, written out here with the
-        same operations in the same order, to keep ``g²`` for the trial step), by linearity
-        ``-2`` times that of ``Λ``. ``∇V`` itself is never formed: the step uses
+        same operations in the same order, to keep ``g²`` and ``2 g`` for the trial step), by
+        linearity ``-2`` times that of ``Λ``. ``∇V`` itself is never formed: the step uses
         ``-e ∇V = 2 e P`` and ``||∇V||² = 4 ||P||²``; products by powers of 2 are exact, so
         every number is the same, bit for bit, as with ``∇V`` formed.
         """
         g, Lam = self.g, self.Lam
-        gg = g * g
-        grad_g = 2.0 * g * _sum(Lam * self.V, -1)  # RowHadamard.vjp's dg
+        gg, two_g = g * g, 2.0 * g
+        grad_g = two_g * _sum(Lam * self.V, -1)  # RowHadamard.vjp's dg
         grad_g *= -2.0
         P = gg[..., None] * Lam  # RowHadamard.vjp's dV
-        return grad_g, P, _sum(grad_g * grad_g, -1) + 4.0 * _sum(P * P, (1, 2)), gg
+        return grad_g, P, _sum(grad_g * grad_g, -1) + 4.0 * _sum(P * P, (1, 2)), gg, two_g
 
-    def _trial_step(self, e, grad_g, P, gg) -> dict:
+    def _trial_step(self, e, grad_g, P, gg, two_g) -> dict:
         """The trial iterate of each working row for steps ``e``, its residual (or ``Λ``) and
-        the change of its loss (``∇V = -2 P``, ``gg = g²``)."""
+        the change of its loss (``∇V = -2 P``, ``gg = g²``, ``two_g = 2 g``)."""
         g, V, Lam = self.g, self.V, self.Lam
         d_g = -e[:, None] * grad_g
         g_new = g + d_g
@@ -378,7 +379,7 @@ class RowHadamardStep:
         else:
             d_V = (2.0 * e)[:, None, None] * P  # -e ∇V, bit for bit
         V_new = V + d_V
-        d_X = (d_g * (2.0 * g + d_g))[..., None] * V_new
+        d_X = (d_g * (two_g + d_g))[..., None] * V_new
         d_X += gg[..., None] * d_V  # in place: the same sum, one array fewer
         # The change of the loss from the change of X, not as a difference of two losses: on
         # a plateau it is far below the rounding error of the loss itself, and a rounding-noise
