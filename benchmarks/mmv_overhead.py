@@ -3,16 +3,28 @@
 The workload of ``MMVRegressor()`` (held-out validation, 5 folds) on the MMV setting of
 benchmarks/noisy.py (M=30, N=60, L=20, K=5, 20 dB): the 5 fold paths as one batched call
 (B=5 problems of 24 x 60 x 20, a Validation per problem, init_scale=1e-2), then an unbatched
-refit (30 x 60 x 20) up to a flow time. Prints microseconds per loop iteration (the call's
-wall time over its slowest problem's accepted plus rejected steps) and the fixed cost of a
+refit (30 x 60 x 20) up to a flow time, with the estimator's solver settings (``init="zero"``,
+the row cap ``max_row_change``; ``--paper-init``: the solver's defaults, ``init="ones"`` and
+no cap, the workload of this script before issue 15). Prints CPU microseconds per loop
+iteration (``time.process_time``: the call's time over its slowest problem's accepted plus
+rejected steps) and the fixed cost of a
 call (one iteration), medians over problems and repeats.
 
-``--baseline FILE`` loads another version of ``src/overparam/solvers/mmv.py``, e.g.
-``git show HEAD:src/overparam/solvers/mmv.py > /tmp/mmv_old.py``, checks that it computes the
-same results as the current one on the workload, and times both side by side (alternating).
+``--baseline PATH`` loads another version of the solver and times both side by side
+(alternating), after checking that both compute the same results on the workload: either a
+file, another version of ``src/overparam/solvers/mmv.py`` (e.g.
+``git show HEAD:src/overparam/solvers/mmv.py > /tmp/mmv_old.py``; it runs on the current
+batch loop, stopping rule and step policies), or a directory, another copy of the whole
+package (e.g. ``/path/to/main/src/overparam``, loaded under another name).
+
+``--fits N [N ...]`` (with a package directory as ``--baseline``) times instead whole default
+fits, ``MMVRegressor().fit``, of both versions and of scikit-learn's ``MultiTaskLassoCV`` at
+the sizes of benchmarks/mmv_speed.py (M = N/2, L = 20, K = N/12, 20 dB; ``--problems``
+seeds, ``--repeats`` rounds, alternating, one BLAS thread), after checking that both
+versions give the same ``coef_``: median CPU seconds per fit and the ratios.
 
 Run: ``.venv/bin/python benchmarks/mmv_overhead.py [--repeats 5] [--problems 3]
-[--baseline FILE]``
+[--baseline PATH] [--paper-init] [--fits 60 600]``
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import argparse
 import importlib.util
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import KFold
@@ -33,12 +46,31 @@ from overparam.solvers import ir_mmv
 from overparam.stopping import StoppingRule, Validation
 
 
-def _load(path):
-    spec = importlib.util.spec_from_file_location("overparam.solvers._mmv_baseline", path)
+def _load(path, name: str = "solvers.mmv"):
+    """``ir_mmv`` of another ``mmv.py`` file, or of another copy of the package (a
+    directory; then ``name`` picks the module, ``ir_mmv`` of ``solvers.mmv`` by default,
+    ``"estimators"`` for the module itself)."""
+    if Path(path).is_dir():
+        spec = importlib.util.spec_from_file_location(
+            "_overparam_baseline", Path(path) / "__init__.py",
+            submodule_search_locations=[str(path)])
+    else:
+        spec = importlib.util.spec_from_file_location("overparam.solvers._mmv_baseline", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
+    if Path(path).is_dir():
+        found = importlib.import_module(f"_overparam_baseline.{name}")
+        return found.ir_mmv if name == "solvers.mmv" else found
     return module.ir_mmv
+
+
+def _settings(paper_init: bool) -> dict:
+    """The solver settings of the workload: the estimator's, or the solver's defaults."""
+    if paper_init:
+        return {"init_scale": 1e-2}
+    est = MMVRegressor()
+    return {"init_scale": 1e-2, "init": est.init, "max_row_change": est.max_row_change}
 
 
 def _problem(seed, snr=20.0):
@@ -56,17 +88,17 @@ def _validations(A, Y, folds):
             for _, held in folds]
 
 
-def _workload(solver, A, Y, folds):
+def _workload(solver, A, Y, folds, settings):
     """(batched result, refit result, seconds per batched loop, seconds per refit loop)."""
     As = np.stack([A[train] for train, _ in folds])
     Ys = np.stack([Y[train] for train, _ in folds])
-    start = time.perf_counter()
-    batch = solver(As, Ys, init_scale=1e-2, validation=_validations(A, Y, folds))
-    batch_time = time.perf_counter() - start
+    start = time.process_time()
+    batch = solver(As, Ys, validation=_validations(A, Y, folds), **settings)
+    batch_time = time.process_time() - start
     stop_time = float(np.median(batch.info["best_time"]))
-    start = time.perf_counter()
-    refit = solver(A, Y, init_scale=1e-2, stopping=StoppingRule(max_flow_time=stop_time))
-    refit_time = time.perf_counter() - start
+    start = time.process_time()
+    refit = solver(A, Y, stopping=StoppingRule(max_flow_time=stop_time), **settings)
+    refit_time = time.process_time() - start
     batch_loops = int(np.max(batch.n_iter + batch.info["n_rejected_steps"]))
     refit_loops = refit.n_iter + refit.info["n_rejected_steps"]
     return batch, refit, batch_time / batch_loops, refit_time / refit_loops
@@ -78,7 +110,7 @@ def _same(a, b) -> bool:
             and np.array_equal(a.info["time"], b.info["time"]))
 
 
-def _fixed_cost(solver, A, Y, folds, repeats=50):
+def _fixed_cost(solver, A, Y, folds, settings, repeats=50):
     As = np.stack([A[train] for train, _ in folds])
     Ys = np.stack([Y[train] for train, _ in folds])
     one = StoppingRule(max_iter=1)
@@ -86,35 +118,69 @@ def _fixed_cost(solver, A, Y, folds, repeats=50):
     for X, Z in ((As, Ys), (A, Y)):
         times = []
         for _ in range(repeats):
-            start = time.perf_counter()
-            solver(X, Z, init_scale=1e-2, stopping=one)
-            times.append(time.perf_counter() - start)
+            start = time.process_time()
+            solver(X, Z, stopping=one, **settings)
+            times.append(time.process_time() - start)
         costs.append(float(np.median(times)))
     return costs
 
 
-def main(repeats: int, n_problems: int, baseline: str | None) -> None:
+def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
+    """Whole default fits of the current and the baseline package, side by side."""
+    from threadpoolctl import threadpool_limits
+
+    from overparam.baselines import MultiTaskLassoCVRegressor
+    from overparam.datasets import make_mmv_problem
+
+    models = {"current": MMVRegressor, "baseline": _load(baseline, "estimators").MMVRegressor}
+    with threadpool_limits(limits=1, user_api="blas"):
+        for n in sizes:
+            problems = [make_mmv_problem(n // 2, n, 20, max(1, n // 12), row_values="gaussian",
+                                         snr=20.0, random_state=seed) for seed in range(n_seeds)]
+            times = {"current": [], "baseline": [], "MultiTaskLassoCV": []}
+            for r in range(repeats):
+                for p in problems:
+                    coefs = []
+                    for name, model in models.items():
+                        start = time.process_time()
+                        coefs.append(model().fit(p.operator, p.y).coef_)
+                        times[name].append(time.process_time() - start)
+                    if r == 0 and not np.array_equal(*coefs):
+                        print(f"N={n}: the two versions give different coef_")
+                    start = time.process_time()
+                    MultiTaskLassoCVRegressor(random_state=0).fit(p.operator, p.y)
+                    times["MultiTaskLassoCV"].append(time.process_time() - start)
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            print(f"N={n}: current {med['current']:.3f} s, baseline {med['baseline']:.3f} s "
+                  f"(baseline / current {med['baseline'] / med['current']:.2f}), "
+                  f"MultiTaskLassoCV {med['MultiTaskLassoCV']:.3f} s (current / MTLassoCV "
+                  f"{med['current'] / med['MultiTaskLassoCV']:.2f}, baseline / MTLassoCV "
+                  f"{med['baseline'] / med['MultiTaskLassoCV']:.2f})", flush=True)
+
+
+def main(repeats: int, n_problems: int, baseline: str | None, paper_init: bool = False) -> None:
+    settings = _settings(paper_init)
     solvers = {"current": ir_mmv}
     if baseline:
         solvers["baseline"] = _load(baseline)
     problems = [_problem(seed) for seed in range(n_problems)]
     if baseline:
         for A, Y, folds in problems:
-            new, old = (_workload(s, A, Y, folds) for s in solvers.values())
+            new, old = (_workload(s, A, Y, folds, settings) for s in solvers.values())
             identical = _same(new[0], old[0]) and _same(new[1], old[1])
             print(f"identical results on the workload: {identical}")
     per_loop = {name: ([], []) for name in solvers}
     for _ in range(repeats):
         for A, Y, folds in problems:
             for name, solver in solvers.items():
-                _, _, batch, refit = _workload(solver, A, Y, folds)
+                _, _, batch, refit = _workload(solver, A, Y, folds, settings)
                 per_loop[name][0].append(batch)
                 per_loop[name][1].append(refit)
     A, Y, folds = problems[0]
     print(f"{'':10s} {'B=5 us/iter':>12s} {'B=1 us/iter':>12s} {'B=5 call us':>12s} "
           f"{'B=1 call us':>12s}")
     for name, solver in solvers.items():
-        fixed = _fixed_cost(solver, A, Y, folds)
+        fixed = _fixed_cost(solver, A, Y, folds, settings)
         batch, refit = (1e6 * float(np.median(t)) for t in per_loop[name])
         print(f"{name:10s} {batch:12.1f} {refit:12.1f} {1e6 * fixed[0]:12.0f} "
               f"{1e6 * fixed[1]:12.0f}")
@@ -128,6 +194,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--problems", type=int, default=3)
-    parser.add_argument("--baseline", default=None, help="another version of solvers/mmv.py")
+    parser.add_argument("--baseline", default=None,
+                        help="another version of solvers/mmv.py, or of the package directory")
+    parser.add_argument("--paper-init", action="store_true",
+                        help="the solver's defaults (init='ones', no row cap)")
+    parser.add_argument("--fits", type=int, nargs="+", default=None,
+                        help="time whole default fits at these N (needs a package --baseline)")
     args = parser.parse_args()
-    main(args.repeats, args.problems, args.baseline)
+    if args.fits:
+        if not (args.baseline and Path(args.baseline).is_dir()):
+            parser.error("--fits needs --baseline with a package directory")
+        _fits(args.fits, args.problems, args.repeats, args.baseline)
+    else:
+        main(args.repeats, args.problems, args.baseline, args.paper_init)

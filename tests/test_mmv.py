@@ -646,3 +646,24 @@ def test_lean_step_is_bit_for_bit_the_formed_gradient_step(monkeypatch, update, 
     np.testing.assert_array_equal(single.coef, ref_single.coef)
     for key in ("loss", "flow_time"):
         np.testing.assert_array_equal(hist[key], ref_hist[key])
+
+
+def test_row_change_cap_is_the_guarded_formula_bit_for_bit():
+    """_row_change_cap (the dead-row guard only where a rate is NaN) is the formula with the
+    guard always applied: |∇g_i| / |g_i| over the live rows, dead rows (g_i = 0) setting no
+    cap, a problem with only dead rows uncapped, a NaN gradient on a live row kept NaN."""
+    from overparam.solvers.mmv import _row_change_cap
+
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((5, 7))
+    s = rng.standard_normal((5, 7))
+    g[1, 2] = g[3, :] = 0.0
+    s[4, 1] = np.nan
+    grad_g = -2.0 * (2.0 * g * s)  # as the step forms it: ±0 on a dead row
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.abs(grad_g) / np.abs(g)
+        rate[g == 0] = 0.0
+        expected = 0.3 / rate.max(axis=-1)
+        got = _row_change_cap(g, grad_g, 0.3)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isinf(got[3]) and np.isnan(got[4]) and np.all(np.isfinite(got[[0, 1, 2]]))

@@ -335,3 +335,80 @@ def test_history_ends_on_the_last_iterate_whatever_stopped_the_run():
                    validations=[val], history=many)
     assert one.iteration == many.iteration == [0, 4, 5]  # early stopped at 5
     np.testing.assert_allclose(many.loss, 2 * np.array(one.loss), rtol=1e-15)
+
+
+def _monitor_run(monitor_class, rule, y_norm, losses, clocks, moves):
+    """Feed a BatchMonitor the problems' paths, each moving where ``moves`` says (rejected
+    steps leave problems at different counts); even problems still learn (no stagnation).
+    Returns ``{problem: (round, iteration, reason)}``."""
+    B = y_norm.size
+    monitor = monitor_class(rule, y_norm, losses[:, 0])
+    count, got = np.zeros(B, dtype=int), {}
+    for r in range(moves.shape[1]):
+        ids = np.array([b for b in range(B) if b not in got and moves[b, r]])
+        if ids.size == 0:
+            continue
+        count[ids] += 1
+        k = count[ids]
+        loss = losses[ids, k]
+        reasons = monitor.update(ids, k, loss, np.sqrt(loss), clocks[ids, k],
+                                 lambda j, ids=ids: ids[j] % 2 == 0)
+        for b, k_b, reason in zip(ids.tolist(), k.tolist(), reasons or [None] * ids.size,
+                                  strict=True):
+            if reason is not None:
+                got[b] = (r, k_b, reason)
+    return got
+
+
+def test_batch_monitor_scalar_path_of_small_batches_is_the_array_path():
+    """BatchMonitor's tests on Python floats (batches of at most ``small_batch``) stop each
+    problem at the same iteration for the same reason as its tests on arrays: residual,
+    discrepancy, end time, stagnation (vetoed while the problem still learns) and budget."""
+    from overparam.stopping import BatchMonitor
+
+    class ArrayMonitor(BatchMonitor):
+        small_batch = 0
+
+    rng = np.random.default_rng(4)
+    B, K = 8, 120
+    t = np.arange(K + 1.0)
+    floor = np.array([0.0, 1e-3, 0.02, 0.05, 0.3, 0.3, 0.3, 0.3])[:, None]
+    losses = floor + np.exp(-rng.uniform(0.05, 0.4, (B, 1)) * t)
+    clocks = rng.uniform(0.3, 1.2, (B, 1)) * t
+    moves = rng.random((B, 2 * K)) < 0.8
+    rule = StoppingRule(max_iter=100, tol=1e-3, stagnation_tol=1e-4, patience=7,
+                        discrepancy=0.16, max_flow_time=90.0)
+    y_norm = rng.uniform(1.0, 30.0, B)
+    assert B <= BatchMonitor.small_batch
+    small = _monitor_run(BatchMonitor, rule, y_norm, losses, clocks, moves)
+    array = _monitor_run(ArrayMonitor, rule, y_norm, losses, clocks, moves)
+    assert small == array
+    assert len(small) == B and {StopReason.STAGNATED, StopReason.DISCREPANCY,
+                                StopReason.MAX_ITER} <= {r for _, _, r in small.values()}
+    assert len({k for _, k, _ in small.values()}) > 3
+
+
+@pytest.mark.parametrize("size", [5, 12])
+def test_batch_divergence_array_form_is_the_rule_per_problem(size):
+    """BatchMonitor.divergent (None where no entry diverged) answers as is_divergent, on the
+    scalar path of small batches and on arrays."""
+    from overparam.stopping import BatchMonitor
+
+    rule = StoppingRule(divergence_factor=10.0)
+    initial = np.resize([1.0, 1.0, 0.0, 2.0, np.inf, 1.0], size)
+    monitor = BatchMonitor(rule, np.ones(size), initial)
+    ids = np.arange(size)
+    cases = [[10.0, 10.5, 1e300, np.nan, 5.0, -np.inf], [1.0, 2, 3, 4, 5, 6],
+             [1.0, 2, 3, 4, 5, -np.inf], [1.0, 2, 3, 4, 5, np.inf], [np.nan] * 6,
+             [10.0] * 6, [10.0, 10, 10, 10, 10, 10.5], [9.0, 19.0, 1e300, 1, 1, 1]]
+    answers = []
+    for case in cases:
+        loss = np.resize(np.array(case), size)
+        found = monitor.divergent(ids, loss)
+        answers.append([False] * size if found is None else found.tolist())
+        assert answers[-1] == monitor.is_divergent(ids, loss)
+    assert any(any(a) for a in answers) and not all(any(a) for a in answers)
+    sub = np.array([0, 3])  # limits 10 and 20, some other problem's is lower
+    assert monitor.divergent(sub, np.array([10.0, 20.0])).tolist() == [False, False]
+    assert monitor.divergent(sub, np.array([10.0, 21.0])).tolist() == [False, True]
+    assert monitor.divergent(sub, np.array([10.0, 9.0])) is None

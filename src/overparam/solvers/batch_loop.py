@@ -113,7 +113,8 @@ class BatchStep(Protocol):
 
         ``time_left`` is each row's clock time to ``StoppingRule.max_flow_time`` (None when
         none); ``diverged(loss)`` tells, per row, whether a trial loss is non-finite or
-        exploded.
+        exploded (an array of bool, or None where no row did:
+        :meth:`~overparam.stopping.BatchMonitor.divergent`).
         """
 
     def params(self, rows) -> tuple:
@@ -246,11 +247,14 @@ class _Batch:
     def advance(self) -> bool:
         """One trial step of every working row; False when none was accepted."""
         time_left = None if self.end is None else self.end - self.clock
-        moved = self.step.step(time_left, lambda loss: self.monitor.is_divergent(self.ids, loss))
+        moved = self.step.step(time_left, lambda loss: self.monitor.divergent(self.ids, loss))
         if moved is None:
             return False
         self.accepted, dt, self.loss = moved
-        self.n_iter += self.accepted
+        if all(self.accepted):  # (the usual case: a scalar add, no list to convert)
+            self.n_iter += 1
+        else:
+            self.n_iter += self.accepted
         self.clock = self.clock + dt
         return True
 

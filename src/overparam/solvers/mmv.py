@@ -31,6 +31,7 @@ _REFRESH = 100  # accepted steps between two recomputations of R = Y - A X
 # np.add.reduce is np.sum without its Python wrapper (same result, bit for bit)
 _sum = np.add.reduce
 _fmax = np.fmax.reduce  # the largest entry, NaN skipped (np.nanmax without its wrapper)
+_fmin = np.fmin.reduce  # the smallest entry, NaN skipped
 
 #: ``"sequential"``: Algorithm 1 as printed (``V`` is updated with ``g(t+1)``);
 #: ``"simultaneous"``: plain gradient descent on ``(g, V)``.
@@ -299,9 +300,11 @@ class RowHadamardStep:
         self.ids = np.arange(B)  # the problem of each working row (for messages)
         self.n_accepted, self.n_rejected = np.zeros(B, dtype=int), np.zeros(B, dtype=int)
         self.refresh_wait = _REFRESH - 1  # iterations in which no residual refresh falls due
-        self.g_checked = np.abs(self.g)  # |g| at each working row's last held-out check
+        # log |g| at each working row's last held-out check (the staircase test; -inf: g = 0)
+        with np.errstate(divide="ignore"):
+            self.log_g_checked = np.log(np.abs(self.g))
         self.out = {"eta": np.empty(B), "n_rejected": np.zeros(B, dtype=int)}
-        self.grad = None  # (∇g, P, ||∇||²) of the working rows at their current iterates
+        self.grad = None  # (∇g, P, ||∇||², g²) of the working rows at their current iterates
 
     def init(self) -> np.ndarray:
         """The residuals at the start, and each problem's first trial step."""
@@ -326,15 +329,15 @@ class RowHadamardStep:
     def step(self, time_left, diverged):
         if self.grad is None:  # kept while no row moves (a rejected step changes no state)
             self.grad = self._gradient()
-        grad_g, P, grad_norm2 = self.grad
+        grad_g, P, grad_norm2, gg, two_g = self.grad
         e = self.eta
         if self.policy_limits:
             e = np.minimum(e, self.policy.limit_batch((self.g, self.V), (grad_g, -2.0 * P)))
         e = self._capped(e, self.g, grad_g, time_left)
-        trial = self._trial_step(e, grad_g, P)
+        trial = self._trial_step(e, grad_g, P, gg, two_g)
         trial["decrease"] = e * grad_norm2
         accepted = self._accept(e, trial, diverged)
-        if not accepted.any():
+        if not any(accepted.tolist()):  # (on a few entries: cheaper than ndarray.any)
             return None
         return self._move(accepted, trial, e)
 
@@ -349,20 +352,25 @@ class RowHadamardStep:
         return e
 
     def _gradient(self):
-        """``(∇g, P, ||∇||²)`` of ``||Y - A X||_F^2`` with ``∇V = -2 P``, ``P = g² ⊙ Λ``.
+        """``(∇g, P, ||∇||², g², 2 g)`` of ``||Y - A X||_F^2`` with ``∇V = -2 P``,
+        ``P = g² ⊙ Λ``.
 
-        The pullback of ``G = -2 Λ`` (:meth:`RowHadamard.vjp`), by linearity ``-2`` times that
-        of ``Λ``. ``∇V`` itself is never formed: the step uses ``-e ∇V = 2 e P`` and
-        ``||∇V||² = 4 ||P||²``; products by powers of 2 are exact, so every number is the
-        same, bit for bit, as with ``∇V`` formed.
+        The pullback of ``G = -2 Λ`` (:meth:`RowHadamard.vjp`, written out here with the
+        same operations in the same order, to keep ``g²`` and ``2 g`` for the trial step), by
+        linearity ``-2`` times that of ``Λ``. ``∇V`` itself is never formed: the step uses
+        ``-e ∇V = 2 e P`` and ``||∇V||² = 4 ||P||²``; products by powers of 2 are exact, so
+        every number is the same, bit for bit, as with ``∇V`` formed.
         """
-        grad_g, P = self.parameterization.vjp((self.g, self.V), self.Lam)
-        grad_g = -2.0 * grad_g
-        return grad_g, P, _sum(grad_g * grad_g, -1) + 4.0 * _sum(P * P, (1, 2))
+        g, Lam = self.g, self.Lam
+        gg, two_g = g * g, 2.0 * g
+        grad_g = two_g * _sum(Lam * self.V, -1)  # RowHadamard.vjp's dg
+        grad_g *= -2.0
+        P = gg[..., None] * Lam  # RowHadamard.vjp's dV
+        return grad_g, P, _sum(grad_g * grad_g, -1) + 4.0 * _sum(P * P, (1, 2)), gg, two_g
 
-    def _trial_step(self, e, grad_g, P) -> dict:
+    def _trial_step(self, e, grad_g, P, gg, two_g) -> dict:
         """The trial iterate of each working row for steps ``e``, its residual (or ``Λ``) and
-        the change of its loss (``∇V = -2 P``)."""
+        the change of its loss (``∇V = -2 P``, ``gg = g²``, ``two_g = 2 g``)."""
         g, V, Lam = self.g, self.V, self.Lam
         d_g = -e[:, None] * grad_g
         g_new = g + d_g
@@ -371,20 +379,26 @@ class RowHadamardStep:
         else:
             d_V = (2.0 * e)[:, None, None] * P  # -e ∇V, bit for bit
         V_new = V + d_V
-        d_X = (d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V
+        d_X = (d_g * (two_g + d_g))[..., None] * V_new
+        d_X += gg[..., None] * d_V  # in place: the same sum, one array fewer
         # The change of the loss from the change of X, not as a difference of two losses: on
         # a plateau it is far below the rounding error of the loss itself, and a rounding-noise
         # "increase" would make the step policy shrink the step for ever. It is
         # -sum(u * w): with d_R = -A d_X, u = A d_X and w = 2 R - A d_X, and R + d_R exactly;
         # in the Gram form u = d_X and w = 2 Λ - A^T A d_X, and Λ - A^T A d_X.
         if self.gram:
+            u, carried = d_X, Lam
             G_dX = self.G @ d_X
-            trial = {"u": d_X, "w": 2.0 * Lam - G_dX, "Lam": Lam - G_dX}
         else:
-            A_dX = self.A @ d_X
-            trial = {"u": A_dX, "w": 2.0 * self.R - A_dX, "R": self.R - A_dX}
-        d_loss = -_sum(trial["u"] * trial["w"], (1, 2))
-        trial.update(g=g_new, V=V_new, loss=self.loss + d_loss, d_loss=d_loss)
+            carried = self.R
+            u = G_dX = self.A @ d_X
+        w = 2.0 * carried
+        w -= G_dX  # 2 R - A dX (2 Λ - A^T A dX), in place
+        uw = u * w
+        d_loss = _sum(uw, (1, 2))
+        d_loss *= -1.0
+        trial = {"u": u, "w": w, "uw": uw, "Lam" if self.gram else "R": carried - G_dX,
+                 "g": g_new, "V": V_new, "loss": self.loss + d_loss, "d_loss": d_loss}
         return trial
 
     def _accept(self, e, trial, diverged) -> np.ndarray:
@@ -394,24 +408,34 @@ class RowHadamardStep:
         change of the loss (as ``accept(step, 0, change, decrease)``, for its accuracy), then
         the same test with the change's rounding level as slack (:func:`_rounding_slack`).
         """
-        ok = ~np.array(diverged(trial["loss"]))
+        divergent = diverged(trial["loss"])  # None: none
         d_loss, decrease, policy = trial["d_loss"], trial["decrease"], self.policy
-        accepted = ok & policy.accept_batch(e, 0.0, d_loss, decrease)
+        accepted = policy.accept_batch(e, 0.0, d_loss, decrease)
+        if divergent is not None:
+            accepted = accepted & ~np.asarray(divergent)
         eta = policy.next_after_accept_batch(e)
-        if accepted.all():
-            self.eta = eta
+        self.eta = eta
+        if all(accepted.tolist()):
             return accepted
-        for j in np.flatnonzero(ok & ~accepted).tolist():
-            slack = _rounding_slack(trial["u"][j], trial["w"][j])
-            accepted[j] = policy.accept_batch(e[j:j + 1], slack, d_loss[j:j + 1],
-                                              decrease[j:j + 1])[0]
-        for j in np.flatnonzero(~accepted).tolist():
+        # a problem or two per iteration (the adaptive step grows until one is rejected):
+        # the scalar rules (accept_batch gives accept's answers entry by entry)
+        uw = trial.get("uw")  # u * w, where the trial step kept it
+        finite = ([True] * e.size if divergent is None
+                  else (~np.asarray(divergent)).tolist())
+        for j, a in enumerate(accepted.tolist()):
+            if a:
+                continue
+            if finite[j]:
+                slack = (_rounding_slack(trial["u"][j], trial["w"][j]) if uw is None
+                         else _slack_of_products(uw[j]))
+                if policy.accept(float(e[j]), slack, float(d_loss[j]), float(decrease[j])):
+                    accepted[j] = True
+                    continue
             self.n_rejected[j] += 1
             try:  # raises once the step falls below the policy's minimum
                 eta[j] = policy.next_after_reject(float(e[j]))
             except DivergenceError as err:
                 raise DivergenceError(f"problem {self.ids[j]} of the batch: {err}") from err
-        self.eta = eta
         return accepted
 
     def _move(self, accepted, trial, e):
@@ -421,7 +445,8 @@ class RowHadamardStep:
         new = trial[carried]
         # Rows that died (|g| < 1e-60: escape time ~1e60) become exactly zero, as they would
         # stay: subnormal numbers would slow every later iteration many times.
-        g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
+        if _fmin(np.abs(g_new), None) < _DEAD:  # (rare; fmin: NaN skipped, as `<` does)
+            g_new[np.abs(g_new) < _DEAD] = 0.0  # (V: at each residual refresh)
         dt = e * self.time_per_step
         accepted_list = accepted.tolist()
         rejected = [j for j, a in enumerate(accepted_list) if not a]
@@ -488,14 +513,14 @@ class RowHadamardStep:
         row's ``g_i`` grows exponentially; the loop does not take that flat stretch for the
         minimum of the held-out error (:func:`~overparam.solvers.batch_loop.run_batch_loop`).
         """
-        g = np.abs(self.g[j])
-        growth = _fmax(np.log(g) - np.log(self.g_checked[j]), initial=-np.inf)
-        self.g_checked[j] = g
+        log_g = np.log(np.abs(self.g[j]))
+        growth = _fmax(log_g - self.log_g_checked[j], initial=-np.inf)
+        self.log_g_checked[j] = log_g
         return bool(growth >= self.row_tol)
 
     def keep(self, mask) -> None:
         for key in ("ids", "A", "Y", "g", "V", "Lam", "loss", "eta", "n_accepted",
-                    "n_rejected", "g_checked", *(("G",) if self.gram else ("At", "R"))):
+                    "n_rejected", "log_g_checked", *(("G",) if self.gram else ("At", "R"))):
             setattr(self, key, getattr(self, key)[mask])
         if self.grad is not None:
             self.grad = tuple(part[mask] for part in self.grad)
@@ -512,9 +537,13 @@ class RowHadamardStep:
 def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
     """The largest step of each problem with ``|step grad_g_i| <= max_change |g_i|`` for
     every row; dead rows (``g_i = 0``) do not move and set no cap."""
-    rate = np.abs(grad_g) / np.abs(g)
-    rate[g == 0] = 0.0
-    return max_change / rate.max(axis=-1)  # 1/0 = inf: no cap (warnings are off)
+    rate = grad_g / g
+    np.abs(rate, out=rate)  # |a / b| = |a| / |b|, bit for bit (rounding is symmetric in sign)
+    top = np.maximum.reduce(rate, -1)
+    if any(x != x for x in top.tolist()):  # a dead row (0/0 = NaN; rare): as it was
+        rate[g == 0] = 0.0
+        top = np.maximum.reduce(rate, -1)
+    return max_change / top  # 1/0 = inf: no cap (warnings are off)
 
 
 def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:
@@ -572,3 +601,9 @@ def _rounding_slack(u, w) -> float:
     second chance as ``accept(step, slack, change, decrease)``.
     """
     return 10.0 * _EPS * float(_sum(np.abs(u) * np.abs(w), None))
+
+
+def _slack_of_products(uw) -> float:
+    """:func:`_rounding_slack` from the products ``u * w`` (``|u w| = |u| |w|``, bit for bit:
+    rounding is symmetric in the sign)."""
+    return 10.0 * _EPS * float(_sum(np.abs(uw), None))

@@ -30,8 +30,9 @@ def _finite_step(step: float) -> float:
 
 
 def _finite_steps(steps: np.ndarray) -> np.ndarray:
-    """:func:`_finite_step` entry by entry."""
-    return np.where(steps <= MAX_STEP, steps, MAX_STEP)
+    """:func:`_finite_step` entry by entry (``fmin`` takes ``MAX_STEP`` for a NaN, as
+    ``np.where(steps <= MAX_STEP, steps, MAX_STEP)`` does, in one call)."""
+    return np.fmin(steps, MAX_STEP)
 
 
 class StepPolicy:
@@ -205,8 +206,10 @@ class AdaptiveStep(StepPolicy):
         return loss_new <= loss_old - self.armijo * decrease
 
     def next_after_accept_batch(self, step):
-        return _finite_steps(np.minimum(np.asarray(step, dtype=float) * self.grow,
-                                        self.max_step))
+        grown = np.multiply(step, self.grow)
+        if self.max_step != math.inf:  # (min(x, inf) is x, and fmin takes a NaN to MAX_STEP)
+            grown = np.minimum(grown, self.max_step)
+        return _finite_steps(grown)
 
     def next_after_reject(self, step):
         new = _finite_step(step) * self.shrink
