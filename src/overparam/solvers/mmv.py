@@ -361,45 +361,18 @@ class RowHadamardStep:
         ``-e ∇V = 2 e P`` and ``||∇V||² = 4 ||P||²``; products by powers of 2 are exact, so
         every number is the same, bit for bit, as with ``∇V`` formed.
         """
-        g, Lam = self.g, self.Lam
-        gg, two_g = g * g, 2.0 * g
-        grad_g = two_g * _sum(Lam * self.V, -1)  # RowHadamard.vjp's dg
-        grad_g *= -2.0
-        P = gg[..., None] * Lam  # RowHadamard.vjp's dV
-        return grad_g, P, _sum(grad_g * grad_g, -1) + 4.0 * _sum(P * P, (1, 2)), gg, two_g
+        return row_gradient(self.g, self.V, self.Lam)
 
     def _trial_step(self, e, grad_g, P, gg, two_g) -> dict:
         """The trial iterate of each working row for steps ``e``, its residual (or ``Λ``) and
         the change of its loss (``∇V = -2 P``, ``gg = g²``, ``two_g = 2 g``)."""
-        g, V, Lam = self.g, self.V, self.Lam
-        d_g = -e[:, None] * grad_g
-        g_new = g + d_g
+        d_V = None
         if self.sequential:  # Algorithm 1: V steps along its gradient at the new g
-            d_V = 2.0 * e[:, None, None] * self.parameterization.signal((g_new, Lam))
-        else:
-            d_V = (2.0 * e)[:, None, None] * P  # -e ∇V, bit for bit
-        V_new = V + d_V
-        d_X = (d_g * (two_g + d_g))[..., None] * V_new
-        d_X += gg[..., None] * d_V  # in place: the same sum, one array fewer
-        # The change of the loss from the change of X, not as a difference of two losses: on
-        # a plateau it is far below the rounding error of the loss itself, and a rounding-noise
-        # "increase" would make the step policy shrink the step for ever. It is
-        # -sum(u * w): with d_R = -A d_X, u = A d_X and w = 2 R - A d_X, and R + d_R exactly;
-        # in the Gram form u = d_X and w = 2 Λ - A^T A d_X, and Λ - A^T A d_X.
-        if self.gram:
-            u, carried = d_X, Lam
-            G_dX = self.G @ d_X
-        else:
-            carried = self.R
-            u = G_dX = self.A @ d_X
-        w = 2.0 * carried
-        w -= G_dX  # 2 R - A dX (2 Λ - A^T A dX), in place
-        uw = u * w
-        d_loss = _sum(uw, (1, 2))
-        d_loss *= -1.0
-        trial = {"u": u, "w": w, "uw": uw, "Lam" if self.gram else "R": carried - G_dX,
-                 "g": g_new, "V": V_new, "loss": self.loss + d_loss, "d_loss": d_loss}
-        return trial
+            g_new = self.g - e[:, None] * grad_g
+            d_V = 2.0 * e[:, None, None] * self.parameterization.signal((g_new, self.Lam))
+        return trial_step(e, self.g, self.V, (grad_g, P, gg, two_g), self.loss,
+                          gram=self.G if self.gram else None, A=self.A,
+                          carried=self.Lam if self.gram else self.R, d_V=d_V)
 
     def _accept(self, e, trial, diverged) -> np.ndarray:
         """Which trial steps are kept; sets the next steps and counts the rejections.
@@ -532,6 +505,49 @@ class RowHadamardStep:
     def info(self) -> dict:
         return {"step": self.out["eta"].copy(), "n_rejected_steps": self.out["n_rejected"],
                 "update": "sequential" if self.sequential else "simultaneous"}
+
+
+def row_gradient(g, V, Lam):
+    """``(∇g, P, ||∇||², g², 2 g)`` of ``||Y - A X||_F^2`` at ``(g, V)`` with ``Λ = A^T R``
+    (``∇V = -2 P``; see :meth:`RowHadamardStep._gradient`), for the rows given."""
+    gg, two_g = g * g, 2.0 * g
+    grad_g = two_g * _sum(Lam * V, -1)  # RowHadamard.vjp's dg
+    grad_g *= -2.0
+    P = gg[..., None] * Lam  # RowHadamard.vjp's dV
+    return grad_g, P, _sum(grad_g * grad_g, -1) + 4.0 * _sum(P * P, (1, 2)), gg, two_g
+
+
+def trial_step(e, g, V, gradient, loss, *, gram, A, carried, d_V=None) -> dict:
+    """The trial iterate ``(g, V) - e ∇`` of each problem, its carried residual and the change
+    of its loss: shared by :class:`RowHadamardStep` and the multirate step (on its active
+    rows). ``gradient``: :func:`row_gradient`'s ``(∇g, P, g², 2 g)``; ``carried``: ``R`` (or
+    ``Λ`` in the Gram form, ``gram`` the ``A^T A`` stack, else None); ``d_V``: the change of
+    ``V`` if not ``2 e P`` (Algorithm 1's sequential update)."""
+    grad_g, P, gg, two_g = gradient
+    d_g = -e[:, None] * grad_g
+    g_new = g + d_g
+    if d_V is None:
+        d_V = (2.0 * e)[:, None, None] * P  # -e ∇V, bit for bit
+    V_new = V + d_V
+    d_X = (d_g * (two_g + d_g))[..., None] * V_new
+    d_X += gg[..., None] * d_V  # in place: the same sum, one array fewer
+    # The change of the loss from the change of X, not as a difference of two losses: on
+    # a plateau it is far below the rounding error of the loss itself, and a rounding-noise
+    # "increase" would make the step policy shrink the step for ever. It is
+    # -sum(u * w): with d_R = -A d_X, u = A d_X and w = 2 R - A d_X, and R + d_R exactly;
+    # in the Gram form u = d_X and w = 2 Λ - A^T A d_X, and Λ - A^T A d_X.
+    if gram is not None:
+        u = d_X
+        G_dX = gram @ d_X
+    else:
+        u = G_dX = A @ d_X
+    w = 2.0 * carried
+    w -= G_dX  # 2 R - A dX (2 Λ - A^T A dX), in place
+    uw = u * w
+    d_loss = _sum(uw, (1, 2))
+    d_loss *= -1.0
+    return {"u": u, "w": w, "uw": uw, "Lam" if gram is not None else "R": carried - G_dX,
+            "g": g_new, "V": V_new, "loss": loss + d_loss, "d_loss": d_loss}
 
 
 def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:

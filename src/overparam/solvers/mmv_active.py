@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mmv import _DEAD, RowHadamardStep
+from .mmv import _DEAD, RowHadamardStep, row_gradient, trial_step
 
 __all__ = ["ActiveRowsStep"]
 
@@ -161,19 +161,11 @@ class ActiveRowsStep(RowHadamardStep):
             self._choose_active()
         S = self.S
         g, V = self.g[:, S], self.V[:, S]
-        grad_g, grad_V = self.parameterization.vjp((g, V), self.Lam_S)
-        grad_g, grad_V = -2.0 * grad_g, -2.0 * grad_V
+        grad_g, P, grad_norm2, gg, two_g = row_gradient(g, V, self.Lam_S)
         e = self._capped(self.eta, g, grad_g, time_left)
-        d_g = -e[:, None] * grad_g
-        d_V = -e[:, None, None] * grad_V
-        g_new, V_new = g + d_g, V + d_V
-        d_X = (d_g * (2.0 * g + d_g))[..., None] * V_new + (g * g)[..., None] * d_V
-        A_dX = self.A_S @ d_X
-        trial = {"g": g_new, "V": V_new, "u": A_dX, "w": 2.0 * self.R - A_dX,
-                 "R": self.R - A_dX}
-        d_loss = -_sum(trial["u"] * trial["w"], (1, 2))
-        trial.update(loss=self.loss + d_loss, d_loss=d_loss,
-                     decrease=e * (_sum(grad_g * grad_g, -1) + _sum(grad_V * grad_V, (1, 2))))
+        trial = trial_step(e, g, V, (grad_g, P, gg, two_g), self.loss, gram=None, A=self.A_S,
+                           carried=self.R)
+        trial["decrease"] = e * grad_norm2
         accepted = self._accept(e, trial, diverged)
         if not accepted.any():
             return None
