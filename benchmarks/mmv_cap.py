@@ -12,7 +12,9 @@ period is ``max_iter``-dependent) are not compared.
 ``--digits-batch`` instead times the digits' two IR-MMV inits (same problem) run as one batch
 of two against two calls, ``--iterations`` each, alternating (CPU time, median of
 ``--repeats``), and checks that the batch gives the same estimates, iteration counts and clocks
-bit for bit.
+bit for bit. ``--trial-batch`` does the same for ``B`` problems of the balance experiment's
+kind (rows ``1, 2, 3 x 1_L``, L = 100, ``alpha_g = 1e-4``; seeds 0..B-1), as if a cell's
+trials ran as one batch, for B = 3 and 5 on 50 x 25 and 25 x 50 (2,000 iterations).
 
 Run (niced: the machine is shared)::
 
@@ -20,6 +22,7 @@ Run (niced: the machine is shared)::
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/mmv_cap.py ir-mmv-init-scale --cells 3 \\
         --trials 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/mmv_cap.py ir-mmv-digits --digits-batch
+    OMP_NUM_THREADS=1 python benchmarks/mmv_cap.py ir-mmv-balance --trial-batch
 """
 
 from __future__ import annotations
@@ -47,13 +50,13 @@ def _change(a, b) -> str:
     """The relative change from ``a`` to ``b`` (largest over a list), or both texts."""
     if isinstance(a, str | bool) or (isinstance(a, list) and a and isinstance(a[0], str)):
         return f"{a} -> {b}" if a != b else f"{a} (same)"
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a, b = np.atleast_1d(np.asarray(a, dtype=float)), np.atleast_1d(np.asarray(b, dtype=float))
     rel = np.abs(b - a) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)
     rel[a == b] = 0.0
     if a.size > 1:
         return (f"{float(np.max(rel)):.2e} (largest of {a.size}; {int(np.sum(rel > 1e-12))} "
                 f"moved by more than 1e-12)")
-    return f"{float(rel.max()):.2e} ({float(a):.6g} -> {float(b):.6g})"
+    return f"{float(rel.max()):.2e} ({float(a[0]):.6g} -> {float(b[0]):.6g})"
 
 
 def digits_batch(iterations: int, repeats: int) -> None:
@@ -93,6 +96,35 @@ def digits_batch(iterations: int, repeats: int) -> None:
               f"bit for bit: {same}", flush=True)
 
 
+def trial_batch(repeats: int) -> None:
+    """``B`` single calls against one batch of ``B`` (balance-like problems, one shape)."""
+    from overparam.datasets.mmv import make_mmv_problem
+    from overparam.solvers import ir_mmv
+    from overparam.stopping import StoppingRule
+
+    rule = StoppingRule(max_iter=2000, tol=0, stagnation_tol=0)  # a fixed length
+    for M, N in ((50, 25), (25, 50)):
+        for B in (3, 5):
+            probs = [make_mmv_problem(M, N, 100, 3, row_values="ramp", random_state=s)
+                     for s in range(B)]
+            A, Y = np.stack([p.operator for p in probs]), np.stack([p.y for p in probs])
+            times = {"single": [], "batch": []}
+            for _ in range(repeats):
+                start = time.process_time()
+                single = [ir_mmv(p.operator, p.y, init_scale=1e-4, stopping=rule)
+                          for p in probs]
+                times["single"].append(time.process_time() - start)
+                start = time.process_time()
+                batch = ir_mmv(A, Y, init_scale=1e-4, stopping=rule)
+                times["batch"].append(time.process_time() - start)
+            same = all(np.array_equal(r.coef, batch.coef[b]) and r.n_iter == batch.n_iter[b]
+                       for b, r in enumerate(single))
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            print(f"{M} x {N}, B = {B}: {B} calls {med['single']:.2f} s, one batch "
+                  f"{med['batch']:.2f} s ({med['single'] / med['batch']:.2f}x), bit for bit: "
+                  f"{same}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("experiment", choices=sorted(END_METRICS))
@@ -101,11 +133,16 @@ def main(argv=None):
     ap.add_argument("--fraction", type=float, default=0.5, help="of max_iter, the cut run")
     ap.add_argument("--digits-batch", action="store_true",
                     help="time the digits' two inits as one batch against two calls")
+    ap.add_argument("--trial-batch", action="store_true",
+                    help="time B balance-like problems as one batch against B calls")
     ap.add_argument("--iterations", type=int, default=3000, help="of --digits-batch")
-    ap.add_argument("--repeats", type=int, default=3, help="of --digits-batch")
+    ap.add_argument("--repeats", type=int, default=3, help="of --digits-batch, --trial-batch")
     args = ap.parse_args(argv)
     if args.digits_batch:
         digits_batch(args.iterations, args.repeats)
+        return
+    if args.trial_batch:
+        trial_batch(args.repeats)
         return
     exp = get_experiment(args.experiment)
     cells = exp.cells()
