@@ -7,7 +7,7 @@ import pytest
 
 from overparam.datasets import make_gaussian_sensing_problem
 from overparam.operators import AlignedSpectralOperator
-from overparam.parameterizations import DeepSpectralNetwork, SpectralNetwork
+from overparam.parameterizations import DeepSpectralNetwork, SpectralNetwork, spectral
 from overparam.solvers import gradient_descent
 from overparam.stopping import StoppingRule
 from overparam.testing import check_vjp
@@ -113,3 +113,40 @@ def test_float32_orthogonal_bases_are_orthogonalized_with_a_warning():
         AlignedSpectralOperator(phi, psi, diagonals)
     with pytest.raises(ValueError, match="not orthogonal"):
         AlignedSpectralOperator(phi + 1e-2, psi, diagonals)
+
+
+@pytest.mark.parametrize("shape", [(2, 10, 10), (3, 4, 6), (2, 7, 5), (5, 5), (1, 28, 28)])
+def test_thin_svd_is_numpys_bit_for_bit(shape):
+    """The networks' SVD (numpy's kernel called directly) equals ``np.linalg.svd``."""
+    Z = np.random.default_rng(7).standard_normal(shape)
+    Z[..., 0, :] *= 1e-9  # a spread of scales, as small inits give
+    got = spectral._thin_svd(Z)
+    expected = np.linalg.svd(Z, full_matrices=False)
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    bad = Z.copy()
+    bad[..., 0, 0] = np.nan
+    with pytest.raises(np.linalg.LinAlgError):
+        spectral._thin_svd(bad)
+
+
+@pytest.mark.parametrize("layers", [(2, 2, 2, 2), (3, 2), None])
+def test_gradient_descent_is_the_reference_path_bit_for_bit(layers, monkeypatch):
+    """A seeded GD run of the SNN (the experiments' setting, a few hundred steps) gives the
+    very same iterates with the kernel SVD as with ``np.linalg.svd`` (the reference path)."""
+    problem = make_gaussian_sensing_problem(6, 6, rank=2, n_measurements=30, noise_std=1e-2,
+                                            scale=10.0, random_state=3)
+
+    def run():
+        net = (SpectralNetwork(6, 6, n_components=4) if layers is None
+               else DeepSpectralNetwork(6, 6, layers=layers))
+        return gradient_descent(net, problem.operator, problem.y, init_scale=1e-4,
+                                random_state=3, stopping=StoppingRule(max_iter=300, tol=0.0))
+
+    fast = run()
+    monkeypatch.setattr(spectral, "_THIN_SVD", None)  # np.linalg.svd for every SVD
+    reference = run()
+    assert fast.n_iter == reference.n_iter == 300
+    assert np.array_equal(fast.coef, reference.coef)
+    for a, b in zip(fast.params, reference.params, strict=True):
+        assert np.array_equal(a, b)

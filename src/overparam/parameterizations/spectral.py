@@ -131,6 +131,36 @@ def get_activation(activation) -> Activation:
 # --------------------------------------------------------------------------------------------
 # Singular-value functions of rectangular matrices and their derivative
 # --------------------------------------------------------------------------------------------
+def _svd_failed(error, flag):
+    raise np.linalg.LinAlgError("SVD did not converge")
+
+
+try:  # numpy's kernel of ``np.linalg.svd(..., full_matrices=False)`` (the same LAPACK call)
+    from numpy.linalg import _umath_linalg
+
+    _THIN_SVD = _umath_linalg.svd_s
+except (ImportError, AttributeError):  # pragma: no cover - a numpy without it
+    _THIN_SVD = None
+
+
+def _thin_svd(Z):
+    """``np.linalg.svd(Z, full_matrices=False)`` for a float64 stack ``Z``, bit for bit.
+
+    The networks take several SVDs of small stacks at every gradient step; ``np.linalg.svd``
+    spends about a fifth of such a call on checks and conversions that a float64 stack does
+    not need. This calls its kernel directly, with the same floating-point error handling
+    (non-convergence raises :class:`numpy.linalg.LinAlgError`); ``np.linalg.svd`` itself for
+    any other input or where the kernel is missing (tested equal,
+    ``tests/test_spectral_core.py``).
+    """
+    if (_THIN_SVD is None or type(Z) is not np.ndarray or Z.dtype != np.float64 or Z.ndim < 2
+            or Z.size == 0):
+        return tuple(np.linalg.svd(Z, full_matrices=False))
+    with np.errstate(call=_svd_failed, invalid="call", over="ignore", divide="ignore",
+                     under="ignore"):
+        return _THIN_SVD(Z, signature="d->ddd")
+
+
 def singular_value_function(Z, f) -> np.ndarray:
     """``F(Z) = Phi f(Sigma) Psi^T`` for ``Z = Phi Sigma Psi^T`` (thin SVD), batched.
 
@@ -369,7 +399,7 @@ class SpectralNetwork(Parameterization):
         if cache is not None and cache[0] is params[1] and cache[1] is params[2]:
             return cache[2]
         Z = self.products(params)
-        U, s, Vt = np.linalg.svd(Z, full_matrices=False)
+        U, s, Vt = _thin_svd(Z)
         out = (Z, (U, s, Vt), (U * self.activation.function(s)[..., None, :]) @ Vt)
         self._cache = (params[1], params[2], out)
         return out
@@ -478,7 +508,7 @@ class DeepSpectralNetwork(Parameterization):
         Z = U @ V.swapaxes(-1, -2)
         layers = []
         for alpha in alphas:
-            P, s, Qt = np.linalg.svd(Z, full_matrices=False)
+            P, s, Qt = _thin_svd(Z)
             neurons = (P * f(s)[..., None, :]) @ Qt
             layers.append((Z, (P, s, Qt), neurons))
             Z = _mix(alpha.T, neurons)  # (K_i, n1, n2)
