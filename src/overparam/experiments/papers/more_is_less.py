@@ -33,7 +33,6 @@ import warnings
 
 import numpy as np
 
-from ..._validation import check_array
 from ...baselines import BasisPursuit, MinNormRegressor
 from ...datasets import make_sparse_problem
 from ...estimators import HadamardRegressor
@@ -88,28 +87,16 @@ def _ir_estimate(p, depth, positive, init, horizon):
 
 
 # --- Fig. 1-3: phase transitions --------------------------------------------------------------
-def _checked_operator(A):
-    """``A`` (a finite float64 matrix) as the Operator that ``fit`` would make of it.
-
-    ``validate_data`` (scikit-learn's check of a matrix, about a millisecond a call) hands a
-    finite float64 C-contiguous array through unchanged, and ``fit`` wraps it with
-    :func:`~overparam.operators.as_operator`: doing both here, once, gives every estimator
-    of the trial the same operator on the same array (``tests/test_sparse_experiments.py``
-    checks the trial's metrics against the matrix path).
-    """
-    A = check_array(A, "A", ndim=2)
-    return as_operator(A)
-
-
 def _phase_trial(params: dict, seed: int) -> dict:
     n, m, s = 20, int(params["M"]), int(params["s"])
     positive = params["sign"] == "positive"
     if s > n:
         raise ValueError(f"s = {s} exceeds N = {n}")
     p = make_sparse_problem(m, n, s, positive=positive, unit_norm=True, random_state=seed)
-    # The matrix is checked and wrapped once per trial: the estimators take the Operator path
-    # of ``fit`` (no scikit-learn ``validate_data`` per estimator), on the same float64 array.
-    p = dataclasses.replace(p, operator=_checked_operator(p.operator))
+    # A checked (finite float64) and wrapped once per trial, as ``fit`` would: the four
+    # estimators take the Operator path of ``fit`` instead of scikit-learn's ``validate_data``
+    # each, on the same array (tests/test_sparse_experiments.py: the same metrics bit for bit)
+    p = dataclasses.replace(p, operator=as_operator(p.operator))
     reading, horizon = params.get("init_reading", "product"), params.get("horizon", "limit")
     estimates = {"min-l2": MinNormRegressor().fit(p.operator, p.y).coef_,
                  "bp": BasisPursuit(positive=positive).fit(p.operator, p.y).coef_}
