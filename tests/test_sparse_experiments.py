@@ -82,3 +82,34 @@ def test_paper_horizon_separates_the_readings():
     assert product_init("per-factor", 3) == pytest.approx(1e-18)
     with pytest.raises(ValueError, match="init_reading"):
         product_init("each", 2)
+
+
+@pytest.mark.parametrize("cell", [
+    {"sign": "positive", "M": 8, "s": 2, "init_reading": "product", "horizon": "limit"},
+    {"sign": "signed", "M": 14, "s": 5, "init_reading": "per-factor", "horizon": "limit"},
+])
+def test_phase_trial_matches_the_matrix_path(cell):
+    """The trial wraps A once (the Operator path of ``fit``); every metric equals, bit for bit,
+    that of the estimators fit on the matrix itself (scikit-learn's ``validate_data`` path)."""
+    from overparam.baselines import BasisPursuit, MinNormRegressor
+    from overparam.datasets import make_sparse_problem
+    from overparam.experiments.papers.more_is_less import _paper_hadamard, _phase_trial
+    from overparam.metrics import relative_error
+
+    seed = 1234
+    got = _phase_trial(cell, seed)
+    positive = cell["sign"] == "positive"
+    p = make_sparse_problem(cell["M"], 20, cell["s"], positive=positive, unit_norm=True,
+                            random_state=seed)
+    assert isinstance(p.operator, np.ndarray)
+    coefs = {"min-l2": MinNormRegressor().fit(p.operator, p.y).coef_,
+             "bp": BasisPursuit(positive=positive).fit(p.operator, p.y).coef_}
+    for depth in (2, 3):
+        coefs[f"ir{depth}"] = _paper_hadamard(
+            depth=depth, signed=not positive, init_scale=product_init(cell["init_reading"], depth),
+            tol=1e-10, early_stopping=None).fit(p.operator, p.y).coef_
+    expected = {}
+    for name, coef in coefs.items():
+        expected[f"error_{name}"] = relative_error(coef, p.truth)
+        expected[f"success_{name}"] = float(expected[f"error_{name}"] <= 0.01)
+    assert got == expected
