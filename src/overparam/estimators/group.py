@@ -11,7 +11,9 @@ from sklearn.utils._param_validation import StrOptions
 from .._registry import register_method
 from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
+from ..operators.matrix import DenseOperator
 from ..solvers.group import initial_group_params, weight_normalized_gd
+from ..solvers.group_active import ActiveGroupsStep
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..solvers.support_limit import (
@@ -194,6 +196,12 @@ class GroupHadamardRegressor(RecoveryEstimator):
     validation_limit_budget = 4.0
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
+    #: Step only the active groups every iteration and the slow ones (weights still near the
+    #: init) once per block (:class:`~overparam.solvers.group_active.ActiveGroupsStep`) from
+    #: this many features on, for a dense design and Algorithms 1-2 on the paper's loss scale;
+    #: None: never. A class-level setting like ``validation_*``: set it on an instance.
+    #: Measured in docs/group.md, "Cost at scale".
+    active_groups_from: int | None = 1000
 
     def _check_params(self, operator, y):
         super()._check_params(operator, y)
@@ -223,6 +231,15 @@ class GroupHadamardRegressor(RecoveryEstimator):
                                             self.tol)
                     for (operator, y, _), path in zip(problems, paths, strict=True)]
         return all(verdict is False for verdict in verdicts)
+
+    def _step_class(self, operator):
+        """The weight-normalized iteration: the multirate
+        :class:`~overparam.solvers.group_active.ActiveGroupsStep` from ``active_groups_from``
+        features on (a dense design, ``loss_scale="half-mean"``), else the plain one."""
+        if (self.active_groups_from is not None and operator.shape[1] >= self.active_groups_from
+                and self.loss_scale == "half-mean" and isinstance(operator, DenseOperator)):
+            return ActiveGroupsStep
+        return None
 
     def _solve(self, operator, y, control):
         param = GroupHadamard(self.groups, operator.shape[1])
@@ -254,7 +271,8 @@ class GroupHadamardRegressor(RecoveryEstimator):
                                       loss_scale=self.loss_scale,
                                       on_divergence=self.on_divergence, stopping=rule,
                                       validation=control.validation,
-                                      callback=limit, random_state=self.random_state)
+                                      callback=limit, random_state=self.random_state,
+                                      step_class=self._step_class(operator))
         return result if limit is None else limit.finish(result)
 
 

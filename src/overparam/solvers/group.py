@@ -137,6 +137,8 @@ def weight_normalized_gd(
     validation: Validation | None = None,
     callback=None,
     progress: bool = False,
+    step_class=None,
+    step_options: dict | None = None,
 ) -> SolverResult:
     """Algorithm 1 or 2 of the group-sparsity paper on the loss ``(1/2n)||X w - y||^2``.
 
@@ -209,6 +211,12 @@ def weight_normalized_gd(
     callback : callable, optional
         ``callback(iteration, params, x)``; True stops.
     progress : bool, default=False
+    step_class : type, optional
+        The iteration: :class:`WeightNormalizedStep` (None) or a subclass with the same
+        constructor, such as the multirate
+        :class:`~overparam.solvers.group_active.ActiveGroupsStep`.
+    step_options : dict, optional
+        Extra keyword arguments of ``step_class`` (e.g. its ``period``).
 
     Returns
     -------
@@ -252,8 +260,8 @@ def weight_normalized_gd(
         check_positive(init_scale, "init_scale")
         u, v = initial_group_params(param, operator, y, init_scale, direction, random_state)
     v = param.normalize(v, param.normalize(np.ones(param.n_features)))
-    solver_step = WeightNormalizedStep(
-        param, operator, y, (u, v), algorithm=algorithm, step_u=float(step_u),
+    solver_step = (step_class or WeightNormalizedStep)(
+        param, operator, y, (u, v), **(step_options or {}), algorithm=algorithm, step_u=float(step_u),
         step_v=float(step_v), direction_step=kappa, switch_tol=float(switch_tol),
         switch_eps=switch_eps, switch_at=switch_at, loss_scale=loss_scale,
         on_divergence=on_divergence)
