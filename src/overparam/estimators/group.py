@@ -13,7 +13,7 @@ from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
 from ..operators.matrix import DenseOperator
 from ..solvers.group import initial_group_params, weight_normalized_gd
-from ..solvers.group_active import ActiveGroupsStep
+from ..solvers.group_active import ActiveGroupsStep, incremental_validation
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..solvers.support_limit import (
@@ -264,15 +264,18 @@ class GroupHadamardRegressor(RecoveryEstimator):
                 return unique
         limit = None if control.stops_early else _SupportLimit(param, operator, y,
                                                                 self.init_scale, self.tol)
+        step_class = self._step_class(operator)
+        validation = (control.validation if step_class is None
+                      else incremental_validation(control.validation))
         result = weight_normalized_gd(param, operator, y, algorithm=self.algorithm,
                                       init_scale=self.init_scale, direction=self.direction,
                                       step_u=self.step_u, step_v=self.step_v,
                                       switch_tol=self.switch_tol, switch_at=self.switch_at,
                                       loss_scale=self.loss_scale,
                                       on_divergence=self.on_divergence, stopping=rule,
-                                      validation=control.validation,
+                                      validation=validation,
                                       callback=limit, random_state=self.random_state,
-                                      step_class=self._step_class(operator))
+                                      step_class=step_class)
         return result if limit is None else limit.finish(result)
 
 
