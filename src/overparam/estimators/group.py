@@ -9,9 +9,9 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
+from ..operators.matrix import DenseOperator
 from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
-from ..operators.matrix import DenseOperator
 from ..solvers.group import initial_group_params, weight_normalized_gd
 from ..solvers.group_active import ActiveGroupsStep, incremental_validation
 from ..solvers.result import SolverResult

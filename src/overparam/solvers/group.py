@@ -278,10 +278,10 @@ def weight_normalized_gd(
         u, v = initial_group_params(param, operator, y, init_scale, direction, random_state)
     v = param.normalize(v, param.normalize(np.ones(param.n_features)))
     solver_step = (step_class or WeightNormalizedStep)(
-        param, operator, y, (u, v), **(step_options or {}), algorithm=algorithm, step_u=float(step_u),
-        step_v=float(step_v), direction_step=kappa, switch_tol=float(switch_tol),
-        switch_eps=switch_eps, switch_at=switch_at, loss_scale=loss_scale,
-        on_divergence=on_divergence)
+        param, operator, y, (u, v), **(step_options or {}), algorithm=algorithm,
+        step_u=float(step_u), step_v=float(step_v), direction_step=kappa,
+        switch_tol=float(switch_tol), switch_eps=switch_eps, switch_at=switch_at,
+        loss_scale=loss_scale, on_divergence=on_divergence)
     return run_loop(solver_step, float(np.linalg.norm(y)), stopping=stopping, history=history,
                     validation=validation, callback=callback, progress=progress)
 
