@@ -202,6 +202,8 @@ class GroupHadamardRegressor(RecoveryEstimator):
     #: None: never. A class-level setting like ``validation_*``: set it on an instance.
     #: Measured in docs/group.md, "Cost at scale".
     active_groups_from: int | None = 1000
+    #: iterations between two choices of the active groups (``period`` of the step)
+    active_groups_period: int = 20
 
     def _check_params(self, operator, y):
         super()._check_params(operator, y)
@@ -275,7 +277,9 @@ class GroupHadamardRegressor(RecoveryEstimator):
                                       on_divergence=self.on_divergence, stopping=rule,
                                       validation=validation,
                                       callback=limit, random_state=self.random_state,
-                                      step_class=step_class)
+                                      step_class=step_class,
+                                      step_options=None if step_class is None
+                                      else {"period": self.active_groups_period})
         return result if limit is None else limit.finish(result)
 
 

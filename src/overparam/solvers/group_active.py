@@ -170,7 +170,7 @@ class ActiveGroupsStep(WeightNormalizedStep):
     def _refresh(self, choose: bool = True) -> None:
         """Bring every slow group up to date; choose the active groups again (``choose``)."""
         g = self._flush()
-        param, G = self.param, self.param.n_groups
+        param = self.param
         if self.normalized_phase:
             self.rate = np.sqrt(param.group_sum(g * g))
         else:
@@ -182,13 +182,13 @@ class ActiveGroupsStep(WeightNormalizedStep):
             effect = self.frobenius * self.u**2 * growth  # u^2 grows like the square
             mask = effect > self.slow * math.sqrt(float(self.r @ self.r))
             self.active_sizes.append(int(np.count_nonzero(mask)))
-        del G
         self._set_active(mask)
 
     # -- the step on the active groups --------------------------------------------------------
 
     def _trial(self, current=None):
-        """Algorithm 1-2's iteration on the active groups: ``(u_S, v_S, x_S, r, g_S, r_half)``."""
+        """Algorithm 1-2's iteration on the active groups (from the step's own state, not
+        ``current``): ``(u_S, u_S new, v_S new, x_S new, r new, r at the half step)``."""
         labels, k, A_S = self.labels_S, self.k, self.A_S
         u = self.u[self.S]
         v = self.v[self.cols_S]
