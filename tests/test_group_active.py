@@ -31,9 +31,9 @@ def _path(A, y, stop_time, step_class=None):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_active_groups_follow_the_plain_path(seed):
     # Same iteration, same clock: past the learning of the groups and Algorithm 2's switch
-    # the two agree far below the statistical error (measured: 2e-8 to 1e-9 relative at
-    # p = 300-3,000), with the same switch iteration, while only the learned groups are
-    # stepped every iteration.
+    # the two agree far below the statistical error (measured at the default period 40:
+    # 1.3e-7 and 2.7e-7 relative here, 7e-11 at p = 3,000), with the same switch iteration,
+    # while only the learned groups (3 of 60) are stepped every iteration.
     A, y, truth = _problem(seed)
     plain = _path(A, y, 600.0)
     active = _path(A, y, 600.0, ActiveGroupsStep)
@@ -56,7 +56,8 @@ def test_output_is_up_to_date_with_its_residual():
     loss = 0.5 * float(np.sum((y - A @ result.coef) ** 2)) / y.size
     assert result.info["final_loss"] == pytest.approx(loss, rel=1e-9)
     plain = _path(A, y, 377.0)
-    # the slow groups too: their weights as the plain step's (to the block integral's error)
+    # the slow groups too: their weights as the plain step's to the block integral's error
+    # (measured: log u within 0.13 on 57 slow groups)
     slow = u < 1e-2
     assert slow.sum() > 40
     np.testing.assert_allclose(np.log(u[slow]), np.log(plain.params[0][slow]), atol=0.5)

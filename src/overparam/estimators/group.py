@@ -203,7 +203,7 @@ class GroupHadamardRegressor(RecoveryEstimator):
     #: Measured in docs/group.md, "Cost at scale".
     active_groups_from: int | None = 1000
     #: iterations between two choices of the active groups (``period`` of the step)
-    active_groups_period: int = 20
+    active_groups_period: int = 40
 
     def _check_params(self, operator, y):
         super()._check_params(operator, y)

@@ -73,7 +73,7 @@ class ActiveGroupsStep(WeightNormalizedStep):
 
     Parameters
     ----------
-    period : int, default=20
+    period : int, default=40
         Iterations between two choices of the active groups (every slow group is brought up
         to date there).
     slow : float, default=1e-4
@@ -81,7 +81,7 @@ class ActiveGroupsStep(WeightNormalizedStep):
         iterations, changes the residual by at most this fraction of ``||r||``.
     """
 
-    def __init__(self, param, operator, y, params, *, period: int = 20, slow: float = 1e-4,
+    def __init__(self, param, operator, y, params, *, period: int = 40, slow: float = 1e-4,
                  **kwargs):
         super().__init__(param, operator, y, params, **kwargs)
         if self.loss_scale != "half-mean":
