@@ -9,9 +9,11 @@ import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
 from .._registry import register_method
+from ..operators.matrix import DenseOperator
 from ..parameterizations.group import GroupHadamard
 from ..solvers import gradient_descent
 from ..solvers.group import initial_group_params, weight_normalized_gd
+from ..solvers.group_active import ActiveGroupsStep, incremental_validation
 from ..solvers.result import SolverResult
 from ..solvers.steps import StepPolicy
 from ..solvers.support_limit import (
@@ -194,6 +196,14 @@ class GroupHadamardRegressor(RecoveryEstimator):
     validation_limit_budget = 4.0
     #: badly scaled columns are equilibrated (RecoveryEstimator._equilibration)
     _equilibrate_columns = True
+    #: Step only the active groups every iteration and the slow ones (weights still near the
+    #: init) once per block (:class:`~overparam.solvers.group_active.ActiveGroupsStep`) from
+    #: this many features on, for a dense design and Algorithms 1-2 on the paper's loss scale;
+    #: None: never. A class-level setting like ``validation_*``: set it on an instance.
+    #: Measured in docs/group.md, "Cost at scale".
+    active_groups_from: int | None = 1000
+    #: iterations between two choices of the active groups (``period`` of the step)
+    active_groups_period: int = 40
 
     def _check_params(self, operator, y):
         super()._check_params(operator, y)
@@ -224,6 +234,15 @@ class GroupHadamardRegressor(RecoveryEstimator):
                     for (operator, y, _), path in zip(problems, paths, strict=True)]
         return all(verdict is False for verdict in verdicts)
 
+    def _step_class(self, operator):
+        """The weight-normalized iteration: the multirate
+        :class:`~overparam.solvers.group_active.ActiveGroupsStep` from ``active_groups_from``
+        features on (a dense design, ``loss_scale="half-mean"``), else the plain one."""
+        if (self.active_groups_from is not None and operator.shape[1] >= self.active_groups_from
+                and self.loss_scale == "half-mean" and isinstance(operator, DenseOperator)):
+            return ActiveGroupsStep
+        return None
+
     def _solve(self, operator, y, control):
         param = GroupHadamard(self.groups, operator.shape[1])
         self._param = param
@@ -247,14 +266,20 @@ class GroupHadamardRegressor(RecoveryEstimator):
                 return unique
         limit = None if control.stops_early else _SupportLimit(param, operator, y,
                                                                 self.init_scale, self.tol)
+        step_class = self._step_class(operator)
+        validation = (control.validation if step_class is None
+                      else incremental_validation(control.validation))
         result = weight_normalized_gd(param, operator, y, algorithm=self.algorithm,
                                       init_scale=self.init_scale, direction=self.direction,
                                       step_u=self.step_u, step_v=self.step_v,
                                       switch_tol=self.switch_tol, switch_at=self.switch_at,
                                       loss_scale=self.loss_scale,
                                       on_divergence=self.on_divergence, stopping=rule,
-                                      validation=control.validation,
-                                      callback=limit, random_state=self.random_state)
+                                      validation=validation,
+                                      callback=limit, random_state=self.random_state,
+                                      step_class=step_class,
+                                      step_options=None if step_class is None
+                                      else {"period": self.active_groups_period})
         return result if limit is None else limit.finish(result)
 
 

@@ -90,13 +90,30 @@ def stable_direction_step(param: GroupHadamard, operator, n: int) -> float:
     """
     m, p = operator.shape
     if m * p <= _EXACT_NORM_ENTRIES or isinstance(operator, DenseOperator):
-        A = operator.to_dense()
-        lam = max(float(np.linalg.norm(A[:, param.labels == k], 2)) ** 2
-                  for k in range(param.n_groups))
+        lam = _largest_group_norm2(operator.to_dense(), param)
     else:
         lam = float(operator.norm_estimate()) ** 2
     lam /= n
     return 1.0 if not lam > 1.0 else 1.0 / lam
+
+
+def _largest_group_norm2(A, param: GroupHadamard) -> float:
+    """``max_l ||X_l||_2^2``: for groups of equal size from their Gram matrices, a chunk of
+    groups at a time (one batched eigenvalue call per chunk of about 16 MiB of columns), else
+    one SVD per group."""
+    labels, sizes = param.labels, param.group_sizes
+    if sizes.min() != sizes.max():
+        return max(float(np.linalg.norm(A[:, labels == k], 2)) ** 2
+                   for k in range(param.n_groups))
+    n, k = A.shape[0], int(sizes[0])
+    order = np.argsort(labels, kind="stable")
+    chunk = max(1, 2**21 // (n * k))  # groups per chunk
+    best = 0.0
+    for start in range(0, param.n_groups, chunk):
+        block = A[:, order[start * k:(start + chunk) * k]].reshape(n, -1, k).transpose(1, 0, 2)
+        grams = np.matmul(block.transpose(0, 2, 1), block)
+        best = max(best, float(np.linalg.eigvalsh(grams)[:, -1].max()))
+    return best
 
 
 def initial_group_params(param: GroupHadamard, operator, y, init_scale: float,
@@ -137,6 +154,8 @@ def weight_normalized_gd(
     validation: Validation | None = None,
     callback=None,
     progress: bool = False,
+    step_class=None,
+    step_options: dict | None = None,
 ) -> SolverResult:
     """Algorithm 1 or 2 of the group-sparsity paper on the loss ``(1/2n)||X w - y||^2``.
 
@@ -209,6 +228,12 @@ def weight_normalized_gd(
     callback : callable, optional
         ``callback(iteration, params, x)``; True stops.
     progress : bool, default=False
+    step_class : type, optional
+        The iteration: :class:`WeightNormalizedStep` (None) or a subclass with the same
+        constructor, such as the multirate
+        :class:`~overparam.solvers.group_active.ActiveGroupsStep`.
+    step_options : dict, optional
+        Extra keyword arguments of ``step_class`` (e.g. its ``period``).
 
     Returns
     -------
@@ -252,11 +277,11 @@ def weight_normalized_gd(
         check_positive(init_scale, "init_scale")
         u, v = initial_group_params(param, operator, y, init_scale, direction, random_state)
     v = param.normalize(v, param.normalize(np.ones(param.n_features)))
-    solver_step = WeightNormalizedStep(
-        param, operator, y, (u, v), algorithm=algorithm, step_u=float(step_u),
-        step_v=float(step_v), direction_step=kappa, switch_tol=float(switch_tol),
-        switch_eps=switch_eps, switch_at=switch_at, loss_scale=loss_scale,
-        on_divergence=on_divergence)
+    solver_step = (step_class or WeightNormalizedStep)(
+        param, operator, y, (u, v), **(step_options or {}), algorithm=algorithm,
+        step_u=float(step_u), step_v=float(step_v), direction_step=kappa,
+        switch_tol=float(switch_tol), switch_eps=switch_eps, switch_at=switch_at,
+        loss_scale=loss_scale, on_divergence=on_divergence)
     return run_loop(solver_step, float(np.linalg.norm(y)), stopping=stopping, history=history,
                     validation=validation, callback=callback, progress=progress)
 
