@@ -344,6 +344,18 @@ class WeightNormalizedStep:
             drive = param.group_sum(v_new * g_half)
         return self._evaluate(u + self.gamma * 2.0 * scale * u * drive, v_new)
 
+    def _halve_after_divergence(self, loss: float) -> None:
+        """Halve both steps after a divergent trial (``on_divergence="halve"``), or raise."""
+        if self.on_divergence == "raise":
+            raise DivergenceError(
+                f"weight-normalized gradient descent diverged at iteration "
+                f"{self.iteration + 1} (loss {loss:.3e}) with step_u={self.gamma:.3g}: "
+                "use a smaller step_u or on_divergence='halve'")
+        self.gamma, self.eta = self.gamma / 2, self.eta / 2
+        self.n_halvings += 1
+        if self.gamma < 1e-300:
+            raise DivergenceError("step_u underflowed while halving after divergence")
+
     def step(self, current, *, time_left, diverged):
         """One iteration, redone with halved steps on divergence if asked; then the switch
         test of Algorithm 2."""
@@ -352,15 +364,7 @@ class WeightNormalizedStep:
             # A non-finite entry of u or v makes the loss non-finite: one test covers both.
             if not diverged(trial.loss):
                 break
-            if self.on_divergence == "raise":
-                raise DivergenceError(
-                    f"weight-normalized gradient descent diverged at iteration "
-                    f"{self.iteration + 1} (loss {trial.loss:.3e}) with step_u={self.gamma:.3g}: "
-                    "use a smaller step_u or on_divergence='halve'")
-            self.gamma, self.eta = self.gamma / 2, self.eta / 2
-            self.n_halvings += 1
-            if self.gamma < 1e-300:
-                raise DivergenceError("step_u underflowed while halving after divergence")
+            self._halve_after_divergence(trial.loss)
         if self.watch_switch:
             u, u_new = current.params[0], trial.params[0]
             # the authors' first comparison is with u = 1 (their prev_u), never a switch

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..operators.matrix import DenseOperator
 from ..solvers.loop import Iterate
-from ..stopping import DivergenceError, Validation
+from ..stopping import Validation
 from .group import WeightNormalizedStep
 
 __all__ = ["ActiveGroupsStep", "IncrementalValidation", "incremental_validation"]
@@ -213,15 +213,7 @@ class ActiveGroupsStep(WeightNormalizedStep):
             loss = 0.5 * float(r @ r) * self.inv_n
             if not diverged(loss):
                 break
-            if self.on_divergence == "raise":
-                raise DivergenceError(
-                    f"weight-normalized gradient descent diverged at iteration "
-                    f"{self.iteration + 1} (loss {loss:.3e}) with step_u={self.gamma:.3g}: "
-                    "use a smaller step_u or on_divergence='halve'")
-            self.gamma, self.eta = self.gamma / 2, self.eta / 2
-            self.n_halvings += 1
-            if self.gamma < 1e-300:
-                raise DivergenceError("step_u underflowed while halving after divergence")
+            self._halve_after_divergence(loss)
         if not self.all_active:
             self.W += self.gamma * r_half
             self.block += 1
