@@ -84,7 +84,10 @@ class HadamardRegressor(RecoveryEstimator):
     early_stopping : {"validation", "discrepancy", None}, default="validation"
         The stopping rule (docs/noise.md): held-out validation needs no noise level;
         ``None`` runs to the limit (exact, noiseless data; one fit instead of about two).
-        Automatic stopping under noise (see :class:`RecoveryEstimator`).
+        Automatic stopping under noise (see :class:`RecoveryEstimator`). Data that the
+        limit of the first fold's training rows predicts exactly (held-out relative
+        residual at most ``validation_exact_rtol``, 1e-4) get the limit without the paths
+        (``result_.info["refit"] == "limit"``; docs/sparse.md).
     validation_fraction : float, default=0.2
         Share of measurements held out when ``early_stopping="validation"``.
     noise_level : float, optional
