@@ -238,7 +238,6 @@ class BatchMonitor:
         self.y_norm = np.asarray(y_norm, dtype=float)
         self._loss_limit = [rule.divergence_limit(x)
                             for x in np.asarray(initial_loss, dtype=float).tolist()]
-        self._loss_limit_array = np.array(self._loss_limit, dtype=float)
         self._lowest_limit = min(self._loss_limit, default=math.inf)
         # residual norm at or below which a problem stops (converged or discrepancy)
         self._res_stop = None
@@ -262,10 +261,10 @@ class BatchMonitor:
         return [_diverged(x, limits[i]) for i, x in zip(ids.tolist(), loss.tolist(), strict=True)]
 
     def divergent(self, ids, loss):
-        """:meth:`is_divergent` as an array of bool, or None where no entry is: the rule of
-        :func:`_diverged` (not finite, or above the limit) entry by entry. Where every entry
-        is finite and within every problem's limit (the usual case) the answer is None,
-        without a test per entry on arrays (on Python floats for a small batch)."""
+        """:meth:`is_divergent` as an array of bool, or None where no entry is. Where every
+        entry is finite and within every problem's limit (the usual case) the answer is None
+        from the extremes alone (on Python floats for a small batch); otherwise the rule
+        entry by entry (:meth:`is_divergent`)."""
         import numpy as np
 
         lowest = self._lowest_limit
@@ -276,7 +275,7 @@ class BatchMonitor:
             low, high = np.minimum.reduce(loss), np.maximum.reduce(loss)  # NaN propagates
             if -math.inf < low and high < math.inf and high <= lowest:
                 return None
-        return ~(np.isfinite(loss) & (loss <= self._loss_limit_array[ids]))
+        return np.array(self.is_divergent(ids, loss), dtype=bool)
 
     def update(self, ids, iterations, loss, residual_norm, clock,
                still_learning=None) -> list[StopReason | None] | None:
@@ -476,9 +475,13 @@ class Validation:
 
     def error(self, x) -> float:
         """Mean squared held-out residual at ``x``."""
+        return self.prediction_error(self.operator.forward(x))
+
+    def prediction_error(self, prediction) -> float:
+        """Mean squared held-out residual of ``prediction`` (of the held-out measurements)."""
         import numpy as np
 
-        r = self.operator.forward(x) - self.y
+        r = prediction - self.y
         return float(np.sum(r * r) / max(np.size(self.y), 1))
 
     def check(self, iteration: int, clock: float, x, state) -> bool:

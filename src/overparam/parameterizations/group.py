@@ -78,6 +78,25 @@ def as_group_labels(groups, n_features: int | None = None) -> np.ndarray:
     return labels
 
 
+def group_sums(labels: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum of ``values`` within each group of the labels ``0 .. n_groups - 1``: shape
+    ``(n_groups,)`` (also for a subset of the groups, relabelled, as a solver's active set)."""
+    return np.bincount(labels, weights=values, minlength=n_groups)
+
+
+def normalize_groups(labels: np.ndarray, n_groups: int, v: np.ndarray,
+                     fallback: np.ndarray | None = None) -> np.ndarray:
+    """Each group of ``v`` (labels ``0 .. n_groups - 1``) scaled to unit norm; groups of norm
+    zero keep ``fallback`` (or stay zero)."""
+    norms = np.sqrt(group_sums(labels, np.asarray(v, dtype=float) ** 2, n_groups))
+    safe = np.where(norms > 0, norms, 1.0)
+    out = v / safe[labels]
+    if fallback is not None and np.any(norms == 0):
+        zero = (norms == 0)[labels]
+        out[zero] = fallback[zero]
+    return out
+
+
 class GroupHadamard(Parameterization):
     """``w_i = u_{g(i)}^2 v_i``: a magnitude ``u_l`` per group and a direction ``v_l``.
 
@@ -124,7 +143,7 @@ class GroupHadamard(Parameterization):
     # --- group helpers -------------------------------------------------------------------
     def group_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum of ``values`` (shape ``(p,)``) within each group: shape ``(L,)``."""
-        return np.bincount(self.labels, weights=values, minlength=self.n_groups)
+        return group_sums(self.labels, values, self.n_groups)
 
     def group_norms(self, w: np.ndarray) -> np.ndarray:
         """Euclidean norm of each group of ``w``."""
@@ -132,13 +151,7 @@ class GroupHadamard(Parameterization):
 
     def normalize(self, v: np.ndarray, fallback: np.ndarray | None = None) -> np.ndarray:
         """Scale each group of ``v`` to unit norm (groups of norm zero keep ``fallback``)."""
-        norms = self.group_norms(v)
-        safe = np.where(norms > 0, norms, 1.0)
-        out = v / safe[self.labels]
-        if fallback is not None and np.any(norms == 0):
-            zero = (norms == 0)[self.labels]
-            out[zero] = fallback[zero]
-        return out
+        return normalize_groups(self.labels, self.n_groups, v, fallback)
 
     def balance(self, params: Params) -> np.ndarray:
         """``u_l^2 / 2 - ||v_l||^2`` per group, conserved by gradient flow (Lemma 2)."""

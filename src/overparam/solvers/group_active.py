@@ -45,25 +45,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..operators.matrix import DenseOperator
+from ..parameterizations.group import group_sums, normalize_groups
 from ..solvers.loop import Iterate
 from ..stopping import Validation
 from .group import WeightNormalizedStep
 
 __all__ = ["ActiveGroupsStep", "IncrementalValidation", "incremental_validation"]
-
-
-def _group_sum(labels, values, k):
-    return np.bincount(labels, weights=values, minlength=k)
-
-
-def _normalize(labels, k, z, fallback):
-    """Each group of ``z`` scaled to unit norm; groups of norm zero keep ``fallback``."""
-    norms = np.sqrt(_group_sum(labels, z * z, k))
-    out = z / np.where(norms > 0, norms, 1.0)[labels]
-    zero = (norms == 0)[labels]
-    if np.any(zero):
-        out[zero] = fallback[zero]
-    return out
 
 
 class ActiveGroupsStep(WeightNormalizedStep):
@@ -92,7 +79,7 @@ class ActiveGroupsStep(WeightNormalizedStep):
         self.period, self.slow = int(period), float(slow)
         self.name = f"group {self.algorithm} (active groups)"
         labels = param.labels
-        self.frobenius = np.sqrt(_group_sum(labels, np.einsum("ij,ij->j", self.A, self.A),
+        self.frobenius = np.sqrt(group_sums(labels, np.einsum("ij,ij->j", self.A, self.A),
                                             param.n_groups))  # ||X_l||_F
         self.n_refreshes = 0
         self.active_sizes = []  # active groups at each choice
@@ -153,11 +140,11 @@ class ActiveGroupsStep(WeightNormalizedStep):
         u2 = u[labels] ** 2
         v0, Wg = v[cols], integral[cols]  # sum_t gamma_t g_l(t)
         if self.normalized_phase:  # drive ||g_l||, the direction held at the block's mean
-            drive = np.sqrt(_group_sum(labels, Wg * Wg, G))[I]
-            v_end = _normalize(labels, G, u2 * v0 + self.kappa * g[cols], v0)
+            drive = np.sqrt(group_sums(labels, Wg * Wg, G))[I]
+            v_end = normalize_groups(labels, G, u2 * v0 + self.kappa * g[cols], v0)
         else:  # v += eta u^2 g per step, eta = gamma (eta / gamma)
-            v_end = _normalize(labels, G, v0 + (self.eta / self.gamma) * u2 * Wg, v0)
-            drive = _group_sum(labels, 0.5 * (v0 + v_end) * Wg, G)[I]
+            v_end = normalize_groups(labels, G, v0 + (self.eta / self.gamma) * u2 * Wg, v0)
+            drive = group_sums(labels, 0.5 * (v0 + v_end) * Wg, G)[I]
         base = np.maximum(1.0 + 2.0 * drive / self.block, 0.0)
         u[I] = u[I] * base**self.block
         v[cols] = v_end
@@ -195,9 +182,9 @@ class ActiveGroupsStep(WeightNormalizedStep):
         u2 = u[labels] ** 2
         g = self.g_S
         z = u2 * v + self.kappa * g if self.normalized_phase else v + self.eta * u2 * g
-        v_new = _normalize(labels, k, z, v)
+        v_new = normalize_groups(labels, k, z, v)
         r_half = self.y_S - A_S @ (u2 * v_new)
-        drive = _group_sum(labels, v_new * (A_S.T @ r_half) * self.inv_n, k)
+        drive = group_sums(labels, v_new * (A_S.T @ r_half) * self.inv_n, k)
         u_new = u + self.gamma * 2.0 * u * drive
         x_S = u_new[labels] ** 2 * v_new
         r = self.y_S - A_S @ x_S
@@ -271,8 +258,7 @@ class IncrementalValidation(Validation):
         else:
             prediction = self._prediction + A[:, changed] @ (x[changed] - self._x[changed])
         self._x, self._prediction = x.copy(), prediction
-        r = prediction - self.y
-        return float(np.sum(r * r) / max(np.size(self.y), 1))
+        return self.prediction_error(prediction)
 
 
 def incremental_validation(validation: Validation | None) -> Validation | None:
