@@ -584,8 +584,9 @@ class _FormedGradientStep:
         else:
             A_dX = self.A @ d_X
             trial = {"u": A_dX, "w": 2.0 * self.R - A_dX, "R": self.R - A_dX}
-        d_loss = -np.sum(trial["u"] * trial["w"], axis=(1, 2))
-        trial.update(g=g_new, V=V_new, loss=self.loss + d_loss, d_loss=d_loss,
+        uw = trial["u"] * trial["w"]  # the products whose magnitudes set the rounding slack
+        d_loss = -np.sum(uw, axis=(1, 2))
+        trial.update(g=g_new, V=V_new, loss=self.loss + d_loss, d_loss=d_loss, uw=uw,
                      decrease=e * (np.sum(grad_g * grad_g, axis=-1)
                                    + np.sum(grad_V * grad_V, axis=(1, 2))))
         accepted = self._accept(e, trial, diverged)

@@ -721,8 +721,9 @@ LinearOperator or Operator
         if fold is None or fold.stop_reason != StopReason.CONVERGED:
             return None
         y_held = y[held]
-        miss = float(np.linalg.norm(operator.rows(held).forward(fold.coef) - y_held))
-        if not miss <= rtol * float(np.linalg.norm(y_held)):
+        miss = float(np.linalg.norm(operator.rows(held).forward(fold.coef) - y_held)) / max(
+            float(np.linalg.norm(y_held)), 1e-300)  # relative
+        if not miss <= rtol:
             return None
         result = self._quick_limit(operator, y)
         if result is None or result.stop_reason != StopReason.CONVERGED:
@@ -731,8 +732,7 @@ LinearOperator or Operator
         result.info.update(
             chosen_time=None, chosen_iteration_on_path=None, path_iterations=[],
             validation_error=None, validation_curve=np.zeros((0, 3)), validation_folds=folds,
-            refit="limit", held_out_limit_residual=miss / max(float(np.linalg.norm(y_held)),
-                                                              1e-300))
+            refit="limit", held_out_limit_residual=miss)
         return result
 
     def _quick_limit(self, operator, y):

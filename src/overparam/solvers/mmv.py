@@ -304,7 +304,7 @@ class RowHadamardStep:
         with np.errstate(divide="ignore"):
             self.log_g_checked = np.log(np.abs(self.g))
         self.out = {"eta": np.empty(B), "n_rejected": np.zeros(B, dtype=int)}
-        self.grad = None  # (∇g, P, ||∇||², g²) of the working rows at their current iterates
+        self.grad = None  # (∇g, P, ||∇||², g², 2 g) of the working rows at their current iterates
 
     def init(self) -> np.ndarray:
         """The residuals at the start, and each problem's first trial step."""
@@ -392,15 +392,14 @@ class RowHadamardStep:
             return accepted
         # a problem or two per iteration (the adaptive step grows until one is rejected):
         # the scalar rules (accept_batch gives accept's answers entry by entry)
-        uw = trial.get("uw")  # u * w, where the trial step kept it
+        uw = trial["uw"]
         finite = ([True] * e.size if divergent is None
                   else (~np.asarray(divergent)).tolist())
         for j, a in enumerate(accepted.tolist()):
             if a:
                 continue
             if finite[j]:
-                slack = (_rounding_slack(trial["u"][j], trial["w"][j]) if uw is None
-                         else _slack_of_products(uw[j]))
+                slack = _rounding_slack(uw[j])
                 if policy.accept(float(e[j]), slack, float(d_loss[j]), float(decrease[j])):
                     accepted[j] = True
                     continue
@@ -603,10 +602,11 @@ def refine_row_sparse(A, Y, X, *, tol: float = 1e-6):
     return None
 
 
-def _rounding_slack(u, w) -> float:
+def _rounding_slack(uw) -> float:
     """Rounding level of the change of the loss ``-sum(u * w)`` (``u = A dX``,
-    ``w = 2 R - A dX``, or the Gram form's ``u = dX``, ``w = 2 Λ - A^T A dX``): ``10 eps`` times
-    the sum of the magnitudes of its terms.
+    ``w = 2 R - A dX``, or the Gram form's ``u = dX``, ``w = 2 Λ - A^T A dX``) from the
+    products ``uw = u * w``: ``10 eps`` times the sum of the magnitudes of its terms
+    (``|u w| = |u| |w|`` bit for bit: rounding is symmetric in the sign).
 
     At a stationary point with a nonzero residual (a least-squares point of inconsistent
     data) the gradient is at the rounding level, and so is the computed change of the loss:
@@ -616,10 +616,4 @@ def _rounding_slack(u, w) -> float:
     accepted, the loss stays flat and the stopping rule ends the run. The policy gets this
     second chance as ``accept(step, slack, change, decrease)``.
     """
-    return 10.0 * _EPS * float(_sum(np.abs(u) * np.abs(w), None))
-
-
-def _slack_of_products(uw) -> float:
-    """:func:`_rounding_slack` from the products ``u * w`` (``|u w| = |u| |w|``, bit for bit:
-    rounding is symmetric in the sign)."""
     return 10.0 * _EPS * float(_sum(np.abs(uw), None))
