@@ -62,8 +62,8 @@ def _change(a, b) -> str:
 def digits_batch(iterations: int, repeats: int) -> None:
     """Two calls (one per init) against one batch of two, per digits setting."""
     from overparam.experiments.papers import ir_mmv as E
-    from overparam.parameterizations.row import RowHadamard
     from overparam.solvers import ir_mmv
+    from overparam.solvers.mmv import _start_params
     from overparam.stopping import StoppingRule
 
     exp = get_experiment("ir-mmv-digits")
@@ -71,12 +71,10 @@ def digits_batch(iterations: int, repeats: int) -> None:
     for setting in E.DIGIT_SETTINGS:
         cell = next(c for c in exp.cells() if c["setting"] == setting)
         A, Y, *_ = E._digits_problem(setting, cell["n_images"], exp.trial_seed(cell, 0))
-        starts = []
-        for init, (_, scale) in E.DIGIT_INITS.items():
-            param = RowHadamard(A.shape[1], Y.shape[1])
-            g, V = param.init(scale, v_scale=param.balanced_v_scale(scale))
-            starts.append((g, np.zeros_like(V) if init == "zero" else V))
-        g0, V0 = (np.stack(parts) for parts in zip(*starts, strict=True))
+        # each init's start as ir_mmv makes it, one per problem of the batch
+        starts = [_start_params(None, 1, A.shape[1], Y.shape[1], init_scale=scale, v_scale=None,
+                                init=init) for init, (_, scale) in E.DIGIT_INITS.items()]
+        g0, V0 = (np.concatenate(parts) for parts in zip(*starts, strict=True))
         times = {"two calls": [], "one batch": []}
         for _ in range(repeats):
             start = time.process_time()

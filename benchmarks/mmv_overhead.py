@@ -129,14 +129,13 @@ def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
     """Whole default fits of the current and the baseline package, side by side."""
     from threadpoolctl import threadpool_limits
 
+    from mmv_speed import problem  # a sibling script: benchmarks/ is on sys.path
     from overparam.baselines import MultiTaskLassoCVRegressor
-    from overparam.datasets import make_mmv_problem
 
     models = {"current": MMVRegressor, "baseline": _load(baseline, "estimators").MMVRegressor}
     with threadpool_limits(limits=1, user_api="blas"):
         for n in sizes:
-            problems = [make_mmv_problem(n // 2, n, 20, max(1, n // 12), row_values="gaussian",
-                                         snr=20.0, random_state=seed) for seed in range(n_seeds)]
+            problems = [problem(n, seed) for seed in range(n_seeds)]
             times = {"current": [], "baseline": [], "MultiTaskLassoCV": []}
             for r in range(repeats):
                 for p in problems:

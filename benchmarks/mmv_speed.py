@@ -35,6 +35,12 @@ def _timed(estimator, problem):
     return time.process_time() - start, relative_error(estimator.signal_, problem.truth)
 
 
+def problem(n: int, seed: int, snr: float = 20.0):
+    """The setting at size ``n``: M = N/2, L = 20, K = N/12 Gaussian rows, ``snr`` dB."""
+    return make_mmv_problem(n // 2, n, 20, max(1, n // 12), row_values="gaussian", snr=snr,
+                            random_state=seed)
+
+
 def run(sizes, seeds: int = 3, snr: float = 20.0, plain: bool = False) -> list:
     """Time and error of both estimators at each size (printed as a table); returns the
     medians ``(N, IR-MMV s, MultiTaskLassoCV s)``. The caller sets the BLAS threads."""
@@ -46,8 +52,7 @@ def run(sizes, seeds: int = 3, snr: float = 20.0, plain: bool = False) -> list:
         m, k = n // 2, max(1, n // 12)
         rows = {"ir": [], "plain": [], "cv": []}
         for seed in range(seeds):
-            p = make_mmv_problem(m, n, 20, k, row_values="gaussian", snr=snr,
-                                 random_state=seed)
+            p = problem(n, seed, snr)
             rows["ir"].append(_timed(MMVRegressor(), p))
             if plain:
                 plain_fit = MMVRegressor()
