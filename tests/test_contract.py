@@ -38,8 +38,10 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``one-measurement``: ``m = 1``: a finite answer that fits the measurement, or a ``ValueError``;
 - ``depth-L`` (estimators with a ``depth``): ``under``, ``over`` and ``noisy-30dB`` at depth L;
 - ``wide`` / ``wide-noisy-20dB`` (vector and row-sparse structures): a clean and a noisy
-  underdetermined problem with 240 columns, where size-dependent defaults switch on (the
-  multirate step of IR-MMV from ``MMVRegressor.active_rows_from = 200`` columns).
+  underdetermined problem with 240 columns (group: 1,200), where size-dependent defaults
+  switch on (the multirate steps of IR-MMV from ``MMVRegressor.active_rows_from = 200``
+  columns and of the group network from ``GroupHadamardRegressor.active_groups_from =
+  1000``).
 
 A fuller sweep (more seeds, and the medians under noise) is marked ``slow``.
 """
@@ -115,7 +117,7 @@ def make_case(structure: str, kind: str, seed: int = 0, *, integer: bool = False
         return Case(A, A @ x, A.astype(float), x, x != 0, structure)
     if structure == "group":
         m, p, g, k = {"under": (30, 60, 3, 2), "over": (60, 24, 3, 2), "one": (1, 12, 3, 1),
-                      "wide": (60, 240, 3, 3)}[kind]
+                      "wide": (120, 1200, 3, 3)}[kind]
         rng = _rng(seed, 2)
         A = rng.choice([-1, 1], size=(m, p)) if integer else rng.standard_normal((m, p))
         groups = np.arange(p) // g
