@@ -34,9 +34,10 @@ from threadpoolctl import threadpool_limits
 
 #: growth exponents and ratios are read from these rows
 Row = dict
-#: the sizes ``--large`` adds (issue 15 asks for group p up to 3e4, low rank n up to 200;
-#: p = 3e4 is a 3.6 GB design and, extrapolated from 1e4, about 35 CPU minutes per fit of
-#: either method: left out; docs/group.md)
+#: the sizes ``--large`` adds (issue 15 asks for group p up to 3e4, low rank n up to 200).
+#: p = 3e4 (a 3.6 GB design; the IR fit holds about two more copies, the CV peer about as
+#: many) is left to an explicit ``--group-sizes ... 30000``: its peer takes about 25 CPU
+#: minutes (docs/group.md)
 LARGE_GROUP_SIZES = (10_000,)
 LARGE_LOW_RANK_SIZES = (200,)
 
