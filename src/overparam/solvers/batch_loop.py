@@ -177,6 +177,8 @@ def run_batch_loop(step: BatchStep, y_norm, *, stopping: StoppingRule | None = N
     track = _Batch(step, y_norm, stopping, validations)
     if history is not None and track.ids.size != 1:
         raise ValueError("history is recorded for a single problem only")
+    if callback is None and hasattr(step, "passes"):  # a compiled step runs several passes
+        track.compiled = {"history_every": 0 if history is None else history.every}
     return drive(track, stopping, history=history, callback=callback, progress=progress)
 
 
@@ -200,6 +202,7 @@ class _Batch:
         self.ids, self.n_iter, self.clock, self.loss = (np.arange(B), np.zeros(B, dtype=int),
                                                         np.zeros(B), loss)
         self.accepted = [True] * B
+        self.compiled = None  # set by run_batch_loop where the step runs several passes
         params = step.params(slice(None))
         self.out = {"params": tuple(np.empty_like(p) for p in params),
                     "x": np.empty_like(step.signal(slice(None))), "loss": np.empty_like(loss),
@@ -245,7 +248,18 @@ class _Batch:
         return True
 
     def advance(self) -> bool:
-        """One trial step of every working row; False when none was accepted."""
+        """One trial step of every working row; False when none was accepted.
+
+        A compiled step (``step.passes``) runs instead several passes with the loop's tests
+        compiled in, up to the first one after which a stopping test may fire, a held-out
+        check or a history record may fall due: that pass is this one."""
+        if self.compiled is not None:
+            passes, self.accepted = self.step.passes(
+                self.n_iter, self.clock, self.monitor, n_max=self.check_wait + 1,
+                max_flow_time=self.end, **self.compiled)
+            self.check_wait -= passes - 1  # the passes in between had no check due
+            self.loss = self.step.loss
+            return True
         time_left = None if self.end is None else self.end - self.clock
         moved = self.step.step(time_left, lambda loss: self.monitor.divergent(self.ids, loss))
         if moved is None:

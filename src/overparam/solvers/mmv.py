@@ -78,6 +78,7 @@ def ir_mmv(
     blas_threads: int | None = 1,
     gram: bool | None = None,
     step_class=None,
+    accelerator: str = "auto",
 ):
     """Recover row-sparse ``X`` from ``Y = A X (+ W)`` by gradient descent on ``X = g^2 ⊙ V``.
 
@@ -164,6 +165,13 @@ def ir_mmv(
         every iteration and the slow rows once per block with their gradient integrated over
         it (products with the active columns of ``A`` only; direct form, simultaneous
         update): the same gradient flow and clock, cheaper where few rows are active.
+    accelerator : {"auto", "numpy", "numba"}, default="auto"
+        ``"numba"``: the compiled step
+        (:class:`~overparam.solvers.mmv_compiled.CompiledRowHadamardStep`: the same
+        iterates up to rounding, several loop passes per call; plain step, simultaneous
+        update and adaptive step only, a ``ValueError`` otherwise, a ``MissingExtraError``
+        without numba). ``"numpy"``: the numpy step. ``"auto"``: the compiled step where
+        numba imports and the setting is one it covers, else the numpy step.
 
     Returns
     -------
@@ -201,8 +209,12 @@ def ir_mmv(
     if max_row_change is not None:
         check_positive(max_row_change, "max_row_change")
     stopping = stopping or StoppingRule()
+    from .mmv_compiled import select_step  # (it imports this module)
+
+    policy = as_step_policy(step)
+    step_class = select_step(accelerator, step_class, policy, update)
     step = (step_class or RowHadamardStep)(
-        A, Y, (g, V), as_step_policy(step), update=update, row_tol=row_tol,
+        A, Y, (g, V), policy, update=update, row_tol=row_tol,
         max_row_change=max_row_change, gram=gram,
         patience=stopping.patience if stopping.stagnation_tol > 0 else None)
     with blas_limit(blas_threads):
