@@ -1,4 +1,4 @@
-"""The numba kernel of :class:`~overparam.solvers.mmv.RowHadamardStep` (optional accelerator).
+"""The numba kernel of :class:`~overparam.solvers.mmv.CompiledRowHadamardStep` (optional).
 
 :func:`run_passes` performs the arithmetic of :meth:`RowHadamardStep.step
 <overparam.solvers.mmv.RowHadamardStep.step>` (simultaneous update, the adaptive step,
@@ -12,8 +12,8 @@ or history record that may fall due, ``n_max`` passes, or a step that underflows
 then runs that pass's checks as usual (:meth:`~overparam.solvers.batch_loop._Batch.advance`).
 The stopping windows it writes are those the Python tests read, so the two interleave.
 
-This module imports numba at import time: import it through
-:func:`overparam.solvers.mmv.numba_kernel` only.
+This module imports numba at import time: :class:`~overparam.solvers.mmv.CompiledRowHadamardStep`
+imports it on first use only.
 """
 
 from __future__ import annotations
