@@ -24,9 +24,14 @@ import numba
 import numpy as np
 
 _EPS = float(np.finfo(float).eps)
+#: On-disk cache; numpy's floating-point errors (x / 0 is inf, no exception); of fast-math
+#: only reassociation (vectorized sums) and contraction (fused multiply-add): rounding moves,
+#: but NaN and inf keep their IEEE meaning, which the divergence and dead-row tests read.
+#: (Measured on the digits' shape: 68 -> 55 µs per iteration.)
+_JIT = {"cache": True, "error_model": "numpy", "fastmath": {"reassoc", "contract"}}
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(**_JIT)
 def _gradient(g, V, Lam, grad_g, P, gg):
     """``∇g``, ``P = g² Λ`` (``∇V = -2 P``) and ``||∇||²`` of one problem (row_gradient)."""
     N, L = V.shape
@@ -49,13 +54,13 @@ def _gradient(g, V, Lam, grad_g, P, gg):
     return norm2 + 4.0 * p2
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(**_JIT)
 def _matmul(A, X, out):
     """``out = A @ X`` (BLAS: twice as fast as a compiled loop here)."""
     np.dot(A, X, out)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(**_JIT)
 def _refresh(j, A, At, Y, g, V, R, Lam, loss, gram, dead, scratch_x, scratch_r):
     """``R = Y - A X`` (Gram form: ``Λ = A^T R``) and the loss of row ``j`` again."""
     N, L = V.shape[1], V.shape[2]
@@ -79,7 +84,7 @@ def _refresh(j, A, At, Y, g, V, R, Lam, loss, gram, dead, scratch_x, scratch_r):
         R[j, :, :] = scratch_r
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(**_JIT)
 def _learning(gwin, slot, old_slot, b, row_tol):
     """The row-growth test of ``still_learning`` (largest ``log |g_i|`` growth over the
     window, NaN skipped) for problem ``b``."""
@@ -91,7 +96,7 @@ def _learning(gwin, slot, old_slot, b, row_tol):
     return growth >= row_tol
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(**_JIT)
 def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock, ids,
                accepted, limit, res_stop, window, gwin, fparams, iparams):
     """Passes of the batch loop over the working rows (module docstring), in place.
