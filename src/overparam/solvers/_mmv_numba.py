@@ -106,9 +106,11 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
     ``end_time``: ``inf`` where none); ``iparams``: ``(gram, n_max, patience, use_window,
     max_iter, history_every, refresh)`` (``history_every`` 0: none).
 
-    Returns ``(passes, status, row, step)``: the passes in which some row moved (the last
-    one's ``accepted`` is left in ``accepted``), ``status`` 1 where the step of working row
-    ``row`` underflowed at ``step`` (the caller raises the policy's error), else 0.
+    Returns ``(passes, status, row, step, may_stop)``: the passes in which some row moved
+    (the last one's ``accepted`` is left in ``accepted``), ``status`` 1 where the step of
+    working row ``row`` underflowed at ``step`` (the caller raises the policy's error), else
+    0, and whether a stopping test may fire after the last pass (else the loop need not run
+    them: their windows are written).
     """
     (grow, shrink, armijo, max_step, min_step, max_step_all, cap, tps, max_flow_time,
      end_time, stag_tol, row_tol, dead) = fparams
@@ -190,7 +192,7 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
                 n_rej[j] += 1
                 shrunk = (e if e <= max_step_all else max_step_all) * shrink
                 if not shrunk >= min_step:
-                    return passes, 1, j, e
+                    return passes, 1, j, e, True
                 eta[j] = shrunk
                 accepted[j] = False
                 continue
@@ -218,7 +220,7 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
             continue
         passes += 1
         # the stopping rule's tests of the rows that moved: hand the pass over if one may fire
-        hand_over = passes >= n_max
+        may_stop = False
         for j in range(B):
             if not accepted[j]:
                 continue
@@ -228,13 +230,12 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
                 for i in range(N):
                     gwin[k % slots, b, i] = g[j, i]
             if math.sqrt(loss[j]) <= res_stop[b] or clock[j] >= end_time or k >= max_iter:
-                hand_over = True
+                may_stop = True
             elif use_window and k >= patience:
                 old = window[(k - patience) % slots, b]
                 if old - loss[j] <= stag_tol * abs(old) and not _learning(
                         gwin, k % slots, (k - slots + 1) % slots, b, row_tol):
-                    hand_over = True
-        if history_every > 0 and accepted[0] and n_iter[0] % history_every == 0:
-            hand_over = True
-        if hand_over:
-            return passes, 0, -1, 0.0
+                    may_stop = True
+        if (may_stop or passes >= n_max
+                or (history_every > 0 and accepted[0] and n_iter[0] % history_every == 0)):
+            return passes, 0, -1, 0.0, may_stop

@@ -203,6 +203,7 @@ class _Batch:
                                                         np.zeros(B), loss)
         self.accepted = [True] * B
         self.compiled = None  # set by run_batch_loop where the step runs several passes
+        self.skip_stop_tests = False  # a compiled pass whose stopping tests found no stop
         params = step.params(slice(None))
         self.out = {"params": tuple(np.empty_like(p) for p in params),
                     "x": np.empty_like(step.signal(slice(None))), "loss": np.empty_like(loss),
@@ -254,11 +255,13 @@ class _Batch:
         compiled in, up to the first one after which a stopping test may fire, a held-out
         check or a history record may fall due: that pass is this one."""
         if self.compiled is not None:
-            passes, self.accepted = self.step.passes(
+            passes, self.accepted, may_stop = self.step.passes(
                 self.n_iter, self.clock, self.monitor, n_max=self.check_wait + 1,
                 max_flow_time=self.end, **self.compiled)
             self.check_wait -= passes - 1  # the passes in between had no check due
             self.loss = self.step.loss
+            # the compiled tests found no stop (the wall clock is the loop's alone to read)
+            self.skip_stop_tests = not may_stop and self.monitor.rule.max_time is None
             return True
         time_left = None if self.end is None else self.end - self.clock
         moved = self.step.step(time_left, lambda loss: self.monitor.divergent(self.ids, loss))
@@ -274,6 +277,8 @@ class _Batch:
 
     def stop_tests(self) -> None:
         """The stopping rule of the rows that just moved."""
+        if self.skip_stop_tests:
+            return
         accepted = self.accepted
         rows = None if all(accepted) else np.flatnonzero(accepted)
         ids, n_iter, loss, clock = ((self.ids, self.n_iter, self.loss, self.clock)

@@ -653,8 +653,9 @@ class CompiledRowHadamardStep(RowHadamardStep):
     def passes(self, n_iter, clock, monitor, *, n_max: int, max_flow_time, history_every: int):
         """Up to ``n_max`` passes of the loop in which some row moves (working rows, in
         place; ``n_iter`` and ``clock`` are the loop's), stopping after the first one whose
-        checks the loop must run. Returns the number of passes and the last one's
-        ``accepted`` (a list of bool)."""
+        checks the loop must run. Returns the number of passes, the last one's ``accepted``
+        (a list of bool) and whether a stopping test may fire after it (else, with no
+        wall-clock limit, the loop skips them: the compiled tests wrote their windows)."""
         if self.monitor_state is None:  # (fixed for the run: the window is written in place)
             limit, res_stop, window = monitor.compiled_state()
             rule = monitor.rule
@@ -672,7 +673,7 @@ class CompiledRowHadamardStep(RowHadamardStep):
         B = self.A.shape[0]
         empty = np.empty((B, 0, 0))
         accepted = np.zeros(B, dtype=np.bool_)
-        passes, status, row, step = self._run(
+        passes, status, row, step, may_stop = self._run(
             self.A, self.At_all, self.G if self.gram else empty, self.Y, self.g, self.V,
             empty if self.gram else self.R, self.Lam, self.loss, self.eta, self.n_accepted,
             self.n_rejected, n_iter, clock, self.ids, accepted, limit, res_stop, window,
@@ -684,7 +685,7 @@ class CompiledRowHadamardStep(RowHadamardStep):
             except DivergenceError as err:
                 raise DivergenceError(f"problem {self.ids[row]} of the batch: {err}") from err
             raise AssertionError("the compiled step underflowed where the policy did not")
-        return passes, accepted.tolist()
+        return passes, accepted.tolist(), may_stop
 
     def keep(self, mask) -> None:
         super().keep(mask)
