@@ -137,6 +137,14 @@ class BatchStep(Protocol):
         output (a step that moves some components only now and then; held-out checks read
         the state as it is)."""
 
+    def passes(self, n_iter, clock, monitor, *, n_max, max_flow_time, history_every):
+        """Optional (a compiled step): up to ``n_max`` passes that move some row in one call,
+        with the stopping tests of ``monitor`` run in it, ``n_iter`` and ``clock`` advanced in
+        place; it returns after the first pass whose checks the loop must run (a stopping
+        test that may fire, a history record due every ``history_every``) as ``(passes,
+        accepted, may_stop)``. The loop then uses it instead of :meth:`step` (not with a
+        callback: :class:`_Batch`)."""
+
     def keep(self, mask) -> None:
         """Drop the working rows where ``mask`` is False."""
 
