@@ -20,6 +20,7 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mmv_experiments.py --baseli
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -79,7 +80,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the iteration counts")
     args = ap.parse_args(argv)
-    solvers = {"current": ir_mmv}
+    # the numpy step, as the baseline's (the compiled one: benchmarks/mmv_numba.py)
+    solvers = {"current": functools.partial(ir_mmv, accelerator="numpy")}
     if args.baseline:
         solvers["baseline"] = _load(args.baseline)
     print(f"{'workload':36s}" + "".join(f"{k + ' us/it':>18s}" for k in solvers)

@@ -30,6 +30,7 @@ Run: ``.venv/bin/python benchmarks/mmv_overhead.py [--repeats 5] [--problems 3]
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import sys
 import time
@@ -141,8 +142,10 @@ def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
                 for p in problems:
                     coefs = []
                     for name, model in models.items():
+                        est = model()
+                        est.accelerator = "numpy"  # the numpy step in both (no-op on old ones)
                         start = time.process_time()
-                        coefs.append(model().fit(p.operator, p.y).coef_)
+                        coefs.append(est.fit(p.operator, p.y).coef_)
                         times[name].append(time.process_time() - start)
                     if r == 0 and not np.array_equal(*coefs):
                         print(f"N={n}: the two versions give different coef_")
@@ -159,7 +162,8 @@ def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
 
 def main(repeats: int, n_problems: int, baseline: str | None, paper_init: bool = False) -> None:
     settings = _settings(paper_init)
-    solvers = {"current": ir_mmv}
+    # the numpy step, as the baseline's (the compiled one: benchmarks/mmv_numba.py)
+    solvers = {"current": functools.partial(ir_mmv, accelerator="numpy")}
     if baseline:
         solvers["baseline"] = _load(baseline)
     problems = [_problem(seed) for seed in range(n_problems)]

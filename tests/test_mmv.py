@@ -275,7 +275,8 @@ def test_batch_is_bit_for_bit_the_single_problems_and_the_step_protocol(update):
         return [Validation(DenseOperator(prob.operator[b][held]), prob.y[b][held], patience=20)
                 if b % 2 == 0 else None for b in range(4)]
 
-    kw = dict(init_scale=1e-2, init="ones", update=update, row_tol=np.inf,
+    # the numpy step (the compiled one: tests/test_mmv_compiled.py)
+    kw = dict(init_scale=1e-2, init="ones", update=update, row_tol=np.inf, accelerator="numpy",
               stopping=StoppingRule(max_iter=2000, patience=150, stagnation_tol=1e-6))
     batch = ir_mmv(A, Y, validation=validations(), **kw)
     asked = ir_mmv(A, Y, validation=validations(), step=_AskedStep(), **kw)

@@ -65,6 +65,11 @@ assert list_experiments() and not LOAD_ERRORS, LOAD_ERRORS
 problem = make_sparse_problem(30, 60, 3, random_state=0)
 est = HadamardRegressor().fit(problem.operator, problem.y)
 assert np.linalg.norm(est.coef_ - problem.truth) < 1e-2 * np.linalg.norm(problem.truth)
+from overparam.datasets import make_mmv_problem
+from overparam.estimators import MMVRegressor
+mmv = make_mmv_problem(20, 40, 10, 3, random_state=0)  # accelerator="auto": the numpy step
+est = MMVRegressor().fit(mmv.operator, mmv.y)
+assert np.linalg.norm(est.signal_ - mmv.truth) < 1e-2 * np.linalg.norm(mmv.truth)
 print("core ok")
 """
 

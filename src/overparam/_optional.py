@@ -5,6 +5,7 @@ implicit-regularization estimator; a few baselines and the Dask backend need an 
 
     pip install "overparam[baselines]"   # cvxpy (nuclear norm, implicit bias), skglm (group lasso)
     pip install "overparam[dask]"        # dask.distributed backend of the experiment runner
+    pip install "overparam[numba]"       # the compiled IR-MMV step (an optional accelerator)
 """
 
 from __future__ import annotations

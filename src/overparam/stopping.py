@@ -255,6 +255,21 @@ class BatchMonitor:
             self._window_rows = (None if self._window is None
                                  else [[0.0] * self._slots for _ in range(self.y_norm.size)])
 
+    def compiled_state(self):
+        """``(limits, residual stops, loss window)`` as arrays over the batch, for a compiled
+        loop that runs the tests of :meth:`update` itself and writes the window that
+        :meth:`update` reads (from here on the monitor takes the array path: the window of the
+        scalar path is not kept). ``-inf`` where no residual stop; the window is None
+        without a stagnation test."""
+        import numpy as np
+
+        if self._small and self._window is not None:  # carry the scalar path's window over
+            self._window[:] = np.array(self._window_rows, dtype=float).T
+        self._small = False
+        res_stop = (np.full(self.y_norm.size, -np.inf) if self._res_stop is None
+                    else self._res_stop)
+        return np.array(self._loss_limit, dtype=float), res_stop, self._window
+
     def is_divergent(self, ids, loss) -> list[bool]:
         """:meth:`Monitor.is_divergent` of each problem ``ids[j]`` at ``loss[j]``."""
         limits = self._loss_limit

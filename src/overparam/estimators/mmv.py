@@ -122,6 +122,12 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     #: (:class:`~overparam.solvers.mmv_active.ActiveRowsStep`) from this many columns on;
     #: None: never. Measured in docs/mmv.md, "Cost".
     active_rows_from: int | None = 200
+    #: The solver's ``accelerator`` (:func:`~overparam.solvers.ir_mmv`): ``"auto"`` runs the
+    #: numba-compiled step where numba imports and the setting allows it (below
+    #: ``active_rows_from`` columns, the default update and step), ``"numpy"`` never,
+    #: ``"numba"`` always (an error where it cannot). Same fits up to rounding; measured in
+    #: docs/mmv.md, "A compiled step". A class-level setting: set it on an instance.
+    accelerator: str = "auto"
     _parameter_constraints: ClassVar[dict] = {
         "init_scale": [StrOptions({"auto"}), POSITIVE],
         "v_scale": [POSITIVE, None],
@@ -179,7 +185,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
         return ir_mmv(operator.to_dense(), y, init_scale=self._init_scale(control),
                       v_scale=self.v_scale, init=self.init, init_params=params,
                       update=self.update, step=self.step, max_row_change=self._row_cap(),
-                      step_class=self._step_class(operator),
+                      step_class=self._step_class(operator), accelerator=self.accelerator,
                       stopping=replace(self._rule(control), max_iter=max_iter))
 
     def _exact(self, operator, y, coef):
@@ -214,7 +220,7 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
                            init=self.init,
                            update=self.update, step=self.step, stopping=self._rule(control),
                            max_row_change=self._row_cap(), step_class=self._step_class(
-                               problems[ks[0]][0]),
+                               problems[ks[0]][0]), accelerator=self.accelerator,
                            validation=[problems[k][2].validation for k in ks])
             for j, k in enumerate(ks):
                 results[k] = batch[j]

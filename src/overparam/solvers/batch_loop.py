@@ -137,6 +137,14 @@ class BatchStep(Protocol):
         output (a step that moves some components only now and then; held-out checks read
         the state as it is)."""
 
+    def passes(self, n_iter, clock, monitor, *, n_max, max_flow_time, history_every):
+        """Optional (a compiled step): up to ``n_max`` passes that move some row in one call,
+        with the stopping tests of ``monitor`` run in it, ``n_iter`` and ``clock`` advanced in
+        place; it returns after the first pass whose checks the loop must run (a stopping
+        test that may fire, a history record due every ``history_every``) as ``(passes,
+        accepted, may_stop)``. The loop then uses it instead of :meth:`step` (not with a
+        callback: :class:`_Batch`)."""
+
     def keep(self, mask) -> None:
         """Drop the working rows where ``mask`` is False."""
 
@@ -177,6 +185,8 @@ def run_batch_loop(step: BatchStep, y_norm, *, stopping: StoppingRule | None = N
     track = _Batch(step, y_norm, stopping, validations)
     if history is not None and track.ids.size != 1:
         raise ValueError("history is recorded for a single problem only")
+    if callback is None and hasattr(step, "passes"):  # a compiled step runs several passes
+        track.compiled = {"history_every": 0 if history is None else history.every}
     return drive(track, stopping, history=history, callback=callback, progress=progress)
 
 
@@ -200,6 +210,8 @@ class _Batch:
         self.ids, self.n_iter, self.clock, self.loss = (np.arange(B), np.zeros(B, dtype=int),
                                                         np.zeros(B), loss)
         self.accepted = [True] * B
+        self.compiled = None  # set by run_batch_loop where the step runs several passes
+        self.skip_stop_tests = False  # a compiled pass whose stopping tests found no stop
         params = step.params(slice(None))
         self.out = {"params": tuple(np.empty_like(p) for p in params),
                     "x": np.empty_like(step.signal(slice(None))), "loss": np.empty_like(loss),
@@ -245,7 +257,20 @@ class _Batch:
         return True
 
     def advance(self) -> bool:
-        """One trial step of every working row; False when none was accepted."""
+        """One trial step of every working row; False when none was accepted.
+
+        A compiled step (``step.passes``) runs instead several passes with the loop's tests
+        compiled in, up to the first one after which a stopping test may fire, a held-out
+        check or a history record may fall due: that pass is this one."""
+        if self.compiled is not None:
+            passes, self.accepted, may_stop = self.step.passes(
+                self.n_iter, self.clock, self.monitor, n_max=self.check_wait + 1,
+                max_flow_time=self.end, **self.compiled)
+            self.check_wait -= passes - 1  # the passes in between had no check due
+            self.loss = self.step.loss
+            # the compiled tests found no stop (the wall clock is the loop's alone to read)
+            self.skip_stop_tests = not may_stop and self.monitor.rule.max_time is None
+            return True
         time_left = None if self.end is None else self.end - self.clock
         moved = self.step.step(time_left, lambda loss: self.monitor.divergent(self.ids, loss))
         if moved is None:
@@ -260,6 +285,8 @@ class _Batch:
 
     def stop_tests(self) -> None:
         """The stopping rule of the rows that just moved."""
+        if self.skip_stop_tests:
+            return
         accepted = self.accepted
         rows = None if all(accepted) else np.flatnonzero(accepted)
         ids, n_iter, loss, clock = ((self.ids, self.n_iter, self.loss, self.clock)

@@ -14,16 +14,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .._optional import require
 from .._validation import check_array, check_positive
 from ..parameterizations.row import RowHadamard
 from ..stopping import DivergenceError, StoppingRule, Validation
 from ._blas import blas_limit
 from .batch_loop import BatchResult, run_batch_loop
 from .result import History
-from .steps import StepPolicy, as_step_policy
+from .steps import MAX_STEP, MIN_STEP, AdaptiveStep, StepPolicy, as_step_policy
 
-__all__ = ["INITS", "UPDATES", "BatchResult", "RowHadamardStep", "candidate_supports", "ir_mmv",
-           "refine_row_sparse"]
+__all__ = ["ACCELERATORS", "INITS", "UPDATES", "BatchResult", "CompiledRowHadamardStep",
+           "RowHadamardStep", "candidate_supports", "ir_mmv", "numba_available",
+           "refine_row_sparse", "select_step"]
 
 _DEAD = 1e-60  # |g_i| below this is set to zero (a row this small never comes back)
 _EPS = float(np.finfo(float).eps)
@@ -78,6 +80,7 @@ def ir_mmv(
     blas_threads: int | None = 1,
     gram: bool | None = None,
     step_class=None,
+    accelerator: str = "auto",
 ):
     """Recover row-sparse ``X`` from ``Y = A X (+ W)`` by gradient descent on ``X = g^2 ⊙ V``.
 
@@ -164,6 +167,13 @@ def ir_mmv(
         every iteration and the slow rows once per block with their gradient integrated over
         it (products with the active columns of ``A`` only; direct form, simultaneous
         update): the same gradient flow and clock, cheaper where few rows are active.
+    accelerator : {"auto", "numpy", "numba"}, default="auto"
+        ``"numba"``: the compiled step
+        (:class:`CompiledRowHadamardStep`: the same
+        iterates up to rounding, several loop passes per call; plain step, simultaneous
+        update and adaptive step only, a ``ValueError`` otherwise, a ``MissingExtraError``
+        without numba). ``"numpy"``: the numpy step. ``"auto"``: the compiled step where
+        numba imports and the setting is one it covers, else the numpy step.
 
     Returns
     -------
@@ -201,8 +211,10 @@ def ir_mmv(
     if max_row_change is not None:
         check_positive(max_row_change, "max_row_change")
     stopping = stopping or StoppingRule()
+    policy = as_step_policy(step)
+    step_class = select_step(accelerator, step_class, policy, update)
     step = (step_class or RowHadamardStep)(
-        A, Y, (g, V), as_step_policy(step), update=update, row_tol=row_tol,
+        A, Y, (g, V), policy, update=update, row_tol=row_tol,
         max_row_change=max_row_change, gram=gram,
         patience=stopping.patience if stopping.stagnation_tol > 0 else None)
     with blas_limit(blas_threads):
@@ -559,6 +571,125 @@ def _row_change_cap(g, grad_g, max_change: float) -> np.ndarray:
         rate[g == 0] = 0.0
         top = np.maximum.reduce(rate, -1)
     return max_change / top  # 1/0 = inf: no cap (warnings are off)
+
+
+# --- the compiled step (optional accelerator) -------------------------------------------------
+#
+# For small problems each iteration of RowHadamardStep is some seventy numpy calls on arrays of
+# a few thousand entries, plus the batch loop's Python (stopping tests, held-out countdown): the
+# cost is the calls', not the arithmetic's. CompiledRowHadamardStep does the same arithmetic in
+# one numba call (overparam.solvers._mmv_numba.run_passes) and runs several passes of the loop
+# in it, with the loop's per-pass tests compiled in; each pass on which the loop has something
+# to do in Python (a stopping test that may fire, a due held-out check or history record) is
+# handed back to the loop, which runs it as usual. Same iterates up to rounding (sums taken in
+# another order); measured in docs/mmv.md ("A compiled step").
+
+#: ``"auto"``: the compiled step where numba imports and covers the setting, else numpy;
+#: ``"numpy"``: always numpy; ``"numba"``: the compiled step (an error where it cannot be).
+ACCELERATORS = ("auto", "numpy", "numba")
+#: Most passes of the loop in one compiled call: bounds the time between two wall-clock
+#: tests (``StoppingRule.max_time``) and between two updates of a progress bar.
+_MAX_PASSES = 1000
+
+
+def numba_available() -> bool:
+    """Whether numba imports."""
+    try:
+        require("numba", extra="numba")
+    except ImportError:
+        return False
+    return True
+
+
+def _kernel():
+    require("numba", extra="numba")
+    from . import _mmv_numba
+
+    return _mmv_numba.run_passes
+
+
+def select_step(accelerator: str, step_class, policy, update: str):
+    """The step class of :func:`~overparam.solvers.ir_mmv` for ``accelerator``
+    (:data:`ACCELERATORS`): ``step_class`` (None: the plain step), or the compiled step
+    where asked for and the setting allows it."""
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")
+    covered = (step_class in (None, RowHadamardStep) and update == "simultaneous"
+               and type(policy) is AdaptiveStep)
+    if accelerator == "numpy" or (accelerator == "auto" and not (covered
+                                                                 and numba_available())):
+        return step_class
+    if not covered:
+        raise ValueError("accelerator='numba' covers the plain step (no step_class) with "
+                         "update='simultaneous' and step='adaptive' only")
+    _kernel()  # the one-line MissingExtraError where numba is missing
+    return CompiledRowHadamardStep
+
+
+class CompiledRowHadamardStep(RowHadamardStep):
+    """:class:`~overparam.solvers.mmv.RowHadamardStep` (simultaneous update, adaptive step)
+    with its passes compiled: :meth:`passes` runs several passes of the batch loop in one
+    call (module docstring). :meth:`step` stays the numpy one."""
+
+    def __init__(self, A, Y, params, policy, **kwargs):
+        super().__init__(A, Y, params, policy, **kwargs)
+        if self.sequential or type(policy) is not AdaptiveStep:
+            raise ValueError("CompiledRowHadamardStep takes the simultaneous update and the "
+                             "adaptive step only")
+        self._run = _kernel()
+        # C order throughout (one compiled version: each layout would compile anew)
+        self.A, self.Y, self.g, self.V = (np.ascontiguousarray(x, dtype=float)
+                                          for x in (self.A, self.Y, self.g, self.V))
+        # the Gram form's residual refresh needs A^T too; dummies where a form has no array
+        self.At_all = np.ascontiguousarray(np.swapaxes(A, 1, 2))
+        p = policy
+        self.fparams = np.array([p.grow, p.shrink, p.armijo, p.max_step,
+                                 max(p.min_step, MIN_STEP), MAX_STEP,
+                                 np.inf if self.max_row_change is None else self.max_row_change,
+                                 self.time_per_step, 0.0, 0.0, 0.0, self.row_tol, _DEAD])
+        self.iparams = np.zeros(7, dtype=np.int64)
+        self.monitor_state = None  # the loop's monitor's arrays, at the first call
+
+    def passes(self, n_iter, clock, monitor, *, n_max: int, max_flow_time, history_every: int):
+        """Up to ``n_max`` passes of the loop in which some row moves (working rows, in
+        place; ``n_iter`` and ``clock`` are the loop's), stopping after the first one whose
+        checks the loop must run. Returns the number of passes, the last one's ``accepted``
+        (a list of bool) and whether a stopping test may fire after it (else, with no
+        wall-clock limit, the loop skips them: the compiled tests wrote their windows)."""
+        if self.monitor_state is None:  # (fixed for the run: the window is written in place)
+            limit, res_stop, window = monitor.compiled_state()
+            rule = monitor.rule
+            use_window = window is not None and self.g_window is not None
+            self.monitor_state = (limit, res_stop, window if use_window else np.empty((1, 1)),
+                                  self.g_window if use_window else np.empty((1, 1, 1)))
+            f = self.fparams
+            f[8] = np.inf if max_flow_time is None else max_flow_time
+            f[9] = np.inf if rule.end_time is None else rule.end_time
+            f[10] = rule.stagnation_tol
+            self.iparams[:] = (int(self.gram), 0, rule.patience, int(use_window),
+                               rule.max_iter, int(history_every), _REFRESH)
+        limit, res_stop, window, g_window = self.monitor_state
+        self.iparams[1] = min(int(n_max), _MAX_PASSES)
+        B = self.A.shape[0]
+        empty = np.empty((B, 0, 0))
+        accepted = np.zeros(B, dtype=np.bool_)
+        passes, status, row, step, may_stop = self._run(
+            self.A, self.At_all, self.G if self.gram else empty, self.Y, self.g, self.V,
+            empty if self.gram else self.R, self.Lam, self.loss, self.eta, self.n_accepted,
+            self.n_rejected, n_iter, clock, self.ids, accepted, limit, res_stop, window,
+            g_window, self.fparams, self.iparams)
+        self.grad, self.refresh_wait = None, 0  # the numpy step recomputes both
+        if status:
+            try:  # the policy's own error, as the numpy step raises it
+                self.policy.next_after_reject(float(step))
+            except DivergenceError as err:
+                raise DivergenceError(f"problem {self.ids[row]} of the batch: {err}") from err
+            raise AssertionError("the compiled step underflowed where the policy did not")
+        return passes, accepted.tolist(), may_stop
+
+    def keep(self, mask) -> None:
+        super().keep(mask)
+        self.At_all = self.At_all[mask]
 
 
 def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:

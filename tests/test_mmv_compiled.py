@@ -1,0 +1,190 @@
+"""IR-MMV's compiled step (numba) agrees with the numpy step; the accelerator switch.
+
+The two steps compute the same iterates with sums taken in another order (BLAS blocks,
+numpy's pairwise sums against sequential loops), so each iterate differs from the other's by
+a few rounding errors of the step, ``O(eps)`` relative. Along a descent path these
+differences add up but are not amplified (the flow contracts towards its limit; a row that
+escapes from the small init amplifies them only by its growth, which is bounded by the size
+of the run), so after ``n`` steps they stay below ``n`` times a small multiple of ``eps``:
+the tolerance ``_rtol(n) = 100 n eps`` (measured: 1e-15 to 4e-14 over 255 to 4,312 steps,
+benchmarks/mmv_numba.py), far below what a wrong step, test or count would leave (a step
+of another size, a missed refresh or one iteration more moves the estimate by 1e-6 or more).
+"""
+
+import numpy as np
+import pytest
+
+from overparam.datasets import make_mmv_batch, make_mmv_problem
+from overparam.estimators import MMVRegressor
+from overparam.operators import DenseOperator
+from overparam.solvers import History, ir_mmv
+from overparam.stopping import StoppingRule, StopReason, Validation
+
+numba = pytest.importorskip("numba")
+
+_EPS = float(np.finfo(float).eps)
+
+
+def _rtol(n_iter) -> float:
+    """Rounding-level agreement after ``n_iter`` steps (module docstring)."""
+    return 100.0 * float(np.max(n_iter)) * _EPS
+
+
+def _assert_agree(a, b):
+    """Two :func:`ir_mmv` results (batched or not) of the two steps agree."""
+    assert np.array_equal(a.n_iter, b.n_iter)
+    assert a.stop_reason == b.stop_reason
+    rtol = _rtol(a.n_iter)
+    np.testing.assert_allclose(b.coef, a.coef, rtol=rtol, atol=rtol * np.abs(a.coef).max())
+    np.testing.assert_allclose(b.info["time"], a.info["time"], rtol=rtol)
+    np.testing.assert_allclose(b.info["final_loss"], a.info["final_loss"], rtol=rtol,
+                               atol=rtol * np.max(a.info["final_loss"]))
+
+
+def _both(*args, **kwargs):
+    return [ir_mmv(*args, accelerator=acc, **kwargs) for acc in ("numpy", "numba")]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_default_fit_agrees(seed):
+    """The estimator's default fit at N = 60 (M = 30, L = 20, K = 5, 20 dB; the folds as one
+    batch with held-out validation, then the refit up to a flow time)."""
+    p = make_mmv_problem(30, 60, 20, 5, row_values="gaussian", snr=20.0, random_state=seed)
+    fits = []
+    for acc in ("numpy", "numba"):
+        est = MMVRegressor()
+        est.accelerator = acc
+        fits.append(est.fit(p.operator, p.y))
+    a, b = fits
+    assert a.n_iter_ == b.n_iter_ and a.stop_reason_ == b.stop_reason_
+    rtol = _rtol(a.n_iter_)
+    np.testing.assert_allclose(b.signal_, a.signal_, rtol=rtol,
+                               atol=rtol * np.abs(a.signal_).max())
+
+
+def test_batch_with_validation_agrees():
+    """Five problems of different sizes of path, each with its held-out validation."""
+    prob = make_mmv_batch(5, 30, 60, 20, 5, row_values="gaussian", snr=20, random_state=3)
+    held, train = np.arange(6), np.arange(6, 30)
+    vals = [Validation(DenseOperator(prob.operator[b][held]), prob.y[b][held], patience=20)
+            for b in range(5)]
+    a, b = _both(prob.operator[:, train], prob.y[:, train], init="zero", init_scale=1e-2,
+                 max_row_change=0.3, validation=vals, stopping=StoppingRule(max_iter=30_000))
+    _assert_agree(a, b)
+    assert np.array_equal(a.info["best_iteration"], b.info["best_iteration"])
+    for ca, cb in zip(a.info["validation_curve"], b.info["validation_curve"], strict=True):
+        assert np.array_equal(ca[:, 0], cb[:, 0])
+        rtol = _rtol(a.n_iter)
+        np.testing.assert_allclose(cb[:, 1], ca[:, 1], rtol=rtol)  # clocks
+        # a held-out error is a sum of squares of residuals far below the held-out data once
+        # fitted: its rounding is that of the data's scale (the first, largest error), not
+        # relative to itself
+        np.testing.assert_allclose(cb[:, 2], ca[:, 2], rtol=rtol, atol=rtol * ca[:, 2].max())
+
+
+@pytest.mark.parametrize("init", ["ones", "zero"])
+def test_gram_form_with_history_agrees(init):
+    """An overdetermined problem (the Gram form) recorded into a history, as the digits
+    experiment's runs are: the same rows at the same iterations."""
+    p = make_mmv_problem(50, 25, 40, 3, row_values="ramp", random_state=5)
+    hist = [History(every=97) for _ in range(2)]
+    a, b = (ir_mmv(p.operator, p.y, init=init, history=h, accelerator=acc,
+                   stopping=StoppingRule(max_iter=3000))
+            for h, acc in zip(hist, ("numpy", "numba"), strict=True))
+    _assert_agree(a, b)
+    assert hist[0].iteration == hist[1].iteration and len(hist[0].iteration) > 10
+    np.testing.assert_allclose(hist[1].values["flow_time"], hist[0].values["flow_time"],
+                               rtol=_rtol(a.n_iter))
+
+
+@pytest.mark.parametrize("shape, rule, reason", [
+    ((20, 40), StoppingRule(max_iter=1234, tol=0, stagnation_tol=0), StopReason.MAX_ITER),
+    ((20, 40), StoppingRule(max_flow_time=50.0), StopReason.END_OF_TIME),
+    ((20, 40), StoppingRule(tol=0.3), StopReason.CONVERGED),
+    # noisy overdetermined problems: the loss levels off at the least-squares residual
+    # (a stagnation far above rounding; on an interpolating path the relative test would
+    # compare rounding noise)
+    ((30, 20), StoppingRule(tol=0, stagnation_tol=1e-4, patience=20), StopReason.STAGNATED),
+])
+def test_stopping_tests_agree(shape, rule, reason):
+    """Each stopping test compiled into the passes stops where the loop's own does."""
+    snr = 5 if reason is StopReason.STAGNATED else 20
+    prob = make_mmv_batch(3, *shape, 10, 3, row_values="gaussian", snr=snr, random_state=7)
+    for gram in (False, True):
+        a, b = _both(prob.operator, prob.y, init="zero", init_scale=1e-2, max_row_change=0.3,
+                     stopping=rule, gram=gram)
+        _assert_agree(a, b)
+        assert reason in a.stop_reason
+
+
+def test_callback_runs_the_numpy_passes():
+    """With a callback the loop runs pass by pass (the compiled step's numpy ``step``)."""
+    p = make_mmv_problem(20, 40, 10, 3, row_values="gaussian", random_state=8)
+    seen = []
+    a = ir_mmv(p.operator, p.y, accelerator="numpy", stopping=StoppingRule(max_iter=300))
+    b = ir_mmv(p.operator, p.y, accelerator="numba", stopping=StoppingRule(max_iter=300),
+               callback=lambda k, params, x: seen.append(k))
+    _assert_agree(a, b)
+    assert seen == list(range(1, 301))
+
+
+def test_accelerator_switch(monkeypatch):
+    from overparam import _optional
+    from overparam.solvers import mmv as mmv_compiled
+    from overparam.solvers.mmv import RowHadamardStep
+    from overparam.solvers.mmv_active import ActiveRowsStep
+    from overparam.solvers.steps import AdaptiveStep, ConstantStep
+
+    adaptive = AdaptiveStep()
+    select = mmv_compiled.select_step
+    assert select("auto", None, adaptive, "simultaneous") is mmv_compiled.CompiledRowHadamardStep
+    assert select("numpy", None, adaptive, "simultaneous") is None
+    # settings it does not cover: numpy for "auto", an error for "numba"
+    for args in ((ActiveRowsStep, adaptive, "simultaneous"), (None, adaptive, "sequential"),
+                 (None, ConstantStep(1e-3), "simultaneous")):
+        assert select("auto", *args) is args[0]
+        with pytest.raises(ValueError, match="accelerator='numba' covers"):
+            select("numba", *args)
+    with pytest.raises(ValueError, match="accelerator must be one of"):
+        select("jit", None, adaptive, "simultaneous")
+    # without numba: numpy for "auto", a one-line error for "numba"
+    real = _optional.importlib.import_module
+
+    def no_numba(name, *args):
+        if name == "numba":
+            raise ImportError("No module named 'numba'")
+        return real(name, *args)
+
+    monkeypatch.setattr(_optional.importlib, "import_module", no_numba)
+    assert select("auto", RowHadamardStep, adaptive, "simultaneous") is RowHadamardStep
+    with pytest.raises(_optional.MissingExtraError, match=r"numba is not installed.*\[numba\]"):
+        select("numba", None, adaptive, "simultaneous")
+    p = make_mmv_problem(20, 40, 10, 3, random_state=9)
+    assert ir_mmv(p.operator, p.y, stopping=StoppingRule(max_iter=50)).n_iter == 50
+
+
+def test_batch_is_bit_for_bit_the_single_problems():
+    """The compiled passes of a batch (handed back to the loop whenever one problem needs
+    it) compute exactly what each problem alone computes: the same iterates, steps, clocks
+    and stop reasons (problems stopping at different times for different reasons, rejected
+    steps, held-out validation on some)."""
+    prob = make_mmv_batch(4, 30, 16, 8, 3, row_values="gaussian", snr=15, random_state=5)
+    held, train = np.arange(6), np.arange(6, 30)
+    A, Y = prob.operator[:, train], prob.y[:, train]
+
+    def validations():
+        return [Validation(DenseOperator(prob.operator[b][held]), prob.y[b][held], patience=20)
+                if b % 2 == 0 else None for b in range(4)]
+
+    kw = dict(init_scale=1e-2, init="ones", row_tol=np.inf, accelerator="numba",
+              stopping=StoppingRule(max_iter=2000, patience=150, stagnation_tol=1e-6))
+    batch = ir_mmv(A, Y, validation=validations(), **kw)
+    assert min(batch.info["n_rejected_steps"]) > 0 and len(set(batch.n_iter)) > 1
+    assert StopReason.STAGNATED in batch.stop_reason and StopReason.MAX_ITER in batch.stop_reason
+    for b, v in enumerate(validations()):
+        single = ir_mmv(A[b], Y[b], validation=v, **kw)
+        np.testing.assert_array_equal(single.coef, batch.coef[b])
+        assert single.n_iter == batch.n_iter[b]
+        assert single.stop_reason is batch.stop_reason[b]
+        for key in ("time", "step", "n_rejected_steps", "final_loss"):
+            assert single.info[key] == batch.info[key][b]
