@@ -21,6 +21,12 @@ total cost is that of the final working set. For an operator that is not a matri
 of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
 vectors), and ``W`` is capped lower: 1,024 columns, or up to ``m / 8`` columns within a block
 of ``_WORKING_BYTES`` where the columns have a closed form (``Operator.closed_form_columns``).
+Where the Gram matrix of the columns has a closed form too (``Operator.closed_form_gram``: a
+subsampled DCT) and the operator is not a matrix, ``W`` keeps no columns at all: ``A_W^T v`` and
+``A_W t`` are products (far cheaper than a pass over ``m |W|`` cached numbers for a fast
+transform), and the Cholesky factor, now the main cost, is kept for the next Newton steps while
+the weights it was made from stay within a factor 2 (a stale ``P`` is still a fixed positive
+definite preconditioner: only CG's iteration count depends on it).
 
 Fewer products (measured in docs/sparse.md): CG returns ``A^T p`` with ``p``; while CG stops
 after one iteration (the preconditioner is nearly ``H``) the next step is ``P^{-1} g`` itself,
@@ -220,6 +226,7 @@ class WorkingSetPreconditioner:
         self.m = m
         self.index = np.zeros(0, dtype=int)
         self.n_read = 0  # columns read (or Gram rows computed) in all
+        self.n_factors = 0  # Cholesky factorizations
         self._products = products
         self.implicit = products is not None and bool(
             getattr(columns.operator, "closed_form_gram", False))
@@ -308,9 +315,8 @@ class WorkingSetPreconditioner:
         member = np.zeros(weight.size, dtype=bool)  # masks: np.isin sorts at every step
         member[self.index] = True
         new = wanted[~member[wanted]]  # heaviest first
-        if self.implicit and self._still_good(d, weight, new, shift):
-            return
         free = self.limit - self.size
+        evict = None
         if new.size > free:
             # full: swap a cached column that is not wanted (lightest first) for a new one
             # only if the new one is _SWAP times heavier (no churn between near-equal weights)
@@ -321,9 +327,12 @@ class WorkingSetPreconditioner:
             k = min(new.size - free, spare.size)
             better = weight[new[free:free + k]] > _SWAP * weight[self.index[spare[:k]]]
             n_swap = int(np.argmin(better)) if not np.all(better) else k
-            if n_swap:
-                self._keep(np.setdiff1d(np.arange(self.size), spare[:n_swap]))
+            evict = spare[:n_swap] if n_swap else None
             new = new[:free + n_swap]
+        if self.implicit and self._still_good(d, weight, new, shift):
+            return
+        if evict is not None:
+            self._keep(np.setdiff1d(np.arange(self.size), evict))
         self._grow(np.sort(new))
         dw = d[self.index]
         self.delta = self._rest(weight, total) + float(shift)
@@ -336,6 +345,7 @@ class WorkingSetPreconditioner:
             inner *= root[None, :]
             inner[np.diag_indices_from(inner)] += self.delta
             self._root = root
+            self.n_factors += 1
             try:
                 self._factor = cho_factor(inner, overwrite_a=True, check_finite=False)
             except LinAlgError:
@@ -351,19 +361,21 @@ class WorkingSetPreconditioner:
 
     def _still_good(self, d, weight, new, shift) -> bool:
         """Whether the last factor may stand for this step's ``P`` (implicit form, where it
-        costs more than a dozen CG iterations): the same shift, no weight of the set and not
-        the rest's mean moved by more than ``_STALE`` times since, but for at most
-        ``_STALE_OUTLIERS`` columns counting the wanted new ones (each such outlier costs CG
-        about one iteration). A stale ``P`` is still a fixed symmetric positive definite
+        costs more than a dozen CG iterations): the same shift, the rest's mean within
+        ``_STALE`` times the factored ``delta``, and at most ``_STALE_OUTLIERS`` columns whose
+        eigenvalue scale in ``P`` (``delta + D_j ||a_j||^2``) moved by more than ``_STALE``
+        times, counting the columns the set would take in (each such outlier costs CG about
+        one iteration). A stale ``P`` is still a fixed symmetric positive definite
         preconditioner: CG and the line search stay exact, only a few iterations longer."""
         if getattr(self, "_factor", None) is None or shift != self._shift:
             return False
-        ratio = d[self.index] / self._dw
-        moved = np.count_nonzero((ratio > _STALE) | (ratio < 1.0 / _STALE)) + new.size
-        if moved > _STALE_OUTLIERS:
-            return False
         rest = self._rest(weight, float(np.sum(weight))) + shift
-        return 1.0 / _STALE <= rest / self.delta <= _STALE
+        if not 1.0 / _STALE <= rest / self.delta <= _STALE:
+            return False
+        norms = self._cols.norms_sq[self.index]
+        ratio = (rest + d[self.index] * norms) / (self.delta + self._dw * norms)
+        moved = np.count_nonzero((ratio > _STALE) | (ratio < 1.0 / _STALE)) + new.size
+        return moved <= _STALE_OUTLIERS
 
     def solve(self, v: np.ndarray) -> np.ndarray:
         """``P^{-1} v``."""
@@ -431,7 +443,8 @@ def hadamard_newton_cg(
     SolverResult
         ``n_iter`` Newton steps; ``info["n_cg"]`` (CG iterations in all), ``info["n_products"]``
         (operator applications), ``info["n_updated"]`` (gradients updated without a
-        product), ``info["working_set"]`` (final size), ``info["dual"]``.
+        product), ``info["working_set"]`` (final size), ``info["n_factors"]`` (Cholesky
+        factors of the preconditioner), ``info["dual"]``.
 
     Raises
     ------
@@ -531,7 +544,8 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
             "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": A.n_cg,
             "n_products": A.count, "n_quick": n_quick, "n_updated": residual.n_updated,
             "working_set": precond.size if precond is not None else 0,
-            "columns_read": precond.n_read if precond is not None else 0}
+            "columns_read": precond.n_read if precond is not None else 0,
+            "n_factors": precond.n_factors if precond is not None else 0}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
 
