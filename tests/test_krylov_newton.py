@@ -326,7 +326,28 @@ def test_implicit_preconditioner_keeps_no_columns_and_is_the_woodbury_inverse(rn
     P = (A[:, pre.index] * heavy[pre.index]) @ A[:, pre.index].T + pre.delta * np.eye(m)
     np.testing.assert_allclose(P @ pre.solve(v), v, rtol=1e-8, atol=1e-8 * np.linalg.norm(v))
     block = WorkingSetPreconditioner(_Columns(op))  # without products: the cached columns
-    assert not block.implicit and block.columns.shape == (m, 0)
+    assert not block.implicit and not block.by_products and block.columns.shape == (m, 0)
+
+
+@pytest.mark.parametrize("kind", ["sensing", "matrix"])
+def test_fast_transform_caches_columns_for_the_gram_and_applies_them_by_products(kind, rng):
+    if kind == "sensing":  # a fast transform without a closed-form Gram matrix
+        op = RandomizedDCTSensing.random(16, 60, rng)
+    else:  # a matrix: its cached columns are cheaper than its products
+        op = DenseOperator(rng.standard_normal((60, 256)))
+    A = op.to_dense()
+    products = _Products(op)
+    pre = WorkingSetPreconditioner(_Columns(op), products=products)
+    assert not pre.implicit and pre.by_products is (kind == "sensing")
+    d = np.exp(rng.uniform(-20, 2, 256))
+    pre.update(d)
+    assert 0 < pre.size < 60
+    np.testing.assert_allclose(pre.columns, A[:, pre.index], rtol=1e-12, atol=1e-14)
+    P = (A[:, pre.index] * d[pre.index]) @ A[:, pre.index].T + pre.delta * np.eye(60)
+    v = rng.standard_normal(60)
+    count = products.count
+    np.testing.assert_allclose(P @ pre.solve(v), v, rtol=1e-8, atol=1e-8 * np.linalg.norm(v))
+    assert products.count == count + (2 if kind == "sensing" else 0)
 
 
 def test_implicit_limit_with_stale_factors_is_the_dense_limit(rng, monkeypatch):

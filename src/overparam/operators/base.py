@@ -63,6 +63,10 @@ class Operator(ABC):
     #: the working-set preconditioner of the sparse limit then keeps no columns and applies
     #: them by ``forward``/``adjoint`` (:mod:`overparam.solvers.sparse.krylov_newton`).
     closed_form_gram: bool = False
+    #: Whether ``forward`` and ``adjoint`` are fast transforms (``O(n log n)``): cheaper than
+    #: a pass over a few hundred cached columns, so the working-set preconditioner of the
+    #: sparse limit applies its columns by products (:mod:`overparam.solvers.sparse.krylov_newton`).
+    fast_products: bool = False
 
     def column_gram(self, a, b) -> np.ndarray:
         """``A[:, a]^T A[:, b]``, the ``(len(a), len(b))`` inner products of the columns ``a``
@@ -155,6 +159,10 @@ class _Derived(Operator):
     @property
     def closed_form_gram(self):
         return self.parent.closed_form_gram
+
+    @property
+    def fast_products(self):
+        return self.parent.fast_products
 
 
 class ScaledOperator(_Derived):

@@ -50,6 +50,7 @@ class SubsampledDCT(Operator):
 
     block_forward = True
     closed_form_columns = True
+    fast_products = True  # also RandomizedDCTSensing's: a 2-D and a 1-D DCT
 
     def rows(self, index):
         keep = np.atleast_1d(np.arange(self.n_measurements)[index])

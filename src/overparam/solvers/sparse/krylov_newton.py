@@ -24,7 +24,8 @@ of ``_WORKING_BYTES`` where the columns have a closed form (``Operator.closed_fo
 Where the Gram matrix of the columns has a closed form too (``Operator.closed_form_gram``: a
 subsampled DCT) and the operator is not a matrix, ``W`` keeps no columns at all: ``A_W^T v`` and
 ``A_W t`` are products (far cheaper than a pass over ``m |W|`` cached numbers for a fast
-transform), and the Cholesky factor, now the main cost, is kept for the next Newton steps while
+transform; other fast transforms, ``Operator.fast_products``, apply their cached columns by
+products too), and the Cholesky factor, now the main cost, is kept for the next Newton steps while
 the weights it was made from stay within a factor 2 (a stale ``P`` is still a fixed positive
 definite preconditioner: only CG's iteration count depends on it).
 
@@ -204,7 +205,9 @@ class WorkingSetPreconditioner:
         The operator's counted products. Given, and for an operator whose column Gram matrix
         has a closed form (``Operator.closed_form_gram``), ``W`` keeps no columns
         (``implicit``): ``A_W^T v = (A^T v)_W`` and ``A_W t = A t`` (``t`` on ``W``) by
-        products, the Gram matrix by ``operator.column_gram``.
+        products, the Gram matrix by ``operator.column_gram``. For a fast transform without
+        it (``Operator.fast_products``) the columns are cached for the Gram matrix only and
+        applied by products too (``by_products``).
 
     Notes
     -----
@@ -230,6 +233,8 @@ class WorkingSetPreconditioner:
         self._products = products
         self.implicit = products is not None and bool(
             getattr(columns.operator, "closed_form_gram", False))
+        self.by_products = self.implicit or (products is not None and bool(
+            getattr(columns.operator, "fast_products", False)))
         cap = max(columns.max_size, 0)
         self.limit = cap if limit is None else min(max(int(limit), 0), cap)
         # preallocated: columns are added and evicted in place, never the whole set copied
@@ -381,12 +386,12 @@ class WorkingSetPreconditioner:
         """``P^{-1} v``."""
         if self._factor is None:
             return v / self.delta
-        if self.implicit:
+        if self.by_products:
             t = self._root * self._products.adjoint(v)[self.index]
         else:
             t = self._root * (self._block.T @ v)
         t = cho_solve(self._factor, t, check_finite=False)
-        if self.implicit:
+        if self.by_products:
             spread = np.zeros(self._cols.operator.shape[1])
             spread[self.index] = self._root * t
             return (v - self._products.forward(spread)) / self.delta
@@ -579,7 +584,7 @@ class _Residual:
         return g, exact
 
     def update(self, x, precond):
-        if self._g_ref is None or precond is None or precond.size == 0 or precond.implicit:
+        if self._g_ref is None or precond is None or precond.size == 0 or precond.by_products:
             return self.exact(x)
         dx = x - self._x_ref
         index = precond.index
