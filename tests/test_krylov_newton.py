@@ -13,6 +13,7 @@ from overparam.operators import (
     DenseOperator,
     DiagonalScaledOperator,
     RandomizedDCTSensing,
+    RowSubset,
     SubsampledDCT,
     as_operator,
 )
@@ -277,3 +278,94 @@ def test_residual_update_is_exact_on_the_working_set_and_refuses_a_large_rest(rn
     g, exact = residual.update(moved, pre)
     assert exact and not residual.updated and products.count == 2
     np.testing.assert_allclose(g, A @ moved - y)
+
+
+def test_subsampled_dct_column_gram_is_the_gram_of_its_columns(rng):
+    n = 300
+    rows = np.concatenate([[0], np.sort(rng.choice(np.arange(1, n), 79, replace=False))])
+    dct = SubsampledDCT(n, rows)
+    a = np.concatenate([[0, n - 1], rng.choice(n, 20)])  # the ends of both index ranges
+    b = np.concatenate([[n - 1, 0], rng.choice(n, 15)])
+    weights = rng.uniform(0.5, 2.0, n)
+    for op, closed in ((dct, True), (dct.scaled(3.0), True),
+                       (DiagonalScaledOperator(dct, weights), True),
+                       (dct.rows(np.arange(40)), True),  # a SubsampledDCT again
+                       (RowSubset(dct, np.arange(0, 80, 2)), False),
+                       (RandomizedDCTSensing.random(12, 40, rng), False)):
+        assert op.closed_form_gram is closed
+        dense = op.to_dense()
+        np.testing.assert_allclose(op.column_gram(a % op.shape[1], b % op.shape[1]),
+                                   dense[:, a % op.shape[1]].T @ dense[:, b % op.shape[1]],
+                                   rtol=1e-12, atol=1e-14)
+
+
+def test_implicit_preconditioner_keeps_no_columns_and_is_the_woodbury_inverse(rng):
+    n, m = 400, 100
+    op = SubsampledDCT(n, np.sort(rng.choice(n, m, replace=False)))
+    A = op.to_dense()
+    products = _Products(op)
+    pre = WorkingSetPreconditioner(_Columns(op), products=products)
+    assert pre.implicit and pre.columns is None
+    d = np.exp(rng.uniform(-20, 2, n))
+    pre.update(d)
+    assert 0 < pre.size < m
+    P = (A[:, pre.index] * d[pre.index]) @ A[:, pre.index].T + pre.delta * np.eye(m)
+    v = rng.standard_normal(m)
+    count = products.count
+    np.testing.assert_allclose(P @ pre.solve(v), v, rtol=1e-8, atol=1e-8 * np.linalg.norm(v))
+    assert products.count == count + 2  # A_W^T v and A_W t by one product each
+    # weights within _STALE of the factored ones: the factor (and its P) stays
+    factor = pre._factor
+    pre.update(d * rng.uniform(0.8, 1.2, n))
+    assert pre._factor is factor
+    np.testing.assert_allclose(P @ pre.solve(v), v, rtol=1e-8, atol=1e-8 * np.linalg.norm(v))
+    # the heavy columns' weights moved far: a new factor
+    heavy = d * np.where(np.isin(np.arange(n), pre.index), 10.0, 1.0)
+    pre.update(heavy)
+    assert pre._factor is not factor
+    P = (A[:, pre.index] * heavy[pre.index]) @ A[:, pre.index].T + pre.delta * np.eye(m)
+    np.testing.assert_allclose(P @ pre.solve(v), v, rtol=1e-8, atol=1e-8 * np.linalg.norm(v))
+    block = WorkingSetPreconditioner(_Columns(op))  # without products: the cached columns
+    assert not block.implicit and not block.by_products and block.columns.shape == (m, 0)
+
+
+@pytest.mark.parametrize("kind", ["sensing", "matrix"])
+def test_fast_transform_caches_columns_for_the_gram_and_applies_them_by_products(kind, rng):
+    if kind == "sensing":  # a fast transform without a closed-form Gram matrix
+        op = RandomizedDCTSensing.random(16, 60, rng)
+    else:  # a matrix: its cached columns are cheaper than its products
+        op = DenseOperator(rng.standard_normal((60, 256)))
+    A = op.to_dense()
+    products = _Products(op)
+    pre = WorkingSetPreconditioner(_Columns(op), products=products)
+    assert not pre.implicit and pre.by_products is (kind == "sensing")
+    d = np.exp(rng.uniform(-20, 2, 256))
+    pre.update(d)
+    assert 0 < pre.size < 60
+    np.testing.assert_allclose(pre.columns, A[:, pre.index], rtol=1e-12, atol=1e-14)
+    P = (A[:, pre.index] * d[pre.index]) @ A[:, pre.index].T + pre.delta * np.eye(60)
+    v = rng.standard_normal(60)
+    count = products.count
+    np.testing.assert_allclose(P @ pre.solve(v), v, rtol=1e-8, atol=1e-8 * np.linalg.norm(v))
+    assert products.count == count + (2 if kind == "sensing" else 0)
+
+
+def test_implicit_limit_with_stale_factors_is_the_dense_limit(rng, monkeypatch):
+    n, m = 512, 160
+    op = SubsampledDCT(n, np.sort(rng.choice(n, m, replace=False)))
+    A = op.to_dense()
+    x = np.zeros(n)
+    x[rng.choice(n, 12, replace=False)] = rng.standard_normal(12) + 2
+    y = A @ x
+    alpha = 1e-20 * np.max(np.abs(A.T @ y) / np.sum(A**2, axis=0))
+    dense = hadamard_newton(DenseOperator(A), y, init_scale=alpha)
+    factors = []
+    for stale, outliers in ((kn._STALE, kn._STALE_OUTLIERS), (1e3, m)):  # default; lax reuse
+        monkeypatch.setattr(kn, "_STALE", stale)
+        monkeypatch.setattr(kn, "_STALE_OUTLIERS", outliers)
+        free = hadamard_newton_cg(op, y, init_scale=alpha)
+        assert free.stop_reason == "converged" and free.info["n_updated"] == 0
+        assert np.linalg.norm(A @ free.coef - y) <= 1e-10 * np.linalg.norm(y)
+        assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
+        factors.append(free.info["n_factors"])
+    assert factors[1] < factors[0]

@@ -59,6 +59,21 @@ class Operator(ABC):
     #: the working-set preconditioner of the sparse limit then reads more columns
     #: (:mod:`overparam.solvers.sparse.krylov_newton`).
     closed_form_columns: bool = False
+    #: Whether :meth:`column_gram` is a closed form costing ``O(1)`` an entry (no columns):
+    #: the working-set preconditioner of the sparse limit then keeps no columns and applies
+    #: them by ``forward``/``adjoint`` (:mod:`overparam.solvers.sparse.krylov_newton`).
+    closed_form_gram: bool = False
+    #: Whether ``forward`` and ``adjoint`` are fast transforms (``O(n log n)``): cheaper than
+    #: a pass over a few hundred cached columns, so the working-set preconditioner of the
+    #: sparse limit applies its columns by products (:mod:`overparam.solvers.sparse.krylov_newton`).
+    fast_products: bool = False
+
+    def column_gram(self, a, b) -> np.ndarray:
+        """``A[:, a]^T A[:, b]``, the ``(len(a), len(b))`` inner products of the columns ``a``
+        and ``b`` (vector input): from :meth:`columns` unless a subclass knows a closed form
+        (:attr:`closed_form_gram`)."""
+        a, b = np.atleast_1d(np.asarray(a, dtype=int)), np.atleast_1d(np.asarray(b, dtype=int))
+        return self.columns(a).T @ self.columns(b)
 
     def columns(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of the columns ``index`` (vector input).
@@ -141,6 +156,14 @@ class _Derived(Operator):
     def closed_form_columns(self):
         return self.parent.closed_form_columns
 
+    @property
+    def closed_form_gram(self):
+        return self.parent.closed_form_gram
+
+    @property
+    def fast_products(self):
+        return self.parent.fast_products
+
 
 class ScaledOperator(_Derived):
     """``factor`` times another operator."""
@@ -160,6 +183,9 @@ class ScaledOperator(_Derived):
 
     def columns(self, index):
         return self.factor * self.parent.columns(index)
+
+    def column_gram(self, a, b):
+        return self.factor**2 * self.parent.column_gram(a, b)
 
     def to_dense(self):
         return self.factor * self.parent.to_dense()
@@ -185,8 +211,14 @@ class RowSubset(_Derived):
     def forward(self, x):
         return self.parent.forward(x)[self.index]
 
+    #: a subset of the rows changes the columns' inner products: no closed form
+    closed_form_gram = False
+
     def columns(self, index):
         return self.parent.columns(index)[self.index]
+
+    def column_gram(self, a, b):
+        return Operator.column_gram(self, a, b)
 
     def adjoint(self, z):
         z = np.asarray(z)

@@ -57,6 +57,11 @@ class DiagonalScaledOperator(_Derived):
         index = np.atleast_1d(index)
         return self.parent.columns(index) * (1.0 / self.weights.ravel()[index])
 
+    def column_gram(self, a, b):
+        a, b = np.atleast_1d(a), np.atleast_1d(b)
+        inverse = 1.0 / self.weights.ravel()
+        return self.parent.column_gram(a, b) * inverse[a][:, None] * inverse[b][None, :]
+
     def rows(self, index):
         return DiagonalScaledOperator(self.parent.rows(index), self.weights)
 

@@ -50,6 +50,7 @@ class SubsampledDCT(Operator):
 
     block_forward = True
     closed_form_columns = True
+    fast_products = True  # also RandomizedDCTSensing's: a 2-D and a 1-D DCT
 
     def rows(self, index):
         keep = np.atleast_1d(np.arange(self.n_measurements)[index])
@@ -65,6 +66,28 @@ class SubsampledDCT(Operator):
         phase = (k * (2 * j[None, :] + 1)) % (4 * n)
         scale = np.where(k == 0, np.sqrt(1.0 / n), np.sqrt(2.0 / n))
         return scale * np.cos(np.pi * phase / (2.0 * n))
+
+    closed_form_gram = True
+
+    def column_gram(self, a, b):
+        """``A[:, a]^T A[:, b]`` in closed form, ``O(1)`` an entry: with ``cos x cos y =
+        (cos(x - y) + cos(x + y)) / 2`` the entry ``(i, j)`` is ``(F(|i - j|) + F(i + j + 1))
+        / 2``, ``F(d) = sum_k s_k^2 cos(pi k d / n)`` over the measured ``k`` (``s_k`` the
+        DCT-II's scales), all ``2 n`` values of ``F`` from one FFT (computed once)."""
+        a = np.atleast_1d(np.asarray(a, dtype=int))[:, None]
+        b = np.atleast_1d(np.asarray(b, dtype=int))[None, :]
+        table = self._gram_table()
+        return 0.5 * (table[np.abs(a - b)] + table[a + b + 1])
+
+    def _gram_table(self) -> np.ndarray:
+        table = getattr(self, "_gram_cache", None)
+        if table is None:
+            n = self.input_shape[0]
+            weight = np.zeros(2 * n)
+            weight[self.measured] = 2.0 / n
+            weight[0] = 1.0 / n if weight[0] else 0.0
+            table = self._gram_cache = np.fft.fft(weight).real
+        return table
 
     def norm_estimate(self) -> float:
         return 1.0  # orthonormal rows
@@ -104,6 +127,10 @@ class RandomizedDCTSensing(SubsampledDCT):
 
     #: columns by 1-D DCTs of length N (``O(N log N)`` each), not a closed form
     closed_form_columns = False
+    closed_form_gram = False
+
+    def column_gram(self, a, b):
+        return Operator.column_gram(self, a, b)
 
     @classmethod
     def random(cls, side: int, n_measurements: int, rng) -> RandomizedDCTSensing:

@@ -21,6 +21,13 @@ total cost is that of the final working set. For an operator that is not a matri
 of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
 vectors), and ``W`` is capped lower: 1,024 columns, or up to ``m / 8`` columns within a block
 of ``_WORKING_BYTES`` where the columns have a closed form (``Operator.closed_form_columns``).
+Where the Gram matrix of the columns has a closed form too (``Operator.closed_form_gram``: a
+subsampled DCT) and the operator is not a matrix, ``W`` keeps no columns at all: ``A_W^T v`` and
+``A_W t`` are products (far cheaper than a pass over ``m |W|`` cached numbers for a fast
+transform; other fast transforms, ``Operator.fast_products``, apply their cached columns by
+products too), and the Cholesky factor, now the main cost, is kept for the next Newton steps while
+the weights it was made from stay within a factor 2 (a stale ``P`` is still a fixed positive
+definite preconditioner: only CG's iteration count depends on it).
 
 Fewer products (measured in docs/sparse.md): CG returns ``A^T p`` with ``p``; while CG stops
 after one iteration (the preconditioner is nearly ``H``) the next step is ``P^{-1} g`` itself,
@@ -82,6 +89,11 @@ _HEAVY = 1.0
 _HEAVY_ROUNDS = 3
 _SPREAD = 30.0
 _SWAP = 4.0
+#: The implicit preconditioner keeps its factor while the weights of its set and the rest's
+#: mean stay within this ratio of the factored ones, but for this many columns (see
+#: WorkingSetPreconditioner._still_good).
+_STALE = 2.0
+_STALE_OUTLIERS = 8
 _MAX_DS = 4.0
 #: A Newton step by P^{-1} g alone follows one that cut the gradient norm at least this much.
 _QUICK_DECREASE = 0.5
@@ -189,6 +201,13 @@ class WorkingSetPreconditioner:
     limit : int, optional
         Most columns in ``W`` for now (default and at most ``columns.max_size``; see
         :meth:`enlarge`).
+    products : _Products, optional
+        The operator's counted products. Given, and for an operator whose column Gram matrix
+        has a closed form (``Operator.closed_form_gram``), ``W`` keeps no columns
+        (``implicit``): ``A_W^T v = (A^T v)_W`` and ``A_W t = A t`` (``t`` on ``W``) by
+        products, the Gram matrix by ``operator.column_gram``. For a fast transform without
+        it (``Operator.fast_products``) the columns are cached for the Gram matrix only and
+        applied by products too (``by_products``).
 
     Notes
     -----
@@ -197,18 +216,29 @@ class WorkingSetPreconditioner:
     to ``limit``; ``delta = sum_{j not in W} D_j ||a_j||^2 / m`` replaces the rest by its mean
     eigenvalue (exact when that part is a multiple of the identity, as for Gaussian or
     subsampled orthogonal matrices with equal weights, i.e. early on the path).
+
+    The implicit form is for operators whose products cost far less than the ``2 m |W|``
+    of a pass over the cached columns, and whose Gram entries cost ``O(1)`` instead of the
+    ``2 m`` of an inner product of columns (a subsampled DCT at ``n = 10^5``: a product
+    about 2 ms, a pass over 2,000 columns 30 ms; docs/sparse.md).
     """
 
-    def __init__(self, columns: _Columns, limit: int | None = None):
+    def __init__(self, columns: _Columns, limit: int | None = None, products=None):
         self._cols = columns
         m = columns.operator.shape[0]
         self.m = m
         self.index = np.zeros(0, dtype=int)
-        self.n_read = 0  # columns read in all (evicted ones may be read again)
+        self.n_read = 0  # columns read (or Gram rows computed) in all
+        self.n_factors = 0  # Cholesky factorizations
+        self._products = products
+        self.implicit = products is not None and bool(
+            getattr(columns.operator, "closed_form_gram", False))
+        self.by_products = self.implicit or (products is not None and bool(
+            getattr(columns.operator, "fast_products", False)))
         cap = max(columns.max_size, 0)
         self.limit = cap if limit is None else min(max(int(limit), 0), cap)
         # preallocated: columns are added and evicted in place, never the whole set copied
-        self._block_buf = np.empty((m, cap), order="F")
+        self._block_buf = None if self.implicit else np.empty((m, cap), order="F")
         self._gram_buf = np.empty((cap, cap), order="F")
 
     def enlarge(self) -> None:
@@ -224,9 +254,9 @@ class WorkingSetPreconditioner:
         return self._block_buf[:, : self.size]
 
     @property
-    def columns(self) -> np.ndarray:
-        """The ``(m, size)`` columns of the working set (``index``)."""
-        return self._block
+    def columns(self) -> np.ndarray | None:
+        """The ``(m, size)`` columns of the working set (``index``); None if ``implicit``."""
+        return None if self.implicit else self._block
 
     @property
     def _gram(self):
@@ -238,7 +268,8 @@ class WorkingSetPreconditioner:
         size, k = self.size, keep.size
         drop = np.setdiff1d(np.arange(size), keep)
         holes, movers = drop[drop < k], keep[keep >= k]
-        self._block_buf[:, holes] = self._block_buf[:, movers]
+        if not self.implicit:
+            self._block_buf[:, holes] = self._block_buf[:, movers]
         gram = self._gram_buf
         gram[holes, :size] = gram[movers, :size]
         gram[:size, holes] = gram[:size, movers]
@@ -250,13 +281,18 @@ class WorkingSetPreconditioner:
         if new.size == 0:
             return
         k, j = self.size, self.size + new.size
-        block = self._cols.take(new)
         self.n_read += new.size
-        cross = self._block.T @ block
+        if self.implicit:
+            op = self._cols.operator
+            cross = op.column_gram(self.index, new)
+            self._gram_buf[k:j, k:j] = op.column_gram(new, new)
+        else:
+            block = self._cols.take(new)
+            cross = self._block.T @ block
+            self._gram_buf[k:j, k:j] = block.T @ block
+            self._block_buf[:, k:j] = block
         self._gram_buf[:k, k:j] = cross
         self._gram_buf[k:j, :k] = cross.T
-        self._gram_buf[k:j, k:j] = block.T @ block
-        self._block_buf[:, k:j] = block
         self.index = np.concatenate([self.index, new])
 
     def _wanted(self, weight, total):
@@ -285,6 +321,7 @@ class WorkingSetPreconditioner:
         member[self.index] = True
         new = wanted[~member[wanted]]  # heaviest first
         free = self.limit - self.size
+        evict = None
         if new.size > free:
             # full: swap a cached column that is not wanted (lightest first) for a new one
             # only if the new one is _SWAP times heavier (no churn between near-equal weights)
@@ -295,35 +332,69 @@ class WorkingSetPreconditioner:
             k = min(new.size - free, spare.size)
             better = weight[new[free:free + k]] > _SWAP * weight[self.index[spare[:k]]]
             n_swap = int(np.argmin(better)) if not np.all(better) else k
-            if n_swap:
-                self._keep(np.setdiff1d(np.arange(self.size), spare[:n_swap]))
+            evict = spare[:n_swap] if n_swap else None
             new = new[:free + n_swap]
+        if self.implicit and self._still_good(d, weight, new, shift):
+            return
+        if evict is not None:
+            self._keep(np.setdiff1d(np.arange(self.size), evict))
         self._grow(np.sort(new))
         dw = d[self.index]
-        outside = np.ones(weight.size, dtype=bool)
-        outside[self.index] = False
-        # the mean diagonal of the rest, summed directly (total minus the set cancels)
-        self.delta = max(float(np.sum(weight[outside])) / self.m,
-                         np.finfo(float).eps * total / self.m, 1e-300) + float(shift)
-        self._factor = None
+        self.delta = self._rest(weight, total) + float(shift)
+        self._factor, self._shift, self._dw = None, float(shift), dw
         if self.size:
             # (delta D_W^-1 + A_W^T A_W) is the Woodbury inner matrix; with S = D_W^(1/2) it is
             # S^-1 (delta I + S G S) S^-1: factor the balanced middle (condition of the data)
             root = np.sqrt(dw)
-            inner = root[:, None] * self._gram * root[None, :]
+            inner = self._gram * root[:, None]
+            inner *= root[None, :]
             inner[np.diag_indices_from(inner)] += self.delta
             self._root = root
+            self.n_factors += 1
             try:
-                self._factor = cho_factor(inner, check_finite=False)
+                self._factor = cho_factor(inner, overwrite_a=True, check_finite=False)
             except LinAlgError:
                 self._factor = None
+
+    def _rest(self, weight, total) -> float:
+        """The mean diagonal of what the set leaves out, summed directly (total minus the set
+        cancels)."""
+        outside = np.ones(weight.size, dtype=bool)
+        outside[self.index] = False
+        return max(float(np.sum(weight[outside])) / self.m, np.finfo(float).eps * total / self.m,
+                   1e-300)
+
+    def _still_good(self, d, weight, new, shift) -> bool:
+        """Whether the last factor may stand for this step's ``P`` (implicit form, where it
+        costs more than a dozen CG iterations): the same shift, the rest's mean within
+        ``_STALE`` times the factored ``delta``, and at most ``_STALE_OUTLIERS`` columns whose
+        eigenvalue scale in ``P`` (``delta + D_j ||a_j||^2``) moved by more than ``_STALE``
+        times, counting the columns the set would take in (each such outlier costs CG about
+        one iteration). A stale ``P`` is still a fixed symmetric positive definite
+        preconditioner: CG and the line search stay exact, only a few iterations longer."""
+        if getattr(self, "_factor", None) is None or shift != self._shift:
+            return False
+        rest = self._rest(weight, float(np.sum(weight))) + shift
+        if not 1.0 / _STALE <= rest / self.delta <= _STALE:
+            return False
+        norms = self._cols.norms_sq[self.index]
+        ratio = (rest + d[self.index] * norms) / (self.delta + self._dw * norms)
+        moved = np.count_nonzero((ratio > _STALE) | (ratio < 1.0 / _STALE)) + new.size
+        return moved <= _STALE_OUTLIERS
 
     def solve(self, v: np.ndarray) -> np.ndarray:
         """``P^{-1} v``."""
         if self._factor is None:
             return v / self.delta
-        t = self._root * (self._block.T @ v)
+        if self.by_products:
+            t = self._root * self._products.adjoint(v)[self.index]
+        else:
+            t = self._root * (self._block.T @ v)
         t = cho_solve(self._factor, t, check_finite=False)
+        if self.by_products:
+            spread = np.zeros(self._cols.operator.shape[1])
+            spread[self.index] = self._root * t
+            return (v - self._products.forward(spread)) / self.delta
         return (v - self._block @ (self._root * t)) / self.delta
 
     def as_linear_operator(self) -> LinearOperator:
@@ -377,7 +448,8 @@ def hadamard_newton_cg(
     SolverResult
         ``n_iter`` Newton steps; ``info["n_cg"]`` (CG iterations in all), ``info["n_products"]``
         (operator applications), ``info["n_updated"]`` (gradients updated without a
-        product), ``info["working_set"]`` (final size), ``info["dual"]``.
+        product), ``info["working_set"]`` (final size), ``info["n_factors"]`` (Cholesky
+        factors of the preconditioner), ``info["dual"]``.
 
     Raises
     ------
@@ -407,8 +479,8 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
     A = _Products(op)
     n_quick = 0
     columns = _Columns(op, column_norms_sq)
-    precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m)) if working_set \
-        else None
+    precond = WorkingSetPreconditioner(columns, int(_START_FRACTION * m), products=A) \
+        if working_set else None
     y_norm = float(np.linalg.norm(y))
     w, s = np.zeros(m), np.zeros(n)
     n_backtracks, it, reason = 0, 0, None
@@ -477,7 +549,8 @@ def _newton_cg(op, y, depth, signed, init_scale, tol, max_iter, max_cg_iter, wor
             "time": np.inf, "clock": "flow_time", "solver": "newton-cg", "n_cg": A.n_cg,
             "n_products": A.count, "n_quick": n_quick, "n_updated": residual.n_updated,
             "working_set": precond.size if precond is not None else 0,
-            "columns_read": precond.n_read if precond is not None else 0}
+            "columns_read": precond.n_read if precond is not None else 0,
+            "n_factors": precond.n_factors if precond is not None else 0}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
 
@@ -511,7 +584,7 @@ class _Residual:
         return g, exact
 
     def update(self, x, precond):
-        if self._g_ref is None or precond is None or precond.size == 0:
+        if self._g_ref is None or precond is None or precond.size == 0 or precond.by_products:
             return self.exact(x)
         dx = x - self._x_ref
         index = precond.index
