@@ -217,16 +217,20 @@ def test_closed_form_columns_raise_the_operator_working_set_cap():
         assert _Columns(op).max_size == kn._MAX_WORKING_OPERATOR
 
 
-def test_operator_limit_is_the_dense_one_whatever_the_working_set_cap(rng, monkeypatch):
-    n, m = 512, 160
-    rows = np.sort(rng.choice(n, m, replace=False))
-    op = SubsampledDCT(n, rows)
+def _dct_limit_problem(rng, n=512, m=160):
+    """A subsampled DCT, a 12-sparse signal's measurements, a tiny init and the dense limit."""
+    op = SubsampledDCT(n, np.sort(rng.choice(n, m, replace=False)))
     A = op.to_dense()
     x = np.zeros(n)
     x[rng.choice(n, 12, replace=False)] = rng.standard_normal(12) + 2
     y = A @ x
     alpha = 1e-20 * np.max(np.abs(A.T @ y) / np.sum(A**2, axis=0))
-    dense = hadamard_newton(DenseOperator(A), y, init_scale=alpha)
+    return op, y, alpha, hadamard_newton(DenseOperator(A), y, init_scale=alpha)
+
+
+def test_operator_limit_is_the_dense_one_whatever_the_working_set_cap(rng, monkeypatch):
+    m = 160
+    op, y, alpha, dense = _dct_limit_problem(rng, m=m)
     monkeypatch.setattr(kn, "_MAX_WORKING_OPERATOR", 4)
     sizes = {}
     for closed in (False, True):
@@ -351,21 +355,15 @@ def test_fast_transform_caches_columns_for_the_gram_and_applies_them_by_products
 
 
 def test_implicit_limit_with_stale_factors_is_the_dense_limit(rng, monkeypatch):
-    n, m = 512, 160
-    op = SubsampledDCT(n, np.sort(rng.choice(n, m, replace=False)))
-    A = op.to_dense()
-    x = np.zeros(n)
-    x[rng.choice(n, 12, replace=False)] = rng.standard_normal(12) + 2
-    y = A @ x
-    alpha = 1e-20 * np.max(np.abs(A.T @ y) / np.sum(A**2, axis=0))
-    dense = hadamard_newton(DenseOperator(A), y, init_scale=alpha)
+    m = 160
+    op, y, alpha, dense = _dct_limit_problem(rng, m=m)
     factors = []
     for stale, outliers in ((kn._STALE, kn._STALE_OUTLIERS), (1e3, m)):  # default; lax reuse
         monkeypatch.setattr(kn, "_STALE", stale)
         monkeypatch.setattr(kn, "_STALE_OUTLIERS", outliers)
         free = hadamard_newton_cg(op, y, init_scale=alpha)
         assert free.stop_reason == "converged" and free.info["n_updated"] == 0
-        assert np.linalg.norm(A @ free.coef - y) <= 1e-10 * np.linalg.norm(y)
+        assert np.linalg.norm(op.forward(free.coef) - y) <= 1e-10 * np.linalg.norm(y)
         assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
         factors.append(free.info["n_factors"])
     assert factors[1] < factors[0]

@@ -259,11 +259,17 @@ class _AskedStep(AdaptiveStep):
     AdaptiveStep)."""
 
 
-@pytest.mark.parametrize("update", ["simultaneous", "sequential"])
-def test_batch_is_bit_for_bit_the_single_problems_and_the_step_protocol(update):
+@pytest.mark.parametrize("update, accelerator", [("simultaneous", "numpy"),
+                                                  ("sequential", "numpy"),
+                                                  ("simultaneous", "numba")])
+def test_batch_is_bit_for_bit_the_single_problems_and_the_step_protocol(update, accelerator):
     """The batched loop (problems stopping at different times for different reasons, rejected
     steps, the vectorized AdaptiveStep) computes exactly what the policy's own rules and one
-    problem at a time compute: the same iterates, steps, clocks and stop reasons."""
+    problem at a time compute: the same iterates, steps, clocks and stop reasons. The
+    compiled step's passes (handed back to the loop whenever one problem needs it) too,
+    against its single problems (the policy's own rules run the numpy step)."""
+    if accelerator == "numba":
+        pytest.importorskip("numba")
     from overparam.operators import DenseOperator
     from overparam.stopping import Validation
 
@@ -275,16 +281,17 @@ def test_batch_is_bit_for_bit_the_single_problems_and_the_step_protocol(update):
         return [Validation(DenseOperator(prob.operator[b][held]), prob.y[b][held], patience=20)
                 if b % 2 == 0 else None for b in range(4)]
 
-    # the numpy step (the compiled one: tests/test_mmv_compiled.py)
-    kw = dict(init_scale=1e-2, init="ones", update=update, row_tol=np.inf, accelerator="numpy",
+    kw = dict(init_scale=1e-2, init="ones", update=update, row_tol=np.inf,
+              accelerator=accelerator,
               stopping=StoppingRule(max_iter=2000, patience=150, stagnation_tol=1e-6))
     batch = ir_mmv(A, Y, validation=validations(), **kw)
-    asked = ir_mmv(A, Y, validation=validations(), step=_AskedStep(), **kw)
     assert min(batch.info["n_rejected_steps"]) > 0 and len(set(batch.n_iter)) > 1
     assert StopReason.STAGNATED in batch.stop_reason and StopReason.MAX_ITER in batch.stop_reason
     singles = [ir_mmv(A[b], Y[b], validation=v, **kw) for b, v in enumerate(validations())]
+    asked = ([] if accelerator == "numba"
+             else [ir_mmv(A, Y, validation=validations(), step=_AskedStep(), **kw)])
     for b in range(4):
-        for other in (asked[b], singles[b]):
+        for other in [singles[b]] + [run[b] for run in asked]:
             np.testing.assert_array_equal(other.coef, batch.coef[b])
             assert other.n_iter == batch.n_iter[b]
             assert other.stop_reason is batch.stop_reason[b]

@@ -161,30 +161,3 @@ def test_accelerator_switch(monkeypatch):
         select("numba", None, adaptive, "simultaneous")
     p = make_mmv_problem(20, 40, 10, 3, random_state=9)
     assert ir_mmv(p.operator, p.y, stopping=StoppingRule(max_iter=50)).n_iter == 50
-
-
-def test_batch_is_bit_for_bit_the_single_problems():
-    """The compiled passes of a batch (handed back to the loop whenever one problem needs
-    it) compute exactly what each problem alone computes: the same iterates, steps, clocks
-    and stop reasons (problems stopping at different times for different reasons, rejected
-    steps, held-out validation on some)."""
-    prob = make_mmv_batch(4, 30, 16, 8, 3, row_values="gaussian", snr=15, random_state=5)
-    held, train = np.arange(6), np.arange(6, 30)
-    A, Y = prob.operator[:, train], prob.y[:, train]
-
-    def validations():
-        return [Validation(DenseOperator(prob.operator[b][held]), prob.y[b][held], patience=20)
-                if b % 2 == 0 else None for b in range(4)]
-
-    kw = dict(init_scale=1e-2, init="ones", row_tol=np.inf, accelerator="numba",
-              stopping=StoppingRule(max_iter=2000, patience=150, stagnation_tol=1e-6))
-    batch = ir_mmv(A, Y, validation=validations(), **kw)
-    assert min(batch.info["n_rejected_steps"]) > 0 and len(set(batch.n_iter)) > 1
-    assert StopReason.STAGNATED in batch.stop_reason and StopReason.MAX_ITER in batch.stop_reason
-    for b, v in enumerate(validations()):
-        single = ir_mmv(A[b], Y[b], validation=v, **kw)
-        np.testing.assert_array_equal(single.coef, batch.coef[b])
-        assert single.n_iter == batch.n_iter[b]
-        assert single.stop_reason is batch.stop_reason[b]
-        for key in ("time", "step", "n_rejected_steps", "final_loss"):
-            assert single.info[key] == batch.info[key][b]
