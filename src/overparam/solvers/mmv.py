@@ -640,8 +640,10 @@ class CompiledRowHadamardStep(RowHadamardStep):
         # C order throughout (one compiled version: each layout would compile anew)
         self.A, self.Y, self.g, self.V = (np.ascontiguousarray(x, dtype=float)
                                           for x in (self.A, self.Y, self.g, self.V))
-        # the Gram form's residual refresh needs A^T too; dummies where a form has no array
-        self.At_all = np.ascontiguousarray(np.swapaxes(A, 1, 2))
+        # A^T: the numpy step keeps it for the direct form only (Λ = A^T R); the compiled
+        # Gram form's residual refresh needs it too
+        if self.gram:
+            self.At = np.ascontiguousarray(np.swapaxes(self.A, 1, 2))
         p = policy
         self.fparams = np.array([p.grow, p.shrink, p.armijo, p.max_step,
                                  max(p.min_step, MIN_STEP), MAX_STEP,
@@ -674,7 +676,7 @@ class CompiledRowHadamardStep(RowHadamardStep):
         empty = np.empty((B, 0, 0))
         accepted = np.zeros(B, dtype=np.bool_)
         passes, status, row, step, may_stop = self._run(
-            self.A, self.At_all, self.G if self.gram else empty, self.Y, self.g, self.V,
+            self.A, self.At, self.G if self.gram else empty, self.Y, self.g, self.V,
             empty if self.gram else self.R, self.Lam, self.loss, self.eta, self.n_accepted,
             self.n_rejected, n_iter, clock, self.ids, accepted, limit, res_stop, window,
             g_window, self.fparams, self.iparams)
@@ -689,7 +691,8 @@ class CompiledRowHadamardStep(RowHadamardStep):
 
     def keep(self, mask) -> None:
         super().keep(mask)
-        self.At_all = self.At_all[mask]
+        if self.gram:  # (the numpy step's keep subsets A^T in the direct form)
+            self.At = self.At[mask]
 
 
 def candidate_supports(X, *, gap: float = 10.0) -> list[np.ndarray]:

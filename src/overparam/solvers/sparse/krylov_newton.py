@@ -230,6 +230,7 @@ class WorkingSetPreconditioner:
         self.index = np.zeros(0, dtype=int)
         self.n_read = 0  # columns read (or Gram rows computed) in all
         self.n_factors = 0  # Cholesky factorizations
+        self._factor = None  # of the last update (None: none yet, or it failed)
         self._products = products
         self.implicit = products is not None and bool(
             getattr(columns.operator, "closed_form_gram", False))
@@ -334,7 +335,7 @@ class WorkingSetPreconditioner:
             n_swap = int(np.argmin(better)) if not np.all(better) else k
             evict = spare[:n_swap] if n_swap else None
             new = new[:free + n_swap]
-        if self.implicit and self._still_good(d, weight, new, shift):
+        if self.implicit and self._still_good(d, weight, total, new, shift):
             return
         if evict is not None:
             self._keep(np.setdiff1d(np.arange(self.size), evict))
@@ -364,7 +365,7 @@ class WorkingSetPreconditioner:
         return max(float(np.sum(weight[outside])) / self.m, np.finfo(float).eps * total / self.m,
                    1e-300)
 
-    def _still_good(self, d, weight, new, shift) -> bool:
+    def _still_good(self, d, weight, total, new, shift) -> bool:
         """Whether the last factor may stand for this step's ``P`` (implicit form, where it
         costs more than a dozen CG iterations): the same shift, the rest's mean within
         ``_STALE`` times the factored ``delta``, and at most ``_STALE_OUTLIERS`` columns whose
@@ -372,9 +373,9 @@ class WorkingSetPreconditioner:
         times, counting the columns the set would take in (each such outlier costs CG about
         one iteration). A stale ``P`` is still a fixed symmetric positive definite
         preconditioner: CG and the line search stay exact, only a few iterations longer."""
-        if getattr(self, "_factor", None) is None or shift != self._shift:
+        if self._factor is None or shift != self._shift:
             return False
-        rest = self._rest(weight, float(np.sum(weight))) + shift
+        rest = self._rest(weight, total) + shift
         if not 1.0 / _STALE <= rest / self.delta <= _STALE:
             return False
         norms = self._cols.norms_sq[self.index]
