@@ -42,6 +42,11 @@ The input classes are built from one small, seeded, identifiable problem per str
   switch on (the multirate steps of IR-MMV from ``MMVRegressor.active_rows_from = 200``
   columns and of the group network from ``GroupHadamardRegressor.active_groups_from =
   1000``).
+- ``subsampled-dct`` / ``subsampled-dct-noisy-20dB`` (vector and row-sparse structures): the
+  ``under`` truth measured by random rows of the orthonormal DCT-II, given as
+  :class:`overparam.operators.SubsampledDCT`: an operator with fast products and a
+  closed-form column Gram matrix, which the sparse limit's implicit working-set
+  preconditioner uses instead of reading columns (a scipy ``LinearOperator`` has neither).
 
 A fuller sweep (more seeds, and the medians under noise) is marked ``slow``.
 """
@@ -161,6 +166,16 @@ def make_case(structure: str, kind: str, seed: int = 0, *, integer: bool = False
         return Case(stack, matrix @ X.ravel(), matrix, X, support, structure,
                     meta={"rank": r})
     raise ValueError(structure)
+
+
+def _dct_case(case: Case, seed: int) -> Case:
+    """``case``'s truth measured by as many random rows of the orthonormal DCT-II."""
+    from overparam.operators import SubsampledDCT
+
+    m, n = case.matrix.shape
+    operator = SubsampledDCT(n, np.sort(_rng(seed, 5).choice(n, m, replace=False)))
+    matrix = operator.columns(np.arange(n))
+    return replace(case, A=operator, y=operator.forward(case.truth), matrix=matrix)
 
 
 def _cvx_solve(problem):
@@ -463,6 +478,8 @@ BASE_CLASSES = ["under", "over", "noisy-10dB", "noisy-30dB", "inconsistent", "in
 #: Larger problems, for the structures whose defaults depend on the number of columns.
 WIDE_CLASSES = ["wide", "wide-noisy-20dB"]
 WIDE_STRUCTURES = {"sparse", "positive", "group", "mmv"}
+#: An operator of the library's own, for the same structures (its columns in closed form).
+OPERATOR_CLASSES = ["subsampled-dct", "subsampled-dct-noisy-20dB"]
 DEPTHS = (2, 3, 4, 5)
 DEPTH_CLASSES = ["under", "over", "noisy-30dB"]
 
@@ -475,6 +492,9 @@ def build(structure: str, input_class: str, seed: int) -> Case:
     if input_class.startswith("wide"):
         case = make_case(structure, "wide", seed)
         return add_noise(case, 20.0, seed) if input_class == "wide-noisy-20dB" else case
+    if input_class.startswith("subsampled-dct"):
+        case = _dct_case(make_case(structure, "under", seed), seed)
+        return add_noise(case, 20.0, seed) if input_class.endswith("noisy-20dB") else case
     case = make_case(structure, kind, seed, integer=input_class == "int")
     if input_class.startswith("noisy-"):
         return add_noise(case, float(input_class[6:-2]), seed)
@@ -700,7 +720,7 @@ def _cells():
         for input_class in BASE_CLASSES:
             yield cell(name, input_class, None)
         if CONTRACTS[name].structure in WIDE_STRUCTURES:
-            for input_class in WIDE_CLASSES:
+            for input_class in WIDE_CLASSES + OPERATOR_CLASSES:
                 yield cell(name, input_class, None)
         if "depth" in _params(get_method(name)):
             for depth in DEPTHS:

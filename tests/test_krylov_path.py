@@ -6,7 +6,7 @@ from scipy.sparse.linalg import aslinearoperator
 
 import overparam.estimators._equilibration as equilibration
 from overparam.estimators import HadamardRegressor
-from overparam.operators import DenseOperator, Operator
+from overparam.operators import DenseOperator, Operator, SubsampledDCT
 from overparam.solvers.sparse.flow import hadamard_flow
 from overparam.solvers.sparse.krylov_newton import hadamard_limit
 from overparam.solvers.sparse.krylov_path import hadamard_path_cg, prefers_matrix_free_path
@@ -154,3 +154,27 @@ def test_path_validation_skips_the_initial_plateau_as_the_flow():
 def _at_time(B, y, clock):
     return hadamard_path_cg(aslinearoperator(B), y, init_scale=1e-12, path_rtol=1e-3,
                             stopping=StoppingRule(max_flow_time=clock, tol=0)).coef
+
+
+def test_path_on_a_subsampled_dct_reads_no_columns_and_follows_the_flow(monkeypatch):
+    """A subsampled DCT's column Gram matrix has a closed form: the path's working-set
+    preconditioner applies its columns by products and reads none (the implicit form of the
+    limit's preconditioner), and follows the same flow as the BDF path on its matrix."""
+    rng = np.random.default_rng(3)
+    n, m = 240, 80
+    op = SubsampledDCT(n, np.sort(rng.choice(n, m, replace=False)))
+    B = op.to_dense()
+    x = np.zeros(n)
+    x[rng.choice(n, 6, replace=False)] = rng.standard_normal(6) + 1.0
+    y = B @ x + 0.01 * np.linalg.norm(B @ x) / np.sqrt(m) * rng.standard_normal(m)
+
+    def no_columns(index):
+        raise AssertionError("a column read")
+
+    monkeypatch.setattr(op, "columns", no_columns)
+    rule = StoppingRule(max_flow_time=3e3, tol=0)
+    exact = hadamard_flow(DenseOperator(B), y, init_scale=1e-12, stopping=rule, rtol=1e-8,
+                          atol=1e-12)
+    path = hadamard_path_cg(op, y, init_scale=1e-12, stopping=rule, path_rtol=1e-3)
+    assert path.stop_reason == StopReason.END_OF_TIME
+    assert _rel(path.coef, exact.coef) < 1e-2  # first order in the step, as above

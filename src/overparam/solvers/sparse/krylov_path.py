@@ -203,7 +203,9 @@ def _follow(op, y, dmap, stopping, validation, path_rtol, working_set):
     # Monitor's rules after each accepted step (the path has no stagnation rule)
     monitor = Monitor(replace(stopping, stagnation_tol=0.0), float(np.linalg.norm(y)))
     A = _Products(op)
-    precond = WorkingSetPreconditioner(_Columns(op)) if working_set else None
+    # products given: operators with a closed-form column Gram (or fast products) apply the
+    # set's columns by products, as the limit's preconditioner does
+    precond = WorkingSetPreconditioner(_Columns(op), products=A) if working_set else None
     step = _ImplicitStep(A, dmap, y, precond)
     y_norm = monitor.y_norm
     t, w, s = 0.0, np.zeros(m), np.zeros(n)
