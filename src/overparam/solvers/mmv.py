@@ -326,10 +326,14 @@ class RowHadamardStep:
         self.R = None if self.gram else R  # the Gram form carries Λ alone
         if self.g_window is not None:
             self.g_window[0] = self.g
-        a_norm2 = np.linalg.norm(self.A, ord=2, axis=(1, 2)) ** 2
+        a_norm2 = self._norm2()
         self.eta = self.policy.start_batch(_initial_step_guess(a_norm2, self.g, self.V,
                                                                self.Lam))
         return self.loss
+
+    def _norm2(self) -> np.ndarray:
+        """``||A||_2^2`` of each problem, for the first step's guess."""
+        return np.linalg.norm(self.A, ord=2, axis=(1, 2)) ** 2
 
     def params(self, rows) -> tuple:
         return self.g[rows], self.V[rows]
