@@ -165,8 +165,9 @@ def ir_mmv(
         The step (default :class:`RowHadamardStep`).
         :class:`~overparam.solvers.mmv_active.ActiveRowsStep` steps the fast and stiff rows
         every iteration and the slow rows once per block with their gradient integrated over
-        it (products with the active columns of ``A`` only; direct form, simultaneous
-        update): the same gradient flow and clock, cheaper where few rows are active.
+        it (products with the active columns of ``A`` only, through their own Gram matrix
+        where that is less work; ``gram`` must be off, simultaneous update): the same
+        gradient flow and clock, cheaper where few rows are active.
     accelerator : {"auto", "numpy", "numba"}, default="auto"
         ``"numba"``: the compiled step
         (:class:`CompiledRowHadamardStep`: the same

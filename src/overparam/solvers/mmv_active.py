@@ -74,7 +74,8 @@ def spectral_norm2(A, At=None, *, steps: int = 50) -> np.ndarray:
 
 class ActiveRowsStep(RowHadamardStep):
     """:class:`~overparam.solvers.mmv.RowHadamardStep` on the active rows, the slow rows
-    integrated once per block (module docstring). Direct form and simultaneous update only.
+    integrated once per block (module docstring). Simultaneous update only, and not the full
+    Gram form (``gram``): it has its own on the active rows (``active_gram``).
 
     Parameters
     ----------
