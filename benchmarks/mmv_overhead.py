@@ -21,7 +21,8 @@ package (e.g. ``/path/to/main/src/overparam``, loaded under another name).
 fits, ``MMVRegressor().fit``, of both versions and of scikit-learn's ``MultiTaskLassoCV`` at
 the sizes of benchmarks/mmv_speed.py (M = N/2, L = 20, K = N/12, 20 dB; ``--problems``
 seeds, ``--repeats`` rounds, alternating, one BLAS thread), after checking that both
-versions give the same ``coef_``: median CPU seconds per fit and the ratios.
+versions give the same ``coef_`` (else how far apart): median CPU seconds per fit, the ratios
+and the median relative errors to the truth.
 
 Run: ``.venv/bin/python benchmarks/mmv_overhead.py [--repeats 5] [--problems 3]
 [--baseline PATH] [--paper-init] [--fits 60 600]``
@@ -127,7 +128,9 @@ def _fixed_cost(solver, A, Y, folds, settings, repeats=50):
 
 
 def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
-    """Whole default fits of the current and the baseline package, side by side."""
+    """Whole default fits of the current and the baseline package, side by side: median CPU
+    seconds and median relative errors (to the truth), and how far the two versions' ``coef_``
+    lie apart (relative) where they differ."""
     from threadpoolctl import threadpool_limits
 
     from mmv_speed import problem  # a sibling script: benchmarks/ is on sys.path
@@ -137,7 +140,9 @@ def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
     with threadpool_limits(limits=1, user_api="blas"):
         for n in sizes:
             problems = [problem(n, seed) for seed in range(n_seeds)]
-            times = {"current": [], "baseline": [], "MultiTaskLassoCV": []}
+            names = (*models, "MultiTaskLassoCV")
+            times = {k: [] for k in names}
+            errors = {k: [] for k in names}
             for r in range(repeats):
                 for p in problems:
                     coefs = []
@@ -147,17 +152,27 @@ def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
                         start = time.process_time()
                         coefs.append(est.fit(p.operator, p.y).coef_)
                         times[name].append(time.process_time() - start)
-                    if r == 0 and not np.array_equal(*coefs):
-                        print(f"N={n}: the two versions give different coef_")
                     start = time.process_time()
-                    MultiTaskLassoCVRegressor(random_state=0).fit(p.operator, p.y)
+                    cv = MultiTaskLassoCVRegressor(random_state=0).fit(p.operator, p.y)
                     times["MultiTaskLassoCV"].append(time.process_time() - start)
+                    if r == 0:
+                        for name, coef in zip(names, (*coefs, cv.coef_), strict=True):
+                            errors[name].append(float(np.linalg.norm(coef.T - p.truth)
+                                                      / np.linalg.norm(p.truth)))
+                        if not np.array_equal(*coefs):
+                            gap = np.linalg.norm(coefs[0] - coefs[1]) / np.linalg.norm(coefs[1])
+                            print(f"N={n}: the two versions' coef_ differ by {gap:.2e} "
+                                  f"(relative); errors {errors['current'][-1]:.4f} "
+                                  f"/ {errors['baseline'][-1]:.4f}", flush=True)
             med = {k: float(np.median(v)) for k, v in times.items()}
+            err = {k: float(np.median(v)) for k, v in errors.items()}
             print(f"N={n}: current {med['current']:.3f} s, baseline {med['baseline']:.3f} s "
                   f"(baseline / current {med['baseline'] / med['current']:.2f}), "
                   f"MultiTaskLassoCV {med['MultiTaskLassoCV']:.3f} s (current / MTLassoCV "
                   f"{med['current'] / med['MultiTaskLassoCV']:.2f}, baseline / MTLassoCV "
-                  f"{med['baseline'] / med['MultiTaskLassoCV']:.2f})", flush=True)
+                  f"{med['baseline'] / med['MultiTaskLassoCV']:.2f}); median errors "
+                  f"current {err['current']:.4f}, baseline {err['baseline']:.4f}, "
+                  f"MultiTaskLassoCV {err['MultiTaskLassoCV']:.4f}", flush=True)
 
 
 def main(repeats: int, n_problems: int, baseline: str | None, paper_init: bool = False) -> None:

@@ -165,8 +165,9 @@ def ir_mmv(
         The step (default :class:`RowHadamardStep`).
         :class:`~overparam.solvers.mmv_active.ActiveRowsStep` steps the fast and stiff rows
         every iteration and the slow rows once per block with their gradient integrated over
-        it (products with the active columns of ``A`` only; direct form, simultaneous
-        update): the same gradient flow and clock, cheaper where few rows are active.
+        it (products with the active columns of ``A`` only, through their own Gram matrix
+        where that is less work; ``gram`` must be off, simultaneous update): the same
+        gradient flow and clock, cheaper where few rows are active.
     accelerator : {"auto", "numpy", "numba"}, default="auto"
         ``"numba"``: the compiled step
         (:class:`CompiledRowHadamardStep`: the same
@@ -326,10 +327,14 @@ class RowHadamardStep:
         self.R = None if self.gram else R  # the Gram form carries Λ alone
         if self.g_window is not None:
             self.g_window[0] = self.g
-        a_norm2 = np.linalg.norm(self.A, ord=2, axis=(1, 2)) ** 2
+        a_norm2 = self._norm2()
         self.eta = self.policy.start_batch(_initial_step_guess(a_norm2, self.g, self.V,
                                                                self.Lam))
         return self.loss
+
+    def _norm2(self) -> np.ndarray:
+        """``||A||_2^2`` of each problem, for the first step's guess."""
+        return np.linalg.norm(self.A, ord=2, axis=(1, 2)) ** 2
 
     def params(self, rows) -> tuple:
         return self.g[rows], self.V[rows]

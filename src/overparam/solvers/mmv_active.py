@@ -3,18 +3,27 @@
 From a small init IR-MMV learns a few rows while the many others stay near their start and
 move slowly; yet plain gradient descent pays two products with all ``N`` columns of ``A`` per
 step, at the step size that the few learned (stiff) rows allow. :class:`ActiveRowsStep` takes
-the step of :class:`~overparam.solvers.mmv.RowHadamardStep` on the *active* rows only (those
-that move fast or are stiff) and integrates the slow rows once per block with the exact
+the step of :class:`~overparam.solvers.mmv.RowHadamardStep` on the *active* rows ``S`` only
+(those that move fast or are stiff) and integrates the slow rows once per block with the exact
 integral of their gradient over the block: with ``g_i``, ``V_i`` held at their block-start
-values, ``sum_t eta_t Λ_i(t) = a_i^T sum_t eta_t R(t)``, so the block costs one product with
-the slow columns of ``A`` (and one to move ``R``). Slow rows are those whose relative change
-over a block is below ``slow`` and whose curvature times the block's span is below ``1/2``;
+values, ``sum_t eta_t Λ_i(t) = a_i^T sum_t eta_t R(t)``, and since only the active rows move
+within a block, ``sum_t eta_t R(t) = span R_0 - A_S Z`` with ``Z = sum_t eta_t (X_S(t) -
+X_S(0))`` (``S x L``, cheap to accumulate). A block end thus costs one product with ``A^T``
+and one with ``A`` (the residual afresh, no drift). Slow rows are those whose relative change
+over ``2 period`` steps is below ``slow`` and whose curvature times that span is below ``1/2``;
 as the steps go to zero both integrators follow the same gradient flow (same clock, same
-implicit bias). The active set is the union over the batch, chosen again every ``period``
-iterations, where every slow row is brought up to date; so is a problem before its output
-(:meth:`ActiveRowsStep.sync`). Held-out checks read the slow rows as of their block's start
-(at most ``period`` iterations old): bringing them up to date at every check cost as much as
-the steps saved. Measured in docs/mmv.md ("Cost").
+implicit bias). The active set is the union over the batch, chosen again at each block's end,
+where every slow row is brought up to date; so is a problem before its output
+(:meth:`ActiveRowsStep.sync`). A block lasts ``period`` iterations, and twice as long (up to
+``2 period``) each time the active set comes out unchanged. Held-out checks read the slow rows
+as of their block's start: bringing them up to date at every check cost as much as the steps
+saved.
+
+The active step's products: the active rows of ``A^T`` are gathered (contiguous rows of the
+kept ``A^T``, no column blocks of ``A`` copied), and where ``2 |S| <= M`` the step carries
+``Λ_S`` through the Gram matrix ``A_S^T A_S`` (``|S|^2`` per column of ``Y`` instead of
+``2 M |S|``; the residual is then formed only at block ends). Measured in docs/mmv.md ("The
+multirate step at N = 600-6000").
 """
 
 from __future__ import annotations
@@ -23,27 +32,66 @@ import numpy as np
 
 from .mmv import _DEAD, RowHadamardStep, row_gradient, trial_step
 
-__all__ = ["ActiveRowsStep"]
+__all__ = ["ActiveRowsStep", "spectral_norm2"]
 
 _sum = np.add.reduce
 
 
+def spectral_norm2(A, At=None, *, steps: int = 50) -> np.ndarray:
+    """``||A_b||_2^2`` of each matrix of the stack ``A`` (``B x M x N``) by ``steps`` Lanczos
+    steps on ``A^T A`` (full reorthogonalization), from a fixed start.
+
+    The first step size needs only a bound of the curvature, yet a full SVD of each ``A``
+    cost 1.0 s at ``B, M, N = 5, 800, 2000`` (one thread); this costs ``2 steps`` products
+    with a vector (0.33 s there) and agrees with the SVD to ``4e-9`` relative there (30 steps:
+    ``2e-5``; a Gaussian matrix's top singular values lie close together). ``At``: ``A``'s
+    transpose as a contiguous stack, if kept.
+    """
+    B, _, N = A.shape
+    At = np.swapaxes(A, 1, 2) if At is None else At
+    k = min(int(steps), N)
+    q = np.broadcast_to(np.random.default_rng(0).standard_normal(N), (B, N)).copy()
+    q /= np.sqrt(_sum(q * q, -1))[:, None]
+    Q = np.zeros((B, k, N))
+    T = np.zeros((B, k, k))
+    for i in range(k):
+        Q[:, i] = q
+        w = (At @ (A @ q[..., None]))[..., 0]
+        T[:, i, i] = _sum(w * q, -1)
+        for _ in range(2):  # Gram-Schmidt twice: orthogonal to rounding
+            w -= np.einsum("bkn,bk->bn", Q[:, :i + 1], np.einsum("bkn,bn->bk", Q[:, :i + 1], w))
+        if i + 1 < k:
+            beta = np.sqrt(_sum(w * w, -1))
+            # an invariant space (beta at the rounding level of ||A||^2): q = 0 from there,
+            # not rounding noise blown up to a unit vector
+            spent = beta <= 1e-10 * np.max(np.abs(T[:, :i + 1, :i + 1]), axis=(1, 2))
+            beta[spent] = 0.0
+            T[:, i, i + 1] = T[:, i + 1, i] = beta
+            q = w / np.where(spent, 1.0, beta)[:, None]
+            q[spent] = 0.0
+    return np.linalg.eigvalsh(T)[:, -1]
+
+
 class ActiveRowsStep(RowHadamardStep):
     """:class:`~overparam.solvers.mmv.RowHadamardStep` on the active rows, the slow rows
-    integrated once per block (module docstring). Direct form and simultaneous update only.
+    integrated once per block (module docstring). Simultaneous update only, and not the full
+    Gram form (``gram``): it has its own on the active rows (``active_gram``).
 
     Parameters
     ----------
     period : int, default=20
-        Iterations between two choices of the active rows (every slow row is brought up to
-        date there).
-    slow : float, default=0.05
+        Iterations of a block (between two choices of the active rows, where every slow row
+        is brought up to date); doubled, up to ``2 period``, while the active set stays.
+    slow : float, default=0.1
         A row is slow if its relative change over ``2 period`` steps of the current size is
-        below this.
+        below this. (0.05 before: 0.1 keeps fewer rows active at the same path; docs/mmv.md.)
+    active_gram : bool or None, default=None
+        Carry ``Λ`` of the active rows through ``A_S^T A_S`` (formed at each change of the
+        active set); None: where ``2 |S| <= M``. Same iterates up to rounding.
     """
 
-    def __init__(self, A, Y, params, policy, *, period: int = 20, slow: float = 0.05,
-                 gram: bool | None = None, **kwargs):
+    def __init__(self, A, Y, params, policy, *, period: int = 20, slow: float = 0.1,
+                 active_gram: bool | None = None, gram: bool | None = None, **kwargs):
         if gram:
             raise ValueError("ActiveRowsStep takes the direct form only (gram=False)")
         super().__init__(A, Y, params, policy, gram=False, **kwargs)
@@ -52,44 +100,56 @@ class ActiveRowsStep(RowHadamardStep):
         if self.policy_limits:  # its step would ignore the limit: say so, never silently
             raise ValueError("ActiveRowsStep takes step policies that set no limit")
         self.period, self.slow = int(period), float(slow)
-        self.col_norm2 = np.einsum("bmn,bmn->bn", A, A)  # ||a_i||^2: the rows' curvature
-        self.W = None
+        self.active_gram = active_gram
+        self.col_norm2 = np.einsum("bnm,bnm->bn", self.At, self.At)  # ||a_i||^2: curvature
+        self.R0 = None
+
+    def _norm2(self) -> np.ndarray:
+        return spectral_norm2(self.A, self.At)
 
     def init(self) -> np.ndarray:
-        loss = super().init()
+        loss = super().init()  # (self.Lam: Λ of the slow rows, their mean over a block)
         B, N = self.g.shape
-        self.W = np.zeros_like(self.R)  # sum of eta_t R(t) over the block's accepted steps
-        self.span = np.zeros(B)  # sum of eta_t over the block
-        self.iterations = 0
+        self.iterations, self.block = 0, self.period
+        self.next_choice = self.period
         self.log_rate = np.zeros((B, N))
         self.span_checked = np.zeros(B)  # sum of eta_t since each row's last held-out check
         self._set_active(np.ones(N, dtype=bool))
         return loss
 
     def _set_active(self, mask) -> None:
-        """Active rows ``mask`` (shared by the batch); the products' column blocks."""
+        """Active rows ``mask`` (shared by the batch): their rows of ``A^T`` and, where it is
+        less work, their Gram matrix; a new block for every problem (``R`` up to date)."""
         self.mask = mask
         self.S, self.I = np.flatnonzero(mask), np.flatnonzero(~mask)
-        full = self.I.size == 0
-        self.A_S = self.A if full else np.ascontiguousarray(self.A[:, :, self.S])
-        self.At_S = self.At if full else np.ascontiguousarray(self.At[:, self.S])
-        self.A_I = None if full else np.ascontiguousarray(self.A[:, :, self.I])
-        self.At_I = None if full else np.ascontiguousarray(self.At[:, self.I])
+        self.At_S = self.At if self.I.size == 0 else self.At[:, self.S]  # contiguous rows
+        self.A_S = np.swapaxes(self.At_S, 1, 2)
+        M = self.At.shape[2]
+        self.gram_S = 2 * self.S.size <= M if self.active_gram is None else self.active_gram
+        self.G_S = self.At_S @ self.A_S if self.gram_S else None
         self.Lam_S = self.At_S @ self.R
-        self.lam_I = None if full else self.At_I @ self.R  # Λ of the slow rows (rates)
+        self.R0 = self.R.copy()  # R at the block's start
+        self.X0_S = self._signal_S(slice(None))
+        self.Z_S = np.zeros_like(self.X0_S)  # sum_t eta_t (X_S(t) - X_S(0)) over the block
+        self.span = np.zeros(self.g.shape[0])  # sum of eta_t over the block's accepted steps
+
+    def _signal_S(self, j) -> np.ndarray:
+        g = self.g[j][..., self.S]
+        return (g * g)[..., None] * self.V[j][..., self.S, :]
 
     # -- the slow rows' blocks -----------------------------------------------------------------
 
     def sync(self, rows) -> None:
-        """Bring the slow rows of working rows ``rows`` up to date (before an output; a
-        held-out check reads them as of their block's start)."""
+        """Bring the slow rows (and, in the Gram form, ``R``) of working rows ``rows`` up to
+        date (before an output; a held-out check reads the slow rows as of their block's
+        start)."""
         self._flush(rows)
 
     def _flush(self, rows) -> None:
         """End the block of working rows ``rows``: move their slow rows by the block's
-        integrated gradient, and ``R`` (and ``Λ`` on the active rows) with them."""
-        if self.W is None or self.A_I is None:
-            return
+        integrated gradient, ``R`` afresh and ``Λ`` on the active rows with it."""
+        if self.R0 is None or (self.I.size == 0 and not self.gram_S):
+            return  # (the direct form carries R: nothing to bring up to date)
         idx = np.atleast_1d(np.arange(self.g.shape[0])[rows])
         idx = idx[self.span[idx] > 0].tolist()
         if len(idx) == self.g.shape[0]:
@@ -101,31 +161,36 @@ class ActiveRowsStep(RowHadamardStep):
     def _flush_rows(self, j) -> None:
         """:meth:`_flush` of working row(s) ``j`` (an int or a slice)."""
         I = self.I
-        g0, V0 = self.g[j][..., I], self.V[j][..., I, :]
-        lam = self.At_I[j] @ self.W[j]  # sum_t eta_t Λ_I(t)
-        self.lam_I[j] = lam / np.asarray(self.span[j])[..., None, None]  # its mean, for rates
-        V1 = V0 + (2.0 * g0 * g0)[..., None] * lam  # exact for a fixed g
-        g1 = g0 + 2.0 * g0 * _sum(lam * (V0 + V1), -1)  # V at the block's middle
-        g1[np.abs(g1) < _DEAD] = 0.0
-        d_X = (g1 * g1)[..., None] * V1 - (g0 * g0)[..., None] * V0
-        R = self.R[j] - self.A_I[j] @ d_X
+        span = np.asarray(self.span[j])[..., None, None]
+        if I.size:
+            W = span * self.R0[j] - self.A_S[j] @ self.Z_S[j]  # sum_t eta_t R(t)
+            lam = (self.At[j] @ W)[..., I, :]  # sum_t eta_t Λ_I(t) (all rows: no gather)
+            self.Lam[j, ..., I, :] = lam / span  # its mean, for the rates
+            g0, V0 = self.g[j][..., I], self.V[j][..., I, :]
+            V1 = V0 + (2.0 * g0 * g0)[..., None] * lam  # exact for a fixed g
+            g1 = g0 + 2.0 * g0 * _sum(lam * (V0 + V1), -1)  # V at the block's middle
+            g1[np.abs(g1) < _DEAD] = 0.0
+            self.g[j, ..., I] = g1
+            self.V[j, ..., I, :] = V1
+        R = self.Y[j] - self.A[j] @ self.signal(j)  # afresh: no drift carried over blocks
         self.R[j] = R
+        self.R0[j] = R
         self.loss[j] = _sum(R * R, (-2, -1))
-        self.g[j, ..., I] = g1
-        self.V[j, ..., I, :] = V1
         self.Lam_S[j] = self.At_S[j] @ R
-        self.W[j] = 0.0
+        self.X0_S[j] = self._signal_S(j)
+        self.Z_S[j] = 0.0
         self.span[j] = 0.0
 
     def _choose_active(self) -> None:
         """Bring every slow row up to date and choose the active rows again: those that
         would change by more than ``slow`` over ``2 period`` steps, or whose curvature times
         that span is above 1/2, in some problem of the batch (``Λ`` of a slow row: its mean
-        over its last block)."""
+        over its last block). An unchanged set doubles the next block (up to ``2 period``):
+        fewer block ends, each a product with all of ``A`` and ``A^T``."""
         self._flush(slice(None))
         g, V = self.g, self.V
-        lam = np.empty_like(V)
-        lam[:, self.S], lam[:, self.I] = self.Lam_S, self.lam_I
+        lam = self.Lam
+        lam[:, self.S] = self.Lam_S
         g2, v2 = g * g, _sum(V * V, -1)
         lam_v = np.abs(_sum(lam * V, -1))
         lam2 = _sum(lam * lam, -1)
@@ -140,8 +205,12 @@ class ActiveRowsStep(RowHadamardStep):
         self.log_rate = 4.0 * _sum(lam * V, -1)
         active &= g != 0  # dead rows stay dead
         mask = active.any(axis=0)
-        if not np.array_equal(mask, self.mask):
+        if np.array_equal(mask, self.mask):
+            self.block = min(2 * self.block, 2 * self.period)
+        else:
+            self.block = self.period
             self._set_active(mask)
+        self.next_choice = self.iterations + self.block
 
     def staircase(self, j: int) -> bool:
         """:meth:`RowHadamardStep.staircase`, with the slow rows' growth since the check
@@ -157,40 +226,48 @@ class ActiveRowsStep(RowHadamardStep):
 
     def step(self, time_left, diverged):
         self.iterations += 1
-        if self.iterations % self.period == 0:
+        if self.iterations >= self.next_choice:
             self._choose_active()
         S = self.S
         g, V = self.g[:, S], self.V[:, S]
         grad_g, P, grad_norm2, gg, two_g = row_gradient(g, V, self.Lam_S)
         e = self._capped(self.eta, g, grad_g, time_left)
-        trial = trial_step(e, g, V, (grad_g, P, gg, two_g), self.loss, gram=None, A=self.A_S,
-                           carried=self.R)
+        trial = trial_step(e, g, V, (grad_g, P, gg, two_g), self.loss,
+                           gram=self.G_S if self.gram_S else None, A=self.A_S,
+                           carried=self.Lam_S if self.gram_S else self.R)
         trial["decrease"] = e * grad_norm2
         accepted = self._accept(e, trial, diverged)
         if not accepted.any():
             return None
-        return self._move_active(accepted, trial, e, g, V)
+        return self._move_active(accepted, trial, e, g, V, gg)
 
-    def _move_active(self, accepted, trial, e, g, V):
-        g_new, V_new, R_new, loss_new = trial["g"], trial["V"], trial["R"], trial["loss"]
+    def _move_active(self, accepted, trial, e, g, V, gg):
+        g_new, V_new, loss_new = trial["g"], trial["V"], trial["loss"]
         g_new[np.abs(g_new) < _DEAD] = 0.0
         dt = e * self.time_per_step
         accepted_list = accepted.tolist()
         rejected = [j for j, a in enumerate(accepted_list) if not a]
         self.n_accepted += accepted
-        if self.A_I is not None:  # the slow rows' integral: eta_t R(t) at the step's start
-            moved = np.where(accepted, e, 0.0)
-            self.W += moved[:, None, None] * self.R
-            self.span += moved
-        self.span_checked += np.where(accepted, e, 0.0)
+        moved = np.where(accepted, e, 0.0)
+        # the block's integral of the active rows' change, at each step's start
+        self.Z_S += moved[:, None, None] * (gg[..., None] * V - self.X0_S)
+        self.span += moved
+        self.span_checked += moved
         for j in rejected:
-            g_new[j], V_new[j], R_new[j] = g[j], V[j], self.R[j]
+            g_new[j], V_new[j] = g[j], V[j]
             loss_new[j], dt[j] = self.loss[j], 0.0
         S = self.S
         self.g[:, S], self.V[:, S] = g_new, V_new
-        self.loss, self.R = loss_new, R_new
-        self._refresh_residuals(accepted_list)
-        Lam_new = self.At_S @ self.R
+        self.loss = loss_new
+        if self.gram_S:  # Λ_S carried; R at the block's end (_flush)
+            Lam_new = trial["Lam"]
+        else:
+            R_new = trial["R"]
+            for j in rejected:
+                R_new[j] = self.R[j]
+            self.R = R_new
+            self._refresh_residuals(accepted_list)
+            Lam_new = self.At_S @ self.R
         for j in rejected:
             Lam_new[j] = self.Lam_S[j]
         self.Lam_S = Lam_new
@@ -198,8 +275,7 @@ class ActiveRowsStep(RowHadamardStep):
 
     def keep(self, mask) -> None:
         super().keep(mask)
-        for key in ("col_norm2", "W", "span", "A_S", "At_S", "Lam_S", "log_rate",
-                    "span_checked"):
+        for key in ("col_norm2", "span", "At_S", "Lam_S", "log_rate", "span_checked", "R0",
+                    "X0_S", "Z_S", *(("G_S",) if self.gram_S else ())):
             setattr(self, key, getattr(self, key)[mask])
-        if self.A_I is not None:
-            self.A_I, self.At_I, self.lam_I = self.A_I[mask], self.At_I[mask], self.lam_I[mask]
+        self.A_S = np.swapaxes(self.At_S, 1, 2)
