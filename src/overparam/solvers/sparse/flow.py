@@ -39,10 +39,10 @@ from scipy.linalg import (
     LinAlgWarning,
     cho_factor,
     cho_solve,
-    lstsq,
     lu_factor,
     lu_solve,
     qr,
+    solve_triangular,
 )
 from scipy.optimize import brentq
 
@@ -932,11 +932,12 @@ def hadamard_newton(
     it = 0
     g = B @ dmap.signal(s) - z_y
     for it in range(1, max_iter + 1):
-        if _least_squares_optimal(B, z_y, dmap.signal(s), g, signed, tol, z_norm):
+        x = dmap.signal(s)
+        if _least_squares_optimal(B, z_y, x, g, signed, tol, z_norm):
             reason = StopReason.CONVERGED
             it -= 1
             break
-        step = _newton_direction((B * dmap.derivative(s)) @ B.T, g)
+        step = _newton_direction(B, dmap.derivative(s), g, x, z_norm, tol)
         decrement = float(g @ step)
         if not np.isfinite(decrement):
             raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
@@ -990,16 +991,65 @@ def _dual_line_search(dmap: HadamardDualMap, s, ds, y_dot_step: float, decrement
             return None, s, halvings
 
 
-def _newton_direction(H, g):
-    """``H^{-1} g`` by Cholesky (least squares if ``H`` is numerically singular)."""
+def _newton_direction(B, d, g, x, y_norm: float, tol: float):
+    """The Newton step ``H^{-1} g``, ``H = B diag(d) B^T`` at the signal ``x``: by Cholesky of
+    ``H``, or, when that fails (``H`` numerically singular), by :func:`_graded_direction`
+    down to the residual ``max(4 eps (|| |B| |x| || + ||y||), tol ||y|| / 100)``: the rounding
+    level of ``B x - y`` or, if larger, a hundredth of the Newton tolerance."""
     try:
-        return cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
+        return cho_solve(cho_factor((B * d) @ B.T, check_finite=False), g, check_finite=False)
     except LinAlgError:
         pass
-    try:
-        return lstsq(H, g, check_finite=False)[0]
-    except LinAlgError:  # the SVD of gelsd can fail to converge (depth 3, N = 1e4): QR instead
-        return lstsq(H, g, lapack_driver="gelsy", check_finite=False)[0]
+    rounding = float(np.linalg.norm(np.abs(B) @ np.abs(x))) + y_norm
+    floor = max(4 * np.finfo(float).eps * rounding, 0.01 * tol * y_norm)
+    return _graded_direction(B, d, g, floor)
+
+
+def _graded_direction(B, d, g, floor: float):
+    """The Newton step ``H^{-1} g``, ``H = F^T F``, from a column-pivoted QR of the square-root
+    factor ``F = diag(sqrt(d)) B^T``, on the fewest pivots that reach the residual ``floor``.
+
+    Why not ``H``: at depth ``L > 2`` from a tiny init the weights ``d = x'(s)`` of the
+    coordinates that must still grow are ``~ |x|^(2 - 2/L)``, tens of orders of magnitude below
+    those of the large ones, and ``cond(H)`` reaches ``1e17`` and beyond. Squaring ``F`` into
+    ``H`` loses everything below ``eps ||H||``: Cholesky fails, and a least-squares solve of
+    ``H`` drops exactly the directions along which the small coordinates grow, so Newton stalls
+    short of the limit. ``F`` keeps them to ``eps ||F||`` (the square root of the conditioning),
+    and with its rows sorted by decreasing weight, Householder QR with column pivoting is
+    accurate row by row for such graded rows (Cox and Higham, 1998).
+
+    With ``F P = Q R`` and ``h = P^T g``, the step ``p = P [q; 0]`` on the first ``k`` pivots
+    solves ``R_11^T u = h_1``, ``R_11 q = u``; its decrement ``g^T p = ||u||^2`` is positive (a
+    descent direction for ``Phi``), and the linearized residual after it,
+    ``B x_new - y = g - H p``, is ``[0; h_2 - R_12^T u]``. ``k`` is the fewest pivots for which
+    that residual is at most ``floor`` (else the smallest residual): the rank is chosen by the
+    residual reached, not by a cutoff on ``R``'s diagonal, which would drop the small pivots
+    that the growing coordinates need. ``Q`` is never formed. On all ``m`` pivots ``p`` is the
+    exact Newton step.
+    """
+    order = np.argsort(-d, kind="stable")
+    F = (B[:, order] * np.sqrt(d[order])).T  # Fortran order: LAPACK works in place
+    R, piv = qr(F, mode="r", pivoting=True, overwrite_a=True, check_finite=False)
+    diag = np.abs(np.diag(R))
+    rank = int(np.argmin(diag > 0)) if diag.size and diag[-1] == 0 else diag.size
+    if rank == 0:
+        raise NewtonConvergenceError("zero Newton system (all weights vanish)")
+    R, h = R[:rank], g[piv]
+    with np.errstate(all="ignore"):
+        u = solve_triangular(R[:, :rank], h[:rank], trans="T", check_finite=False)
+        # misfit[k - 1, j] = h_j - sum_{i < k} R_ij u_i, the residual of row j on k pivots
+        misfit = h - np.cumsum(R * u[:, None], axis=0)
+        residual = np.sqrt(np.sum(np.triu(misfit, 1) ** 2, axis=1))
+    reached = np.flatnonzero(residual <= floor)
+    if reached.size:
+        k = int(reached[0]) + 1
+    elif np.any(np.isfinite(residual)):
+        k = int(np.nanargmin(np.where(np.isfinite(residual), residual, np.nan))) + 1
+    else:
+        raise NewtonConvergenceError("non-finite Newton step (graded QR)")
+    step = np.zeros_like(g)
+    step[piv[:k]] = solve_triangular(R[:k, :k], u[:k], check_finite=False)
+    return step
 
 
 def _restrict_to_range(A, y):
