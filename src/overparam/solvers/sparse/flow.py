@@ -80,6 +80,11 @@ _MIN_MARGIN = 1e-12
 # fraction of its largest diagonal entry (condition number of A below ~1e5).
 _FULL_RANK_RCOND = 1e-10
 _MIN_RTOL = 100 * np.finfo(float).eps  # the smallest relative tolerance scipy's BDF accepts
+# After a graded Newton step (Cholesky of the Hessian failed) the next step tries Cholesky
+# again only if the squared spread of that step's QR pivots, an estimate of cond(H) (from
+# below), is under this: Cholesky fails from about 1 / eps (4.5e15), and forming H for a
+# Cholesky that fails is wasted work.
+_CHOLESKY_COND = 1e15
 
 
 def _limit_blas(fun):
@@ -927,7 +932,8 @@ def hadamard_newton(
     # step would round x by eps / margin relative, which keeps a tight tol out of reach for a
     # tiny init at depth L > 2. From the moving origin only the steps are added.
     dmap, s = dmap.recentered(s), np.zeros_like(s)
-    n_backtracks = 0
+    n_backtracks = n_graded = 0
+    cholesky = True  # whether the next step tries Cholesky of H (see _CHOLESKY_COND)
     reason = None
     it = 0
     g = B @ dmap.signal(s) - z_y
@@ -937,7 +943,9 @@ def hadamard_newton(
             reason = StopReason.CONVERGED
             it -= 1
             break
-        step = _newton_direction(B, dmap.derivative(s), g, x, z_norm, tol)
+        step, cond = _newton_direction(B, dmap.derivative(s), g, x, z_norm, tol, cholesky)
+        n_graded += cond is not None
+        cholesky = cond is None or cond < _CHOLESKY_COND
         decrement = float(g @ step)
         if not np.isfinite(decrement):
             raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
@@ -962,8 +970,9 @@ def hadamard_newton(
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite flow limit from Newton's method")
     r = A @ x - y
-    info = {"n_backtracks": n_backtracks, "dual": z if basis is None else basis @ z,
-            "final_loss": 0.5 * float(r @ r), "time": np.inf, "clock": "flow_time",
+    info = {"n_backtracks": n_backtracks, "n_graded": n_graded,
+            "dual": z if basis is None else basis @ z, "final_loss": 0.5 * float(r @ r),
+            "time": np.inf, "clock": "flow_time",
             "solver": "newton", "range_rank": B.shape[0]}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
@@ -991,23 +1000,30 @@ def _dual_line_search(dmap: HadamardDualMap, s, ds, y_dot_step: float, decrement
             return None, s, halvings
 
 
-def _newton_direction(B, d, g, x, y_norm: float, tol: float):
-    """The Newton step ``H^{-1} g``, ``H = B diag(d) B^T`` at the signal ``x``: by Cholesky of
-    ``H``, or, when that fails (``H`` numerically singular), by :func:`_graded_direction`
-    down to the residual ``max(4 eps (|| |B| |x| || + ||y||), tol ||y|| / 100)``: the rounding
-    level of ``B x - y`` or, if larger, a hundredth of the Newton tolerance."""
-    try:
-        return cho_solve(cho_factor((B * d) @ B.T, check_finite=False), g, check_finite=False)
-    except LinAlgError:
-        pass
+def _newton_direction(B, d, g, x, y_norm: float, tol: float, cholesky: bool = True):
+    """``(step, cond)``: the Newton step ``H^{-1} g``, ``H = B diag(d) B^T`` at the signal ``x``.
+
+    By Cholesky of ``H`` (``cond`` None); when that fails (``H`` numerically singular) or
+    ``cholesky`` is false, by :func:`_graded_direction` down to the residual
+    ``max(4 eps (|| |B| |x| || + ||y||), tol ||y|| / 100)`` (the rounding level of ``B x - y``
+    or, if larger, a hundredth of the Newton tolerance), with ``cond`` its estimate of
+    ``cond(H)``.
+    """
+    if cholesky:
+        try:
+            factor = cho_factor((B * d) @ B.T, check_finite=False)
+            return cho_solve(factor, g, check_finite=False), None
+        except LinAlgError:
+            pass
     rounding = float(np.linalg.norm(np.abs(B) @ np.abs(x))) + y_norm
     floor = max(4 * np.finfo(float).eps * rounding, 0.01 * tol * y_norm)
     return _graded_direction(B, d, g, floor)
 
 
 def _graded_direction(B, d, g, floor: float):
-    """The Newton step ``H^{-1} g``, ``H = F^T F``, from a column-pivoted QR of the square-root
-    factor ``F = diag(sqrt(d)) B^T``, on the fewest pivots that reach the residual ``floor``.
+    """``(step, cond)``: the Newton step ``H^{-1} g``, ``H = F^T F``, from a column-pivoted QR
+    of the square-root factor ``F = diag(sqrt(d)) B^T``, on the fewest pivots that reach the
+    residual ``floor``.
 
     Why not ``H``: at depth ``L > 2`` from a tiny init the weights ``d = x'(s)`` of the
     coordinates that must still grow are ``~ |x|^(2 - 2/L)``, tens of orders of magnitude below
@@ -1025,7 +1041,8 @@ def _graded_direction(B, d, g, floor: float):
     that residual is at most ``floor`` (else the smallest residual): the rank is chosen by the
     residual reached, not by a cutoff on ``R``'s diagonal, which would drop the small pivots
     that the growing coordinates need. ``Q`` is never formed. On all ``m`` pivots ``p`` is the
-    exact Newton step.
+    exact Newton step. ``cond = (|R_11| / |R_rr|)^2`` (``r`` nonzero pivots) estimates
+    ``cond(H)``.
     """
     order = np.argsort(-d, kind="stable")
     F = (B[:, order] * np.sqrt(d[order])).T  # Fortran order: LAPACK works in place
@@ -1049,7 +1066,7 @@ def _graded_direction(B, d, g, floor: float):
         raise NewtonConvergenceError("non-finite Newton step (graded QR)")
     step = np.zeros_like(g)
     step[piv[:k]] = solve_triangular(R[:k, :k], u[:k], check_finite=False)
-    return step
+    return step, float((diag[0] / diag[rank - 1]) ** 2)
 
 
 def _restrict_to_range(A, y):
