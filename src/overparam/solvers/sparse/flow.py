@@ -39,6 +39,7 @@ from scipy.linalg import (
     LinAlgWarning,
     cho_factor,
     cho_solve,
+    lstsq,
     lu_factor,
     lu_solve,
     qr,
@@ -80,10 +81,12 @@ _MIN_MARGIN = 1e-12
 # fraction of its largest diagonal entry (condition number of A below ~1e5).
 _FULL_RANK_RCOND = 1e-10
 _MIN_RTOL = 100 * np.finfo(float).eps  # the smallest relative tolerance scipy's BDF accepts
-# After a graded Newton step (Cholesky of the Hessian failed) the next step tries Cholesky
-# again only if the squared spread of that step's QR pivots, an estimate of cond(H) (from
-# below), is under this: Cholesky fails from about 1 / eps (4.5e15), and forming H for a
-# Cholesky that fails is wasted work.
+# A least-squares Newton step on a singular H is kept when it leaves at most this fraction
+# of the gradient in its linearized residual (an inexact Newton step); else the graded one.
+_INEXACT_NEWTON = 0.1
+# After a graded Newton step the next step tries the Hessian again only if the squared spread
+# of that step's QR pivots, an estimate of cond(H) (from below), is under this: Cholesky
+# fails from about 1 / eps (4.5e15), and forming H for a Cholesky that fails is wasted work.
 _CHOLESKY_COND = 1e15
 
 
@@ -933,7 +936,7 @@ def hadamard_newton(
     # tiny init at depth L > 2. From the moving origin only the steps are added.
     dmap, s = dmap.recentered(s), np.zeros_like(s)
     n_backtracks = n_graded = 0
-    cholesky = True  # whether the next step tries Cholesky of H (see _CHOLESKY_COND)
+    hessian = True  # whether the next step tries the Hessian H first (see _CHOLESKY_COND)
     reason = None
     it = 0
     g = B @ dmap.signal(s) - z_y
@@ -943,16 +946,21 @@ def hadamard_newton(
             reason = StopReason.CONVERGED
             it -= 1
             break
-        step, cond = _newton_direction(B, dmap.derivative(s), g, x, z_norm, tol, cholesky)
+        d = dmap.derivative(s)
+        # a Hessian step whose line search stalls is tried again as the graded step
+        for graded in (False, True) if hessian else (True,):
+            step, cond = _newton_direction(B, d, g, x, z_norm, tol, graded)
+            decrement = float(g @ step)
+            if not np.isfinite(decrement):
+                raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
+            ds = B.T @ step
+            t, new_s, halvings = _dual_line_search(dmap, s, ds, float(z_y @ step), decrement,
+                                                   _max_step(dmap, s, ds))
+            n_backtracks += halvings
+            if t is not None or cond is not None:
+                break
         n_graded += cond is not None
-        cholesky = cond is None or cond < _CHOLESKY_COND
-        decrement = float(g @ step)
-        if not np.isfinite(decrement):
-            raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
-        ds = B.T @ step
-        t, new_s, halvings = _dual_line_search(dmap, s, ds, float(z_y @ step), decrement,
-                                               _max_step(dmap, s, ds))
-        n_backtracks += halvings
+        hessian = cond is None or cond < _CHOLESKY_COND
         if t is None:
             raise NewtonConvergenceError(
                 f"Newton line search stalled at iteration {it} (relative residual "
@@ -1000,21 +1008,32 @@ def _dual_line_search(dmap: HadamardDualMap, s, ds, y_dot_step: float, decrement
             return None, s, halvings
 
 
-def _newton_direction(B, d, g, x, y_norm: float, tol: float, cholesky: bool = True):
+def _newton_direction(B, d, g, x, y_norm: float, tol: float, graded: bool = False):
     """``(step, cond)``: the Newton step ``H^{-1} g``, ``H = B diag(d) B^T`` at the signal ``x``.
 
-    By Cholesky of ``H`` (``cond`` None); when that fails (``H`` numerically singular) or
-    ``cholesky`` is false, by :func:`_graded_direction` down to the residual
-    ``max(4 eps (|| |B| |x| || + ||y||), tol ||y|| / 100)`` (the rounding level of ``B x - y``
-    or, if larger, a hundredth of the Newton tolerance), with ``cond`` its estimate of
-    ``cond(H)``.
+    By Cholesky of ``H``, or, if that fails (``H`` numerically singular), least squares on
+    ``H``, kept when its linearized residual ``||g - B diag(d) B^T p||`` (by products) is at most
+    ``_INEXACT_NEWTON ||g||`` (``cond`` None). Otherwise, or when ``graded``, the graded step
+    (:func:`_graded_direction`) down to the residual ``max(4 eps (|| |B| |x| || + ||y||),
+    tol ||y|| / 100)`` (the rounding level of ``B x - y`` or, if larger, a hundredth of the
+    Newton tolerance), with ``cond`` its estimate of ``cond(H)``. Least squares on ``H`` drops
+    the directions below ``eps ||H||``; mostly they carry little of ``g``, but from a tiny init
+    at depth ``L > 2`` they can be the directions along which the small coordinates must
+    grow, and its steps then leave ``g`` as it was (ratio ~1: Newton stalled).
     """
-    if cholesky:
+    if not graded:
+        H = (B * d) @ B.T
         try:
-            factor = cho_factor((B * d) @ B.T, check_finite=False)
-            return cho_solve(factor, g, check_finite=False), None
+            return cho_solve(cho_factor(H, check_finite=False), g, check_finite=False), None
         except LinAlgError:
             pass
+        try:
+            step = lstsq(H, g, check_finite=False)[0]
+        except LinAlgError:  # the SVD of gelsd can fail to converge (depth 3, N = 1e4)
+            step = lstsq(H, g, lapack_driver="gelsy", check_finite=False)[0]
+        residual = np.linalg.norm(g - B @ (d * (B.T @ step)))
+        if residual <= _INEXACT_NEWTON * np.linalg.norm(g):
+            return step, None
     rounding = float(np.linalg.norm(np.abs(B) @ np.abs(x))) + y_norm
     floor = max(4 * np.finfo(float).eps * rounding, 0.01 * tol * y_norm)
     return _graded_direction(B, d, g, floor)
