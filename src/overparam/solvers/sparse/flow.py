@@ -866,7 +866,9 @@ def hadamard_newton(
     Minimizes the convex ``Phi(w) = sum psi*(A^T w) - <y, w>`` whose gradient is
     ``A x(A^T w) - y`` and Hessian ``A diag(x'(s)) A^T`` (see the module docstring): its
     minimizer is the root of ``A x(A^T w) = y``, the flow's limit. Each step solves the Newton
-    system by Cholesky (least squares if singular) and backtracks (Armijo, on the change of
+    system by Cholesky (least squares if singular; when that is no inexact Newton step, or its
+    line search stalls, from a QR of the system's square-root factor: see
+    :func:`_newton_direction`) and backtracks (Armijo, on the change of
     ``Phi`` summed per coordinate, free of the cancellation in ``Phi`` itself, whose
     ``<y, w>`` is huge for a small init) from a step that changes ``s`` by at most 1
     (``L = 2``: a factor ``e^4`` in ``x``) or, for ``L > 2``, goes at most 99% of the way to
@@ -901,8 +903,9 @@ def hadamard_newton(
     Returns
     -------
     SolverResult
-        ``n_iter`` Newton steps; ``info["n_backtracks"]``, ``info["dual"]``,
-        ``info["range_rank"]`` (the rank of ``A`` used).
+        ``n_iter`` Newton steps; ``info["n_backtracks"]``, ``info["n_graded"]`` (steps from the
+        square-root factor), ``info["dual"]``, ``info["range_rank"]`` (the rank of ``A``
+        used).
 
     Raises
     ------
@@ -1048,10 +1051,11 @@ def _graded_direction(B, d, g, floor: float):
     coordinates that must still grow are ``~ |x|^(2 - 2/L)``, tens of orders of magnitude below
     those of the large ones, and ``cond(H)`` reaches ``1e17`` and beyond. Squaring ``F`` into
     ``H`` loses everything below ``eps ||H||``: Cholesky fails, and a least-squares solve of
-    ``H`` drops exactly the directions along which the small coordinates grow, so Newton stalls
-    short of the limit. ``F`` keeps them to ``eps ||F||`` (the square root of the conditioning),
-    and with its rows sorted by decreasing weight, Householder QR with column pivoting is
-    accurate row by row for such graded rows (Cox and Higham, 1998).
+    ``H`` drops those directions, which can be the ones along which the small coordinates must
+    grow: Newton then stalls short of the limit. ``F`` keeps them to ``eps ||F||`` (the
+    square root of the conditioning), and with its rows sorted by decreasing weight,
+    Householder QR with column pivoting is accurate row by row for such graded rows (Cox and
+    Higham, 1998).
 
     With ``F P = Q R`` and ``h = P^T g``, the step ``p = P [q; 0]`` on the first ``k`` pivots
     solves ``R_11^T u = h_1``, ``R_11 q = u``; its decrement ``g^T p = ||u||^2`` is positive (a
@@ -1064,7 +1068,8 @@ def _graded_direction(B, d, g, floor: float):
     ``cond(H)``.
     """
     order = np.argsort(-d, kind="stable")
-    F = (B[:, order] * np.sqrt(d[order])).T  # Fortran order: LAPACK works in place
+    # (n x m) in Fortran order, so that LAPACK works on it in place
+    F = np.multiply(B[:, order], np.sqrt(d[order]), order="C").T
     R, piv = qr(F, mode="r", pivoting=True, overwrite_a=True, check_finite=False)
     diag = np.abs(np.diag(R))
     rank = int(np.argmin(diag > 0)) if diag.size and diag[-1] == 0 else diag.size
