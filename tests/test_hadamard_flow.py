@@ -1,5 +1,7 @@
 """The exact flow (dual ODE), its Newton limit and the flow-keeping GD agree with small-step GD."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.optimize import nnls
@@ -481,3 +483,79 @@ def test_the_flow_stops_through_the_monitor_of_every_solver(small, monkeypatch):
     assert res.stop_reason is StopReason.DISCREPANCY
     assert float(np.linalg.norm(op.forward(res.coef) - p.y)) == pytest.approx(level, rel=1e-6)
     assert len(asked) == res.info["n_steps"] - 1  # not at the step that crossed the level
+
+
+# Trial 16 of "more-is-less-phase-transition" (signed, M = 14, s = 6, per-factor init,
+# PHASE_TRANSITION.trial_seed(..., 16) = 2799233385): depth 3 from u(0)^3 ~ 1e-18.
+_TRIAL_SEED = 2799233385
+
+
+@pytest.fixture(scope="module")
+def phase_trial():
+    p = make_sparse_problem(14, 20, 6, positive=False, unit_norm=True, random_state=_TRIAL_SEED)
+    return p, as_operator(p.operator), BasisPursuit().fit(p.operator, p.y).coef_
+
+
+@pytest.mark.parametrize("init", [1e-19, 1e-18, 1e-6**3, 1.01e-18])
+def test_depth3_newton_from_a_tiny_init_keeps_the_small_directions(phase_trial, init):
+    """cond(A diag(x') A^T) reaches 1e17-1e19 here: Cholesky fails, and least squares on the
+    squared Hessian dropped the directions along which the small coordinates grow, so Newton
+    stalled (1e-6**3 = 9.999999999999999e-19: no convergence in 500 steps; 1.01e-18: line
+    search stalled at step 19; 1e-18: 472 steps; 1e-19 converged in 45, the control). The
+    graded steps (QR of the square-root factor) converge in 44-48 steps, to the l1 minimizer
+    (the limit at this init: 5e-16 from BP at 1e-19)."""
+    p, op, bp = phase_trial
+    res = hadamard_newton(op, p.y, depth=3, init_scale=init, tol=1e-10)
+    assert res.converged
+    assert res.n_iter <= 60
+    assert np.linalg.norm(p.operator @ res.coef - p.y) <= 1e-10 * np.linalg.norm(p.y)
+    assert rel(res.coef, bp) < 1e-9
+
+
+def test_phase_trial_fit_takes_newton_without_a_warning(phase_trial):
+    """The experiment's fit of that trial fell back to the dual ODE (16 s, max_iter) with a
+    Newton warning; now Newton converges."""
+    from overparam.estimators import HadamardRegressor
+
+    p, _, bp = phase_trial
+    est = HadamardRegressor(depth=3, signed=True, init_scale=1e-6**3, tol=1e-10,
+                            early_stopping=None)
+    est.column_spread_limit = np.inf  # as the experiment (the paper's flow on A as given)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.fit(p.operator, p.y)
+    assert est.result_.info["solver"] == "newton"
+    assert est.result_.stop_reason is StopReason.CONVERGED
+    assert rel(est.coef_, bp) < 1e-9
+
+
+@pytest.mark.parametrize("init", [1e-6, 1e-12, 1e-18, 1e-30])
+def test_depth2_newton_never_takes_the_graded_path(phase_trial, small, init, monkeypatch):
+    """The graded direction runs only where Cholesky fails and least squares on the Hessian
+    is no inexact Newton step: never at depth 2 here (nor on 444 depth-2 limits compared
+    with the previous code: the same bit for bit)."""
+    from overparam.solvers.sparse import flow as flow_module
+
+    def fail(*args):
+        raise AssertionError("graded direction at depth 2")
+
+    monkeypatch.setattr(flow_module, "_graded_direction", fail)
+    for p, op in ((phase_trial[0], phase_trial[1]), small):
+        res = hadamard_newton(op, p.y, depth=2, init_scale=init, tol=1e-10)
+        assert res.converged and res.info.get("n_graded", 0) == 0
+
+
+def test_graded_direction_is_the_newton_step_on_a_well_conditioned_hessian():
+    """On all pivots the graded direction is H^{-1} g (here against Cholesky of H)."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    from overparam.solvers.sparse.flow import _graded_direction
+
+    rng = np.random.default_rng(3)
+    B = rng.standard_normal((8, 20))
+    d = rng.uniform(0.1, 2.0, 20)
+    g = rng.standard_normal(8)
+    step, cond = _graded_direction(B, d, g, 0.0)
+    expected = cho_solve(cho_factor((B * d) @ B.T), g)
+    np.testing.assert_allclose(step, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
+    assert 1 <= cond < 1e4

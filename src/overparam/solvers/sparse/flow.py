@@ -43,6 +43,7 @@ from scipy.linalg import (
     lu_factor,
     lu_solve,
     qr,
+    solve_triangular,
 )
 from scipy.optimize import brentq
 
@@ -80,6 +81,13 @@ _MIN_MARGIN = 1e-12
 # fraction of its largest diagonal entry (condition number of A below ~1e5).
 _FULL_RANK_RCOND = 1e-10
 _MIN_RTOL = 100 * np.finfo(float).eps  # the smallest relative tolerance scipy's BDF accepts
+# A least-squares Newton step on a singular H is kept when it leaves at most this fraction
+# of the gradient in its linearized residual (an inexact Newton step); else the graded one.
+_INEXACT_NEWTON = 0.1
+# After a graded Newton step the next step tries the Hessian again only if the squared spread
+# of that step's QR pivots, an estimate of cond(H) (from below), is under this: Cholesky
+# fails from about 1 / eps (4.5e15), and forming H for a Cholesky that fails is wasted work.
+_CHOLESKY_COND = 1e15
 
 
 def _limit_blas(fun):
@@ -858,7 +866,9 @@ def hadamard_newton(
     Minimizes the convex ``Phi(w) = sum psi*(A^T w) - <y, w>`` whose gradient is
     ``A x(A^T w) - y`` and Hessian ``A diag(x'(s)) A^T`` (see the module docstring): its
     minimizer is the root of ``A x(A^T w) = y``, the flow's limit. Each step solves the Newton
-    system by Cholesky (least squares if singular) and backtracks (Armijo, on the change of
+    system by Cholesky (least squares if singular; when that is no inexact Newton step, or its
+    line search stalls, from a QR of the system's square-root factor: see
+    :func:`_newton_direction`) and backtracks (Armijo, on the change of
     ``Phi`` summed per coordinate, free of the cancellation in ``Phi`` itself, whose
     ``<y, w>`` is huge for a small init) from a step that changes ``s`` by at most 1
     (``L = 2``: a factor ``e^4`` in ``x``) or, for ``L > 2``, goes at most 99% of the way to
@@ -893,8 +903,9 @@ def hadamard_newton(
     Returns
     -------
     SolverResult
-        ``n_iter`` Newton steps; ``info["n_backtracks"]``, ``info["dual"]``,
-        ``info["range_rank"]`` (the rank of ``A`` used).
+        ``n_iter`` Newton steps; ``info["n_backtracks"]``, ``info["n_graded"]`` (steps from the
+        square-root factor), ``info["dual"]``, ``info["range_rank"]`` (the rank of ``A``
+        used).
 
     Raises
     ------
@@ -927,23 +938,32 @@ def hadamard_newton(
     # step would round x by eps / margin relative, which keeps a tight tol out of reach for a
     # tiny init at depth L > 2. From the moving origin only the steps are added.
     dmap, s = dmap.recentered(s), np.zeros_like(s)
-    n_backtracks = 0
+    n_backtracks = n_graded = 0
+    hessian = True  # whether the next step tries the Hessian H first (see _CHOLESKY_COND)
     reason = None
     it = 0
     g = B @ dmap.signal(s) - z_y
     for it in range(1, max_iter + 1):
-        if _least_squares_optimal(B, z_y, dmap.signal(s), g, signed, tol, z_norm):
+        x = dmap.signal(s)
+        if _least_squares_optimal(B, z_y, x, g, signed, tol, z_norm):
             reason = StopReason.CONVERGED
             it -= 1
             break
-        step = _newton_direction((B * dmap.derivative(s)) @ B.T, g)
-        decrement = float(g @ step)
-        if not np.isfinite(decrement):
-            raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
-        ds = B.T @ step
-        t, new_s, halvings = _dual_line_search(dmap, s, ds, float(z_y @ step), decrement,
-                                               _max_step(dmap, s, ds))
-        n_backtracks += halvings
+        d = dmap.derivative(s)
+        # a Hessian step whose line search stalls is tried again as the graded step
+        for graded in (False, True) if hessian else (True,):
+            step, cond = _newton_direction(B, d, g, x, z_norm, tol, graded)
+            decrement = float(g @ step)
+            if not np.isfinite(decrement):
+                raise NewtonConvergenceError(f"non-finite Newton step at iteration {it}")
+            ds = B.T @ step
+            t, new_s, halvings = _dual_line_search(dmap, s, ds, float(z_y @ step), decrement,
+                                                   _max_step(dmap, s, ds))
+            n_backtracks += halvings
+            if t is not None or cond is not None:
+                break
+        n_graded += cond is not None
+        hessian = cond is None or cond < _CHOLESKY_COND
         if t is None:
             raise NewtonConvergenceError(
                 f"Newton line search stalled at iteration {it} (relative residual "
@@ -961,8 +981,9 @@ def hadamard_newton(
     if not np.all(np.isfinite(x)):
         raise DivergenceError("non-finite flow limit from Newton's method")
     r = A @ x - y
-    info = {"n_backtracks": n_backtracks, "dual": z if basis is None else basis @ z,
-            "final_loss": 0.5 * float(r @ r), "time": np.inf, "clock": "flow_time",
+    info = {"n_backtracks": n_backtracks, "n_graded": n_graded,
+            "dual": z if basis is None else basis @ z, "final_loss": 0.5 * float(r @ r),
+            "time": np.inf, "clock": "flow_time",
             "solver": "newton", "range_rank": B.shape[0]}
     return SolverResult(coef=x, params=dmap.factors(s), n_iter=it,
                         wall_time=time.perf_counter() - start, stop_reason=reason, info=info)
@@ -990,16 +1011,86 @@ def _dual_line_search(dmap: HadamardDualMap, s, ds, y_dot_step: float, decrement
             return None, s, halvings
 
 
-def _newton_direction(H, g):
-    """``H^{-1} g`` by Cholesky (least squares if ``H`` is numerically singular)."""
-    try:
-        return cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
-    except LinAlgError:
-        pass
-    try:
-        return lstsq(H, g, check_finite=False)[0]
-    except LinAlgError:  # the SVD of gelsd can fail to converge (depth 3, N = 1e4): QR instead
-        return lstsq(H, g, lapack_driver="gelsy", check_finite=False)[0]
+def _newton_direction(B, d, g, x, y_norm: float, tol: float, graded: bool = False):
+    """``(step, cond)``: the Newton step ``H^{-1} g``, ``H = B diag(d) B^T`` at the signal ``x``.
+
+    By Cholesky of ``H``, or, if that fails (``H`` numerically singular), least squares on
+    ``H``, kept when its linearized residual ``||g - B diag(d) B^T p||`` (by products) is at most
+    ``_INEXACT_NEWTON ||g||`` (``cond`` None). Otherwise, or when ``graded``, the graded step
+    (:func:`_graded_direction`) down to the residual ``max(4 eps (|| |B| |x| || + ||y||),
+    tol ||y|| / 100)`` (the rounding level of ``B x - y`` or, if larger, a hundredth of the
+    Newton tolerance), with ``cond`` its estimate of ``cond(H)``. Least squares on ``H`` drops
+    the directions below ``eps ||H||``; mostly they carry little of ``g``, but from a tiny init
+    at depth ``L > 2`` they can be the directions along which the small coordinates must
+    grow, and its steps then leave ``g`` as it was (ratio ~1: Newton stalled).
+    """
+    if not graded:
+        H = (B * d) @ B.T
+        try:
+            return cho_solve(cho_factor(H, check_finite=False), g, check_finite=False), None
+        except LinAlgError:
+            pass
+        try:
+            step = lstsq(H, g, check_finite=False)[0]
+        except LinAlgError:  # the SVD of gelsd can fail to converge (depth 3, N = 1e4)
+            step = lstsq(H, g, lapack_driver="gelsy", check_finite=False)[0]
+        residual = np.linalg.norm(g - B @ (d * (B.T @ step)))
+        if residual <= _INEXACT_NEWTON * np.linalg.norm(g):
+            return step, None
+    rounding = float(np.linalg.norm(np.abs(B) @ np.abs(x))) + y_norm
+    floor = max(4 * np.finfo(float).eps * rounding, 0.01 * tol * y_norm)
+    return _graded_direction(B, d, g, floor)
+
+
+def _graded_direction(B, d, g, floor: float):
+    """``(step, cond)``: the Newton step ``H^{-1} g``, ``H = F^T F``, from a column-pivoted QR
+    of the square-root factor ``F = diag(sqrt(d)) B^T``, on the fewest pivots that reach the
+    residual ``floor``.
+
+    Why not ``H``: at depth ``L > 2`` from a tiny init the weights ``d = x'(s)`` of the
+    coordinates that must still grow are ``~ |x|^(2 - 2/L)``, tens of orders of magnitude below
+    those of the large ones, and ``cond(H)`` reaches ``1e17`` and beyond. Squaring ``F`` into
+    ``H`` loses everything below ``eps ||H||``: Cholesky fails, and a least-squares solve of
+    ``H`` drops those directions, which can be the ones along which the small coordinates must
+    grow: Newton then stalls short of the limit. ``F`` keeps them to ``eps ||F||`` (the
+    square root of the conditioning), and with its rows sorted by decreasing weight,
+    Householder QR with column pivoting is accurate row by row for such graded rows (Cox and
+    Higham, 1998).
+
+    With ``F P = Q R`` and ``h = P^T g``, the step ``p = P [q; 0]`` on the first ``k`` pivots
+    solves ``R_11^T u = h_1``, ``R_11 q = u``; its decrement ``g^T p = ||u||^2`` is positive (a
+    descent direction for ``Phi``), and the linearized residual after it,
+    ``B x_new - y = g - H p``, is ``[0; h_2 - R_12^T u]``. ``k`` is the fewest pivots for which
+    that residual is at most ``floor`` (else the smallest residual): the rank is chosen by the
+    residual reached, not by a cutoff on ``R``'s diagonal, which would drop the small pivots
+    that the growing coordinates need. ``Q`` is never formed. On all ``m`` pivots ``p`` is the
+    exact Newton step. ``cond = (|R_11| / |R_rr|)^2`` (``r`` nonzero pivots) estimates
+    ``cond(H)``.
+    """
+    order = np.argsort(-d, kind="stable")
+    # (n x m) in Fortran order, so that LAPACK works on it in place
+    F = np.multiply(B[:, order], np.sqrt(d[order]), order="C").T
+    R, piv = qr(F, mode="r", pivoting=True, overwrite_a=True, check_finite=False)
+    diag = np.abs(np.diag(R))
+    rank = int(np.argmin(diag > 0)) if diag.size and diag[-1] == 0 else diag.size
+    if rank == 0:
+        raise NewtonConvergenceError("zero Newton system (all weights vanish)")
+    R, h = R[:rank], g[piv]
+    with np.errstate(all="ignore"):
+        u = solve_triangular(R[:, :rank], h[:rank], trans="T", check_finite=False)
+        # misfit[k - 1, j] = h_j - sum_{i < k} R_ij u_i, the residual of row j on k pivots
+        misfit = h - np.cumsum(R * u[:, None], axis=0)
+        residual = np.sqrt(np.sum(np.triu(misfit, 1) ** 2, axis=1))
+    reached = np.flatnonzero(residual <= floor)
+    if reached.size:
+        k = int(reached[0]) + 1
+    elif np.any(np.isfinite(residual)):
+        k = int(np.nanargmin(np.where(np.isfinite(residual), residual, np.nan))) + 1
+    else:
+        raise NewtonConvergenceError("non-finite Newton step (graded QR)")
+    step = np.zeros_like(g)
+    step[piv[:k]] = solve_triangular(R[:k, :k], u[:k], check_finite=False)
+    return step, float((diag[0] / diag[rank - 1]) ** 2)
 
 
 def _restrict_to_range(A, y):
