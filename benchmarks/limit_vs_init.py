@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 import warnings
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from overparam.baselines import BasisPursuit
 from overparam.datasets import make_sparse_problem
+from overparam.metrics import relative_error
 from overparam.operators import as_operator
 from overparam.solvers.sparse.flow import NewtonConvergenceError, hadamard_newton
 
@@ -34,7 +34,7 @@ def _cell(problems, alpha, depth) -> str:
         except NewtonConvergenceError:
             failed += 1
             continue
-        worst = max(worst, float(np.linalg.norm(coef - bp) / np.linalg.norm(bp)))
+        worst = max(worst, relative_error(coef, bp))
     note = f" ({failed} of {len(problems)} not reached)" if failed else ""
     return f"{worst:.1e}{note}"
 

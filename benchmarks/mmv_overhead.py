@@ -42,7 +42,7 @@ from sklearn.model_selection import KFold
 
 from overparam.datasets import make_mmv_problem
 from overparam.estimators import MMVRegressor
-from overparam.metrics import add_noise
+from overparam.metrics import add_noise, relative_error
 from overparam.operators import DenseOperator
 from overparam.solvers import ir_mmv
 from overparam.stopping import StoppingRule, Validation
@@ -157,10 +157,9 @@ def _fits(sizes, n_seeds: int, repeats: int, baseline: str) -> None:
                     times["MultiTaskLassoCV"].append(time.process_time() - start)
                     if r == 0:
                         for name, coef in zip(names, (*coefs, cv.coef_), strict=True):
-                            errors[name].append(float(np.linalg.norm(coef.T - p.truth)
-                                                      / np.linalg.norm(p.truth)))
+                            errors[name].append(relative_error(coef.T, p.truth))
                         if not np.array_equal(*coefs):
-                            gap = np.linalg.norm(coefs[0] - coefs[1]) / np.linalg.norm(coefs[1])
+                            gap = relative_error(coefs[0], coefs[1])
                             print(f"N={n}: the two versions' coef_ differ by {gap:.2e} "
                                   f"(relative); errors {errors['current'][-1]:.4f} "
                                   f"/ {errors['baseline'][-1]:.4f}", flush=True)

@@ -25,6 +25,7 @@ import numpy as np
 
 from overparam.datasets import make_sparse_problem
 from overparam.experiments.papers.more_is_less import _paper_hadamard
+from overparam.metrics import relative_error
 from overparam.operators import as_operator
 from overparam.solvers import NewtonConvergenceError, hadamard_newton
 
@@ -56,7 +57,7 @@ def gaussian(sizes, init: float) -> None:
         start = time.process_time()
         try:
             res = hadamard_newton(op, p.y, depth=3, init_scale=init, tol=1e-10, max_iter=1000)
-            err = np.linalg.norm(res.coef - p.truth) / np.linalg.norm(p.truth)
+            err = relative_error(res.coef, p.truth)
             out = (f"{res.n_iter} steps, graded {res.info.get('n_graded', '-')}, "
                    f"error {err:.3e}")
         except NewtonConvergenceError as exc:

@@ -942,9 +942,9 @@ def hadamard_newton(
     hessian = True  # whether the next step tries the Hessian H first (see _CHOLESKY_COND)
     reason = None
     it = 0
-    g = B @ dmap.signal(s) - z_y
+    x = dmap.signal(s)
+    g = B @ x - z_y
     for it in range(1, max_iter + 1):
-        x = dmap.signal(s)
         if _least_squares_optimal(B, z_y, x, g, signed, tol, z_norm):
             reason = StopReason.CONVERGED
             it -= 1
@@ -971,14 +971,14 @@ def hadamard_newton(
                 "be too small for double precision at this depth; use solver='flow'")
         z = z - t * step
         dmap, s = dmap.recentered(new_s), np.zeros_like(s)
-        g = B @ dmap.signal(s) - z_y
+        x = dmap.signal(s)
+        g = B @ x - z_y
     if reason is None:
         raise NewtonConvergenceError(
             f"Newton did not converge in {max_iter} steps (relative residual "
             f"{np.linalg.norm(g) / max(z_norm, 1e-300):.3e}); "
             "use the dual ODE (solver='flow')")
-    x = dmap.signal(s)
-    if not np.all(np.isfinite(x)):
+    if not np.all(np.isfinite(x)):  # (x: the signal at the last s)
         raise DivergenceError("non-finite flow limit from Newton's method")
     r = A @ x - y
     info = {"n_backtracks": n_backtracks, "n_graded": n_graded,
