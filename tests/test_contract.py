@@ -39,7 +39,7 @@ The input classes are built from one small, seeded, identifiable problem per str
 - ``depth-L`` (estimators with a ``depth``): ``under``, ``over`` and ``noisy-30dB`` at depth L;
 - ``wide`` / ``wide-noisy-20dB`` (vector and row-sparse structures): a clean and a noisy
   underdetermined problem with 240 columns (group: 1,200), where size-dependent defaults
-  switch on (the multirate steps of IR-MMV from ``MMVRegressor.active_rows_from = 200``
+  switch on (the multirate steps of IR-MMV from ``MMVRegressor.active_rows_from = 100``
   columns and of the group network from ``GroupHadamardRegressor.active_groups_from =
   1000``).
 - ``subsampled-dct`` / ``subsampled-dct-noisy-20dB`` (vector and row-sparse structures): the

@@ -107,7 +107,7 @@ def test_output_is_synced_with_its_residual():
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_estimator_with_and_without_active_rows(seed):
-    # The default turns the multirate step on from active_rows_from = 200 columns. Same
+    # The default turns the multirate step on from active_rows_from = 100 columns. Same
     # flow, but the held-out curves are smoother, so the chosen time can differ (measured
     # on seeds 3-5: errors 0.0445 / 0.0452 / 0.0508 against 0.0445 / 0.0452 / 0.0488).
     A, Y, X = _problem(seed)

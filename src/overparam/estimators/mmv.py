@@ -120,13 +120,13 @@ class MMVRegressor(ExactLimitMixin, RecoveryEstimator):
     max_row_change: float | None = 0.3
     #: Step only the fast and stiff rows every iteration and the slow ones once per block
     #: (:class:`~overparam.solvers.mmv_active.ActiveRowsStep`) from this many columns on;
-    #: None: never. Measured in docs/mmv.md, "Cost".
-    active_rows_from: int | None = 200
+    #: None: never. Measured in docs/mmv.md, "Cost" and "The compiled multirate step".
+    active_rows_from: int | None = 100
     #: The solver's ``accelerator`` (:func:`~overparam.solvers.ir_mmv`): ``"auto"`` runs the
-    #: numba-compiled step where numba imports and the setting allows it (below
-    #: ``active_rows_from`` columns, the default update and step), ``"numpy"`` never,
-    #: ``"numba"`` always (an error where it cannot). Same fits up to rounding; measured in
-    #: docs/mmv.md, "A compiled step". A class-level setting: set it on an instance.
+    #: numba-compiled step (plain or multirate) where numba imports and the setting allows
+    #: it (the default update and step), ``"numpy"`` never, ``"numba"`` always (an error
+    #: where it cannot). Same fits up to rounding; measured in docs/mmv.md, "A compiled
+    #: step". A class-level setting: set it on an instance.
     accelerator: str = "auto"
     _parameter_constraints: ClassVar[dict] = {
         "init_scale": [StrOptions({"auto"}), POSITIVE],

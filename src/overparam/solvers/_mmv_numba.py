@@ -97,6 +97,106 @@ def _learning(gwin, slot, old_slot, b, row_tol):
 
 
 @numba.njit(**_JIT)
+def _step_size(e, g, grad_g, cap, max_flow_time, clock, tps):
+    """The step ``e`` within the row-change cap (_row_change_cap; dead rows set none) and
+    landing on the requested flow time (``inf``: none)."""
+    if cap < math.inf:
+        top = 0.0
+        nan = False
+        for i in range(g.shape[0]):
+            if g[i] != 0.0:
+                r = abs(grad_g[i] / g[i])
+                if r != r:
+                    nan = True
+                elif r > top:
+                    top = r
+        c = math.nan if nan else cap / top
+        e = math.nan if (c != c or e != e) else min(e, c)
+    if max_flow_time < math.inf:
+        t = max(max_flow_time - clock, 0.0) / tps
+        e = math.nan if (t != t or e != e) else min(e, t)
+    return e
+
+
+@numba.njit(**_JIT)
+def _trial(e, g, V, grad_g, P, gg, g_new, V_new, d_X):
+    """The trial iterate ``(g, V) - e ∇`` of one problem and its change of ``X`` (trial_step)."""
+    N, L = V.shape
+    for i in range(N):
+        d = -e * grad_g[i]
+        g_new[i] = g[i] + d
+        f = d * (2.0 * g[i] + d)
+        for k in range(L):
+            dv = (2.0 * e) * P[i, k]
+            v = V[i, k] + dv
+            V_new[i, k] = v
+            d_X[i, k] = f * v + gg[i] * dv
+
+
+@numba.njit(**_JIT)
+def _loss_change(first, carried, prod):
+    """``(d_loss, sum |u w|)``: the change of the loss ``-sum(u w)``, ``w = 2 carried - prod``
+    (trial_step), and its rounding scale."""
+    s = 0.0
+    s_abs = 0.0
+    for a in range(prod.shape[0]):
+        for k in range(prod.shape[1]):
+            uw = first[a, k] * (2.0 * carried[a, k] - prod[a, k])
+            s += uw
+            s_abs += abs(uw)
+    return -s, s_abs
+
+
+@numba.njit(**_JIT)
+def _judge(j, e, d_loss, s_abs, trial_loss, decrease, limit, eta, n_rej, fparams):
+    """The adaptive step's test of working row ``j``'s trial (RowHadamardStep._accept) and its
+    next step: 1 accepted, 0 rejected, -1 the step underflowed (the caller raises)."""
+    grow, shrink, armijo, max_step, min_step, max_step_all = fparams[:6]
+    finite = -math.inf < trial_loss < math.inf and trial_loss <= limit
+    ok = finite and d_loss <= 0.0 - armijo * decrease
+    grown = e * grow
+    if max_step < math.inf:
+        grown = math.nan if grown != grown else min(grown, max_step)
+    eta[j] = grown if grown <= max_step_all else max_step_all
+    if not ok and finite:  # the second chance with the rounding slack
+        ok = d_loss <= 10.0 * _EPS * s_abs - armijo * decrease
+    if ok:
+        return 1
+    n_rej[j] += 1
+    shrunk = (e if e <= max_step_all else max_step_all) * shrink
+    if not shrunk >= min_step:
+        return -1
+    eta[j] = shrunk
+    return 0
+
+
+@numba.njit(**_JIT)
+def _may_stop(accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin, fparams, patience,
+              use_window, max_iter):
+    """The stopping rule's tests of the rows that moved in a pass (their windows written):
+    whether one may fire (the loop then runs them in Python)."""
+    end_time, stag_tol, row_tol = fparams[9], fparams[10], fparams[11]
+    slots = patience + 1
+    may_stop = False
+    for j in range(accepted.shape[0]):
+        if not accepted[j]:
+            continue
+        b, k = ids[j], n_iter[j]
+        if use_window:
+            window[k % slots, b] = loss[j]
+            for i in range(g.shape[1]):
+                gwin[k % slots, b, i] = g[j, i]
+        if math.sqrt(loss[j]) <= res_stop[b] or clock[j] >= end_time or k >= max_iter:
+            may_stop = True
+        elif use_window and k >= patience:
+            old = window[(k - patience) % slots, b]
+            if old - loss[j] <= stag_tol * abs(old) and not _learning(
+                    gwin, k % slots, (k - slots + 1) % slots, b, row_tol):
+                may_stop = True
+    return may_stop
+
+
+@numba.njit(**_JIT)
 def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock, ids,
                accepted, limit, res_stop, window, gwin, fparams, iparams):
     """Passes of the batch loop over the working rows (module docstring), in place.
@@ -112,12 +212,10 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
     0, and whether a stopping test may fire after the last pass (else the loop need not run
     them: their windows are written).
     """
-    (grow, shrink, armijo, max_step, min_step, max_step_all, cap, tps, max_flow_time,
-     end_time, stag_tol, row_tol, dead) = fparams
+    cap, tps, max_flow_time, dead = fparams[6], fparams[7], fparams[8], fparams[12]
     gram, n_max, patience, use_window, max_iter, history_every, refresh = iparams
     B, N, L = V.shape
     M = Y.shape[1]
-    slots = patience + 1
     grad_g = np.empty((B, N))
     P = np.empty((B, N, L))
     gg = np.empty((B, N))
@@ -136,32 +234,8 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
             if stale[j]:
                 gn2[j] = _gradient(g[j], V[j], Lam[j], grad_g[j], P[j], gg[j])
                 stale[j] = False
-            e = eta[j]
-            if cap < math.inf:  # the row-change cap (_row_change_cap); dead rows set none
-                top = 0.0
-                nan = False
-                for i in range(N):
-                    if g[j, i] != 0.0:
-                        r = abs(grad_g[j, i] / g[j, i])
-                        if r != r:
-                            nan = True
-                        elif r > top:
-                            top = r
-                c = math.nan if nan else cap / top
-                e = math.nan if (c != c or e != e) else min(e, c)
-            if max_flow_time < math.inf:  # land on the requested time
-                t = max(max_flow_time - clock[j], 0.0) / tps
-                e = math.nan if (t != t or e != e) else min(e, t)
-            # the trial step (trial_step)
-            for i in range(N):
-                d = -e * grad_g[j, i]
-                g_new[i] = g[j, i] + d
-                f = d * (2.0 * g[j, i] + d)
-                for k in range(L):
-                    dv = (2.0 * e) * P[j, i, k]
-                    v = V[j, i, k] + dv
-                    V_new[i, k] = v
-                    d_X[i, k] = f * v + gg[j, i] * dv
+            e = _step_size(eta[j], g[j], grad_g[j], cap, max_flow_time, clock[j], tps)
+            _trial(e, g[j], V[j], grad_g[j], P[j], gg[j], g_new, V_new, d_X)
             if gram:
                 _matmul(G[j], d_X, prod)  # A^T A dX
                 carried = Lam[j]
@@ -170,30 +244,13 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
                 _matmul(A[j], d_X, prod)  # A dX
                 carried = R[j]
                 first = prod
-            s = 0.0
-            s_abs = 0.0
-            for a in range(prod.shape[0]):
-                for k in range(L):
-                    uw = first[a, k] * (2.0 * carried[a, k] - prod[a, k])
-                    s += uw
-                    s_abs += abs(uw)
-            d_loss = -s
+            d_loss, s_abs = _loss_change(first, carried, prod)
             trial_loss = loss[j] + d_loss
-            decrease = e * gn2[j]
-            finite = -math.inf < trial_loss < math.inf and trial_loss <= limit[ids[j]]
-            ok = finite and d_loss <= 0.0 - armijo * decrease
-            grown = e * grow
-            if max_step < math.inf:
-                grown = math.nan if grown != grown else min(grown, max_step)
-            eta[j] = grown if grown <= max_step_all else max_step_all
-            if not ok and finite:  # the second chance with the rounding slack
-                ok = d_loss <= 10.0 * _EPS * s_abs - armijo * decrease
-            if not ok:
-                n_rej[j] += 1
-                shrunk = (e if e <= max_step_all else max_step_all) * shrink
-                if not shrunk >= min_step:
-                    return passes, 1, j, e, True
-                eta[j] = shrunk
+            verdict = _judge(j, e, d_loss, s_abs, trial_loss, e * gn2[j], limit[ids[j]], eta,
+                             n_rej, fparams)
+            if verdict < 0:
+                return passes, 1, j, e, True
+            if verdict == 0:
                 accepted[j] = False
                 continue
             # the move (_move)
@@ -220,22 +277,94 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
             continue
         passes += 1
         # the stopping rule's tests of the rows that moved: hand the pass over if one may fire
-        may_stop = False
-        for j in range(B):
-            if not accepted[j]:
-                continue
-            b, k = ids[j], n_iter[j]
-            if use_window:
-                window[k % slots, b] = loss[j]
-                for i in range(N):
-                    gwin[k % slots, b, i] = g[j, i]
-            if math.sqrt(loss[j]) <= res_stop[b] or clock[j] >= end_time or k >= max_iter:
-                may_stop = True
-            elif use_window and k >= patience:
-                old = window[(k - patience) % slots, b]
-                if old - loss[j] <= stag_tol * abs(old) and not _learning(
-                        gwin, k % slots, (k - slots + 1) % slots, b, row_tol):
-                    may_stop = True
+        may_stop = _may_stop(accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin,
+                             fparams, patience, use_window, max_iter)
         if (may_stop or passes >= n_max
                 or (history_every > 0 and accepted[0] and n_iter[0] % history_every == 0)):
             return passes, 0, -1, 0.0, may_stop
+
+
+@numba.njit(**_JIT)
+def run_active_passes(S, G_S, Lam_S, g, V, Z_S, X0_S, span, span_checked, loss, eta, n_acc,
+                      n_rej, n_iter, clock, ids, accepted, limit, res_stop, window, gwin,
+                      fparams, iparams):
+    """Passes of the batch loop with the multirate step's active step in its Gram form
+    (:class:`~overparam.solvers.mmv_active.CompiledActiveRowsStep`), in place: the step of
+    :func:`run_passes` on the active rows ``S`` (``Λ_S`` carried through ``G_S = A_S^T A_S``),
+    accumulating the block's integrals ``Z_S`` and ``span`` (``ActiveRowsStep._move_active``);
+    the slow rows do not move. At most ``attempts`` trial steps (``iparams``: ``(n_max,
+    patience, use_window, max_iter, history_every, attempts)``; ``fparams`` as for
+    :func:`run_passes`): the block's end is the caller's.
+
+    Returns ``(passes, attempts, status, row, step, may_stop)``: as :func:`run_passes`, and the
+    trial steps taken (passes in which no row moved included).
+    """
+    cap, tps, max_flow_time, dead = fparams[6], fparams[7], fparams[8], fparams[12]
+    n_max, patience, use_window, max_iter, history_every, attempts_max = iparams
+    B, n, L = Lam_S.shape
+    g_S = np.empty((B, n))
+    V_S = np.empty((B, n, L))
+    for j in range(B):  # the active rows, gathered once
+        for ii in range(n):
+            g_S[j, ii] = g[j, S[ii]]
+            for k in range(L):
+                V_S[j, ii, k] = V[j, S[ii], k]
+    grad_g = np.empty((B, n))
+    P = np.empty((B, n, L))
+    gg = np.empty((B, n))
+    gn2 = np.empty(B)
+    stale = np.ones(B, dtype=np.bool_)
+    g_new = np.empty(n)
+    V_new = np.empty((n, L))
+    d_X = np.empty((n, L))
+    prod = np.empty((n, L))
+    passes = 0
+    attempts = 0
+    while attempts < attempts_max:
+        attempts += 1
+        moved = False
+        for j in range(B):
+            if stale[j]:
+                gn2[j] = _gradient(g_S[j], V_S[j], Lam_S[j], grad_g[j], P[j], gg[j])
+                stale[j] = False
+            e = _step_size(eta[j], g_S[j], grad_g[j], cap, max_flow_time, clock[j], tps)
+            _trial(e, g_S[j], V_S[j], grad_g[j], P[j], gg[j], g_new, V_new, d_X)
+            _matmul(G_S[j], d_X, prod)  # A_S^T A_S dX_S
+            d_loss, s_abs = _loss_change(d_X, Lam_S[j], prod)
+            trial_loss = loss[j] + d_loss
+            verdict = _judge(j, e, d_loss, s_abs, trial_loss, e * gn2[j], limit[ids[j]], eta,
+                             n_rej, fparams)
+            if verdict < 0:
+                return passes, attempts, 1, j, e, True
+            if verdict == 0:
+                accepted[j] = False
+                continue
+            accepted[j] = True
+            moved = True
+            span[j] += e
+            span_checked[j] += e
+            for ii in range(n):
+                for k in range(L):  # the block's integral of X_S(t) - X_S(0), at the start
+                    Z_S[j, ii, k] += e * (gg[j, ii] * V_S[j, ii, k] - X0_S[j, ii, k])
+                gi = g_new[ii]
+                gi = 0.0 if abs(gi) < dead else gi
+                g_S[j, ii] = gi
+                g[j, S[ii]] = gi
+                for k in range(L):
+                    V_S[j, ii, k] = V_new[ii, k]
+                    V[j, S[ii], k] = V_new[ii, k]
+                    Lam_S[j, ii, k] -= prod[ii, k]
+            loss[j] = trial_loss
+            clock[j] += e * tps
+            n_acc[j] += 1
+            n_iter[j] += 1
+            stale[j] = True
+        if not moved:
+            continue
+        passes += 1
+        may_stop = _may_stop(accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin,
+                             fparams, patience, use_window, max_iter)
+        if (may_stop or passes >= n_max
+                or (history_every > 0 and accepted[0] and n_iter[0] % history_every == 0)):
+            return passes, attempts, 0, -1, 0.0, may_stop
+    return passes, attempts, 0, -1, 0.0, False

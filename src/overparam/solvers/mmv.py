@@ -170,10 +170,11 @@ def ir_mmv(
         gradient flow and clock, cheaper where few rows are active.
     accelerator : {"auto", "numpy", "numba"}, default="auto"
         ``"numba"``: the compiled step
-        (:class:`CompiledRowHadamardStep`: the same
-        iterates up to rounding, several loop passes per call; plain step, simultaneous
-        update and adaptive step only, a ``ValueError`` otherwise, a ``MissingExtraError``
-        without numba). ``"numpy"``: the numpy step. ``"auto"``: the compiled step where
+        (:class:`CompiledRowHadamardStep`, or for ``ActiveRowsStep``
+        :class:`~overparam.solvers.mmv_active.CompiledActiveRowsStep`: the same
+        iterates up to rounding, several loop passes per call; simultaneous update and
+        adaptive step only, a ``ValueError`` otherwise, a ``MissingExtraError`` without
+        numba). ``"numpy"``: the numpy step. ``"auto"``: the compiled step where
         numba imports and the setting is one it covers, else the numpy step.
 
     Returns
@@ -606,11 +607,11 @@ def numba_available() -> bool:
     return True
 
 
-def _kernel():
+def _kernel(name: str = "run_passes"):
     require("numba", extra="numba")
     from . import _mmv_numba
 
-    return _mmv_numba.run_passes
+    return getattr(_mmv_numba, name)
 
 
 def select_step(accelerator: str, step_class, policy, update: str):
@@ -619,28 +620,79 @@ def select_step(accelerator: str, step_class, policy, update: str):
     where asked for and the setting allows it."""
     if accelerator not in ACCELERATORS:
         raise ValueError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")
-    covered = (step_class in (None, RowHadamardStep) and update == "simultaneous"
+    from .mmv_active import ActiveRowsStep, CompiledActiveRowsStep  # (it imports this module)
+
+    compiled = {None: CompiledRowHadamardStep, RowHadamardStep: CompiledRowHadamardStep,
+                ActiveRowsStep: CompiledActiveRowsStep}.get(step_class)
+    covered = (compiled is not None and update == "simultaneous"
                and type(policy) is AdaptiveStep)
     if accelerator == "numpy" or (accelerator == "auto" and not (covered
                                                                  and numba_available())):
         return step_class
     if not covered:
-        raise ValueError("accelerator='numba' covers the plain step (no step_class) with "
-                         "update='simultaneous' and step='adaptive' only")
+        raise ValueError("accelerator='numba' covers the plain and the multirate step "
+                         "(no step_class, or ActiveRowsStep) with update='simultaneous' and "
+                         "step='adaptive' only")
     _kernel()  # the one-line MissingExtraError where numba is missing
-    return CompiledRowHadamardStep
+    return compiled
 
 
-class CompiledRowHadamardStep(RowHadamardStep):
+class _CompiledPasses:
+    """What the compiled steps share: the step policy's and the stopping rule's numbers as
+    the kernels' arrays, the loop's monitor state, and the policy's error on an underflow.
+    Mixed into a :class:`RowHadamardStep` (simultaneous update, adaptive step)."""
+
+    def _compiled_setup(self, policy, n_iparams: int) -> None:
+        if self.sequential or type(policy) is not AdaptiveStep:
+            raise ValueError(f"{type(self).__name__} takes the simultaneous update and the "
+                             "adaptive step only")
+        p = policy
+        self.fparams = np.array([p.grow, p.shrink, p.armijo, p.max_step,
+                                 max(p.min_step, MIN_STEP), MAX_STEP,
+                                 np.inf if self.max_row_change is None else self.max_row_change,
+                                 self.time_per_step, 0.0, 0.0, 0.0, self.row_tol, _DEAD])
+        self.iparams = np.zeros(n_iparams, dtype=np.int64)
+        self.monitor_state = None  # the loop's monitor's arrays, at the first call
+
+    def _loop_state(self, monitor, max_flow_time) -> tuple:
+        """``(limit, res_stop, window, g_window)`` of the loop's monitor (fixed for the run:
+        the windows are written in place); sets the rule's numbers in ``fparams``."""
+        if self.monitor_state is None:
+            limit, res_stop, window = monitor.compiled_state()
+            rule = monitor.rule
+            use_window = window is not None and self.g_window is not None
+            self.monitor_state = (limit, res_stop, window if use_window else np.empty((1, 1)),
+                                  self.g_window if use_window else np.empty((1, 1, 1)))
+            self.use_window = use_window
+            f = self.fparams
+            f[8] = np.inf if max_flow_time is None else max_flow_time
+            f[9] = np.inf if rule.end_time is None else rule.end_time
+            f[10] = rule.stagnation_tol
+        return self.monitor_state
+
+    def _rule_iparams(self, monitor) -> tuple:
+        """``(patience, use_window, max_iter)`` of the loop's stopping rule."""
+        rule = monitor.rule
+        return rule.patience, int(self.use_window), rule.max_iter
+
+    def _underflow(self, row: int, step: float):
+        """The policy's own error where a compiled step underflowed, as the numpy step raises
+        it."""
+        try:
+            self.policy.next_after_reject(float(step))
+        except DivergenceError as err:
+            raise DivergenceError(f"problem {self.ids[row]} of the batch: {err}") from err
+        raise AssertionError("the compiled step underflowed where the policy did not")
+
+
+class CompiledRowHadamardStep(_CompiledPasses, RowHadamardStep):
     """:class:`~overparam.solvers.mmv.RowHadamardStep` (simultaneous update, adaptive step)
     with its passes compiled: :meth:`passes` runs several passes of the batch loop in one
     call (module docstring). :meth:`step` stays the numpy one."""
 
     def __init__(self, A, Y, params, policy, **kwargs):
         super().__init__(A, Y, params, policy, **kwargs)
-        if self.sequential or type(policy) is not AdaptiveStep:
-            raise ValueError("CompiledRowHadamardStep takes the simultaneous update and the "
-                             "adaptive step only")
+        self._compiled_setup(policy, 7)
         self._run = _kernel()
         # C order throughout (one compiled version: each layout would compile anew)
         self.A, self.Y, self.g, self.V = (np.ascontiguousarray(x, dtype=float)
@@ -649,13 +701,6 @@ class CompiledRowHadamardStep(RowHadamardStep):
         # Gram form's residual refresh needs it too
         if self.gram:
             self.At = np.ascontiguousarray(np.swapaxes(self.A, 1, 2))
-        p = policy
-        self.fparams = np.array([p.grow, p.shrink, p.armijo, p.max_step,
-                                 max(p.min_step, MIN_STEP), MAX_STEP,
-                                 np.inf if self.max_row_change is None else self.max_row_change,
-                                 self.time_per_step, 0.0, 0.0, 0.0, self.row_tol, _DEAD])
-        self.iparams = np.zeros(7, dtype=np.int64)
-        self.monitor_state = None  # the loop's monitor's arrays, at the first call
 
     def passes(self, n_iter, clock, monitor, *, n_max: int, max_flow_time, history_every: int):
         """Up to ``n_max`` passes of the loop in which some row moves (working rows, in
@@ -663,20 +708,9 @@ class CompiledRowHadamardStep(RowHadamardStep):
         checks the loop must run. Returns the number of passes, the last one's ``accepted``
         (a list of bool) and whether a stopping test may fire after it (else, with no
         wall-clock limit, the loop skips them: the compiled tests wrote their windows)."""
-        if self.monitor_state is None:  # (fixed for the run: the window is written in place)
-            limit, res_stop, window = monitor.compiled_state()
-            rule = monitor.rule
-            use_window = window is not None and self.g_window is not None
-            self.monitor_state = (limit, res_stop, window if use_window else np.empty((1, 1)),
-                                  self.g_window if use_window else np.empty((1, 1, 1)))
-            f = self.fparams
-            f[8] = np.inf if max_flow_time is None else max_flow_time
-            f[9] = np.inf if rule.end_time is None else rule.end_time
-            f[10] = rule.stagnation_tol
-            self.iparams[:] = (int(self.gram), 0, rule.patience, int(use_window),
-                               rule.max_iter, int(history_every), _REFRESH)
-        limit, res_stop, window, g_window = self.monitor_state
-        self.iparams[1] = min(int(n_max), _MAX_PASSES)
+        limit, res_stop, window, g_window = self._loop_state(monitor, max_flow_time)
+        self.iparams[:] = (int(self.gram), min(int(n_max), _MAX_PASSES),
+                           *self._rule_iparams(monitor), int(history_every), _REFRESH)
         B = self.A.shape[0]
         empty = np.empty((B, 0, 0))
         accepted = np.zeros(B, dtype=np.bool_)
@@ -687,11 +721,7 @@ class CompiledRowHadamardStep(RowHadamardStep):
             g_window, self.fparams, self.iparams)
         self.grad, self.refresh_wait = None, 0  # the numpy step recomputes both
         if status:
-            try:  # the policy's own error, as the numpy step raises it
-                self.policy.next_after_reject(float(step))
-            except DivergenceError as err:
-                raise DivergenceError(f"problem {self.ids[row]} of the batch: {err}") from err
-            raise AssertionError("the compiled step underflowed where the policy did not")
+            self._underflow(row, step)
         return passes, accepted.tolist(), may_stop
 
     def keep(self, mask) -> None:

@@ -31,9 +31,17 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse.linalg import ArpackError, LinearOperator, eigsh
 
-from .mmv import _DEAD, RowHadamardStep, row_gradient, trial_step
+from .mmv import (
+    _DEAD,
+    _MAX_PASSES,
+    RowHadamardStep,
+    _CompiledPasses,
+    _kernel,
+    row_gradient,
+    trial_step,
+)
 
-__all__ = ["ActiveRowsStep", "spectral_norm2"]
+__all__ = ["ActiveRowsStep", "CompiledActiveRowsStep", "spectral_norm2"]
 
 _sum = np.add.reduce
 #: Below this many rows or columns the dense norm (an SVD) is cheaper than Lanczos.
@@ -277,3 +285,61 @@ class ActiveRowsStep(RowHadamardStep):
                     "X0_S", "Z_S", *(("G_S",) if self.gram_S else ())):
             setattr(self, key, getattr(self, key)[mask])
         self.A_S = np.swapaxes(self.At_S, 1, 2)
+
+
+class CompiledActiveRowsStep(_CompiledPasses, ActiveRowsStep):
+    """:class:`ActiveRowsStep` with the steps inside a block compiled (optional, numba):
+    :meth:`passes` runs several passes of the batch loop in one call
+    (:func:`overparam.solvers._mmv_numba.run_active_passes`: the active step in its Gram form,
+    with the loop's per-pass tests, as :class:`~overparam.solvers.mmv.CompiledRowHadamardStep`
+    does for the plain step). A block's end (the slow rows' update and the next choice of the
+    active rows: a few per hundred steps) and a block in the direct form (many active rows)
+    run the numpy :meth:`step`. Same iterates up to rounding."""
+
+    def __init__(self, A, Y, params, policy, **kwargs):
+        super().__init__(A, Y, params, policy, **kwargs)
+        self._compiled_setup(policy, 6)
+        self._run = _kernel("run_active_passes")
+        self.g, self.V = (np.ascontiguousarray(x, dtype=float) for x in (self.g, self.V))
+
+    def passes(self, n_iter, clock, monitor, *, n_max: int, max_flow_time, history_every: int):
+        """As :meth:`CompiledRowHadamardStep.passes
+        <overparam.solvers.mmv.CompiledRowHadamardStep.passes>`, up to the block's end."""
+        limit, res_stop, window, g_window = self._loop_state(monitor, max_flow_time)
+        attempts = self.next_choice - 1 - self.iterations  # before the step that ends the block
+        if attempts < 1 or not self.gram_S:
+            return self._numpy_pass(n_iter, clock, monitor, max_flow_time)
+        self.iparams[:] = (min(int(n_max), _MAX_PASSES), *self._rule_iparams(monitor),
+                           int(history_every), attempts)
+        self._contiguous()
+        accepted = np.zeros(self.g.shape[0], dtype=np.bool_)
+        passes, attempts, status, row, step, may_stop = self._run(
+            self.S, self.G_S, self.Lam_S, self.g, self.V, self.Z_S, self.X0_S, self.span,
+            self.span_checked, self.loss, self.eta, self.n_accepted, self.n_rejected, n_iter,
+            clock, self.ids, accepted, limit, res_stop, window, g_window, self.fparams,
+            self.iparams)
+        self.iterations += attempts
+        if status:
+            self._underflow(row, step)
+        return passes, accepted.tolist(), may_stop
+
+    def _numpy_pass(self, n_iter, clock, monitor, max_flow_time):
+        """One pass of the numpy :meth:`step` (the loop's counters updated in place, as the
+        kernel does); its stopping tests are left to the loop."""
+        time_left = None if max_flow_time is None else max_flow_time - clock
+        moved = self.step(time_left, lambda loss: monitor.divergent(self.ids, loss))
+        if moved is None:
+            return 0, [False] * self.g.shape[0], False
+        accepted, dt, _ = moved
+        n_iter += np.asarray(accepted)
+        clock += dt
+        return 1, accepted, True
+
+    def _contiguous(self) -> None:
+        """The kernel's arrays in C order (in place afterwards; each layout would compile a
+        version of its own)."""
+        for key in ("G_S", "Lam_S", "Z_S", "X0_S", "span", "span_checked", "loss", "eta",
+                    "n_accepted", "n_rejected", "S"):
+            value = getattr(self, key)
+            if not value.flags.c_contiguous:
+                setattr(self, key, np.ascontiguousarray(value))
