@@ -6,10 +6,10 @@ rounds (and over ``--seeds`` problems for the fits):
 
 * default fits, ``MMVRegressor().fit`` (``"numpy"`` and ``"auto"``), on the setting of
   benchmarks/mmv_speed.py at ``--sizes`` (M = N/2, L = 20, K = N/12, 20 dB), with
-  scikit-learn's MultiTaskLassoCV beside them. From ``active_rows_from`` (200) columns on
-  the default takes the multirate step, which the compiled step does not cover ("auto" is
-  numpy there); the column "compiled plain" times the compiled plain step there
-  (``active_rows_from = None``);
+  scikit-learn's MultiTaskLassoCV beside them. From ``active_rows_from`` (100) columns on
+  the default takes the multirate step ("auto": its compiled form,
+  ``CompiledActiveRowsStep``); the column "compiled plain" times the compiled plain step
+  there (``active_rows_from = None``);
 * the digits experiment's runs (``ir-mmv-digits``: one problem, both settings, both inits,
   the experiment's history, ``--max-iter`` iterations; Gram form, L = 100 images);
 * the first compiled call in a fresh process, without and with numba's on-disk cache:
