@@ -82,19 +82,23 @@ def test_batch_with_validation_agrees():
         np.testing.assert_allclose(cb[:, 2], ca[:, 2], rtol=rtol, atol=rtol * ca[:, 2].max())
 
 
-@pytest.mark.parametrize("init", ["ones", "zero"])
-def test_gram_form_with_history_agrees(init):
-    """An overdetermined problem (the Gram form) recorded into a history, as the digits
-    experiment's runs are: the same rows at the same iterations."""
-    p = make_mmv_problem(50, 25, 40, 3, row_values="ramp", random_state=5)
-    hist = [History(every=97) for _ in range(2)]
-    a, b = (ir_mmv(p.operator, p.y, init=init, history=h, accelerator=acc,
-                   stopping=StoppingRule(max_iter=3000))
+def _assert_histories_agree(p, every, **kwargs):
+    """One problem run with each step into a history: the same rows at the same iterations."""
+    hist = [History(every=every) for _ in range(2)]
+    a, b = (ir_mmv(p.operator, p.y, history=h, accelerator=acc, **kwargs)
             for h, acc in zip(hist, ("numpy", "numba"), strict=True))
     _assert_agree(a, b)
     assert hist[0].iteration == hist[1].iteration and len(hist[0].iteration) > 10
     np.testing.assert_allclose(hist[1].values["flow_time"], hist[0].values["flow_time"],
                                rtol=_rtol(a.n_iter))
+
+
+@pytest.mark.parametrize("init", ["ones", "zero"])
+def test_gram_form_with_history_agrees(init):
+    """An overdetermined problem (the Gram form) recorded into a history, as the digits
+    experiment's runs are: the same rows at the same iterations."""
+    p = make_mmv_problem(50, 25, 40, 3, row_values="ramp", random_state=5)
+    _assert_histories_agree(p, 97, init=init, stopping=StoppingRule(max_iter=3000))
 
 
 @pytest.mark.parametrize("shape, rule, reason", [
@@ -225,15 +229,8 @@ def test_multirate_history_agrees():
     from overparam.solvers.mmv_active import ActiveRowsStep
 
     p = make_mmv_problem(100, 200, 10, 8, row_values="gaussian", snr=20, random_state=6)
-    hist = [History(every=53) for _ in range(2)]
-    a, b = (ir_mmv(p.operator, p.y, step_class=ActiveRowsStep, init="zero", init_scale=1e-2,
-                   max_row_change=0.3, history=h, accelerator=acc,
-                   stopping=StoppingRule(max_iter=4000))
-            for h, acc in zip(hist, ("numpy", "numba"), strict=True))
-    _assert_agree(a, b)
-    assert hist[0].iteration == hist[1].iteration and len(hist[0].iteration) > 10
-    np.testing.assert_allclose(hist[1].values["flow_time"], hist[0].values["flow_time"],
-                               rtol=_rtol(a.n_iter))
+    _assert_histories_agree(p, 53, step_class=ActiveRowsStep, init="zero", init_scale=1e-2,
+                            max_row_change=0.3, stopping=StoppingRule(max_iter=4000))
 
 
 @pytest.mark.parametrize("shape, rule, reason", [

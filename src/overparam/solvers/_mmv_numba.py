@@ -97,6 +97,14 @@ def _learning(gwin, slot, old_slot, b, row_tol):
 
 
 @numba.njit(**_JIT)
+def _step_arrays(B, N, L):
+    """The step's work arrays for ``B`` problems of ``N`` rows: ``(∇g, P, g², ||∇||², stale,
+    g_new, V_new, dX)`` (``stale``: the gradient is to be computed)."""
+    return (np.empty((B, N)), np.empty((B, N, L)), np.empty((B, N)), np.empty(B),
+            np.ones(B, dtype=np.bool_), np.empty(N), np.empty((N, L)), np.empty((N, L)))
+
+
+@numba.njit(**_JIT)
 def _step_size(e, g, grad_g, cap, max_flow_time, clock, tps):
     """The step ``e`` within the row-change cap (_row_change_cap; dead rows set none) and
     landing on the requested flow time (``inf``: none)."""
@@ -171,6 +179,20 @@ def _judge(j, e, d_loss, s_abs, trial_loss, decrease, limit, eta, n_rej, fparams
 
 
 @numba.njit(**_JIT)
+def _pass_end(passes, accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin, fparams,
+              iparams_loop):
+    """``(may_stop, hand_over)`` after a pass that moved some row: whether a stopping test
+    may fire (:func:`_may_stop`), and whether the pass goes back to the loop (that, ``n_max``
+    passes, or a history record due); ``iparams_loop``: ``(n_max, patience, use_window,
+    max_iter, history_every)``."""
+    n_max, patience, use_window, max_iter, history_every = iparams_loop
+    may_stop = _may_stop(accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin,
+                         fparams, patience, use_window, max_iter)
+    history_due = history_every > 0 and accepted[0] and n_iter[0] % history_every == 0
+    return may_stop, may_stop or passes >= n_max or history_due
+
+
+@numba.njit(**_JIT)
 def _may_stop(accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin, fparams, patience,
               use_window, max_iter):
     """The stopping rule's tests of the rows that moved in a pass (their windows written):
@@ -214,16 +236,10 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
     """
     cap, tps, max_flow_time, dead = fparams[6], fparams[7], fparams[8], fparams[12]
     gram, n_max, patience, use_window, max_iter, history_every, refresh = iparams
+    iparams_loop = (n_max, patience, use_window, max_iter, history_every)
     B, N, L = V.shape
     M = Y.shape[1]
-    grad_g = np.empty((B, N))
-    P = np.empty((B, N, L))
-    gg = np.empty((B, N))
-    gn2 = np.empty(B)
-    stale = np.ones(B, dtype=np.bool_)
-    g_new = np.empty(N)
-    V_new = np.empty((N, L))
-    d_X = np.empty((N, L))
+    grad_g, P, gg, gn2, stale, g_new, V_new, d_X = _step_arrays(B, N, L)
     prod = np.empty((N, L)) if gram else np.empty((M, L))
     scratch_x = np.empty((N, L))
     scratch_r = np.empty((M, L))
@@ -277,10 +293,9 @@ def run_passes(A, At, G, Y, g, V, R, Lam, loss, eta, n_acc, n_rej, n_iter, clock
             continue
         passes += 1
         # the stopping rule's tests of the rows that moved: hand the pass over if one may fire
-        may_stop = _may_stop(accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin,
-                             fparams, patience, use_window, max_iter)
-        if (may_stop or passes >= n_max
-                or (history_every > 0 and accepted[0] and n_iter[0] % history_every == 0)):
+        may_stop, hand_over = _pass_end(passes, accepted, ids, n_iter, loss, clock, g,
+                                        res_stop, window, gwin, fparams, iparams_loop)
+        if hand_over:
             return passes, 0, -1, 0.0, may_stop
 
 
@@ -300,7 +315,8 @@ def run_active_passes(S, G_S, Lam_S, g, V, Z_S, X0_S, span, span_checked, loss, 
     trial steps taken (passes in which no row moved included).
     """
     cap, tps, max_flow_time, dead = fparams[6], fparams[7], fparams[8], fparams[12]
-    n_max, patience, use_window, max_iter, history_every, attempts_max = iparams
+    attempts_max = iparams[5]
+    iparams_loop = (iparams[0], iparams[1], iparams[2], iparams[3], iparams[4])
     B, n, L = Lam_S.shape
     g_S = np.empty((B, n))
     V_S = np.empty((B, n, L))
@@ -309,14 +325,7 @@ def run_active_passes(S, G_S, Lam_S, g, V, Z_S, X0_S, span, span_checked, loss, 
             g_S[j, ii] = g[j, S[ii]]
             for k in range(L):
                 V_S[j, ii, k] = V[j, S[ii], k]
-    grad_g = np.empty((B, n))
-    P = np.empty((B, n, L))
-    gg = np.empty((B, n))
-    gn2 = np.empty(B)
-    stale = np.ones(B, dtype=np.bool_)
-    g_new = np.empty(n)
-    V_new = np.empty((n, L))
-    d_X = np.empty((n, L))
+    grad_g, P, gg, gn2, stale, g_new, V_new, d_X = _step_arrays(B, n, L)
     prod = np.empty((n, L))
     passes = 0
     attempts = 0
@@ -362,9 +371,8 @@ def run_active_passes(S, G_S, Lam_S, g, V, Z_S, X0_S, span, span_checked, loss, 
         if not moved:
             continue
         passes += 1
-        may_stop = _may_stop(accepted, ids, n_iter, loss, clock, g, res_stop, window, gwin,
-                             fparams, patience, use_window, max_iter)
-        if (may_stop or passes >= n_max
-                or (history_every > 0 and accepted[0] and n_iter[0] % history_every == 0)):
+        may_stop, hand_over = _pass_end(passes, accepted, ids, n_iter, loss, clock, g,
+                                        res_stop, window, gwin, fparams, iparams_loop)
+        if hand_over:
             return passes, attempts, 0, -1, 0.0, may_stop
     return passes, attempts, 0, -1, 0.0, False
