@@ -367,3 +367,32 @@ def test_implicit_limit_with_stale_factors_is_the_dense_limit(rng, monkeypatch):
         assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
         factors.append(free.info["n_factors"])
     assert factors[1] < factors[0]
+
+
+@pytest.mark.parametrize("form", ["C", "F", "equilibrated", "sparse", "linear_operator"])
+def test_working_set_reads_the_columns_of_any_layout(form, rng):
+    import scipy.sparse as sp
+
+    from overparam.estimators._equilibration import equilibrated
+
+    A = rng.standard_normal((40, 150)) * rng.uniform(0.2, 5.0, 150)
+    d = np.linalg.norm(A, axis=0)
+    expected = A / d if form == "equilibrated" else A
+    op = {"C": lambda: DenseOperator(np.ascontiguousarray(A)),
+          "F": lambda: DenseOperator(np.asfortranarray(A)),
+          "equilibrated": lambda: equilibrated(DenseOperator(A), d, lazy=True),
+          "sparse": lambda: as_operator(sp.csr_array(A)),
+          "linear_operator": lambda: as_operator(aslinearoperator(A))}[form]()
+    # the estimator passes the known norms (1) of an equilibrated design
+    norms_sq = np.ones(150) if form == "equilibrated" else None
+    precond = WorkingSetPreconditioner(_Columns(op, norms_sq))
+    first, second = np.array([3, 7, 100, 149]), np.array([0, 50, 51])
+    precond._grow(first)
+    precond._keep(np.array([0, 2, 3]))
+    precond._grow(second)
+    block = expected[:, precond.index]
+    tol = 1e-12 if form == "linear_operator" else 0
+    np.testing.assert_allclose(precond.columns, block, rtol=tol, atol=tol)
+    np.testing.assert_allclose(precond._gram, block.T @ block, rtol=1e-12, atol=1e-12)
+    if form == "equilibrated":
+        assert op._copy is None  # read without copying the design
