@@ -291,3 +291,42 @@ def test_hadamard_limit_equilibrates_without_copying_the_design(monkeypatch):
     eager.fit(A, A @ x)
     assert len(seen) == 1
     assert np.linalg.norm(est.coef_ - eager.coef_) <= 1e-8 * np.linalg.norm(eager.coef_)
+
+
+def _peak_bytes(func):
+    """``(result, peak)``: the peak of the memory numpy allocated while ``func`` ran."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = func()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+def test_fortran_ordered_column_norms_make_no_full_temporary():
+    # np.linalg.norm(A, axis=0) squares the whole design first: a second copy of a large A
+    rng = np.random.default_rng(2)
+    A = np.asfortranarray(rng.standard_normal((300, 2000)) * rng.uniform(0.1, 10, 2000))
+    norms, peak = _peak_bytes(lambda: column_norms(DenseOperator(A)))
+    assert np.array_equal(norms, np.linalg.norm(A, axis=0))
+    assert peak < A.nbytes / 4
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_lazy_columns_are_the_scaled_gather_in_one_block(order):
+    rng = np.random.default_rng(4)
+    A = np.asarray(rng.standard_normal((400, 900)) * rng.uniform(0.1, 10, 900), order=order)
+    original = A.copy()
+    d = np.linalg.norm(A, axis=0)
+    lazy = equilibrated(DenseOperator(A), d, lazy=True)
+    index = np.sort(rng.choice(900, 300, replace=False))
+    block, peak = _peak_bytes(lambda: lazy.columns(index))
+    np.testing.assert_array_equal(block, A[:, index] / d[index])  # the same numbers
+    np.testing.assert_array_equal(lazy.columns(7), A[:, [7]] / d[7])
+    np.testing.assert_array_equal(A, original)  # the design is never written
+    assert lazy._copy is None
+    assert peak < 1.5 * block.nbytes  # scaled in place: no second (m, k) temporary

@@ -559,3 +559,46 @@ def test_graded_direction_is_the_newton_step_on_a_well_conditioned_hessian():
     expected = cho_solve(cho_factor((B * d) @ B.T), g)
     np.testing.assert_allclose(step, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
     assert 1 <= cond < 1e4
+
+
+
+def _line_search_afresh(dmap, s, ds, y_dot_step, decrement, t):
+    """The dual line search with every potential computed afresh (its definition)."""
+    halvings = 0
+    while True:
+        new_s = s - t * ds
+        change = dmap.potential(new_s) - dmap.potential(s) if np.isfinite(
+            dmap.potential(new_s)) else np.inf
+        slack = 10 * np.finfo(float).eps * (dmap.potential(s) + abs(t * y_dot_step))
+        if change + t * y_dot_step <= -1e-4 * t * decrement + slack:
+            return t, halvings
+        t *= 0.5
+        halvings += 1
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_line_search_computes_the_factors_once_per_trial(depth, monkeypatch):
+    """The dual line search shares the factors at ``s`` between its trials: one evaluation at
+    ``s`` and one per trial inside the domain (each a pass of exponentials over ``n``), and
+    takes the step of the potentials computed afresh."""
+    from overparam.solvers.sparse.flow import _dual_line_search
+
+    rng = np.random.default_rng(depth)
+    dmap = HadamardDualMap(depth, True, 1e-3)
+    bound = 3.0 if depth == 2 else 0.05 * dmap.s_max
+    s = rng.uniform(-bound, bound, 50)
+    ds = dmap.signal(s) * rng.uniform(0.5, 1.5, 50)  # downhill for Phi
+    decrement, y_step = float(dmap.signal(s) @ ds), 0.0
+    # too long a first trial: log u^2 moves by up to 128 (L = 2), or half the way to the
+    # boundary of the domain
+    first = 32.0 / np.max(np.abs(ds)) if depth == 2 else 0.5 * dmap.room(s, ds)
+    expected = _line_search_afresh(dmap, s, ds, y_step, decrement, first)
+    calls = []
+    factors = HadamardDualMap.factors
+    monkeypatch.setattr(HadamardDualMap, "factors",
+                        lambda self, x: calls.append(1) or factors(self, x))
+    t, new_s, halvings = _dual_line_search(dmap, s, ds, y_step, decrement, first)
+    assert halvings > 0  # the test takes several trials
+    assert (t, halvings) == expected
+    np.testing.assert_array_equal(new_s, s - t * ds)
+    assert len(calls) == 2 + halvings

@@ -367,3 +367,79 @@ def test_implicit_limit_with_stale_factors_is_the_dense_limit(rng, monkeypatch):
         assert np.linalg.norm(free.coef - dense.coef) <= 1e-8 * np.linalg.norm(dense.coef)
         factors.append(free.info["n_factors"])
     assert factors[1] < factors[0]
+
+
+@pytest.mark.parametrize("form", ["C", "F", "equilibrated", "sparse", "linear_operator"])
+def test_working_set_reads_the_columns_of_any_layout(form, rng):
+    import scipy.sparse as sp
+
+    from overparam.estimators._equilibration import equilibrated
+
+    A = rng.standard_normal((40, 150)) * rng.uniform(0.2, 5.0, 150)
+    d = np.linalg.norm(A, axis=0)
+    expected = A / d if form == "equilibrated" else A
+    op = {"C": lambda: DenseOperator(np.ascontiguousarray(A)),
+          "F": lambda: DenseOperator(np.asfortranarray(A)),
+          "equilibrated": lambda: equilibrated(DenseOperator(A), d, lazy=True),
+          "sparse": lambda: as_operator(sp.csr_array(A)),
+          "linear_operator": lambda: as_operator(aslinearoperator(A))}[form]()
+    # the estimator passes the known norms (1) of an equilibrated design
+    norms_sq = np.ones(150) if form == "equilibrated" else None
+    precond = WorkingSetPreconditioner(_Columns(op, norms_sq))
+    first, second = np.array([3, 7, 100, 149]), np.array([0, 50, 51])
+    precond._grow(first)
+    precond._keep(np.array([0, 2, 3]))
+    precond._grow(second)
+    block = expected[:, precond.index]
+    tol = 1e-12 if form == "linear_operator" else 0
+    np.testing.assert_allclose(precond.columns, block, rtol=tol, atol=tol)
+    np.testing.assert_allclose(precond._gram, block.T @ block, rtol=1e-12, atol=1e-12)
+    if form == "equilibrated":
+        assert op._copy is None  # read without copying the design
+
+
+def test_evicted_columns_of_an_operator_are_kept_for_their_next_read(rng, monkeypatch):
+    """An operator whose columns cost products keeps the columns evicted from the working set
+    (the set's churn reads them again); the block and Gram matrix are those of fresh reads,
+    and the cache drops the earliest evicted when full."""
+    op = RandomizedDCTSensing.random(16, 60, rng)
+    A = op.to_dense()
+    cols = _Columns(op)
+    assert cols.costly and not _Columns(DenseOperator(A)).costly
+    pre = WorkingSetPreconditioner(cols, products=_Products(op))
+    assert pre._evicted is not None
+    read = []
+    take = _Columns.take
+    monkeypatch.setattr(_Columns, "take", lambda self, index: read.append(
+        np.array(index)) or take(self, index))
+    pre._grow(np.arange(8))
+    pre._keep(np.array([0, 2, 4, 6]))  # evicts 1, 3, 5, 7
+    pre._grow(np.array([3, 7, 20, 21]))  # 3 and 7 from the cache, 20 and 21 read
+    np.testing.assert_array_equal(read[-1], [20, 21])
+    assert pre.n_read == 10 and len(pre._evicted) == 2  # 1 and 5 still kept
+    block = A[:, pre.index]
+    np.testing.assert_allclose(pre.columns, block, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(pre._gram, block.T @ block, rtol=1e-12, atol=1e-13)
+    # bounded: the earliest evicted go first
+    cache = kn._EvictedColumns(5, 2)
+    cache.put([4, 9, 11], np.arange(15.0).reshape(5, 3))
+    out = np.zeros((5, 3))
+    np.testing.assert_array_equal(cache.take([4, 9, 11], out), [False, True, True])
+    np.testing.assert_array_equal(out[:, 1:], np.arange(15.0).reshape(5, 3)[:, 1:])
+    assert len(cache) == 0
+
+
+def test_limit_on_an_operator_with_kept_columns_is_the_same(rng, monkeypatch):
+    """The cache of evicted columns changes which columns are read, not the limit."""
+    n, m = 256, 64
+    op = RandomizedDCTSensing.random(16, m, rng)  # a 16 x 16 image
+    x = np.zeros(n)
+    x[rng.choice(n, 10, replace=False)] = rng.standard_normal(10) + 1.0
+    y = op.forward(x)
+    alpha = _alpha(op.to_dense(), y)
+    cached = hadamard_newton_cg(op, y, init_scale=alpha)
+    monkeypatch.setattr(kn, "_EVICTED_BYTES", 0)
+    fresh = hadamard_newton_cg(op, y, init_scale=alpha)
+    np.testing.assert_array_equal(cached.coef, fresh.coef)
+    assert cached.n_iter == fresh.n_iter
+    assert cached.info["columns_read"] < fresh.info["columns_read"]  # the churn was cached

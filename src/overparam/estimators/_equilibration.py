@@ -66,9 +66,17 @@ def _dense_column_norms(matrix: np.ndarray, rows: int = 64) -> np.ndarray:
     """``np.linalg.norm(matrix, axis=0)`` bit for bit, without its ``(m, n)`` temporary of
     squares (a second copy of a large design and its page faults): the squares of ``rows``
     rows at a time, the running sum carried into the block's first row, so that the rows are
-    added in the same order as numpy's reduction along axis 0 of a C-ordered array (other
-    layouts: ``np.linalg.norm`` itself)."""
+    added in the same order as numpy's reduction along axis 0 of a C-ordered array; for a
+    Fortran-ordered one, ``np.linalg.norm`` of blocks of whole columns, about ``rows * n``
+    entries each (numpy reduces each contiguous column on its own: the same sums); other
+    layouts: ``np.linalg.norm`` itself."""
     m, n = matrix.shape
+    if matrix.flags.f_contiguous and not matrix.flags.c_contiguous:
+        width = max(1, (rows * n) // max(m, 1))
+        if width >= n:
+            return np.linalg.norm(matrix, axis=0)
+        return np.concatenate([np.linalg.norm(matrix[:, start:start + width], axis=0)
+                               for start in range(0, n, width)])
     if m <= rows or not matrix.flags.c_contiguous:
         return np.linalg.norm(matrix, axis=0)
     buf = np.empty((rows, n))
@@ -175,7 +183,12 @@ class ColumnScaledMatrix(DenseOperator):
         index = np.atleast_1d(index)
         if self._copy is not None:
             return self._copy[:, index]
-        return self._parent.matrix[:, index] / self._d[index]
+        # an index array gathers a fresh block: scaled in place (the matrix-free limit reads
+        # thousands of columns of a large design; a second (m, k) temporary costs more than
+        # the division)
+        block = self._parent.matrix[:, index]
+        block /= self._d[index]
+        return block
 
     def rows(self, index):
         # the rows of the copy, computed from A's rows alone (the same numbers)

@@ -235,12 +235,16 @@ class HadamardDualMap:
             return any(np.max(b, initial=-np.inf) > _MAX_LOG_PART for b in bases)
         return any(np.min(b, initial=np.inf) <= 0 for b in bases)
 
-    def potential(self, s) -> float:
-        """``sum psi*(s)`` with ``psi* = (u^2 + v^2) / (2L)``; ``inf`` outside the domain."""
+    def potential(self, s, factors=None) -> float:
+        """``sum psi*(s)`` with ``psi* = (u^2 + v^2) / (2L)``; ``inf`` outside the domain.
+        ``factors``: :meth:`factors` at ``s`` if already computed."""
         s = np.asarray(s, dtype=float)
         if self._outside(s):
             return np.inf
-        f = self.factors(s)
+        return self._potential_of(self.factors(s) if factors is None else factors)
+
+    def _potential_of(self, f) -> float:
+        """``sum psi*`` from the factors ``f`` of a point inside the domain."""
         total = np.sum(f[0] ** 2)
         if self.signed:
             total += np.sum(f[1] ** 2)
@@ -251,12 +255,16 @@ class HadamardDualMap:
         strictly inside the domain, where :meth:`_base` does not clip)."""
         return self.depth == 2 or self.margin(s) > _MIN_MARGIN
 
-    def potential_change(self, s, s_new) -> float:
+    def potential_change(self, s, s_new, old=None) -> float:
         """``sum psi*(s_new) - sum psi*(s)``, summed per coordinate (no cancellation between
-        two large sums); ``inf`` if ``s_new`` is outside the domain."""
-        if not np.isfinite(self.potential(s_new)):
+        two large sums); ``inf`` if ``s_new`` is outside the domain. ``old``: :meth:`factors`
+        at ``s`` if already computed (the trials of a line search share it)."""
+        if self._outside(np.asarray(s_new, dtype=float)):
             return np.inf
-        old, new = self.factors(s), self.factors(s_new)
+        new = self.factors(s_new)
+        if not np.isfinite(self._potential_of(new)):
+            return np.inf
+        old = self.factors(s) if old is None else old
         total = sum(float(np.sum((b - a) * (b + a))) for a, b in zip(old, new, strict=True))
         return total / (2 * self.depth)
 
@@ -998,11 +1006,14 @@ def _dual_line_search(dmap: HadamardDualMap, s, ds, y_dot_step: float, decrement
     halvings)``, with ``t = None`` when halving took the step below ``1e-20`` (stalled).
     """
     halvings = 0
+    # the factors and potential at s, once for all trials (each costs exponentials over n)
+    old = dmap.factors(s)
+    potential = dmap.potential(s, old)
     while True:  # the first trial is always tried, however small
         new_s = s - t * ds
-        change = dmap.potential_change(s, new_s) + t * y_dot_step
+        change = dmap.potential_change(s, new_s, old) + t * y_dot_step
         # rounding of the change: eps times the potential (not the large <y, w>)
-        slack = 10 * np.finfo(float).eps * (dmap.potential(s) + abs(t * y_dot_step))
+        slack = 10 * np.finfo(float).eps * (potential + abs(t * y_dot_step))
         if change <= -1e-4 * t * decrement + slack:
             return t, new_s, halvings
         t *= 0.5

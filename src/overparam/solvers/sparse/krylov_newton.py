@@ -19,8 +19,10 @@ through a ``|W| x |W|`` Cholesky factor. ``W`` only grows (a column whose weight
 its exact term in ``P``), so the Gram matrix ``A_W^T A_W`` is extended, never recomputed: its
 total cost is that of the final working set. For an operator that is not a matrix the columns
 of ``W`` are read by ``operator.columns`` (a closed form, or ``forward`` on blocks of unit
-vectors), and ``W`` is capped lower: 1,024 columns, or up to ``m / 8`` columns within a block
-of ``_WORKING_BYTES`` where the columns have a closed form (``Operator.closed_form_columns``).
+vectors: then the columns evicted from ``W`` are kept, up to ``_EVICTED_BYTES``, for the set
+reads the same columns again as the weights move), and ``W`` is capped lower: 1,024 columns,
+or up to ``m / 8`` columns within a block of ``_WORKING_BYTES`` where the columns have a
+closed form (``Operator.closed_form_columns``).
 Where the Gram matrix of the columns has a closed form too (``Operator.closed_form_gram``: a
 subsampled DCT) and the operator is not a matrix, ``W`` keeps no columns at all: ``A_W^T v`` and
 ``A_W t`` are products (far cheaper than a pass over ``m |W|`` cached numbers for a fast
@@ -77,6 +79,9 @@ __all__ = ["MATRIX_FREE_ENTRIES", "WorkingSetPreconditioner", "hadamard_limit",
 _MAX_WORKING_MATRIX = 0.5  # fraction of m
 _MAX_WORKING_OPERATOR = 1024
 _WORKING_BYTES = 320 * 2**20
+#: Columns evicted from the working set of an operator whose columns cost products (no closed
+#: form) are kept for their next read in at most this many bytes (see _EvictedColumns).
+_EVICTED_BYTES = 256 * 2**20
 _MAX_WORKING_CLOSED_FORM = 0.125  # fraction of m
 #: The limit starts at this fraction of m (the Cholesky factor of every Newton step costs
 #: |W|^3 / 3) and rises to the cap once a CG solve needs more than _ENLARGE_CG iterations
@@ -161,6 +166,9 @@ class _Columns:
             self.max_size = int(_MAX_WORKING_MATRIX * m)
         else:
             self.max_size = min(_operator_cap(operator), int(_MAX_WORKING_MATRIX * m))
+        #: whether a column costs a product (``forward`` on unit vectors): worth keeping
+        self.costly = not (self._dense or self._sparse is not None
+                           or getattr(operator, "closed_form_columns", False))
 
     def take(self, index) -> np.ndarray:
         """The dense ``(m, len(index))`` block of columns ``index``."""
@@ -169,6 +177,50 @@ class _Columns:
         # a matrix's slice, or the operator's own column access: a closed form, or forward on
         # unit-vector blocks
         return np.asarray(self.operator.columns(index), dtype=float)
+
+
+class _EvictedColumns:
+    """Columns evicted from a working set, kept for their next read (the set's churn reads the
+    same columns again and again), the earliest evicted dropped first when full.
+
+    Parameters
+    ----------
+    m : int
+        Rows of a column.
+    size : int
+        Most columns kept.
+    """
+
+    def __init__(self, m: int, size: int):
+        self._buf = np.empty((m, size), order="F")
+        self._slot = {}  # column -> slot, in eviction order (a dict keeps insertion order)
+        self._free = list(range(size))
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    def put(self, index, block) -> None:
+        """Keep the columns ``block[:, i]`` of the indices ``index``."""
+        for i, j in enumerate(np.asarray(index).tolist()):
+            if j in self._slot:
+                continue
+            if not self._free:  # drop the earliest evicted
+                self._free.append(self._slot.pop(next(iter(self._slot))))
+            slot = self._free.pop()
+            self._buf[:, slot] = block[:, i]
+            self._slot[j] = slot
+
+    def take(self, index, out) -> np.ndarray:
+        """Copy the kept columns among ``index`` into their places in ``out`` (and forget them:
+        they are in the set again); return the mask of those found."""
+        found = np.zeros(len(index), dtype=bool)
+        for i, j in enumerate(np.asarray(index).tolist()):
+            slot = self._slot.pop(j, None)
+            if slot is not None:
+                out[:, i] = self._buf[:, slot]
+                self._free.append(slot)
+                found[i] = True
+        return found
 
 
 def _operator_cap(operator) -> int:
@@ -241,6 +293,10 @@ class WorkingSetPreconditioner:
         # preallocated: columns are added and evicted in place, never the whole set copied
         self._block_buf = None if self.implicit else np.empty((m, cap), order="F")
         self._gram_buf = np.empty((cap, cap), order="F")
+        # an operator's columns cost products: keep the evicted ones (bounded in bytes)
+        size = min(columns.operator.shape[1], _EVICTED_BYTES // (8 * max(m, 1)))
+        self._evicted = _EvictedColumns(m, size) if (
+            columns.costly and not self.implicit and size > 0) else None
 
     def enlarge(self) -> None:
         """Raise the limit to the cap (``columns.max_size``)."""
@@ -269,6 +325,8 @@ class WorkingSetPreconditioner:
         size, k = self.size, keep.size
         drop = np.setdiff1d(np.arange(size), keep)
         holes, movers = drop[drop < k], keep[keep >= k]
+        if self._evicted is not None:
+            self._evicted.put(self.index[drop], self._block_buf[:, drop])
         if not self.implicit:
             self._block_buf[:, holes] = self._block_buf[:, movers]
         gram = self._gram_buf
@@ -287,6 +345,15 @@ class WorkingSetPreconditioner:
             op = self._cols.operator
             cross = op.column_gram(self.index, new)
             self._gram_buf[k:j, k:j] = op.column_gram(new, new)
+        elif self._evicted is not None and len(self._evicted):
+            # the columns evicted earlier from the cache, the rest read (products)
+            block = self._block_buf[:, k:j]
+            found = self._evicted.take(new, block)
+            if not np.all(found):
+                block[:, ~found] = self._cols.take(new[~found])
+            self.n_read -= int(np.count_nonzero(found))
+            cross = self._block.T @ block
+            self._gram_buf[k:j, k:j] = block.T @ block
         else:
             block = self._cols.take(new)
             cross = self._block.T @ block

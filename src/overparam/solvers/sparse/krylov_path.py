@@ -102,12 +102,13 @@ class _ImplicitStep:
         the exact change of the quadratic term."""
         dmap = self.dmap
         y_p, p_dw, p_p = float(self.y @ p), float(p @ dw), float(p @ p)
-        scale = dmap.potential(s) + float(dw @ dw) / (2 * h)
+        old = dmap.factors(s)  # shared by the trials
+        scale = dmap.potential(s, old) + float(dw @ dw) / (2 * h)
         t = _first_trial(dmap, s, ds)
         while t >= 1e-20:
             s_new = s - t * ds
             with np.errstate(over="ignore", invalid="ignore"):
-                change = (dmap.potential_change(s, s_new) + t * y_p
+                change = (dmap.potential_change(s, s_new, old) + t * y_p
                           + (t * t * p_p - 2 * t * p_dw) / (2 * h))
             slack = 10 * np.finfo(float).eps * (scale + abs(t * y_p))
             if np.isfinite(change) and change <= -1e-4 * t * decrement + slack:
