@@ -293,6 +293,12 @@ class RowHadamardStep:
     name = "IR-MMV"
     clock = "flow_time"
 
+    @classmethod
+    def compiled_form(cls):
+        """The compiled step that does this step's arithmetic (see :func:`select_step`), for
+        this class itself only (a subclass may step otherwise): None where there is none."""
+        return CompiledRowHadamardStep if cls is RowHadamardStep else None
+
     def __init__(self, A, Y, params, policy: StepPolicy, *, update: str = "simultaneous",
                  row_tol: float = 1e-3, max_row_change: float | None = None,
                  patience: int | None = None, gram: bool | None = None):
@@ -620,10 +626,8 @@ def select_step(accelerator: str, step_class, policy, update: str):
     where asked for and the setting allows it."""
     if accelerator not in ACCELERATORS:
         raise ValueError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")
-    from .mmv_active import ActiveRowsStep, CompiledActiveRowsStep  # (it imports this module)
-
-    compiled = {None: CompiledRowHadamardStep, RowHadamardStep: CompiledRowHadamardStep,
-                ActiveRowsStep: CompiledActiveRowsStep}.get(step_class)
+    base = RowHadamardStep if step_class is None else step_class
+    compiled = base.compiled_form() if hasattr(base, "compiled_form") else None
     covered = (compiled is not None and update == "simultaneous"
                and type(policy) is AdaptiveStep)
     if accelerator == "numpy" or (accelerator == "auto" and not (covered

@@ -110,6 +110,10 @@ class ActiveRowsStep(RowHadamardStep):
         self.col_norm2 = np.einsum("bnm,bnm->bn", self.At, self.At)  # ||a_i||^2: curvature
         self.R0 = None
 
+    @classmethod
+    def compiled_form(cls):
+        return CompiledActiveRowsStep if cls is ActiveRowsStep else None
+
     def _norm2(self) -> np.ndarray:
         return spectral_norm2(self.A, self.At)
 
