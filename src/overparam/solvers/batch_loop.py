@@ -142,7 +142,8 @@ class BatchStep(Protocol):
         with the stopping tests of ``monitor`` run in it, ``n_iter`` and ``clock`` advanced in
         place; it returns after the first pass whose checks the loop must run (a stopping
         test that may fire, a history record due every ``history_every``) as ``(passes,
-        accepted, may_stop)``. The loop then uses it instead of :meth:`step` (not with a
+        accepted, may_stop)``, or None: this pass is one of :meth:`step` (a state the compiled
+        passes do not cover). The loop then uses it instead of :meth:`step` (not with a
         callback: :class:`_Batch`)."""
 
     def keep(self, mask) -> None:
@@ -261,16 +262,20 @@ class _Batch:
 
         A compiled step (``step.passes``) runs instead several passes with the loop's tests
         compiled in, up to the first one after which a stopping test may fire, a held-out
-        check or a history record may fall due: that pass is this one."""
+        check or a history record may fall due: that pass is this one. Where it hands a pass
+        back undone (None), the pass is one of :meth:`step`, tested by the loop."""
         if self.compiled is not None:
-            passes, self.accepted, may_stop = self.step.passes(
-                self.n_iter, self.clock, self.monitor, n_max=self.check_wait + 1,
-                max_flow_time=self.end, **self.compiled)
-            self.check_wait -= passes - 1  # the passes in between had no check due
-            self.loss = self.step.loss
-            # the compiled tests found no stop (the wall clock is the loop's alone to read)
-            self.skip_stop_tests = not may_stop and self.monitor.rule.max_time is None
-            return True
+            out = self.step.passes(self.n_iter, self.clock, self.monitor,
+                                   n_max=self.check_wait + 1, max_flow_time=self.end,
+                                   **self.compiled)
+            if out is not None:
+                passes, self.accepted, may_stop = out
+                self.check_wait -= passes - 1  # the passes in between had no check due
+                self.loss = self.step.loss
+                # the compiled tests found no stop (the wall clock is the loop's to read)
+                self.skip_stop_tests = not may_stop and self.monitor.rule.max_time is None
+                return True
+            self.skip_stop_tests = False
         time_left = None if self.end is None else self.end - self.clock
         moved = self.step.step(time_left, lambda loss: self.monitor.divergent(self.ids, loss))
         if moved is None:

@@ -308,11 +308,13 @@ class CompiledActiveRowsStep(_CompiledPasses, ActiveRowsStep):
 
     def passes(self, n_iter, clock, monitor, *, n_max: int, max_flow_time, history_every: int):
         """As :meth:`CompiledRowHadamardStep.passes
-        <overparam.solvers.mmv.CompiledRowHadamardStep.passes>`, up to the block's end."""
-        limit, res_stop, window, g_window = self._loop_state(monitor, max_flow_time)
+        <overparam.solvers.mmv.CompiledRowHadamardStep.passes>`, up to the block's end; None
+        (the loop runs the numpy :meth:`step`) for the step that ends a block and in a block
+        of the direct form."""
         attempts = self.next_choice - 1 - self.iterations  # before the step that ends the block
         if attempts < 1 or not self.gram_S:
-            return self._numpy_pass(n_iter, clock, monitor, max_flow_time)
+            return None
+        limit, res_stop, window, g_window = self._loop_state(monitor, max_flow_time)
         self.iparams[:] = (min(int(n_max), _MAX_PASSES), *self._rule_iparams(monitor),
                            int(history_every), attempts)
         self._contiguous()
@@ -326,18 +328,6 @@ class CompiledActiveRowsStep(_CompiledPasses, ActiveRowsStep):
         if status:
             self._underflow(row, step)
         return passes, accepted.tolist(), may_stop
-
-    def _numpy_pass(self, n_iter, clock, monitor, max_flow_time):
-        """One pass of the numpy :meth:`step` (the loop's counters updated in place, as the
-        kernel does); its stopping tests are left to the loop."""
-        time_left = None if max_flow_time is None else max_flow_time - clock
-        moved = self.step(time_left, lambda loss: monitor.divergent(self.ids, loss))
-        if moved is None:
-            return 0, [False] * self.g.shape[0], False
-        accepted, dt, _ = moved
-        n_iter += np.asarray(accepted)
-        clock += dt
-        return 1, accepted, True
 
     def _contiguous(self) -> None:
         """The kernel's arrays in C order (in place afterwards; each layout would compile a
