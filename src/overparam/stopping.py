@@ -245,15 +245,19 @@ class BatchMonitor:
             self._res_stop = np.maximum(rule.tol * self.y_norm if rule.tol > 0 else -np.inf,
                                         -np.inf if rule.discrepancy is None else rule.discrepancy)
         self._end = rule.end_time
-        # ring buffer of each problem's last patience + 1 losses, slot iteration % (patience + 1)
+        # ring buffer of each problem's last patience + 1 losses, slot iteration % (patience + 1);
+        # slot 0 holds iteration 0's loss, the initial one (both paths: nothing unwritten read)
         self._slots = rule.patience + 1
-        self._window = (np.empty((self._slots, self.y_norm.size))
-                        if rule.stagnation_tol > 0 else None)
+        initial = np.broadcast_to(np.asarray(initial_loss, dtype=float), self.y_norm.shape)
+        self._window = None
+        if rule.stagnation_tol > 0:
+            self._window = np.zeros((self._slots, self.y_norm.size))
+            self._window[0] = initial
         self._small = self.y_norm.size <= self.small_batch
         if self._small:  # the scalar path's copies: Python floats, one window per problem
             self._res_stop_list = None if self._res_stop is None else self._res_stop.tolist()
             self._window_rows = (None if self._window is None
-                                 else [[0.0] * self._slots for _ in range(self.y_norm.size)])
+                                 else self._window.T.tolist())
 
     def compiled_state(self):
         """``(limits, residual stops, loss window)`` as arrays over the batch, for a compiled
