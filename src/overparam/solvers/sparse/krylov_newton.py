@@ -345,20 +345,16 @@ class WorkingSetPreconditioner:
             op = self._cols.operator
             cross = op.column_gram(self.index, new)
             self._gram_buf[k:j, k:j] = op.column_gram(new, new)
-        elif self._evicted is not None and len(self._evicted):
-            # the columns evicted earlier from the cache, the rest read (products)
+        else:
             block = self._block_buf[:, k:j]
-            found = self._evicted.take(new, block)
+            # the columns evicted earlier from the cache, the rest read (products)
+            found = (self._evicted.take(new, block) if self._evicted is not None
+                     else np.zeros(new.size, dtype=bool))
             if not np.all(found):
                 block[:, ~found] = self._cols.take(new[~found])
             self.n_read -= int(np.count_nonzero(found))
             cross = self._block.T @ block
             self._gram_buf[k:j, k:j] = block.T @ block
-        else:
-            block = self._cols.take(new)
-            cross = self._block.T @ block
-            self._gram_buf[k:j, k:j] = block.T @ block
-            self._block_buf[:, k:j] = block
         self._gram_buf[:k, k:j] = cross
         self._gram_buf[k:j, :k] = cross.T
         self.index = np.concatenate([self.index, new])
