@@ -71,6 +71,19 @@ def test_validation_waits_out_the_initial_plateau():
     assert stops == [False, False, False, False, False, True]
 
 
+def test_record_is_check_with_its_error_given():
+    """Validation.record (the error computed by the caller, as a compiled solver does) makes
+    the same curve, best and stops as check; a state passed as None is never kept (the
+    caller knows the error is no new best)."""
+    errors = [1.0, 0.5, 0.4, 0.45, 0.46, 0.47, 0.48]
+    a, b = ScalarValidation(patience=3), ScalarValidation(patience=3)
+    stops_a = [a.check(i, float(i), err, ("state", i)) for i, err in enumerate(errors, 1)]
+    stops_b = [b.record(i, float(i), err, ("state", i) if err < b.best_error else None)
+               for i, err in enumerate(errors, 1)]
+    assert stops_a == stops_b and stops_a[-1]
+    assert a.curve == b.curve and a.best_state == b.best_state == ("state", 3)
+
+
 def test_path_control_budget_only_tightens():
     assert PathControl(max_iter=50).apply(StoppingRule(max_iter=100)).max_iter == 50
     assert PathControl(max_iter=500).apply(StoppingRule(max_iter=100)).max_iter == 100

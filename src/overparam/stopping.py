@@ -505,7 +505,12 @@ class Validation:
 
     def check(self, iteration: int, clock: float, x, state) -> bool:
         """Record the held-out error at ``x`` (solver time ``clock``); True means stop."""
-        err = self.error(x)
+        return self.record(iteration, clock, self.error(x), state)
+
+    def record(self, iteration: int, clock: float, err: float, state) -> bool:
+        """:meth:`check` with the held-out error ``err`` computed by the caller (a compiled
+        solver computes it in its own loop). ``state`` is kept only where ``err`` is a new
+        best (below ``best_error``): a caller may pass None otherwise. True means stop."""
         self.curve.append((iteration, clock, err))
         first = self.curve[0][2]
         gain = self.best_error - err

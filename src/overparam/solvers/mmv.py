@@ -512,7 +512,12 @@ class RowHadamardStep:
         log_g = np.log(np.abs(self.g[j]))
         growth = _fmax(log_g - self.log_g_checked[j], initial=-np.inf)
         self.log_g_checked[j] = log_g
-        return bool(growth >= self.row_tol)
+        return self._climbing(j, bool(growth >= self.row_tol))
+
+    def _climbing(self, j: int, grew: bool) -> bool:
+        """:meth:`staircase` of working row ``j`` given whether a row scale grew since the
+        check (a step that moves some rows only now and then adds theirs)."""
+        return grew
 
     def keep(self, mask) -> None:
         for key in ("ids", "A", "Y", "g", "V", "Lam", "loss", "eta", "n_accepted",
@@ -657,6 +662,15 @@ class _CompiledPasses:
                                  self.time_per_step, 0.0, 0.0, 0.0, self.row_tol, _DEAD])
         self.iparams = np.zeros(n_iparams, dtype=np.int64)
         self.monitor_state = None  # the loop's monitor's arrays, at the first call
+        self._check = _kernel("held_out_check")
+
+    def held_out_check(self, j: int, matrix, y) -> tuple[float, bool]:
+        """``(validation.error(signal(j)), staircase(j))`` for held-out rows ``matrix`` and
+        measurements ``y`` (C-ordered, 2-D), in one compiled call
+        (:func:`~overparam.solvers._mmv_numba.held_out_check`; equal to rounding)."""
+        err, grew = self._check(matrix, y, self.g[j], self.V[j], self.log_g_checked[j],
+                                self.row_tol)
+        return float(err), self._climbing(j, bool(grew))
 
     def _loop_state(self, monitor, max_flow_time) -> tuple:
         """``(limit, res_stop, window, g_window)`` of the loop's monitor (fixed for the run:

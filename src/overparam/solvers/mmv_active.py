@@ -222,11 +222,11 @@ class ActiveRowsStep(RowHadamardStep):
             self._set_active(mask)
         self.next_choice = self.iterations + self.block
 
-    def staircase(self, j: int) -> bool:
+    def _climbing(self, j: int, grew: bool) -> bool:
         """:meth:`RowHadamardStep.staircase`, with the slow rows' growth since the check
         taken from their growth rate at the last choice of the active rows (they move
         once per block)."""
-        climbing = super().staircase(j)
+        climbing = grew
         span, self.span_checked[j] = self.span_checked[j], 0.0
         if climbing or self.I.size == 0:
             return climbing
