@@ -325,11 +325,6 @@ class _Batch:
             if held_out is None:
                 state = tuple(p.copy() for p in self.step.params(j))
                 stop = validation.check(int(self.n_iter[j]), clock, self.step.signal(j), state)
-                # A flat held-out error still below its value a patience ago while a
-                # component climbs is the wait for the next stair, not the minimum: a climb
-                # that only fits noise raises the held-out error, however slowly.
-                # (staircase(j) is asked at every check: it measures growth from one check
-                # to the next.)
                 climbing = staircase is not None and staircase(j)
             else:  # the same check, its arithmetic in one compiled call
                 err, climbing = self.step.held_out_check(j, *held_out)
@@ -337,6 +332,10 @@ class _Batch:
                 state = tuple(p.copy() for p in self.step.params(j)) \
                     if err < validation.best_error else None
                 stop = validation.record(int(self.n_iter[j]), clock, err, state)
+            # A flat held-out error still below its value a patience ago while a component
+            # climbs is the wait for the next stair, not the minimum: a climb that only fits
+            # noise raises the held-out error, however slowly. (The staircase is asked at
+            # every check: it measures growth from one check to the next.)
             if stop and not (climbing and _still_falling(validation)):
                 self.stop(j, StopReason.EARLY_STOPPED)
 
