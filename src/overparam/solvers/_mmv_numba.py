@@ -64,6 +64,24 @@ def _matmul(A, X, out):
 
 
 @numba.njit(**_JIT)
+def _residual(A, Y, g, V, scratch_x, out):
+    """``out = Y - A X`` at ``X = g^2 V`` (one problem; ``X`` in ``scratch_x``) and its sum of
+    squares."""
+    N, L = V.shape
+    for i in range(N):
+        for k in range(L):
+            scratch_x[i, k] = (g[i] * g[i]) * V[i, k]
+    _matmul(A, scratch_x, out)
+    s = 0.0
+    for a in range(Y.shape[0]):
+        for k in range(L):
+            r = Y[a, k] - out[a, k]
+            out[a, k] = r
+            s += r * r
+    return s
+
+
+@numba.njit(**_JIT)
 def _refresh(j, A, At, Y, g, V, R, Lam, loss, gram, dead, scratch_x, scratch_r):
     """``R = Y - A X`` (Gram form: ``Λ = A^T R``) and the loss of row ``j`` again."""
     N, L = V.shape[1], V.shape[2]
@@ -71,16 +89,7 @@ def _refresh(j, A, At, Y, g, V, R, Lam, loss, gram, dead, scratch_x, scratch_r):
         for k in range(L):
             if abs(V[j, i, k]) < dead * dead:
                 V[j, i, k] = 0.0
-            scratch_x[i, k] = (g[j, i] * g[j, i]) * V[j, i, k]
-    _matmul(A[j], scratch_x, scratch_r)
-    s = 0.0
-    M = Y.shape[1]
-    for a in range(M):
-        for k in range(L):
-            r = Y[j, a, k] - scratch_r[a, k]
-            scratch_r[a, k] = r
-            s += r * r
-    loss[j] = s
+    loss[j] = _residual(A[j], Y[j], g[j], V[j], scratch_x, scratch_r)
     if gram:
         _matmul(At[j], scratch_r, Lam[j])
     else:
@@ -232,18 +241,7 @@ def held_out_check(Mv, Yv, g, V, log_g_checked, row_tol):
     ``log_g_checked`` updated in place; a NaN difference, ``log 0 - log 0``, is skipped).
     """
     N, L = V.shape
-    X = np.empty((N, L))
-    for i in range(N):
-        gi2 = g[i] * g[i]
-        for k in range(L):
-            X[i, k] = gi2 * V[i, k]
-    P = np.empty((Mv.shape[0], L))
-    _matmul(Mv, X, P)
-    total = 0.0
-    for a in range(P.shape[0]):
-        for k in range(L):
-            r = P[a, k] - Yv[a, k]
-            total += r * r
+    total = _residual(Mv, Yv, g, V, np.empty((N, L)), np.empty((Mv.shape[0], L)))
     growth = -np.inf
     for i in range(N):
         log_g = np.log(abs(g[i]))

@@ -226,10 +226,9 @@ class ActiveRowsStep(RowHadamardStep):
         """:meth:`RowHadamardStep.staircase`, with the slow rows' growth since the check
         taken from their growth rate at the last choice of the active rows (they move
         once per block)."""
-        climbing = grew
         span, self.span_checked[j] = self.span_checked[j], 0.0
-        if climbing or self.I.size == 0:
-            return climbing
+        if grew or self.I.size == 0:
+            return grew
         return bool(np.max(self.log_rate[j, self.I]) * span >= self.row_tol)
 
     # -- the step on the active rows ----------------------------------------------------------
